@@ -1,0 +1,52 @@
+#include "common/error.h"
+
+#include <string.h>
+
+static const char *const renc_messages[] = {
+    [RENC_E_INVALID - RENC_E_BASE] = "invalid argument",
+    [RENC_E_NOMEM - RENC_E_BASE] = "out of memory",
+    [RENC_E_TOO_BIG - RENC_E_BASE] = "length exceeds its limit",
+    [RENC_E_BAD_MAGIC - RENC_E_BASE] = "not a RENC file (bad magic)",
+    [RENC_E_BAD_VERSION - RENC_E_BASE] = "unsupported RENC version",
+    [RENC_E_BAD_SEG_SHIFT - RENC_E_BASE] = "segment size out of range (seg_shift not in 12..24)",
+    [RENC_E_BAD_HEADER_LEN - RENC_E_BASE] = "header_len too short for the header's fields",
+    [RENC_E_BAD_PADDING - RENC_E_BASE] = "header padding is not all zero",
+    [RENC_E_BAD_FLAGS - RENC_E_BASE] = "unknown header flag bits",
+    [RENC_E_BAD_CONTEXT - RENC_E_BASE] = "header context malformed or not canonical",
+    [RENC_E_NO_ENV - RENC_E_BASE] = "header context lacks the required env key",
+    [RENC_E_BAD_SLOT_COUNT - RENC_E_BASE] = "slot count not in 1..8",
+    [RENC_E_BAD_ALG - RENC_E_BASE] = "unknown key slot algorithm",
+    [RENC_E_HEADER_AUTH - RENC_E_BASE] = "header authentication failed (header_tag does not verify)",
+    [RENC_E_RECORD_AUTH - RENC_E_BASE] = "record authentication failed (tampered or wrong key)",
+    [RENC_E_BAD_RECORD - RENC_E_BASE] = "malformed record length word",
+    [RENC_E_TRUNCATED - RENC_E_BASE] = "truncated: input ends before its last record",
+    [RENC_E_TRAILING - RENC_E_BASE] = "trailing bytes after the last record",
+    [RENC_E_LENGTH_MISMATCH - RENC_E_BASE] = "segment sizes do not match plaintext_len",
+    [RENC_E_DECOMPRESS - RENC_E_BASE] = "compressed segment does not decode to its size",
+    [RENC_E_CRYPTO - RENC_E_BASE] = "crypto library failure",
+    [RENC_E_BAD_KEYREF - RENC_E_BASE] = "key reference does not parse",
+    [RENC_E_KEY_NOT_FOUND - RENC_E_BASE] = "key not found",
+    [RENC_E_KEY_DISABLED - RENC_E_BASE] = "key version is disabled",
+    [RENC_E_KEY_REVOKED - RENC_E_BASE] = "key access revoked",
+    [RENC_E_KEY_TYPE - RENC_E_BASE] = "key type does not fit the slot algorithm",
+    [RENC_E_KEY_EXISTS - RENC_E_BASE] = "key already exists",
+    [RENC_E_UNWRAP - RENC_E_BASE] = "wrapped data key did not unwrap under this key",
+    [RENC_E_NO_SLOT - RENC_E_BASE] = "no key slot could be opened with the available keys",
+    [RENC_E_INSECURE_PERMS - RENC_E_BASE] = "insecure permissions: readable by group or others",
+    [RENC_E_BAD_KEYRING - RENC_E_BASE] = "keyring state malformed",
+    [RENC_E_UNSUPPORTED - RENC_E_BASE] = "not supported",
+};
+
+const char *renc_strerror(int err)
+{
+    if (err == 0)
+        return "success";
+    int e = err < 0 ? -err : err;
+    if (e > RENC_E_BASE && e < RENC_E_END) {
+        const char *m = renc_messages[e - RENC_E_BASE];
+        return m ? m : "unknown error";
+    }
+    if (e < RENC_E_BASE)
+        return strerror(e);
+    return "unknown error";
+}

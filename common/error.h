@@ -1,0 +1,56 @@
+/* common/error.h — one error model for the whole tree.
+ *
+ * Functions return int: 0 on success, negative on failure.  io/ passes the
+ * kernel's -errno through; everything else returns -RENC_E_*.  The RENC_E_*
+ * values start above 4095 so they never clash with errno, and
+ * renc_strerror() names both kinds.
+ */
+#ifndef RENC_COMMON_ERROR_H
+#define RENC_COMMON_ERROR_H
+
+enum renc_error {
+    RENC_E_BASE = 4096,
+    RENC_E_INVALID,        /* bad argument from the caller */
+    RENC_E_NOMEM,          /* allocation failed */
+    RENC_E_TOO_BIG,        /* a length exceeds a documented bound */
+    RENC_E_BAD_MAGIC,      /* not a RENC file */
+    RENC_E_BAD_VERSION,    /* RENC version other than 1 */
+    RENC_E_BAD_SEG_SHIFT,  /* seg_shift outside 12..24 */
+    RENC_E_BAD_HEADER_LEN, /* header_len too short for its fields */
+    RENC_E_BAD_PADDING,    /* header padding is not all zero */
+    RENC_E_BAD_FLAGS,      /* unknown flag bits set */
+    RENC_E_BAD_CONTEXT,    /* context not canonical, or malformed */
+    RENC_E_NO_ENV,         /* context lacks the required "env" key */
+    RENC_E_BAD_SLOT_COUNT, /* slot_count 0 or over 8 */
+    RENC_E_BAD_ALG,        /* unknown key slot algorithm */
+    RENC_E_HEADER_AUTH,    /* header_tag does not verify */
+    RENC_E_RECORD_AUTH,    /* a record's tag does not verify */
+    RENC_E_BAD_RECORD,     /* record word malformed (length, compression bit) */
+    RENC_E_TRUNCATED,      /* input ends before its last record */
+    RENC_E_TRAILING,       /* bytes after the last record */
+    RENC_E_LENGTH_MISMATCH,/* segment sizes or total differ from plaintext_len */
+    RENC_E_DECOMPRESS,     /* a zstd frame does not decode to its segment */
+    RENC_E_CRYPTO,         /* the crypto library failed unexpectedly */
+    RENC_E_BAD_KEYREF,     /* a key reference does not parse */
+    RENC_E_KEY_NOT_FOUND,  /* no such key or version */
+    RENC_E_KEY_DISABLED,   /* the key version is disabled: cannot unwrap */
+    RENC_E_KEY_REVOKED,    /* access to the key or version was withdrawn */
+    RENC_E_KEY_TYPE,       /* the key's type does not fit the slot algorithm */
+    RENC_E_KEY_EXISTS,     /* a key of that name already exists */
+    RENC_E_UNWRAP,         /* a wrapped DEK did not unwrap under the key */
+    RENC_E_NO_SLOT,        /* no slot of the blob could be opened */
+    RENC_E_INSECURE_PERMS, /* a key or state file is readable by others */
+    RENC_E_BAD_KEYRING,    /* keyring state file malformed */
+    RENC_E_UNSUPPORTED,    /* a provider or feature not available here */
+    RENC_E_END
+};
+
+/* renc_strerror: a static, human-readable message for any return code:
+ * 0, -errno or -RENC_E_*.  Never NULL. */
+const char *renc_strerror(int err);
+
+/* Guard clause: return `err` when `cond` holds. */
+#define RENC_RETURN_IF(cond, err) \
+    do { if (cond) return (err); } while (0)
+
+#endif

@@ -1,0 +1,55 @@
+/* crypto/keystore.h — the keys a process can use, whatever provider holds
+ * them, and the two envelope operations built on them: wrap a DEK into a new
+ * slot, and open a header (unwrap a DEK from one of its slots and verify the
+ * header_tag with it).
+ *
+ * Loaded KEKs are cached by versioned ref for the keystore's lifetime; the
+ * keystore may be shared by threads.
+ */
+#ifndef RENC_CRYPTO_KEYSTORE_H
+#define RENC_CRYPTO_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/header.h"
+#include "crypto/hkdf.h"
+#include "crypto/keyring.h"
+
+struct renc_keystore;
+
+/* renc_keystore_new: local (borrowed, may be NULL) serves local: refs. */
+int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local);
+void renc_keystore_free(struct renc_keystore *ks);
+
+/* renc_keystore_resolve: the versioned ref text of `ref` (the current
+ * version when ref has none) into out. */
+int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref);
+
+/* renc_keystore_wrap_slot: wraps dek under ref (current version when
+ * unversioned) and appends the slot, with the versioned ref, to h. */
+int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,
+                            const struct renc_key *dek);
+
+/* renc_keystore_unwrap_slot: the DEK of one slot. */
+int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *slot,
+                              struct renc_key **dek);
+
+/* The result of opening a header. */
+struct renc_opened {
+    struct renc_key *dek;
+    struct renc_blob_keys keys;
+    int slot;  /* the slot that opened it */
+};
+
+/* renc_keystore_open_header: tries the slots in order until one unwraps a
+ * DEK under which the header_tag of hdr_bytes (h->header_len bytes) verifies.
+ * On failure returns the most telling cause over all slots (header tag
+ * failure, then unwrap failure, revoked, disabled, wrong type, not found) and
+ * writes its slot index to *failed_slot (may be NULL); nothing is kept. */
+int renc_keystore_open_header(struct renc_keystore *ks, struct renc_opened *out,
+                              const struct renc_header *h, const uint8_t *hdr_bytes,
+                              int *failed_slot);
+void renc_opened_cleanup(struct renc_opened *o);
+
+#endif

@@ -1,0 +1,50 @@
+/* io/file.h — plain POSIX file helpers and the crash-safe replace.
+ *
+ * A new file is written under a temporary name beside its final path, made
+ * durable, renamed over the final path, and the directory made durable: at
+ * every instant the final path holds either the whole old content or the
+ * whole new one.  Errors are -errno, passed through.
+ */
+#ifndef RENC_IO_FILE_H
+#define RENC_IO_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Temporary files are named ".<final name>.renc-tmp.<random>" so a resume
+ * can find and remove stale ones. */
+#define RENC_TMP_MARKER ".renc-tmp."
+
+/* renc_file_read_full: reads up to len bytes at the current offset, retrying
+ * short reads and EINTR; *got < len only at end of file. */
+int renc_file_read_full(int fd, void *buf, size_t len, size_t *got);
+
+/* renc_file_pread_full: the same at an offset. */
+int renc_file_pread_full(int fd, void *buf, size_t len, uint64_t offset, size_t *got);
+
+/* renc_file_write_full: writes all len bytes, retrying short writes. */
+int renc_file_write_full(int fd, const void *buf, size_t len);
+
+/* renc_file_tmp_open: creates the temporary beside final_path (O_EXCL, the
+ * given mode); its path goes to tmp_path. */
+int renc_file_tmp_open(const char *final_path, mode_t mode, char *tmp_path, size_t max_tmp,
+                       int *fd_out);
+
+/* renc_file_commit: fsync(fd), close(fd), rename(tmp, final), fsync of the
+ * directory.  The commit point is the rename.  On failure fd is closed and
+ * the temporary removed; final_path is untouched. */
+int renc_file_commit(int fd, const char *tmp_path, const char *final_path);
+
+/* renc_file_abort: closes fd (if >= 0) and removes the temporary. */
+void renc_file_abort(int fd, const char *tmp_path);
+
+/* renc_file_fsync_parent: makes the entry of path in its directory durable. */
+int renc_file_fsync_parent(const char *path);
+
+/* Test seam (RENC_TEST_HOOKS builds): the environment variable RENC_FAULT,
+ * "write:N:ERRNO" or "fsync:N:ERRNO", fails the N-th write or durability
+ * barrier of the process with that errno (ENOSPC, EIO or a number). */
+int renc_fault_check(const char *op);
+
+#endif

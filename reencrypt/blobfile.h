@@ -1,0 +1,58 @@
+/* reencrypt/blobfile.h — one whole blob, streamed: seal a plaintext stream
+ * into RENC v1, open (verify and decrypt) a RENC v1 stream.
+ *
+ * These are the single-blob paths of `encrypt`, `decrypt` and `verify`; the
+ * run pipeline reuses the same header and record codecs record by record.
+ */
+#ifndef RENC_APP_BLOBFILE_H
+#define RENC_APP_BLOBFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/header.h"
+#include "crypto/keystore.h"
+
+struct renc_seal_opts {
+    const char *env;            /* required */
+    const char *kind;           /* "blob" or "backup"; NULL for none */
+    const char *name;           /* logical name; NULL for none */
+    const char *source_env;     /* backups: the environment taken from */
+    const char *const *key_refs;/* one slot per ref, in order */
+    size_t key_ref_count;
+    int compress_level;         /* 0 = off */
+    uint8_t seg_shift;
+    size_t header_room;         /* padding bytes left for later slots */
+};
+
+/* Where a failure happened, for messages. */
+struct renc_blob_status {
+    int slot;                 /* the slot named by a key error, or -1 */
+    char ref[RENC_MAX_REF_LEN + 1];
+    uint64_t record;          /* the record being read when it failed */
+    int in_records;           /* 1 when the failure is in the records */
+    uint64_t plaintext_bytes; /* bytes sealed or opened */
+    uint64_t records;         /* records sealed or opened */
+};
+
+/* renc_blob_seal: reads plaintext from in_fd to its end and writes a RENC
+ * v1 blob to out_fd.  known_len is the plaintext length when known
+ * (a regular file) or RENC_PLAINTEXT_UNKNOWN (a pipe); with a known length,
+ * reading any other number of bytes fails with -RENC_E_LENGTH_MISMATCH. */
+int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *opts,
+                   int in_fd, int out_fd, uint64_t known_len, struct renc_blob_status *st);
+
+/* renc_blob_open: reads a RENC v1 blob from in_fd, verifies every record
+ * and writes the plaintext to out_fd (-1: verify only, nothing written).
+ * Plaintext reaches out_fd only record by record after each tag verified;
+ * callers that need all-or-nothing write to a temporary and discard it on
+ * failure.  header_out (may be NULL) receives the parsed header. */
+int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
+                   struct renc_header *header_out, struct renc_blob_status *st);
+
+/* renc_blob_read_header: reads and parses the header at the start of fd
+ * (no key needed).  *raw (may be NULL) receives the header bytes, freed by
+ * the caller with renc_free. */
+int renc_blob_read_header(int fd, struct renc_header *out, uint8_t **raw);
+
+#endif

@@ -1,0 +1,130 @@
+#include "reencrypt/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+
+int renc_global_opt(struct renc_global *g, int opt, const char *arg)
+{
+    switch (opt) {
+    case 0x1001:
+        g->state_dir = arg;
+        return 1;
+    case 0x1002:
+        g->keyring_dir = arg;
+        return 1;
+    }
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for each created level. */
+static int renc_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return -errno;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+int renc_global_resolve(struct renc_global *g, int create)
+{
+    if (!g->state_dir) {
+        const char *home = getenv("RENC_HOME");
+        if (home && home[0]) {
+            g->state_dir = home;
+        } else {
+            const char *xdg = getenv("XDG_STATE_HOME");
+            const char *h = getenv("HOME");
+            int n = xdg && xdg[0]
+                        ? snprintf(g->state_buf, sizeof g->state_buf, "%s/reencrypt", xdg)
+                        : snprintf(g->state_buf, sizeof g->state_buf, "%s/.local/state/reencrypt",
+                                   h && h[0] ? h : ".");
+            if (n >= (int)sizeof g->state_buf)
+                return -ENAMETOOLONG;
+            g->state_dir = g->state_buf;
+        }
+    }
+    if (!g->keyring_dir) {
+        if (snprintf(g->keyring_buf, sizeof g->keyring_buf, "%s/keyring", g->state_dir) >=
+            (int)sizeof g->keyring_buf)
+            return -ENAMETOOLONG;
+        g->keyring_dir = g->keyring_buf;
+    }
+    if (create)
+        return renc_mkdirs(g->state_dir);
+    return 0;
+}
+
+int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
+                   struct renc_keystore **ks)
+{
+    int rc = renc_global_resolve(g, create);
+    if (rc)
+        return rc;
+    if ((rc = renc_keyring_open(kr, g->keyring_dir, create)))
+        return rc;
+    if (ks && (rc = renc_keystore_new(ks, *kr))) {
+        renc_keyring_free(*kr);
+        *kr = NULL;
+    }
+    return rc;
+}
+
+void renc_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "reencrypt: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int renc_exit_for(int rc)
+{
+    switch (-rc) {
+    case RENC_E_INVALID:
+    case RENC_E_TOO_BIG:
+    case RENC_E_BAD_MAGIC:
+    case RENC_E_BAD_VERSION:
+    case RENC_E_BAD_SEG_SHIFT:
+    case RENC_E_BAD_HEADER_LEN:
+    case RENC_E_BAD_PADDING:
+    case RENC_E_BAD_FLAGS:
+    case RENC_E_BAD_CONTEXT:
+    case RENC_E_NO_ENV:
+    case RENC_E_BAD_SLOT_COUNT:
+    case RENC_E_BAD_ALG:
+    case RENC_E_HEADER_AUTH:
+    case RENC_E_RECORD_AUTH:
+    case RENC_E_BAD_RECORD:
+    case RENC_E_TRUNCATED:
+    case RENC_E_TRAILING:
+    case RENC_E_LENGTH_MISMATCH:
+    case RENC_E_DECOMPRESS:
+    case RENC_E_BAD_KEYREF:
+    case ENOENT:
+    case EISDIR:
+    case ENOTDIR:
+    case ELOOP:
+        return RENC_EXIT_USAGE;
+    default:
+        return RENC_EXIT_FAILED;
+    }
+}

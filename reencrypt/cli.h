@@ -1,0 +1,56 @@
+/* reencrypt/cli.h — what every command shares: the state directory, the
+ * keyring, messages and exit codes.  Only reencrypt/ prints. */
+#ifndef RENC_APP_CLI_H
+#define RENC_APP_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+#include "crypto/keyring.h"
+#include "crypto/keystore.h"
+
+/* Exit codes (docs/CLI.md). */
+enum renc_exit {
+    RENC_EXIT_OK = 0,
+    RENC_EXIT_FAILED = 1, /* the work failed: a key, an I/O error, a blob */
+    RENC_EXIT_USAGE = 2,  /* bad usage or bad input */
+};
+
+/* Options every command takes. */
+struct renc_global {
+    const char *state_dir;   /* --state, $RENC_HOME, or the default */
+    const char *keyring_dir; /* --keyring, or STATE/keyring */
+    char state_buf[4096];
+    char keyring_buf[4096];
+};
+
+/* Long options shared by all commands, and their handler: returns 1 when it
+ * took the option. */
+#define RENC_GLOBAL_OPTS \
+    {"state", required_argument, NULL, 0x1001}, \
+    {"keyring", required_argument, NULL, 0x1002}, \
+    {"help", no_argument, NULL, 'h'}
+int renc_global_opt(struct renc_global *g, int opt, const char *arg);
+
+/* renc_global_resolve: fills in defaults; creates the state directory (0700)
+ * when create is set. */
+int renc_global_resolve(struct renc_global *g, int create);
+
+/* Opens the keyring and a keystore over it. */
+int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
+                   struct renc_keystore **ks);
+
+/* Messages: "reencrypt: <cmd>: <what>" on stderr. */
+void renc_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* renc_exit_for: the exit code a failure maps to: bad input and usage 2,
+ * everything else 1. */
+int renc_exit_for(int rc);
+
+/* Each command: argv[0] is the command name. */
+int renc_cmd_keys(int argc, char **argv);
+int renc_cmd_encrypt(int argc, char **argv);
+int renc_cmd_decrypt(int argc, char **argv);
+int renc_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,368 @@
+/* reencrypt encrypt | decrypt | inspect — one blob at a time. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "io/file.h"
+#include "reencrypt/blobfile.h"
+#include "reencrypt/cli.h"
+
+static const char renc_encrypt_usage[] =
+    "usage: reencrypt encrypt --env ENV --key REF [--key REF ...] [--kind blob|backup]\n"
+    "         [--name NAME] [--compress[=LEVEL]] [--segment-size BYTES]\n"
+    "         [--header-room BYTES] IN|- OUT\n";
+static const char renc_decrypt_usage[] = "usage: reencrypt decrypt IN OUT\n";
+static const char renc_inspect_usage[] = "usage: reencrypt inspect BLOB\n";
+
+/* Parses a byte count with an optional K, M or G suffix (powers of 1024). */
+static int renc_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -RENC_E_INVALID;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift))
+        return -RENC_E_INVALID;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* Names the key slot in a message when the failure concerns one. */
+static void renc_report_blob_error(const char *cmd, const char *path, int rc,
+                                   const struct renc_blob_status *st)
+{
+    int key_error = rc == -RENC_E_KEY_NOT_FOUND || rc == -RENC_E_KEY_DISABLED ||
+                    rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_TYPE ||
+                    rc == -RENC_E_UNWRAP || rc == -RENC_E_HEADER_AUTH ||
+                    rc == -RENC_E_INSECURE_PERMS || rc == -RENC_E_BAD_KEYRING ||
+                    rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF;
+    if (key_error && st->ref[0])
+        renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
+    else if (st->in_records)
+        renc_err(cmd, "%s: record %llu: %s", path, (unsigned long long)st->record,
+                 renc_strerror(rc));
+    else
+        renc_err(cmd, "%s: %s", path, renc_strerror(rc));
+}
+
+/* Opens an input that must be a regular file (or "-" when allowed). */
+static int renc_open_input(const char *cmd, const char *path, int allow_stdin, int *fd,
+                           uint64_t *size)
+{
+    if (allow_stdin && strcmp(path, "-") == 0) {
+        *fd = STDIN_FILENO;
+        *size = RENC_PLAINTEXT_UNKNOWN;
+        return 0;
+    }
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int rc = 0;
+    if (f < 0)
+        rc = -errno;
+    else if (fstat(f, &st) != 0)
+        rc = -errno;
+    else if (S_ISDIR(st.st_mode))
+        rc = -EISDIR;
+    if (rc) {
+        if (f >= 0)
+            close(f);
+        renc_err(cmd, "%s: %s", path, renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    *fd = f;
+    *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : RENC_PLAINTEXT_UNKNOWN;
+    return 0;
+}
+
+int renc_cmd_encrypt(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"env", required_argument, NULL, 'e'},
+        {"key", required_argument, NULL, 'k'},
+        {"kind", required_argument, NULL, 'K'},
+        {"name", required_argument, NULL, 'n'},
+        {"source-env", required_argument, NULL, 's'},
+        {"compress", optional_argument, NULL, 'c'},
+        {"segment-size", required_argument, NULL, 'S'},
+        {"header-room", required_argument, NULL, 'R'},
+        RENC_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct renc_global g = {0};
+    struct renc_seal_opts so = {
+        .kind = "blob", .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+        .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    const char *refs[RENC_MAX_SLOTS];
+    uint64_t v;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&g, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'e': so.env = optarg; break;
+        case 'k':
+            if (so.key_ref_count == RENC_MAX_SLOTS) {
+                renc_err("encrypt", "at most %d --key options (one slot each)", RENC_MAX_SLOTS);
+                return RENC_EXIT_USAGE;
+            }
+            refs[so.key_ref_count++] = optarg;
+            break;
+        case 'K': so.kind = optarg; break;
+        case 'n': so.name = optarg; break;
+        case 's': so.source_env = optarg; break;
+        case 'c':
+            so.compress_level = 3;
+            if (optarg && (renc_parse_size(optarg, &v) || v < 1 || v > 19)) {
+                renc_err("encrypt", "--compress level must be 1..19");
+                return RENC_EXIT_USAGE;
+            }
+            if (optarg)
+                so.compress_level = (int)v;
+            break;
+        case 'S':
+            if (renc_parse_size(optarg, &v) || v < (1u << RENC_SEG_SHIFT_MIN) ||
+                v > (1u << RENC_SEG_SHIFT_MAX) || (v & (v - 1))) {
+                renc_err("encrypt", "--segment-size must be a power of two from 4K to 16M");
+                return RENC_EXIT_USAGE;
+            }
+            so.seg_shift = (uint8_t)__builtin_ctzll(v);
+            break;
+        case 'R':
+            if (renc_parse_size(optarg, &v) || v > 60000) {
+                renc_err("encrypt", "--header-room must be 0..60000 bytes");
+                return RENC_EXIT_USAGE;
+            }
+            so.header_room = (size_t)v;
+            break;
+        case 'h': fputs(renc_encrypt_usage, stdout); return RENC_EXIT_OK;
+        default: fputs(renc_encrypt_usage, stderr); return RENC_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2 || !so.env || so.key_ref_count == 0) {
+        fputs(renc_encrypt_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    if (strcmp(so.kind, "blob") != 0 && strcmp(so.kind, "backup") != 0) {
+        renc_err("encrypt", "--kind must be blob or backup");
+        return RENC_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < so.key_ref_count; i++) {
+        struct renc_keyref r;
+        if (renc_keyref_parse(&r, refs[i]) != 0) {
+            renc_err("encrypt", "'%s': %s", refs[i], renc_strerror(-RENC_E_BAD_KEYREF));
+            return RENC_EXIT_USAGE;
+        }
+    }
+    so.key_refs = refs;
+    const char *in = argv[optind], *out = argv[optind + 1];
+    if (!so.name && strcmp(in, "-") != 0) {
+        const char *slash = strrchr(in, '/');
+        so.name = slash ? slash + 1 : in;
+    }
+
+    int in_fd, out_fd = -1, status;
+    uint64_t size;
+    if ((status = renc_open_input("encrypt", in, 1, &in_fd, &size)))
+        return status;
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    char tmp[4096];
+    int rc = renc_open_keys(&g, 0, &kr, &ks);
+    if (rc) {
+        renc_err("encrypt", "keyring %s: %s", g.keyring_dir, renc_strerror(rc));
+        status = renc_exit_for(rc) == RENC_EXIT_USAGE ? RENC_EXIT_FAILED : renc_exit_for(rc);
+        goto out_close;
+    }
+    if ((rc = renc_file_tmp_open(out, 0644, tmp, sizeof tmp, &out_fd))) {
+        renc_err("encrypt", "%s: %s", out, renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+        goto out_close;
+    }
+    struct renc_blob_status st;
+    rc = renc_blob_seal(ks, &so, in_fd, out_fd, size, &st);
+    if (rc == 0)
+        rc = renc_file_commit(out_fd, tmp, out);
+    else
+        renc_file_abort(out_fd, tmp);
+    if (rc) {
+        renc_report_blob_error("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : out, rc, &st);
+        status = rc == -RENC_E_BAD_KEYREF ? RENC_EXIT_USAGE : RENC_EXIT_FAILED;
+    } else {
+        printf("sealed %s -> %s: %llu bytes in %llu records\n", in, out,
+               (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records);
+        status = RENC_EXIT_OK;
+    }
+out_close:
+    if (in_fd != STDIN_FILENO)
+        close(in_fd);
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return status;
+}
+
+int renc_cmd_decrypt(int argc, char **argv)
+{
+    static const struct option opts[] = {RENC_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
+    struct renc_global g = {0};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&g, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(renc_decrypt_usage, stdout);
+            return RENC_EXIT_OK;
+        }
+        fputs(renc_decrypt_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    if (argc - optind != 2) {
+        fputs(renc_decrypt_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    const char *in = argv[optind], *out = argv[optind + 1];
+    int in_fd, out_fd = -1, status;
+    uint64_t size;
+    if ((status = renc_open_input("decrypt", in, 0, &in_fd, &size)))
+        return status;
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    char tmp[4096];
+    int rc = renc_open_keys(&g, 0, &kr, &ks);
+    if (rc) {
+        renc_err("decrypt", "keyring %s: %s", g.keyring_dir, renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+        goto out_close;
+    }
+    /* Plaintext goes to a private temporary and is renamed into place only
+     * once every record verified: a failure leaves no partial plaintext. */
+    if ((rc = renc_file_tmp_open(out, 0600, tmp, sizeof tmp, &out_fd))) {
+        renc_err("decrypt", "%s: %s", out, renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+        goto out_close;
+    }
+    struct renc_blob_status st;
+    rc = renc_blob_open(ks, in_fd, out_fd, NULL, &st);
+    if (rc == 0) {
+        rc = renc_file_commit(out_fd, tmp, out);
+        if (rc)
+            renc_err("decrypt", "%s: %s", out, renc_strerror(rc));
+    } else {
+        renc_file_abort(out_fd, tmp);
+        renc_report_blob_error("decrypt", in, rc, &st);
+    }
+    if (rc)
+        status = renc_exit_for(rc);
+    else
+        printf("opened %s -> %s: %llu bytes in %llu records verified (key %s)\n", in, out,
+               (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records, st.ref);
+out_close:
+    close(in_fd);
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return status;
+}
+
+static const char *renc_alg_name(uint8_t alg)
+{
+    switch (alg) {
+    case 1: return "A256KWP";
+    case 2: return "RSA-OAEP-256";
+    case 3: return "RSA-OAEP";
+    case 4: return "A256KW";
+    }
+    return "unknown";
+}
+
+static char *renc_hex(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+    return out;
+}
+
+int renc_cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {RENC_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
+    struct renc_global g = {0};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&g, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(renc_inspect_usage, stdout);
+            return RENC_EXIT_OK;
+        }
+        fputs(renc_inspect_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    if (argc - optind != 1) {
+        fputs(renc_inspect_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    int fd, status;
+    uint64_t size;
+    if ((status = renc_open_input("inspect", path, 0, &fd, &size)))
+        return status;
+    struct renc_header h;
+    int rc = renc_blob_read_header(fd, &h, NULL);
+    close(fd);
+    if (rc) {
+        renc_err("inspect", "%s: %s", path, renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    char hex[2 * RENC_SALT_LEN + 1];
+    json_t *ctx = json_object(), *slots = json_array();
+    for (size_t i = 0; i < h.ctx.count; i++)
+        json_object_set_new(ctx, h.ctx.entries[i].key, json_string(h.ctx.entries[i].value));
+    for (unsigned i = 0; i < h.slot_count; i++)
+        json_array_append_new(slots, json_pack("{s:i, s:s, s:s, s:i}", "alg", h.slots[i].alg,
+                                               "alg_name", renc_alg_name(h.slots[i].alg),
+                                               "ref", h.slots[i].ref, "wrapped_len",
+                                               (int)h.slots[i].wrapped_len));
+    json_t *root = json_pack("{s:s, s:i, s:i, s:i, s:i}", "file", path, "version", RENC_VERSION,
+                             "seg_shift", h.seg_shift, "segment_size",
+                             (int)renc_header_seg_size(&h), "header_len", h.header_len);
+    json_object_set_new(root, "plaintext_len",
+                        h.plaintext_len == RENC_PLAINTEXT_UNKNOWN
+                            ? json_null() : json_integer((json_int_t)h.plaintext_len));
+    if (h.plaintext_len != RENC_PLAINTEXT_UNKNOWN)
+        json_object_set_new(root, "segments", json_integer((json_int_t)renc_header_seg_count(&h)));
+    json_object_set_new(root, "flags", json_pack("{s:i, s:b}", "value", h.flags, "compressed",
+                                                 (h.flags & RENC_FLAG_COMPRESSED) != 0));
+    json_object_set_new(root, "salt", json_string(renc_hex(h.salt, RENC_SALT_LEN, hex)));
+    json_object_set_new(root, "nonce_prefix",
+                        json_string(renc_hex(h.nonce_prefix, RENC_NONCE_PREFIX_LEN, hex)));
+    json_object_set_new(root, "context", ctx);
+    json_object_set_new(root, "slots", slots);
+    json_object_set_new(root, "padding_bytes",
+                        json_integer((json_int_t)(h.header_len - renc_header_min_len(&h))));
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(root);
+    renc_header_cleanup(&h);
+    return RENC_EXIT_OK;
+}

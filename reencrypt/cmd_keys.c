@@ -1,0 +1,205 @@
+/* reencrypt keys — the local keyring. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/error.h"
+#include "reencrypt/cli.h"
+
+static const char renc_keys_usage[] =
+    "usage: reencrypt keys create NAME [--type aes256|rsa2048|rsa3072|rsa4096]\n"
+    "       reencrypt keys list [--json]\n"
+    "       reencrypt keys rotate NAME\n"
+    "       reencrypt keys disable|enable NAME/VERSION\n"
+    "       reencrypt keys revoke|restore NAME[/VERSION]\n"
+    "options: --state DIR, --keyring DIR\n";
+
+/* Splits "NAME[/VERSION]" into its parts (in place). */
+static int renc_split_name(char *arg, const char **name, const char **version)
+{
+    char *slash = strchr(arg, '/');
+    *version = NULL;
+    if (slash) {
+        *slash = '\0';
+        *version = slash + 1;
+        if (!renc_keyref_name_valid(*version, RENC_KEY_VERSION_MAX))
+            return -RENC_E_BAD_KEYREF;
+    }
+    *name = arg;
+    return renc_keyref_name_valid(arg, RENC_KEY_NAME_MAX) ? 0 : -RENC_E_BAD_KEYREF;
+}
+
+static const char *renc_type_name(enum renc_kek_type t)
+{
+    return t == RENC_KEK_AES256 ? "aes256" : "rsa";
+}
+
+static int renc_keys_list(struct renc_keyring *kr, int json)
+{
+    char **names = NULL;
+    size_t count = 0;
+    int rc = renc_keyring_list(kr, &names, &count);
+    if (rc) {
+        renc_err("keys list", "%s: %s", renc_keyring_dir(kr), renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    json_t *arr = json ? json_array() : NULL;
+    if (!json)
+        printf("%-24s %-8s %-7s %-9s %s\n", "NAME", "VERSION", "TYPE", "STATE", "CURRENT");
+    int status = RENC_EXIT_OK;
+    for (size_t i = 0; i < count; i++) {
+        struct renc_keyring_key key;
+        if ((rc = renc_keyring_get(kr, names[i], &key))) {
+            renc_err("keys list", "key %s: %s", names[i], renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+            continue;
+        }
+        json_t *versions = json ? json_array() : NULL;
+        for (size_t v = 0; v < key.version_count; v++) {
+            const struct renc_keyring_version *kv = &key.versions[v];
+            /* A revoked key revokes every version. */
+            enum renc_key_state st = key.state == RENC_KEY_REVOKED ? RENC_KEY_REVOKED : kv->state;
+            int current = strcmp(kv->version, key.current) == 0;
+            if (json) {
+                json_array_append_new(versions,
+                    json_pack("{s:s, s:s, s:s, s:b, s:I}", "version", kv->version,
+                              "type", renc_type_name(kv->type), "state",
+                              renc_key_state_name(st), "current", current,
+                              "created_unix", (json_int_t)kv->created_unix));
+            } else {
+                printf("%-24s %-8s %-7s %-9s %s\n", key.name, kv->version,
+                       renc_type_name(kv->type), renc_key_state_name(st), current ? "*" : "");
+            }
+        }
+        if (json)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o}", "name", key.name,
+                                                 "current", key.current, "state",
+                                                 renc_key_state_name(key.state),
+                                                 "versions", versions));
+        renc_keyring_key_cleanup(&key);
+    }
+    if (json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(arr);
+    }
+    renc_keyring_names_free(names, count);
+    return status;
+}
+
+int renc_cmd_keys(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        RENC_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct renc_global g = {0};
+    const char *type = "aes256";
+    int json = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&g, opt, optarg))
+            continue;
+        switch (opt) {
+        case 't': type = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(renc_keys_usage, stdout); return RENC_EXIT_OK;
+        default: fputs(renc_keys_usage, stderr); return RENC_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(renc_keys_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    const char *sub = argv[optind++];
+    int is_list = strcmp(sub, "list") == 0;
+    if ((is_list && optind != argc) || (!is_list && optind + 1 != argc)) {
+        fputs(renc_keys_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    char arg[RENC_KEY_NAME_MAX + RENC_KEY_VERSION_MAX + 2] = "";
+    if (!is_list) {
+        if (strlen(argv[optind]) >= sizeof arg) {
+            renc_err("keys", "'%s': %s", argv[optind], renc_strerror(-RENC_E_BAD_KEYREF));
+            return RENC_EXIT_USAGE;
+        }
+        strcpy(arg, argv[optind]);
+    }
+    const char *name = NULL, *version = NULL;
+    if (!is_list && renc_split_name(arg, &name, &version) != 0) {
+        renc_err("keys", "'%s' is not NAME or NAME/VERSION ([A-Za-z0-9._-])", argv[optind]);
+        return RENC_EXIT_USAGE;
+    }
+
+    enum renc_kek_type kt = RENC_KEK_AES256;
+    unsigned bits = 0;
+    if (strcmp(sub, "create") == 0) {
+        if (strcmp(type, "aes256") == 0)
+            kt = RENC_KEK_AES256;
+        else if (strcmp(type, "rsa2048") == 0 || strcmp(type, "rsa3072") == 0 ||
+                 strcmp(type, "rsa4096") == 0) {
+            kt = RENC_KEK_RSA;
+            bits = (unsigned)atoi(type + 3);
+        } else {
+            renc_err("keys create", "unknown --type '%s' (aes256, rsa2048, rsa3072, rsa4096)",
+                     type);
+            return RENC_EXIT_USAGE;
+        }
+        if (version) {
+            renc_err("keys create", "give a NAME, not NAME/VERSION");
+            return RENC_EXIT_USAGE;
+        }
+    }
+
+    int create = strcmp(sub, "create") == 0;
+    struct renc_keyring *kr = NULL;
+    int rc = renc_open_keys(&g, create, &kr, NULL);
+    if (rc) {
+        renc_err("keys", "keyring %s: %s", g.keyring_dir ? g.keyring_dir : "?",
+                 renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    int status = RENC_EXIT_OK;
+    if (is_list) {
+        status = renc_keys_list(kr, json);
+    } else if (create) {
+        rc = renc_keyring_create_key(kr, name, kt, bits);
+        if (rc == 0)
+            printf("created local:%s/1 (%s)\n", name, type);
+    } else if (strcmp(sub, "rotate") == 0) {
+        char v[RENC_KEY_VERSION_MAX + 1];
+        if (version)
+            rc = -RENC_E_BAD_KEYREF;
+        else if ((rc = renc_keyring_rotate(kr, name, v)) == 0)
+            printf("rotated local:%s: current version is now %s\n", name, v);
+    } else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
+        if (!version) {
+            renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
+            status = RENC_EXIT_USAGE;
+        } else if ((rc = renc_keyring_set_state(kr, name, version,
+                       sub[0] == 'd' ? RENC_KEY_DISABLED : RENC_KEY_ENABLED)) == 0) {
+            printf("%sd local:%s/%s\n", sub, name, version);
+        }
+    } else if (strcmp(sub, "revoke") == 0 || strcmp(sub, "restore") == 0) {
+        if ((rc = renc_keyring_set_state(kr, name, version,
+                 sub[2] == 'v' ? RENC_KEY_REVOKED : RENC_KEY_ENABLED)) == 0)
+            printf("%s local:%s%s%s\n", sub[2] == 'v' ? "revoked" : "restored", name,
+                   version ? "/" : "", version ? version : "");
+    } else {
+        fputs(renc_keys_usage, stderr);
+        status = RENC_EXIT_USAGE;
+    }
+    if (rc) {
+        renc_err("keys", "%s %s%s%s: %s", sub, name, version ? "/" : "", version ? version : "",
+                 renc_strerror(rc));
+        status = renc_exit_for(rc);
+    }
+    renc_keyring_free(kr);
+    return status;
+}

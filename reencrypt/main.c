@@ -1,0 +1,58 @@
+/* reencrypt — bulk re-encryption of envelope-encrypted data.  See README.md
+ * and docs/CLI.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/secmem.h"
+#include "reencrypt/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} renc_commands[] = {
+    {"keys", renc_cmd_keys, "manage the local keyring (create, list, rotate, disable, enable, revoke, restore)"},
+    {"encrypt", renc_cmd_encrypt, "seal one file (or stdin) into a RENC v1 blob"},
+    {"decrypt", renc_cmd_decrypt, "open one RENC v1 blob, verifying every record"},
+    {"inspect", renc_cmd_inspect, "print a blob's header as JSON (no key needed)"},
+};
+
+static void renc_usage(FILE *f)
+{
+    fprintf(f, "usage: reencrypt COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof renc_commands / sizeof renc_commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", renc_commands[i].name, renc_commands[i].summary);
+    fprintf(f, "\nevery command takes --state DIR (default $RENC_HOME, else "
+               "~/.local/state/reencrypt) and --keyring DIR (default STATE/keyring).\n"
+               "'reencrypt COMMAND --help' tells more; docs/CLI.md tells all.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        renc_usage(stderr);
+        return RENC_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        renc_usage(stdout);
+        return RENC_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("reencrypt 0.1.0 (RENC v1)\n");
+        return RENC_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof renc_commands / sizeof renc_commands[0]; i++) {
+        if (strcmp(argv[1], renc_commands[i].name) == 0) {
+            /* Before any key is loaded: no core dumps, locked key memory. */
+            if (renc_secmem_init() != 0) {
+                fprintf(stderr, "reencrypt: cannot set up secure memory\n");
+                return RENC_EXIT_FAILED;
+            }
+            return renc_commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "reencrypt: unknown command '%s'\n", argv[1]);
+    renc_usage(stderr);
+    return RENC_EXIT_USAGE;
+}
