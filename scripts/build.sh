@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour of the tree.
+#   scripts/build.sh [release|asan|tsan|fuzz]   (default release)
+# Build directories: build/ (release), build-asan/, build-tsan/, build-fuzz/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-release}
+werror=${RENC_WERROR:-OFF}
+[ -n "${CI:-}" ] && werror=ON
+case "$flavour" in
+  release) dir=build; args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan) dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug "-DRENC_SANITIZE=address;undefined") ;;
+  tsan) dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRENC_SANITIZE=thread) ;;
+  fuzz) dir=build-fuzz; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
+                              -DCMAKE_CXX_COMPILER=clang++ -DRENC_BUILD_FUZZ=ON) ;;
+  bench) dir=build-bench; args=(-DCMAKE_BUILD_TYPE=Release -DRENC_BUILD_BENCH=ON -DRENC_TEST_HOOKS=OFF) ;;
+  *) echo "usage: $0 [release|asan|tsan|fuzz|bench]" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" -G Ninja -DRENC_WERROR="$werror" "${args[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+echo "$dir"

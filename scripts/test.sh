@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, then builds and runs the whole
+# suite (unit, fuzz-corpus replay, end-to-end) in a normal build and again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   scripts/test.sh            everything
+#   scripts/test.sh quick      the normal build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+flavours=(release asan)
+[ "${1:-}" = quick ] && flavours=(release)
+
+status=0
+for f in "${flavours[@]}"; do
+  echo "=== $f build ==="
+  dir=$(scripts/build.sh "$f" | tail -n 1)
+  echo "=== $f tests ==="
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  if ! ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"; then
+    status=1
+  fi
+done
+exit $status
