@@ -123,7 +123,7 @@ int renc_aes_keyunwrap(uint8_t *out, size_t max_out, size_t *out_len, int padded
     const EVP_CIPHER *cipher = NULL;
     EVP_CIPHER_CTX *ctx = NULL;
     uint8_t *tmp = NULL, *dst = out;
-    size_t raw = 0;
+    size_t scratch = 0;
     int outl = 0, finl = 0;
     int rc = -RENC_E_INVALID;
 
@@ -135,12 +135,15 @@ int renc_aes_keyunwrap(uint8_t *out, size_t max_out, size_t *out_len, int padded
     if (in_len < (padded ? 16u : 24u) || in_len % 8 != 0 || in_len > RENC_KEYWRAP_MAX_IN + 16)
         goto out_fail;
 
-    /* OpenSSL writes all in_len-8 unwrapped bytes, padding included, before
-     * it knows the true length; when the caller's buffer is smaller (RFC 5649
-     * with a short key), unwrap into secure scratch memory first. */
-    raw = in_len - 8;
-    if (max_out < raw) {
-        tmp = OPENSSL_secure_malloc(raw);
+    /* The output buffer of an unwrap must be larger than its result:
+     * EVP_DecryptUpdate documents room for in_len plus one block, and
+     * OpenSSL's RFC 5649 unwrap (CRYPTO_128_unwrap_pad) indeed first copies
+     * all in_len input bytes into it and wipes all in_len on failure.  Unless
+     * the caller's buffer is that large, unwrap into secure scratch memory
+     * and copy out only the verified key. */
+    scratch = in_len + 8;
+    if (max_out < scratch) {
+        tmp = OPENSSL_secure_malloc(scratch);
         if (!tmp) {
             rc = -RENC_E_NOMEM;
             goto out_fail;
@@ -155,7 +158,7 @@ int renc_aes_keyunwrap(uint8_t *out, size_t max_out, size_t *out_len, int padded
     /* A wrong KEK or tampered input fails the integrity check in update. */
     rc = -RENC_E_UNWRAP;
     if (EVP_CipherUpdate(ctx, dst, &outl, in, (int)in_len) != 1 || outl < 0 ||
-        (size_t)outl > raw)
+        (size_t)outl > in_len - 8)
         goto out_fail;
     if (EVP_CipherFinal_ex(ctx, dst + outl, &finl) != 1 || finl != 0)
         goto out_fail;
@@ -174,7 +177,7 @@ out_fail:
     ERR_clear_error();
 out_free:
     if (tmp)
-        OPENSSL_secure_clear_free(tmp, raw);
+        OPENSSL_secure_clear_free(tmp, scratch);
     EVP_CIPHER_CTX_free(ctx);
     return rc;
 }

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/alloc.h"
 #include "common/error.h"
 
@@ -13,11 +15,25 @@ struct renc_kek_entry {
     struct renc_kek *kek;
 };
 
+/* A cached DEK, found by a digest of its slot's ref and wrapped bytes (both
+ * public); the same wrapped bytes under the same KEK version always unwrap to
+ * the same DEK. */
+struct renc_dek_entry {
+    uint8_t id[32];
+    struct renc_key *dek;
+    struct renc_dek_entry *next;
+};
+
+#define RENC_DEK_BUCKETS 4096
+
 struct renc_keystore {
     struct renc_keyring *local;
     pthread_mutex_t lock;
     struct renc_kek_entry cache[RENC_KEK_CACHE_MAX];
     size_t cached;
+    struct renc_dek_entry **deks; /* RENC_DEK_BUCKETS chains, NULL: no DEK cache */
+    size_t dek_count, dek_max;
+    struct renc_keystore_stats stats;
 };
 
 int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local)
@@ -34,6 +50,16 @@ void renc_keystore_free(struct renc_keystore *ks)
 {
     if (!ks)
         return;
+    for (size_t b = 0; ks->deks && b < RENC_DEK_BUCKETS; b++) {
+        struct renc_dek_entry *e = ks->deks[b];
+        while (e) {
+            struct renc_dek_entry *next = e->next;
+            renc_key_free(e->dek);
+            renc_free(e);
+            e = next;
+        }
+    }
+    renc_free(ks->deks);
     for (size_t i = 0; i < ks->cached; i++)
         renc_kek_free(ks->cache[i].kek);
     pthread_mutex_destroy(&ks->lock);
@@ -79,6 +105,94 @@ static int renc_keystore_kek(struct renc_keystore *ks, const char *ref_text,
     return rc;
 }
 
+static int renc_dek_id(uint8_t id[32], const char *ref, const uint8_t *wrapped, size_t len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, ref, strlen(ref) + 1) && EVP_DigestUpdate(md, wrapped, len) &&
+             EVP_DigestFinal_ex(md, id, NULL);
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -RENC_E_CRYPTO;
+}
+
+static size_t renc_dek_bucket(const uint8_t id[32])
+{
+    return (id[0] | (size_t)id[1] << 8) % RENC_DEK_BUCKETS;
+}
+
+static int renc_dek_lookup(struct renc_keystore *ks, const uint8_t id[32], struct renc_key **dek)
+{
+    int rc = -RENC_E_KEY_NOT_FOUND;
+    pthread_mutex_lock(&ks->lock);
+    for (struct renc_dek_entry *e = ks->deks[renc_dek_bucket(id)]; e; e = e->next) {
+        if (memcmp(e->id, id, 32) == 0) {
+            rc = renc_key_dup(dek, e->dek);
+            if (rc == 0)
+                ks->stats.cache_hits++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ks->lock);
+    return rc;
+}
+
+static int renc_dek_insert(struct renc_keystore *ks, const uint8_t id[32],
+                           const struct renc_key *dek)
+{
+    struct renc_dek_entry *e = renc_calloc(1, sizeof *e);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    int rc = renc_key_dup(&e->dek, dek);
+    if (rc) {
+        renc_free(e);
+        return rc;
+    }
+    memcpy(e->id, id, 32);
+    pthread_mutex_lock(&ks->lock);
+    size_t b = renc_dek_bucket(id);
+    int dup = 0;
+    for (struct renc_dek_entry *x = ks->deks[b]; x; x = x->next)
+        dup |= memcmp(x->id, id, 32) == 0;
+    if (dup || ks->dek_count >= ks->dek_max) {
+        /* Already there, or full: not caching only costs an unwrap later. */
+        pthread_mutex_unlock(&ks->lock);
+        renc_key_free(e->dek);
+        renc_free(e);
+        return 0;
+    }
+    e->next = ks->deks[b];
+    ks->deks[b] = e;
+    ks->dek_count++;
+    pthread_mutex_unlock(&ks->lock);
+    return 0;
+}
+
+int renc_keystore_cache_deks(struct renc_keystore *ks, size_t max_entries)
+{
+    if (ks->deks)
+        return 0;
+    ks->deks = renc_calloc(RENC_DEK_BUCKETS, sizeof *ks->deks);
+    RENC_RETURN_IF(!ks->deks, -RENC_E_NOMEM);
+    ks->dek_max = max_entries;
+    return 0;
+}
+
+int renc_keystore_remember(struct renc_keystore *ks, const char *ref, const uint8_t *wrapped,
+                           size_t wrapped_len, const struct renc_key *dek)
+{
+    if (!ks->deks)
+        return 0;
+    uint8_t id[32];
+    int rc = renc_dek_id(id, ref, wrapped, wrapped_len);
+    return rc ? rc : renc_dek_insert(ks, id, dek);
+}
+
+void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *out)
+{
+    pthread_mutex_lock(&ks->lock);
+    *out = ks->stats;
+    pthread_mutex_unlock(&ks->lock);
+}
+
 int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref)
 {
     const struct renc_kek *kek;
@@ -97,6 +211,11 @@ int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, con
         return rc;
     int alg = renc_kek_default_alg(kek);
     if ((rc = renc_kek_wrap(kek, alg, wrapped, sizeof wrapped, &wlen, dek)))
+        return rc;
+    pthread_mutex_lock(&ks->lock);
+    ks->stats.wraps++;
+    pthread_mutex_unlock(&ks->lock);
+    if ((rc = renc_keystore_remember(ks, versioned, wrapped, wlen, dek)))
         return rc;
     return renc_header_add_slot(h, (uint8_t)alg, versioned, wrapped, wlen);
 }
@@ -117,7 +236,22 @@ int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *
     if ((rc = renc_keystore_kek(ks, slot->ref, &kek, versioned, sizeof versioned)))
         return rc;
     RENC_RETURN_IF(!renc_kek_alg_fits(kek, slot->alg), -RENC_E_KEY_TYPE);
-    return renc_kek_unwrap(kek, slot->alg, dek, slot->wrapped, slot->wrapped_len);
+    uint8_t id[32];
+    if (ks->deks) {
+        if ((rc = renc_dek_id(id, versioned, slot->wrapped, slot->wrapped_len)))
+            return rc;
+        if ((rc = renc_dek_lookup(ks, id, dek)) != -RENC_E_KEY_NOT_FOUND)
+            return rc;
+    }
+    rc = renc_kek_unwrap(kek, slot->alg, dek, slot->wrapped, slot->wrapped_len);
+    pthread_mutex_lock(&ks->lock);
+    ks->stats.unwraps++;
+    pthread_mutex_unlock(&ks->lock);
+    if (rc == 0 && ks->deks && (rc = renc_dek_insert(ks, id, *dek))) {
+        renc_key_free(*dek);
+        *dek = NULL;
+    }
+    return rc;
 }
 
 /* How telling an error is when choosing which one to report. */

@@ -22,6 +22,27 @@ struct renc_keystore;
 int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local);
 void renc_keystore_free(struct renc_keystore *ks);
 
+/* renc_keystore_cache_deks: from now on the keystore unwraps each distinct
+ * wrapped DEK (same versioned ref, same wrapped bytes) once and keeps the
+ * DEK, in secure memory, for up to max_entries of them.  The key's state is
+ * still checked on every use, so a revoke or disable takes effect at once;
+ * the header tag is still verified per blob. */
+int renc_keystore_cache_deks(struct renc_keystore *ks, size_t max_entries);
+
+/* renc_keystore_remember: records that `wrapped` under `ref` (versioned)
+ * holds dek, after a wrap, so that verifying the new header needs no second
+ * provider call.  Does nothing without a DEK cache. */
+int renc_keystore_remember(struct renc_keystore *ks, const char *ref, const uint8_t *wrapped,
+                           size_t wrapped_len, const struct renc_key *dek);
+
+/* Counters for reports: provider unwraps made, and DEK cache hits. */
+struct renc_keystore_stats {
+    uint64_t unwraps;
+    uint64_t cache_hits;
+    uint64_t wraps;
+};
+void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *out);
+
 /* renc_keystore_resolve: the versioned ref text of `ref` (the current
  * version when ref has none) into out. */
 int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref);

@@ -25,6 +25,21 @@
 #define RENC_SECURE_HEAP_BYTES ((size_t)4 << 20)
 #define RENC_SECURE_HEAP_MIN 16
 
+/* AddressSanitizer cannot see inside OpenSSL's secure heap (one mmap'd
+ * arena it carves up itself), so an overrun of a key buffer would silently
+ * land in the next key.  Sanitizer builds therefore leave the heap off and
+ * keys come from ordinary, instrumented malloc; release builds use it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RENC_USE_SECURE_HEAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RENC_USE_SECURE_HEAP 0
+#endif
+#endif
+#ifndef RENC_USE_SECURE_HEAP
+#define RENC_USE_SECURE_HEAP 1
+#endif
+
 static pthread_once_t renc_secmem_once = PTHREAD_ONCE_INIT;
 static int renc_secmem_status;
 
@@ -43,7 +58,7 @@ static void renc_secmem_init_once(void)
      * locked memory is too low); keys then come from OPENSSL_secure_zalloc's
      * fallback, ordinary memory, still wiped on free.  Not fatal: an
      * unprivileged container often may not mlock at all. */
-    if (!CRYPTO_secure_malloc_initialized())
+    if (RENC_USE_SECURE_HEAP && !CRYPTO_secure_malloc_initialized())
         (void)CRYPTO_secure_malloc_init(RENC_SECURE_HEAP_BYTES, RENC_SECURE_HEAP_MIN);
     renc_secmem_status = 0;
 }

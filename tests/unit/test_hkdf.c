@@ -163,6 +163,33 @@ static void test_blob_keys_derive_equals_extract_then_expand(void **state)
     renc_key_free(dek);
 }
 
+static void test_blob_keys_derive_matches_independent_computation(void **state)
+{
+    (void)state;
+    struct kat k;
+    size_t dek_len, salt_len, kd_len, kh_len;
+    assert_int_equal(kat_load(&k, "renc_v1_keys.txt", "renc-v1-keys-1"), 0);
+    const uint8_t *dek_bytes = kat_get(&k, "DEK", &dek_len);
+    const uint8_t *salt = kat_get(&k, "Salt", &salt_len);
+    const uint8_t *want_data = kat_get(&k, "KData", &kd_len);
+    const uint8_t *want_hdr = kat_get(&k, "KHdr", &kh_len);
+    assert_non_null(dek_bytes);
+    assert_non_null(salt);
+    assert_non_null(want_data);
+    assert_non_null(want_hdr);
+    assert_int_equal(salt_len, 32);
+
+    struct renc_key *dek = NULL;
+    struct renc_blob_keys keys;
+    assert_int_equal(renc_key_from_bytes(&dek, dek_bytes, dek_len), 0);
+    assert_int_equal(renc_blob_keys_derive(&keys, dek, salt), 0);
+    assert_memory_equal(keys.k_data->bytes, want_data, 32);
+    assert_memory_equal(keys.k_hdr->bytes, want_hdr, 32);
+    renc_blob_keys_cleanup(&keys);
+    renc_key_free(dek);
+    kat_free(&k);
+}
+
 static void test_blob_keys_derive_differs_per_salt(void **state)
 {
     (void)state;
@@ -238,6 +265,7 @@ int main(void)
         T(test_hkdf_expand_accepts_the_maximum_length),
         T(test_hkdf_expand_rejects_more_than_255_blocks),
         T(test_blob_keys_derive_equals_extract_then_expand),
+        T(test_blob_keys_derive_matches_independent_computation),
         T(test_blob_keys_derive_differs_per_salt),
         T(test_blob_keys_derive_rejects_a_dek_that_is_not_32_bytes),
         T(test_blob_keys_derive_leaves_keys_empty_when_out_of_memory),
