@@ -295,3 +295,78 @@ out:
     renc_free(raw);
     return rc;
 }
+
+int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
+                         struct renc_blob_status *st)
+{
+    struct renc_header h;
+    struct renc_opened opened;
+    struct renc_aead *aead = NULL;
+    struct renc_zstd *z = NULL;
+    memset(&opened, 0, sizeof opened);
+    renc_status_init(st);
+    int rc = renc_header_parse(&h, buf, len);
+    if (rc)
+        return rc;
+    int failed_slot = -1;
+    if ((rc = renc_keystore_open_header(ks, &opened, &h, buf, &failed_slot))) {
+        st->slot = failed_slot;
+        if (failed_slot >= 0)
+            snprintf(st->ref, sizeof st->ref, "%s", h.slots[failed_slot].ref);
+        goto out;
+    }
+    st->slot = opened.slot;
+    snprintf(st->ref, sizeof st->ref, "%s", h.slots[opened.slot].ref);
+    uint32_t seg = renc_header_seg_size(&h);
+    uint64_t count = renc_header_seg_count(&h);
+    if ((rc = renc_aead_new(&aead, opened.keys.k_data, RENC_AEAD_BACKEND_AUTO)))
+        goto out;
+    if ((h.flags & RENC_FLAG_COMPRESSED) && (rc = renc_zstd_new(&z, 1, seg)))
+        goto out;
+    st->in_records = 1;
+    size_t off = h.header_len;
+    for (uint64_t i = 0;; i++) {
+        st->record = i;
+        size_t rec_len;
+        if (len - off < RENC_RECORD_WORD_LEN || i > UINT32_MAX) {
+            rc = i > UINT32_MAX ? -RENC_E_TOO_BIG : -RENC_E_TRUNCATED;
+            goto out;
+        }
+        if ((rc = renc_record_parse_word(renc_load_be32(buf + off), h.flags, seg, &rec_len)))
+            goto out;
+        if (rec_len > len - off) {
+            rc = -RENC_E_TRUNCATED;
+            goto out;
+        }
+        int at_end = off + rec_len == len;
+        int last = count ? i + 1 == count : at_end;
+        if (count && !last && at_end) {
+            rc = -RENC_E_TRUNCATED;
+            goto out;
+        }
+        const uint8_t *plain;
+        size_t plain_len;
+        if ((rc = renc_record_open(aead, z, &plain, &plain_len, buf + off, rec_len, seg,
+                                   h.nonce_prefix, (uint32_t)i, last)))
+            goto out;
+        uint64_t want = !last ? seg : count ? h.plaintext_len - (count - 1) * seg : plain_len;
+        if (plain_len != want) {
+            rc = -RENC_E_LENGTH_MISMATCH;
+            goto out;
+        }
+        st->plaintext_bytes += plain_len;
+        st->records++;
+        off += rec_len;
+        if (last) {
+            if (!at_end)
+                rc = -RENC_E_TRAILING;
+            break;
+        }
+    }
+out:
+    renc_zstd_free(z);
+    renc_aead_free(aead);
+    renc_opened_cleanup(&opened);
+    renc_header_cleanup(&h);
+    return rc;
+}

@@ -14,6 +14,7 @@ enum renc_exit {
     RENC_EXIT_OK = 0,
     RENC_EXIT_FAILED = 1, /* the work failed: a key, an I/O error, a blob */
     RENC_EXIT_USAGE = 2,  /* bad usage or bad input */
+    RENC_EXIT_INTERRUPTED = 130, /* stopped by SIGINT or SIGTERM */
 };
 
 /* Options every command takes. */
@@ -52,5 +53,8 @@ int renc_cmd_keys(int argc, char **argv);
 int renc_cmd_encrypt(int argc, char **argv);
 int renc_cmd_decrypt(int argc, char **argv);
 int renc_cmd_inspect(int argc, char **argv);
+int renc_cmd_run(int argc, char **argv);
+int renc_cmd_verify(int argc, char **argv);
+int renc_cmd_plan(int argc, char **argv);
 
 #endif

@@ -1,0 +1,210 @@
+#include "reencrypt/scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+
+#define RENC_SCAN_MAX_DEPTH 256
+
+static int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
+                         const struct stat *st)
+{
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        struct renc_scan_item *items = renc_realloc(s->items, cap * sizeof *items);
+        RENC_RETURN_IF(!items, -RENC_E_NOMEM);
+        s->items = items;
+        s->cap = cap;
+    }
+    struct renc_scan_item *it = &s->items[s->count];
+    it->path = renc_strdup(path);
+    it->rel = renc_strdup(rel);
+    if (!it->path || !it->rel) {
+        renc_free(it->path);
+        renc_free(it->rel);
+        return -RENC_E_NOMEM;
+    }
+    it->size = (uint64_t)st->st_size;
+    it->mode = st->st_mode;
+    s->total_bytes += it->size;
+    s->count++;
+    return 0;
+}
+
+static int renc_scan_error(struct renc_scan *s, const char *path, int rc)
+{
+    struct renc_scan_error *e = renc_realloc(s->errors, (s->error_count + 1) * sizeof *e);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    s->errors = e;
+    e[s->error_count].path = renc_strdup(path);
+    RENC_RETURN_IF(!e[s->error_count].path, -RENC_E_NOMEM);
+    e[s->error_count++].rc = rc;
+    return 0;
+}
+
+static int renc_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks dir (path, and rel relative to the root) depth-first in name order. */
+static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
+                         const char *exclude, int depth)
+{
+    if (depth > RENC_SCAN_MAX_DEPTH)
+        return renc_scan_error(s, path, -ELOOP);
+    DIR *d = opendir(path);
+    if (!d)
+        return renc_scan_error(s, path, -errno);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = renc_realloc(names, cap * sizeof *names);
+            if (!grown) {
+                rc = -RENC_E_NOMEM;
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n] = renc_strdup(e->d_name))) {
+            rc = -RENC_E_NOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(names, n, sizeof *names, renc_name_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char child[4096], child_rel[4096];
+        int a = snprintf(child, sizeof child, "%s/%s", path, names[i]);
+        int b = rel[0] ? snprintf(child_rel, sizeof child_rel, "%s/%s", rel, names[i])
+                       : snprintf(child_rel, sizeof child_rel, "%s", names[i]);
+        if (a < 0 || b < 0 || (size_t)a >= sizeof child || (size_t)b >= sizeof child_rel) {
+            rc = renc_scan_error(s, path, -ENAMETOOLONG);
+            continue;
+        }
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            rc = renc_scan_error(s, child, -errno);
+            continue;
+        }
+        if (exclude && strcmp(child, exclude) == 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
+        else if (S_ISREG(st.st_mode))
+            rc = strstr(names[i], ".renc-tmp.") ? 0 : renc_scan_add(s, child, child_rel, &st);
+        else
+            s->skipped_special++;
+    }
+    for (size_t i = 0; i < n; i++)
+        renc_free(names[i]);
+    renc_free(names);
+    return rc;
+}
+
+int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
+                    const char *exclude)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (lstat(sources[i], &st) != 0) {
+            int rc = renc_scan_error(s, sources[i], -errno);
+            if (rc)
+                return rc;
+            continue;
+        }
+        int rc;
+        if (S_ISDIR(st.st_mode)) {
+            char root[4096];
+            size_t len = strlen(sources[i]);
+            if (len >= sizeof root)
+                return -ENAMETOOLONG;
+            memcpy(root, sources[i], len + 1);
+            while (len > 1 && root[len - 1] == '/')
+                root[--len] = '\0';
+            rc = renc_scan_dir(s, root, "", exclude, 0);
+        } else if (S_ISREG(st.st_mode)) {
+            const char *slash = strrchr(sources[i], '/');
+            rc = renc_scan_add(s, sources[i], slash ? slash + 1 : sources[i], &st);
+        } else {
+            rc = renc_scan_error(s, sources[i], -EINVAL);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int renc_scan_manifest(struct renc_scan *s, const char *manifest)
+{
+    FILE *f = fopen(manifest, "re");
+    if (!f)
+        return -errno;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    size_t first = s->count;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        if ((size_t)len != strlen(line)) {
+            rc = renc_scan_error(s, manifest, -RENC_E_INVALID); /* NUL inside a line */
+            continue;
+        }
+        struct stat st;
+        if (lstat(line, &st) != 0) {
+            rc = renc_scan_error(s, line, -errno);
+            continue;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            rc = renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL);
+            continue;
+        }
+        int dup = 0;
+        for (size_t i = first; i < s->count && !dup; i++)
+            dup = strcmp(s->items[i].path, line) == 0;
+        if (dup) {
+            s->duplicates++;
+            continue;
+        }
+        const char *rel = line;
+        while (*rel == '/')
+            rel++;
+        rc = renc_scan_add(s, line, rel, &st);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+void renc_scan_cleanup(struct renc_scan *s)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        renc_free(s->items[i].path);
+        renc_free(s->items[i].rel);
+    }
+    for (size_t i = 0; i < s->error_count; i++)
+        renc_free(s->errors[i].path);
+    renc_free(s->items);
+    renc_free(s->errors);
+    memset(s, 0, sizeof *s);
+}
