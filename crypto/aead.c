@@ -1,14 +1,19 @@
-/* crypto/aead.c — AES-256-GCM through OpenSSL EVP.
+/* crypto/aead.c — AES-256-GCM: the backend choice, and the OpenSSL backend.
  *
- * One EVP_CIPHER_CTX per object, keyed once in renc_aead_new.  Seal and open
- * re-initialise it with only a nonce (cipher and key NULL), which keeps the
- * AES key schedule and GHASH table and resets the per-message state; the same
- * context serves both directions because GCM uses the forward cipher for both.
+ * OpenSSL: one EVP_CIPHER_CTX per object, keyed once in renc_aead_new.  Seal
+ * and open re-initialise it with only a nonce (cipher and key NULL), which
+ * keeps the AES key schedule and GHASH table and resets the per-message
+ * state; the same context serves both directions because GCM uses the
+ * forward cipher for both.
+ *
+ * ipsec-mb lives in aead_ipsec_mb.c behind aead_internal.h.  Arguments are
+ * checked here, once, for both.
  */
 #include "crypto/aead.h"
 
 #include <limits.h>
 #include <pthread.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -16,11 +21,19 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "crypto/aead_internal.h"
 
 struct renc_aead {
-    EVP_CIPHER_CTX *ctx;
-    enum renc_aead_backend backend;
+    enum renc_aead_backend backend; /* OPENSSL or IPSEC_MB, never AUTO */
+    EVP_CIPHER_CTX *ctx;            /* OPENSSL */
+    struct renc_imb_gcm *imb;       /* IPSEC_MB */
 };
+
+/* GCM's limits (NIST SP 800-38D): plaintext at most 2^39 - 256 bits, AAD
+ * under 2^64 bits.  Records are far smaller; checking here keeps either
+ * library from ever seeing a length it would refuse. */
+#define RENC_GCM_MAX_LEN ((((uint64_t)1) << 36) - 32)
+#define RENC_GCM_MAX_AAD_LEN ((((uint64_t)1) << 61) - 1)
 
 /* Fetched once per process (a fetch is a locked method-store lookup); never
  * freed, it lives as long as the process. */
@@ -58,34 +71,68 @@ static int renc_gcm_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
     return 0;
 }
 
+int renc_aead_backend_parse(const char *name, enum renc_aead_backend *out)
+{
+    RENC_RETURN_IF(!name || !out, -RENC_E_INVALID);
+    static const struct {
+        const char *name;
+        enum renc_aead_backend backend;
+    } names[] = {
+        { "auto", RENC_AEAD_BACKEND_AUTO },
+        { "openssl", RENC_AEAD_BACKEND_OPENSSL },
+        { "ipsec-mb", RENC_AEAD_BACKEND_IPSEC_MB },
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i].name) == 0) {
+            *out = names[i].backend;
+            return 0;
+        }
+    }
+    return -RENC_E_INVALID;
+}
+
+static int renc_aead_openssl_init(struct renc_aead *aead, const struct renc_key *key)
+{
+    if (pthread_once(&renc_gcm_once, renc_gcm_fetch) != 0 || !renc_gcm_cipher)
+        return -RENC_E_CRYPTO;
+    aead->ctx = EVP_CIPHER_CTX_new();
+    RENC_RETURN_IF(!aead->ctx, -RENC_E_NOMEM);
+    /* Key only: the nonce comes with each record.  GCM's default IV length
+     * is the 12 bytes RENC uses. */
+    if (EVP_EncryptInit_ex2(aead->ctx, renc_gcm_cipher, key->bytes, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_get_iv_length(aead->ctx) != RENC_AEAD_NONCE_LEN) {
+        ERR_clear_error();
+        return -RENC_E_CRYPTO;
+    }
+    return 0;
+}
+
 int renc_aead_new(struct renc_aead **out, const struct renc_key *key,
                   enum renc_aead_backend backend)
 {
     RENC_RETURN_IF(!out || !key || !key->bytes, -RENC_E_INVALID);
     RENC_RETURN_IF(key->len != RENC_AEAD_KEY_LEN, -RENC_E_INVALID);
-    /* AUTO and OPENSSL are both OpenSSL for now: its provider already picks
-     * AES-NI/VAES with PCLMULQDQ where the CPU has them. */
-    RENC_RETURN_IF(backend != RENC_AEAD_BACKEND_AUTO && backend != RENC_AEAD_BACKEND_OPENSSL,
+    RENC_RETURN_IF(backend != RENC_AEAD_BACKEND_AUTO && backend != RENC_AEAD_BACKEND_OPENSSL &&
+                       backend != RENC_AEAD_BACKEND_IPSEC_MB,
                    -RENC_E_INVALID);
 
-    if (pthread_once(&renc_gcm_once, renc_gcm_fetch) != 0 || !renc_gcm_cipher)
-        return -RENC_E_CRYPTO;
+    /* AUTO: ipsec-mb when it is compiled in and its own CPU detection (run
+     * once per process) finds AES-NI and PCLMULQDQ; otherwise OpenSSL, whose
+     * provider also picks AES-NI/VAES code where the CPU has it. */
+    if (backend == RENC_AEAD_BACKEND_AUTO)
+        backend = renc_imb_gcm_available() ? RENC_AEAD_BACKEND_IPSEC_MB
+                                           : RENC_AEAD_BACKEND_OPENSSL;
+    RENC_RETURN_IF(backend == RENC_AEAD_BACKEND_IPSEC_MB && !renc_imb_gcm_available(),
+                   -RENC_E_UNSUPPORTED);
 
-    struct renc_aead *aead = renc_malloc(sizeof(*aead));
+    struct renc_aead *aead = renc_calloc(1, sizeof(*aead));
     RENC_RETURN_IF(!aead, -RENC_E_NOMEM);
-    aead->backend = RENC_AEAD_BACKEND_OPENSSL;
-    aead->ctx = EVP_CIPHER_CTX_new();
-    if (!aead->ctx) {
-        renc_free(aead);
-        return -RENC_E_NOMEM;
-    }
-    /* Key only: the nonce comes with each record.  GCM's default IV length
-     * is the 12 bytes RENC uses. */
-    if (EVP_EncryptInit_ex2(aead->ctx, renc_gcm_cipher, key->bytes, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_get_iv_length(aead->ctx) != RENC_AEAD_NONCE_LEN) {
+    aead->backend = backend;
+    int rc = backend == RENC_AEAD_BACKEND_IPSEC_MB ? renc_imb_gcm_new(&aead->imb, key)
+                                                   : renc_aead_openssl_init(aead, key);
+    if (rc) {
         renc_aead_free(aead);
-        ERR_clear_error();
-        return -RENC_E_CRYPTO;
+        return rc;
     }
     *out = aead;
     return 0;
@@ -96,20 +143,18 @@ void renc_aead_free(struct renc_aead *aead)
     if (!aead)
         return;
     /* The provider frees its GCM context (key schedule, H) with
-     * OPENSSL_clear_free. */
+     * OPENSSL_clear_free; the ipsec-mb schedule is wiped by its key
+     * object. */
     EVP_CIPHER_CTX_free(aead->ctx);
+    renc_imb_gcm_free(aead->imb);
     renc_free(aead);
 }
 
-int renc_aead_seal(struct renc_aead *aead, uint8_t *out, uint8_t tag[RENC_AEAD_TAG_LEN],
-                   const uint8_t *in, size_t len,
-                   const uint8_t nonce[RENC_AEAD_NONCE_LEN],
-                   const uint8_t *aad, size_t aad_len)
+static int renc_aead_openssl_seal(struct renc_aead *aead, uint8_t *out,
+                                  uint8_t tag[RENC_AEAD_TAG_LEN], const uint8_t *in, size_t len,
+                                  const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                                  const uint8_t *aad, size_t aad_len)
 {
-    RENC_RETURN_IF(!aead || !tag || !nonce, -RENC_E_INVALID);
-    RENC_RETURN_IF(len && (!out || !in), -RENC_E_INVALID);
-    RENC_RETURN_IF(aad_len && !aad, -RENC_E_INVALID);
-
     EVP_CIPHER_CTX *ctx = aead->ctx;
     uint8_t fin[RENC_AEAD_TAG_LEN]; /* GCM's final writes nothing here */
     int outl = 0;
@@ -139,15 +184,11 @@ out_fail:
     return rc;
 }
 
-int renc_aead_open(struct renc_aead *aead, uint8_t *out, const uint8_t *in, size_t len,
-                   const uint8_t tag[RENC_AEAD_TAG_LEN],
-                   const uint8_t nonce[RENC_AEAD_NONCE_LEN],
-                   const uint8_t *aad, size_t aad_len)
+static int renc_aead_openssl_open(struct renc_aead *aead, uint8_t *out, const uint8_t *in,
+                                  size_t len, const uint8_t tag[RENC_AEAD_TAG_LEN],
+                                  const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                                  const uint8_t *aad, size_t aad_len)
 {
-    RENC_RETURN_IF(!aead || !tag || !nonce, -RENC_E_INVALID);
-    RENC_RETURN_IF(len && (!out || !in), -RENC_E_INVALID);
-    RENC_RETURN_IF(aad_len && !aad, -RENC_E_INVALID);
-
     EVP_CIPHER_CTX *ctx = aead->ctx;
     uint8_t fin[RENC_AEAD_TAG_LEN]; /* GCM's final writes nothing here */
     int outl = 0;
@@ -178,8 +219,50 @@ out_fail:
     return rc;
 }
 
+/* Both directions check the same things, once, for both backends. */
+static int renc_aead_check(const struct renc_aead *aead, const uint8_t *out, const uint8_t *tag,
+                           const uint8_t *in, size_t len, const uint8_t *nonce,
+                           const uint8_t *aad, size_t aad_len)
+{
+    RENC_RETURN_IF(!aead || !tag || !nonce, -RENC_E_INVALID);
+    RENC_RETURN_IF(len && (!out || !in), -RENC_E_INVALID);
+    RENC_RETURN_IF(aad_len && !aad, -RENC_E_INVALID);
+    RENC_RETURN_IF((uint64_t)len > RENC_GCM_MAX_LEN, -RENC_E_TOO_BIG);
+    RENC_RETURN_IF((uint64_t)aad_len > RENC_GCM_MAX_AAD_LEN, -RENC_E_TOO_BIG);
+    return 0;
+}
+
+int renc_aead_seal(struct renc_aead *aead, uint8_t *out, uint8_t tag[RENC_AEAD_TAG_LEN],
+                   const uint8_t *in, size_t len,
+                   const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                   const uint8_t *aad, size_t aad_len)
+{
+    int rc = renc_aead_check(aead, out, tag, in, len, nonce, aad, aad_len);
+    if (rc)
+        return rc;
+    if (aead->backend == RENC_AEAD_BACKEND_IPSEC_MB) {
+        renc_imb_gcm_seal(aead->imb, out, tag, in, len, nonce, aad, aad_len);
+        return 0;
+    }
+    return renc_aead_openssl_seal(aead, out, tag, in, len, nonce, aad, aad_len);
+}
+
+int renc_aead_open(struct renc_aead *aead, uint8_t *out, const uint8_t *in, size_t len,
+                   const uint8_t tag[RENC_AEAD_TAG_LEN],
+                   const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                   const uint8_t *aad, size_t aad_len)
+{
+    int rc = renc_aead_check(aead, out, tag, in, len, nonce, aad, aad_len);
+    if (rc)
+        return rc;
+    if (aead->backend == RENC_AEAD_BACKEND_IPSEC_MB)
+        return renc_imb_gcm_open(aead->imb, out, in, len, tag, nonce, aad, aad_len);
+    return renc_aead_openssl_open(aead, out, in, len, tag, nonce, aad, aad_len);
+}
+
 const char *renc_aead_backend_name(const struct renc_aead *aead)
 {
-    (void)aead;
-    return "openssl";
+    if (!aead)
+        return "none";
+    return aead->backend == RENC_AEAD_BACKEND_IPSEC_MB ? "ipsec-mb" : "openssl";
 }

@@ -16,8 +16,8 @@ static const struct {
     {"decrypt", renc_cmd_decrypt, "open one RENC v1 blob, verifying every record"},
     {"inspect", renc_cmd_inspect, "print a blob's header as JSON (no key needed)"},
     {"plan", renc_cmd_plan, "read headers only: blobs, bytes and unwraps per key, and time estimates"},
-    /*STASH{"run", renc_cmd_run, "bring every blob of a tree or manifest under a target key"},
-    {"verify", renc_cmd_verify, "open every record of every blob, writing nothing"},STASH*/
+    {"run", renc_cmd_run, "bring every blob of a tree or manifest under a target key"},
+    {"verify", renc_cmd_verify, "open every record of every blob, writing nothing"},
 };
 
 static void renc_usage(FILE *f)

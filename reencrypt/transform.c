@@ -71,14 +71,16 @@ const char *renc_transformer_target(const struct renc_transformer *t)
     return t->target;
 }
 
-/* 1 when the slot's key is one the run was told to drop. */
+/* 1 when the slot is one the run was told to drop: a --drop ref with a
+ * version names that version only, one without names every version. */
 static int renc_slot_dropped(const struct renc_transformer *t, const struct renc_slot *s)
 {
     struct renc_keyref r;
     if (renc_keyref_parse(&r, s->ref) != 0)
         return 0;
     for (size_t i = 0; i < t->drop_count; i++)
-        if (renc_keyref_same_key(&r, &t->drop[i]))
+        if (renc_keyref_same_key(&r, &t->drop[i]) &&
+            (!t->drop[i].version[0] || strcmp(r.version, t->drop[i].version) == 0))
             return 1;
     return 0;
 }

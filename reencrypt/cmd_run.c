@@ -1,0 +1,501 @@
+/* reencrypt run | verify | plan — the bulk commands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "crypto/record.h"
+#include "io/file.h"
+#include "reencrypt/blobfile.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/engine.h"
+#include "reencrypt/scan.h"
+#include "reencrypt/transform.h"
+
+static const char renc_run_usage[] =
+    "usage: reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
+    "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
+    "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
+    "         [--crypto-backend auto|openssl|ipsec-mb] (SOURCE... | --manifest FILE)\n";
+static const char renc_verify_usage[] =
+    "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none]\n"
+    "         [--report FILE] (SOURCE... | --manifest FILE)\n";
+
+enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
+
+struct renc_bulk_args {
+    struct renc_global g;
+    const char *to, *out, *manifest, *report;
+    const char *drop[16];
+    size_t drop_count;
+    enum renc_run_mode mode;
+    int keep_old, dry_run, no_verify, fail_fast, json, direct;
+    unsigned threads, share_dek;
+    uint64_t memory;
+    enum renc_progress_mode progress;
+    enum renc_aead_backend backend;
+    char **sources;
+    int source_count;
+};
+
+static int renc_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (shift)
+        end++;
+    if (*end || v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* Parses the options of run, verify and plan; returns -1 to continue, or an
+ * exit code. */
+static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **argv,
+                           struct renc_bulk_args *a)
+{
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},
+        {"out", required_argument, NULL, 'o'},
+        {"manifest", required_argument, NULL, 'M'},
+        {"keep-old", no_argument, NULL, 'k'},
+        {"drop", required_argument, NULL, 'd'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"share-dek", required_argument, NULL, 's'},
+        {"no-verify", no_argument, NULL, 'V'},
+        {"fail-fast", no_argument, NULL, 'F'},
+        {"threads", required_argument, NULL, 'T'},
+        {"memory", required_argument, NULL, 'B'},
+        {"progress", required_argument, NULL, 'P'},
+        {"report", required_argument, NULL, 'r'},
+        {"crypto-backend", required_argument, NULL, 'C'},
+        {"direct", no_argument, NULL, 'D'},
+        {"json", no_argument, NULL, 'j'},
+        RENC_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t v;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
+    a->memory = (uint64_t)256 << 20;
+    a->share_dek = 1;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&a->g, opt, optarg))
+            continue;
+        switch (opt) {
+        case 't': a->to = optarg; break;
+        case 'm':
+            if (strcmp(optarg, "rewrap") == 0)
+                a->mode = RENC_MODE_REWRAP;
+            else if (strcmp(optarg, "rekey") == 0)
+                a->mode = RENC_MODE_REKEY;
+            else {
+                renc_err(cmd, "--mode must be rewrap or rekey");
+                return RENC_EXIT_USAGE;
+            }
+            break;
+        case 'o': a->out = optarg; break;
+        case 'M': a->manifest = optarg; break;
+        case 'k': a->keep_old = 1; break;
+        case 'd':
+            if (a->drop_count == 16) {
+                renc_err(cmd, "at most 16 --drop options");
+                return RENC_EXIT_USAGE;
+            }
+            a->drop[a->drop_count++] = optarg;
+            break;
+        case 'n': a->dry_run = 1; break;
+        case 's':
+            if (renc_parse_u64(optarg, &v) || v < 1 || v > 1000000) {
+                renc_err(cmd, "--share-dek must be 1..1000000");
+                return RENC_EXIT_USAGE;
+            }
+            a->share_dek = (unsigned)v;
+            break;
+        case 'V': a->no_verify = 1; break;
+        case 'F': a->fail_fast = 1; break;
+        case 'T':
+            if (renc_parse_u64(optarg, &v) || v < 1 || v > 1024) {
+                renc_err(cmd, "--threads must be 1..1024");
+                return RENC_EXIT_USAGE;
+            }
+            a->threads = (unsigned)v;
+            break;
+        case 'B':
+            if (renc_parse_u64(optarg, &v) || v > ((uint64_t)1 << 40)) {
+                renc_err(cmd, "--memory must be a byte count (K, M, G suffixes)");
+                return RENC_EXIT_USAGE;
+            }
+            a->memory = v;
+            break;
+        case 'P':
+            if (strcmp(optarg, "bar") == 0)
+                a->progress = RENC_PROGRESS_BAR;
+            else if (strcmp(optarg, "json") == 0)
+                a->progress = RENC_PROGRESS_JSON;
+            else if (strcmp(optarg, "none") == 0)
+                a->progress = RENC_PROGRESS_NONE;
+            else {
+                renc_err(cmd, "--progress must be bar, json or none");
+                return RENC_EXIT_USAGE;
+            }
+            break;
+        case 'r': a->report = optarg; break;
+        case 'C':
+            if (renc_aead_backend_parse(optarg, &a->backend) != 0) {
+                renc_err(cmd, "--crypto-backend must be auto, openssl or ipsec-mb");
+                return RENC_EXIT_USAGE;
+            }
+            break;
+        case 'D': a->direct = 1; break;
+        case 'j': a->json = 1; break;
+        case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
+        default: fputs(usage, stderr); return RENC_EXIT_USAGE;
+        }
+    }
+    a->sources = argv + optind;
+    a->source_count = argc - optind;
+    if ((a->source_count == 0) == (a->manifest == NULL)) {
+        renc_err(cmd, "give SOURCE directories or files, or --manifest FILE (not both)");
+        fputs(usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    if (a->direct) {
+        renc_err(cmd, "--direct (O_DIRECT) is not supported yet");
+        return RENC_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* Lists the blobs; prints scan errors.  Returns -1 to continue or an exit. */
+static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_scan *scan,
+                          const char *exclude)
+{
+    int rc = a->manifest ? renc_scan_manifest(scan, a->manifest)
+                         : renc_scan_paths(scan, (const char *const *)a->sources,
+                                           (size_t)a->source_count, exclude);
+    if (rc) {
+        renc_err(cmd, "%s: %s", a->manifest ? a->manifest : "scan", renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    for (size_t i = 0; i < scan->error_count; i++)
+        renc_err(cmd, "%s: %s", scan->errors[i].path, renc_strerror(scan->errors[i].rc));
+    return -1;
+}
+
+/* --out must not lie inside a source (the run would read its own output). */
+static int renc_out_inside_source(const struct renc_bulk_args *a, char *out_real, size_t max)
+{
+    if (mkdir(a->out, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    char buf[PATH_MAX];
+    if (!realpath(a->out, buf))
+        return -errno;
+    snprintf(out_real, max, "%s", buf);
+    for (int i = 0; i < a->source_count; i++) {
+        char src[PATH_MAX];
+        if (!realpath(a->sources[i], src))
+            continue;
+        size_t n = strlen(src);
+        if (strncmp(buf, src, n) == 0 && (buf[n] == '/' || buf[n] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- progress --------------------------------------------------------- */
+
+struct renc_progress_ctx {
+    enum renc_progress_mode mode;
+    const char *cmd;
+    double last_json;
+    int drew;
+};
+
+static void renc_human_bytes(char *out, size_t max, double b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(out, max, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void renc_progress_cb(const struct renc_engine_progress *p, void *arg)
+{
+    struct renc_progress_ctx *c = arg;
+    double mbps = p->elapsed_s > 0 ? p->bytes_finished / 1e6 / p->elapsed_s : 0;
+    double rate = p->elapsed_s > 0 ? p->bytes_finished / p->elapsed_s : 0;
+    double eta = rate > 0 ? (p->bytes_total - p->bytes_finished) / rate : -1;
+    if (c->mode == RENC_PROGRESS_BAR) {
+        char done[32], total[32];
+        renc_human_bytes(done, sizeof done, (double)p->bytes_finished);
+        renc_human_bytes(total, sizeof total, (double)p->bytes_total);
+        double frac = p->bytes_total ? (double)p->bytes_finished / p->bytes_total
+                                     : p->items_total ? (double)p->items_finished / p->items_total : 1;
+        int width = 30, fill = (int)(frac * width + 0.5);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %llu/%llu blobs  %s/%s  %.1f MB/s  ETA %s%.0fs  ", bar,
+                (unsigned long long)p->items_finished, (unsigned long long)p->items_total,
+                done, total, mbps, eta < 0 ? "?" : "", eta < 0 ? 0.0 : eta);
+        c->drew = 1;
+    } else if (c->mode == RENC_PROGRESS_JSON && p->elapsed_s - c->last_json >= 1.0) {
+        c->last_json = p->elapsed_s;
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}",
+                              "type", "progress", "command", c->cmd,
+                              "blobs_done", (json_int_t)p->items_finished,
+                              "blobs_total", (json_int_t)p->items_total,
+                              "failed", (json_int_t)p->failed,
+                              "skipped", (json_int_t)p->skipped,
+                              "bytes_done", (json_int_t)p->bytes_finished,
+                              "bytes_total", (json_int_t)p->bytes_total,
+                              "elapsed_s", p->elapsed_s, "mb_per_s", mbps, "eta_s", eta);
+        json_dumpf(j, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        fflush(stdout);
+        json_decref(j);
+    }
+}
+
+/* ---- summary and report ----------------------------------------------- */
+
+static int renc_write_report(const char *path, json_t *root)
+{
+    char *text = json_dumps(root, JSON_INDENT(2));
+    if (!text)
+        return -RENC_E_NOMEM;
+    char tmp[4200];
+    int fd;
+    int rc = renc_file_tmp_open(path, 0600, tmp, sizeof tmp, &fd);
+    if (rc == 0) {
+        rc = renc_file_write_full(fd, text, strlen(text));
+        if (rc == 0)
+            rc = renc_file_write_full(fd, "\n", 1);
+        if (rc == 0)
+            rc = renc_file_commit(fd, tmp, path);
+        else
+            renc_file_abort(fd, tmp);
+    }
+    free(text);
+    return rc;
+}
+
+static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
+                            const struct renc_scan *scan, struct renc_keystore *ks,
+                            const char *target, struct renc_progress_ctx *pc)
+{
+    struct renc_engine_progress p;
+    renc_engine_snapshot(e, &p);
+    if (pc->mode == RENC_PROGRESS_JSON) {
+        pc->last_json = -1e9; /* one last line with the final figures */
+        renc_progress_cb(&p, pc);
+    }
+    if (pc->drew)
+        fputc('\n', stderr);
+    const struct renc_item_result *res = renc_engine_results(e);
+    json_t *failures = json_array();
+    for (size_t i = 0; i < scan->count; i++) {
+        if (res[i].state != RENC_ITEM_FAILED)
+            continue;
+        if (res[i].ref)
+            renc_err(cmd, "%s: %s (key %s)", scan->items[i].path, renc_strerror(res[i].rc),
+                     res[i].ref);
+        else
+            renc_err(cmd, "%s: %s", scan->items[i].path, renc_strerror(res[i].rc));
+        json_t *f = json_pack("{s:s, s:s, s:i}", "path", scan->items[i].path, "error",
+                              renc_strerror(res[i].rc), "code", -res[i].rc);
+        if (res[i].ref)
+            json_object_set_new(f, "key", json_string(res[i].ref));
+        json_array_append_new(failures, f);
+    }
+    for (size_t i = 0; i < scan->error_count; i++)
+        json_array_append_new(failures, json_pack("{s:s, s:s, s:i}", "path", scan->errors[i].path,
+                                                  "error", renc_strerror(scan->errors[i].rc),
+                                                  "code", -scan->errors[i].rc));
+    uint64_t pending = p.items_total - p.items_finished;
+    struct renc_keystore_stats ks_stats;
+    renc_keystore_stats(ks, &ks_stats);
+    double mbps = p.elapsed_s > 0 ? p.bytes_finished / 1e6 / p.elapsed_s : 0;
+    double bps = p.elapsed_s > 0 ? p.items_finished / p.elapsed_s : 0;
+    int is_run = strcmp(cmd, "run") == 0;
+    printf("%s%s: %llu blobs %s, %llu skipped (already under %s), %llu not RENC, %llu failed%s\n",
+           cmd, a->dry_run ? " (dry run: nothing written)" : "",
+           (unsigned long long)p.done, is_run ? (a->dry_run ? "would change" : "re-encrypted") : "verified",
+           (unsigned long long)p.skipped, target ? target : "the target",
+           (unsigned long long)p.not_renc, (unsigned long long)(p.failed + scan->error_count),
+           pending ? " (stopped early)" : "");
+    printf("%s: %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; %llu unwraps, %llu DEK cache hits, "
+           "%llu wraps; peak buffers %.1f MiB\n",
+           cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
+           (unsigned long long)ks_stats.unwraps, (unsigned long long)ks_stats.cache_hits,
+           (unsigned long long)ks_stats.wraps, renc_engine_peak_memory(e) / 1048576.0);
+    if (a->report) {
+        json_t *root = json_pack(
+            "{s:s, s:s?, s:s?, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:f, s:f, s:f, "
+            "s:I, s:I, s:I, s:I, s:I, s:o}",
+            "command", cmd, "mode", is_run ? (a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap") : NULL,
+            "target", target, "dry_run", a->dry_run,
+            "blobs", "total", (json_int_t)p.items_total, "done", (json_int_t)p.done,
+            "skipped", (json_int_t)p.skipped, "not_renc", (json_int_t)p.not_renc,
+            "failed", (json_int_t)(p.failed + scan->error_count), "pending", (json_int_t)pending,
+            "bytes", (json_int_t)p.bytes_finished, "seconds", p.elapsed_s, "mb_per_s", mbps,
+            "blobs_per_s", bps, "unwraps", (json_int_t)ks_stats.unwraps,
+            "dek_cache_hits", (json_int_t)ks_stats.cache_hits, "wraps", (json_int_t)ks_stats.wraps,
+            "threads", (json_int_t)a->threads, "peak_buffer_bytes",
+            (json_int_t)renc_engine_peak_memory(e), "failures", failures);
+        int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
+        json_decref(root);
+        if (rc)
+            renc_err(cmd, "report %s: %s", a->report, renc_strerror(rc));
+    } else {
+        json_decref(failures);
+    }
+    return p.failed + scan->error_count || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
+}
+
+static volatile sig_atomic_t renc_stop_flag;
+
+static void renc_on_signal(int sig)
+{
+    (void)sig;
+    renc_stop_flag = 1; /* in-flight blobs finish; nothing new is started */
+}
+
+static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op, int argc,
+                     char **argv)
+{
+    struct renc_bulk_args a;
+    memset(&a, 0, sizeof a);
+    int status = renc_bulk_parse(cmd, usage, argc, argv, &a);
+    if (status >= 0)
+        return status;
+    if (op == RENC_ENGINE_RUN && !a.to) {
+        renc_err(cmd, "--to REF is required");
+        return RENC_EXIT_USAGE;
+    }
+    struct renc_keyref ref;
+    if (a.to && renc_keyref_parse(&ref, a.to) != 0) {
+        renc_err(cmd, "'%s': %s", a.to, renc_strerror(-RENC_E_BAD_KEYREF));
+        return RENC_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < a.drop_count; i++) {
+        if (renc_keyref_parse(&ref, a.drop[i]) != 0) {
+            renc_err(cmd, "--drop '%s': %s", a.drop[i], renc_strerror(-RENC_E_BAD_KEYREF));
+            return RENC_EXIT_USAGE;
+        }
+    }
+    char out_real[PATH_MAX] = "";
+    if (a.out) {
+        int rc = renc_out_inside_source(&a, out_real, sizeof out_real);
+        if (rc != 0) {
+            renc_err(cmd, "--out %s: %s", a.out,
+                     rc > 0 ? "the output directory is inside a source" : renc_strerror(rc));
+            return RENC_EXIT_USAGE;
+        }
+    }
+
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    struct renc_transformer *t = NULL;
+    struct renc_engine *e = NULL;
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    int rc = renc_open_keys(&a.g, 0, &kr, &ks);
+    if (rc) {
+        renc_err(cmd, "keyring %s: %s", a.g.keyring_dir, renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    if ((rc = renc_keystore_cache_deks(ks, 1u << 20)))
+        goto out_err;
+    if (op == RENC_ENGINE_RUN) {
+        struct renc_transform_opts to = {
+            .mode = a.mode, .target = a.to, .keep_old = a.keep_old,
+            .drop = a.drop, .drop_count = a.drop_count, .share_dek = a.share_dek,
+            .verify = !a.no_verify, .backend = a.backend,
+        };
+        if ((rc = renc_transformer_new(&t, ks, &to))) {
+            renc_err(cmd, "target %s: %s", a.to, renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+            goto out;
+        }
+    }
+    if ((status = renc_bulk_scan(cmd, &a, &scan, a.out ? out_real : NULL)) >= 0)
+        goto out;
+    struct renc_engine_opts eo = {
+        .op = op, .threads = a.threads, .memory_bytes = (size_t)a.memory,
+        .fail_fast = a.fail_fast, .dry_run = a.dry_run, .out_dir = a.out ? out_real : NULL,
+        .backend = a.backend, .stop = &renc_stop_flag,
+    };
+    if ((rc = renc_engine_new(&e, &eo, ks, t, &scan))) {
+        if (rc == -RENC_E_TOO_BIG) {
+            renc_err(cmd, "--memory %llu is too small to hold one segment (at least %zu bytes)",
+                     (unsigned long long)a.memory,
+                     renc_record_max_len(1u << RENC_SEG_SHIFT_MAX) + 8192);
+            status = RENC_EXIT_USAGE;
+            goto out;
+        }
+        goto out_err;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = renc_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct renc_progress_ctx pc = {.mode = a.progress, .cmd = cmd};
+    if (pc.mode == RENC_PROGRESS_AUTO)
+        pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
+    if ((rc = renc_engine_run(e, 200, renc_progress_cb, &pc)))
+        goto out_err;
+    status = renc_bulk_finish(cmd, &a, e, &scan, ks, t ? renc_transformer_target(t) : NULL, &pc);
+    if (renc_stop_flag) {
+        renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
+                      "run the same command again to continue");
+        status = RENC_EXIT_INTERRUPTED;
+    }
+    goto out;
+
+out_err:
+    renc_err(cmd, "%s", renc_strerror(rc));
+    status = RENC_EXIT_FAILED;
+out:
+    renc_engine_free(e);
+    renc_scan_cleanup(&scan);
+    renc_transformer_free(t);
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return status;
+}
+
+int renc_cmd_run(int argc, char **argv)
+{
+    return renc_bulk("run", renc_run_usage, RENC_ENGINE_RUN, argc, argv);
+}
+
+int renc_cmd_verify(int argc, char **argv)
+{
+    return renc_bulk("verify", renc_verify_usage, RENC_ENGINE_VERIFY, argc, argv);
+}

@@ -1,0 +1,964 @@
+/* reencrypt/engine.c — see engine.h for the shape of the pipeline. */
+#include "reencrypt/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "crypto/header.h"
+#include "crypto/record.h"
+#include "io/file.h"
+#include "io/pool.h"
+#include "io/ring.h"
+#include "reencrypt/blobfile.h"
+
+#define RENC_BATCH_MAX 32
+#define RENC_BATCH_BYTES (16u << 20)
+#define RENC_RING_DEPTH 256
+#define RENC_CHUNK_INFLIGHT 8
+
+struct renc_chunk;
+
+struct renc_engine {
+    struct renc_engine_opts opts;
+    struct renc_keystore *ks;
+    struct renc_transformer *t;
+    const struct renc_scan *scan;
+    struct renc_item_result *results;
+    struct renc_pool *pool;
+    size_t small_max;      /* blobs up to this size go through batches */
+    size_t chunk_bytes;    /* big blobs: read size of one chunk */
+
+    _Atomic size_t next_item;
+    _Atomic int stopping;  /* fail-fast or a signal: claim nothing new */
+    _Atomic int engine_rc; /* a failure of the engine itself */
+    _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished;
+    struct timespec start;
+
+    /* Chunks of big blobs waiting for a worker's crypto. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct renc_chunk *queue_head, *queue_tail;
+    unsigned coordinators; /* workers currently feeding big blobs */
+    unsigned workers_running;
+};
+
+/* ---- results ---------------------------------------------------------- */
+
+static void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
+                        const char *ref)
+{
+    struct renc_item_result *r = &e->results[idx];
+    r->state = (uint8_t)st;
+    r->rc = rc;
+    if (ref && ref[0])
+        r->ref = renc_strdup(ref);
+    switch (st) {
+    case RENC_ITEM_DONE: atomic_fetch_add(&e->done, 1); break;
+    case RENC_ITEM_SKIPPED: atomic_fetch_add(&e->skipped, 1); break;
+    case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); break;
+    default:
+        atomic_fetch_add(&e->failed, 1);
+        if (e->opts.fail_fast)
+            atomic_store(&e->stopping, 1);
+        break;
+    }
+    atomic_fetch_add(&e->finished, 1);
+    atomic_fetch_add(&e->bytes_finished, e->scan->items[idx].size);
+}
+
+static int renc_should_stop(struct renc_engine *e)
+{
+    return atomic_load(&e->stopping) || (e->opts.stop && *e->opts.stop);
+}
+
+/* The final path of item idx (the original, or its mirror under --out) and
+ * the parent directories created for it. */
+static int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t max)
+{
+    const struct renc_scan_item *it = &e->scan->items[idx];
+    if (!e->opts.out_dir) {
+        int n = snprintf(out, max, "%s", it->path);
+        return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+    }
+    int n = snprintf(out, max, "%s/%s", e->opts.out_dir, it->rel);
+    if (n < 0 || (size_t)n >= max)
+        return -ENAMETOOLONG;
+    for (char *p = out + strlen(e->opts.out_dir) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        int rc = mkdir(out, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+        *p = '/';
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The temporary beside a final path: ".NAME.renc-tmp.<worker>.<item>". */
+static int renc_tmp_path(const char *final, size_t idx, char *out, size_t max)
+{
+    const char *slash = strrchr(final, '/');
+    int dir_len = slash ? (int)(slash - final + 1) : 0;
+    int n = snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%d.%zu", dir_len, final,
+                     slash ? slash + 1 : final, (int)getpid(), idx);
+    return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+}
+
+/* ---- ring helpers ----------------------------------------------------- */
+
+struct renc_sync_op {
+    struct renc_ring_op op;
+    int result;
+    int finished;
+};
+
+static void renc_sync_done(struct renc_ring_op *op, int result)
+{
+    struct renc_sync_op *s = (struct renc_sync_op *)op;
+    s->result = result;
+    s->finished = 1;
+}
+
+/* Runs one op through the ring and waits for it (other ops in flight keep
+ * completing meanwhile). */
+static int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s)
+{
+    s->op.done = renc_sync_done;
+    s->finished = 0;
+    renc_ring_submit(ring, &s->op);
+    while (!s->finished) {
+        int rc = renc_ring_wait(ring, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return s->result;
+}
+
+/* A batch item's ring op: result stored, counted down. */
+struct renc_batch_op {
+    struct renc_ring_op op;
+    int *result; /* the item's error, set on failure */
+    int *value;  /* the op's non-negative result (a descriptor, a byte count) */
+};
+
+static void renc_batch_done(struct renc_ring_op *op, int result)
+{
+    struct renc_batch_op *b = (struct renc_batch_op *)op;
+    if (result < 0)
+        *b->result = result;
+    else
+        *b->value = result;
+}
+
+/* ---- small blobs, in batches ------------------------------------------ */
+
+struct renc_small {
+    size_t idx;
+    uint8_t *buf;
+    size_t buf_len;
+    size_t len;
+    int fd;
+    int rc;
+    int value;               /* the last op's result */
+    int write;               /* 1 when it is to be written */
+    struct renc_blob_plan plan;
+    char final[4096];
+    char tmp[4200];
+    struct renc_batch_op ops[2];
+};
+
+static void renc_small_fail(struct renc_engine *e, struct renc_small *s, int rc, const char *ref)
+{
+    if (s->rc == 0)
+        s->rc = rc;
+    renc_finish(e, s->idx, RENC_ITEM_FAILED, s->rc, ref);
+    s->write = 0;
+}
+
+/* Submits one op per live item and waits for all. */
+static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, size_t n,
+                           void (*prep)(struct renc_small *, struct renc_batch_op *, void *),
+                           void *arg, int only_writes)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (s->rc || (only_writes && !s->write))
+            continue;
+        memset(&s->ops[0], 0, sizeof s->ops[0]);
+        s->ops[0].result = &s->rc;
+        s->ops[0].value = &s->value;
+        s->ops[0].op.done = renc_batch_done;
+        prep(s, &s->ops[0], arg);
+        renc_ring_submit(ring, &s->ops[0].op);
+    }
+    return renc_ring_drain(ring);
+}
+
+static void renc_prep_open_read(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    const struct renc_scan *scan = arg;
+    b->op.kind = RENC_RING_OPENAT;
+    b->op.fd = AT_FDCWD;
+    b->op.path = scan->items[s->idx].path;
+    b->op.open_flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+}
+
+static void renc_prep_read(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_READ;
+    b->op.fd = s->fd;
+    b->op.buf = s->buf;
+    b->op.len = s->buf_len; /* one byte more than the scan saw: growth shows */
+    b->op.offset = 0;
+}
+
+static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    const struct renc_scan *scan = arg;
+    b->op.kind = RENC_RING_OPENAT;
+    b->op.fd = AT_FDCWD;
+    b->op.path = s->tmp;
+    b->op.open_flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    b->op.mode = scan->items[s->idx].mode & 07777;
+}
+
+static void renc_prep_write(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_WRITE;
+    b->op.fd = s->fd;
+    b->op.buf = s->buf;
+    b->op.len = s->len;
+    b->op.offset = 0;
+}
+
+static void renc_prep_fsync(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_FSYNC;
+    b->op.fd = s->fd;
+    b->op.flags = RENC_RING_DATASYNC;
+}
+
+static void renc_prep_rename(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_RENAMEAT;
+    b->op.fd = AT_FDCWD;
+    b->op.path = s->tmp;
+    b->op.path2 = s->final;
+}
+
+/* Transforms (or verifies) one read blob in memory.  Sets s->write when the
+ * result is to be written; finishes the item otherwise. */
+static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
+{
+    const struct renc_scan_item *it = &e->scan->items[s->idx];
+    if (s->len < 4 || memcmp(s->buf, "RENC", 4) != 0) {
+        renc_finish(e, s->idx, RENC_ITEM_NOT_RENC, 0, NULL);
+        return;
+    }
+    if (s->len != it->size) {
+        renc_small_fail(e, s, -EAGAIN, NULL); /* changed since the scan */
+        return;
+    }
+    if (e->opts.op == RENC_ENGINE_VERIFY) {
+        struct renc_blob_status st;
+        int rc = renc_blob_verify_mem(e->ks, s->buf, s->len, &st);
+        if (rc)
+            renc_small_fail(e, s, rc, st.ref);
+        else
+            renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
+        return;
+    }
+    struct renc_blob_plan *p = &s->plan;
+    int rc = renc_transform_plan(e->t, p, s->buf, s->len);
+    if (rc) {
+        renc_small_fail(e, s, rc, p->failed_ref);
+        return;
+    }
+    if (p->verdict == RENC_VERDICT_SKIP) {
+        renc_finish(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL);
+        return;
+    }
+    size_t old_hl = p->old_h.header_len;
+    struct renc_resealer r;
+    if ((rc = renc_resealer_init(&r, p, e->opts.backend)) == 0) {
+        rc = renc_transform_records(&r, p, s->buf + old_hl, s->len - old_hl, 0,
+                                    renc_header_seg_count(&p->old_h), 1, NULL);
+        renc_resealer_cleanup(&r);
+    }
+    if (rc) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    if (e->opts.dry_run) {
+        renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
+        return;
+    }
+    /* The new blob: the new header, then the records unchanged in length. */
+    if (p->new_hdr_len != old_hl) {
+        size_t new_len = s->len - old_hl + p->new_hdr_len;
+        if (new_len > s->buf_len) {
+            uint8_t *grown = renc_malloc(new_len);
+            if (!grown) {
+                renc_small_fail(e, s, -RENC_E_NOMEM, NULL);
+                return;
+            }
+            memcpy(grown + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+            renc_pool_release(e->pool, s->buf, s->buf_len);
+            s->buf = grown;
+            s->buf_len = 0; /* not from the pool */
+        } else {
+            memmove(s->buf + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+        }
+        s->len = new_len;
+    }
+    memcpy(s->buf, p->new_hdr, p->new_hdr_len);
+    if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
+        (rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp))) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    s->write = 1;
+}
+
+/* Makes the directories of the batch's renamed files durable, once each. */
+static int renc_sync_dirs(struct renc_small *items, size_t n)
+{
+    char done[RENC_BATCH_MAX][4096];
+    size_t ndone = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write || items[i].rc)
+            continue;
+        char dir[4096];
+        const char *slash = strrchr(items[i].final, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - items[i].final) : 1,
+                 slash ? items[i].final : ".");
+        if (dir[0] == '\0')
+            strcpy(dir, "/");
+        int seen = 0;
+        for (size_t k = 0; k < ndone && !seen; k++)
+            seen = strcmp(done[k], dir) == 0;
+        if (seen)
+            continue;
+        strcpy(done[ndone++], dir);
+        int r = renc_fault_check("fsync");
+        if (r == 0) {
+            int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            r = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (r && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+static void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].buf_len)
+            renc_pool_release(e->pool, items[i].buf, items[i].buf_len);
+        else if (items[i].buf) {
+            renc_secmem_wipe(items[i].buf, items[i].len);
+            renc_free(items[i].buf);
+        }
+        renc_blob_plan_cleanup(&items[i].plan);
+    }
+}
+
+static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
+                           struct renc_small *items, size_t n)
+{
+    int rc;
+    /* Read: open, read and close with the whole batch in flight. */
+    renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, 0);
+    for (size_t i = 0; i < n; i++)
+        items[i].fd = items[i].rc ? -1 : items[i].value;
+    renc_batch_step(ring, items, n, renc_prep_read, NULL, 0);
+    for (size_t i = 0; i < n; i++)
+        if (items[i].rc == 0)
+            items[i].len = (size_t)items[i].value;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].fd >= 0) {
+            close(items[i].fd); /* a read-only close cannot lose data */
+            items[i].fd = -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].rc) {
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+            continue;
+        }
+        renc_small_transform(e, &items[i]);
+    }
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= items[i].write;
+    if (!any)
+        return;
+
+    /* Write: temporaries opened, written, made durable and closed with the
+     * whole batch in flight.  Recovery: roll back (remove temporaries). */
+    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write)
+            continue;
+        if (items[i].rc) {
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+            continue;
+        }
+        items[i].fd = items[i].value;
+    }
+    renc_batch_step(ring, items, n, renc_prep_write, NULL, 1);
+    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write)
+            continue;
+        if (close(items[i].fd) != 0 && items[i].rc == 0)
+            items[i].rc = -errno;
+        items[i].fd = -1;
+        if (items[i].rc) {
+            unlink(items[i].tmp);
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+        }
+    }
+    /* Commit point: each rename makes one blob wholly new. */
+    renc_batch_step(ring, items, n, renc_prep_rename, NULL, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].write && items[i].rc) {
+            unlink(items[i].tmp);
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+        }
+    }
+    /* One durability barrier per directory for the whole batch. */
+    rc = renc_sync_dirs(items, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write)
+            continue;
+        if (rc)
+            renc_small_fail(e, &items[i], rc, NULL); /* renamed, durability unknown */
+        else
+            renc_finish(e, items[i].idx, RENC_ITEM_DONE, 0, NULL);
+    }
+}
+
+/* ---- big blobs, in chunks --------------------------------------------- */
+
+struct renc_big {
+    struct renc_engine *e;
+    struct renc_blob_plan plan;
+    uint64_t count;               /* records, or 0 when unknown */
+    pthread_mutex_t lock;
+    struct renc_chunk *done;      /* chunks whose crypto finished */
+    int out_fd;
+    int write_rc;
+    unsigned inflight;
+};
+
+struct renc_chunk {
+    struct renc_big *big;
+    uint8_t *buf;
+    size_t buf_len, len;
+    uint64_t in_off, first_index;
+    int final;
+    int rc;
+    struct renc_chunk *next;
+    struct renc_ring_op wop;
+};
+
+/* Crypto of one chunk, by any worker. */
+static void renc_chunk_work(struct renc_chunk *c)
+{
+    struct renc_big *b = c->big;
+    struct renc_resealer r;
+    int rc = renc_resealer_init(&r, &b->plan, b->e->opts.backend);
+    if (rc == 0) {
+        if (b->e->opts.op == RENC_ENGINE_RUN)
+            rc = renc_transform_records(&r, &b->plan, c->buf, c->len, c->first_index, b->count,
+                                        c->final, NULL);
+        renc_resealer_cleanup(&r);
+    }
+    c->rc = rc;
+    pthread_mutex_lock(&b->lock);
+    c->next = b->done;
+    b->done = c;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Takes one queued chunk and does its crypto; 0 when none was queued. */
+static int renc_help_one(struct renc_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    struct renc_chunk *c = e->queue_head;
+    if (c) {
+        e->queue_head = c->next;
+        if (!e->queue_head)
+            e->queue_tail = NULL;
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (!c)
+        return 0;
+    renc_chunk_work(c);
+    return 1;
+}
+
+static void renc_queue_chunk(struct renc_engine *e, struct renc_chunk *c)
+{
+    c->next = NULL;
+    pthread_mutex_lock(&e->lock);
+    if (e->queue_tail)
+        e->queue_tail->next = c;
+    else
+        e->queue_head = c;
+    e->queue_tail = c;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void renc_chunk_written(struct renc_ring_op *op, int result)
+{
+    struct renc_chunk *c = op->user;
+    struct renc_big *b = c->big;
+    if (result < 0 && b->write_rc == 0)
+        b->write_rc = result;
+    renc_pool_release(b->e->pool, c->buf, c->buf_len);
+    renc_free(c);
+    b->inflight--;
+}
+
+/* Rekeys a big blob: reads record-aligned chunks, hands their crypto to the
+ * workers, writes each back at its offset (record lengths never change). */
+static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct renc_big *b,
+                          int in_fd, uint64_t size)
+{
+    uint64_t old_hl = b->plan.old_h.header_len, new_hl = b->plan.new_hdr_len;
+    uint64_t next_off = old_hl, index = 0;
+    int rc = 0;
+    while ((rc == 0 && b->write_rc == 0 && next_off < size) || b->inflight > 0) {
+        int progressed = 0;
+        if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < RENC_CHUNK_INFLIGHT) {
+            uint8_t *buf = NULL;
+            int arc = b->inflight ? renc_pool_try_acquire(e->pool, e->chunk_bytes, &buf)
+                                  : renc_pool_acquire(e->pool, e->chunk_bytes, &buf);
+            if (arc == 0) {
+                struct renc_sync_op rd;
+                memset(&rd, 0, sizeof rd);
+                size_t want = size - next_off < e->chunk_bytes ? (size_t)(size - next_off)
+                                                               : e->chunk_bytes;
+                rd.op.kind = RENC_RING_READ;
+                rd.op.fd = in_fd;
+                rd.op.buf = buf;
+                rd.op.len = want;
+                rd.op.offset = next_off;
+                int got = renc_ring_run(ring, &rd);
+                size_t span = 0;
+                uint64_t records = 0;
+                if (got >= 0 && (size_t)got != want)
+                    got = -RENC_E_TRUNCATED; /* shrank since the scan */
+                if (got >= 0)
+                    rc = renc_records_span(&b->plan.old_h, buf, want, e->chunk_bytes, &span,
+                                           &records);
+                else
+                    rc = got;
+                if (rc == 0 && records == 0)
+                    rc = -RENC_E_TRUNCATED; /* a record longer than what is left */
+                struct renc_chunk *c = rc ? NULL : renc_calloc(1, sizeof *c);
+                if (rc == 0 && !c)
+                    rc = -RENC_E_NOMEM;
+                if (rc) {
+                    renc_pool_release(e->pool, buf, e->chunk_bytes);
+                } else {
+                    c->big = b;
+                    c->buf = buf;
+                    c->buf_len = e->chunk_bytes;
+                    c->len = span;
+                    c->in_off = next_off;
+                    c->first_index = index;
+                    c->final = next_off + span == size;
+                    next_off += span;
+                    index += records;
+                    b->inflight++;
+                    renc_queue_chunk(e, c);
+                }
+                progressed = 1;
+            }
+        }
+        /* Chunks whose crypto is done go to the ring to be written. */
+        pthread_mutex_lock(&b->lock);
+        struct renc_chunk *done = b->done;
+        b->done = NULL;
+        pthread_mutex_unlock(&b->lock);
+        while (done) {
+            struct renc_chunk *c = done;
+            done = c->next;
+            progressed = 1;
+            if (c->rc || rc || b->write_rc || e->opts.dry_run) {
+                if (c->rc && rc == 0)
+                    rc = c->rc;
+                renc_pool_release(e->pool, c->buf, c->buf_len);
+                renc_free(c);
+                b->inflight--;
+                continue;
+            }
+            memset(&c->wop, 0, sizeof c->wop);
+            c->wop.kind = RENC_RING_WRITE;
+            c->wop.fd = b->out_fd;
+            c->wop.buf = c->buf;
+            c->wop.len = c->len;
+            c->wop.offset = c->in_off - old_hl + new_hl;
+            c->wop.user = c;
+            c->wop.done = renc_chunk_written;
+            renc_ring_submit(ring, &c->wop);
+        }
+        int reaped = renc_ring_wait(ring, 0);
+        if (reaped < 0)
+            return reaped;
+        if (!progressed && reaped == 0 && !renc_help_one(e)) {
+            if (renc_ring_in_flight(ring))
+                renc_ring_wait(ring, 1);
+            else
+                sched_yield();
+        }
+    }
+    if (rc == 0 && b->write_rc)
+        rc = b->write_rc;
+    if (rc == 0 && next_off != size)
+        rc = -RENC_E_TRUNCATED;
+    return rc;
+}
+
+/* Rewrap of a big blob: records are copied unchanged, in the kernel. */
+static int renc_big_copy_records(int in_fd, int out_fd, uint64_t in_off, uint64_t out_off,
+                                 uint64_t len)
+{
+    loff_t ioff = (loff_t)in_off, ooff = (loff_t)out_off;
+    while (len > 0) {
+        int rc = renc_fault_check("write");
+        if (rc)
+            return rc;
+        ssize_t n = copy_file_range(in_fd, &ioff, out_fd, &ooff, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -RENC_E_TRUNCATED;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
+{
+    const struct renc_scan_item *it = &e->scan->items[idx];
+    struct renc_big b;
+    memset(&b, 0, sizeof b);
+    b.e = e;
+    b.out_fd = -1;
+    pthread_mutex_init(&b.lock, NULL);
+    char final[4096], tmp[4200];
+    const char *ref = NULL;
+    int rc = 0;
+
+    int in_fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in_fd < 0) {
+        renc_finish(e, idx, RENC_ITEM_FAILED, -errno, NULL);
+        pthread_mutex_destroy(&b.lock);
+        return;
+    }
+    if (e->opts.op == RENC_ENGINE_VERIFY) {
+        struct renc_blob_status st;
+        rc = renc_blob_open(e->ks, in_fd, -1, NULL, &st);
+        close(in_fd);
+        if (rc == -RENC_E_BAD_MAGIC)
+            renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
+        else
+            renc_finish(e, idx, rc ? RENC_ITEM_FAILED : RENC_ITEM_DONE, rc, rc ? st.ref : NULL);
+        pthread_mutex_destroy(&b.lock);
+        return;
+    }
+    uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);
+    size_t got = 0;
+    if (!hdr)
+        rc = -RENC_E_NOMEM;
+    else
+        rc = renc_file_pread_full(in_fd, hdr, RENC_MAX_HEADER_LEN, 0, &got);
+    if (rc == 0 && (got < 4 || memcmp(hdr, "RENC", 4) != 0)) {
+        renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
+        goto out;
+    }
+    if (rc == 0 && (rc = renc_transform_plan(e->t, &b.plan, hdr, got)) != 0)
+        ref = b.plan.failed_ref;
+    if (rc)
+        goto out_fail;
+    if (b.plan.verdict == RENC_VERDICT_SKIP) {
+        renc_finish(e, idx, RENC_ITEM_SKIPPED, 0, NULL);
+        goto out;
+    }
+    b.count = renc_header_seg_count(&b.plan.old_h);
+    if (!e->opts.dry_run) {
+        if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
+            (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)))
+            goto out_fail;
+        b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                        it->mode & 07777);
+        if (b.out_fd < 0) {
+            rc = -errno;
+            goto out_fail;
+        }
+        rc = renc_fault_check("write");
+        if (rc == 0 && pwrite(b.out_fd, b.plan.new_hdr, b.plan.new_hdr_len, 0) !=
+                           (ssize_t)b.plan.new_hdr_len)
+            rc = errno ? -errno : -EIO;
+    }
+    if (rc == 0) {
+        if (b.plan.new_dek)
+            rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
+        else if (!e->opts.dry_run)
+            rc = renc_big_copy_records(in_fd, b.out_fd, b.plan.old_h.header_len,
+                                       b.plan.new_hdr_len, it->size - b.plan.old_h.header_len);
+    }
+    if (rc)
+        goto out_fail;
+    if (!e->opts.dry_run) {
+        /* Commit: durable temporary, rename (the commit point), directory. */
+        int fd = b.out_fd;
+        b.out_fd = -1;
+        if ((rc = renc_file_commit(fd, tmp, final)))
+            goto out_fail_noabort;
+    }
+    renc_finish(e, idx, RENC_ITEM_DONE, 0, NULL);
+    goto out;
+
+out_fail:
+    if (b.out_fd >= 0)
+        renc_file_abort(b.out_fd, tmp);
+    b.out_fd = -1;
+out_fail_noabort:
+    renc_finish(e, idx, RENC_ITEM_FAILED, rc, ref);
+out:
+    if (b.out_fd >= 0)
+        renc_file_abort(b.out_fd, tmp);
+    renc_free(hdr);
+    close(in_fd);
+    renc_blob_plan_cleanup(&b.plan);
+    pthread_mutex_destroy(&b.lock);
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static void *renc_worker_main(void *arg)
+{
+    struct renc_engine *e = arg;
+    struct renc_ring *ring = NULL;
+    struct renc_small *items = renc_calloc(RENC_BATCH_MAX, sizeof *items);
+    int rc = items ? renc_ring_new(&ring, RENC_RING_DEPTH) : -RENC_E_NOMEM;
+    if (rc) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
+        atomic_store(&e->stopping, 1);
+    }
+    while (rc == 0) {
+        if (renc_help_one(e))
+            continue;
+        size_t n = 0, bytes = 0;
+        ssize_t big = -1;
+        while (!renc_should_stop(e) && n < RENC_BATCH_MAX && bytes < RENC_BATCH_BYTES) {
+            size_t idx = atomic_fetch_add(&e->next_item, 1);
+            if (idx >= e->scan->count)
+                break;
+            const struct renc_scan_item *it = &e->scan->items[idx];
+            if (it->size > e->small_max) {
+                big = (ssize_t)idx;
+                break;
+            }
+            uint8_t *buf;
+            size_t want = (size_t)it->size + 1;
+            int arc = n == 0 ? renc_pool_acquire(e->pool, want, &buf)
+                             : renc_pool_try_acquire(e->pool, want, &buf);
+            if (arc == -EAGAIN) {
+                /* Pool busy: run what we have, this one waits for later. */
+                arc = renc_pool_acquire(e->pool, want, &buf);
+            }
+            if (arc) {
+                renc_finish(e, idx, RENC_ITEM_FAILED, arc, NULL);
+                continue;
+            }
+            memset(&items[n], 0, sizeof items[n]);
+            items[n].idx = idx;
+            items[n].buf = buf;
+            items[n].buf_len = want;
+            items[n].fd = -1;
+            items[n].plan.failed_slot = -1;
+            n++;
+            bytes += want;
+        }
+        if (n) {
+            renc_run_batch(e, ring, items, n);
+            renc_batch_release(e, items, n);
+        }
+        if (big >= 0) {
+            pthread_mutex_lock(&e->lock);
+            e->coordinators++;
+            pthread_mutex_unlock(&e->lock);
+            renc_run_big(e, ring, (size_t)big);
+            pthread_mutex_lock(&e->lock);
+            e->coordinators--;
+            pthread_cond_broadcast(&e->cond);
+            pthread_mutex_unlock(&e->lock);
+        }
+        if (n == 0 && big < 0) {
+            /* Nothing left to claim: help big blobs until none is fed. */
+            pthread_mutex_lock(&e->lock);
+            if (!e->queue_head && e->coordinators == 0) {
+                pthread_mutex_unlock(&e->lock);
+                break;
+            }
+            if (!e->queue_head) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 2000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+            }
+            pthread_mutex_unlock(&e->lock);
+        }
+    }
+    renc_ring_free(ring);
+    renc_free(items);
+    pthread_mutex_lock(&e->lock);
+    e->workers_running--;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+/* ---- the engine ------------------------------------------------------- */
+
+int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,
+                    struct renc_keystore *ks, struct renc_transformer *t,
+                    const struct renc_scan *scan)
+{
+    RENC_RETURN_IF(opts->threads == 0, -RENC_E_INVALID);
+    RENC_RETURN_IF(opts->op == RENC_ENGINE_RUN && !t, -RENC_E_INVALID);
+    /* A chunk must hold the largest record (16 MiB segments) with room. */
+    size_t chunk = (size_t)4 << 20;
+    size_t max_record = renc_record_max_len(1u << RENC_SEG_SHIFT_MAX);
+    if (chunk < max_record)
+        chunk = (max_record + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
+    RENC_RETURN_IF(opts->memory_bytes < chunk + RENC_POOL_ALIGN, -RENC_E_TOO_BIG);
+
+    struct renc_engine *e = renc_calloc(1, sizeof *e);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    e->opts = *opts;
+    e->ks = ks;
+    e->t = t;
+    e->scan = scan;
+    e->chunk_bytes = chunk;
+    /* Small enough to be read whole: a quarter of the pool per worker, at
+     * most 4 MiB, so the batches of all workers fit together. */
+    e->small_max = opts->memory_bytes / (4 * opts->threads);
+    if (e->small_max > ((size_t)4 << 20))
+        e->small_max = (size_t)4 << 20;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cond, NULL);
+    e->results = renc_calloc(scan->count ? scan->count : 1, sizeof *e->results);
+    int rc = e->results ? renc_pool_new(&e->pool, opts->memory_bytes) : -RENC_E_NOMEM;
+    if (rc) {
+        renc_engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void renc_engine_free(struct renc_engine *e)
+{
+    if (!e)
+        return;
+    if (e->results)
+        for (size_t i = 0; i < e->scan->count; i++)
+            renc_free(e->results[i].ref);
+    renc_free(e->results);
+    renc_pool_free(e->pool);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->cond);
+    renc_free(e);
+}
+
+void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    p->items_total = e->scan->count;
+    p->items_finished = atomic_load(&e->finished);
+    p->done = atomic_load(&e->done);
+    p->skipped = atomic_load(&e->skipped);
+    p->not_renc = atomic_load(&e->not_renc);
+    p->failed = atomic_load(&e->failed);
+    p->bytes_total = e->scan->total_bytes;
+    p->bytes_finished = atomic_load(&e->bytes_finished);
+    p->elapsed_s = (double)(now.tv_sec - e->start.tv_sec) +
+                   (double)(now.tv_nsec - e->start.tv_nsec) / 1e9;
+}
+
+int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
+                    void (*progress)(const struct renc_engine_progress *p, void *arg), void *arg)
+{
+    clock_gettime(CLOCK_MONOTONIC, &e->start);
+    pthread_t *th = renc_calloc(e->opts.threads, sizeof *th);
+    RENC_RETURN_IF(!th, -RENC_E_NOMEM);
+    unsigned started = 0;
+    pthread_mutex_lock(&e->lock);
+    for (; started < e->opts.threads; started++) {
+        if (pthread_create(&th[started], NULL, renc_worker_main, e) != 0)
+            break;
+        e->workers_running++;
+    }
+    while (e->workers_running > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        if (e->opts.stop && *e->opts.stop)
+            atomic_store(&e->stopping, 1);
+        if (progress) {
+            pthread_mutex_unlock(&e->lock);
+            struct renc_engine_progress p;
+            renc_engine_snapshot(e, &p);
+            progress(&p, arg);
+            pthread_mutex_lock(&e->lock);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    renc_free(th);
+    if (started == 0)
+        return -EAGAIN;
+    return atomic_load(&e->engine_rc);
+}
+
+const struct renc_item_result *renc_engine_results(const struct renc_engine *e)
+{
+    return e->results;
+}
+
+size_t renc_engine_peak_memory(struct renc_engine *e)
+{
+    return renc_pool_peak(e->pool);
+}
