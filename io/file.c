@@ -30,6 +30,12 @@ int renc_fault_check(const char *op)
     unsigned long c = atomic_fetch_add(&renc_fault_counts[op[0] == 'f'], 1) + 1;
     return c == n && err > 0 ? -err : 0;
 }
+
+void renc_fault_reset(void)
+{
+    atomic_store(&renc_fault_counts[0], 0);
+    atomic_store(&renc_fault_counts[1], 0);
+}
 #else
 int renc_fault_check(const char *op)
 {

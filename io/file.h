@@ -47,4 +47,10 @@ int renc_file_fsync_parent(const char *path);
  * barrier of the process with that errno (ENOSPC, EIO or a number). */
 int renc_fault_check(const char *op);
 
+#ifdef RENC_TEST_HOOKS
+/* renc_fault_reset: zeroes the write and fsync counters of renc_fault_check,
+ * so a test can count from its own first write. */
+void renc_fault_reset(void);
+#endif
+
 #endif

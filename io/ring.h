@@ -24,7 +24,7 @@ enum renc_ring_kind {
     RENC_RING_FSYNC,     /* fsync, or fdatasync with flags RENC_RING_DATASYNC */
     RENC_RING_RENAMEAT,
     RENC_RING_UNLINKAT,
-    RENC_RING_STATX,     /* size into op->size */
+    RENC_RING_STATX,     /* size into op->size; path NULL or "": fd itself */
 };
 
 #define RENC_RING_DATASYNC 1u
@@ -43,8 +43,11 @@ struct renc_ring_op {
     uint64_t size;       /* STATX result: file size; also st_mode in `mode` */
     void (*done)(struct renc_ring_op *op, int result); /* result: >= 0 or -errno */
     void *user;          /* for the caller */
-    /* Private to the ring: progress of a resubmitted short transfer. */
+    /* Private to the ring: progress of a resubmitted short transfer (for
+     * STATX: which of the ring's statx buffers the op holds), the result
+     * waiting for its callback, and the link of the ring's queues. */
     size_t priv_done;
+    int priv_result;
     struct renc_ring_op *priv_next;
 };
 
@@ -52,13 +55,18 @@ struct renc_ring;
 
 /* renc_ring_new: a ring with `depth` entries (rounded to a power of two,
  * 8..4096).  Falls back to nothing: without io_uring (old kernel, seccomp)
- * it fails with the kernel's -errno, and the caller reports it. */
+ * it fails with the kernel's -errno, and the caller reports it;
+ * -RENC_E_NOMEM when its own allocation fails.  *out is set only on success. */
 int renc_ring_new(struct renc_ring **out, unsigned depth);
+/* renc_ring_free: call it after renc_ring_drain.  Operations still in the
+ * kernel are waited for (it must stop using their buffers), but no callback
+ * runs any more.  NULL does nothing. */
 void renc_ring_free(struct renc_ring *ring);
 
 /* renc_ring_submit: queues op (it must stay valid until its done callback
- * has run).  Never blocks; submission to the kernel happens in
- * renc_ring_wait or renc_ring_flush. */
+ * has run; the callback may free it or submit it again).  Never blocks;
+ * submission to the kernel happens in renc_ring_wait or renc_ring_flush.
+ * READ and WRITE take len <= INT_MAX (else the result is -EINVAL). */
 void renc_ring_submit(struct renc_ring *ring, struct renc_ring_op *op);
 
 /* renc_ring_flush: hands queued operations to the kernel. */
@@ -66,8 +74,10 @@ int renc_ring_flush(struct renc_ring *ring);
 
 /* renc_ring_wait: submits what is queued and waits until at least
  * min_complete operations have completed (their callbacks run in this
- * thread), or none is in flight.  Returns the number completed, or -errno
- * when the ring itself fails. */
+ * thread), or none is in flight; min_complete 0 reaps what has completed
+ * without blocking.  Callbacks may submit and flush, but not wait or drain
+ * (-EDEADLK).  Returns the number completed, or -errno when the ring itself
+ * fails. */
 int renc_ring_wait(struct renc_ring *ring, unsigned min_complete);
 
 /* renc_ring_in_flight: operations submitted or queued and not yet done. */
