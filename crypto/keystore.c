@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -26,6 +27,17 @@ struct renc_dek_entry {
 
 #define RENC_DEK_BUCKETS 4096
 
+/* A cached wrap: the slot a DEK got under a target, found by an HMAC of the
+ * target ref and the DEK under a random per-process key (so the table holds
+ * nothing that tells a DEK). */
+struct renc_wrap_entry {
+    uint8_t id[32];
+    uint8_t alg;
+    uint16_t wrapped_len;
+    struct renc_wrap_entry *next;
+    uint8_t wrapped[]; /* wrapped_len bytes */
+};
+
 struct renc_keystore {
     struct renc_keyring *local;
     pthread_mutex_t lock;
@@ -33,6 +45,9 @@ struct renc_keystore {
     size_t cached;
     struct renc_dek_entry **deks; /* RENC_DEK_BUCKETS chains, NULL: no DEK cache */
     size_t dek_count, dek_max;
+    struct renc_wrap_entry **wraps; /* RENC_DEK_BUCKETS chains, with the DEK cache */
+    struct renc_key *wrap_id_key;
+    size_t wrap_count;
     struct renc_keystore_stats stats;
 };
 
@@ -60,6 +75,16 @@ void renc_keystore_free(struct renc_keystore *ks)
         }
     }
     renc_free(ks->deks);
+    for (size_t b = 0; ks->wraps && b < RENC_DEK_BUCKETS; b++) {
+        struct renc_wrap_entry *e = ks->wraps[b];
+        while (e) {
+            struct renc_wrap_entry *next = e->next;
+            renc_free(e);
+            e = next;
+        }
+    }
+    renc_free(ks->wraps);
+    renc_key_free(ks->wrap_id_key);
     for (size_t i = 0; i < ks->cached; i++)
         renc_kek_free(ks->cache[i].kek);
     pthread_mutex_destroy(&ks->lock);
@@ -171,7 +196,15 @@ int renc_keystore_cache_deks(struct renc_keystore *ks, size_t max_entries)
     if (ks->deks)
         return 0;
     ks->deks = renc_calloc(RENC_DEK_BUCKETS, sizeof *ks->deks);
-    RENC_RETURN_IF(!ks->deks, -RENC_E_NOMEM);
+    ks->wraps = renc_calloc(RENC_DEK_BUCKETS, sizeof *ks->wraps);
+    int rc = ks->deks && ks->wraps ? renc_key_random(&ks->wrap_id_key, 32) : -RENC_E_NOMEM;
+    if (rc) {
+        renc_free(ks->deks);
+        renc_free(ks->wraps);
+        ks->deks = NULL;
+        ks->wraps = NULL;
+        return rc;
+    }
     ks->dek_max = max_entries;
     return 0;
 }
@@ -199,21 +232,67 @@ int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, c
     return renc_keystore_kek(ks, ref, &kek, out, max_out);
 }
 
+/* The identity of (target, DEK) in the wrap cache. */
+static int renc_wrap_id(struct renc_keystore *ks, uint8_t id[32], const char *versioned,
+                        const struct renc_key *dek)
+{
+    uint8_t msg[RENC_MAX_REF_LEN + 1 + 64];
+    size_t n = strlen(versioned) + 1;
+    RENC_RETURN_IF(dek->len > 64, -RENC_E_INVALID);
+    memcpy(msg, versioned, n);
+    memcpy(msg + n, dek->bytes, dek->len);
+    unsigned len = 0;
+    int ok = HMAC(EVP_sha256(), ks->wrap_id_key->bytes, (int)ks->wrap_id_key->len, msg,
+                  n + dek->len, id, &len) != NULL;
+    renc_secmem_wipe(msg, sizeof msg);
+    return ok ? 0 : -RENC_E_CRYPTO;
+}
+
 int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,
                             const struct renc_key *dek)
 {
     const struct renc_kek *kek;
     char versioned[RENC_MAX_REF_LEN + 1];
     uint8_t wrapped[RENC_MAX_WRAPPED_LEN];
+    uint8_t id[32];
     size_t wlen = 0;
     int rc = renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
     if (rc)
         return rc;
+    if (ks->wraps) {
+        /* One wrap per distinct DEK and target: blobs sharing a DEK share
+         * its wrapped form, and a key vault is asked once. */
+        if ((rc = renc_wrap_id(ks, id, versioned, dek)))
+            return rc;
+        pthread_mutex_lock(&ks->lock);
+        for (struct renc_wrap_entry *e = ks->wraps[renc_dek_bucket(id)]; e; e = e->next) {
+            if (memcmp(e->id, id, 32) == 0) {
+                uint8_t alg = e->alg;
+                wlen = e->wrapped_len;
+                memcpy(wrapped, e->wrapped, wlen);
+                pthread_mutex_unlock(&ks->lock);
+                return renc_header_add_slot(h, alg, versioned, wrapped, wlen);
+            }
+        }
+        pthread_mutex_unlock(&ks->lock);
+    }
     int alg = renc_kek_default_alg(kek);
     if ((rc = renc_kek_wrap(kek, alg, wrapped, sizeof wrapped, &wlen, dek)))
         return rc;
     pthread_mutex_lock(&ks->lock);
     ks->stats.wraps++;
+    if (ks->wraps && ks->wrap_count < ks->dek_max) {
+        struct renc_wrap_entry *e = renc_malloc(sizeof *e + wlen);
+        if (e) {
+            memcpy(e->id, id, 32);
+            e->alg = (uint8_t)alg;
+            e->wrapped_len = (uint16_t)wlen;
+            memcpy(e->wrapped, wrapped, wlen);
+            e->next = ks->wraps[renc_dek_bucket(id)];
+            ks->wraps[renc_dek_bucket(id)] = e;
+            ks->wrap_count++;
+        }
+    }
     pthread_mutex_unlock(&ks->lock);
     if ((rc = renc_keystore_remember(ks, versioned, wrapped, wlen, dek)))
         return rc;

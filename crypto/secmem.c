@@ -80,6 +80,11 @@ struct renc_key *renc_key_new(size_t len)
     /* A zero-length key still gets a (1-byte) buffer so that bytes is never
      * NULL for a live key. */
     key->bytes = OPENSSL_secure_zalloc(len ? len : 1);
+    /* A full secure heap must not fail the run: ordinary memory, still
+     * wiped on free (OPENSSL_secure_clear_free cleanses and frees a pointer
+     * that is not from the secure heap). */
+    if (!key->bytes)
+        key->bytes = OPENSSL_zalloc(len ? len : 1);
     if (!key->bytes) {
         renc_free(key);
         return NULL;

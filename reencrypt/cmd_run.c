@@ -429,7 +429,8 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         renc_err(cmd, "keyring %s: %s", a.g.keyring_dir, renc_strerror(rc));
         return RENC_EXIT_FAILED;
     }
-    if ((rc = renc_keystore_cache_deks(ks, 1u << 20)))
+    /* 64Ki DEKs of 32 bytes: 2 MiB, within the locked secure heap. */
+    if ((rc = renc_keystore_cache_deks(ks, 1u << 16)))
         goto out_err;
     if (op == RENC_ENGINE_RUN) {
         struct renc_transform_opts to = {

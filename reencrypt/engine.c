@@ -216,7 +216,7 @@ static void renc_prep_read(struct renc_small *s, struct renc_batch_op *b, void *
     b->op.kind = RENC_RING_READ;
     b->op.fd = s->fd;
     b->op.buf = s->buf;
-    b->op.len = s->buf_len; /* one byte more than the scan saw: growth shows */
+    b->op.len = (size_t)((const struct renc_scan *)arg)->items[s->idx].size + 1;
     b->op.offset = 0;
 }
 
@@ -383,7 +383,7 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
     renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, 0);
     for (size_t i = 0; i < n; i++)
         items[i].fd = items[i].rc ? -1 : items[i].value;
-    renc_batch_step(ring, items, n, renc_prep_read, NULL, 0);
+    renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, 0);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc == 0)
             items[i].len = (size_t)items[i].value;
@@ -782,7 +782,10 @@ static void *renc_worker_main(void *arg)
                 break;
             }
             uint8_t *buf;
-            size_t want = (size_t)it->size + 1;
+            /* One byte more shows a file that grew since the scan; the rest
+             * is room for a new header larger than the old one, so the new
+             * blob is assembled in the same pool buffer. */
+            size_t want = (size_t)it->size + 1 + 8192;
             int arc = n == 0 ? renc_pool_acquire(e->pool, want, &buf)
                              : renc_pool_try_acquire(e->pool, want, &buf);
             if (arc == -EAGAIN) {
