@@ -45,6 +45,7 @@ struct renc_ring {
     struct statx *stx;
     unsigned *stx_free;            /* stack of free buffer indices */
     unsigned stx_nfree;
+    unsigned fake_eagain;          /* test hook: see renc_ring_fake_eagain */
 };
 
 static void queue_push(struct renc_ring_queue *q, struct renc_ring_op *op)
@@ -199,6 +200,14 @@ static void complete(struct renc_ring *ring, struct renc_ring_op *op, int result
  * of a short transfer, pass any other result up. */
 static void on_cqe(struct renc_ring *ring, struct renc_ring_op *op, int res)
 {
+#ifdef RENC_TEST_HOOKS
+    /* Redoing a READ or WRITE from its last progress is harmless. */
+    if (ring->fake_eagain && res >= 0 &&
+        (op->kind == RENC_RING_READ || op->kind == RENC_RING_WRITE)) {
+        ring->fake_eagain--;
+        res = -EAGAIN;
+    }
+#endif
     /* A close is never retried: the descriptor may already be gone. */
     if (res == -EAGAIN || (res == -EINTR && op->kind != RENC_RING_CLOSE)) {
         prep(ring, op);
@@ -312,8 +321,19 @@ void renc_ring_free(struct renc_ring *ring)
     if (!ring)
         return;
     /* Every op in a slot has exactly one SQE or CQE outstanding (nothing is
-     * resubmitted here): wait for all of them so the kernel is done with
-     * their buffers before the caller frees those. */
+     * resubmitted here).  Cancel them all (one that never ends, such as a
+     * read of an idle pipe, would hang us), then wait for each CQE so the
+     * kernel is done with their buffers before the caller frees those.  A
+     * kernel without CANCEL_ANY (before 5.19) fails the cancel; then only
+     * the wait remains. */
+    if (ring->in_slots) {
+        io_uring_submit(&ring->uring);
+        struct io_uring_sqe *sqe = get_sqe(ring);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data(sqe, NULL);
+        }
+    }
     while (ring->in_slots) {
         int rc = io_uring_submit_and_wait(&ring->uring, 1);
         if (rc < 0 && submit_rc(rc) != 0)
@@ -390,9 +410,18 @@ unsigned renc_ring_in_flight(const struct renc_ring *ring)
     return ring ? ring->in_slots + ring->backlog.n + ring->ready.n : 0;
 }
 
+#ifdef RENC_TEST_HOOKS
+void renc_ring_fake_eagain(struct renc_ring *ring, unsigned n)
+{
+    if (ring)
+        ring->fake_eagain = n;
+}
+#endif
+
 int renc_ring_drain(struct renc_ring *ring)
 {
     RENC_RETURN_IF(!ring, -EINVAL);
+    RENC_RETURN_IF(ring->in_wait, -EDEADLK);
     while (renc_ring_in_flight(ring)) {
         int rc = renc_ring_wait(ring, 1);
         if (rc < 0)

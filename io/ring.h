@@ -86,4 +86,11 @@ unsigned renc_ring_in_flight(const struct renc_ring *ring);
 /* renc_ring_drain: waits for every operation to complete. */
 int renc_ring_drain(struct renc_ring *ring);
 
+#ifdef RENC_TEST_HOOKS
+/* renc_ring_fake_eagain (tests only): the next n READ or WRITE completions
+ * are taken as -EAGAIN, whatever the kernel did, so the retry path runs
+ * (the kernel rarely says -EAGAIN where it can poll instead). */
+void renc_ring_fake_eagain(struct renc_ring *ring, unsigned n);
+#endif
+
 #endif
