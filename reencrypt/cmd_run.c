@@ -40,7 +40,7 @@ struct renc_bulk_args {
     const char *drop[16];
     size_t drop_count;
     enum renc_run_mode mode;
-    int keep_old, dry_run, no_verify, fail_fast, json, direct;
+    int keep_old, dry_run, no_verify, fail_fast, json, direct, identity;
     unsigned threads, share_dek;
     uint64_t memory;
     enum renc_progress_mode progress;
@@ -88,6 +88,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"crypto-backend", required_argument, NULL, 'C'},
         {"direct", no_argument, NULL, 'D'},
         {"json", no_argument, NULL, 'j'},
+        {"bench-identity", no_argument, NULL, 'I'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -168,6 +169,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             break;
         case 'D': a->direct = 1; break;
         case 'j': a->json = 1; break;
+        case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
         }
@@ -449,7 +451,7 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     struct renc_engine_opts eo = {
         .op = op, .threads = a.threads, .memory_bytes = (size_t)a.memory,
         .fail_fast = a.fail_fast, .dry_run = a.dry_run, .out_dir = a.out ? out_real : NULL,
-        .backend = a.backend, .stop = &renc_stop_flag,
+        .backend = a.backend, .stop = &renc_stop_flag, .identity = a.identity,
     };
     if ((rc = renc_engine_new(&e, &eo, ks, t, &scan))) {
         if (rc == -RENC_E_TOO_BIG) {

@@ -267,6 +267,17 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_small_fail(e, s, -EAGAIN, NULL); /* changed since the scan */
         return;
     }
+    if (e->opts.identity) {
+        /* The bare file-work ceiling: every step of a run but the crypto. */
+        int rc = renc_final_path(e, s->idx, s->final, sizeof s->final);
+        if (rc == 0)
+            rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp);
+        if (rc)
+            renc_small_fail(e, s, rc, NULL);
+        else
+            s->write = 1;
+        return;
+    }
     if (e->opts.op == RENC_ENGINE_VERIFY) {
         struct renc_blob_status st;
         int rc = renc_blob_verify_mem(e->ks, s->buf, s->len, &st);
@@ -683,6 +694,24 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
             renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
         else
             renc_finish(e, idx, rc ? RENC_ITEM_FAILED : RENC_ITEM_DONE, rc, rc ? st.ref : NULL);
+        pthread_mutex_destroy(&b.lock);
+        return;
+    }
+    if (e->opts.identity) {
+        /* Bench ceiling: the whole file copied as it is, committed the same way. */
+        if ((rc = renc_final_path(e, idx, final, sizeof final)) == 0 &&
+            (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)) == 0) {
+            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, it->mode & 07777);
+            rc = b.out_fd < 0 ? -errno : renc_big_copy_records(in_fd, b.out_fd, 0, 0, it->size);
+            if (rc == 0) {
+                rc = renc_file_commit(b.out_fd, tmp, final);
+                b.out_fd = -1;
+            }
+        }
+        if (b.out_fd >= 0)
+            renc_file_abort(b.out_fd, tmp);
+        renc_finish(e, idx, rc ? RENC_ITEM_FAILED : RENC_ITEM_DONE, rc, NULL);
+        close(in_fd);
         pthread_mutex_destroy(&b.lock);
         return;
     }

@@ -13,7 +13,7 @@ case "$flavour" in
   tsan) dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRENC_SANITIZE=thread) ;;
   fuzz) dir=build-fuzz; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
                               -DCMAKE_CXX_COMPILER=clang++ -DRENC_BUILD_FUZZ=ON) ;;
-  bench) dir=build-bench; args=(-DCMAKE_BUILD_TYPE=Release -DRENC_BUILD_BENCH=ON -DRENC_TEST_HOOKS=OFF) ;;
+  bench) dir=build-bench; args=(-DCMAKE_BUILD_TYPE=Release -DRENC_BUILD_BENCH=ON -DRENC_TEST_HOOKS=OFF -DRENC_BUILD_TESTS=OFF) ;;
   *) echo "usage: $0 [release|asan|tsan|fuzz|bench]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja -DRENC_WERROR="$werror" "${args[@]}" >/dev/null
