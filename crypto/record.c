@@ -106,10 +106,10 @@ int renc_record_parse_word(uint32_t word, uint8_t flags, uint32_t seg_size, size
     return 0;
 }
 
-int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
-                     const uint8_t **plain, size_t *plain_len,
-                     uint8_t *rec, size_t rec_len, uint32_t seg_size,
-                     const uint8_t prefix[7], uint32_t index, int last)
+int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
+                          const uint8_t **plain, size_t *plain_len, uint8_t *scratch,
+                          const uint8_t *rec, size_t rec_len, uint32_t seg_size,
+                          const uint8_t prefix[7], uint32_t index, int last)
 {
     RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
     uint32_t word = renc_load_be32(rec);
@@ -120,25 +120,25 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
 
     uint8_t nonce[RENC_AEAD_NONCE_LEN];
     renc_record_nonce(nonce, prefix, index, last);
-    uint8_t *payload = rec + RENC_RECORD_WORD_LEN;
-    int rc = renc_aead_open(aead, payload, payload, payload_len, payload + payload_len,
-                            nonce, rec, RENC_RECORD_WORD_LEN);
+    const uint8_t *in = rec + RENC_RECORD_WORD_LEN;
+    int rc = renc_aead_open(aead, scratch, in, payload_len, in + payload_len, nonce, rec,
+                            RENC_RECORD_WORD_LEN);
     if (rc)
         return rc;
     if (!compressed) {
-        *plain = payload;
+        *plain = scratch;
         *plain_len = payload_len;
         return 0;
     }
     RENC_RETURN_IF(seg_size > z->seg_size, -RENC_E_TOO_BIG);
     /* The frame must hold one segment: at most S bytes, checked against the
      * frame's declared size before any byte is produced. */
-    unsigned long long want = ZSTD_getFrameContentSize(payload, payload_len);
-    size_t frame_len = ZSTD_findFrameCompressedSize(payload, payload_len);
+    unsigned long long want = ZSTD_getFrameContentSize(scratch, payload_len);
+    size_t frame_len = ZSTD_findFrameCompressedSize(scratch, payload_len);
     size_t n = ZSTD_isError(frame_len) || frame_len != payload_len
                    ? (size_t)-1 /* not exactly one frame */
-                   : ZSTD_decompressDCtx(z->dctx, z->scratch, seg_size, payload, payload_len);
-    renc_secmem_wipe(payload, payload_len);
+                   : ZSTD_decompressDCtx(z->dctx, z->scratch, seg_size, scratch, payload_len);
+    renc_secmem_wipe(scratch, payload_len);
     if (ZSTD_isError(n) || (want != ZSTD_CONTENTSIZE_UNKNOWN && want != n)) {
         renc_secmem_wipe(z->scratch, seg_size);
         return -RENC_E_DECOMPRESS;
@@ -146,6 +146,17 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
     *plain = z->scratch;
     *plain_len = n;
     return 0;
+}
+
+int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
+                     const uint8_t **plain, size_t *plain_len,
+                     uint8_t *rec, size_t rec_len, uint32_t seg_size,
+                     const uint8_t prefix[7], uint32_t index, int last)
+{
+    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
+    /* In place: the payload is its own scratch. */
+    return renc_record_open_into(aead, z, plain, plain_len, rec + RENC_RECORD_WORD_LEN, rec,
+                                 rec_len, seg_size, prefix, index, last);
 }
 
 int renc_record_reseal(struct renc_aead *from, struct renc_aead *to,

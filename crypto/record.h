@@ -66,6 +66,16 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
                      uint8_t *rec, size_t rec_len, uint32_t seg_size,
                      const uint8_t prefix[7], uint32_t index, int last);
 
+/* renc_record_open_into: as renc_record_open, but the record stays
+ * untouched (it may be read-only, e.g. mapped) and the payload is decrypted
+ * into scratch (room for the record's payload, at most seg_size bytes).
+ * *plain points into scratch, or into z's scratch for a compressed record.
+ * On failure scratch is zeroed. */
+int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
+                          const uint8_t **plain, size_t *plain_len, uint8_t *scratch,
+                          const uint8_t *rec, size_t rec_len, uint32_t seg_size,
+                          const uint8_t prefix[7], uint32_t index, int last);
+
 /* renc_record_reseal: rekey of one record without decompressing: opens rec
  * under `from` and seals the same payload (same word) under `to` with the
  * new prefix, in place.  On failure rec's payload is zeroed. */

@@ -296,13 +296,15 @@ out:
     return rc;
 }
 
-int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
+int renc_blob_verify_mem(struct renc_keystore *ks, const uint8_t *buf, size_t len,
                          struct renc_blob_status *st)
 {
     struct renc_header h;
     struct renc_opened opened;
     struct renc_aead *aead = NULL;
     struct renc_zstd *z = NULL;
+    uint8_t *scratch = NULL;
+    size_t scratch_len = 0;
     memset(&opened, 0, sizeof opened);
     renc_status_init(st);
     int rc = renc_header_parse(&h, buf, len);
@@ -323,6 +325,12 @@ int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
         goto out;
     if ((h.flags & RENC_FLAG_COMPRESSED) && (rc = renc_zstd_new(&z, 1, seg)))
         goto out;
+    /* A payload is at most S bytes, and never more than the blob. */
+    scratch_len = len < seg ? len : seg;
+    if (!(scratch = renc_malloc(scratch_len ? scratch_len : 1))) {
+        rc = -RENC_E_NOMEM;
+        goto out;
+    }
     st->in_records = 1;
     size_t off = h.header_len;
     for (uint64_t i = 0;; i++) {
@@ -346,8 +354,8 @@ int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
         }
         const uint8_t *plain;
         size_t plain_len;
-        if ((rc = renc_record_open(aead, z, &plain, &plain_len, buf + off, rec_len, seg,
-                                   h.nonce_prefix, (uint32_t)i, last)))
+        if ((rc = renc_record_open_into(aead, z, &plain, &plain_len, scratch, buf + off, rec_len,
+                                        seg, h.nonce_prefix, (uint32_t)i, last)))
             goto out;
         uint64_t want = !last ? seg : count ? h.plaintext_len - (count - 1) * seg : plain_len;
         if (plain_len != want) {
@@ -364,6 +372,10 @@ int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
         }
     }
 out:
+    if (scratch) {
+        renc_secmem_wipe(scratch, scratch_len);
+        renc_free(scratch);
+    }
     renc_zstd_free(z);
     renc_aead_free(aead);
     renc_opened_cleanup(&opened);

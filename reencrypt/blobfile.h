@@ -58,7 +58,8 @@ int renc_blob_read_header(int fd, struct renc_header *out, uint8_t **raw);
 
 
 /* renc_blob_verify_mem: as renc_blob_open with no output, over a whole blob
- * held in memory (opened in place: buf is overwritten). */
-int renc_blob_verify_mem(struct renc_keystore *ks, uint8_t *buf, size_t len,
+ * held in memory or mapped read-only (buf is not written: each record is
+ * decrypted into a scratch segment, one pass over the bytes). */
+int renc_blob_verify_mem(struct renc_keystore *ks, const uint8_t *buf, size_t len,
                          struct renc_blob_status *st);
 #endif
