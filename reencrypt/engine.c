@@ -541,6 +541,12 @@ static void renc_chunk_written(struct renc_ring_op *op, int result)
     struct renc_big *b = c->big;
     if (result < 0 && b->write_rc == 0)
         b->write_rc = result;
+    /* Start writeback of what was just written, so the final durability
+     * barrier has little left to flush and the disk works while the next
+     * chunks are read and sealed.  Not a durability point by itself. */
+    if (result >= 0)
+        sync_file_range(b->out_fd, (off64_t)c->wop.offset, (off64_t)c->wop.len,
+                        SYNC_FILE_RANGE_WRITE);
     renc_pool_release(b->e->pool, c->buf, c->buf_len);
     renc_free(c);
     b->inflight--;
