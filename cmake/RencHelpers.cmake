@@ -12,7 +12,13 @@ function(renc_target_warnings target)
 endfunction()
 
 function(renc_target_sanitize target)
-  if(RENC_SANITIZE)
+  if(RENC_BUILD_FUZZ)
+    # Coverage hooks and sanitizers in the code under test, not only in the
+    # fuzz drivers, so libFuzzer sees inside the parsers.
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined
+      -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  elseif(RENC_SANITIZE)
     string(REPLACE ";" "," _san "${RENC_SANITIZE}")
     target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
     target_link_options(${target} PRIVATE -fsanitize=${_san})

@@ -117,6 +117,9 @@ int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
     RENC_RETURN_IF((word & RENC_RECORD_LEN_MASK) != payload_len, -RENC_E_BAD_RECORD);
     int compressed = (word & RENC_RECORD_COMPRESSED) != 0;
     RENC_RETURN_IF(compressed && !z, -RENC_E_INVALID);
+    /* Before decrypting: a failure after it would leave the verified frame
+     * in scratch. */
+    RENC_RETURN_IF(compressed && seg_size > z->seg_size, -RENC_E_TOO_BIG);
 
     uint8_t nonce[RENC_AEAD_NONCE_LEN];
     renc_record_nonce(nonce, prefix, index, last);
@@ -130,7 +133,6 @@ int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
         *plain_len = payload_len;
         return 0;
     }
-    RENC_RETURN_IF(seg_size > z->seg_size, -RENC_E_TOO_BIG);
     /* The frame must hold one segment: at most S bytes, checked against the
      * frame's declared size before any byte is produced. */
     unsigned long long want = ZSTD_getFrameContentSize(scratch, payload_len);
