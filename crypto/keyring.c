@@ -443,6 +443,30 @@ out_unlock:
     return rc;
 }
 
+/* renc_material_load: the KEK in a version's material file, whatever the
+ * version's state (callers check states).  *out written only on success. */
+static int renc_material_load(struct renc_keyring *kr, const char *name,
+                              const struct renc_keyring_version *v, struct renc_kek **out)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s/%s.%s", kr->dir, name, v->version,
+                 v->type == RENC_KEK_AES256 ? "key" : "pem") >= (int)sizeof path)
+        return -RENC_E_TOO_BIG;
+    struct renc_key *material = NULL;
+    int rc = renc_read_private(path, &material, RENC_MATERIAL_MAX);
+    if (rc)
+        return rc;
+    struct renc_kek *kek = NULL;
+    rc = v->type == RENC_KEK_AES256
+             ? renc_kek_from_aes(&kek, material->bytes, material->len)
+             : renc_kek_from_pem(&kek, (const char *)material->bytes, material->len);
+    renc_key_free(material);
+    if (rc)
+        return rc == -RENC_E_NOMEM ? rc : -RENC_E_BAD_KEYRING;
+    *out = kek;
+    return 0;
+}
+
 int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
                         char version_out[RENC_KEY_VERSION_MAX + 1])
 {
@@ -472,12 +496,13 @@ int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
             cur = &key.versions[i];
     unsigned bits = 0;
     if (cur->type == RENC_KEK_RSA) {
+        /* A disabled or revoked current version still tells the size to
+         * keep: read its material without the state checks of
+         * renc_keyring_load (nothing is wrapped or unwrapped with it). */
         struct renc_kek *kek = NULL;
-        if ((rc = renc_keyring_load(kr, name, cur->version, &kek, NULL)) != 0 &&
-            rc != -RENC_E_KEY_DISABLED && rc != -RENC_E_KEY_REVOKED)
+        if ((rc = renc_material_load(kr, name, cur, &kek)))
             goto out_cleanup;
-        /* A disabled current version still tells the size to keep. */
-        bits = kek ? renc_kek_bits(kek) : 3072;
+        bits = renc_kek_bits(kek);
         renc_kek_free(kek);
     }
     char keydir[4096];
@@ -605,24 +630,9 @@ int renc_keyring_load(struct renc_keyring *kr, const char *name, const char *ver
         goto out_cleanup;
     }
 
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s/%s.%s", kr->dir, name, v->version,
-                 v->type == RENC_KEK_AES256 ? "key" : "pem") >= (int)sizeof path) {
-        rc = -RENC_E_TOO_BIG;
-        goto out_cleanup;
-    }
-    struct renc_key *material = NULL;
-    if ((rc = renc_read_private(path, &material, RENC_MATERIAL_MAX)))
-        goto out_cleanup;
     struct renc_kek *kek = NULL;
-    rc = v->type == RENC_KEK_AES256
-             ? renc_kek_from_aes(&kek, material->bytes, material->len)
-             : renc_kek_from_pem(&kek, (const char *)material->bytes, material->len);
-    renc_key_free(material);
-    if (rc) {
-        rc = rc == -RENC_E_NOMEM ? rc : -RENC_E_BAD_KEYRING;
+    if ((rc = renc_material_load(kr, name, v, &kek)))
         goto out_cleanup;
-    }
     *out = kek;
     if (version_out)
         strcpy(version_out, v->version);

@@ -179,9 +179,23 @@ int renc_cmd_keys(int argc, char **argv)
         else if ((rc = renc_keyring_rotate(kr, name, v)) == 0)
             printf("rotated local:%s: current version is now %s\n", name, v);
     } else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
+        struct renc_keyring_key key;
+        int revoked = 0;
+        if (version && renc_keyring_get(kr, name, &key) == 0) {
+            for (size_t i = 0; i < key.version_count; i++)
+                revoked |= strcmp(key.versions[i].version, version) == 0 &&
+                           key.versions[i].state == RENC_KEY_REVOKED;
+            renc_keyring_key_cleanup(&key);
+        }
         if (!version) {
             renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
             status = RENC_EXIT_USAGE;
+        } else if (revoked) {
+            /* A revoke is undone only by restore, never silently by enable
+             * or overwritten by disable. */
+            renc_err(sub, "local:%s/%s is revoked: 'keys restore %s/%s' first", name, version,
+                     name, version);
+            status = RENC_EXIT_FAILED;
         } else if ((rc = renc_keyring_set_state(kr, name, version,
                        sub[0] == 'd' ? RENC_KEY_DISABLED : RENC_KEY_ENABLED)) == 0) {
             printf("%sd local:%s/%s\n", sub, name, version);
