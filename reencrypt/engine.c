@@ -491,11 +491,12 @@ static void renc_chunk_work(struct renc_chunk *c)
 {
     struct renc_big *b = c->big;
     struct renc_resealer r;
-    int rc = renc_resealer_init(&r, &b->plan, b->e->opts.backend);
+    int rc = b->e->opts.op == RENC_ENGINE_VERIFY
+                 ? renc_resealer_init_verify(&r, &b->plan, b->e->opts.backend)
+                 : renc_resealer_init(&r, &b->plan, b->e->opts.backend);
     if (rc == 0) {
-        if (b->e->opts.op == RENC_ENGINE_RUN)
-            rc = renc_transform_records(&r, &b->plan, c->buf, c->len, c->first_index, b->count,
-                                        c->final, NULL);
+        rc = renc_transform_records(&r, &b->plan, c->buf, c->len, c->first_index, b->count,
+                                    c->final, NULL);
         renc_resealer_cleanup(&r);
     }
     c->rc = rc;
@@ -552,8 +553,9 @@ static void renc_chunk_written(struct renc_ring_op *op, int result)
     b->inflight--;
 }
 
-/* Rekeys a big blob: reads record-aligned chunks, hands their crypto to the
- * workers, writes each back at its offset (record lengths never change). */
+/* Rekeys (or verifies) a big blob: reads record-aligned chunks, hands their
+ * crypto to the workers, writes each back at its offset (record lengths
+ * never change; verify writes nothing). */
 static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct renc_big *b,
                           int in_fd, uint64_t size)
 {
@@ -581,13 +583,16 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                 uint64_t records = 0;
                 if (got >= 0 && (size_t)got != want)
                     got = -RENC_E_TRUNCATED; /* shrank since the scan */
+                uint64_t left = b->count ? b->count - index : UINT64_MAX;
                 if (got >= 0)
-                    rc = renc_records_span(&b->plan.old_h, buf, want, e->chunk_bytes, &span,
-                                           &records);
+                    rc = renc_records_span(&b->plan.old_h, buf, want, e->chunk_bytes, left,
+                                           &span, &records);
                 else
                     rc = got;
                 if (rc == 0 && records == 0)
-                    rc = -RENC_E_TRUNCATED; /* a record longer than what is left */
+                    /* Bytes after the last record, or a record longer than
+                     * what is left. */
+                    rc = left == 0 ? -RENC_E_TRAILING : -RENC_E_TRUNCATED;
                 struct renc_chunk *c = rc ? NULL : renc_calloc(1, sizeof *c);
                 if (rc == 0 && !c)
                     rc = -RENC_E_NOMEM;
@@ -618,7 +623,7 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
             struct renc_chunk *c = done;
             done = c->next;
             progressed = 1;
-            if (c->rc || rc || b->write_rc || e->opts.dry_run) {
+            if (c->rc || rc || b->write_rc || e->opts.dry_run || e->opts.op == RENC_ENGINE_VERIFY) {
                 if (c->rc && rc == 0)
                     rc = c->rc;
                 renc_pool_release(e->pool, c->buf, c->buf_len);
@@ -692,20 +697,6 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         pthread_mutex_destroy(&b.lock);
         return;
     }
-    if (e->opts.op == RENC_ENGINE_VERIFY) {
-        /* Streamed: read() into one record buffer and opened in place.  A
-         * read-only mapping would save the page-cache copy, but measured
-         * slower on virtual machines where page faults are costly. */
-        struct renc_blob_status st;
-        rc = renc_blob_open(e->ks, in_fd, -1, NULL, &st);
-        close(in_fd);
-        if (rc == -RENC_E_BAD_MAGIC)
-            renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
-        else
-            renc_finish(e, idx, rc ? RENC_ITEM_FAILED : RENC_ITEM_DONE, rc, rc ? st.ref : NULL);
-        pthread_mutex_destroy(&b.lock);
-        return;
-    }
     if (e->opts.identity) {
         /* Bench ceiling: the whole file copied as it is, committed the same way. */
         if ((rc = renc_final_path(e, idx, final, sizeof final)) == 0 &&
@@ -732,6 +723,23 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         rc = renc_file_pread_full(in_fd, hdr, RENC_MAX_HEADER_LEN, 0, &got);
     if (rc == 0 && (got < 4 || memcmp(hdr, "RENC", 4) != 0)) {
         renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
+        goto out;
+    }
+    if (rc == 0 && e->opts.op == RENC_ENGINE_VERIFY) {
+        /* Verify: the records are spread over the workers like a rekey's,
+         * opened and checked, and nothing is written. */
+        int failed = -1;
+        if ((rc = renc_header_parse(&b.plan.old_h, hdr, got)) == 0 &&
+            (rc = renc_keystore_open_header(e->ks, &b.plan.old, &b.plan.old_h, hdr, &failed)) != 0 &&
+            failed >= 0)
+            ref = b.plan.old_h.slots[failed].ref;
+        if (rc == 0) {
+            b.count = renc_header_seg_count(&b.plan.old_h);
+            rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
+        }
+        if (rc)
+            goto out_fail;
+        renc_finish(e, idx, RENC_ITEM_DONE, 0, NULL);
         goto out;
     }
     if (rc == 0 && (rc = renc_transform_plan(e->t, &b.plan, hdr, got)) != 0)

@@ -289,20 +289,34 @@ int renc_resealer_init(struct renc_resealer *r, const struct renc_blob_plan *p,
     return rc;
 }
 
+int renc_resealer_init_verify(struct renc_resealer *r, const struct renc_blob_plan *p,
+                              enum renc_aead_backend backend)
+{
+    memset(r, 0, sizeof *r);
+    r->verify = 1;
+    int rc = renc_aead_new(&r->from, p->old.keys.k_data, backend);
+    if (rc == 0 && (p->old_h.flags & RENC_FLAG_COMPRESSED))
+        rc = renc_zstd_new(&r->z, 1, renc_header_seg_size(&p->old_h));
+    if (rc)
+        renc_resealer_cleanup(r);
+    return rc;
+}
+
 void renc_resealer_cleanup(struct renc_resealer *r)
 {
+    renc_zstd_free(r->z);
     renc_aead_free(r->from);
     renc_aead_free(r->to);
     memset(r, 0, sizeof *r);
 }
 
 int renc_records_span(const struct renc_header *h, const uint8_t *buf, size_t len,
-                      size_t max_bytes, size_t *span, uint64_t *records)
+                      size_t max_bytes, uint64_t max_records, size_t *span, uint64_t *records)
 {
     uint32_t seg = renc_header_seg_size(h);
     size_t off = 0;
     uint64_t n = 0;
-    while (len - off >= RENC_RECORD_WORD_LEN) {
+    while (n < max_records && len - off >= RENC_RECORD_WORD_LEN) {
         size_t rec_len;
         int rc = renc_record_parse_word(renc_load_be32(buf + off), h->flags, seg, &rec_len);
         if (rc)
@@ -343,9 +357,18 @@ int renc_transform_records(struct renc_resealer *r, const struct renc_blob_plan 
             uint64_t want = !last ? seg : count ? h->plaintext_len - (count - 1) * seg : raw;
             RENC_RETURN_IF(raw != want, -RENC_E_LENGTH_MISMATCH);
         }
-        if (r->to)
+        if (r->verify) {
+            const uint8_t *plain;
+            size_t plain_len;
+            rc = renc_record_open(r->from, r->z, &plain, &plain_len, buf + off, rec_len, seg,
+                                  h->nonce_prefix, (uint32_t)i, last);
+            uint64_t want = !last ? seg : count ? h->plaintext_len - (count - 1) * seg : plain_len;
+            if (rc == 0 && plain_len != want)
+                rc = -RENC_E_LENGTH_MISMATCH;
+        } else if (r->to) {
             rc = renc_record_reseal(r->from, r->to, buf + off, rec_len, h->nonce_prefix,
                                     p->new_h.nonce_prefix, (uint32_t)i, last);
+        }
         if (rc)
             return rc;
         off += rec_len;

@@ -76,12 +76,20 @@ void renc_blob_plan_cleanup(struct renc_blob_plan *plan);
  * each thread that reseals records of a blob has its own. */
 struct renc_resealer {
     struct renc_aead *from, *to;
+    struct renc_zstd *z;  /* verify: decompresses compressed records */
+    int verify;           /* open and check every record instead of resealing */
 };
 int renc_resealer_init(struct renc_resealer *r, const struct renc_blob_plan *plan,
                        enum renc_aead_backend backend);
 void renc_resealer_cleanup(struct renc_resealer *r);
 
-/* renc_transform_records: rekeys, in place, whole records in buf[0, len)
+/* renc_resealer_init_verify: a resealer that opens records (and
+ * decompresses them) to verify a blob, writing nothing back. */
+int renc_resealer_init_verify(struct renc_resealer *r, const struct renc_blob_plan *plan,
+                              enum renc_aead_backend backend);
+
+/* renc_transform_records: rekeys (or, with a verifying resealer, opens and
+ * checks), in place, whole records in buf[0, len)
  * starting at record first_index.  count is the blob's record count, or 0
  * when unknown; then final says buf ends at the end of the blob (its last
  * record is the last one).  *records_out (may be NULL) gets how many were
@@ -93,9 +101,10 @@ int renc_transform_records(struct renc_resealer *r, const struct renc_blob_plan 
 
 /* renc_records_span: walks the record words of buf[0, len) from its start
  * and returns in *span the bytes of the whole records that fit in at most
- * max_bytes (at least one record when one fits in len), and their number.
+ * max_bytes (at least one record when one fits in len) and number at most
+ * max_records, and their number.
  * For cutting a big blob into record-aligned chunks. */
 int renc_records_span(const struct renc_header *h, const uint8_t *buf, size_t len,
-                      size_t max_bytes, size_t *span, uint64_t *records);
+                      size_t max_bytes, uint64_t max_records, size_t *span, uint64_t *records);
 
 #endif
