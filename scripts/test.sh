@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the whole
 # suite (unit, fuzz-corpus replay, end-to-end) in a normal build and again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, then the pipeline tests
+# (ring, pool, the run engine end to end) under ThreadSanitizer.
 #   scripts/test.sh            everything
 #   scripts/test.sh quick      the normal build only
 set -euo pipefail
@@ -22,4 +23,12 @@ for f in "${flavours[@]}"; do
     status=1
   fi
 done
+if [ "${1:-}" != quick ]; then
+  echo "=== tsan build (pipeline tests) ==="
+  dir=$(scripts/build.sh tsan | tail -n 1)
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  if ! ctest --test-dir "$dir" --output-on-failure -R 'ring|pool|test_run'; then
+    status=1
+  fi
+fi
 exit $status
