@@ -35,7 +35,7 @@ struct renc_engine {
     struct renc_item_result *results;
     struct renc_pool *pool;
     size_t small_max;      /* blobs up to this size go through batches */
-    size_t chunk_bytes;    /* big blobs: read size of one chunk */
+    size_t chunk_bytes;    /* the largest chunk: one largest record (sizes --memory) */
 
     _Atomic size_t next_item;
     _Atomic int stopping;  /* fail-fast or a signal: claim nothing new */
@@ -561,18 +561,24 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
 {
     uint64_t old_hl = b->plan.old_h.header_len, new_hl = b->plan.new_hdr_len;
     uint64_t next_off = old_hl, index = 0;
+    /* A chunk holds at least one record of this blob, and about 1 MiB: small
+     * enough to stay in cache between the read and the crypto. */
+    size_t chunk = renc_record_max_len(renc_header_seg_size(&b->plan.old_h));
+    if (chunk < ((size_t)1 << 20))
+        chunk = (size_t)1 << 20;
+    chunk = (chunk + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
     int rc = 0;
     while ((rc == 0 && b->write_rc == 0 && next_off < size) || b->inflight > 0) {
         int progressed = 0;
         if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < RENC_CHUNK_INFLIGHT) {
             uint8_t *buf = NULL;
-            int arc = b->inflight ? renc_pool_try_acquire(e->pool, e->chunk_bytes, &buf)
-                                  : renc_pool_acquire(e->pool, e->chunk_bytes, &buf);
+            int arc = b->inflight ? renc_pool_try_acquire(e->pool, chunk, &buf)
+                                  : renc_pool_acquire(e->pool, chunk, &buf);
             if (arc == 0) {
                 struct renc_sync_op rd;
                 memset(&rd, 0, sizeof rd);
-                size_t want = size - next_off < e->chunk_bytes ? (size_t)(size - next_off)
-                                                               : e->chunk_bytes;
+                size_t want = size - next_off < chunk ? (size_t)(size - next_off)
+                                                               : chunk;
                 rd.op.kind = RENC_RING_READ;
                 rd.op.fd = in_fd;
                 rd.op.buf = buf;
@@ -585,7 +591,7 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                     got = -RENC_E_TRUNCATED; /* shrank since the scan */
                 uint64_t left = b->count ? b->count - index : UINT64_MAX;
                 if (got >= 0)
-                    rc = renc_records_span(&b->plan.old_h, buf, want, e->chunk_bytes, left,
+                    rc = renc_records_span(&b->plan.old_h, buf, want, chunk, left,
                                            &span, &records);
                 else
                     rc = got;
@@ -597,11 +603,11 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                 if (rc == 0 && !c)
                     rc = -RENC_E_NOMEM;
                 if (rc) {
-                    renc_pool_release(e->pool, buf, e->chunk_bytes);
+                    renc_pool_release(e->pool, buf, chunk);
                 } else {
                     c->big = b;
                     c->buf = buf;
-                    c->buf_len = e->chunk_bytes;
+                    c->buf_len = chunk;
                     c->len = span;
                     c->in_off = next_off;
                     c->first_index = index;
