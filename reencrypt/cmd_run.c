@@ -27,9 +27,9 @@ static const char renc_run_usage[] =
     "usage: reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
-    "         [--crypto-backend auto|openssl|ipsec-mb] (SOURCE... | --manifest FILE)\n";
+    "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
-    "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none]\n"
+    "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
     "         [--report FILE] (SOURCE... | --manifest FILE)\n";
 
 enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
@@ -47,6 +47,7 @@ struct renc_bulk_args {
     enum renc_aead_backend backend;
     char **sources;
     int source_count;
+    const char *run_only; /* the first option given that only run takes */
 };
 
 static int renc_parse_u64(const char *s, uint64_t *out)
@@ -99,9 +100,13 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
     a->share_dek = 1;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int idx = -1;
+    while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         if (renc_global_opt(&a->g, opt, optarg))
             continue;
+        if (!a->run_only && idx >= 0 && strchr("tmokdnsV", opt))
+            a->run_only = opts[idx].name;
+        idx = -1;
         switch (opt) {
         case 't': a->to = optarg; break;
         case 'm':
@@ -181,10 +186,6 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         fputs(usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (a->direct) {
-        renc_err(cmd, "--direct (O_DIRECT) is not supported yet");
-        return RENC_EXIT_USAGE;
-    }
     return -1;
 }
 
@@ -207,11 +208,37 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
 /* --out must not lie inside a source (the run would read its own output). */
 static int renc_out_inside_source(const struct renc_bulk_args *a, char *out_real, size_t max)
 {
-    if (mkdir(a->out, 0755) != 0 && errno != EEXIST)
-        return -errno;
     char buf[PATH_MAX];
-    if (!realpath(a->out, buf))
-        return -errno;
+    int create = 0;
+    if (!realpath(a->out, buf)) {
+        if (errno != ENOENT)
+            return -errno;
+        /* Not there yet: resolve its parent and check before creating it,
+         * so that a refused --out leaves no folder inside a source. */
+        char parent[PATH_MAX];
+        size_t n = strlen(a->out);
+        if (n >= sizeof parent)
+            return -ENAMETOOLONG;
+        memcpy(parent, a->out, n + 1);
+        while (n > 1 && parent[n - 1] == '/')
+            parent[--n] = '\0';
+        char *slash = strrchr(parent, '/');
+        const char *base = slash ? slash + 1 : parent;
+        const char *dir = ".";
+        if (slash == parent)
+            dir = "/";
+        else if (slash) {
+            *slash = '\0';
+            dir = parent;
+        }
+        if (!realpath(dir, buf))
+            return -errno;
+        size_t bl = strlen(buf);
+        int w = snprintf(buf + bl, sizeof buf - bl, "%s%s", bl > 1 ? "/" : "", base);
+        if (w < 0 || (size_t)w >= sizeof buf - bl)
+            return -ENAMETOOLONG;
+        create = 1;
+    }
     snprintf(out_real, max, "%s", buf);
     for (int i = 0; i < a->source_count; i++) {
         char src[PATH_MAX];
@@ -221,7 +248,78 @@ static int renc_out_inside_source(const struct renc_bulk_args *a, char *out_real
         if (strncmp(buf, src, n) == 0 && (buf[n] == '/' || buf[n] == '\0'))
             return 1;
     }
+    if (create && mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
     return 0;
+}
+
+/* --out: each blob's mirror path is OUT/REL.  REL is made canonical here (no
+ * empty or "." components).  A REL with ".." would leave OUT (a manifest line
+ * such as ../src/x.renc can even land on its own source, rewriting it in
+ * place), and two blobs with the same REL (one name under two sources, or a
+ * manifest naming files as a/x and /a/x) would overwrite each other's mirror:
+ * both are refused before anything is written. */
+static int renc_rel_canonical(char *rel)
+{
+    char *w = rel;
+    const char *r = rel;
+    while (*r) {
+        while (*r == '/')
+            r++;
+        const char *seg = r;
+        while (*r && *r != '/')
+            r++;
+        size_t n = (size_t)(r - seg);
+        if (n == 0 || (n == 1 && seg[0] == '.'))
+            continue;
+        if (n == 2 && seg[0] == '.' && seg[1] == '.')
+            return -1;
+        if (w != rel)
+            *w++ = '/';
+        memmove(w, seg, n);
+        w += n;
+    }
+    *w = '\0';
+    return w == rel ? -1 : 0;
+}
+
+static int renc_item_rel_cmp(const void *a, const void *b)
+{
+    const struct renc_scan_item *x = *(const struct renc_scan_item *const *)a;
+    const struct renc_scan_item *y = *(const struct renc_scan_item *const *)b;
+    return strcmp(x->rel, y->rel);
+}
+
+/* Returns -1 to continue or an exit code. */
+static int renc_check_mirror_paths(const char *cmd, const char *out, struct renc_scan *scan)
+{
+    int bad = 0;
+    for (size_t i = 0; i < scan->count; i++) {
+        if (renc_rel_canonical(scan->items[i].rel) != 0) {
+            renc_err(cmd, "%s: cannot be mirrored under --out %s (its path has '..' or no name)",
+                     scan->items[i].path, out);
+            bad = 1;
+        }
+    }
+    if (bad || scan->count < 2)
+        return bad ? RENC_EXIT_USAGE : -1;
+    struct renc_scan_item **v = renc_calloc(scan->count, sizeof *v);
+    if (!v) {
+        renc_err(cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        return RENC_EXIT_FAILED;
+    }
+    for (size_t i = 0; i < scan->count; i++)
+        v[i] = &scan->items[i];
+    qsort(v, scan->count, sizeof *v, renc_item_rel_cmp);
+    for (size_t i = 1; i < scan->count; i++) {
+        if (strcmp(v[i - 1]->rel, v[i]->rel) == 0) {
+            renc_err(cmd, "%s and %s would both be written to %s/%s", v[i - 1]->path, v[i]->path,
+                     out, v[i]->rel);
+            bad = 1;
+        }
+    }
+    renc_free(v);
+    return bad ? RENC_EXIT_USAGE : -1;
 }
 
 /* ---- progress --------------------------------------------------------- */
@@ -395,6 +493,11 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     int status = renc_bulk_parse(cmd, usage, argc, argv, &a);
     if (status >= 0)
         return status;
+    if (op == RENC_ENGINE_VERIFY && a.run_only) {
+        renc_err(cmd, "--%s is an option of run, not of verify", a.run_only);
+        fputs(usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
     if (op == RENC_ENGINE_RUN && !a.to) {
         renc_err(cmd, "--to REF is required");
         return RENC_EXIT_USAGE;
@@ -448,10 +551,13 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     }
     if ((status = renc_bulk_scan(cmd, &a, &scan, a.out ? out_real : NULL)) >= 0)
         goto out;
+    if (op == RENC_ENGINE_RUN && a.out && (status = renc_check_mirror_paths(cmd, a.out, &scan)) >= 0)
+        goto out;
     struct renc_engine_opts eo = {
         .op = op, .threads = a.threads, .memory_bytes = (size_t)a.memory,
         .fail_fast = a.fail_fast, .dry_run = a.dry_run, .out_dir = a.out ? out_real : NULL,
         .backend = a.backend, .stop = &renc_stop_flag, .identity = a.identity,
+        .direct = a.direct,
     };
     if ((rc = renc_engine_new(&e, &eo, ks, t, &scan))) {
         if (rc == -RENC_E_TOO_BIG) {

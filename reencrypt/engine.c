@@ -464,6 +464,18 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
 
 /* ---- big blobs, in chunks --------------------------------------------- */
 
+/* --direct: a block of the output being assembled from the edges of two
+ * chunks (or the header and a chunk) before its one O_DIRECT write. */
+struct renc_blk {
+    struct renc_ring_op op;
+    struct renc_big *big;
+    uint64_t index;
+    size_t filled;
+    uint8_t *buf;                 /* RENC_DIRECT_ALIGN bytes, aligned */
+};
+
+#define RENC_DIRECT_ALIGN 4096u
+
 struct renc_big {
     struct renc_engine *e;
     struct renc_blob_plan plan;
@@ -473,12 +485,18 @@ struct renc_big {
     int out_fd;
     int write_rc;
     unsigned inflight;
+    int direct_in_fd;             /* --direct: the source opened O_DIRECT, or -1 */
+    int direct_out;               /* --direct: out_fd is O_DIRECT */
+    uint64_t out_size;
+    struct renc_blk **blks;       /* blocks waiting for their other part */
+    size_t nblks, blks_cap;
 };
 
 struct renc_chunk {
     struct renc_big *big;
     uint8_t *buf;
     size_t buf_len, len;
+    size_t data_off;              /* where the records start in buf */
     uint64_t in_off, first_index;
     int final;
     int rc;
@@ -495,8 +513,8 @@ static void renc_chunk_work(struct renc_chunk *c)
                  ? renc_resealer_init_verify(&r, &b->plan, b->e->opts.backend)
                  : renc_resealer_init(&r, &b->plan, b->e->opts.backend);
     if (rc == 0) {
-        rc = renc_transform_records(&r, &b->plan, c->buf, c->len, c->first_index, b->count,
-                                    c->final, NULL);
+        rc = renc_transform_records(&r, &b->plan, c->buf + c->data_off, c->len, c->first_index,
+                                    b->count, c->final, NULL);
         renc_resealer_cleanup(&r);
     }
     c->rc = rc;
@@ -545,12 +563,114 @@ static void renc_chunk_written(struct renc_ring_op *op, int result)
     /* Start writeback of what was just written, so the final durability
      * barrier has little left to flush and the disk works while the next
      * chunks are read and sealed.  Not a durability point by itself. */
-    if (result >= 0)
+    if (result >= 0 && !b->direct_out)
         sync_file_range(b->out_fd, (off64_t)c->wop.offset, (off64_t)c->wop.len,
                         SYNC_FILE_RANGE_WRITE);
     renc_pool_release(b->e->pool, c->buf, c->buf_len);
     renc_free(c);
     b->inflight--;
+}
+
+static void renc_blk_written(struct renc_ring_op *op, int result)
+{
+    struct renc_blk *k = op->user;
+    struct renc_big *b = k->big;
+    if (result < 0 && b->write_rc == 0)
+        b->write_rc = result;
+    renc_free(k->buf);
+    renc_free(k);
+    b->inflight--;
+}
+
+/* --direct: adds output bytes [off, off+len) that do not fill whole aligned
+ * blocks of their own; a block is written once all its bytes are there (the
+ * last one padded, and the file trimmed at the end). */
+static int renc_asm_add(struct renc_big *b, struct renc_ring *ring, uint64_t off,
+                        const uint8_t *src, size_t len)
+{
+    while (len > 0) {
+        uint64_t idx = off / RENC_DIRECT_ALIGN;
+        size_t boff = (size_t)(off % RENC_DIRECT_ALIGN);
+        size_t n = RENC_DIRECT_ALIGN - boff < len ? RENC_DIRECT_ALIGN - boff : len;
+        struct renc_blk *k = NULL;
+        size_t at = 0;
+        for (; at < b->nblks && !k; at++)
+            if (b->blks[at]->index == idx)
+                k = b->blks[at];
+        if (k) {
+            at--;
+        } else {
+            if (b->nblks == b->blks_cap) {
+                size_t cap = b->blks_cap ? 2 * b->blks_cap : 16;
+                struct renc_blk **grown = renc_realloc(b->blks, cap * sizeof *grown);
+                RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+                b->blks = grown;
+                b->blks_cap = cap;
+            }
+            k = renc_calloc(1, sizeof *k);
+            if (k)
+                k->buf = renc_aligned_alloc(RENC_DIRECT_ALIGN, RENC_DIRECT_ALIGN);
+            if (!k || !k->buf) {
+                renc_free(k);
+                return -RENC_E_NOMEM;
+            }
+            memset(k->buf, 0, RENC_DIRECT_ALIGN);
+            k->big = b;
+            k->index = idx;
+            at = b->nblks;
+            b->blks[b->nblks++] = k;
+        }
+        memcpy(k->buf + boff, src, n);
+        k->filled += n;
+        uint64_t start = idx * RENC_DIRECT_ALIGN;
+        size_t full = b->out_size - start < RENC_DIRECT_ALIGN ? (size_t)(b->out_size - start)
+                                                              : RENC_DIRECT_ALIGN;
+        if (k->filled == full) {
+            b->blks[at] = b->blks[--b->nblks];
+            k->op.kind = RENC_RING_WRITE;
+            k->op.fd = b->out_fd;
+            k->op.buf = k->buf;
+            k->op.len = RENC_DIRECT_ALIGN;
+            k->op.offset = start;
+            k->op.user = k;
+            k->op.done = renc_blk_written;
+            b->inflight++;
+            renc_ring_submit(ring, &k->op);
+        }
+        off += n;
+        src += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* --direct: writes a sealed chunk.  Its block-aligned middle goes straight
+ * from the chunk buffer; its edges go to the block assembler.  Returns 1
+ * when a write of the chunk buffer was submitted (its completion releases
+ * it), 0 when the buffer can be released now, or an error. */
+static int renc_direct_write_chunk(struct renc_big *b, struct renc_ring *ring,
+                                   struct renc_chunk *c, uint64_t out_start)
+{
+    const uint64_t A = RENC_DIRECT_ALIGN;
+    uint64_t out_end = out_start + c->len;
+    uint64_t lo = (out_start + A - 1) / A * A, hi = out_end / A * A;
+    const uint8_t *src = c->buf + c->data_off;
+    int rc;
+    if (hi <= lo)
+        return renc_asm_add(b, ring, out_start, src, c->len);
+    if ((rc = renc_asm_add(b, ring, out_start, src, (size_t)(lo - out_start))) ||
+        (rc = renc_asm_add(b, ring, hi, src + (hi - out_start), (size_t)(out_end - hi))))
+        return rc;
+    memset(&c->wop, 0, sizeof c->wop);
+    c->wop.kind = RENC_RING_WRITE;
+    c->wop.fd = b->out_fd;
+    c->wop.buf = (uint8_t *)src + (lo - out_start); /* aligned: see renc_run_big */
+    c->wop.len = (size_t)(hi - lo);
+    c->wop.offset = lo;
+    c->wop.user = c;
+    c->wop.done = renc_chunk_written;
+    renc_ring_submit(ring, &c->wop);
+    return 1;
 }
 
 /* Rekeys (or verifies) a big blob: reads record-aligned chunks, hands their
@@ -567,31 +687,44 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
     if (chunk < ((size_t)1 << 20))
         chunk = (size_t)1 << 20;
     chunk = (chunk + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
+    /* With O_DIRECT a read covers whole aligned blocks around the chunk. */
+    size_t buf_len = b->direct_in_fd >= 0 ? chunk + 2 * RENC_DIRECT_ALIGN : chunk;
     int rc = 0;
+    if (b->direct_out)
+        rc = renc_asm_add(b, ring, 0, b->plan.new_hdr, b->plan.new_hdr_len);
     while ((rc == 0 && b->write_rc == 0 && next_off < size) || b->inflight > 0) {
         int progressed = 0;
         if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < RENC_CHUNK_INFLIGHT) {
             uint8_t *buf = NULL;
-            int arc = b->inflight ? renc_pool_try_acquire(e->pool, chunk, &buf)
-                                  : renc_pool_acquire(e->pool, chunk, &buf);
+            int arc = b->inflight ? renc_pool_try_acquire(e->pool, buf_len, &buf)
+                                  : renc_pool_acquire(e->pool, buf_len, &buf);
             if (arc == 0) {
                 struct renc_sync_op rd;
                 memset(&rd, 0, sizeof rd);
                 size_t want = size - next_off < chunk ? (size_t)(size - next_off)
                                                                : chunk;
+                size_t data_off = 0;
                 rd.op.kind = RENC_RING_READ;
                 rd.op.fd = in_fd;
                 rd.op.buf = buf;
                 rd.op.len = want;
                 rd.op.offset = next_off;
+                if (b->direct_in_fd >= 0) {
+                    data_off = (size_t)(next_off % RENC_DIRECT_ALIGN);
+                    rd.op.fd = b->direct_in_fd;
+                    rd.op.offset = next_off - data_off;
+                    rd.op.len = (data_off + want + RENC_DIRECT_ALIGN - 1) / RENC_DIRECT_ALIGN *
+                                RENC_DIRECT_ALIGN;
+                }
                 int got = renc_ring_run(ring, &rd);
                 size_t span = 0;
                 uint64_t records = 0;
-                if (got >= 0 && (size_t)got != want)
+                /* A short read only at end of file, past what was wanted. */
+                if (got >= 0 && (size_t)got < data_off + want)
                     got = -RENC_E_TRUNCATED; /* shrank since the scan */
                 uint64_t left = b->count ? b->count - index : UINT64_MAX;
                 if (got >= 0)
-                    rc = renc_records_span(&b->plan.old_h, buf, want, chunk, left,
+                    rc = renc_records_span(&b->plan.old_h, buf + data_off, want, chunk, left,
                                            &span, &records);
                 else
                     rc = got;
@@ -603,11 +736,12 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                 if (rc == 0 && !c)
                     rc = -RENC_E_NOMEM;
                 if (rc) {
-                    renc_pool_release(e->pool, buf, chunk);
+                    renc_pool_release(e->pool, buf, buf_len);
                 } else {
                     c->big = b;
                     c->buf = buf;
-                    c->buf_len = chunk;
+                    c->buf_len = buf_len;
+                    c->data_off = data_off;
                     c->len = span;
                     c->in_off = next_off;
                     c->first_index = index;
@@ -637,10 +771,21 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                 b->inflight--;
                 continue;
             }
+            if (b->direct_out) {
+                int wrc = renc_direct_write_chunk(b, ring, c, c->in_off - old_hl + new_hl);
+                if (wrc <= 0) {
+                    if (wrc < 0 && rc == 0)
+                        rc = wrc;
+                    renc_pool_release(e->pool, c->buf, c->buf_len);
+                    renc_free(c);
+                    b->inflight--;
+                }
+                continue;
+            }
             memset(&c->wop, 0, sizeof c->wop);
             c->wop.kind = RENC_RING_WRITE;
             c->wop.fd = b->out_fd;
-            c->wop.buf = c->buf;
+            c->wop.buf = c->buf + c->data_off;
             c->wop.len = c->len;
             c->wop.offset = c->in_off - old_hl + new_hl;
             c->wop.user = c;
@@ -661,6 +806,21 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
         rc = b->write_rc;
     if (rc == 0 && next_off != size)
         rc = -RENC_E_TRUNCATED;
+    if (b->direct_out) {
+        /* Every block is complete once every chunk is written; the last
+         * block was written padded, so the file is trimmed to its size. */
+        if (rc == 0 && b->nblks)
+            rc = -EIO;
+        for (size_t i = 0; i < b->nblks; i++) {
+            renc_free(b->blks[i]->buf);
+            renc_free(b->blks[i]);
+        }
+        b->nblks = 0;
+        renc_free(b->blks);
+        b->blks = NULL;
+        if (rc == 0 && ftruncate(b->out_fd, (off_t)b->out_size) != 0)
+            rc = -errno;
+    }
     return rc;
 }
 
@@ -685,6 +845,15 @@ static int renc_big_copy_records(int in_fd, int out_fd, uint64_t in_off, uint64_
     return 0;
 }
 
+/* --direct: the source opened a second time, O_DIRECT, for the records. */
+static int renc_open_direct(struct renc_big *b, const char *path)
+{
+    b->direct_in_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+    if (b->direct_in_fd < 0)
+        return errno == EINVAL ? -EOPNOTSUPP : -errno; /* e.g. tmpfs */
+    return 0;
+}
+
 static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
 {
     const struct renc_scan_item *it = &e->scan->items[idx];
@@ -692,6 +861,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
     memset(&b, 0, sizeof b);
     b.e = e;
     b.out_fd = -1;
+    b.direct_in_fd = -1;
     pthread_mutex_init(&b.lock, NULL);
     char final[4096], tmp[4200];
     const char *ref = NULL;
@@ -739,6 +909,8 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
             (rc = renc_keystore_open_header(e->ks, &b.plan.old, &b.plan.old_h, hdr, &failed)) != 0 &&
             failed >= 0)
             ref = b.plan.old_h.slots[failed].ref;
+        if (rc == 0 && e->opts.direct)
+            rc = renc_open_direct(&b, it->path);
         if (rc == 0) {
             b.count = renc_header_seg_count(&b.plan.old_h);
             rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
@@ -761,17 +933,25 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
             (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)))
             goto out_fail;
-        b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                        it->mode & 07777);
+        /* O_DIRECT writes need the records to keep their place within a
+         * block: the header length may change only by whole blocks. */
+        b.direct_out = e->opts.direct && b.plan.new_dek &&
+                       (b.plan.new_hdr_len - b.plan.old_h.header_len) % RENC_DIRECT_ALIGN == 0;
+        b.out_size = it->size - b.plan.old_h.header_len + b.plan.new_hdr_len;
+        b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
+                             (b.direct_out ? O_DIRECT : 0), it->mode & 07777);
         if (b.out_fd < 0) {
-            rc = -errno;
+            rc = errno == EINVAL && b.direct_out ? -EOPNOTSUPP : -errno;
             goto out_fail;
         }
         rc = renc_fault_check("write");
-        if (rc == 0 && pwrite(b.out_fd, b.plan.new_hdr, b.plan.new_hdr_len, 0) !=
-                           (ssize_t)b.plan.new_hdr_len)
+        /* With O_DIRECT the header goes out through the block assembler. */
+        if (rc == 0 && !b.direct_out &&
+            pwrite(b.out_fd, b.plan.new_hdr, b.plan.new_hdr_len, 0) != (ssize_t)b.plan.new_hdr_len)
             rc = errno ? -errno : -EIO;
     }
+    if (rc == 0 && e->opts.direct && b.plan.new_dek)
+        rc = renc_open_direct(&b, it->path);
     if (rc == 0) {
         if (b.plan.new_dek)
             rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
@@ -800,6 +980,8 @@ out_fail_noabort:
 out:
     if (b.out_fd >= 0)
         renc_file_abort(b.out_fd, tmp);
+    if (b.direct_in_fd >= 0)
+        close(b.direct_in_fd);
     renc_free(hdr);
     close(in_fd);
     renc_blob_plan_cleanup(&b.plan);

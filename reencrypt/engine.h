@@ -39,6 +39,7 @@ struct renc_engine_opts {
     const char *out_dir;       /* NULL: in place */
     enum renc_aead_backend backend;
     volatile sig_atomic_t *stop; /* set by a signal handler: finish in-flight blobs and stop */
+    int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
 };
 
