@@ -689,12 +689,17 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
     chunk = (chunk + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
     /* With O_DIRECT a read covers whole aligned blocks around the chunk. */
     size_t buf_len = b->direct_in_fd >= 0 ? chunk + 2 * RENC_DIRECT_ALIGN : chunk;
+    /* Verify keeps few chunks in flight: reads from the page cache are
+     * synchronous copies, and a few buffers reused stay in cache.  A rekey
+     * keeps more, so writes and their writeback overlap the next reads. */
+    unsigned max_inflight = e->opts.op == RENC_ENGINE_VERIFY && b->direct_in_fd < 0
+                                ? e->opts.threads + 1 : RENC_CHUNK_INFLIGHT;
     int rc = 0;
     if (b->direct_out)
         rc = renc_asm_add(b, ring, 0, b->plan.new_hdr, b->plan.new_hdr_len);
     while ((rc == 0 && b->write_rc == 0 && next_off < size) || b->inflight > 0) {
         int progressed = 0;
-        if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < RENC_CHUNK_INFLIGHT) {
+        if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < max_inflight) {
             uint8_t *buf = NULL;
             int arc = b->inflight ? renc_pool_try_acquire(e->pool, buf_len, &buf)
                                   : renc_pool_acquire(e->pool, buf_len, &buf);
