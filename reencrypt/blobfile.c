@@ -180,6 +180,20 @@ int renc_blob_read_header(int fd, struct renc_header *out, uint8_t **raw)
     return rc;
 }
 
+/* Opens the header's DEK and notes in st which slot (and key ref) opened
+ * it, or which one the failure concerns. */
+static int renc_open_noting_slot(struct renc_keystore *ks, struct renc_opened *opened,
+                                 const struct renc_header *h, const uint8_t *raw,
+                                 struct renc_blob_status *st)
+{
+    int failed_slot = -1;
+    int rc = renc_keystore_open_header(ks, opened, h, raw, &failed_slot);
+    st->slot = rc ? failed_slot : opened->slot;
+    if (st->slot >= 0)
+        snprintf(st->ref, sizeof st->ref, "%s", h->slots[st->slot].ref);
+    return rc;
+}
+
 int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
                    struct renc_header *header_out, struct renc_blob_status *st)
 {
@@ -196,15 +210,8 @@ int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
     int rc = renc_blob_read_header(in_fd, &h, &raw);
     if (rc)
         return rc;
-    int failed_slot = -1;
-    if ((rc = renc_keystore_open_header(ks, &opened, &h, raw, &failed_slot))) {
-        st->slot = failed_slot;
-        if (failed_slot >= 0)
-            snprintf(st->ref, sizeof st->ref, "%s", h.slots[failed_slot].ref);
+    if ((rc = renc_open_noting_slot(ks, &opened, &h, raw, st)))
         goto out;
-    }
-    st->slot = opened.slot;
-    snprintf(st->ref, sizeof st->ref, "%s", h.slots[opened.slot].ref);
 
     uint32_t seg = renc_header_seg_size(&h);
     uint64_t count = renc_header_seg_count(&h); /* 0: length unknown */
@@ -310,15 +317,8 @@ int renc_blob_verify_mem(struct renc_keystore *ks, const uint8_t *buf, size_t le
     int rc = renc_header_parse(&h, buf, len);
     if (rc)
         return rc;
-    int failed_slot = -1;
-    if ((rc = renc_keystore_open_header(ks, &opened, &h, buf, &failed_slot))) {
-        st->slot = failed_slot;
-        if (failed_slot >= 0)
-            snprintf(st->ref, sizeof st->ref, "%s", h.slots[failed_slot].ref);
+    if ((rc = renc_open_noting_slot(ks, &opened, &h, buf, st)))
         goto out;
-    }
-    st->slot = opened.slot;
-    snprintf(st->ref, sizeof st->ref, "%s", h.slots[opened.slot].ref);
     uint32_t seg = renc_header_seg_size(&h);
     uint64_t count = renc_header_seg_count(&h);
     if ((rc = renc_aead_new(&aead, opened.keys.k_data, RENC_AEAD_BACKEND_AUTO)))

@@ -181,7 +181,7 @@ int renc_cmd_encrypt(int argc, char **argv)
         so.name = slash ? slash + 1 : in;
     }
 
-    int in_fd, out_fd = -1, status;
+    int in_fd, out_fd = -1;
     uint64_t size;
     if ((status = renc_open_input("encrypt", in, 1, &in_fd, &size)))
         return status;
@@ -221,28 +221,35 @@ out_close:
     return status;
 }
 
-int renc_cmd_decrypt(int argc, char **argv)
+/* Options of a command that takes only the global ones and `nargs`
+ * operands; returns -1 to go on, or an exit code. */
+static int renc_parse_plain(int argc, char **argv, const char *usage, int nargs,
+                            struct renc_global *g)
 {
     static const struct option opts[] = {RENC_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
-    struct renc_global g = {0};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        if (renc_global_opt(g, opt, optarg))
             continue;
-        if (opt == 'h') {
-            fputs(renc_decrypt_usage, stdout);
-            return RENC_EXIT_OK;
-        }
-        fputs(renc_decrypt_usage, stderr);
+        fputs(usage, opt == 'h' ? stdout : stderr);
+        return opt == 'h' ? RENC_EXIT_OK : RENC_EXIT_USAGE;
+    }
+    if (argc - optind != nargs) {
+        fputs(usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (argc - optind != 2) {
-        fputs(renc_decrypt_usage, stderr);
-        return RENC_EXIT_USAGE;
-    }
+    return -1;
+}
+
+int renc_cmd_decrypt(int argc, char **argv)
+{
+    struct renc_global g = {0};
+    int status = renc_parse_plain(argc, argv, renc_decrypt_usage, 2, &g);
+    if (status >= 0)
+        return status;
     const char *in = argv[optind], *out = argv[optind + 1];
-    int in_fd, out_fd = -1, status;
+    int in_fd, out_fd = -1;
     uint64_t size;
     if ((status = renc_open_input("decrypt", in, 0, &in_fd, &size)))
         return status;
@@ -304,26 +311,12 @@ static char *renc_hex(const uint8_t *p, size_t n, char *out)
 
 int renc_cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {RENC_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
     struct renc_global g = {0};
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            fputs(renc_inspect_usage, stdout);
-            return RENC_EXIT_OK;
-        }
-        fputs(renc_inspect_usage, stderr);
-        return RENC_EXIT_USAGE;
-    }
-    if (argc - optind != 1) {
-        fputs(renc_inspect_usage, stderr);
-        return RENC_EXIT_USAGE;
-    }
+    int status = renc_parse_plain(argc, argv, renc_inspect_usage, 1, &g);
+    if (status >= 0)
+        return status;
     const char *path = argv[optind];
-    int fd, status;
+    int fd;
     uint64_t size;
     if ((status = renc_open_input("inspect", path, 0, &fd, &size)))
         return status;
