@@ -181,7 +181,7 @@ int renc_cmd_encrypt(int argc, char **argv)
         so.name = slash ? slash + 1 : in;
     }
 
-    int in_fd, out_fd = -1;
+    int in_fd, out_fd = -1, status;
     uint64_t size;
     if ((status = renc_open_input("encrypt", in, 1, &in_fd, &size)))
         return status;
