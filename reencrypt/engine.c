@@ -490,6 +490,7 @@ struct renc_big {
     uint64_t out_size;
     struct renc_blk **blks;       /* blocks waiting for their other part */
     size_t nblks, blks_cap;
+    int read_rc;                  /* a failed read-ahead */
 };
 
 struct renc_chunk {
@@ -552,6 +553,24 @@ static void renc_queue_chunk(struct renc_engine *e, struct renc_chunk *c)
     e->queue_tail = c;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
+}
+
+/* A read-ahead completed: the chunk goes to the workers. */
+static void renc_chunk_read(struct renc_ring_op *op, int result)
+{
+    struct renc_chunk *c = op->user;
+    struct renc_big *b = c->big;
+    if (result >= 0 && (size_t)result < c->data_off + c->len)
+        result = -RENC_E_TRUNCATED; /* shrank since the scan */
+    if (result < 0) {
+        if (b->read_rc == 0)
+            b->read_rc = result;
+        renc_pool_release(b->e->pool, c->buf, c->buf_len);
+        renc_free(c);
+        b->inflight--;
+        return;
+    }
+    renc_queue_chunk(b->e, c);
 }
 
 static void renc_chunk_written(struct renc_ring_op *op, int result)
@@ -697,9 +716,64 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
     int rc = 0;
     if (b->direct_out)
         rc = renc_asm_add(b, ring, 0, b->plan.new_hdr, b->plan.new_hdr_len);
-    while ((rc == 0 && b->write_rc == 0 && next_off < size) || b->inflight > 0) {
+    /* Records of a fixed size (no compression, length known) sit at known
+     * offsets: chunks are read ahead asynchronously, several at once. */
+    const struct renc_header *h = &b->plan.old_h;
+    uint64_t rec_size = renc_record_max_len(renc_header_seg_size(h));
+    int fixed = !(h->flags & RENC_FLAG_COMPRESSED) && b->count > 0;
+    uint64_t per_chunk = chunk / rec_size ? chunk / rec_size : 1;
+    if (fixed) {
+        uint64_t last_len = h->plaintext_len - (b->count - 1) * renc_header_seg_size(h) +
+                            RENC_RECORD_OVERHEAD;
+        uint64_t expect = old_hl + (b->count - 1) * rec_size + last_len;
+        if (size != expect)
+            rc = size < expect ? -RENC_E_TRUNCATED : -RENC_E_TRAILING;
+    }
+    while ((rc == 0 && b->read_rc == 0 && b->write_rc == 0 && next_off < size) ||
+           b->inflight > 0) {
         int progressed = 0;
-        if (rc == 0 && b->write_rc == 0 && next_off < size && b->inflight < max_inflight) {
+        if (rc == 0 && fixed && b->read_rc == 0 && b->write_rc == 0 && next_off < size &&
+            b->inflight < max_inflight) {
+            uint8_t *buf = NULL;
+            int arc = b->inflight ? renc_pool_try_acquire(e->pool, buf_len, &buf)
+                                  : renc_pool_acquire(e->pool, buf_len, &buf);
+            struct renc_chunk *c = arc ? NULL : renc_calloc(1, sizeof *c);
+            if (arc == 0 && !c) {
+                renc_pool_release(e->pool, buf, buf_len);
+                rc = -RENC_E_NOMEM;
+            }
+            if (c) {
+                uint64_t records = b->count - index < per_chunk ? b->count - index : per_chunk;
+                uint64_t span = index + records == b->count ? size - next_off : records * rec_size;
+                c->big = b;
+                c->buf = buf;
+                c->buf_len = buf_len;
+                c->len = (size_t)span;
+                c->in_off = next_off;
+                c->first_index = index;
+                c->final = index + records == b->count;
+                c->wop.kind = RENC_RING_READ;
+                c->wop.fd = in_fd;
+                c->wop.buf = buf;
+                c->wop.len = (size_t)span;
+                c->wop.offset = next_off;
+                if (b->direct_in_fd >= 0) {
+                    c->data_off = (size_t)(next_off % RENC_DIRECT_ALIGN);
+                    c->wop.fd = b->direct_in_fd;
+                    c->wop.offset = next_off - c->data_off;
+                    c->wop.len = (c->data_off + (size_t)span + RENC_DIRECT_ALIGN - 1) /
+                                 RENC_DIRECT_ALIGN * RENC_DIRECT_ALIGN;
+                }
+                c->wop.user = c;
+                c->wop.done = renc_chunk_read;
+                next_off += span;
+                index += records;
+                b->inflight++;
+                renc_ring_submit(ring, &c->wop);
+                progressed = 1;
+            }
+        } else if (rc == 0 && !fixed && b->write_rc == 0 && next_off < size &&
+                   b->inflight < max_inflight) {
             uint8_t *buf = NULL;
             int arc = b->inflight ? renc_pool_try_acquire(e->pool, buf_len, &buf)
                                   : renc_pool_acquire(e->pool, buf_len, &buf);
@@ -807,6 +881,8 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
                 sched_yield();
         }
     }
+    if (rc == 0 && b->read_rc)
+        rc = b->read_rc;
     if (rc == 0 && b->write_rc)
         rc = b->write_rc;
     if (rc == 0 && next_off != size)
@@ -950,6 +1026,11 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
             goto out_fail;
         }
         rc = renc_fault_check("write");
+        /* Reserve the whole output at once: O_DIRECT writes that extend a
+         * file are serialised by the filesystem, writes inside it are not.
+         * Not every filesystem can; then it only costs the speed. */
+        if (rc == 0 && b.direct_out)
+            (void)fallocate(b.out_fd, 0, 0, (off_t)b.out_size);
         /* With O_DIRECT the header goes out through the block assembler. */
         if (rc == 0 && !b.direct_out &&
             pwrite(b.out_fd, b.plan.new_hdr, b.plan.new_hdr_len, 0) != (ssize_t)b.plan.new_hdr_len)
