@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,12 +478,16 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     return p.failed + scan->error_count || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
 }
 
-static volatile sig_atomic_t renc_stop_flag;
+/* Atomic, not volatile sig_atomic_t: the engine's workers read it while the
+ * handler may run on any thread (ThreadSanitizer reported the race). */
+static atomic_int renc_stop_flag;
 
 static void renc_on_signal(int sig)
 {
     (void)sig;
-    renc_stop_flag = 1; /* in-flight blobs finish; nothing new is started */
+    int saved = errno;
+    atomic_store(&renc_stop_flag, 1); /* in-flight blobs finish; nothing new is started */
+    errno = saved;
 }
 
 static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op, int argc,
@@ -580,7 +585,7 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     if ((rc = renc_engine_run(e, 200, renc_progress_cb, &pc)))
         goto out_err;
     status = renc_bulk_finish(cmd, &a, e, &scan, ks, t ? renc_transformer_target(t) : NULL, &pc);
-    if (renc_stop_flag) {
+    if (atomic_load(&renc_stop_flag)) {
         renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
                       "run the same command again to continue");
         status = RENC_EXIT_INTERRUPTED;

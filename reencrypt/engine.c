@@ -77,7 +77,7 @@ static void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state 
 
 static int renc_should_stop(struct renc_engine *e)
 {
-    return atomic_load(&e->stopping) || (e->opts.stop && *e->opts.stop);
+    return atomic_load(&e->stopping) || (e->opts.stop && atomic_load(e->opts.stop));
 }
 
 /* The final path of item idx (the original, or its mirror under --out) and
@@ -1257,7 +1257,7 @@ int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
         pthread_cond_timedwait(&e->cond, &e->lock, &ts);
-        if (e->opts.stop && *e->opts.stop)
+        if (e->opts.stop && atomic_load(e->opts.stop))
             atomic_store(&e->stopping, 1);
         if (progress) {
             pthread_mutex_unlock(&e->lock);

@@ -18,6 +18,7 @@
 #define RENC_APP_ENGINE_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +39,9 @@ struct renc_engine_opts {
     int dry_run;
     const char *out_dir;       /* NULL: in place */
     enum renc_aead_backend backend;
-    volatile sig_atomic_t *stop; /* set by a signal handler: finish in-flight blobs and stop */
+    atomic_int *stop;          /* set by a signal handler: finish in-flight blobs and stop
+                                * (atomic: workers read it while any thread may run the
+                                * handler; a lock-free atomic is async-signal-safe) */
     int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
 };

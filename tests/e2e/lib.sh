@@ -329,3 +329,31 @@ blob_facts() {
   done <"$list"
   rm -f "$WORK/facts.plain"
 }
+
+# sanitizer_logs: sends AddressSanitizer, UndefinedBehaviorSanitizer and
+# ThreadSanitizer reports of a sanitized binary to files under $WORK/san
+# (whatever else their *_OPTIONS say), so that expect_no_sanitizer_reports can
+# find every one, also from calls whose stderr a test does not look at.
+sanitizer_logs() {
+  mkdir -p "$WORK/san"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$WORK/san/asan"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$WORK/san/ubsan"
+  export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$WORK/san/tsan"
+}
+
+# expect_no_sanitizer_reports: no report was written since sanitizer_logs;
+# the first one is shown in full.
+expect_no_sanitizer_reports() {
+  local logs
+  logs=$(find "$WORK/san" -type f 2>/dev/null | sort)
+  if [ -z "$logs" ]; then
+    pass "no sanitizer reports"
+  else
+    fail "sanitizer reports: $(wc -l <<<"$logs") files; the first:"
+    sed 's/^/    /' "$(head -n 1 <<<"$logs")" >&2
+    # Keep them for the caller when it asked (the scratch folder is removed).
+    if [ -n "${RENC_E2E_SAN_KEEP:-}" ]; then
+      mkdir -p "$RENC_E2E_SAN_KEEP" && cp $logs "$RENC_E2E_SAN_KEEP/"
+    fi
+  fi
+}
