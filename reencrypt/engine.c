@@ -169,6 +169,7 @@ struct renc_small {
     int rc;
     int value;               /* the last op's result */
     int write;               /* 1 when it is to be written */
+    int copy_only;           /* --out: already under the target, mirrored as it is */
     struct renc_blob_plan plan;
     char final[4096];
     char tmp[4200];
@@ -293,8 +294,20 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_small_fail(e, s, rc, p->failed_ref);
         return;
     }
-    if (p->verdict == RENC_VERDICT_SKIP) {
+    if (p->verdict == RENC_VERDICT_SKIP && (!e->opts.out_dir || e->opts.dry_run)) {
         renc_finish(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL);
+        return;
+    }
+    if (p->verdict == RENC_VERDICT_SKIP) {
+        /* --out: the mirror is complete, so a blob already under the target
+         * is copied into it as it is (and counted as skipped). */
+        if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
+            (rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp))) {
+            renc_small_fail(e, s, rc, NULL);
+            return;
+        }
+        s->copy_only = 1;
+        s->write = 1;
         return;
     }
     size_t old_hl = p->old_h.header_len;
@@ -458,7 +471,8 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
         if (rc)
             renc_small_fail(e, &items[i], rc, NULL); /* renamed, durability unknown */
         else
-            renc_finish(e, items[i].idx, RENC_ITEM_DONE, 0, NULL);
+            renc_finish(e, items[i].idx, items[i].copy_only ? RENC_ITEM_SKIPPED : RENC_ITEM_DONE,
+                        0, NULL);
     }
 }
 
@@ -1006,6 +1020,24 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
     if (rc)
         goto out_fail;
     if (b.plan.verdict == RENC_VERDICT_SKIP) {
+        /* --out: mirrored as it is, in the kernel, committed the same way. */
+        if (e->opts.out_dir && !e->opts.dry_run) {
+            if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
+                (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)))
+                goto out_fail;
+            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                            it->mode & 07777);
+            if (b.out_fd < 0) {
+                rc = -errno;
+                goto out_fail;
+            }
+            if ((rc = renc_big_copy_records(in_fd, b.out_fd, 0, 0, it->size)))
+                goto out_fail;
+            int fd = b.out_fd;
+            b.out_fd = -1;
+            if ((rc = renc_file_commit(fd, tmp, final)))
+                goto out_fail_noabort;
+        }
         renc_finish(e, idx, RENC_ITEM_SKIPPED, 0, NULL);
         goto out;
     }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +152,58 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
     return 0;
 }
 
+/* A set of strings (open addressing), for the manifest's duplicates. */
+struct renc_seen {
+    char **slots;
+    size_t cap, count;
+};
+
+static uint64_t renc_hash(const char *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*p)
+        h = (h ^ (uint8_t)*p++) * 1099511628211ull;
+    return h;
+}
+
+/* 1 when key was already there, 0 when added, or an error. */
+static int renc_seen_add(struct renc_seen *set, const char *key)
+{
+    if (2 * (set->count + 1) > set->cap) {
+        size_t cap = set->cap ? 2 * set->cap : 1024;
+        char **slots = renc_calloc(cap, sizeof *slots);
+        RENC_RETURN_IF(!slots, -RENC_E_NOMEM);
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slots[i])
+                continue;
+            size_t j = renc_hash(set->slots[i]) & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = set->slots[i];
+        }
+        renc_free(set->slots);
+        set->slots = slots;
+        set->cap = cap;
+    }
+    size_t j = renc_hash(key) & (set->cap - 1);
+    for (; set->slots[j]; j = (j + 1) & (set->cap - 1))
+        if (strcmp(set->slots[j], key) == 0)
+            return 1;
+    RENC_RETURN_IF(!(set->slots[j] = renc_strdup(key)), -RENC_E_NOMEM);
+    set->count++;
+    return 0;
+}
+
+static void renc_seen_cleanup(struct renc_seen *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        renc_free(set->slots[i]);
+    renc_free(set->slots);
+}
+
 int renc_scan_manifest(struct renc_scan *s, const char *manifest)
 {
+    struct renc_seen seen = {0};
     FILE *f = fopen(manifest, "re");
     if (!f)
         return -errno;
@@ -160,7 +211,6 @@ int renc_scan_manifest(struct renc_scan *s, const char *manifest)
     size_t cap = 0;
     ssize_t len;
     int rc = 0;
-    size_t first = s->count;
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
@@ -179,9 +229,14 @@ int renc_scan_manifest(struct renc_scan *s, const char *manifest)
             rc = renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL);
             continue;
         }
-        int dup = 0;
-        for (size_t i = first; i < s->count && !dup; i++)
-            dup = strcmp(s->items[i].path, line) == 0;
+        /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
+        char canon[PATH_MAX];
+        const char *key = realpath(line, canon) ? canon : line;
+        int dup = renc_seen_add(&seen, key);
+        if (dup < 0) {
+            rc = dup;
+            continue;
+        }
         if (dup) {
             s->duplicates++;
             continue;
@@ -193,6 +248,7 @@ int renc_scan_manifest(struct renc_scan *s, const char *manifest)
     }
     free(line);
     fclose(f);
+    renc_seen_cleanup(&seen);
     return rc;
 }
 

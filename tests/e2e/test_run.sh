@@ -505,8 +505,10 @@ printf '../twin1/sub/x.renc\n' >"$WORK/mo.lst"
 check "a manifest line with '..' under --out: exit 2 (got $RC)" test "$RC" -eq 2
 expect_msg "'..'"
 printf '%s\n' "twin1/sub/x.renc" "./twin1//sub/./x.renc" >"$WORK/mo2.lst"
-expect_exit 2 renc run --to local:new --out "$WORK/o-mo2" --manifest "$WORK/mo2.lst"
-expect_msg "would both be written"
+expect_ok renc run --to local:new --out "$WORK/o-mo2" --manifest "$WORK/mo2.lst"
+expect_out "1 blobs re-encrypted"
+check "one file named twice in a manifest is one blob" \
+  test "$(find "$WORK/o-mo2" -type f | wc -l)" -eq 1
 printf '%s\n' "./twin1//sub/./x.renc" >"$WORK/mo3.lst"
 expect_ok renc run --to local:new --out "$WORK/o-mo3" --manifest "$WORK/mo3.lst"
 check "a manifest path is mirrored in its canonical form" test -f "$WORK/o-mo3/twin1/sub/x.renc"
@@ -906,6 +908,18 @@ expect_report "$WORK/v.json" "$NT" $((NB - 2)) 0 "$NP" 2 0
 expect_unchanged "verify of a tampered tree" "$A" "$WORK/a2.sha"
 expect_no_temporaries "verify" "$A"
 expect_ok renc keys enable new/1
+
+section "--out mirrors blobs already under the target"
+mkdir -p "$WORK/under/d"
+cp "$A/edge/one-byte.renc" "$WORK/under/d/a.renc"
+cp "$A/big/b40.renc" "$WORK/under/b.renc"
+expect_ok renc run --to local:new --progress=none "$WORK/under"
+expect_ok renc run --to local:new --progress=none --out "$WORK/o-under" "$WORK/under"
+expect_out "0 blobs re-encrypted, 2 skipped"
+check "skipped small blob mirrored byte for byte" cmp "$WORK/under/d/a.renc" "$WORK/o-under/d/a.renc"
+check "skipped big blob mirrored byte for byte" cmp "$WORK/under/b.renc" "$WORK/o-under/b.renc"
+expect_no_temporaries "--out of skipped blobs" "$WORK/o-under"
+rm -rf "$WORK/under" "$WORK/o-under"
 
 expect_no_sanitizer_reports
 section "done"
