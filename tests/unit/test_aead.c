@@ -19,27 +19,7 @@
 
 #define GCM_FILE "aes256_gcm.txt"
 
-static int64_t live_before;
-
-static int setup_group(void **state)
-{
-    (void)state;
-    return renc_secmem_init() == 0 ? 0 : -1;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    live_before = renc_alloc_outstanding();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    renc_alloc_fail_at(0);
-    return renc_alloc_outstanding() == live_before ? 0 : -1;
-}
+#include "tests/unit/leakcheck.h"
 
 /* One GCM vector, with its key already in a context. */
 struct gcm_case {

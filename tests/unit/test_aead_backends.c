@@ -26,7 +26,8 @@
 #define GCM_FILE "aes256_gcm.txt"
 #define MAX_RECORD (((size_t)1 << 20) + 17)
 
-static int64_t live_before;
+#define RENC_TEST_OWN_GROUP
+#include "tests/unit/leakcheck.h"
 static int have_ipsec_mb; /* renc_aead_new accepts RENC_AEAD_BACKEND_IPSEC_MB */
 
 static int setup_group(void **state)
@@ -49,19 +50,6 @@ static int setup_group(void **state)
     return 0;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    live_before = renc_alloc_outstanding();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    renc_alloc_fail_at(0);
-    return renc_alloc_outstanding() == live_before ? 0 : -1;
-}
 
 static void need_ipsec_mb(void)
 {

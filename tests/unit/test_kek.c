@@ -18,7 +18,8 @@
 
 /* Two RSA-2048 KEKs, generated once: key generation is the slow part. */
 static struct renc_kek *rsa_a, *rsa_b;
-static int64_t live_before;
+#define RENC_TEST_OWN_GROUP
+#include "tests/unit/leakcheck.h"
 
 static int setup_group(void **state)
 {
@@ -39,19 +40,6 @@ static int teardown_group(void **state)
     return 0;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    live_before = renc_alloc_outstanding();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    renc_alloc_fail_at(0);
-    return renc_alloc_outstanding() == live_before ? 0 : -1;
-}
 
 /* ---- raw AES key wrap: known answers ---------------------------------- */
 

@@ -21,22 +21,9 @@
 
 enum { KIB4 = RENC_POOL_ALIGN };
 
-static int64_t live_before;
+#define RENC_TEST_OWN_GROUP
+#include "tests/unit/leakcheck.h"
 
-/* Every test must give back what it allocated. */
-static int setup(void **state)
-{
-    (void)state;
-    live_before = renc_alloc_outstanding();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    renc_alloc_fail_at(0);
-    return renc_alloc_outstanding() == live_before ? 0 : -1;
-}
 
 /* An acquire in another thread, reporting when it returns. */
 struct waiter {

@@ -13,28 +13,7 @@
 #include "common/error.h"
 #include "crypto/secmem.h"
 
-static int64_t live_before;
-
-static int setup_group(void **state)
-{
-    (void)state;
-    return renc_secmem_init() == 0 ? 0 : -1;
-}
-
-/* Every test must give back what it allocated. */
-static int setup(void **state)
-{
-    (void)state;
-    live_before = renc_alloc_outstanding();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    renc_alloc_fail_at(0);
-    return renc_alloc_outstanding() == live_before ? 0 : -1;
-}
+#include "tests/unit/leakcheck.h"
 
 static void test_secmem_init_disables_core_dumps(void **state)
 {
