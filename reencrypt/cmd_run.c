@@ -443,12 +443,17 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     double mbps = p.elapsed_s > 0 ? p.bytes_finished / 1e6 / p.elapsed_s : 0;
     double bps = p.elapsed_s > 0 ? p.items_finished / p.elapsed_s : 0;
     int is_run = strcmp(cmd, "run") == 0;
-    printf("%s%s: %llu blobs %s, %llu skipped (already under %s), %llu not RENC, %llu failed%s\n",
-           cmd, a->dry_run ? " (dry run: nothing written)" : "",
-           (unsigned long long)p.done, is_run ? (a->dry_run ? "would change" : "re-encrypted") : "verified",
-           (unsigned long long)p.skipped, target ? target : "the target",
-           (unsigned long long)p.not_renc, (unsigned long long)(p.failed + scan->error_count),
-           pending ? " (stopped early)" : "");
+    if (is_run)
+        printf("%s%s: %llu blobs %s, %llu skipped (already under %s), %llu not RENC, "
+               "%llu failed%s\n",
+               cmd, a->dry_run ? " (dry run: nothing written)" : "", (unsigned long long)p.done,
+               a->dry_run ? "would change" : "re-encrypted", (unsigned long long)p.skipped,
+               target ? target : "the target", (unsigned long long)p.not_renc,
+               (unsigned long long)(p.failed + scan->error_count), pending ? " (stopped early)" : "");
+    else
+        printf("%s: %llu blobs verified, %llu not RENC, %llu failed%s\n", cmd,
+               (unsigned long long)p.done, (unsigned long long)p.not_renc,
+               (unsigned long long)(p.failed + scan->error_count), pending ? " (stopped early)" : "");
     printf("%s: %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; %llu unwraps, %llu DEK cache hits, "
            "%llu wraps; peak buffers %.1f MiB\n",
            cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
