@@ -128,3 +128,25 @@ int renc_exit_for(int rc)
         return RENC_EXIT_FAILED;
     }
 }
+
+int renc_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -RENC_E_INVALID;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift))
+        return -RENC_E_INVALID;
+    *out = (uint64_t)v << shift;
+    return 0;
+}

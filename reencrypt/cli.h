@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crypto/keyring.h"
 #include "crypto/keystore.h"
@@ -43,6 +44,10 @@ int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
 
 /* Messages: "reencrypt: <cmd>: <what>" on stderr. */
 void renc_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* renc_parse_size: a byte count or number with an optional K, M or G
+ * suffix (powers of 1024); -RENC_E_INVALID when s is not one. */
+int renc_parse_size(const char *s, uint64_t *out);
 
 /* renc_exit_for: the exit code a failure maps to: bad input and usage 2,
  * everything else 1. */

@@ -23,29 +23,6 @@ static const char renc_encrypt_usage[] =
 static const char renc_decrypt_usage[] = "usage: reencrypt decrypt IN OUT\n";
 static const char renc_inspect_usage[] = "usage: reencrypt inspect BLOB\n";
 
-/* Parses a byte count with an optional K, M or G suffix (powers of 1024). */
-static int renc_parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -RENC_E_INVALID;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end != '\0' || v > (UINT64_MAX >> shift))
-        return -RENC_E_INVALID;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
 /* Names the key slot in a message when the failure concerns one. */
 static void renc_report_blob_error(const char *cmd, const char *path, int rc,
                                    const struct renc_blob_status *st)

@@ -84,6 +84,7 @@ int renc_cmd_plan(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = ncpu > 0 ? (unsigned)ncpu : 1;
     double storage_mbps = 0;
+    uint64_t v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (renc_global_opt(&g, opt, optarg))
@@ -92,13 +93,19 @@ int renc_cmd_plan(int argc, char **argv)
         case 'j': json = 1; break;
         case 'M': manifest = optarg; break;
         case 'T':
-            threads = (unsigned)atoi(optarg);
-            if (threads < 1 || threads > 1024) {
+            if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
                 renc_err("plan", "--threads must be 1..1024");
                 return RENC_EXIT_USAGE;
             }
+            threads = (unsigned)v;
             break;
-        case 'S': storage_mbps = atof(optarg); break;
+        case 'S':
+            if (renc_parse_size(optarg, &v) || v < 1 || v > 1000000) {
+                renc_err("plan", "--storage-mbps must be 1..1000000");
+                return RENC_EXIT_USAGE;
+            }
+            storage_mbps = (double)v;
+            break;
         case 'h': fputs(renc_plan_usage, stdout); return RENC_EXIT_OK;
         default: fputs(renc_plan_usage, stderr); return RENC_EXIT_USAGE;
         }

@@ -41,7 +41,7 @@ struct renc_bulk_args {
     const char *drop[16];
     size_t drop_count;
     enum renc_run_mode mode;
-    int keep_old, dry_run, no_verify, fail_fast, json, direct, identity;
+    int keep_old, dry_run, no_verify, fail_fast, direct, identity;
     unsigned threads, share_dek;
     uint64_t memory;
     enum renc_progress_mode progress;
@@ -50,22 +50,6 @@ struct renc_bulk_args {
     int source_count;
     const char *run_only; /* the first option given that only run takes */
 };
-
-static int renc_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-    if (shift)
-        end++;
-    if (*end || v > (UINT64_MAX >> shift))
-        return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
 
 /* Parses the options of run, verify and plan; returns -1 to continue, or an
  * exit code. */
@@ -89,7 +73,6 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"report", required_argument, NULL, 'r'},
         {"crypto-backend", required_argument, NULL, 'C'},
         {"direct", no_argument, NULL, 'D'},
-        {"json", no_argument, NULL, 'j'},
         {"bench-identity", no_argument, NULL, 'I'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
@@ -132,7 +115,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             break;
         case 'n': a->dry_run = 1; break;
         case 's':
-            if (renc_parse_u64(optarg, &v) || v < 1 || v > 1000000) {
+            if (renc_parse_size(optarg, &v) || v < 1 || v > 1000000) {
                 renc_err(cmd, "--share-dek must be 1..1000000");
                 return RENC_EXIT_USAGE;
             }
@@ -141,14 +124,14 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         case 'V': a->no_verify = 1; break;
         case 'F': a->fail_fast = 1; break;
         case 'T':
-            if (renc_parse_u64(optarg, &v) || v < 1 || v > 1024) {
+            if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
                 renc_err(cmd, "--threads must be 1..1024");
                 return RENC_EXIT_USAGE;
             }
             a->threads = (unsigned)v;
             break;
         case 'B':
-            if (renc_parse_u64(optarg, &v) || v > ((uint64_t)1 << 40)) {
+            if (renc_parse_size(optarg, &v) || v > ((uint64_t)1 << 40)) {
                 renc_err(cmd, "--memory must be a byte count (K, M, G suffixes)");
                 return RENC_EXIT_USAGE;
             }
@@ -174,7 +157,6 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             }
             break;
         case 'D': a->direct = 1; break;
-        case 'j': a->json = 1; break;
         case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
@@ -203,6 +185,12 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
     }
     for (size_t i = 0; i < scan->error_count; i++)
         renc_err(cmd, "%s: %s", scan->errors[i].path, renc_strerror(scan->errors[i].rc));
+    if (scan->duplicates)
+        printf("%s: %llu manifest lines named a file already listed: done once\n", cmd,
+               (unsigned long long)scan->duplicates);
+    if (scan->skipped_special)
+        printf("%s: %llu symbolic links or special files left alone\n", cmd,
+               (unsigned long long)scan->skipped_special);
     return -1;
 }
 
