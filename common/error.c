@@ -35,6 +35,11 @@ static const char *const renc_messages[] = {
     [RENC_E_INSECURE_PERMS - RENC_E_BASE] = "insecure permissions: readable by group or others",
     [RENC_E_BAD_KEYRING - RENC_E_BASE] = "keyring state malformed",
     [RENC_E_UNSUPPORTED - RENC_E_BASE] = "not supported",
+    [RENC_E_BUSY - RENC_E_BASE] = "in use by another run",
+    [RENC_E_BAD_JOURNAL - RENC_E_BASE] = "not a reencrypt journal (or of a newer schema)",
+    [RENC_E_JOURNAL - RENC_E_BASE] = "the journal database failed",
+    [RENC_E_HEADER_MISMATCH - RENC_E_BASE] =
+        "header matches neither the journaled old nor new header: left alone",
 };
 
 const char *renc_strerror(int err)

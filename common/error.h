@@ -42,6 +42,10 @@ enum renc_error {
     RENC_E_INSECURE_PERMS, /* a key or state file is readable by others */
     RENC_E_BAD_KEYRING,    /* keyring state file malformed */
     RENC_E_UNSUPPORTED,    /* a provider or feature not available here */
+    RENC_E_BUSY,           /* a journal or source is in use by another run */
+    RENC_E_BAD_JOURNAL,    /* not a reencrypt journal, or of a newer schema */
+    RENC_E_JOURNAL,        /* the journal database failed */
+    RENC_E_HEADER_MISMATCH,/* a header matches neither journaled version */
     RENC_E_END
 };
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,9 @@
 #include <unistd.h>
 
 #ifdef RENC_TEST_HOOKS
-static _Atomic unsigned long renc_fault_counts[2];
+/* The operations counted, in the order of renc_fault_counts. */
+static const char *const renc_fault_ops[] = {"write", "fsync", "journal"};
+static _Atomic unsigned long renc_fault_counts[3];
 
 int renc_fault_check(const char *op)
 {
@@ -26,15 +29,24 @@ int renc_fault_check(const char *op)
     if (*end != ':')
         return 0;
     const char *e = end + 1;
+    size_t k = 0;
+    while (k < 3 && strcmp(renc_fault_ops[k], op) != 0)
+        k++;
+    if (k == 3)
+        return 0;
+    unsigned long c = atomic_fetch_add(&renc_fault_counts[k], 1) + 1;
+    if (c != n)
+        return 0;
+    if (strcmp(e, "KILL") == 0)
+        raise(SIGKILL); /* crash tests: die at exactly this point */
     int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : strcmp(e, "EIO") == 0 ? EIO : atoi(e);
-    unsigned long c = atomic_fetch_add(&renc_fault_counts[op[0] == 'f'], 1) + 1;
-    return c == n && err > 0 ? -err : 0;
+    return err > 0 ? -err : 0;
 }
 
 void renc_fault_reset(void)
 {
-    atomic_store(&renc_fault_counts[0], 0);
-    atomic_store(&renc_fault_counts[1], 0);
+    for (size_t k = 0; k < 3; k++)
+        atomic_store(&renc_fault_counts[k], 0);
 }
 #else
 int renc_fault_check(const char *op)

@@ -43,8 +43,10 @@ void renc_file_abort(int fd, const char *tmp_path);
 int renc_file_fsync_parent(const char *path);
 
 /* Test seam (RENC_TEST_HOOKS builds): the environment variable RENC_FAULT,
- * "write:N:ERRNO" or "fsync:N:ERRNO", fails the N-th write or durability
- * barrier of the process with that errno (ENOSPC, EIO or a number). */
+ * "OP:N:ERRNO" with OP write, fsync or journal, fails the N-th write,
+ * durability barrier or journal commit of the process with that errno
+ * (ENOSPC, EIO or a number); "OP:N:KILL" kills the process there with
+ * SIGKILL instead, for crash tests. */
 int renc_fault_check(const char *op);
 
 #ifdef RENC_TEST_HOOKS

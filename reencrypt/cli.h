@@ -61,5 +61,6 @@ int renc_cmd_inspect(int argc, char **argv);
 int renc_cmd_run(int argc, char **argv);
 int renc_cmd_verify(int argc, char **argv);
 int renc_cmd_plan(int argc, char **argv);
+int renc_cmd_status(int argc, char **argv);
 
 #endif

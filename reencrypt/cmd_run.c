@@ -22,13 +22,15 @@
 #include "reencrypt/cli.h"
 #include "reencrypt/engine.h"
 #include "reencrypt/scan.h"
+#include "reencrypt/session.h"
 #include "reencrypt/transform.h"
 
 static const char renc_run_usage[] =
     "usage: reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
-    "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] (SOURCE... | --manifest FILE)\n";
+    "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--journal FILE | --no-journal]\n"
+    "         [--resume] [--restart] [--copy] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
     "         [--report FILE] (SOURCE... | --manifest FILE)\n";
@@ -42,6 +44,9 @@ struct renc_bulk_args {
     size_t drop_count;
     enum renc_run_mode mode;
     int keep_old, dry_run, no_verify, fail_fast, direct, identity;
+    const char *journal;
+    int no_journal, resume, restart, copy;
+    uint64_t finished_before; /* blobs finished by earlier attempts of the run */
     unsigned threads, share_dek;
     uint64_t memory;
     enum renc_progress_mode progress;
@@ -74,6 +79,11 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"crypto-backend", required_argument, NULL, 'C'},
         {"direct", no_argument, NULL, 'D'},
         {"bench-identity", no_argument, NULL, 'I'},
+        {"journal", required_argument, NULL, 'J'},
+        {"no-journal", no_argument, NULL, 'j'},
+        {"resume", no_argument, NULL, 'R'},
+        {"restart", no_argument, NULL, 'X'},
+        {"copy", no_argument, NULL, 'c'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -88,7 +98,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
     while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         if (renc_global_opt(&a->g, opt, optarg))
             continue;
-        if (!a->run_only && idx >= 0 && strchr("tmokdnsV", opt))
+        if (!a->run_only && idx >= 0 && strchr("tmokdnsVJjRXc", opt))
             a->run_only = opts[idx].name;
         idx = -1;
         switch (opt) {
@@ -158,6 +168,11 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             break;
         case 'D': a->direct = 1; break;
         case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
+        case 'J': a->journal = optarg; break;
+        case 'j': a->no_journal = 1; break;
+        case 'R': a->resume = 1; break;
+        case 'X': a->restart = 1; break;
+        case 'c': a->copy = 1; break;
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
         }
@@ -318,7 +333,11 @@ struct renc_progress_ctx {
     const char *cmd;
     double last_json;
     int drew;
+    struct renc_journal *journal; /* flushed at every tick */
+    int journal_rc;               /* a flush failed: the run is stopped */
 };
+
+static atomic_int renc_stop_flag;
 
 static void renc_human_bytes(char *out, size_t max, double b)
 {
@@ -334,6 +353,14 @@ static void renc_human_bytes(char *out, size_t max, double b)
 static void renc_progress_cb(const struct renc_engine_progress *p, void *arg)
 {
     struct renc_progress_ctx *c = arg;
+    if (c->journal && c->journal_rc == 0) {
+        /* The notes of blobs finished since the last tick, in one commit.
+         * A journal that cannot be written stops the run: blobs go on being
+         * safe, but progress could no longer be resumed from it. */
+        c->journal_rc = renc_journal_flush(c->journal);
+        if (c->journal_rc)
+            atomic_store(&renc_stop_flag, 1);
+    }
     double mbps = p->elapsed_s > 0 ? p->bytes_finished / 1e6 / p->elapsed_s : 0;
     double rate = p->elapsed_s > 0 ? p->bytes_finished / p->elapsed_s : 0;
     double eta = rate > 0 ? (p->bytes_total - p->bytes_finished) / rate : -1;
@@ -393,9 +420,21 @@ static int renc_write_report(const char *path, json_t *root)
     return rc;
 }
 
+/* Each header a crash left mid-write, as the journal's recovery settles it. */
+static void renc_recover_report(void *arg, const char *path, const char *what, int rc)
+{
+    const char *cmd = arg;
+    if (rc)
+        renc_err(cmd, "%s: %s (its in-place header write is kept in the journal)", path,
+                 renc_strerror(rc));
+    else
+        printf("%s: recovery: %s: %s\n", cmd, path, what);
+}
+
 static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
                             const struct renc_scan *scan, struct renc_keystore *ks,
-                            const char *target, struct renc_progress_ctx *pc)
+                            const char *target, struct renc_progress_ctx *pc,
+                            const struct renc_session *sess)
 {
     struct renc_engine_progress p;
     renc_engine_snapshot(e, &p);
@@ -431,13 +470,23 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     double mbps = p.elapsed_s > 0 ? p.bytes_finished / 1e6 / p.elapsed_s : 0;
     double bps = p.elapsed_s > 0 ? p.items_finished / p.elapsed_s : 0;
     int is_run = strcmp(cmd, "run") == 0;
-    if (is_run)
+    if (is_run) {
         printf("%s%s: %llu blobs %s, %llu skipped (already under %s), %llu not RENC, "
                "%llu failed%s\n",
                cmd, a->dry_run ? " (dry run: nothing written)" : "", (unsigned long long)p.done,
                a->dry_run ? "would change" : "re-encrypted", (unsigned long long)p.skipped,
                target ? target : "the target", (unsigned long long)p.not_renc,
                (unsigned long long)(p.failed + scan->error_count), pending ? " (stopped early)" : "");
+        if (p.in_place)
+            printf("%s: %llu of them rewrapped by rewriting only their header, in place\n", cmd,
+                   (unsigned long long)p.in_place);
+        if (sess)
+            printf("%s: journal %s, run %s, attempt %u\n", cmd, sess->journal_path,
+                   renc_journal_run_id(sess->journal), sess->attempt);
+        if (a->finished_before)
+            printf("%s: %llu more blobs were finished by earlier attempts of this run\n", cmd,
+                   (unsigned long long)a->finished_before);
+    }
     else
         printf("%s: %llu blobs verified, %llu not RENC, %llu failed%s\n", cmd,
                (unsigned long long)p.done, (unsigned long long)p.not_renc,
@@ -461,6 +510,16 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
             "dek_cache_hits", (json_int_t)ks_stats.cache_hits, "wraps", (json_int_t)ks_stats.wraps,
             "threads", (json_int_t)a->threads, "peak_buffer_bytes",
             (json_int_t)renc_engine_peak_memory(e), "failures", failures);
+        if (root && is_run) {
+            json_object_set_new(root, "in_place", json_integer((json_int_t)p.in_place));
+            json_object_set_new(root, "finished_before",
+                                json_integer((json_int_t)a->finished_before));
+        }
+        if (root && sess) {
+            json_object_set_new(root, "journal", json_string(sess->journal_path));
+            json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));
+            json_object_set_new(root, "attempt", json_integer(sess->attempt));
+        }
         int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
         json_decref(root);
         if (rc)
@@ -471,9 +530,9 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     return p.failed + scan->error_count || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
 }
 
-/* Atomic, not volatile sig_atomic_t: the engine's workers read it while the
- * handler may run on any thread (ThreadSanitizer reported the race). */
-static atomic_int renc_stop_flag;
+/* renc_stop_flag (above) is atomic, not volatile sig_atomic_t: the engine's
+ * workers read it while the handler may run on any thread (ThreadSanitizer
+ * reported the race). */
 
 static void renc_on_signal(int sig)
 {
@@ -481,6 +540,24 @@ static void renc_on_signal(int sig)
     int saved = errno;
     atomic_store(&renc_stop_flag, 1); /* in-flight blobs finish; nothing new is started */
     errno = saved;
+}
+
+/* The run's transformer, to target.  Returns -1 to continue or an exit. */
+static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a,
+                                 struct renc_keystore *ks, const char *target,
+                                 struct renc_transformer **t)
+{
+    struct renc_transform_opts to = {
+        .mode = a->mode, .target = target, .keep_old = a->keep_old,
+        .drop = a->drop, .drop_count = a->drop_count, .share_dek = a->share_dek,
+        .verify = !a->no_verify, .backend = a->backend,
+    };
+    int rc = renc_transformer_new(t, ks, &to);
+    if (rc) {
+        renc_err(cmd, "target %s: %s", target, renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    return -1;
 }
 
 static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op, int argc,
@@ -525,75 +602,193 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     struct renc_keystore *ks = NULL;
     struct renc_transformer *t = NULL;
     struct renc_engine *e = NULL;
-    struct renc_scan scan;
+    struct renc_scan scan, work;
     memset(&scan, 0, sizeof scan);
-    int rc = renc_open_keys(&a.g, 0, &kr, &ks);
-    if (rc) {
+    memset(&work, 0, sizeof work);
+    struct renc_session sess;
+    renc_session_init(&sess);
+    int64_t *rows = NULL;
+    uint8_t *finished = NULL;
+    int writes = op == RENC_ENGINE_RUN && !a.dry_run;
+    int journaled = writes && !a.no_journal;
+    struct renc_session_want want = {
+        .mode = a.mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a.to,
+        .keep_old = a.keep_old, .drop = a.drop, .drop_count = a.drop_count,
+        .restart = a.restart,
+    };
+    int rc;
+    if (a.memory < renc_engine_min_memory()) {
+        renc_err(cmd, "--memory %llu is too small to hold one segment (at least %zu bytes)",
+                 (unsigned long long)a.memory, renc_engine_min_memory());
+        return RENC_EXIT_USAGE;
+    }
+    if (writes) {
+        /* One run at a time over a source or an output directory. */
+        char busy[PATH_MAX] = "";
+        rc = renc_session_lock(&sess, (const char *const *)a.sources, (size_t)a.source_count,
+                               a.manifest, a.out ? out_real : NULL, busy, sizeof busy);
+        if (rc) {
+            if (rc == -RENC_E_BUSY)
+                renc_err(cmd, "%s: another run is working on it; wait for it to end or stop it",
+                         busy);
+            else
+                renc_err(cmd, "%s: %s", busy, renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+            goto out;
+        }
+    }
+    if ((rc = renc_open_keys(&a.g, 0, &kr, &ks))) {
         renc_err(cmd, "keyring %s: %s", a.g.keyring_dir, renc_strerror(rc));
-        return RENC_EXIT_FAILED;
+        status = RENC_EXIT_FAILED;
+        goto out;
     }
     /* 64Ki DEKs of 32 bytes: 2 MiB, within the locked secure heap. */
     if ((rc = renc_keystore_cache_deks(ks, 1u << 16)))
         goto out_err;
-    if (op == RENC_ENGINE_RUN) {
-        struct renc_transform_opts to = {
-            .mode = a.mode, .target = a.to, .keep_old = a.keep_old,
-            .drop = a.drop, .drop_count = a.drop_count, .share_dek = a.share_dek,
-            .verify = !a.no_verify, .backend = a.backend,
-        };
-        if ((rc = renc_transformer_new(&t, ks, &to))) {
-            renc_err(cmd, "target %s: %s", a.to, renc_strerror(rc));
+    if (op == RENC_ENGINE_RUN && (status = renc_bulk_transformer(cmd, &a, ks, a.to, &t)) >= 0)
+        goto out;
+    if (journaled) {
+        long holder = 0;
+        char why[2048] = "";
+        if ((rc = renc_global_resolve(&a.g, 1)) == 0)
+            rc = renc_session_open(&sess, a.g.state_dir, a.journal, &want, &holder, why,
+                                   sizeof why, renc_recover_report, (void *)cmd);
+        if (rc == -RENC_E_BUSY) {
+            renc_err(cmd, "journal %s is in use by another run (pid %ld); wait for it to end "
+                          "or stop it", sess.journal_path, holder);
             status = RENC_EXIT_FAILED;
             goto out;
         }
+        if (rc == -RENC_E_INVALID) {
+            renc_err(cmd, "%s", why);
+            status = RENC_EXIT_USAGE;
+            goto out;
+        }
+        if (rc) {
+            renc_err(cmd, "journal %s: %s", sess.journal_path[0] ? sess.journal_path : "",
+                     renc_strerror(rc));
+            status = renc_exit_for(rc);
+            goto out;
+        }
+        const struct renc_recover_stats *r = &sess.recovered;
+        if (r->found_new + r->found_old + r->repaired + r->unresolved)
+            printf("%s: recovered in-place header writes of a crashed attempt: %llu found "
+                   "rewritten, %llu found as they were, %llu completed from the journal, "
+                   "%llu unresolved\n",
+                   cmd, (unsigned long long)r->found_new, (unsigned long long)r->found_old,
+                   (unsigned long long)r->repaired, (unsigned long long)r->unresolved);
+    }
+    if (sess.resumed && strcmp(sess.target, renc_transformer_target(t)) != 0) {
+        /* A resumed run keeps the target version it started with. */
+        renc_transformer_free(t);
+        t = NULL;
+        if ((status = renc_bulk_transformer(cmd, &a, ks, sess.target, &t)) >= 0)
+            goto out;
     }
     if ((status = renc_bulk_scan(cmd, &a, &scan, a.out ? out_real : NULL)) >= 0)
         goto out;
     if (op == RENC_ENGINE_RUN && a.out && (status = renc_check_mirror_paths(cmd, a.out, &scan)) >= 0)
         goto out;
+    work = scan;
+    if (journaled) {
+        if ((rc = renc_session_start(&sess, &want, renc_transformer_target(t))))
+            goto out_journal;
+        rows = renc_calloc(scan.count ? scan.count : 1, sizeof *rows);
+        finished = renc_calloc(scan.count ? scan.count : 1, 1);
+        work.items = renc_calloc(scan.count ? scan.count : 1, sizeof *work.items);
+        if (!rows || !finished || !work.items) {
+            rc = -RENC_E_NOMEM;
+            goto out_err;
+        }
+        if ((rc = renc_journal_register(sess.journal, &scan, rows, finished)))
+            goto out_journal;
+        /* Blobs an earlier attempt finished are not read again. */
+        work.count = 0;
+        work.total_bytes = 0;
+        for (size_t i = 0; i < scan.count; i++) {
+            if (finished[i])
+                continue;
+            rows[work.count] = rows[i];
+            work.items[work.count++] = scan.items[i];
+            work.total_bytes += scan.items[i].size;
+        }
+        a.finished_before = scan.count - work.count;
+        if (sess.resumed)
+            printf("%s: resuming run %s (attempt %u, journal %s): %llu blobs finished earlier "
+                   "are not read again, %zu to go\n",
+                   cmd, renc_journal_run_id(sess.journal), sess.attempt, sess.journal_path,
+                   (unsigned long long)a.finished_before, work.count);
+    }
     struct renc_engine_opts eo = {
         .op = op, .threads = a.threads, .memory_bytes = (size_t)a.memory,
         .fail_fast = a.fail_fast, .dry_run = a.dry_run, .out_dir = a.out ? out_real : NULL,
         .backend = a.backend, .stop = &renc_stop_flag, .identity = a.identity,
-        .direct = a.direct,
+        .direct = a.direct, .journal = sess.journal, .rows = rows,
+        .header_in_place = journaled && !a.copy,
+        .tmp_tag = journaled ? renc_journal_run_id(sess.journal) : NULL,
+        .clean_tmp = sess.resumed,
     };
-    if ((rc = renc_engine_new(&e, &eo, ks, t, &scan))) {
-        if (rc == -RENC_E_TOO_BIG) {
-            renc_err(cmd, "--memory %llu is too small to hold one segment (at least %zu bytes)",
-                     (unsigned long long)a.memory,
-                     renc_record_max_len(1u << RENC_SEG_SHIFT_MAX) + 8192);
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
+    if ((rc = renc_engine_new(&e, &eo, ks, t, &work)))
         goto out_err;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = renc_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct renc_progress_ctx pc = {.mode = a.progress, .cmd = cmd};
+    struct renc_progress_ctx pc = {.mode = a.progress, .cmd = cmd, .journal = sess.journal};
     if (pc.mode == RENC_PROGRESS_AUTO)
         pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
     if ((rc = renc_engine_run(e, 200, renc_progress_cb, &pc)))
         goto out_err;
-    status = renc_bulk_finish(cmd, &a, e, &scan, ks, t ? renc_transformer_target(t) : NULL, &pc);
-    if (atomic_load(&renc_stop_flag)) {
+    int interrupted = atomic_load(&renc_stop_flag) && pc.journal_rc == 0;
+    status = renc_bulk_finish(cmd, &a, e, &work, ks, t ? renc_transformer_target(t) : NULL, &pc,
+                              journaled ? &sess : NULL);
+    if (journaled) {
+        struct renc_engine_progress p;
+        renc_engine_snapshot(e, &p);
+        const char *outcome = pc.journal_rc ? "failed"
+                              : interrupted ? "interrupted"
+                              : p.failed || work.error_count || p.items_finished < p.items_total
+                                  ? "failed"
+                                  : "finished";
+        rc = pc.journal_rc ? pc.journal_rc : renc_journal_end(sess.journal, outcome);
+        if (rc) {
+            renc_err(cmd, "journal %s: %s; blobs finished since its last commit will be checked "
+                          "again (by their headers) when the run is resumed",
+                     sess.journal_path, renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+        }
+    }
+    if (interrupted) {
+        struct renc_engine_progress p;
+        renc_engine_snapshot(e, &p);
         renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
-                      "run the same command again to continue");
+                      "%llu blobs left; run the same command again to continue%s%s%s",
+                 (unsigned long long)(p.items_total - p.items_finished),
+                 journaled ? " (journal " : "", journaled ? sess.journal_path : "",
+                 journaled ? ")" : "");
         status = RENC_EXIT_INTERRUPTED;
     }
     goto out;
 
+out_journal:
+    renc_err(cmd, "journal %s: %s", sess.journal_path, renc_strerror(rc));
+    status = RENC_EXIT_FAILED;
+    goto out;
 out_err:
     renc_err(cmd, "%s", renc_strerror(rc));
     status = RENC_EXIT_FAILED;
 out:
     renc_engine_free(e);
+    if (work.items != scan.items)
+        renc_free(work.items);
+    renc_free(rows);
+    renc_free(finished);
     renc_scan_cleanup(&scan);
     renc_transformer_free(t);
     renc_keystore_free(ks);
     renc_keyring_free(kr);
+    renc_session_cleanup(&sess);
     return status;
 }
 

@@ -40,7 +40,7 @@ struct renc_engine {
     _Atomic size_t next_item;
     _Atomic int stopping;  /* fail-fast or a signal: claim nothing new */
     _Atomic int engine_rc; /* a failure of the engine itself */
-    _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished;
+    _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished, in_place;
     struct timespec start;
 
     /* Chunks of big blobs waiting for a worker's crypto. */
@@ -53,26 +53,44 @@ struct renc_engine {
 
 /* ---- results ---------------------------------------------------------- */
 
-static void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
-                        const char *ref)
+/* Records item idx's outcome (durable by now, for a written blob) and
+ * notes it in the journal.  plan (may be NULL) names the keys involved. */
+static void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
+                             const char *ref, const struct renc_blob_plan *plan)
 {
     struct renc_item_result *r = &e->results[idx];
     r->state = (uint8_t)st;
     r->rc = rc;
     if (ref && ref[0])
         r->ref = renc_strdup(ref);
+    enum renc_jstate js = RENC_J_FAILED;
     switch (st) {
-    case RENC_ITEM_DONE: atomic_fetch_add(&e->done, 1); break;
-    case RENC_ITEM_SKIPPED: atomic_fetch_add(&e->skipped, 1); break;
-    case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); break;
+    case RENC_ITEM_DONE: atomic_fetch_add(&e->done, 1); js = RENC_J_DONE; break;
+    case RENC_ITEM_SKIPPED: atomic_fetch_add(&e->skipped, 1); js = RENC_J_SKIPPED; break;
+    case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); js = RENC_J_NOT_RENC; break;
     default:
         atomic_fetch_add(&e->failed, 1);
         if (e->opts.fail_fast)
             atomic_store(&e->stopping, 1);
         break;
     }
+    if (e->opts.journal && e->opts.op == RENC_ENGINE_RUN && !e->opts.dry_run) {
+        const char *old_ref = ref, *new_ref = NULL;
+        if (plan && plan->old.dek && plan->old.slot >= 0 &&
+            plan->old.slot < (int)plan->old_h.slot_count)
+            old_ref = plan->old_h.slots[plan->old.slot].ref;
+        if (js == RENC_J_DONE)
+            new_ref = renc_transformer_target(e->t);
+        renc_journal_note(e->opts.journal, e->opts.rows[idx], js, rc, old_ref, new_ref);
+    }
     atomic_fetch_add(&e->finished, 1);
     atomic_fetch_add(&e->bytes_finished, e->scan->items[idx].size);
+}
+
+static void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
+                        const char *ref)
+{
+    renc_finish_plan(e, idx, st, rc, ref, NULL);
 }
 
 static int renc_should_stop(struct renc_engine *e)
@@ -102,14 +120,23 @@ static int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t 
     return 0;
 }
 
-/* The temporary beside a final path: ".NAME.renc-tmp.<worker>.<item>". */
-static int renc_tmp_path(const char *final, size_t idx, char *out, size_t max)
+/* The temporary beside a final path: ".NAME.renc-tmp.<run>" with the
+ * journal's run id (the same in every attempt), else the process id.  With
+ * clean_tmp one left by a crashed attempt is removed first. */
+static int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max)
 {
     const char *slash = strrchr(final, '/');
     int dir_len = slash ? (int)(slash - final + 1) : 0;
-    int n = snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%d.%zu", dir_len, final,
-                     slash ? slash + 1 : final, (int)getpid(), idx);
-    return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+    int n = e->opts.tmp_tag
+                ? snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%s", dir_len, final,
+                           slash ? slash + 1 : final, e->opts.tmp_tag)
+                : snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%d", dir_len, final,
+                           slash ? slash + 1 : final, (int)getpid());
+    if (n < 0 || (size_t)n >= max)
+        return -ENAMETOOLONG;
+    if (e->opts.clean_tmp && unlink(out) != 0 && errno != ENOENT)
+        return -errno;
+    return 0;
 }
 
 /* ---- ring helpers ----------------------------------------------------- */
@@ -170,6 +197,8 @@ struct renc_small {
     int value;               /* the last op's result */
     int write;               /* 1 when it is to be written */
     int copy_only;           /* --out: already under the target, mirrored as it is */
+    int in_place;            /* rewrap: only the header is rewritten, in place */
+    uint8_t *old_hdr;        /* in place: the header it replaces (for the journal) */
     struct renc_blob_plan plan;
     char final[4096];
     char tmp[4200];
@@ -184,14 +213,18 @@ static void renc_small_fail(struct renc_engine *e, struct renc_small *s, int rc,
     s->write = 0;
 }
 
+/* Which items of a batch a step is for. */
+enum renc_step_for { RENC_STEP_ALL, RENC_STEP_WRITES, RENC_STEP_COPIES };
+
 /* Submits one op per live item and waits for all. */
 static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, size_t n,
                            void (*prep)(struct renc_small *, struct renc_batch_op *, void *),
-                           void *arg, int only_writes)
+                           void *arg, enum renc_step_for which)
 {
     for (size_t i = 0; i < n; i++) {
         struct renc_small *s = &items[i];
-        if (s->rc || (only_writes && !s->write))
+        if (s->rc || (which != RENC_STEP_ALL && !s->write) ||
+            (which == RENC_STEP_COPIES && s->in_place))
             continue;
         memset(&s->ops[0], 0, sizeof s->ops[0]);
         s->ops[0].result = &s->rc;
@@ -226,8 +259,9 @@ static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, vo
     const struct renc_scan *scan = arg;
     b->op.kind = RENC_RING_OPENAT;
     b->op.fd = AT_FDCWD;
-    b->op.path = s->tmp;
-    b->op.open_flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    b->op.path = s->in_place ? s->final : s->tmp;
+    b->op.open_flags = s->in_place ? O_WRONLY | O_CLOEXEC | O_NOFOLLOW
+                                   : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
     b->op.mode = scan->items[s->idx].mode & 07777;
 }
 
@@ -255,6 +289,27 @@ static void renc_prep_rename(struct renc_small *s, struct renc_batch_op *b, void
     b->op.path2 = s->final;
 }
 
+/* In-place header rewrap: a rewrap in place whose new header has the old
+ * one's length, with a journal to hold both across the overwrite. */
+static int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_plan *p)
+{
+    return e->opts.header_in_place && e->opts.journal && !e->opts.out_dir && !e->opts.dry_run &&
+           !p->new_dek && p->new_hdr_len == p->old_h.header_len;
+}
+
+/* After a failed in-place header write: puts the old header back, so the
+ * blob is wholly old again (if this fails too, the journal's intent is left
+ * for the next attempt's recovery). */
+static void renc_restore_header(const char *path, const uint8_t *old_hdr, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    if (pwrite(fd, old_hdr, len, 0) == (ssize_t)len)
+        (void)fdatasync(fd);
+    close(fd);
+}
+
 /* Transforms (or verifies) one read blob in memory.  Sets s->write when the
  * result is to be written; finishes the item otherwise. */
 static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
@@ -272,7 +327,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         /* The bare file-work ceiling: every step of a run but the crypto. */
         int rc = renc_final_path(e, s->idx, s->final, sizeof s->final);
         if (rc == 0)
-            rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp);
+            rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp);
         if (rc)
             renc_small_fail(e, s, rc, NULL);
         else
@@ -295,14 +350,14 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         return;
     }
     if (p->verdict == RENC_VERDICT_SKIP && (!e->opts.out_dir || e->opts.dry_run)) {
-        renc_finish(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL);
+        renc_finish_plan(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL, p);
         return;
     }
     if (p->verdict == RENC_VERDICT_SKIP) {
         /* --out: the mirror is complete, so a blob already under the target
          * is copied into it as it is (and counted as skipped). */
         if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
-            (rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp))) {
+            (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
             renc_small_fail(e, s, rc, NULL);
             return;
         }
@@ -325,6 +380,20 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
         return;
     }
+    if (renc_in_place_ok(e, p)) {
+        /* Only the header changes: it is rewritten where it is. */
+        s->old_hdr = renc_malloc(old_hl);
+        if (!s->old_hdr || (rc = renc_final_path(e, s->idx, s->final, sizeof s->final))) {
+            renc_small_fail(e, s, s->old_hdr ? rc : -RENC_E_NOMEM, NULL);
+            return;
+        }
+        memcpy(s->old_hdr, s->buf, old_hl);
+        memcpy(s->buf, p->new_hdr, old_hl);
+        s->len = old_hl;
+        s->in_place = 1;
+        s->write = 1;
+        return;
+    }
     /* The new blob: the new header, then the records unchanged in length. */
     if (p->new_hdr_len != old_hl) {
         size_t new_len = s->len - old_hl + p->new_hdr_len;
@@ -345,7 +414,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
     }
     memcpy(s->buf, p->new_hdr, p->new_hdr_len);
     if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
-        (rc = renc_tmp_path(s->final, s->idx, s->tmp, sizeof s->tmp))) {
+        (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
         renc_small_fail(e, s, rc, NULL);
         return;
     }
@@ -359,7 +428,7 @@ static int renc_sync_dirs(struct renc_small *items, size_t n)
     size_t ndone = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!items[i].write || items[i].rc)
+        if (!items[i].write || items[i].rc || items[i].in_place)
             continue;
         char dir[4096];
         const char *slash = strrchr(items[i].final, '/');
@@ -396,7 +465,36 @@ static void renc_batch_release(struct renc_engine *e, struct renc_small *items, 
             renc_free(items[i].buf);
         }
         renc_blob_plan_cleanup(&items[i].plan);
+        renc_free(items[i].old_hdr);
     }
+}
+
+/* Journals the batch's in-place header intents in one durable commit; on
+ * failure those blobs fail, untouched. */
+static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    int64_t rows[RENC_BATCH_MAX];
+    const char *paths[RENC_BATCH_MAX];
+    const uint8_t *olds[RENC_BATCH_MAX], *news[RENC_BATCH_MAX];
+    size_t lens[RENC_BATCH_MAX], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write || !items[i].in_place)
+            continue;
+        rows[k] = e->opts.rows[items[i].idx];
+        paths[k] = items[i].final;
+        olds[k] = items[i].old_hdr;
+        news[k] = items[i].buf;
+        lens[k] = items[i].len;
+        k++;
+    }
+    if (k == 0)
+        return;
+    int rc = renc_journal_header_intents(e->opts.journal, k, rows, paths, olds, news, lens);
+    if (rc == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].write && items[i].in_place)
+            renc_small_fail(e, &items[i], rc, NULL);
 }
 
 static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
@@ -404,10 +502,10 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
 {
     int rc;
     /* Read: open, read and close with the whole batch in flight. */
-    renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, 0);
+    renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++)
         items[i].fd = items[i].rc ? -1 : items[i].value;
-    renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, 0);
+    renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc == 0)
             items[i].len = (size_t)items[i].value;
@@ -430,9 +528,13 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
     if (!any)
         return;
 
+    /* In-place headers: the old and new header of each go durably into the
+     * journal, for all of the batch at once, before any is overwritten. */
+    renc_batch_intents(e, items, n);
+
     /* Write: temporaries opened, written, made durable and closed with the
      * whole batch in flight.  Recovery: roll back (remove temporaries). */
-    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, 1);
+    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, RENC_STEP_WRITES);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;
@@ -442,23 +544,27 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
         }
         items[i].fd = items[i].value;
     }
-    renc_batch_step(ring, items, n, renc_prep_write, NULL, 1);
-    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, 1);
+    renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
+    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;
         if (close(items[i].fd) != 0 && items[i].rc == 0)
             items[i].rc = -errno;
         items[i].fd = -1;
-        if (items[i].rc) {
+        if (items[i].rc && items[i].in_place) {
+            renc_restore_header(items[i].final, items[i].old_hdr, items[i].len);
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+        } else if (items[i].rc) {
             unlink(items[i].tmp);
             renc_small_fail(e, &items[i], items[i].rc, NULL);
         }
     }
-    /* Commit point: each rename makes one blob wholly new. */
-    renc_batch_step(ring, items, n, renc_prep_rename, NULL, 1);
+    /* Commit point: each rename makes one blob wholly new (an in-place
+     * header is, once durable). */
+    renc_batch_step(ring, items, n, renc_prep_rename, NULL, RENC_STEP_COPIES);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].write && items[i].rc) {
+        if (items[i].write && !items[i].in_place && items[i].rc) {
             unlink(items[i].tmp);
             renc_small_fail(e, &items[i], items[i].rc, NULL);
         }
@@ -468,11 +574,16 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;
-        if (rc)
+        if (items[i].in_place) {
+            atomic_fetch_add(&e->in_place, 1);
+            renc_finish_plan(e, items[i].idx, RENC_ITEM_DONE, 0, NULL, &items[i].plan);
+        } else if (rc) {
             renc_small_fail(e, &items[i], rc, NULL); /* renamed, durability unknown */
-        else
-            renc_finish(e, items[i].idx, items[i].copy_only ? RENC_ITEM_SKIPPED : RENC_ITEM_DONE,
-                        0, NULL);
+        } else {
+            renc_finish_plan(e, items[i].idx,
+                             items[i].copy_only ? RENC_ITEM_SKIPPED : RENC_ITEM_DONE, 0, NULL,
+                             &items[i].plan);
+        }
     }
 }
 
@@ -949,6 +1060,35 @@ static int renc_open_direct(struct renc_big *b, const char *path)
     return 0;
 }
 
+/* In-place header rewrap of one blob: the old and new header durably into
+ * the journal, then the new header over the old one and made durable.  On
+ * a failure the old header is put back. */
+static int renc_header_in_place(struct renc_engine *e, size_t idx, const char *path,
+                                const uint8_t *old_hdr, const struct renc_blob_plan *p)
+{
+    size_t len = p->new_hdr_len;
+    const uint8_t *new_hdr = p->new_hdr;
+    int rc = renc_journal_header_intents(e->opts.journal, 1, &e->opts.rows[idx], &path,
+                                         &old_hdr, &new_hdr, &len);
+    if (rc)
+        return rc;
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    rc = renc_fault_check("write");
+    if (rc == 0 && pwrite(fd, new_hdr, len, 0) != (ssize_t)len)
+        rc = errno ? -errno : -EIO;
+    if (rc == 0)
+        rc = renc_fault_check("fsync");
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc)
+        renc_restore_header(path, old_hdr, len);
+    return rc;
+}
+
 static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
 {
     const struct renc_scan_item *it = &e->scan->items[idx];
@@ -971,7 +1111,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
     if (e->opts.identity) {
         /* Bench ceiling: the whole file copied as it is, committed the same way. */
         if ((rc = renc_final_path(e, idx, final, sizeof final)) == 0 &&
-            (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)) == 0) {
+            (rc = renc_tmp_path(e, final, tmp, sizeof tmp)) == 0) {
             b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, it->mode & 07777);
             rc = b.out_fd < 0 ? -errno : renc_big_copy_records(in_fd, b.out_fd, 0, 0, it->size);
             if (rc == 0) {
@@ -1023,7 +1163,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         /* --out: mirrored as it is, in the kernel, committed the same way. */
         if (e->opts.out_dir && !e->opts.dry_run) {
             if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
-                (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)))
+                (rc = renc_tmp_path(e, final, tmp, sizeof tmp)))
                 goto out_fail;
             b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                             it->mode & 07777);
@@ -1038,13 +1178,20 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
             if ((rc = renc_file_commit(fd, tmp, final)))
                 goto out_fail_noabort;
         }
-        renc_finish(e, idx, RENC_ITEM_SKIPPED, 0, NULL);
+        renc_finish_plan(e, idx, RENC_ITEM_SKIPPED, 0, NULL, &b.plan);
         goto out;
     }
     b.count = renc_header_seg_count(&b.plan.old_h);
+    if (renc_in_place_ok(e, &b.plan)) {
+        if ((rc = renc_header_in_place(e, idx, it->path, hdr, &b.plan)))
+            goto out_fail;
+        atomic_fetch_add(&e->in_place, 1);
+        renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
+        goto out;
+    }
     if (!e->opts.dry_run) {
         if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
-            (rc = renc_tmp_path(final, idx, tmp, sizeof tmp)))
+            (rc = renc_tmp_path(e, final, tmp, sizeof tmp)))
             goto out_fail;
         /* O_DIRECT writes need the records to keep their place within a
          * block: the header length may change only by whole blocks. */
@@ -1086,7 +1233,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         if ((rc = renc_file_commit(fd, tmp, final)))
             goto out_fail_noabort;
     }
-    renc_finish(e, idx, RENC_ITEM_DONE, 0, NULL);
+    renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
     goto out;
 
 out_fail:
@@ -1202,18 +1349,29 @@ static void *renc_worker_main(void *arg)
 
 /* ---- the engine ------------------------------------------------------- */
 
+/* A chunk must hold the largest record (16 MiB segments) with room. */
+static size_t renc_engine_chunk_bytes(void)
+{
+    size_t chunk = (size_t)4 << 20;
+    size_t max_record = renc_record_max_len(1u << RENC_SEG_SHIFT_MAX);
+    if (chunk < max_record)
+        chunk = (max_record + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
+    return chunk;
+}
+
+size_t renc_engine_min_memory(void)
+{
+    return renc_engine_chunk_bytes() + RENC_POOL_ALIGN;
+}
+
 int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,
                     struct renc_keystore *ks, struct renc_transformer *t,
                     const struct renc_scan *scan)
 {
     RENC_RETURN_IF(opts->threads == 0, -RENC_E_INVALID);
     RENC_RETURN_IF(opts->op == RENC_ENGINE_RUN && !t, -RENC_E_INVALID);
-    /* A chunk must hold the largest record (16 MiB segments) with room. */
-    size_t chunk = (size_t)4 << 20;
-    size_t max_record = renc_record_max_len(1u << RENC_SEG_SHIFT_MAX);
-    if (chunk < max_record)
-        chunk = (max_record + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
-    RENC_RETURN_IF(opts->memory_bytes < chunk + RENC_POOL_ALIGN, -RENC_E_TOO_BIG);
+    size_t chunk = renc_engine_chunk_bytes();
+    RENC_RETURN_IF(opts->memory_bytes < renc_engine_min_memory(), -RENC_E_TOO_BIG);
 
     struct renc_engine *e = renc_calloc(1, sizeof *e);
     RENC_RETURN_IF(!e, -RENC_E_NOMEM);
@@ -1262,6 +1420,7 @@ void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
     p->done = atomic_load(&e->done);
     p->skipped = atomic_load(&e->skipped);
     p->not_renc = atomic_load(&e->not_renc);
+    p->in_place = atomic_load(&e->in_place);
     p->failed = atomic_load(&e->failed);
     p->bytes_total = e->scan->total_bytes;
     p->bytes_finished = atomic_load(&e->bytes_finished);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "crypto/keystore.h"
+#include "reencrypt/journal.h"
 #include "reencrypt/scan.h"
 #include "reencrypt/transform.h"
 
@@ -44,6 +45,19 @@ struct renc_engine_opts {
                                 * handler; a lock-free atomic is async-signal-safe) */
     int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
+    /* The journal (may be NULL): each finished blob is noted in it once its
+     * outcome is durable; rows[i] is scan item i's row. */
+    struct renc_journal *journal;
+    const int64_t *rows;
+    /* Rewrap rewrites only the header, in place, when the new one fits in
+     * the old header_len (needs the journal: the old and new header go into
+     * it before the overwrite). */
+    int header_in_place;
+    /* Temporaries are ".NAME.renc-tmp.<tmp_tag>": the same name for a blob
+     * in every attempt of a run, so a resume (clean_tmp) removes the one a
+     * crash left before writing it again.  NULL: the process id. */
+    const char *tmp_tag;
+    int clean_tmp;
 };
 
 enum renc_item_state {
@@ -63,11 +77,16 @@ struct renc_item_result {
 struct renc_engine_progress {
     uint64_t items_total, items_finished;
     uint64_t done, skipped, not_renc, failed;
+    uint64_t in_place;         /* of done: headers rewritten in place */
     uint64_t bytes_total, bytes_finished;
     double elapsed_s;
 };
 
 struct renc_engine;
+
+/* renc_engine_min_memory: the least --memory that holds one chunk (the
+ * largest record); renc_engine_new fails with -RENC_E_TOO_BIG below it. */
+size_t renc_engine_min_memory(void);
 
 /* renc_engine_new: t is the run's transformer (NULL for verify). */
 int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,

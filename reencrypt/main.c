@@ -18,6 +18,7 @@ static const struct {
     {"plan", renc_cmd_plan, "read headers only: blobs, bytes and unwraps per key, and time estimates"},
     {"run", renc_cmd_run, "bring every blob of a tree or manifest under a target key"},
     {"verify", renc_cmd_verify, "open every record of every blob, writing nothing"},
+    {"status", renc_cmd_status, "a run's progress, failures and what is left, from its journal"},
 };
 
 static void renc_usage(FILE *f)

@@ -201,6 +201,41 @@ static void renc_seen_cleanup(struct renc_seen *set)
     renc_free(set->slots);
 }
 
+/* One line of a manifest, as getline gives it (with its newline, if any;
+ * line[len] is a NUL that line holds room for).  Lists the file it names,
+ * counts it as a duplicate, or records an error against it (or against the
+ * manifest, `name`, for a NUL byte inside the line).  Returns 0, or an
+ * error that must stop the scan (out of memory). */
+static int renc_manifest_line(struct renc_scan *s, struct renc_seen *seen, const char *name,
+                              char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    if (len == 0 || line[0] == '#')
+        return 0;
+    if (len != strlen(line))
+        return renc_scan_error(s, name, -RENC_E_INVALID); /* NUL inside a line */
+    struct stat st;
+    if (lstat(line, &st) != 0)
+        return renc_scan_error(s, line, -errno);
+    if (!S_ISREG(st.st_mode))
+        return renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL);
+    /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
+    char canon[PATH_MAX];
+    const char *key = realpath(line, canon) ? canon : line;
+    int dup = renc_seen_add(seen, key);
+    if (dup < 0)
+        return dup;
+    if (dup) {
+        s->duplicates++;
+        return 0;
+    }
+    const char *rel = line;
+    while (*rel == '/')
+        rel++;
+    return renc_scan_add(s, line, rel, &st);
+}
+
 int renc_scan_manifest(struct renc_scan *s, const char *manifest)
 {
     struct renc_seen seen = {0};
@@ -211,43 +246,43 @@ int renc_scan_manifest(struct renc_scan *s, const char *manifest)
     size_t cap = 0;
     ssize_t len;
     int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#')
-            continue;
-        if ((size_t)len != strlen(line)) {
-            rc = renc_scan_error(s, manifest, -RENC_E_INVALID); /* NUL inside a line */
-            continue;
-        }
-        struct stat st;
-        if (lstat(line, &st) != 0) {
-            rc = renc_scan_error(s, line, -errno);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            rc = renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL);
-            continue;
-        }
-        /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
-        char canon[PATH_MAX];
-        const char *key = realpath(line, canon) ? canon : line;
-        int dup = renc_seen_add(&seen, key);
-        if (dup < 0) {
-            rc = dup;
-            continue;
-        }
-        if (dup) {
-            s->duplicates++;
-            continue;
-        }
-        const char *rel = line;
-        while (*rel == '/')
-            rel++;
-        rc = renc_scan_add(s, line, rel, &st);
-    }
+    /* Streamed line by line: a manifest of millions of paths is never held
+     * whole.  renc_scan_manifest_buf splits the same way. */
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0)
+        rc = renc_manifest_line(s, &seen, manifest, line, (size_t)len);
     free(line);
     fclose(f);
+    renc_seen_cleanup(&seen);
+    return rc;
+}
+
+int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *buf, size_t len)
+{
+    struct renc_seen seen = {0};
+    char *line = NULL;
+    size_t cap = 0, off = 0;
+    int rc = 0;
+    /* As getline does: a line runs to its '\n' inclusive, or to the end of
+     * the buffer; each is copied out, NUL-terminated, for the line parser
+     * (which cuts it in place). */
+    while (rc == 0 && off < len) {
+        const char *nl = memchr(buf + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
+        if (n + 1 > cap) {
+            char *grown = renc_realloc(line, n + 1);
+            if (!grown) {
+                rc = -RENC_E_NOMEM;
+                break;
+            }
+            line = grown;
+            cap = n + 1;
+        }
+        memcpy(line, buf + off, n);
+        line[n] = '\0';
+        off += n;
+        rc = renc_manifest_line(s, &seen, name, line, n);
+    }
+    renc_free(line);
     renc_seen_cleanup(&seen);
     return rc;
 }

@@ -39,6 +39,14 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
  * non-regular file is recorded in errors. */
 int renc_scan_manifest(struct renc_scan *s, const char *manifest);
 
+/* renc_scan_manifest_buf: renc_scan_manifest over a manifest's bytes held in
+ * memory (len bytes at buf, no NUL needed); `name` is what an error about
+ * the manifest itself (a NUL byte inside a line) is recorded against.  Lines
+ * end at '\n' (a last line without one counts too); trailing '\r's are
+ * dropped.  Returns 0, or a negative error (out of memory) that stopped the
+ * scan; entries listed so far stay in s either way. */
+int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *buf, size_t len);
+
 void renc_scan_cleanup(struct renc_scan *s);
 
 #endif

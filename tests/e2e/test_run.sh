@@ -775,7 +775,12 @@ printf '%s\n' $BAD1 $BAD2 $BAD3 | grep -vxF -f - "$XL" >"$XGOOD"
 facts "$X" "$XGOOD" "$WORK/facts.x"
 expect_blobs "every other blob was rekeyed" "$WORK/facts.x" "$XGOOD" 'local:new/1'
 expect_ok renc verify --progress=none "$X/small/d0" "$X/small/d1"
+# A rerun continues the run from its journal: only the failed blobs are read.
 expect_exit 1 renc run --mode rekey --to local:new --progress=none "$X"
+summary_is run 0 0 0 3
+expect_out "$((NX - 3 + NXP)) more blobs were finished by earlier attempts"
+# Without the journal every blob is looked at again (its header says it is done).
+expect_exit 1 renc run --mode rekey --to local:new --progress=none --no-journal "$X"
 summary_is run 0 $((NX - 3)) "$NXP" 3
 expect_exit 1 renc verify --progress=none "$X"
 expect_msg "$X/$BAD1" "$X/$BAD2" "$X/$BAD3" "authentication"

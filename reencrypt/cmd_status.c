@@ -1,0 +1,265 @@
+/* reencrypt status — a run's progress and result, from its journal.
+ *
+ * Reads the journal read-only (SQLite WAL: never blocks the run), so it
+ * works while the run is going, after it stopped and after a crash. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/error.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/journal.h"
+
+static const char renc_status_usage[] =
+    "usage: reencrypt status [--journal FILE] [--json] [--failures N]\n"
+    "  without --journal: the most recently updated journal under STATE/journals\n";
+
+/* The most recently written journal under STATE/journals. */
+static int renc_latest_journal(const char *state_dir, char *out, size_t max, unsigned *count)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/journals", state_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    double best = -1;
+    *count = 0;
+    int rc = -ENOENT;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 4 || strcmp(de->d_name + n - 3, ".db") != 0)
+            continue;
+        (*count)++;
+        char path[4400], wal[4500];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        struct stat st;
+        double t = -1;
+        if (stat(path, &st) == 0)
+            t = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+        if (stat(wal, &st) == 0 && (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9 > t)
+            t = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+        if (t > best) {
+            best = t;
+            snprintf(out, max, "%s", path);
+            rc = 0;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* running, finished, interrupted, failed, crashed (an attempt that never
+ * ended and whose process is gone), or none. */
+static const char *renc_run_state(const struct renc_journal_status *st)
+{
+    if (!st->has_run)
+        return "none";
+    if (st->running)
+        return "running";
+    if (st->attempts && st->last_ended == 0)
+        return "crashed";
+    return st->last_outcome[0] ? st->last_outcome : "stopped";
+}
+
+static void renc_time_str(char *out, size_t max, double t)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&s, &tm)) {
+        snprintf(out, max, "-");
+        return;
+    }
+    strftime(out, max, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+struct renc_fail_ctx {
+    json_t *arr;
+    int json;
+};
+
+static void renc_status_failure(void *arg, const char *path, const char *error, int code,
+                                const char *ref)
+{
+    struct renc_fail_ctx *c = arg;
+    if (c->json) {
+        json_t *f = json_pack("{s:s, s:s, s:i}", "path", path, "error", error, "code", code);
+        if (f && ref)
+            json_object_set_new(f, "key", json_string(ref));
+        json_array_append_new(c->arr, f);
+    } else {
+        printf("  %s: %s%s%s%s\n", path, error, ref ? " (key " : "", ref ? ref : "",
+               ref ? ")" : "");
+    }
+}
+
+int renc_cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"journal", required_argument, NULL, 'J'},
+        {"json", no_argument, NULL, 'j'},
+        {"failures", required_argument, NULL, 'f'},
+        RENC_GLOBAL_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct renc_global g;
+    memset(&g, 0, sizeof g);
+    const char *path = NULL;
+    int json = 0;
+    uint64_t max_failures = 20;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (renc_global_opt(&g, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'J': path = optarg; break;
+        case 'j': json = 1; break;
+        case 'f':
+            if (renc_parse_size(optarg, &max_failures) != 0) {
+                renc_err("status", "--failures must be a count (0: all)");
+                return RENC_EXIT_USAGE;
+            }
+            break;
+        case 'h': fputs(renc_status_usage, stdout); return RENC_EXIT_OK;
+        default: fputs(renc_status_usage, stderr); return RENC_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fputs(renc_status_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    char found[4400];
+    unsigned journals = 1;
+    int rc;
+    if (!path) {
+        if ((rc = renc_global_resolve(&g, 0)) == 0)
+            rc = renc_latest_journal(g.state_dir, found, sizeof found, &journals);
+        if (rc) {
+            renc_err("status", "no journal under %s/journals (a run keeps one there unless "
+                               "given --journal or --no-journal)", g.state_dir ? g.state_dir : "");
+            return RENC_EXIT_USAGE;
+        }
+        path = found;
+    }
+    struct renc_journal *j = NULL;
+    if ((rc = renc_journal_open_readonly(&j, path))) {
+        renc_err("status", "journal %s: %s", path, renc_strerror(rc));
+        return renc_exit_for(rc) == RENC_EXIT_USAGE || rc == -ENOENT ? RENC_EXIT_USAGE
+                                                                     : RENC_EXIT_FAILED;
+    }
+    struct renc_journal_status st;
+    if ((rc = renc_journal_status(j, &st))) {
+        renc_err("status", "journal %s: %s", path, renc_strerror(rc));
+        renc_journal_close(j);
+        return RENC_EXIT_FAILED;
+    }
+    uint64_t total = 0, total_bytes = 0;
+    for (int k = 0; k < RENC_J_COUNT; k++) {
+        if (k == RENC_J_GONE)
+            continue;
+        total += st.count[k];
+        total_bytes += st.bytes[k];
+    }
+    uint64_t left = st.count[RENC_J_PENDING] + st.count[RENC_J_FAILED];
+    uint64_t left_bytes = st.bytes[RENC_J_PENDING] + st.bytes[RENC_J_FAILED];
+    double end = st.running ? st.updated : st.last_ended > 0 ? st.last_ended : st.updated;
+    double secs = st.attempts && end > st.last_started ? end - st.last_started : 0;
+    double bps = secs > 0 ? st.last_blobs / secs : 0;
+    double mbps = secs > 0 ? st.last_bytes / 1e6 / secs : 0;
+    double eta = mbps > 0 ? left_bytes / 1e6 / mbps : bps > 0 ? left / bps : -1;
+    const char *state = renc_run_state(&st);
+    char started[32], updated[32];
+    renc_time_str(started, sizeof started, st.last_started);
+    renc_time_str(updated, sizeof updated, st.updated);
+    struct renc_fail_ctx fc = {.json = json};
+    if (json) {
+        fc.arr = json_array();
+        renc_journal_failures(j, (size_t)max_failures, renc_status_failure, &fc);
+        json_t *root = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+            " s:{s:I, s:I, s:I}, s:I, s:s, s:s, s:f, s:f, s:o}",
+            "journal", path, "run_id", st.run_id, "state", state,
+            "mode", st.params.mode ? st.params.mode : "",
+            "target", st.params.target ? st.params.target : "",
+            "out", st.params.out ? st.params.out : "", "attempts", (int)st.attempts,
+            "blobs", "total", (json_int_t)total, "pending", (json_int_t)st.count[RENC_J_PENDING],
+            "done", (json_int_t)st.count[RENC_J_DONE],
+            "skipped", (json_int_t)st.count[RENC_J_SKIPPED],
+            "not_renc", (json_int_t)st.count[RENC_J_NOT_RENC],
+            "failed", (json_int_t)st.count[RENC_J_FAILED],
+            "gone", (json_int_t)st.count[RENC_J_GONE],
+            "bytes", "total", (json_int_t)total_bytes,
+            "finished", (json_int_t)(total_bytes - left_bytes), "left", (json_int_t)left_bytes,
+            "header_intents", (json_int_t)st.header_intents, "attempt_started", started,
+            "updated", updated, "blobs_per_s", bps, "mb_per_s", mbps, "failures", fc.arr);
+        if (root && st.running)
+            json_object_set_new(root, "pid", json_integer(st.holder_pid));
+        if (root)
+            json_object_set_new(root, "eta_s", eta >= 0 ? json_real(eta) : json_null());
+        json_dumpf(root, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(root);
+        renc_journal_close(j);
+        return RENC_EXIT_OK;
+    }
+    printf("journal   %s%s\n", path, journals > 1 ? "  (the latest of several: --journal FILE)" : "");
+    if (!st.has_run) {
+        printf("run       none recorded\n");
+        renc_journal_close(j);
+        return RENC_EXIT_OK;
+    }
+    printf("run       %s: %s to %s, %s\n", st.run_id, st.params.mode, st.params.target,
+           st.params.out[0] ? st.params.out : "in place");
+    printf("sources   ");
+    for (const char *s = st.params.sources; *s; s++) {
+        if (*s == '\n')
+            fputs("\n          ", stdout);
+        else
+            putchar(*s);
+    }
+    printf("\n");
+    if (st.running)
+        printf("state     running (pid %ld), attempt %u since %s\n", st.holder_pid, st.attempts,
+               started);
+    else
+        printf("state     %s (attempt %u, started %s)\n", state, st.attempts, started);
+    printf("progress  %llu of %llu blobs finished (%.1f%%), %.1f of %.1f MB\n",
+           (unsigned long long)(total - left), (unsigned long long)total,
+           total ? 100.0 * (total - left) / total : 100.0, (total_bytes - left_bytes) / 1e6,
+           total_bytes / 1e6);
+    printf("          %llu done, %llu skipped (already under the target), %llu not RENC, "
+           "%llu failed, %llu pending%s",
+           (unsigned long long)st.count[RENC_J_DONE], (unsigned long long)st.count[RENC_J_SKIPPED],
+           (unsigned long long)st.count[RENC_J_NOT_RENC],
+           (unsigned long long)st.count[RENC_J_FAILED],
+           (unsigned long long)st.count[RENC_J_PENDING], st.count[RENC_J_GONE] ? "" : "\n");
+    if (st.count[RENC_J_GONE])
+        printf(", %llu gone (no longer found)\n", (unsigned long long)st.count[RENC_J_GONE]);
+    if (secs > 0)
+        printf("rate      %.0f blobs/s, %.1f MB/s in the last attempt%s", bps, mbps,
+               left && eta >= 0 ? "" : "\n");
+    if (secs > 0 && left && eta >= 0)
+        printf("; about %.0f s left at that rate\n", eta);
+    if (st.header_intents)
+        printf("headers   %llu in-place header writes not yet settled: the next run settles "
+               "them first\n", (unsigned long long)st.header_intents);
+    if (st.count[RENC_J_FAILED]) {
+        printf("failures  (%s%llu)\n", max_failures && st.count[RENC_J_FAILED] > max_failures
+                                            ? "first " : "",
+               (unsigned long long)(max_failures && st.count[RENC_J_FAILED] > max_failures
+                                        ? max_failures : st.count[RENC_J_FAILED]));
+        renc_journal_failures(j, (size_t)max_failures, renc_status_failure, &fc);
+    }
+    if (!st.running && (left || st.header_intents))
+        printf("next      run the same command again (or with --resume) to continue\n");
+    renc_journal_close(j);
+    return RENC_EXIT_OK;
+}
