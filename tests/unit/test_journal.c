@@ -1,0 +1,317 @@
+/* tests/unit/test_journal.c — the run journal: rows registered once and
+ * keyed by absolute path, notes written only at a flush, finished blobs
+ * reported on the next attempt, the lock refusing a second opener, files
+ * created 0600 and others' files refused, and in-place header intents
+ * settled after a crash: found new, found old, half written (completed) and
+ * matching neither (left alone). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "reencrypt/journal.h"
+#include "reencrypt/scan.h"
+
+#include "tests/unit/leakcheck.h"
+
+static char dir[] = "/tmp/renc-journal-test.XXXXXX";
+static char jpath[256];
+
+static const struct renc_journal_params params = {
+    .mode = "rewrap", .target = "local:k/2", .keep_old = 0, .drop = "", .out = "",
+    .sources = "/data",
+};
+
+static int setup_dir(void **state)
+{
+    if (setup(state))
+        return -1;
+    if (!mkdtemp(strcpy(dir, "/tmp/renc-journal-test.XXXXXX")))
+        return -1;
+    snprintf(jpath, sizeof jpath, "%s/j.db", dir);
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        return -1;
+    return teardown(state);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void read_file(const char *path, void *data, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* A scan of n fake blobs named DIR/bI (the files need not exist). */
+static void fake_scan(struct renc_scan *s, char (*paths)[256], size_t n)
+{
+    memset(s, 0, sizeof *s);
+    s->items = renc_calloc(n, sizeof *s->items);
+    assert_non_null(s->items);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(paths[i], 256, "%s/b%zu", dir, i);
+        s->items[i].path = paths[i];
+        s->items[i].size = 1000 + i;
+    }
+    s->count = n;
+}
+
+static void test_journal_notes_reach_the_file_only_at_a_flush(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    char paths[4][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 4);
+    int64_t rows[4];
+    uint8_t fin[4];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(fin[i], 0);
+    renc_journal_note(j, rows[0], RENC_J_DONE, 0, "local:k/1", "local:k/2");
+    renc_journal_note(j, rows[1], RENC_J_FAILED, -RENC_E_RECORD_AUTH, "local:k/1", NULL);
+
+    /* A reader sees nothing of the notes before the flush. */
+    struct renc_journal *r;
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_open_readonly(&r, jpath), 0);
+    assert_int_equal(renc_journal_status(r, &st), 0);
+    assert_int_equal(st.count[RENC_J_PENDING], 4);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.holder_pid, (long)getpid());
+    assert_int_equal(renc_journal_flush(j), 0);
+    assert_int_equal(renc_journal_status(r, &st), 0);
+    assert_int_equal(st.count[RENC_J_PENDING], 2);
+    assert_int_equal(st.count[RENC_J_DONE], 1);
+    assert_int_equal(st.count[RENC_J_FAILED], 1);
+    assert_int_equal(st.bytes[RENC_J_DONE], 1000);
+    assert_string_equal(st.params.target, "local:k/2");
+    assert_true(renc_journal_unfinished(&st));
+    renc_journal_close(r);
+
+    /* The next attempt: the done blob is finished, the failed one is not. */
+    assert_int_equal(renc_journal_end(j, "failed"), 0);
+    renc_journal_close(j);
+    assert_int_equal(renc_journal_open(&j, jpath, 0, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 1), 0);
+    int64_t rows2[4];
+    assert_int_equal(renc_journal_register(j, &s, rows2, fin), 0);
+    assert_memory_equal(rows, rows2, sizeof rows);
+    assert_int_equal(fin[0], 1);
+    assert_int_equal(fin[1], 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.attempts, 2);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
+static void test_journal_blobs_no_longer_scanned_become_gone(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    char paths[3][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 3);
+    int64_t rows[3];
+    uint8_t fin[3];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    s.count = 2;
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.count[RENC_J_PENDING], 2);
+    assert_int_equal(st.count[RENC_J_GONE], 1);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
+static void test_journal_a_second_opener_is_refused_until_the_first_closes(void **state)
+{
+    (void)state;
+    struct renc_journal *a, *b = NULL;
+    long holder = 0;
+    assert_int_equal(renc_journal_open(&a, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_open(&b, jpath, 1, &holder), -RENC_E_BUSY);
+    assert_null(b);
+    assert_int_equal(holder, (long)getpid());
+    renc_journal_close(a);
+    assert_int_equal(renc_journal_open(&b, jpath, 1, NULL), 0);
+    renc_journal_close(b);
+}
+
+static void test_journal_is_private_and_others_are_refused(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    renc_journal_close(j);
+    struct stat st;
+    assert_int_equal(stat(jpath, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(chmod(jpath, 0644), 0);
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), -RENC_E_INSECURE_PERMS);
+    /* Not a journal at all. */
+    char other[300];
+    snprintf(other, sizeof other, "%s/notes.txt", dir);
+    write_file(other, "hello, this is not SQLite\n", 26);
+    assert_int_equal(chmod(other, 0600), 0);
+    assert_int_equal(renc_journal_open(&j, other, 0, NULL), -RENC_E_BAD_JOURNAL);
+    assert_int_equal(renc_journal_open(&j, "/nonexistent/dir/j.db", 0, NULL), -ENOENT);
+}
+
+/* Intents for four blobs whose headers a crash left new, old, half written
+ * and replaced by something else. */
+static void test_journal_recovery_settles_each_kind_of_header(void **state)
+{
+    (void)state;
+    enum { HL = 1536 };
+    uint8_t old_h[4][HL], new_h[4][HL], disk[HL];
+    char paths[4][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 4);
+    for (int i = 0; i < 4; i++) {
+        memset(old_h[i], 'a' + i, HL);
+        memset(new_h[i], 'A' + i, HL);
+    }
+    write_file(paths[0], new_h[0], HL);          /* the overwrite was durable */
+    write_file(paths[1], old_h[1], HL);          /* it never happened */
+    memcpy(disk, new_h[2], HL);
+    memcpy(disk + 512, old_h[2], 512);            /* the middle sector is still old */
+    write_file(paths[2], disk, HL);
+    memset(disk, 'z', HL);
+    write_file(paths[3], disk, HL);              /* someone else's file */
+
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    int64_t rows[4];
+    uint8_t fin[4];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    const char *p[4];
+    const uint8_t *o[4], *n[4];
+    size_t len[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = paths[i];
+        o[i] = old_h[i];
+        n[i] = new_h[i];
+        len[i] = HL;
+    }
+    assert_int_equal(renc_journal_header_intents(j, 4, rows, p, o, n, len), 0);
+    renc_journal_close(j); /* the crash */
+
+    assert_int_equal(renc_journal_open(&j, jpath, 0, NULL), 0);
+    struct renc_recover_stats rs;
+    assert_int_equal(renc_journal_recover(j, &rs, NULL, NULL), 0);
+    assert_int_equal(rs.found_new, 1);
+    assert_int_equal(rs.found_old, 1);
+    assert_int_equal(rs.repaired, 1);
+    assert_int_equal(rs.unresolved, 1);
+    read_file(paths[2], disk, HL);
+    assert_memory_equal(disk, new_h[2], HL);
+    read_file(paths[3], disk, HL);
+    for (int i = 0; i < HL; i++)
+        assert_int_equal(disk[i], 'z');
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.count[RENC_J_DONE], 2);
+    assert_int_equal(st.count[RENC_J_PENDING], 1);
+    assert_int_equal(st.count[RENC_J_FAILED], 1);
+    assert_int_equal(st.header_intents, 1); /* kept for the one left alone */
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
+static void test_journal_a_done_note_clears_its_intent(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    char paths[1][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 1);
+    int64_t row;
+    uint8_t fin;
+    assert_int_equal(renc_journal_register(j, &s, &row, &fin), 0);
+    uint8_t o[600], n[600];
+    memset(o, 1, sizeof o);
+    memset(n, 2, sizeof n);
+    const char *p = paths[0];
+    const uint8_t *op = o, *np = n;
+    size_t len = sizeof o;
+    assert_int_equal(renc_journal_header_intents(j, 1, &row, &p, &op, &np, &len), 0);
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.header_intents, 1);
+    renc_journal_note(j, row, RENC_J_DONE, 0, NULL, "local:k/2");
+    assert_int_equal(renc_journal_flush(j), 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.header_intents, 0);
+    assert_false(renc_journal_unfinished(&st));
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
+static void test_journal_default_path_depends_on_sources_and_out(void **state)
+{
+    (void)state;
+    char a[512], b[512], c[512];
+    assert_int_equal(renc_journal_default_path(dir, "/srv/data", "", a, sizeof a), 0);
+    assert_int_equal(renc_journal_default_path(dir, "/srv/data", "", b, sizeof b), 0);
+    assert_int_equal(renc_journal_default_path(dir, "/srv/data", "/mnt/out", c, sizeof c), 0);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_non_null(strstr(a, "/journals/data-"));
+    struct stat st;
+    char jd[300];
+    snprintf(jd, sizeof jd, "%s/journals", dir);
+    assert_int_equal(stat(jd, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_journal_notes_reach_the_file_only_at_a_flush),
+        T(test_journal_blobs_no_longer_scanned_become_gone),
+        T(test_journal_a_second_opener_is_refused_until_the_first_closes),
+        T(test_journal_is_private_and_others_are_refused),
+        T(test_journal_recovery_settles_each_kind_of_header),
+        T(test_journal_a_done_note_clears_its_intent),
+        T(test_journal_default_path_depends_on_sources_and_out),
+    };
+    return cmocka_run_group_tests(tests, setup_group, NULL);
+}
