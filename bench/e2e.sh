@@ -116,7 +116,7 @@ timed "$R" run --to local:e --mode rekey --direct --progress=none --memory "$MEM
 fig[rekey_big_direct_mbps]=$(mbps_of "$work/rekey-big-direct.json")
 fig[rekey_big_direct_rss_mib]=$(( $(cat "$work/rss") / 1024 ))
 
-timed "$R" run --to local:c --mode rewrap --progress=none --memory "$MEMORY" \
+timed "$R" run --to local:c --mode rewrap --copy --progress=none --memory "$MEMORY" \
   --report "$work/rewrap-big.json" "$work/big" >/dev/null
 fig[rewrap_big_mbps]=$(mbps_of "$work/rewrap-big.json")
 
