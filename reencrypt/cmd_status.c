@@ -174,7 +174,8 @@ int renc_cmd_status(int argc, char **argv)
     double secs = st.attempts && end > st.last_started ? end - st.last_started : 0;
     double bps = secs > 0 ? st.last_blobs / secs : 0;
     double mbps = secs > 0 ? st.last_bytes / 1e6 / secs : 0;
-    double eta = mbps > 0 ? left_bytes / 1e6 / mbps : bps > 0 ? left / bps : -1;
+    /* Time left only for a run going on: a stopped one has no rate now. */
+    double eta = !st.running ? -1 : mbps > 0 ? left_bytes / 1e6 / mbps : bps > 0 ? left / bps : -1;
     const char *state = renc_run_state(&st);
     char started[32], updated[32];
     renc_time_str(started, sizeof started, st.last_started);

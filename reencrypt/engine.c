@@ -1441,6 +1441,7 @@ int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
             break;
         e->workers_running++;
     }
+    double last_ms = 0;
     while (e->workers_running > 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -1450,7 +1451,13 @@ int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
         pthread_cond_timedwait(&e->cond, &e->lock, &ts);
         if (e->opts.stop && atomic_load(e->opts.stop))
             atomic_store(&e->stopping, 1);
-        if (progress) {
+        /* Workers wake this thread for their own reasons (a chunk queued, a
+         * worker done); progress goes out once per interval. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double now_ms = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+        if (progress && now_ms - last_ms >= interval_ms) {
+            last_ms = now_ms;
             pthread_mutex_unlock(&e->lock);
             struct renc_engine_progress p;
             renc_engine_snapshot(e, &p);

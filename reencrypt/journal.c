@@ -55,7 +55,8 @@ struct renc_jnote {
 
 struct renc_journal {
     sqlite3 *db;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;       /* the connection */
+    pthread_mutex_t notes_lock; /* the queue of notes: workers never wait on a commit */
     char path[4096];
     int lock_fd;
     int readonly;
@@ -148,6 +149,7 @@ void renc_journal_close(struct renc_journal *j)
     if (j->lock_fd >= 0)
         close(j->lock_fd); /* drops the flock */
     pthread_mutex_destroy(&j->lock);
+    pthread_mutex_destroy(&j->notes_lock);
     renc_free(j);
 }
 
@@ -263,6 +265,7 @@ static int renc_journal_new(struct renc_journal **out, const char *path, int rea
     j->lock_fd = -1;
     j->readonly = readonly;
     pthread_mutex_init(&j->lock, NULL);
+    pthread_mutex_init(&j->notes_lock, NULL);
     int n = snprintf(j->path, sizeof j->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof j->path) {
         renc_journal_close(j);
@@ -573,13 +576,13 @@ int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, 
 void renc_journal_note(struct renc_journal *j, int64_t row, enum renc_jstate st, int rc,
                        const char *old_ref, const char *new_ref)
 {
-    pthread_mutex_lock(&j->lock);
+    pthread_mutex_lock(&j->notes_lock);
     if (j->nnotes == j->cap) {
         size_t cap = j->cap ? 2 * j->cap : 256;
         struct renc_jnote *grown = renc_realloc(j->notes, cap * sizeof *grown);
         if (!grown) {
             /* Not noted: a resume reads this blob's header again. */
-            pthread_mutex_unlock(&j->lock);
+            pthread_mutex_unlock(&j->notes_lock);
             return;
         }
         j->notes = grown;
@@ -591,13 +594,48 @@ void renc_journal_note(struct renc_journal *j, int64_t row, enum renc_jstate st,
     n->rc = rc;
     n->old_ref = old_ref && old_ref[0] ? renc_strdup(old_ref) : NULL;
     n->new_ref = new_ref && new_ref[0] ? renc_strdup(new_ref) : NULL;
-    pthread_mutex_unlock(&j->lock);
+    pthread_mutex_unlock(&j->notes_lock);
+}
+
+/* Gives queued notes back to the queue, ahead of newer ones (a failed
+ * flush keeps them for the next). */
+static void renc_journal_requeue(struct renc_journal *j, struct renc_jnote *notes, size_t n)
+{
+    pthread_mutex_lock(&j->notes_lock);
+    size_t total = n + j->nnotes;
+    struct renc_jnote *all = renc_realloc(notes, (total + 1) * sizeof *all);
+    if (all) {
+        memcpy(all + n, j->notes, j->nnotes * sizeof *all);
+        renc_free(j->notes);
+        j->notes = all;
+        j->nnotes = total;
+        j->cap = total + 1;
+        notes = NULL;
+        n = 0;
+    }
+    pthread_mutex_unlock(&j->notes_lock);
+    for (size_t i = 0; i < n; i++) { /* could not keep them: a resume reads the headers */
+        renc_free(notes[i].old_ref);
+        renc_free(notes[i].new_ref);
+    }
+    renc_free(notes);
 }
 
 int renc_journal_flush(struct renc_journal *j)
 {
+    if (j->readonly)
+        return 0;
     pthread_mutex_lock(&j->lock);
-    if (j->nnotes == 0 || j->readonly) {
+    /* Take the queue as it is; workers go on noting into a fresh one while
+     * this commits (the commit waits for the disk). */
+    pthread_mutex_lock(&j->notes_lock);
+    struct renc_jnote *notes = j->notes;
+    size_t nnotes = j->nnotes;
+    j->notes = NULL;
+    j->nnotes = j->cap = 0;
+    pthread_mutex_unlock(&j->notes_lock);
+    if (nnotes == 0) {
+        renc_free(notes);
         pthread_mutex_unlock(&j->lock);
         return 0;
     }
@@ -614,8 +652,8 @@ int renc_journal_flush(struct renc_journal *j)
         rc = renc_prepare(j, &del, "DELETE FROM header_intents WHERE blob_id = ?");
     if (rc == 0)
         rc = renc_prepare(j, &run, "UPDATE run SET updated = ? WHERE id = 1");
-    for (size_t i = 0; rc == 0 && i < j->nnotes; i++) {
-        const struct renc_jnote *n = &j->notes[i];
+    for (size_t i = 0; rc == 0 && i < nnotes; i++) {
+        const struct renc_jnote *n = &notes[i];
         sqlite3_bind_text(up, 1, renc_jstate_name((enum renc_jstate)n->st), -1, SQLITE_STATIC);
         if (n->rc) {
             sqlite3_bind_int(up, 2, -n->rc);
@@ -645,17 +683,19 @@ int renc_journal_flush(struct renc_journal *j)
     sqlite3_finalize(del);
     sqlite3_finalize(run);
     rc = rc ? rc : renc_exec(j, "COMMIT");
-    if (rc) {
+    if (rc)
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-    } else {
-        for (size_t i = 0; i < j->nnotes; i++) {
-            renc_free(j->notes[i].old_ref);
-            renc_free(j->notes[i].new_ref);
-        }
-        j->nnotes = 0;
-    }
     pthread_mutex_unlock(&j->lock);
-    return rc;
+    if (rc) {
+        renc_journal_requeue(j, notes, nnotes);
+        return rc;
+    }
+    for (size_t i = 0; i < nnotes; i++) {
+        renc_free(notes[i].old_ref);
+        renc_free(notes[i].new_ref);
+    }
+    renc_free(notes);
+    return 0;
 }
 
 int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t *rows,

@@ -95,6 +95,19 @@ step "Rekey (new DEKs, every record re-sealed) under a new version of the custom
 run keys rotate customer
 run run --to local:customer --mode rekey --share-dek 50 --progress=bar "$demo/env-b"
 
+step "A crash in the middle of a run (the test seam kills it at its 20th durability barrier)"
+run keys rotate customer
+RENC_FAULT=fsync:20:KILL "$bin" run --to local:customer --mode rekey --progress=none "$demo/env-b" \
+  && { echo "unexpected: the run was not killed" >&2; exit 1; } || echo "  (killed: exit $?)"
+run status
+step "Run the same command again: it resumes from its journal"
+run run --to local:customer --mode rekey --resume --progress=none "$demo/env-b"
+
+step "Rotate once more: a rewrap rewrites only each blob's header, in place, journaled first"
+run keys rotate customer
+run run --to local:customer --mode rewrap --progress=none "$demo/env-b"
+run status
+
 step "Verify every record of every blob (writes nothing), then open one and compare"
 run verify --progress=none "$demo/env-b"
 run decrypt "$demo/env-b/backups/full.renc" "$demo/opened/backup.bin"

@@ -27,7 +27,7 @@ if [ "${1:-}" != quick ]; then
   echo "=== tsan build (pipeline tests) ==="
   dir=$(scripts/build.sh tsan | tail -n 1)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  if ! ctest --test-dir "$dir" --output-on-failure -R '^(unit\.test_ring|unit\.test_pool|e2e\.test_run.*)$'; then
+  if ! ctest --test-dir "$dir" --output-on-failure -R '^(unit\.test_ring|unit\.test_pool|unit\.test_journal|e2e\.test_run.*|e2e\.test_resume)$'; then
     status=1
   fi
 fi

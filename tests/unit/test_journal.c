@@ -21,6 +21,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "io/file.h"
 #include "reencrypt/journal.h"
 #include "reencrypt/scan.h"
 
@@ -283,6 +284,35 @@ static void test_journal_a_done_note_clears_its_intent(void **state)
     renc_free(s.items);
 }
 
+static void test_journal_a_failed_flush_keeps_its_notes_for_the_next(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    char paths[2][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 2);
+    int64_t rows[2];
+    uint8_t fin[2];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    renc_journal_note(j, rows[0], RENC_J_DONE, 0, NULL, "local:k/2");
+    renc_fault_reset();
+    setenv("RENC_FAULT", "journal:1:EIO", 1);
+    assert_int_equal(renc_journal_flush(j), -EIO);
+    unsetenv("RENC_FAULT");
+    renc_journal_note(j, rows[1], RENC_J_SKIPPED, 0, NULL, NULL);
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.count[RENC_J_PENDING], 2);
+    assert_int_equal(renc_journal_flush(j), 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.count[RENC_J_DONE], 1);
+    assert_int_equal(st.count[RENC_J_SKIPPED], 1);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
 static void test_journal_default_path_depends_on_sources_and_out(void **state)
 {
     (void)state;
@@ -311,6 +341,7 @@ int main(void)
         T(test_journal_is_private_and_others_are_refused),
         T(test_journal_recovery_settles_each_kind_of_header),
         T(test_journal_a_done_note_clears_its_intent),
+        T(test_journal_a_failed_flush_keeps_its_notes_for_the_next),
         T(test_journal_default_path_depends_on_sources_and_out),
     };
     return cmocka_run_group_tests(tests, setup_group, NULL);
