@@ -542,6 +542,35 @@ static void renc_on_signal(int sig)
     errno = saved;
 }
 
+/* Removes the temporaries crashed runs left in the sources: those named by
+ * a run id (16 hex digits), and those named by the pid of a process that is
+ * gone (runs without a journal).  The caller holds the sources' locks, so
+ * no live run is writing them.  Others (8 hex digits: encrypt, decrypt) are
+ * left alone. */
+static void renc_sweep_temps(const char *cmd, const struct renc_scan *scan)
+{
+    uint64_t removed = 0;
+    for (size_t i = 0; i < scan->temp_count; i++) {
+        const char *tag = strstr(scan->temps[i], RENC_TMP_MARKER);
+        if (!tag)
+            continue;
+        tag += strlen(RENC_TMP_MARKER);
+        size_t n = strlen(tag);
+        int hex = n == 16 && strspn(tag, "0123456789abcdef") == 16;
+        int digits = n > 0 && n <= 7 && strspn(tag, "0123456789") == n; /* pid_max is 2^22 */
+        if (digits) {
+            long pid = strtol(tag, NULL, 10);
+            digits = pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 &&
+                     errno == ESRCH;
+        }
+        if ((hex || digits) && unlink(scan->temps[i]) == 0)
+            removed++;
+    }
+    if (removed)
+        printf("%s: removed %llu temporary files left by crashed runs\n", cmd,
+               (unsigned long long)removed);
+}
+
 /* The run's transformer, to target.  Returns -1 to continue or an exit. */
 static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a,
                                  struct renc_keystore *ks, const char *target,
@@ -689,6 +718,8 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         goto out;
     if (op == RENC_ENGINE_RUN && a.out && (status = renc_check_mirror_paths(cmd, a.out, &scan)) >= 0)
         goto out;
+    if (writes)
+        renc_sweep_temps(cmd, &scan);
     work = scan;
     if (journaled) {
         if ((rc = renc_session_start(&sess, &want, renc_transformer_target(t))))

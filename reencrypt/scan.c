@@ -57,6 +57,23 @@ static int renc_name_cmp(const void *a, const void *b)
 }
 
 /* Walks dir (path, and rel relative to the root) depth-first in name order. */
+/* A temporary of this tool, not listed: kept so a run can remove the
+ * stale ones a crash left (see renc_scan.temps). */
+static int renc_scan_temp(struct renc_scan *s, const char *path)
+{
+    if (s->temp_count == s->temp_cap) {
+        size_t cap = s->temp_cap ? 2 * s->temp_cap : 16;
+        char **grown = renc_realloc(s->temps, cap * sizeof *grown);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        s->temps = grown;
+        s->temp_cap = cap;
+    }
+    char *copy = renc_strdup(path);
+    RENC_RETURN_IF(!copy, -RENC_E_NOMEM);
+    s->temps[s->temp_count++] = copy;
+    return 0;
+}
+
 static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
                          const char *exclude, int depth)
 {
@@ -109,7 +126,8 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
         if (S_ISDIR(st.st_mode))
             rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
         else if (S_ISREG(st.st_mode))
-            rc = strstr(names[i], ".renc-tmp.") ? 0 : renc_scan_add(s, child, child_rel, &st);
+            rc = strstr(names[i], ".renc-tmp.") ? renc_scan_temp(s, child)
+                                                : renc_scan_add(s, child, child_rel, &st);
         else
             s->skipped_special++;
     }
@@ -295,7 +313,10 @@ void renc_scan_cleanup(struct renc_scan *s)
     }
     for (size_t i = 0; i < s->error_count; i++)
         renc_free(s->errors[i].path);
+    for (size_t i = 0; i < s->temp_count; i++)
+        renc_free(s->temps[i]);
     renc_free(s->items);
     renc_free(s->errors);
+    renc_free(s->temps);
     memset(s, 0, sizeof *s);
 }

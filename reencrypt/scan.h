@@ -25,6 +25,8 @@ struct renc_scan {
     uint64_t skipped_special;       /* symlinks, devices, sockets: never followed */
     uint64_t duplicates;            /* manifest lines naming a file twice */
     uint64_t total_bytes;
+    char **temps;                   /* ".NAME.renc-tmp.*" files met by the walk: never listed */
+    size_t temp_count, temp_cap;
 };
 
 /* renc_scan_paths: walks each source (a directory, recursively, without
