@@ -41,6 +41,7 @@ struct renc_engine {
     _Atomic int stopping;  /* fail-fast or a signal: claim nothing new */
     _Atomic int engine_rc; /* a failure of the engine itself */
     _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished, in_place;
+    _Atomic uint64_t bytes_partial; /* of big blobs in flight: chunks through their crypto */
     struct timespec start;
 
     /* Chunks of big blobs waiting for a worker's crypto. */
@@ -613,6 +614,7 @@ struct renc_big {
     int direct_in_fd;             /* --direct: the source opened O_DIRECT, or -1 */
     int direct_out;               /* --direct: out_fd is O_DIRECT */
     uint64_t out_size;
+    uint64_t credited;            /* bytes counted in e->bytes_partial */
     struct renc_blk **blks;       /* blocks waiting for their other part */
     size_t nblks, blks_cap;
     int read_rc;                  /* a failed read-ahead */
@@ -967,6 +969,10 @@ static int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct 
             struct renc_chunk *c = done;
             done = c->next;
             progressed = 1;
+            if (c->rc == 0) { /* progress shows within a big blob, not only at its end */
+                b->credited += c->len;
+                atomic_fetch_add(&e->bytes_partial, c->len);
+            }
             if (c->rc || rc || b->write_rc || e->opts.dry_run || e->opts.op == RENC_ENGINE_VERIFY) {
                 if (c->rc && rc == 0)
                     rc = c->rc;
@@ -1243,6 +1249,7 @@ out_fail:
 out_fail_noabort:
     renc_finish(e, idx, RENC_ITEM_FAILED, rc, ref);
 out:
+    atomic_fetch_sub(&e->bytes_partial, b.credited);
     if (b.out_fd >= 0)
         renc_file_abort(b.out_fd, tmp);
     if (b.direct_in_fd >= 0)
@@ -1423,7 +1430,9 @@ void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
     p->in_place = atomic_load(&e->in_place);
     p->failed = atomic_load(&e->failed);
     p->bytes_total = e->scan->total_bytes;
-    p->bytes_finished = atomic_load(&e->bytes_finished);
+    p->bytes_finished = atomic_load(&e->bytes_finished) + atomic_load(&e->bytes_partial);
+    if (p->bytes_finished > p->bytes_total)
+        p->bytes_finished = p->bytes_total;
     p->elapsed_s = (double)(now.tv_sec - e->start.tv_sec) +
                    (double)(now.tv_nsec - e->start.tv_nsec) / 1e9;
 }
