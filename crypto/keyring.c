@@ -12,6 +12,7 @@
  * type of a version is the extension of the file that exists.
  */
 #include "crypto/keyring.h"
+#include "crypto/keyring_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -269,9 +270,11 @@ static int renc_key_add_version(struct renc_keyring_key *key, const char *versio
     return 0;
 }
 
-/* The type of a version: which material file exists. */
-static int renc_version_type(const char *keydir, const char *version, enum renc_kek_type *type)
+/* The type of a version: which material file exists (a
+ * renc_keyring_type_fn; ctx is the key's folder). */
+static int renc_version_type(void *ctx, const char *version, enum renc_kek_type *type)
 {
+    const char *keydir = ctx;
     char path[4096];
     struct stat st;
     if (snprintf(path, sizeof path, "%s/%s.key", keydir, version) >= (int)sizeof path)
@@ -289,9 +292,13 @@ static int renc_version_type(const char *keydir, const char *version, enum renc_
     return -RENC_E_KEY_NOT_FOUND;
 }
 
-/* Parses a state file's text into key (name already set). */
-static int renc_state_parse(struct renc_keyring_key *key, const char *keydir, char *text)
+int renc_keyring_state_parse(struct renc_keyring_key *key, char *text, size_t len,
+                             renc_keyring_type_fn version_type, void *ctx)
 {
+    /* The tool never writes a NUL; one inside the text (a damaged file)
+     * would otherwise end it silently, dropping the lines after it, a "key
+     * revoked" among them. */
+    RENC_RETURN_IF(strlen(text) != len, -RENC_E_BAD_KEYRING);
     char *save = NULL;
     int line_no = 0, have_key = 0;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -322,7 +329,7 @@ static int renc_state_parse(struct renc_keyring_key *key, const char *keydir, ch
             RENC_RETURN_IF(renc_state_from_name(w3, &st), -RENC_E_BAD_KEYRING);
             for (size_t i = 0; i < key->version_count; i++)
                 RENC_RETURN_IF(strcmp(key->versions[i].version, w2) == 0, -RENC_E_BAD_KEYRING);
-            int rc = renc_version_type(keydir, w2, &type);
+            int rc = version_type(ctx, w2, &type);
             if (rc)
                 return rc == -RENC_E_KEY_NOT_FOUND ? -RENC_E_BAD_KEYRING : rc;
             if ((rc = renc_key_add_version(key, w2, type, st, created)))
@@ -360,7 +367,8 @@ int renc_keyring_get(struct renc_keyring *kr, const char *name, struct renc_keyr
     struct renc_keyring_key key;
     memset(&key, 0, sizeof key);
     strcpy(key.name, name);
-    rc = renc_state_parse(&key, keydir, (char *)text->bytes);
+    rc = renc_keyring_state_parse(&key, (char *)text->bytes, text->len, renc_version_type,
+                                  keydir);
     renc_key_free(text);
     if (rc) {
         renc_keyring_key_cleanup(&key);
@@ -370,8 +378,11 @@ int renc_keyring_get(struct renc_keyring *kr, const char *name, struct renc_keyr
     return 0;
 }
 
-static int renc_state_write(struct renc_keyring *kr, const struct renc_keyring_key *key)
+int renc_keyring_state_format(char **out, size_t *out_len, const struct renc_keyring_key *key)
 {
+    /* The first three lines take at most 21 + 8 + 64 + 1 + 12 bytes; a
+     * version line at most 8 + 64 + 1 + 8 + 1 + 20 + 1 (the longest state
+     * name, the longest int64). */
     size_t cap = 128 + key->version_count * (RENC_KEY_VERSION_MAX + 48);
     char *buf = renc_malloc(cap);
     RENC_RETURN_IF(!buf, -RENC_E_NOMEM);
@@ -382,8 +393,20 @@ static int renc_state_write(struct renc_keyring *kr, const struct renc_keyring_k
         n += (size_t)snprintf(buf + n, cap - n, "version %s %s %" PRId64 "\n", v->version,
                               renc_key_state_name(v->state), v->created_unix);
     }
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+static int renc_state_write(struct renc_keyring *kr, const struct renc_keyring_key *key)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = renc_keyring_state_format(&buf, &n, key);
+    if (rc)
+        return rc;
     char keydir[4096];
-    int rc = renc_path(keydir, sizeof keydir, kr->dir, key->name, NULL);
+    rc = renc_path(keydir, sizeof keydir, kr->dir, key->name, NULL);
     if (rc == 0)
         rc = renc_write_private(keydir, "state", (const uint8_t *)buf, n, 0);
     renc_free(buf);

@@ -54,9 +54,11 @@ static void renc_secmem_init_once(void)
         return;
     }
 
-    /* 0 means the heap could not be set up (mmap failed, or the limit on
-     * locked memory is too low); keys then come from OPENSSL_secure_zalloc's
-     * fallback, ordinary memory, still wiped on free.  Not fatal: an
+    /* 0 means the heap could not be set up (mmap failed); keys then come
+     * from OPENSSL_secure_zalloc's fallback, ordinary memory, still wiped on
+     * free.  2 means it is in use but not wholly protected: typically mlock
+     * was refused (RLIMIT_MEMLOCK), so the arena may be swapped out; it is
+     * still MADV_DONTDUMP where madvise allowed it.  Neither is fatal: an
      * unprivileged container often may not mlock at all. */
     if (RENC_USE_SECURE_HEAP && !CRYPTO_secure_malloc_initialized())
         (void)CRYPTO_secure_malloc_init(RENC_SECURE_HEAP_BYTES, RENC_SECURE_HEAP_MIN);

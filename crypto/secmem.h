@@ -18,7 +18,7 @@ struct renc_key {
 /* renc_secmem_init: set up the secure heap and turn off core dumps of the
  * process (RLIMIT_CORE 0, PR_SET_DUMPABLE 0).  Call once at start-up, before
  * any key is loaded.  Failing to lock memory is not fatal (keys then live in
- * ordinary memory, still wiped on free); returns 0 or -RENC_E_CRYPTO. */
+ * unlocked memory, still wiped on free); returns 0 or -RENC_E_CRYPTO. */
 int renc_secmem_init(void);
 
 /* renc_key_new: a zeroed key of len bytes, or NULL when out of memory. */

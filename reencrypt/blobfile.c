@@ -86,6 +86,7 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
     struct renc_aead *aead = NULL;
     struct renc_zstd *z = NULL;
     uint8_t *bufs[2] = {NULL, NULL};
+    size_t rec_max = 0; /* set before bufs are allocated; out: reads it */
     memset(&h, 0, sizeof h);
     renc_status_init(st);
 
@@ -95,7 +96,7 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
     if (rc)
         goto out;
     uint32_t seg = renc_header_seg_size(&h);
-    size_t rec_max = renc_record_max_len(seg);
+    rec_max = renc_record_max_len(seg);
     if ((rc = renc_aead_new(&aead, keys.k_data, RENC_AEAD_BACKEND_AUTO)))
         goto out;
     if (o->compress_level > 0 && (rc = renc_zstd_new(&z, o->compress_level, seg)))

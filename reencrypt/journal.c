@@ -605,7 +605,8 @@ static void renc_journal_requeue(struct renc_journal *j, struct renc_jnote *note
     size_t total = n + j->nnotes;
     struct renc_jnote *all = renc_realloc(notes, (total + 1) * sizeof *all);
     if (all) {
-        memcpy(all + n, j->notes, j->nnotes * sizeof *all);
+        if (j->nnotes)
+            memcpy(all + n, j->notes, j->nnotes * sizeof *all);
         renc_free(j->notes);
         j->notes = all;
         j->nnotes = total;

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the fuzz flavour (clang, libFuzzer) and fuzzes one or every target.
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]     (default: all, 180 s per target)
-# TARGET is the <target> of tests/fuzz/fuzz_<target>.c: header, record, blob.
+# TARGET is the <target> of tests/fuzz/fuzz_<target>.c: header, record, blob,
+# keyring (state file and key material files), manifest (run/plan/verify
+# --manifest), roundtrip (seal then open, records and whole blobs).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged
 # (-merge=1: only inputs that add coverage) back into the checked-in one.
-# -max_len: 4096 for header, 32768 otherwise (FUZZ_MAX_LEN overrides).
+# -max_len: 4096 for header, 8192 for manifest (room for one PATH_MAX line),
+# 32768 otherwise (FUZZ_MAX_LEN overrides).
 # Crashes are kept in build-fuzz/fuzz-artifacts/<target>/ and make the script
 # exit 1.  Extra libFuzzer flags: FUZZ_FLAGS="-jobs=2 -workers=2".
 set -euo pipefail
@@ -42,17 +45,24 @@ for t in $targets; do
   corpus=tests/fuzz/corpus/$t
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/renc-fuzz-$t.XXXXXX")
   artifacts=$dir/fuzz-artifacts/$t
-  # Headers are small; records and blobs need room for a few segments, but
-  # every checked-in input stays under 64 KiB.
-  case $t in header) max_len=${FUZZ_MAX_LEN:-4096} ;; *) max_len=${FUZZ_MAX_LEN:-32768} ;; esac
+  # Headers are small; a manifest needs room for a line of PATH_MAX; records,
+  # blobs and round trips need room for a few segments (8 of 4 KiB), key
+  # files for an RSA-8192 PEM.  Every checked-in input stays under 64 KiB.
+  case $t in
+    header) max_len=${FUZZ_MAX_LEN:-4096} ;;
+    manifest) max_len=${FUZZ_MAX_LEN:-8192} ;;
+    *) max_len=${FUZZ_MAX_LEN:-32768} ;;
+  esac
   mkdir -p "$corpus" "$artifacts"
   cp -r "$corpus/." "$scratch/"
   echo "== fuzz_$t: ${seconds}s, corpus $(ls "$corpus" | wc -l) inputs"
   # $FUZZ_FLAGS unquoted on purpose: several flags.
   # shellcheck disable=SC2086
   # The run's status is judged from its log below, not its exit code.
+  # An absolute artifact prefix: fuzz_manifest runs each input inside its
+  # fixture folder, and a crash there must still land in $artifacts.
   "$dir/tests/fuzz_$t" -max_total_time="$seconds" -max_len="$max_len" \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" ${FUZZ_FLAGS:-} "$scratch" \
+    -print_final_stats=1 -artifact_prefix="$PWD/$artifacts/" ${FUZZ_FLAGS:-} "$scratch" \
     >"$artifacts/last-run.log" 2>&1 || true
   grep -E '(INITED|DONE) |^stat::(number_of_executed_units|average_exec_per_sec)|==[0-9]+==|SUMMARY|Test unit written' \
     "$artifacts/last-run.log" || true

@@ -219,6 +219,17 @@ expect_msg "insecure permissions"
 chmod 0600 "$KR/mmk/state"
 opens "$D/v2.renc"
 
+# A damaged state file with a NUL byte is refused, not read up to the NUL:
+# here the line after it revokes the key, so stopping there would open.
+cp -p "$KR/mmk/state" "$WORK/state.saved"
+printf '\0\nkey revoked\n' >>"$KR/mmk/state"
+run renc decrypt "$D/v2.renc" "$D/perm.out"
+check "decrypt refuses a state file with a NUL byte (exit != 0)" test "$RC" -ne 0
+expect_msg "$D/v2.renc" "keyring state malformed"
+expect_no_output "$D" perm.out
+cp -p "$WORK/state.saved" "$KR/mmk/state"
+opens "$D/v2.renc"
+
 # After everything, still nothing but 0600 files and 0700 folders.
 check "every keyring file is 0600" \
   test -z "$(find "$KR" -type f ! -perm 0600)"
