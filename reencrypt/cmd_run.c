@@ -758,6 +758,7 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         .header_in_place = journaled && !a.copy,
         .tmp_tag = journaled ? renc_journal_run_id(sess.journal) : NULL,
         .clean_tmp = sess.resumed,
+        .stale_tag = journaled && sess.prev_run_id[0] ? sess.prev_run_id : NULL,
     };
     if ((rc = renc_engine_new(&e, &eo, ks, t, &work)))
         goto out_err;

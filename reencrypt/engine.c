@@ -137,6 +137,13 @@ static int renc_tmp_path(struct renc_engine *e, const char *final, char *out, si
         return -ENAMETOOLONG;
     if (e->opts.clean_tmp && unlink(out) != 0 && errno != ENOENT)
         return -errno;
+    if (e->opts.stale_tag) {
+        char stale[4200];
+        n = snprintf(stale, sizeof stale, "%.*s.%s" RENC_TMP_MARKER "%s", dir_len, final,
+                     slash ? slash + 1 : final, e->opts.stale_tag);
+        if (n > 0 && (size_t)n < sizeof stale && unlink(stale) != 0 && errno != ENOENT)
+            return -errno;
+    }
     return 0;
 }
 

@@ -58,6 +58,9 @@ struct renc_engine_opts {
      * crash left before writing it again.  NULL: the process id. */
     const char *tmp_tag;
     int clean_tmp;
+    /* The tag of an earlier run forgotten by --restart: its temporaries
+     * are removed too (NULL: none). */
+    const char *stale_tag;
 };
 
 enum renc_item_state {

@@ -175,6 +175,8 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
                      (unsigned long long)st.header_intents);
             return -RENC_E_INVALID;
         }
+        /* Its temporaries (a crash may have left some) go as blobs are done. */
+        snprintf(s->prev_run_id, sizeof s->prev_run_id, "%s", st.run_id);
         return 0;
     }
     char buf[8400];

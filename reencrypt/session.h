@@ -28,6 +28,7 @@ struct renc_session {
     char journal_path[4096];
     int resumed;                 /* 1: the next attempt of an unfinished run */
     char target[512];            /* the versioned target the run uses (resumed) */
+    char prev_run_id[17];        /* --restart: the unfinished run it forgets */
     struct renc_recover_stats recovered;
     unsigned attempt;            /* this attempt's number */
 };
