@@ -47,6 +47,7 @@ struct renc_bulk_args {
     const char *journal;
     int no_journal, resume, restart, copy;
     uint64_t finished_before; /* blobs finished by earlier attempts of the run */
+    uint64_t held;            /* blobs held by a header write recovery could not settle */
     unsigned threads, share_dek;
     uint64_t memory;
     enum renc_progress_mode progress;
@@ -476,7 +477,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
                cmd, a->dry_run ? " (dry run: nothing written)" : "", (unsigned long long)p.done,
                a->dry_run ? "would change" : "re-encrypted", (unsigned long long)p.skipped,
                target ? target : "the target", (unsigned long long)p.not_renc,
-               (unsigned long long)(p.failed + scan->error_count), pending ? " (stopped early)" : "");
+               (unsigned long long)(p.failed + scan->error_count + a->held), pending ? " (stopped early)" : "");
         if (p.in_place)
             printf("%s: %llu of them rewrapped by rewriting only their header, in place\n", cmd,
                    (unsigned long long)p.in_place);
@@ -490,7 +491,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     else
         printf("%s: %llu blobs verified, %llu not RENC, %llu failed%s\n", cmd,
                (unsigned long long)p.done, (unsigned long long)p.not_renc,
-               (unsigned long long)(p.failed + scan->error_count), pending ? " (stopped early)" : "");
+               (unsigned long long)(p.failed + scan->error_count + a->held), pending ? " (stopped early)" : "");
     printf("%s: %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; %llu unwraps, %llu DEK cache hits, "
            "%llu wraps; peak buffers %.1f MiB\n",
            cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
@@ -504,7 +505,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
             "target", target, "dry_run", a->dry_run,
             "blobs", "total", (json_int_t)p.items_total, "done", (json_int_t)p.done,
             "skipped", (json_int_t)p.skipped, "not_renc", (json_int_t)p.not_renc,
-            "failed", (json_int_t)(p.failed + scan->error_count), "pending", (json_int_t)pending,
+            "failed", (json_int_t)(p.failed + scan->error_count + a->held), "pending", (json_int_t)pending,
             "bytes", (json_int_t)p.bytes_finished, "seconds", p.elapsed_s, "mb_per_s", mbps,
             "blobs_per_s", bps, "unwraps", (json_int_t)ks_stats.unwraps,
             "dek_cache_hits", (json_int_t)ks_stats.cache_hits, "wraps", (json_int_t)ks_stats.wraps,
@@ -527,7 +528,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     } else {
         json_decref(failures);
     }
-    return p.failed + scan->error_count || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
+    return p.failed + scan->error_count + a->held || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
 }
 
 /* renc_stop_flag (above) is atomic, not volatile sig_atomic_t: the engine's
@@ -737,13 +738,19 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         work.count = 0;
         work.total_bytes = 0;
         for (size_t i = 0; i < scan.count; i++) {
+            if (finished[i] == 2) {
+                renc_err(cmd, "%s: %s; left alone (its old and new header are in the journal)",
+                         scan.items[i].path, renc_strerror(-RENC_E_HEADER_MISMATCH));
+                a.held++;
+                continue;
+            }
             if (finished[i])
                 continue;
             rows[work.count] = rows[i];
             work.items[work.count++] = scan.items[i];
             work.total_bytes += scan.items[i].size;
         }
-        a.finished_before = scan.count - work.count;
+        a.finished_before = scan.count - work.count - a.held;
         if (sess.resumed)
             printf("%s: resuming run %s (attempt %u, journal %s): %llu blobs finished earlier "
                    "are not read again, %zu to go\n",
@@ -780,7 +787,7 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         renc_engine_snapshot(e, &p);
         const char *outcome = pc.journal_rc ? "failed"
                               : interrupted ? "interrupted"
-                              : p.failed || work.error_count || p.items_finished < p.items_total
+                              : p.failed || work.error_count || a.held || p.items_finished < p.items_total
                                   ? "failed"
                                   : "finished";
         rc = pc.journal_rc ? pc.journal_rc : renc_journal_end(sess.journal, outcome);

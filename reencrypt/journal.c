@@ -233,11 +233,21 @@ static int renc_journal_setup(struct renc_journal *j)
             return -RENC_E_BAD_JOURNAL;
         if (j->readonly)
             return -RENC_E_BAD_JOURNAL;
-        char sql[128];
-        snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d;",
-                 RENC_JOURNAL_APP_ID, RENC_JOURNAL_SCHEMA);
-        if ((rc = renc_exec(j, sql)))
+        /* WAL first (it cannot change inside a transaction, and a file left
+         * in WAL mode with nothing else is still "new"); then the marks and
+         * the tables in one transaction, so a crash leaves either an empty
+         * file or a whole journal. */
+        if ((rc = renc_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")))
             return rc;
+        char sql[sizeof renc_journal_schema + 160];
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; PRAGMA application_id=%d; PRAGMA user_version=%d; %s COMMIT;",
+                 RENC_JOURNAL_APP_ID, RENC_JOURNAL_SCHEMA, renc_journal_schema);
+        if ((rc = renc_exec(j, sql))) {
+            sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        return 0;
     } else if (app != RENC_JOURNAL_APP_ID) {
         return -RENC_E_BAD_JOURNAL;
     } else {
@@ -253,9 +263,7 @@ static int renc_journal_setup(struct renc_journal *j)
     /* WAL: readers (status) never block the run.  synchronous=FULL makes
      * each commit durable: there are a few per second, and header intents
      * must be durable before their overwrite. */
-    if ((rc = renc_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")))
-        return rc;
-    return renc_exec(j, renc_journal_schema);
+    return renc_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
 }
 
 static int renc_journal_new(struct renc_journal **out, const char *path, int readonly)
@@ -564,6 +572,21 @@ int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, 
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
+    st = NULL;
+    /* A blob whose in-place header write could not be settled is held: the
+     * run must not touch it until someone looks (its intent says how). */
+    if (rc == 0 && (rc = renc_prepare(j, &st, "SELECT blob_id FROM header_intents")) == 0) {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t held = sqlite3_column_int64(st, 0);
+            for (size_t i = 0; i < scan->count; i++)
+                if (rows[i] == held)
+                    finished[i] = 2;
+        }
+        if (step != SQLITE_DONE)
+            rc = renc_sql_rc(step);
+        sqlite3_finalize(st);
+    }
     if (rc == 0)
         rc = renc_exec(j, "UPDATE blobs SET state = 'gone' WHERE seen = 0 AND "
                           "state IN ('pending', 'failed'); COMMIT;");

@@ -91,8 +91,10 @@ const char *renc_journal_run_id(const struct renc_journal *j);
 
 /* renc_journal_register: enters each scanned blob (pending when new) and
  * gives its row id in rows[i], and in finished[i] 1 when an earlier attempt
- * finished it (done, skipped or not RENC: not to be read again).  Blobs of
- * the run that the scan no longer finds become gone. */
+ * finished it (done, skipped or not RENC: not to be read again), 2 when it
+ * is held by an in-place header write recovery could not settle (not to be
+ * touched), else 0.  Blobs of the run that the scan no longer finds become
+ * gone. */
 int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
                           uint8_t *finished);
 
