@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/path.h"
 #include "crypto/record.h"
 #include "io/file.h"
 #include "reencrypt/blobfile.h"
@@ -266,26 +267,7 @@ static int renc_out_inside_source(const struct renc_bulk_args *a, char *out_real
  * both are refused before anything is written. */
 static int renc_rel_canonical(char *rel)
 {
-    char *w = rel;
-    const char *r = rel;
-    while (*r) {
-        while (*r == '/')
-            r++;
-        const char *seg = r;
-        while (*r && *r != '/')
-            r++;
-        size_t n = (size_t)(r - seg);
-        if (n == 0 || (n == 1 && seg[0] == '.'))
-            continue;
-        if (n == 2 && seg[0] == '.' && seg[1] == '.')
-            return -1;
-        if (w != rel)
-            *w++ = '/';
-        memmove(w, seg, n);
-        w += n;
-    }
-    *w = '\0';
-    return w == rel ? -1 : 0;
+    return renc_path_tidy(rel, strlen(rel) + 1, rel, RENC_PATH_NO_DOTDOT) == 0 ? 0 : -1;
 }
 
 static int renc_item_rel_cmp(const void *a, const void *b)

@@ -17,6 +17,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/path.h"
 #include "io/file.h"
 
 #define RENC_JOURNAL_APP_ID 0x52454e43 /* "RENC" */
@@ -514,27 +515,7 @@ static int renc_abs_path(const char *cwd, const char *path, char *out, size_t ma
                            : snprintf(tmp, sizeof tmp, "%s/%s", cwd, path);
     if (n < 0 || (size_t)n >= sizeof tmp)
         return -ENAMETOOLONG;
-    size_t w = 0;
-    const char *r = tmp;
-    while (*r) {
-        while (*r == '/')
-            r++;
-        const char *seg = r;
-        while (*r && *r != '/')
-            r++;
-        size_t len = (size_t)(r - seg);
-        if (len == 0 || (len == 1 && seg[0] == '.'))
-            continue;
-        if (w + 1 + len + 1 > max)
-            return -ENAMETOOLONG;
-        out[w++] = '/';
-        memcpy(out + w, seg, len);
-        w += len;
-    }
-    if (w == 0)
-        out[w++] = '/';
-    out[w] = '\0';
-    return 0;
+    return renc_path_tidy(out, max, tmp, RENC_PATH_ROOTED);
 }
 
 int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
