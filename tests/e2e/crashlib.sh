@@ -306,6 +306,28 @@ CORPUS=""
 ARGS=()
 DUR_MS=300         # a whole run's time, measured by probe
 
+# set_config CORPUS rekey|copy|header in|out [RUN OPTIONS...]: the run
+# rekeys, rewraps by copy or rewraps headers in place, into the sources or a
+# mirror; the options default to RUNOPTS.
+set_config() {
+  CFG="$1 $2 $3"
+  CORPUS=$1
+  ARGS=(--to local:b)
+  case "$2" in
+    rekey) ARGS+=(--mode rekey) ;;
+    copy) ARGS+=(--mode rewrap --copy) ;;
+    header) ARGS+=(--mode rewrap) ;;
+  esac
+  ROOT=$SRC
+  if [ "$3" = out ]; then
+    ARGS+=(--out "$OUT")
+    ROOT=$OUT
+  fi
+  shift 3
+  if [ $# -gt 0 ]; then ARGS+=("$@"); else ARGS+=("${RUNOPTS[@]}"); fi
+  ARGS+=("$SRC")
+}
+
 # fresh: the pristine corpus in $SRC, no mirror, no journal.
 fresh() {
   restore "$CORPUS" "$SRC"

@@ -74,23 +74,6 @@ CORPUS=""  # small | big
 ROOT=""    # where the blobs end up: $SRC or $OUT
 ARGS=()    # the run's arguments after `run`
 
-set_config() {
-  CFG=$*
-  local corpus=$1 how=$2 where=$3
-  CORPUS=$corpus
-  ARGS=(--to local:b)
-  case "$how" in
-    rekey) ARGS+=(--mode rekey) ;;
-    copy) ARGS+=(--mode rewrap --copy) ;;
-    header) ARGS+=(--mode rewrap) ;;
-  esac
-  ROOT=$SRC
-  if [ "$where" = out ]; then
-    ARGS+=(--out "$OUT")
-    ROOT=$OUT
-  fi
-  ARGS+=("${RUNOPTS[@]}" "$SRC")
-}
 
 # on_whole_run: called by probe after a whole run (output in
 # $WORK/probe.out): the first of a configuration does what it claims.

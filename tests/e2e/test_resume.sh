@@ -30,6 +30,7 @@ sanitizer_logs
 
 # One worker: the fault seam's N-th operation is then the same one every time.
 RUN1=(--threads 1 --memory 20M --progress=none)
+RUNOPTS=("${RUN1[@]}") # set_config's default: one thread, so the N-th operation is always the same one
 TARGET=local:b/1
 
 expect_ok renc keys create a
@@ -46,25 +47,6 @@ else
 fi
 make_big big
 
-# set_config CORPUS rekey|copy|header in|out [RUN OPTIONS...]
-set_config() {
-  CFG="$1 $2 $3"
-  CORPUS=$1
-  ARGS=(--to local:b)
-  case "$2" in
-    rekey) ARGS+=(--mode rekey) ;;
-    copy) ARGS+=(--mode rewrap --copy) ;;
-    header) ARGS+=(--mode rewrap) ;;
-  esac
-  ROOT=$SRC
-  if [ "$3" = out ]; then
-    ARGS+=(--out "$OUT")
-    ROOT=$OUT
-  fi
-  shift 3
-  if [ $# -gt 0 ]; then ARGS+=("$@"); else ARGS+=("${RUN1[@]}"); fi
-  ARGS+=("$SRC")
-}
 
 # classify DESC NAMED OK_NAMED OK_OTHERS: every blob of $CORPUS under $ROOT
 # is wholly old ("old": opens to its plaintext under local:a/1 alone; with
