@@ -16,7 +16,6 @@
  * are reachable, not only the slot failures.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #include "crypto/keystore.h"
 #include "crypto/secmem.h"
 #include "reencrypt/blobfile.h"
+#include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,19 +47,11 @@ static char fuzz_dir[] = "/tmp/renc-fuzz-keyring.XXXXXX";
 static struct renc_keyring *fuzz_kr;
 static struct renc_keystore *fuzz_ks;
 
-static int fuzz_rm(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static void fuzz_teardown(void)
 {
     renc_keystore_free(fuzz_ks);
     renc_keyring_free(fuzz_kr);
-    nftw(fuzz_dir, fuzz_rm, 8, FTW_DEPTH | FTW_PHYS);
+    fuzz_rmtree(fuzz_dir);
 }
 
 static void fuzz_setup(void)

@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +37,7 @@
 
 #include "common/alloc.h"
 #include "reencrypt/scan.h"
+#include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,17 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char fuzz_dir[] = "/tmp/renc-fuzz-manifest.XXXXXX";
 static int fuzz_home = -1; /* the folder the process started in */
 
-static int fuzz_rm(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static void fuzz_teardown(void)
 {
-    nftw(fuzz_dir, fuzz_rm, 8, FTW_DEPTH | FTW_PHYS);
+    fuzz_rmtree(fuzz_dir);
     if (fuzz_home >= 0)
         close(fuzz_home);
 }

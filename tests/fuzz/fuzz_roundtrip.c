@@ -34,7 +34,6 @@
  *     land.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +52,7 @@
 #include "crypto/record.h"
 #include "crypto/secmem.h"
 #include "reencrypt/blobfile.h"
+#include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -79,21 +79,13 @@ static struct renc_keystore *fuzz_ks;
 static struct renc_aead *fuzz_aead; /* K_data of DEK 00..1f, salt 60..7f */
 static struct renc_zstd *fuzz_z;    /* level 1, segments up to 64 KiB */
 
-static int fuzz_rm(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static void fuzz_teardown(void)
 {
     renc_zstd_free(fuzz_z);
     renc_aead_free(fuzz_aead);
     renc_keystore_free(fuzz_ks);
     renc_keyring_free(fuzz_kr);
-    nftw(fuzz_dir, fuzz_rm, 8, FTW_DEPTH | FTW_PHYS);
+    fuzz_rmtree(fuzz_dir);
 }
 
 static void fuzz_setup(void)
