@@ -68,7 +68,7 @@ struct renc_journal {
     char *p_mode, *p_target, *p_drop, *p_out, *p_sources;
 };
 
-const char *renc_jstate_name(enum renc_jstate s)
+static const char *renc_jstate_name(enum renc_jstate s)
 {
     return (unsigned)s < RENC_J_COUNT ? renc_jstate_names[s] : "?";
 }
@@ -152,11 +152,6 @@ void renc_journal_close(struct renc_journal *j)
     pthread_mutex_destroy(&j->lock);
     pthread_mutex_destroy(&j->notes_lock);
     renc_free(j);
-}
-
-const char *renc_journal_path(const struct renc_journal *j)
-{
-    return j->path;
 }
 
 const char *renc_journal_run_id(const struct renc_journal *j)

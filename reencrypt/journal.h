@@ -34,8 +34,6 @@ enum renc_jstate {
     RENC_J_COUNT
 };
 
-const char *renc_jstate_name(enum renc_jstate s);
-
 /* What identifies a run: a rerun with other parameters is another run. */
 struct renc_journal_params {
     const char *mode;     /* "rewrap" or "rekey" */
@@ -75,7 +73,6 @@ int renc_journal_open(struct renc_journal **out, const char *path, int create, l
 int renc_journal_open_readonly(struct renc_journal **out, const char *path);
 
 void renc_journal_close(struct renc_journal *j);
-const char *renc_journal_path(const struct renc_journal *j);
 
 /* renc_journal_status: the run's parameters, counts and times. */
 int renc_journal_status(struct renc_journal *j, struct renc_journal_status *st);
