@@ -2,7 +2,12 @@
 #ifndef RENC_COMMON_BYTES_H
 #define RENC_COMMON_BYTES_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* Where a stream of bytes goes (a sealer, an archive parser, a file):
+ * returns 0, or a negative error that stops the producer. */
+typedef int (*renc_sink_fn)(void *arg, const uint8_t *buf, size_t len);
 
 static inline uint16_t renc_load_be16(const uint8_t *p)
 {

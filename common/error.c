@@ -40,6 +40,15 @@ static const char *const renc_messages[] = {
     [RENC_E_JOURNAL - RENC_E_BASE] = "the journal database failed",
     [RENC_E_HEADER_MISMATCH - RENC_E_BASE] =
         "header matches neither the journaled old nor new header: left alone",
+    [RENC_E_ENV_NOT_FOUND - RENC_E_BASE] = "no such environment",
+    [RENC_E_ENV_EXISTS - RENC_E_BASE] = "environment already exists",
+    [RENC_E_ENV_LOCKED - RENC_E_BASE] = "environment is locked: nothing is read or written",
+    [RENC_E_CMK_LIMIT - RENC_E_BASE] = "the limit on cmk environments is reached",
+    [RENC_E_NOT_ALLOWED - RENC_E_BASE] = "not allowed by the restore and copy rules",
+    [RENC_E_KEY_NEEDED - RENC_E_BASE] = "key version is still needed by blobs or backups",
+    [RENC_E_BAD_ARCHIVE - RENC_E_BASE] = "backup archive malformed",
+    [RENC_E_BAD_CATALOG - RENC_E_BASE] = "not a reencrypt catalog (or of a newer schema)",
+    [RENC_E_CATALOG - RENC_E_BASE] = "the catalog database failed",
 };
 
 const char *renc_strerror(int err)

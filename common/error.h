@@ -46,6 +46,15 @@ enum renc_error {
     RENC_E_BAD_JOURNAL,    /* not a reencrypt journal, or of a newer schema */
     RENC_E_JOURNAL,        /* the journal database failed */
     RENC_E_HEADER_MISMATCH,/* a header matches neither journaled version */
+    RENC_E_ENV_NOT_FOUND,  /* no such environment in the catalog */
+    RENC_E_ENV_EXISTS,     /* an environment of that id already exists */
+    RENC_E_ENV_LOCKED,     /* the environment is locked: nothing is read or written */
+    RENC_E_CMK_LIMIT,      /* the limit on cmk environments is reached */
+    RENC_E_NOT_ALLOWED,    /* a restore or copy rule refuses the operation */
+    RENC_E_KEY_NEEDED,     /* a key version is still named by blobs or backups */
+    RENC_E_BAD_ARCHIVE,    /* a backup's archive is malformed */
+    RENC_E_BAD_CATALOG,    /* not a reencrypt catalog (or of a newer schema) */
+    RENC_E_CATALOG,        /* the catalog database failed */
     RENC_E_END
 };
 

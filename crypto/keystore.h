@@ -35,6 +35,14 @@ int renc_keystore_cache_deks(struct renc_keystore *ks, size_t max_entries);
 int renc_keystore_remember(struct renc_keystore *ks, const char *ref, const uint8_t *wrapped,
                            size_t wrapped_len, const struct renc_key *dek);
 
+/* renc_keystore_restrict: from now on only slots whose ref names the same
+ * key as one of refs (versions aside) are tried; any other slot fails as
+ * -RENC_E_KEY_NOT_FOUND, and a header with no allowed slot fails to open
+ * with -RENC_E_NO_SLOT.  For checking what a target environment can open
+ * with the keys it holds.  The refs are copied; n 0 lifts the restriction.
+ * Call before the keystore is shared by threads. */
+int renc_keystore_restrict(struct renc_keystore *ks, const char *const *refs, size_t n);
+
 /* Counters for reports: provider unwraps made, and DEK cache hits. */
 struct renc_keystore_stats {
     uint64_t unwraps;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "crypto/header.h"
+#include "common/bytes.h"
 #include "crypto/keystore.h"
 
 struct renc_seal_opts {
@@ -49,6 +50,28 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *opts,
  * failure.  header_out (may be NULL) receives the parsed header. */
 int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
                    struct renc_header *header_out, struct renc_blob_status *st);
+
+/* A push-fed sealer, for plaintext that is produced rather than read from
+ * a file: a backup's archive, a restored or copied blob.  It holds one
+ * segment; renc_sealer_finish seals what is left as the last record (a
+ * whole segment when the length is a multiple of S; an empty one when
+ * nothing was written).  With known_len other than RENC_PLAINTEXT_UNKNOWN,
+ * writing more, or finishing with fewer, fails with
+ * -RENC_E_LENGTH_MISMATCH.  After any failure the sealer only fails. */
+struct renc_sealer;
+int renc_sealer_new(struct renc_sealer **out, struct renc_keystore *ks,
+                    const struct renc_seal_opts *opts, int out_fd, uint64_t known_len,
+                    struct renc_blob_status *st);
+int renc_sealer_write(struct renc_sealer *s, const uint8_t *buf, size_t len);
+int renc_sealer_finish(struct renc_sealer *s);
+void renc_sealer_free(struct renc_sealer *s); /* wipes its buffers */
+/* renc_sealer_sink: renc_sealer_write as a renc_sink_fn (arg: the sealer). */
+int renc_sealer_sink(void *arg, const uint8_t *buf, size_t len);
+
+/* renc_blob_open_to: renc_blob_open with each verified segment's plaintext
+ * handed to sink (NULL: verify only) instead of written to a file. */
+int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, void *arg,
+                      struct renc_header *header_out, struct renc_blob_status *st);
 
 /* renc_blob_read_header: reads and parses the header at the start of fd
  * (no key needed).  *raw (may be NULL) receives the header bytes, freed by

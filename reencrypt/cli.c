@@ -119,6 +119,8 @@ int renc_exit_for(int rc)
     case RENC_E_LENGTH_MISMATCH:
     case RENC_E_DECOMPRESS:
     case RENC_E_BAD_KEYREF:
+    case RENC_E_ENV_NOT_FOUND:
+    case RENC_E_BAD_ARCHIVE:
     case ENOENT:
     case EISDIR:
     case ENOTDIR:

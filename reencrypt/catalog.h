@@ -1,0 +1,148 @@
+/* reencrypt/catalog.h — the environments, their policies and their history
+ * (DESIGN.md §1), in SQLite under the state directory (docs/ENVIRONMENTS.md).
+ *
+ *   STATE/catalog.db   mode 0600, WAL, synchronous=FULL, application_id
+ *                      'RENC', user_version 1 (a journal or another database
+ *                      there is refused with -RENC_E_BAD_CATALOG)
+ *
+ * An environment has one policy at a time: mmk (the service-managed key),
+ * byok (a customer key imported into the service's keyring) or cmk (a
+ * customer-managed key).  Its key_ref is stored unversioned: the policy
+ * follows the key's current version.  An environment is locked by the
+ * operator (env lock), or by its key (keys revoke); each lock is lifted only
+ * by its own command.  Every change is one transaction and writes one
+ * history row, so the history is the catalog's audit trail.
+ *
+ * Connections are not shared between threads; every process opens its own.
+ */
+#ifndef RENC_APP_CATALOG_H
+#define RENC_APP_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/header.h"
+
+#define RENC_ENV_ID_MAX 64
+#define RENC_REGION_MAX 64
+#define RENC_REASON_MAX 256
+#define RENC_CMK_LIMIT_DEFAULT 25
+
+enum renc_policy {
+    RENC_POLICY_MMK = 0,
+    RENC_POLICY_BYOK,
+    RENC_POLICY_CMK,
+};
+
+/* "mmk", "byok", "cmk"; renc_policy_parse returns -RENC_E_INVALID on
+ * anything else. */
+const char *renc_policy_name(enum renc_policy p);
+int renc_policy_parse(const char *s, enum renc_policy *out);
+
+/* renc_env_id_valid: 1 when s is 1..64 characters of [A-Za-z0-9._-], not
+ * starting with '.' or '-' (ids are folder names under DATA/). */
+int renc_env_id_valid(const char *s);
+
+struct renc_env {
+    char id[RENC_ENV_ID_MAX + 1];
+    char region[RENC_REGION_MAX + 1];     /* "" when none was given */
+    enum renc_policy policy;
+    char key_ref[RENC_MAX_REF_LEN + 1];   /* unversioned, e.g. "local:cmk" */
+    int locked_by_operator;               /* env lock */
+    char key_lock[RENC_REASON_MAX + 1];   /* "" or why its key locked it */
+    int64_t created;                      /* unix seconds */
+    int64_t policy_since;                 /* when the current policy was set */
+    /* The last `run --env` over it: outcome "" (never run), "finished",
+     * "failed" or "interrupted", its failed blob count, when it ended and
+     * its journal. */
+    char last_run[16];
+    int64_t last_run_failed;
+    int64_t last_run_at;
+    char last_run_journal[1024];
+};
+
+/* 1 when the environment is locked, whichever lock. */
+static inline int renc_env_locked(const struct renc_env *e)
+{
+    return e->locked_by_operator || e->key_lock[0] != '\0';
+}
+
+struct renc_env_event {
+    int64_t at;          /* unix seconds */
+    char action[32];     /* created, set-policy, lock, unlock, key-lock,
+                          * key-unlock, reset, run */
+    char detail[512];    /* e.g. "byok local:b -> cmk local:c" */
+};
+
+struct renc_catalog;
+
+/* renc_catalog_open: opens STATE/catalog.db, creating it (0600, in a 0700
+ * state folder) with create; -ENOENT without create when it is missing.
+ * -RENC_E_INSECURE_PERMS when it is open to group or others. */
+int renc_catalog_open(struct renc_catalog **out, const char *state_dir, int create);
+void renc_catalog_close(struct renc_catalog *c);
+const char *renc_catalog_path(const struct renc_catalog *c);
+
+/* renc_catalog_create_env: a new environment under policy mmk with
+ * mmk_ref; -RENC_E_ENV_EXISTS when the id is taken, -RENC_E_INVALID on a
+ * bad id or region. */
+int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *region,
+                            const char *mmk_ref);
+
+/* renc_catalog_get: -RENC_E_ENV_NOT_FOUND when there is none. */
+int renc_catalog_get(struct renc_catalog *c, const char *id, struct renc_env *out);
+
+/* renc_catalog_list: every environment sorted by id; free with renc_free. */
+int renc_catalog_list(struct renc_catalog *c, struct renc_env **out, size_t *count);
+
+/* renc_catalog_set_policy: sets policy and (unversioned) key_ref in one
+ * transaction.  Moving an environment to cmk is refused with
+ * -RENC_E_CMK_LIMIT when cmk_limit environments already have cmk (checked
+ * inside the transaction, so two processes cannot both take the last one);
+ * *cmk_count (may be NULL) receives how many have it.  A locked environment
+ * is refused with -RENC_E_ENV_LOCKED. */
+int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_policy policy,
+                            const char *key_ref, unsigned cmk_limit, unsigned *cmk_count);
+
+/* renc_catalog_set_operator_lock: env lock (on=1) or unlock (on=0). */
+int renc_catalog_set_operator_lock(struct renc_catalog *c, const char *id, int on);
+
+/* renc_catalog_key_lock: sets key_lock to reason on every environment whose
+ * key_ref is the same key as ref (versions aside), or clears it (reason
+ * NULL) on those it had locked.  The ids touched are returned (free each and
+ * the array with renc_free; may be NULL). */
+int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *reason,
+                          char ***ids, size_t *count);
+
+/* renc_catalog_reset: policy back to mmk with mmk_ref, last run cleared,
+ * operator lock kept; records a reset event (the caller deletes the data
+ * first). */
+int renc_catalog_reset(struct renc_catalog *c, const char *id, const char *mmk_ref);
+
+/* renc_catalog_note_run: records the outcome of a run over the environment
+ * ("finished", "failed", "interrupted"), its failed count and journal. */
+int renc_catalog_note_run(struct renc_catalog *c, const char *id, const char *outcome,
+                          int64_t failed, const char *journal);
+
+/* renc_catalog_note: a history row for an event that changes no column
+ * (backup, restore, copy, put): action and detail as given. */
+int renc_catalog_note(struct renc_catalog *c, const char *id, const char *action,
+                      const char *detail);
+
+/* renc_catalog_history: the environment's events, oldest first; free with
+ * renc_free. */
+int renc_catalog_history(struct renc_catalog *c, const char *id,
+                         struct renc_env_event **out, size_t *count);
+
+/* renc_catalog_env_keys: every key (unversioned ref) the environment has
+ * had as its policy key, the current one first, then the others from the
+ * latest to the oldest, each once: the keys it holds for opening its own
+ * older blobs and backups.  Free each string and the array with renc_free. */
+int renc_catalog_env_keys(struct renc_catalog *c, const char *id, char ***refs, size_t *count);
+
+/* Settings (key/value): "cmk-limit" (default 25) and "mmk-key" (default
+ * "local:service-mmk").  get writes the default when unset. */
+int renc_catalog_config_get(struct renc_catalog *c, const char *key, char *out, size_t max);
+int renc_catalog_config_set(struct renc_catalog *c, const char *key, const char *value);
+
+#endif

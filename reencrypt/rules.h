@@ -1,0 +1,39 @@
+/* reencrypt/rules.h — the restore and copy rules (DESIGN.md §1), as pure
+ * functions of the catalog records and a backup's header, so that
+ * `restore`, `restore-check`, `copy` and `copy-check` give the same verdict
+ * with the same words.
+ *
+ *   restore: a backup may be restored into the environment it was taken
+ *            from (its context's source-env), or into another environment
+ *            whose policy is a customer key (byok or cmk) that is the same
+ *            key (any version) as one the backup is sealed under.
+ *   copy:    an environment may be copied only into another environment
+ *            whose policy is a customer key, the same key as the source's.
+ *   locked:  a locked target (or copy source) refuses both.
+ */
+#ifndef RENC_APP_RULES_H
+#define RENC_APP_RULES_H
+
+#include <stddef.h>
+
+#include "crypto/header.h"
+#include "reencrypt/catalog.h"
+
+struct renc_verdict_text {
+    int allowed;          /* 1 allowed, 0 refused */
+    int rc;               /* 0, -RENC_E_NOT_ALLOWED or -RENC_E_ENV_LOCKED */
+    char reason[1024];    /* one sentence naming the environments and keys */
+};
+
+/* renc_rule_restore: may the backup with header h be restored into target?
+ * source is the backup's source environment's record, or NULL when the
+ * catalog no longer has it (a restore into another environment is then
+ * judged by the keys alone). */
+void renc_rule_restore(struct renc_verdict_text *v, const struct renc_header *h,
+                       const struct renc_env *source, const struct renc_env *target);
+
+/* renc_rule_copy: may environment from be copied into environment to? */
+void renc_rule_copy(struct renc_verdict_text *v, const struct renc_env *from,
+                    const struct renc_env *to);
+
+#endif
