@@ -49,6 +49,8 @@ struct renc_keystore {
     struct renc_key *wrap_id_key;
     size_t wrap_count;
     struct renc_keystore_stats stats;
+    struct renc_keyref *allowed; /* renc_keystore_restrict; NULL: any key */
+    size_t allowed_count;
 };
 
 int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local)
@@ -87,6 +89,7 @@ void renc_keystore_free(struct renc_keystore *ks)
     renc_key_free(ks->wrap_id_key);
     for (size_t i = 0; i < ks->cached; i++)
         renc_kek_free(ks->cache[i].kek);
+    renc_free(ks->allowed);
     pthread_mutex_destroy(&ks->lock);
     renc_free(ks);
 }
@@ -219,6 +222,38 @@ int renc_keystore_remember(struct renc_keystore *ks, const char *ref, const uint
     return rc ? rc : renc_dek_insert(ks, id, dek);
 }
 
+int renc_keystore_restrict(struct renc_keystore *ks, const char *const *refs, size_t n)
+{
+    struct renc_keyref *allowed = NULL;
+    if (n > 0) {
+        allowed = renc_calloc(n, sizeof *allowed);
+        RENC_RETURN_IF(!allowed, -RENC_E_NOMEM);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = renc_keyref_parse(&allowed[i], refs[i]);
+        if (rc) {
+            renc_free(allowed); /* the old restriction stays as it was */
+            return rc;
+        }
+    }
+    renc_free(ks->allowed);
+    ks->allowed = allowed;
+    ks->allowed_count = n;
+    return 0;
+}
+
+/* 1 when the restriction (if any) lets slots under ref be tried. */
+static int renc_keystore_allows(const struct renc_keystore *ks, const struct renc_keyref *ref)
+{
+    if (!ks->allowed)
+        return 1;
+    for (size_t i = 0; i < ks->allowed_count; i++) {
+        if (renc_keyref_same_key(&ks->allowed[i], ref))
+            return 1;
+    }
+    return 0;
+}
+
 void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *out)
 {
     pthread_mutex_lock(&ks->lock);
@@ -312,6 +347,9 @@ int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *
      * silently follow rotation to a key that never wrapped it. */
     RENC_RETURN_IF(ref.provider != RENC_PROVIDER_PKCS11 && ref.version[0] == '\0',
                    -RENC_E_BAD_KEYREF);
+    /* Before the DEK cache: a DEK cached before the restriction must not
+     * open a slot the restriction refuses. */
+    RENC_RETURN_IF(!renc_keystore_allows(ks, &ref), -RENC_E_KEY_NOT_FOUND);
     if ((rc = renc_keystore_kek(ks, slot->ref, &kek, versioned, sizeof versioned)))
         return rc;
     RENC_RETURN_IF(!renc_kek_alg_fits(kek, slot->alg), -RENC_E_KEY_TYPE);
@@ -365,7 +403,14 @@ int renc_keystore_open_header(struct renc_keystore *ks, struct renc_opened *out,
     int best_rc = -RENC_E_NO_SLOT, best_slot = -1;
     for (unsigned i = 0; i < h->slot_count; i++) {
         struct renc_opened o;
+        struct renc_keyref ref;
         memset(&o, 0, sizeof o);
+        /* A slot the restriction refuses (one whose ref does not even
+         * parse names no allowed key) is skipped, not reported: with no
+         * allowed slot at all the header fails with -RENC_E_NO_SLOT. */
+        if (ks->allowed && (renc_keyref_parse(&ref, h->slots[i].ref) != 0 ||
+                            !renc_keystore_allows(ks, &ref)))
+            continue;
         int rc = renc_keystore_unwrap_slot(ks, &h->slots[i], &o.dek);
         if (rc == 0)
             rc = renc_blob_keys_derive(&o.keys, o.dek, h->salt);

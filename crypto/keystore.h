@@ -37,10 +37,14 @@ int renc_keystore_remember(struct renc_keystore *ks, const char *ref, const uint
 
 /* renc_keystore_restrict: from now on only slots whose ref names the same
  * key as one of refs (versions aside) are tried; any other slot fails as
- * -RENC_E_KEY_NOT_FOUND, and a header with no allowed slot fails to open
- * with -RENC_E_NO_SLOT.  For checking what a target environment can open
+ * -RENC_E_KEY_NOT_FOUND (renc_keystore_unwrap_slot, a DEK cache hit
+ * included), and a header with no allowed slot fails to open with
+ * -RENC_E_NO_SLOT (renc_keystore_open_header skips refused slots, so
+ * *failed_slot is then -1).  For checking what a target environment can open
  * with the keys it holds.  The refs are copied; n 0 lifts the restriction.
- * Call before the keystore is shared by threads. */
+ * A ref that does not parse fails with -RENC_E_BAD_KEYREF and leaves the
+ * previous restriction in force.  Call before the keystore is shared by
+ * threads. */
 int renc_keystore_restrict(struct renc_keystore *ks, const char *const *refs, size_t n);
 
 /* Counters for reports: provider unwraps made, and DEK cache hits. */

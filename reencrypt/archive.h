@@ -30,9 +30,14 @@
 #define RENC_ARCHIVE_NAME_MAX 4096
 
 
+/* The writer: entry_begin, entry_data as often as needed, entry_end, for
+ * each entry in name order, then writer_finish.  Every byte goes to sink as
+ * it is produced.  After any failure (a bad name or length, a call out of
+ * turn: -RENC_E_INVALID, or the sink's own error) the writer only fails, with
+ * that error: what reached the sink is no archive and must be discarded. */
 struct renc_archive_writer;
 
-/* renc_archive_writer_new: writes the magic to sink. */
+/* renc_archive_writer_new: writes the magic to sink (arg is passed to it). */
 int renc_archive_writer_new(struct renc_archive_writer **out, renc_sink_fn sink, void *arg);
 
 /* renc_archive_entry_begin: starts an entry of exactly size bytes;
@@ -46,9 +51,15 @@ int renc_archive_entry_end(struct renc_archive_writer *w);
 /* renc_archive_writer_finish: writes the end record (after the last
  * entry_end); the totals go to *entries and *bytes (may be NULL). */
 int renc_archive_writer_finish(struct renc_archive_writer *w, uint64_t *entries, uint64_t *bytes);
-void renc_archive_writer_free(struct renc_archive_writer *w);
+void renc_archive_writer_free(struct renc_archive_writer *w); /* NULL: nothing */
 
-/* The reader's callbacks; each returns 0 or a negative error that stops it. */
+/* The reader's callbacks; each returns 0 or a negative error that stops it.
+ * Any of them may be NULL.  entry_begin's name is NUL-terminated and valid
+ * until entry_end returns; entry_data's buf only during the call (it is the
+ * fed buffer: content is never copied).  An entry of size 0 gets entry_begin
+ * then entry_end; otherwise data totals exactly size before entry_end.  The
+ * callbacks run before the end record is read: a consumer that needs the
+ * whole archive to be sound holds back until renc_archive_reader_finish. */
 struct renc_archive_cb {
     int (*entry_begin)(void *arg, const char *name, uint64_t size);
     int (*entry_data)(void *arg, const uint8_t *buf, size_t len);
@@ -58,17 +69,21 @@ struct renc_archive_cb {
 
 struct renc_archive_reader;
 
+/* renc_archive_reader_new: cb is copied (NULL: check only, no callbacks).
+ * The reader holds two names (the one being read and the last one, for
+ * the order) and a few bytes of a fixed field, never content. */
 int renc_archive_reader_new(struct renc_archive_reader **out, const struct renc_archive_cb *cb);
 
 /* renc_archive_reader_feed: parses len more bytes (any split), calling back
  * as entries begin, fill and end.  -RENC_E_BAD_ARCHIVE on a bad magic, type,
  * name (as the writer refuses), order, bytes after the end record, or an end
- * record whose counts disagree; a callback's error is returned as is. */
+ * record whose counts disagree; a callback's error is returned as is.  After
+ * any failure the reader only fails, with that error. */
 int renc_archive_reader_feed(struct renc_archive_reader *r, const uint8_t *buf, size_t len);
 
 /* renc_archive_reader_finish: -RENC_E_BAD_ARCHIVE unless the end record was
  * read (a cut archive); the totals go to *entries and *bytes (may be NULL). */
 int renc_archive_reader_finish(struct renc_archive_reader *r, uint64_t *entries, uint64_t *bytes);
-void renc_archive_reader_free(struct renc_archive_reader *r);
+void renc_archive_reader_free(struct renc_archive_reader *r); /* NULL: nothing */
 
 #endif

@@ -78,81 +78,176 @@ out:
     return rc;
 }
 
+/* The push-fed sealer.  One record buffer: the segment being filled sits
+ * after the word, so a segment is sealed in place.  A full segment waits
+ * until more plaintext arrives (then it is not the last) or until finish
+ * (then it is): a stream cannot tell otherwise which segment ends it. */
+struct renc_sealer {
+    int out_fd;
+    uint64_t known_len;          /* or RENC_PLAINTEXT_UNKNOWN */
+    struct renc_blob_status *st; /* the caller's, or own_st */
+    struct renc_blob_status own_st;
+    struct renc_header h;
+    struct renc_blob_keys keys;
+    struct renc_aead *aead;
+    struct renc_zstd *z;
+    uint8_t *rec;                /* rec_max bytes; plaintext at rec + word */
+    size_t rec_max;
+    uint32_t seg;
+    size_t fill;                 /* plaintext bytes buffered */
+    uint64_t index;              /* index of the next record */
+    uint64_t accepted;           /* plaintext bytes taken by write */
+    int rc;                      /* sticky: after a failure, only failures */
+    int finished;
+};
+
+void renc_sealer_free(struct renc_sealer *s)
+{
+    if (!s)
+        return;
+    if (s->rec) {
+        renc_secmem_wipe(s->rec, s->rec_max);
+        renc_free(s->rec);
+    }
+    renc_zstd_free(s->z);
+    renc_aead_free(s->aead);
+    renc_blob_keys_cleanup(&s->keys);
+    renc_header_cleanup(&s->h);
+    renc_free(s);
+}
+
+int renc_sealer_new(struct renc_sealer **out, struct renc_keystore *ks,
+                    const struct renc_seal_opts *o, int out_fd, uint64_t known_len,
+                    struct renc_blob_status *st)
+{
+    if (st)
+        renc_status_init(st);
+    RENC_RETURN_IF(!o->env || o->key_ref_count == 0 || o->key_ref_count > RENC_MAX_SLOTS,
+                   -RENC_E_INVALID);
+    struct renc_sealer *s = renc_calloc(1, sizeof *s);
+    RENC_RETURN_IF(!s, -RENC_E_NOMEM);
+    s->out_fd = out_fd;
+    s->known_len = known_len;
+    s->st = st ? st : &s->own_st;
+    renc_status_init(&s->own_st);
+
+    int rc = renc_seal_header(ks, o, out_fd, known_len, &s->h, &s->keys, s->st);
+    if (rc)
+        goto out_free;
+    s->seg = renc_header_seg_size(&s->h);
+    s->rec_max = renc_record_max_len(s->seg);
+    if ((rc = renc_aead_new(&s->aead, s->keys.k_data, RENC_AEAD_BACKEND_AUTO)))
+        goto out_free;
+    if (o->compress_level > 0 && (rc = renc_zstd_new(&s->z, o->compress_level, s->seg)))
+        goto out_free;
+    if (!(s->rec = renc_malloc(s->rec_max))) {
+        rc = -RENC_E_NOMEM;
+        goto out_free;
+    }
+    *out = s;
+    return 0;
+out_free:
+    renc_sealer_free(s);
+    return rc;
+}
+
+/* Seals the buffered segment as record s->index and writes it. */
+static int renc_sealer_flush(struct renc_sealer *s, int last)
+{
+    size_t rec_len;
+    RENC_RETURN_IF(s->index > UINT32_MAX, -RENC_E_TOO_BIG);
+    int rc = renc_record_seal(s->aead, s->z, s->rec, s->rec_max, &rec_len,
+                              s->rec + RENC_RECORD_WORD_LEN, s->fill, s->h.nonce_prefix,
+                              (uint32_t)s->index, last);
+    if (rc == 0)
+        rc = renc_file_write_full(s->out_fd, s->rec, rec_len);
+    if (rc)
+        return rc;
+    s->st->plaintext_bytes += s->fill;
+    s->st->records++;
+    s->index++;
+    s->fill = 0;
+    return 0;
+}
+
+int renc_sealer_write(struct renc_sealer *s, const uint8_t *buf, size_t len)
+{
+    RENC_RETURN_IF(s->rc, s->rc);
+    RENC_RETURN_IF(s->finished, -RENC_E_INVALID);
+    int rc = 0;
+    if (s->known_len != RENC_PLAINTEXT_UNKNOWN && len > s->known_len - s->accepted) {
+        rc = -RENC_E_LENGTH_MISMATCH;
+        goto out;
+    }
+    while (len > 0) {
+        /* More plaintext after a full segment: that one is not the last. */
+        if (s->fill == s->seg && (rc = renc_sealer_flush(s, 0)))
+            goto out;
+        size_t n = s->seg - s->fill < len ? s->seg - s->fill : len;
+        memcpy(s->rec + RENC_RECORD_WORD_LEN + s->fill, buf, n);
+        s->fill += n;
+        s->accepted += n;
+        buf += n;
+        len -= n;
+    }
+out:
+    s->rc = rc;
+    return rc;
+}
+
+int renc_sealer_sink(void *arg, const uint8_t *buf, size_t len)
+{
+    return renc_sealer_write(arg, buf, len);
+}
+
+int renc_sealer_finish(struct renc_sealer *s)
+{
+    RENC_RETURN_IF(s->rc, s->rc);
+    RENC_RETURN_IF(s->finished, -RENC_E_INVALID);
+    int rc = 0;
+    if (s->known_len != RENC_PLAINTEXT_UNKNOWN && s->accepted != s->known_len)
+        rc = -RENC_E_LENGTH_MISMATCH; /* fewer bytes than the header claims */
+    else
+        rc = renc_sealer_flush(s, 1); /* a full, partial or empty last segment */
+    s->rc = rc;
+    s->finished = rc == 0;
+    return rc;
+}
+
 int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
                    int in_fd, int out_fd, uint64_t known_len, struct renc_blob_status *st)
 {
-    struct renc_header h;
-    struct renc_blob_keys keys = {0};
-    struct renc_aead *aead = NULL;
-    struct renc_zstd *z = NULL;
-    uint8_t *bufs[2] = {NULL, NULL};
-    size_t rec_max = 0; /* set before bufs are allocated; out: reads it */
-    memset(&h, 0, sizeof h);
-    renc_status_init(st);
-
-    RENC_RETURN_IF(!o->env || o->key_ref_count == 0 || o->key_ref_count > RENC_MAX_SLOTS,
-                   -RENC_E_INVALID);
-    int rc = renc_seal_header(ks, o, out_fd, known_len, &h, &keys, st);
+    struct renc_sealer *s = NULL;
+    uint8_t *buf = NULL;
+    uint32_t seg = 0;
+    int rc = renc_sealer_new(&s, ks, o, out_fd, known_len, st);
     if (rc)
-        goto out;
-    uint32_t seg = renc_header_seg_size(&h);
-    rec_max = renc_record_max_len(seg);
-    if ((rc = renc_aead_new(&aead, keys.k_data, RENC_AEAD_BACKEND_AUTO)))
-        goto out;
-    if (o->compress_level > 0 && (rc = renc_zstd_new(&z, o->compress_level, seg)))
-        goto out;
-    bufs[0] = renc_malloc(rec_max);
-    bufs[1] = renc_malloc(rec_max);
-    if (!bufs[0] || !bufs[1]) {
+        return rc;
+    seg = s->seg;
+    if (!(buf = renc_malloc(seg))) {
         rc = -RENC_E_NOMEM;
         goto out;
     }
-
-    /* Each segment is read into its record buffer after the word, so it is
-     * sealed in place.  One segment of lookahead tells which one is last,
-     * which a pipe cannot tell otherwise. */
-    size_t got = 0, next_got = 0;
-    int cur = 0;
-    if ((rc = renc_file_read_full(in_fd, bufs[cur] + RENC_RECORD_WORD_LEN, seg, &got)))
-        goto out;
-    for (uint64_t i = 0;; i++) {
-        int last = got < seg;
-        if (!last) {
-            if ((rc = renc_file_read_full(in_fd, bufs[!cur] + RENC_RECORD_WORD_LEN, seg,
-                                          &next_got)))
-                goto out;
-            last = next_got == 0;
-        }
-        if (i > UINT32_MAX) {
-            rc = -RENC_E_TOO_BIG;
+    /* A segment at a time; renc_file_read_full is short only at end of file.
+     * A known length that the input overruns fails in renc_sealer_write
+     * (the input changed while it was read), one it falls short of in
+     * renc_sealer_finish. */
+    for (;;) {
+        size_t got;
+        if ((rc = renc_file_read_full(in_fd, buf, seg, &got)))
             goto out;
-        }
-        size_t rec_len;
-        if ((rc = renc_record_seal(aead, z, bufs[cur], rec_max, &rec_len,
-                                   bufs[cur] + RENC_RECORD_WORD_LEN, got, h.nonce_prefix,
-                                   (uint32_t)i, last)))
+        if ((rc = renc_sealer_write(s, buf, got)))
             goto out;
-        if ((rc = renc_file_write_full(out_fd, bufs[cur], rec_len)))
-            goto out;
-        st->plaintext_bytes += got;
-        st->records++;
-        if (last)
+        if (got < seg)
             break;
-        cur = !cur;
-        got = next_got;
     }
-    if (known_len != RENC_PLAINTEXT_UNKNOWN && st->plaintext_bytes != known_len)
-        rc = -RENC_E_LENGTH_MISMATCH; /* the input changed while it was read */
+    rc = renc_sealer_finish(s);
 out:
-    for (int i = 0; i < 2; i++) {
-        if (bufs[i])
-            renc_secmem_wipe(bufs[i], rec_max);
-        renc_free(bufs[i]);
+    if (buf) {
+        renc_secmem_wipe(buf, seg);
+        renc_free(buf);
     }
-    renc_zstd_free(z);
-    renc_aead_free(aead);
-    renc_blob_keys_cleanup(&keys);
-    renc_header_cleanup(&h);
+    renc_sealer_free(s);
     return rc;
 }
 
@@ -195,8 +290,8 @@ static int renc_open_noting_slot(struct renc_keystore *ks, struct renc_opened *o
     return rc;
 }
 
-int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
-                   struct renc_header *header_out, struct renc_blob_status *st)
+int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, void *arg,
+                      struct renc_header *header_out, struct renc_blob_status *st)
 {
     struct renc_header h;
     struct renc_opened opened;
@@ -277,7 +372,9 @@ int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
             rc = -RENC_E_LENGTH_MISMATCH;
             goto out;
         }
-        if (out_fd >= 0 && (rc = renc_file_write_full(out_fd, plain, plain_len)))
+        /* Verify, then release: only a segment whose tag checked out (and,
+         * for the last, whose length matched) reaches the sink. */
+        if (sink && plain_len > 0 && (rc = sink(arg, plain, plain_len)))
             goto out;
         st->plaintext_bytes += plain_len;
         st->records++;
@@ -302,6 +399,19 @@ out:
     renc_header_cleanup(&h);
     renc_free(raw);
     return rc;
+}
+
+/* The sink of renc_blob_open: arg points at the output fd. */
+static int renc_fd_sink(void *arg, const uint8_t *buf, size_t len)
+{
+    return renc_file_write_full(*(const int *)arg, buf, len);
+}
+
+int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
+                   struct renc_header *header_out, struct renc_blob_status *st)
+{
+    return renc_blob_open_to(ks, in_fd, out_fd >= 0 ? renc_fd_sink : NULL, &out_fd, header_out,
+                             st);
 }
 
 int renc_blob_verify_mem(struct renc_keystore *ks, const uint8_t *buf, size_t len,

@@ -57,19 +57,31 @@ int renc_blob_open(struct renc_keystore *ks, int in_fd, int out_fd,
  * whole segment when the length is a multiple of S; an empty one when
  * nothing was written).  With known_len other than RENC_PLAINTEXT_UNKNOWN,
  * writing more, or finishing with fewer, fails with
- * -RENC_E_LENGTH_MISMATCH.  After any failure the sealer only fails. */
+ * -RENC_E_LENGTH_MISMATCH.  After any failure the sealer only fails.
+ *
+ * renc_sealer_new writes the header to out_fd at once; each record is
+ * written when the segment after it starts (or at finish).  The output is a
+ * whole blob only once renc_sealer_finish returned 0; after a failure the
+ * caller discards what reached out_fd.  st (may be NULL) is reset, then
+ * kept up to date as records are written; it must outlive the sealer.
+ * renc_sealer_write copies buf (len may be 0); renc_sealer_finish a
+ * second time, or a write after it, fails with -RENC_E_INVALID. */
 struct renc_sealer;
 int renc_sealer_new(struct renc_sealer **out, struct renc_keystore *ks,
                     const struct renc_seal_opts *opts, int out_fd, uint64_t known_len,
                     struct renc_blob_status *st);
 int renc_sealer_write(struct renc_sealer *s, const uint8_t *buf, size_t len);
 int renc_sealer_finish(struct renc_sealer *s);
-void renc_sealer_free(struct renc_sealer *s); /* wipes its buffers */
+void renc_sealer_free(struct renc_sealer *s); /* wipes its buffers; NULL: nothing */
 /* renc_sealer_sink: renc_sealer_write as a renc_sink_fn (arg: the sealer). */
 int renc_sealer_sink(void *arg, const uint8_t *buf, size_t len);
 
 /* renc_blob_open_to: renc_blob_open with each verified segment's plaintext
- * handed to sink (NULL: verify only) instead of written to a file. */
+ * handed to sink (NULL: verify only) instead of written to a file.  The
+ * sink sees segments in order, each only after its tag (and, for the last,
+ * the total length) checked out; an empty segment is not passed on.  The
+ * buffer is valid only during the call.  A sink's error stops the open and
+ * is returned as is. */
 int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, void *arg,
                       struct renc_header *header_out, struct renc_blob_status *st);
 

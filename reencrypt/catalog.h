@@ -14,6 +14,14 @@
  * history row, so the history is the catalog's audit trail.
  *
  * Connections are not shared between threads; every process opens its own.
+ * Two connections serialise their changes (a second waits up to 5 s for the
+ * first's transaction, then gets -RENC_E_BUSY).
+ *
+ * Common to the calls below: every key ref given is parsed
+ * (-RENC_E_BAD_KEYREF when it does not) and stored without its version; an
+ * id that is not in the catalog (an invalid one included) gives
+ * -RENC_E_ENV_NOT_FOUND; a failed call changes nothing and writes no
+ * out-parameter (but see set_policy's *cmk_count).
  */
 #ifndef RENC_APP_CATALOG_H
 #define RENC_APP_CATALOG_H
@@ -77,15 +85,18 @@ struct renc_env_event {
 struct renc_catalog;
 
 /* renc_catalog_open: opens STATE/catalog.db, creating it (0600, in a 0700
- * state folder) with create; -ENOENT without create when it is missing.
- * -RENC_E_INSECURE_PERMS when it is open to group or others. */
+ * state folder) with create; -ENOENT without create when it is missing (or
+ * empty: a creation cut short).  -RENC_E_INSECURE_PERMS when it is open to
+ * group or others; -RENC_E_BAD_CATALOG when it is a link, not SQLite, or
+ * another database (a journal has the same marks: the tables decide). */
 int renc_catalog_open(struct renc_catalog **out, const char *state_dir, int create);
 void renc_catalog_close(struct renc_catalog *c);
 const char *renc_catalog_path(const struct renc_catalog *c);
 
 /* renc_catalog_create_env: a new environment under policy mmk with
- * mmk_ref; -RENC_E_ENV_EXISTS when the id is taken, -RENC_E_INVALID on a
- * bad id or region. */
+ * mmk_ref (stored unversioned); region may be NULL or "" for none.
+ * -RENC_E_ENV_EXISTS when the id is taken, -RENC_E_INVALID on a bad id or
+ * region (a region is up to 64 bytes of UTF-8 without control characters). */
 int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *region,
                             const char *mmk_ref);
 
@@ -95,42 +106,57 @@ int renc_catalog_get(struct renc_catalog *c, const char *id, struct renc_env *ou
 /* renc_catalog_list: every environment sorted by id; free with renc_free. */
 int renc_catalog_list(struct renc_catalog *c, struct renc_env **out, size_t *count);
 
-/* renc_catalog_set_policy: sets policy and (unversioned) key_ref in one
- * transaction.  Moving an environment to cmk is refused with
- * -RENC_E_CMK_LIMIT when cmk_limit environments already have cmk (checked
- * inside the transaction, so two processes cannot both take the last one);
- * *cmk_count (may be NULL) receives how many have it.  A locked environment
- * is refused with -RENC_E_ENV_LOCKED. */
+/* renc_catalog_set_policy: sets policy and key_ref in one transaction, with
+ * its history row ("byok local:b -> cmk local:c").  key_ref may name a
+ * version ("local:c/3"); the version is dropped ("local:c"), since the
+ * policy follows the key's current version.  Moving an environment to cmk
+ * is refused with -RENC_E_CMK_LIMIT when cmk_limit environments already have
+ * cmk (checked inside the transaction, so two processes cannot both take the
+ * last one); one that already has cmk keeps its place whatever the limit.
+ * *cmk_count (may be NULL) receives how many have cmk after the call, on
+ * success and also with -RENC_E_CMK_LIMIT (for the message).  A locked
+ * environment is refused with -RENC_E_ENV_LOCKED.  policy_since moves only
+ * when the policy or the key changes. */
 int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_policy policy,
                             const char *key_ref, unsigned cmk_limit, unsigned *cmk_count);
 
-/* renc_catalog_set_operator_lock: env lock (on=1) or unlock (on=0). */
+/* renc_catalog_set_operator_lock: env lock (on=1) or unlock (on=0); the
+ * key's lock, if any, is left as it is. */
 int renc_catalog_set_operator_lock(struct renc_catalog *c, const char *id, int on);
 
-/* renc_catalog_key_lock: sets key_lock to reason on every environment whose
- * key_ref is the same key as ref (versions aside), or clears it (reason
- * NULL) on those it had locked.  The ids touched are returned (free each and
- * the array with renc_free; may be NULL). */
+/* renc_catalog_key_lock: sets key_lock to reason (1..256 bytes, else
+ * -RENC_E_INVALID) on every environment whose key_ref is the same key as ref
+ * (versions aside), whatever its policy; or clears it (reason NULL) on those
+ * of that key that have a key lock, leaving every other environment and
+ * every operator lock alone.  One history row per environment touched.  The
+ * ids touched, sorted, are returned in *ids and *count (free each and the
+ * array with renc_free; either may be NULL). */
 int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *reason,
                           char ***ids, size_t *count);
 
 /* renc_catalog_reset: policy back to mmk with mmk_ref, last run cleared,
- * operator lock kept; records a reset event (the caller deletes the data
+ * operator lock kept; the key lock is cleared (the environment no longer
+ * uses that key, and nothing else would lift it).  Not refused on a locked
+ * environment: the caller decides.  Records a reset event; the history and
+ * the keys of renc_catalog_env_keys stay (the caller deletes the data
  * first). */
 int renc_catalog_reset(struct renc_catalog *c, const char *id, const char *mmk_ref);
 
 /* renc_catalog_note_run: records the outcome of a run over the environment
- * ("finished", "failed", "interrupted"), its failed count and journal. */
+ * ("finished", "failed", "interrupted", else -RENC_E_INVALID), its failed
+ * count (>= 0) and journal (may be NULL; -RENC_E_TOO_BIG over 1023 bytes). */
 int renc_catalog_note_run(struct renc_catalog *c, const char *id, const char *outcome,
                           int64_t failed, const char *journal);
 
 /* renc_catalog_note: a history row for an event that changes no column
- * (backup, restore, copy, put): action and detail as given. */
+ * (backup, restore, copy, put): action (1..31 bytes) and detail (up to 511
+ * bytes, may be NULL) as given; -RENC_E_TOO_BIG when longer. */
 int renc_catalog_note(struct renc_catalog *c, const char *id, const char *action,
                       const char *detail);
 
 /* renc_catalog_history: the environment's events, oldest first; free with
- * renc_free. */
+ * renc_free (*out is NULL when *count is 0).  A detail longer than the
+ * struct's field (two long akv refs) is cut at a character boundary. */
 int renc_catalog_history(struct renc_catalog *c, const char *id,
                          struct renc_env_event **out, size_t *count);
 
@@ -140,8 +166,11 @@ int renc_catalog_history(struct renc_catalog *c, const char *id,
  * older blobs and backups.  Free each string and the array with renc_free. */
 int renc_catalog_env_keys(struct renc_catalog *c, const char *id, char ***refs, size_t *count);
 
-/* Settings (key/value): "cmk-limit" (default 25) and "mmk-key" (default
- * "local:service-mmk").  get writes the default when unset. */
+/* Settings (key/value): "cmk-limit" (default 25; a decimal 0..1000000) and
+ * "mmk-key" (default "local:service-mmk"; a key ref).  get writes the
+ * default to out when the setting is unset (it stores nothing), and gives
+ * -RENC_E_TOO_BIG when the value does not fit max.  Any other key, or a
+ * value of the wrong form, is -RENC_E_INVALID. */
 int renc_catalog_config_get(struct renc_catalog *c, const char *key, char *out, size_t max);
 int renc_catalog_config_set(struct renc_catalog *c, const char *key, const char *value);
 

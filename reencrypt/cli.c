@@ -18,12 +18,15 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
     case 0x1002:
         g->keyring_dir = arg;
         return 1;
+    case 0x1003:
+        g->data_dir = arg;
+        return 1;
     }
     return 0;
 }
 
 /* mkdir -p with mode 0700 for each created level. */
-static int renc_mkdirs(const char *path)
+int renc_mkdirs(const char *path)
 {
     char buf[4096];
     size_t n = strlen(path);
@@ -66,6 +69,17 @@ int renc_global_resolve(struct renc_global *g, int create)
             return -ENAMETOOLONG;
         g->keyring_dir = g->keyring_buf;
     }
+    if (!g->data_dir) {
+        const char *d = getenv("RENC_DATA");
+        if (d && d[0]) {
+            g->data_dir = d;
+        } else {
+            if (snprintf(g->data_buf, sizeof g->data_buf, "%s/data", g->state_dir) >=
+                (int)sizeof g->data_buf)
+                return -ENAMETOOLONG;
+            g->data_dir = g->data_buf;
+        }
+    }
     if (create)
         return renc_mkdirs(g->state_dir);
     return 0;
@@ -94,6 +108,30 @@ void renc_err(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void renc_blob_err(const char *cmd, const char *path, int rc, const struct renc_blob_status *st)
+{
+    int key_error = rc == -RENC_E_KEY_NOT_FOUND || rc == -RENC_E_KEY_DISABLED ||
+                    rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_TYPE ||
+                    rc == -RENC_E_UNWRAP || rc == -RENC_E_HEADER_AUTH ||
+                    rc == -RENC_E_INSECURE_PERMS || rc == -RENC_E_BAD_KEYRING ||
+                    rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF;
+    if (key_error && st->ref[0])
+        renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
+    else if (st->in_records)
+        renc_err(cmd, "%s: record %llu: %s", path, (unsigned long long)st->record,
+                 renc_strerror(rc));
+    else
+        renc_err(cmd, "%s: %s", path, renc_strerror(rc));
+}
+
+void renc_textf(char *out, size_t max, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, max, fmt, ap);
+    va_end(ap);
 }
 
 int renc_exit_for(int rc)

@@ -9,6 +9,7 @@
 
 #include "crypto/keyring.h"
 #include "crypto/keystore.h"
+#include "reencrypt/blobfile.h"
 
 /* Exit codes (docs/CLI.md). */
 enum renc_exit {
@@ -22,8 +23,10 @@ enum renc_exit {
 struct renc_global {
     const char *state_dir;   /* --state, $RENC_HOME, or the default */
     const char *keyring_dir; /* --keyring, or STATE/keyring */
+    const char *data_dir;    /* --data, $RENC_DATA, or STATE/data: DATA/<env>/blobs|backups */
     char state_buf[4096];
     char keyring_buf[4096];
+    char data_buf[4096];
 };
 
 /* Long options shared by all commands, and their handler: returns 1 when it
@@ -31,6 +34,7 @@ struct renc_global {
 #define RENC_GLOBAL_OPTS \
     {"state", required_argument, NULL, 0x1001}, \
     {"keyring", required_argument, NULL, 0x1002}, \
+    {"data", required_argument, NULL, 0x1003}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 
@@ -38,12 +42,22 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg);
  * when create is set. */
 int renc_global_resolve(struct renc_global *g, int create);
 
+/* renc_mkdirs: mkdir -p, each level it creates with mode 0700. */
+int renc_mkdirs(const char *path);
+
 /* Opens the keyring and a keystore over it. */
 int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
                    struct renc_keystore **ks);
 
 /* Messages: "reencrypt: <cmd>: <what>" on stderr. */
 void renc_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* renc_blob_err: one blob's failure: the key ref for a key error, the
+ * record for a record error, else the cause. */
+void renc_blob_err(const char *cmd, const char *path, int rc, const struct renc_blob_status *st);
+
+/* renc_textf: snprintf for message text, which may be cut at max. */
+void renc_textf(char *out, size_t max, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* renc_parse_size: a byte count or number with an optional K, M or G
  * suffix (powers of 1024); -RENC_E_INVALID when s is not one. */
@@ -62,5 +76,12 @@ int renc_cmd_run(int argc, char **argv);
 int renc_cmd_verify(int argc, char **argv);
 int renc_cmd_plan(int argc, char **argv);
 int renc_cmd_status(int argc, char **argv);
+int renc_cmd_env(int argc, char **argv);
+int renc_cmd_put(int argc, char **argv);
+int renc_cmd_backup(int argc, char **argv);
+int renc_cmd_restore(int argc, char **argv);
+int renc_cmd_copy(int argc, char **argv);
+int renc_cmd_restore_check(int argc, char **argv);
+int renc_cmd_copy_check(int argc, char **argv);
 
 #endif

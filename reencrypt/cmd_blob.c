@@ -24,23 +24,6 @@ static const char renc_decrypt_usage[] = "usage: reencrypt decrypt IN OUT\n";
 static const char renc_inspect_usage[] = "usage: reencrypt inspect BLOB\n";
 
 /* Names the key slot in a message when the failure concerns one. */
-static void renc_report_blob_error(const char *cmd, const char *path, int rc,
-                                   const struct renc_blob_status *st)
-{
-    int key_error = rc == -RENC_E_KEY_NOT_FOUND || rc == -RENC_E_KEY_DISABLED ||
-                    rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_TYPE ||
-                    rc == -RENC_E_UNWRAP || rc == -RENC_E_HEADER_AUTH ||
-                    rc == -RENC_E_INSECURE_PERMS || rc == -RENC_E_BAD_KEYRING ||
-                    rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF;
-    if (key_error && st->ref[0])
-        renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
-    else if (st->in_records)
-        renc_err(cmd, "%s: record %llu: %s", path, (unsigned long long)st->record,
-                 renc_strerror(rc));
-    else
-        renc_err(cmd, "%s: %s", path, renc_strerror(rc));
-}
-
 /* Opens an input that must be a regular file (or "-" when allowed). */
 static int renc_open_input(const char *cmd, const char *path, int allow_stdin, int *fd,
                            uint64_t *size)
@@ -183,7 +166,7 @@ int renc_cmd_encrypt(int argc, char **argv)
     else
         renc_file_abort(out_fd, tmp);
     if (rc) {
-        renc_report_blob_error("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : out, rc, &st);
+        renc_blob_err("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : out, rc, &st);
         status = rc == -RENC_E_BAD_KEYREF ? RENC_EXIT_USAGE : RENC_EXIT_FAILED;
     } else {
         printf("sealed %s -> %s: %llu bytes in %llu records\n", in, out,
@@ -254,7 +237,7 @@ int renc_cmd_decrypt(int argc, char **argv)
             renc_err("decrypt", "%s: %s", out, renc_strerror(rc));
     } else {
         renc_file_abort(out_fd, tmp);
-        renc_report_blob_error("decrypt", in, rc, &st);
+        renc_blob_err("decrypt", in, rc, &st);
     }
     if (rc)
         status = renc_exit_for(rc);

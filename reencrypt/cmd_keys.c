@@ -1,4 +1,5 @@
 /* reencrypt keys — the local keyring. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,16 +8,192 @@
 
 #include <jansson.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/envctl.h"
+#include "reencrypt/envdata.h"
 
 static const char renc_keys_usage[] =
     "usage: reencrypt keys create NAME [--type aes256|rsa2048|rsa3072|rsa4096]\n"
     "       reencrypt keys list [--json]\n"
+    "       reencrypt keys versions NAME [--json]\n"
     "       reencrypt keys rotate NAME\n"
-    "       reencrypt keys disable|enable NAME/VERSION\n"
+    "       reencrypt keys disable NAME/VERSION [--force]\n"
+    "       reencrypt keys enable NAME/VERSION\n"
     "       reencrypt keys revoke|restore NAME[/VERSION]\n"
-    "options: --state DIR, --keyring DIR\n";
+    "options: --state DIR, --keyring DIR, --data DIR\n";
+
+/* What the environments' data needs of a key: a census of every
+ * environment in the catalog (none when there is no catalog yet). */
+struct renc_keys_needs {
+    struct renc_env *envs;
+    struct renc_census *census;
+    size_t count;
+};
+
+static int renc_keys_needs_take(struct renc_global *g, struct renc_keys_needs *n)
+{
+    struct renc_catalog *cat = NULL;
+    memset(n, 0, sizeof *n);
+    int rc = renc_envctl_open(g, 0, &cat);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0)
+        rc = renc_catalog_list(cat, &n->envs, &n->count);
+    renc_catalog_close(cat);
+    if (rc)
+        return rc;
+    n->census = renc_calloc(n->count ? n->count : 1, sizeof *n->census);
+    RENC_RETURN_IF(!n->census, -RENC_E_NOMEM);
+    for (size_t i = 0; rc == 0 && i < n->count; i++)
+        rc = renc_census_take(&n->census[i], g->data_dir, n->envs[i].id, n->envs[i].key_ref,
+                              NULL);
+    return rc;
+}
+
+static void renc_keys_needs_cleanup(struct renc_keys_needs *n)
+{
+    for (size_t i = 0; n->census && i < n->count; i++)
+        renc_census_cleanup(&n->census[i]);
+    renc_free(n->census);
+    renc_free(n->envs);
+    memset(n, 0, sizeof *n);
+}
+
+/* Files naming ref in all environments; per environment into text. */
+static uint64_t renc_keys_needed(const struct renc_keys_needs *n, const char *ref, char *text,
+                                 size_t max)
+{
+    uint64_t total = 0;
+    size_t used = 0;
+    if (text)
+        text[0] = '\0';
+    for (size_t i = 0; i < n->count; i++) {
+        uint64_t blobs, backups;
+        renc_census_count(&n->census[i], ref, &blobs, &backups);
+        total += blobs + backups;
+        if (text && blobs + backups) {
+            int w = snprintf(text + used, max - used, "%s%s: %llu blobs, %llu backups",
+                             used ? "; " : "", n->envs[i].id, (unsigned long long)blobs,
+                             (unsigned long long)backups);
+            if (w > 0 && (size_t)w < max - used)
+                used += (size_t)w;
+        }
+    }
+    return total;
+}
+
+/* keys versions NAME: each version, its state, and what still needs it. */
+static int renc_keys_versions(struct renc_global *g, struct renc_keyring *kr, const char *name,
+                              int json)
+{
+    struct renc_keyring_key key;
+    struct renc_keys_needs needs;
+    int rc = renc_keyring_get(kr, name, &key);
+    if (rc) {
+        renc_err("keys versions", "local:%s: %s", name, renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    if ((rc = renc_keys_needs_take(g, &needs))) {
+        renc_err("keys versions", "environments' data: %s", renc_strerror(rc));
+        renc_keyring_key_cleanup(&key);
+        renc_keys_needs_cleanup(&needs);
+        return RENC_EXIT_FAILED;
+    }
+    json_t *arr = json ? json_array() : NULL;
+    if (!json)
+        printf("%-24s %-9s %-7s %-10s %s\n", "VERSION", "STATE", "CURRENT", "NEEDED", "BY");
+    for (size_t v = 0; v < key.version_count; v++) {
+        const struct renc_keyring_version *kv = &key.versions[v];
+        char ref[RENC_MAX_REF_LEN + 1], by[4096];
+        snprintf(ref, sizeof ref, "local:%s/%s", key.name, kv->version);
+        uint64_t files = renc_keys_needed(&needs, ref, by, sizeof by);
+        enum renc_key_state st = key.state == RENC_KEY_REVOKED ? RENC_KEY_REVOKED : kv->state;
+        int current = strcmp(kv->version, key.current) == 0;
+        if (json) {
+            json_t *per = json_array();
+            for (size_t i = 0; i < needs.count; i++) {
+                uint64_t b, k;
+                renc_census_count(&needs.census[i], ref, &b, &k);
+                if (b + k)
+                    json_array_append_new(per, json_pack("{s:s, s:I, s:I}", "env",
+                                                         needs.envs[i].id, "blobs",
+                                                         (json_int_t)b, "backups",
+                                                         (json_int_t)k));
+            }
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b, s:I, s:o}", "ref", ref,
+                                                 "state", renc_key_state_name(st), "current",
+                                                 current, "needed", files > 0 || current,
+                                                 "files", (json_int_t)files, "by", per));
+        } else {
+            printf("%-24s %-9s %-7s %-10s %s\n", ref, renc_key_state_name(st),
+                   current ? "*" : "", files ? "yes" : current ? "current" : "no",
+                   files ? by : "");
+        }
+    }
+    if (json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(arr);
+    }
+    renc_keys_needs_cleanup(&needs);
+    renc_keyring_key_cleanup(&key);
+    return RENC_EXIT_OK;
+}
+
+/* keys disable refuses a version any blob or backup still names. */
+static int renc_keys_disable_check(struct renc_global *g, const char *name, const char *version)
+{
+    struct renc_keys_needs needs;
+    char ref[RENC_MAX_REF_LEN + 1], by[4096];
+    snprintf(ref, sizeof ref, "local:%s/%s", name, version);
+    int rc = renc_keys_needs_take(g, &needs);
+    uint64_t files = rc ? 0 : renc_keys_needed(&needs, ref, by, sizeof by);
+    renc_keys_needs_cleanup(&needs);
+    if (rc) {
+        renc_err("disable", "cannot tell whether %s is still needed: %s; nothing changed", ref,
+                 renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    if (files) {
+        renc_err("disable", "%s is still needed by %llu blobs and backups (%s); move them "
+                            "with 'reencrypt run --env ID' first, or give --force",
+                 ref, (unsigned long long)files, by);
+        return RENC_EXIT_FAILED;
+    }
+    return RENC_EXIT_OK;
+}
+
+/* keys revoke NAME locks the environments whose policy is the key; keys
+ * restore NAME unlocks those. */
+static void renc_keys_lock_envs(struct renc_global *g, const char *name, int revoke)
+{
+    struct renc_catalog *cat = NULL;
+    char ref[RENC_MAX_REF_LEN + 1], reason[RENC_REASON_MAX + 1];
+    snprintf(ref, sizeof ref, "local:%s", name);
+    renc_textf(reason, sizeof reason, "key %s revoked", ref);
+    int rc = renc_envctl_open(g, 0, &cat);
+    if (rc == -ENOENT)
+        return;
+    char **ids = NULL;
+    size_t n = 0;
+    if (rc == 0)
+        rc = renc_catalog_key_lock(cat, ref, revoke ? reason : NULL, &ids, &n);
+    if (rc) {
+        renc_err("keys", "catalog: %s; environments using %s are not %s", renc_strerror(rc),
+                 ref, revoke ? "locked" : "unlocked");
+    } else if (n) {
+        printf("%s %zu environments using %s:", revoke ? "locked" : "unlocked", n, ref);
+        for (size_t i = 0; i < n; i++)
+            printf(" %s", ids[i]);
+        putchar('\n');
+    }
+    for (size_t i = 0; i < n; i++)
+        renc_free(ids[i]);
+    renc_free(ids);
+    renc_catalog_close(cat);
+}
 
 /* Splits "NAME[/VERSION]" into its parts (in place). */
 static int renc_split_name(char *arg, const char **name, const char **version)
@@ -96,12 +273,13 @@ int renc_cmd_keys(int argc, char **argv)
     static const struct option opts[] = {
         {"type", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"force", no_argument, NULL, 'f'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct renc_global g = {0};
     const char *type = "aes256";
-    int json = 0, opt;
+    int json = 0, force = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (renc_global_opt(&g, opt, optarg))
@@ -109,6 +287,7 @@ int renc_cmd_keys(int argc, char **argv)
         switch (opt) {
         case 't': type = optarg; break;
         case 'j': json = 1; break;
+        case 'f': force = 1; break;
         case 'h': fputs(renc_keys_usage, stdout); return RENC_EXIT_OK;
         default: fputs(renc_keys_usage, stderr); return RENC_EXIT_USAGE;
         }
@@ -168,6 +347,10 @@ int renc_cmd_keys(int argc, char **argv)
     int status = RENC_EXIT_OK;
     if (is_list) {
         status = renc_keys_list(kr, json);
+    } else if (strcmp(sub, "versions") == 0) {
+        status = version ? RENC_EXIT_USAGE : renc_keys_versions(&g, kr, name, json);
+        if (version)
+            renc_err("keys versions", "give NAME, not NAME/VERSION");
     } else if (create) {
         rc = renc_keyring_create_key(kr, name, kt, bits);
         if (rc == 0)
@@ -190,6 +373,9 @@ int renc_cmd_keys(int argc, char **argv)
         if (!version) {
             renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
             status = RENC_EXIT_USAGE;
+        } else if (sub[0] == 'd' && !revoked && !force &&
+                   (status = renc_keys_disable_check(&g, name, version)) != RENC_EXIT_OK) {
+            /* refused: still needed (the message is printed) */
         } else if (revoked) {
             /* A revoke is undone only by restore, never silently by enable
              * or overwritten by disable. */
@@ -201,10 +387,15 @@ int renc_cmd_keys(int argc, char **argv)
             printf("%sd local:%s/%s\n", sub, name, version);
         }
     } else if (strcmp(sub, "revoke") == 0 || strcmp(sub, "restore") == 0) {
-        if ((rc = renc_keyring_set_state(kr, name, version,
-                 sub[2] == 'v' ? RENC_KEY_REVOKED : RENC_KEY_ENABLED)) == 0)
-            printf("%s local:%s%s%s\n", sub[2] == 'v' ? "revoked" : "restored", name,
+        int revoke = sub[2] == 'v';
+        rc = renc_keyring_set_state(kr, name, version,
+                                    revoke ? RENC_KEY_REVOKED : RENC_KEY_ENABLED);
+        if (rc == 0) {
+            printf("%s local:%s%s%s\n", revoke ? "revoked" : "restored", name,
                    version ? "/" : "", version ? version : "");
+            if (!version)
+                renc_keys_lock_envs(&g, name, revoke);
+        }
     } else {
         fputs(renc_keys_usage, stderr);
         status = RENC_EXIT_USAGE;

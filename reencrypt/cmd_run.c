@@ -22,19 +22,22 @@
 #include "reencrypt/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/engine.h"
+#include "reencrypt/envctl.h"
+#include "reencrypt/envdata.h"
 #include "reencrypt/scan.h"
 #include "reencrypt/session.h"
 #include "reencrypt/transform.h"
 
 static const char renc_run_usage[] =
-    "usage: reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
+    "usage: reencrypt run (--env ID... | --all-envs) [--mode rewrap|rekey] [options below]\n"
+    "       reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
     "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--journal FILE | --no-journal]\n"
     "         [--resume] [--restart] [--copy] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
-    "         [--report FILE] (SOURCE... | --manifest FILE)\n";
+    "         [--report FILE] (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
 
 enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
 
@@ -56,6 +59,15 @@ struct renc_bulk_args {
     char **sources;
     int source_count;
     const char *run_only; /* the first option given that only run takes */
+    /* Environments (--env, --all-envs): each is one run over DATA/<id>
+     * to its policy key. */
+    const char *envs[64];
+    size_t env_count;
+    int all_envs;
+    /* What one run came to, for the catalog. */
+    const char *outcome;      /* "finished", "failed", "interrupted" or NULL */
+    uint64_t failed_total;
+    char journal_path[4096];
 };
 
 /* Parses the options of run, verify and plan; returns -1 to continue, or an
@@ -86,6 +98,8 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"resume", no_argument, NULL, 'R'},
         {"restart", no_argument, NULL, 'X'},
         {"copy", no_argument, NULL, 'c'},
+        {"env", required_argument, NULL, 'e'},
+        {"all-envs", no_argument, NULL, 'A'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -175,12 +189,39 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         case 'R': a->resume = 1; break;
         case 'X': a->restart = 1; break;
         case 'c': a->copy = 1; break;
+        case 'e':
+            if (a->env_count == 64) {
+                renc_err(cmd, "at most 64 --env options (--all-envs takes them all)");
+                return RENC_EXIT_USAGE;
+            }
+            a->envs[a->env_count++] = optarg;
+            break;
+        case 'A': a->all_envs = 1; break;
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
         }
     }
     a->sources = argv + optind;
     a->source_count = argc - optind;
+    if (a->env_count || a->all_envs) {
+        if (a->source_count || a->manifest || (a->env_count && a->all_envs)) {
+            renc_err(cmd, "give --env ID (or --all-envs), or SOURCEs, or --manifest: one of them");
+            return RENC_EXIT_USAGE;
+        }
+        if (a->to || a->out || a->journal) {
+            renc_err(cmd, "with --env the target is the environment's policy key and its data is "
+                          "rewritten in place, each with its own journal: --%s does not apply",
+                     a->to ? "to" : a->out ? "out" : "journal");
+            return RENC_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < a->env_count; i++) {
+            if (!renc_env_id_valid(a->envs[i])) {
+                renc_err(cmd, "'%s' is not an environment id", a->envs[i]);
+                return RENC_EXIT_USAGE;
+            }
+        }
+        return -1;
+    }
     if ((a->source_count == 0) == (a->manifest == NULL)) {
         renc_err(cmd, "give SOURCE directories or files, or --manifest FILE (not both)");
         fputs(usage, stderr);
@@ -572,39 +613,36 @@ static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a
     return -1;
 }
 
-static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op, int argc,
-                     char **argv)
+/* One run (or verify) over the sources of a. */
+static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_op op,
+                          struct renc_bulk_args *a)
 {
-    struct renc_bulk_args a;
-    memset(&a, 0, sizeof a);
-    int status = renc_bulk_parse(cmd, usage, argc, argv, &a);
-    if (status >= 0)
-        return status;
-    if (op == RENC_ENGINE_VERIFY && a.run_only) {
-        renc_err(cmd, "--%s is an option of run, not of verify", a.run_only);
+    int status = -1;
+    if (op == RENC_ENGINE_VERIFY && a->run_only) {
+        renc_err(cmd, "--%s is an option of run, not of verify", a->run_only);
         fputs(usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (op == RENC_ENGINE_RUN && !a.to) {
+    if (op == RENC_ENGINE_RUN && !a->to) {
         renc_err(cmd, "--to REF is required");
         return RENC_EXIT_USAGE;
     }
     struct renc_keyref ref;
-    if (a.to && renc_keyref_parse(&ref, a.to) != 0) {
-        renc_err(cmd, "'%s': %s", a.to, renc_strerror(-RENC_E_BAD_KEYREF));
+    if (a->to && renc_keyref_parse(&ref, a->to) != 0) {
+        renc_err(cmd, "'%s': %s", a->to, renc_strerror(-RENC_E_BAD_KEYREF));
         return RENC_EXIT_USAGE;
     }
-    for (size_t i = 0; i < a.drop_count; i++) {
-        if (renc_keyref_parse(&ref, a.drop[i]) != 0) {
-            renc_err(cmd, "--drop '%s': %s", a.drop[i], renc_strerror(-RENC_E_BAD_KEYREF));
+    for (size_t i = 0; i < a->drop_count; i++) {
+        if (renc_keyref_parse(&ref, a->drop[i]) != 0) {
+            renc_err(cmd, "--drop '%s': %s", a->drop[i], renc_strerror(-RENC_E_BAD_KEYREF));
             return RENC_EXIT_USAGE;
         }
     }
     char out_real[PATH_MAX] = "";
-    if (a.out) {
-        int rc = renc_out_inside_source(&a, out_real, sizeof out_real);
+    if (a->out) {
+        int rc = renc_out_inside_source(a, out_real, sizeof out_real);
         if (rc != 0) {
-            renc_err(cmd, "--out %s: %s", a.out,
+            renc_err(cmd, "--out %s: %s", a->out,
                      rc > 0 ? "the output directory is inside a source" : renc_strerror(rc));
             return RENC_EXIT_USAGE;
         }
@@ -621,24 +659,24 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     renc_session_init(&sess);
     int64_t *rows = NULL;
     uint8_t *finished = NULL;
-    int writes = op == RENC_ENGINE_RUN && !a.dry_run;
-    int journaled = writes && !a.no_journal;
+    int writes = op == RENC_ENGINE_RUN && !a->dry_run;
+    int journaled = writes && !a->no_journal;
     struct renc_session_want want = {
-        .mode = a.mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a.to,
-        .keep_old = a.keep_old, .drop = a.drop, .drop_count = a.drop_count,
-        .restart = a.restart,
+        .mode = a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a->to,
+        .keep_old = a->keep_old, .drop = a->drop, .drop_count = a->drop_count,
+        .restart = a->restart,
     };
     int rc;
-    if (a.memory < renc_engine_min_memory()) {
+    if (a->memory < renc_engine_min_memory()) {
         renc_err(cmd, "--memory %llu is too small to hold one segment (at least %zu bytes)",
-                 (unsigned long long)a.memory, renc_engine_min_memory());
+                 (unsigned long long)a->memory, renc_engine_min_memory());
         return RENC_EXIT_USAGE;
     }
     if (writes) {
         /* One run at a time over a source or an output directory. */
         char busy[PATH_MAX] = "";
-        rc = renc_session_lock(&sess, (const char *const *)a.sources, (size_t)a.source_count,
-                               a.manifest, a.out ? out_real : NULL, busy, sizeof busy);
+        rc = renc_session_lock(&sess, (const char *const *)a->sources, (size_t)a->source_count,
+                               a->manifest, a->out ? out_real : NULL, busy, sizeof busy);
         if (rc) {
             if (rc == -RENC_E_BUSY)
                 renc_err(cmd, "%s: another run is working on it; wait for it to end or stop it",
@@ -649,21 +687,21 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
             goto out;
         }
     }
-    if ((rc = renc_open_keys(&a.g, 0, &kr, &ks))) {
-        renc_err(cmd, "keyring %s: %s", a.g.keyring_dir, renc_strerror(rc));
+    if ((rc = renc_open_keys(&a->g, 0, &kr, &ks))) {
+        renc_err(cmd, "keyring %s: %s", a->g.keyring_dir, renc_strerror(rc));
         status = RENC_EXIT_FAILED;
         goto out;
     }
     /* 64Ki DEKs of 32 bytes: 2 MiB, within the locked secure heap. */
     if ((rc = renc_keystore_cache_deks(ks, 1u << 16)))
         goto out_err;
-    if (op == RENC_ENGINE_RUN && (status = renc_bulk_transformer(cmd, &a, ks, a.to, &t)) >= 0)
+    if (op == RENC_ENGINE_RUN && (status = renc_bulk_transformer(cmd, a, ks, a->to, &t)) >= 0)
         goto out;
     if (journaled) {
         long holder = 0;
         char why[2048] = "";
-        if ((rc = renc_global_resolve(&a.g, 1)) == 0)
-            rc = renc_session_open(&sess, a.g.state_dir, a.journal, &want, &holder, why,
+        if ((rc = renc_global_resolve(&a->g, 1)) == 0)
+            rc = renc_session_open(&sess, a->g.state_dir, a->journal, &want, &holder, why,
                                    sizeof why, renc_recover_report, (void *)cmd);
         if (rc == -RENC_E_BUSY) {
             renc_err(cmd, "journal %s is in use by another run (pid %ld); wait for it to end "
@@ -694,12 +732,12 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
         /* A resumed run keeps the target version it started with. */
         renc_transformer_free(t);
         t = NULL;
-        if ((status = renc_bulk_transformer(cmd, &a, ks, sess.target, &t)) >= 0)
+        if ((status = renc_bulk_transformer(cmd, a, ks, sess.target, &t)) >= 0)
             goto out;
     }
-    if ((status = renc_bulk_scan(cmd, &a, &scan, a.out ? out_real : NULL)) >= 0)
+    if ((status = renc_bulk_scan(cmd, a, &scan, a->out ? out_real : NULL)) >= 0)
         goto out;
-    if (op == RENC_ENGINE_RUN && a.out && (status = renc_check_mirror_paths(cmd, a.out, &scan)) >= 0)
+    if (op == RENC_ENGINE_RUN && a->out && (status = renc_check_mirror_paths(cmd, a->out, &scan)) >= 0)
         goto out;
     if (writes)
         renc_sweep_temps(cmd, &scan);
@@ -723,7 +761,7 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
             if (finished[i] == 2) {
                 renc_err(cmd, "%s: %s; left alone (its old and new header are in the journal)",
                          scan.items[i].path, renc_strerror(-RENC_E_HEADER_MISMATCH));
-                a.held++;
+                a->held++;
                 continue;
             }
             if (finished[i])
@@ -732,19 +770,19 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
             work.items[work.count++] = scan.items[i];
             work.total_bytes += scan.items[i].size;
         }
-        a.finished_before = scan.count - work.count - a.held;
+        a->finished_before = scan.count - work.count - a->held;
         if (sess.resumed)
             printf("%s: resuming run %s (attempt %u, journal %s): %llu blobs finished earlier "
                    "are not read again, %zu to go\n",
                    cmd, renc_journal_run_id(sess.journal), sess.attempt, sess.journal_path,
-                   (unsigned long long)a.finished_before, work.count);
+                   (unsigned long long)a->finished_before, work.count);
     }
     struct renc_engine_opts eo = {
-        .op = op, .threads = a.threads, .memory_bytes = (size_t)a.memory,
-        .fail_fast = a.fail_fast, .dry_run = a.dry_run, .out_dir = a.out ? out_real : NULL,
-        .backend = a.backend, .stop = &renc_stop_flag, .identity = a.identity,
-        .direct = a.direct, .journal = sess.journal, .rows = rows,
-        .header_in_place = journaled && !a.copy,
+        .op = op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
+        .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? out_real : NULL,
+        .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
+        .direct = a->direct, .journal = sess.journal, .rows = rows,
+        .header_in_place = journaled && !a->copy,
         .tmp_tag = journaled ? renc_journal_run_id(sess.journal) : NULL,
         .clean_tmp = sess.resumed,
         .stale_tag = journaled && sess.prev_run_id[0] ? sess.prev_run_id : NULL,
@@ -756,20 +794,20 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
     sa.sa_handler = renc_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct renc_progress_ctx pc = {.mode = a.progress, .cmd = cmd, .journal = sess.journal};
+    struct renc_progress_ctx pc = {.mode = a->progress, .cmd = cmd, .journal = sess.journal};
     if (pc.mode == RENC_PROGRESS_AUTO)
         pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
     if ((rc = renc_engine_run(e, 200, renc_progress_cb, &pc)))
         goto out_err;
     int interrupted = atomic_load(&renc_stop_flag) && pc.journal_rc == 0;
-    status = renc_bulk_finish(cmd, &a, e, &work, ks, t ? renc_transformer_target(t) : NULL, &pc,
+    status = renc_bulk_finish(cmd, a, e, &work, ks, t ? renc_transformer_target(t) : NULL, &pc,
                               journaled ? &sess : NULL);
     if (journaled) {
         struct renc_engine_progress p;
         renc_engine_snapshot(e, &p);
         const char *outcome = pc.journal_rc ? "failed"
                               : interrupted ? "interrupted"
-                              : p.failed || work.error_count || a.held || p.items_finished < p.items_total
+                              : p.failed || work.error_count || a->held || p.items_finished < p.items_total
                                   ? "failed"
                                   : "finished";
         rc = pc.journal_rc ? pc.journal_rc : renc_journal_end(sess.journal, outcome);
@@ -789,6 +827,14 @@ static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op,
                  journaled ? " (journal " : "", journaled ? sess.journal_path : "",
                  journaled ? ")" : "");
         status = RENC_EXIT_INTERRUPTED;
+    }
+    {
+        struct renc_engine_progress p;
+        renc_engine_snapshot(e, &p);
+        a->failed_total = p.failed + work.error_count + a->held;
+        a->outcome = interrupted ? "interrupted" : status == RENC_EXIT_OK ? "finished" : "failed";
+        if (journaled)
+            snprintf(a->journal_path, sizeof a->journal_path, "%s", sess.journal_path);
     }
     goto out;
 
@@ -811,6 +857,94 @@ out:
     renc_keyring_free(kr);
     renc_session_cleanup(&sess);
     return status;
+}
+
+/* run --env: one run per environment, over DATA/<id>, to its policy key;
+ * a locked environment is refused before anything is read, and the next
+ * one goes on.  The catalog learns each run's outcome. */
+static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_op op,
+                          struct renc_bulk_args *a)
+{
+    struct renc_catalog *cat = NULL;
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    struct renc_env *all = NULL;
+    size_t n = 0;
+    int status = RENC_EXIT_OK;
+    int rc = renc_open_keys(&a->g, 0, &kr, &ks);
+    if (rc == 0)
+        rc = renc_envctl_open(&a->g, 0, &cat);
+    if (rc == 0 && a->all_envs)
+        rc = renc_catalog_list(cat, &all, &n);
+    if (rc) {
+        renc_err(cmd, "%s", rc == -ENOENT ? "no environments yet ('reencrypt env create ID')"
+                                          : renc_strerror(rc));
+        status = renc_exit_for(rc);
+        goto out;
+    }
+    if (!a->all_envs)
+        n = a->env_count;
+    if (a->all_envs && n == 0)
+        printf("%s: no environments in the catalog\n", cmd);
+    for (size_t i = 0; i < n && !atomic_load(&renc_stop_flag); i++) {
+        const char *id = a->all_envs ? all[i].id : a->envs[i];
+        struct renc_env env;
+        char why[1024] = "", current[RENC_MAX_REF_LEN + 1] = "", src[4096];
+        rc = renc_envctl_ready(cat, ks, id, &env, current, sizeof current, why, sizeof why);
+        if (rc == 0)
+            rc = renc_envdata_path(src, sizeof src, a->g.data_dir, id, NULL);
+        if (rc == 0)
+            rc = renc_envdata_create(a->g.data_dir, id);
+        if (rc) {
+            renc_err(cmd, "%s", why[0] ? why : renc_strerror(rc));
+            if (status == RENC_EXIT_OK || renc_exit_for(rc) == RENC_EXIT_USAGE)
+                status = renc_exit_for(rc);
+            continue;
+        }
+        printf("%s: environment %s: %s %s (current version %s)\n", cmd, id,
+               renc_policy_name(env.policy), env.key_ref, current);
+        fflush(stdout);
+        char *sources[1] = {src};
+        a->sources = sources;
+        a->source_count = 1;
+        a->to = op == RENC_ENGINE_RUN ? env.key_ref : NULL;
+        a->finished_before = a->held = a->failed_total = 0;
+        a->outcome = NULL;
+        a->journal_path[0] = '\0';
+        int st = renc_bulk_exec(cmd, usage, op, a);
+        if (op == RENC_ENGINE_RUN && !a->dry_run && a->outcome) {
+            if ((rc = renc_catalog_note_run(cat, id, a->outcome, (int64_t)a->failed_total,
+                                            a->journal_path)))
+                renc_err(cmd, "catalog: %s: %s", id, renc_strerror(rc));
+            struct renc_census c;
+            if (renc_catalog_get(cat, id, &env) == 0 &&
+                renc_census_take(&c, a->g.data_dir, id, env.key_ref, current) == 0) {
+                printf("%s: environment %s is %s\n", cmd, id, renc_env_status(&env, &c));
+                renc_census_cleanup(&c);
+            }
+        }
+        if (st != RENC_EXIT_OK && (status == RENC_EXIT_OK || st == RENC_EXIT_INTERRUPTED))
+            status = st;
+    }
+out:
+    renc_free(all);
+    renc_catalog_close(cat);
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return status;
+}
+
+static int renc_bulk(const char *cmd, const char *usage, enum renc_engine_op op, int argc,
+                     char **argv)
+{
+    struct renc_bulk_args a;
+    memset(&a, 0, sizeof a);
+    int status = renc_bulk_parse(cmd, usage, argc, argv, &a);
+    if (status >= 0)
+        return status;
+    if (a.env_count || a.all_envs)
+        return renc_bulk_envs(cmd, usage, op, &a);
+    return renc_bulk_exec(cmd, usage, op, &a);
 }
 
 int renc_cmd_run(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/path.h"
 #include "io/file.h"
+#include "reencrypt/sqlerr.h"
 
 #define RENC_JOURNAL_APP_ID 0x52454e43 /* "RENC" */
 #define RENC_JOURNAL_SCHEMA 1
@@ -91,17 +92,7 @@ static double renc_now(void)
 /* SQLite's result codes in the project's terms. */
 static int renc_sql_rc(int rc)
 {
-    switch (rc & 0xff) {
-    case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
-    case SQLITE_FULL: return -ENOSPC;
-    case SQLITE_IOERR: return -EIO;
-    case SQLITE_NOMEM: return -RENC_E_NOMEM;
-    case SQLITE_BUSY: case SQLITE_LOCKED: return -RENC_E_BUSY;
-    case SQLITE_NOTADB: case SQLITE_CORRUPT: return -RENC_E_BAD_JOURNAL;
-    case SQLITE_CANTOPEN: return -EACCES;
-    case SQLITE_READONLY: return -EROFS;
-    default: return -RENC_E_JOURNAL;
-    }
+    return renc_sqlite_rc(rc, -RENC_E_BAD_JOURNAL, -RENC_E_JOURNAL);
 }
 
 static int renc_exec(struct renc_journal *j, const char *sql)

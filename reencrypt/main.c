@@ -11,12 +11,19 @@ static const struct {
     int (*fn)(int, char **);
     const char *summary;
 } renc_commands[] = {
-    {"keys", renc_cmd_keys, "manage the local keyring (create, list, rotate, disable, enable, revoke, restore)"},
+    {"keys", renc_cmd_keys, "manage the local keyring (create, list, versions, rotate, disable, enable, revoke, restore)"},
+    {"env", renc_cmd_env, "manage environments (create, list, show, set-policy, lock, unlock, reset, config)"},
+    {"put", renc_cmd_put, "seal files into an environment under its policy key"},
+    {"backup", renc_cmd_backup, "take a backup of an environment's blobs (backup create)"},
+    {"restore", renc_cmd_restore, "restore a backup into an environment, when the rules allow"},
+    {"copy", renc_cmd_copy, "copy an environment's blobs into another, when the rules allow"},
+    {"restore-check", renc_cmd_restore_check, "may this backup be restored there? the rule and a full validation"},
+    {"copy-check", renc_cmd_copy_check, "may this environment be copied there? the rule and a full validation"},
     {"encrypt", renc_cmd_encrypt, "seal one file (or stdin) into a RENC v1 blob"},
     {"decrypt", renc_cmd_decrypt, "open one RENC v1 blob, verifying every record"},
     {"inspect", renc_cmd_inspect, "print a blob's header as JSON (no key needed)"},
     {"plan", renc_cmd_plan, "read headers only: blobs, bytes and unwraps per key, and time estimates"},
-    {"run", renc_cmd_run, "bring every blob of a tree or manifest under a target key"},
+    {"run", renc_cmd_run, "bring every blob of environments, a tree or a manifest under a target key"},
     {"verify", renc_cmd_verify, "open every record of every blob, writing nothing"},
     {"status", renc_cmd_status, "a run's progress, failures and what is left, from its journal"},
 };
@@ -25,9 +32,10 @@ static void renc_usage(FILE *f)
 {
     fprintf(f, "usage: reencrypt COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof renc_commands / sizeof renc_commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", renc_commands[i].name, renc_commands[i].summary);
+        fprintf(f, "  %-13s %s\n", renc_commands[i].name, renc_commands[i].summary);
     fprintf(f, "\nevery command takes --state DIR (default $RENC_HOME, else "
-               "~/.local/state/reencrypt) and --keyring DIR (default STATE/keyring).\n"
+               "~/.local/state/reencrypt), --keyring DIR (default STATE/keyring)\n"
+               "and --data DIR (default $RENC_DATA, else STATE/data).\n"
                "'reencrypt COMMAND --help' tells more; docs/CLI.md tells all.\n");
 }
 

@@ -28,11 +28,19 @@ struct renc_verdict_text {
 /* renc_rule_restore: may the backup with header h be restored into target?
  * source is the backup's source environment's record, or NULL when the
  * catalog no longer has it (a restore into another environment is then
- * judged by the keys alone). */
+ * judged by the keys alone).  The verdict today rests on h and target only
+ * (the same words whether source is known or not): the checks, in order,
+ * are target locked (-RENC_E_ENV_LOCKED), h's kind not "backup", no
+ * source-env, target being source-env (allowed), target on mmk, and no slot
+ * of h naming target's key (each -RENC_E_NOT_ALLOWED).  Values read from h
+ * are quoted without control characters. */
 void renc_rule_restore(struct renc_verdict_text *v, const struct renc_header *h,
                        const struct renc_env *source, const struct renc_env *target);
 
-/* renc_rule_copy: may environment from be copied into environment to? */
+/* renc_rule_copy: may environment from be copied into environment to?
+ * Refused, in order: from and to the same environment, to or from locked
+ * (-RENC_E_ENV_LOCKED), to or from on mmk, keys that are not the same key
+ * (versions aside). */
 void renc_rule_copy(struct renc_verdict_text *v, const struct renc_env *from,
                     const struct renc_env *to);
 

@@ -3,7 +3,8 @@
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]     (default: all, 180 s per target)
 # TARGET is the <target> of tests/fuzz/fuzz_<target>.c: header, record, blob,
 # keyring (state file and key material files), manifest (run/plan/verify
-# --manifest), roundtrip (seal then open, records and whole blobs).
+# --manifest), roundtrip (seal then open, records and whole blobs), archive
+# (the backup archive reader, fed in two chunks).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Seeds for tests/fuzz/corpus/{keyring,manifest,roundtrip} (the input layouts
-are described at the top of tests/fuzz/fuzz_<target>.c).  Run from the source
-root; writes only named seeds (scripts/fuzz.sh adds the hashed ones).  The RSA
+"""Seeds for tests/fuzz/corpus/{keyring,manifest,roundtrip,archive} (the input
+layouts are described at the top of tests/fuzz/fuzz_<target>.c).  Run from the
+source root; writes only named seeds (scripts/fuzz.sh adds the hashed ones).
+With target names as arguments (`mkseeds.py archive`) only their seeds are
+written, so the other corpora, whose keys are made afresh, stay as they are.  The RSA
 and EC keys are made on the spot with the openssl command: throwaway test keys
 that guard nothing."""
 import os
 import random
+import struct
 import subprocess
+import sys
 import tempfile
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'corpus')
+ONLY = set(sys.argv[1:])  # the targets to write; none: every one
 
 
 def put(target, name, data):
+    if ONLY and target not in ONLY:
+        return
     d = os.path.join(ROOT, target)
     os.makedirs(d, exist_ok=True)
     assert len(data) < 65536
@@ -155,3 +162,77 @@ rt('s15-no-room-two-slots', 3 | NOROOM | TWO, 90, 1, text(9000))
 rt('s16-zstd-mixed', 4 | COMPRESS, 65535, 0x55, text(9000) + randb(9000))
 rt('s12-zstd-random-stays-raw', COMPRESS, 12345, 3, randb(10000))
 rt('all-options', 0xff, 0xffff, 0xff, text(16384))
+
+# ---- archive: split(2, BE), then the archive (reencrypt/archive.h) --------
+# A valid seed is exactly what renc_archive_writer writes for its entries:
+# fuzz_archive checks that every archive it accepts is rewritten byte for
+# byte by the writer.
+MAGIC = b'RENCBAK1'
+
+
+def ar_entry(name, content, size=None, raw_len=None):
+    name = name.encode() if isinstance(name, str) else name
+    return (b'\x01' + struct.pack('>H', len(name) if raw_len is None else raw_len) + name +
+            struct.pack('>Q', len(content) if size is None else size) + content)
+
+
+def ar_end(entries, nbytes):
+    return b'\x00' + struct.pack('>QQ', entries, nbytes)
+
+
+def archive(entries):
+    """entries: (name, content) in order; a well-formed archive."""
+    return (MAGIC + b''.join(ar_entry(n, c) for n, c in entries) +
+            ar_end(len(entries), sum(len(c) for _, c in entries)))
+
+
+def ar(name, data, split=None):
+    split = len(data) // 2 if split is None else split
+    put('archive', name, struct.pack('>H', split & 0xffff) + data)
+
+
+sample = [('a', b'hello'), ('a/empty', b''), ('b/large.bin', randb(3000)),
+          ('b/\u00e9t\u00e9/\u20ac', b'ok'), ('c', MAGIC + b'\x00\x01' + ar_end(1, 1))]
+good = archive(sample)
+ar('ok-empty-archive', archive([]))
+ar('ok-one-entry', archive([('blob', b'x')]))
+ar('ok-one-empty-entry', archive([('blob', b'')]))
+ar('ok-sample-split-in-magic', good, 3)
+ar('ok-sample-split-in-name', good, 12)
+ar('ok-sample-split-in-size', good, 20)
+ar('ok-sample-split-in-content', good, 1500)
+ar('ok-sample-split-in-end', good, len(good) - 5)
+ar('ok-sample-split-at-end', good, len(good))
+ar('ok-sample-split-past-end', good, 0xffff)
+ar('ok-name-4096', archive([('n' * 4096, b'z')]))
+ar('ok-names-that-look-odd', archive([('...', b''), ('.a', b'1'), ('a b/c', b'2'), ('a.', b''),
+                                      ('a/..b', b'3')]))
+ar('ok-prefix-then-longer', archive([('a', b'1'), ('a/b', b'2'), ('a0', b'3'), ('b', b'4')]))
+ar('ok-many-small', archive([('d/%04d' % i, bytes([i & 255]) * (i % 5)) for i in range(200)]))
+
+ar('bad-empty', b'')
+ar('bad-magic-only', MAGIC)
+ar('bad-magic', b'RENCBAK2' + ar_end(0, 0))
+ar('bad-renc-blob-magic', b'RENC\x01\x0c' + bytes(40))
+for t in (2, 0x7f, 0xff):
+    ar('bad-type-%02x' % t, MAGIC + bytes([t]) + ar_end(0, 0))
+for label, name in [('empty', b''), ('dot', b'.'), ('dotdot', b'..'), ('leading-slash', b'/a'),
+                    ('trailing-slash', b'a/'), ('double-slash', b'a//b'), ('dot-component', b'a/./b'),
+                    ('dotdot-component', b'a/../b'), ('nul', b'a\x00b'), ('bad-utf8', b'\xff'),
+                    ('cut-utf8', b'a\xc3'), ('overlong-utf8', b'\xc0\xaf'),
+                    ('surrogate', b'\xed\xa0\x80'), ('too-long', b'n' * 4097)]:
+    ar('bad-name-' + label, MAGIC + ar_entry(name, b'') + ar_end(1, 0))
+ar('bad-name-len-65535', MAGIC + ar_entry(b'abc', b'', raw_len=0xffff) + ar_end(1, 0))
+ar('bad-out-of-order', archive([('b', b'1'), ('a', b'2')]))
+ar('bad-duplicate', archive([('a', b'1'), ('a', b'2')]))
+ar('bad-longer-before-prefix', MAGIC + ar_entry('a/b', b'') + ar_entry('a', b'') + ar_end(2, 0))
+ar('bad-end-entries', MAGIC + ar_entry('a', b'12') + ar_end(2, 2))
+ar('bad-end-bytes', MAGIC + ar_entry('a', b'12') + ar_end(1, 3))
+ar('bad-end-zeros', MAGIC + ar_entry('a', b'12') + ar_end(0, 0))
+ar('bad-trailing-byte', good + b'\x00')
+ar('bad-two-ends', archive([]) + ar_end(0, 0))
+ar('bad-cut-in-content', good[:1500])
+ar('bad-cut-in-end', good[:-1])
+ar('bad-cut-after-entry', MAGIC + ar_entry('a', b'12'))
+ar('bad-size-huge', MAGIC + ar_entry('a', b'xyz', size=2**64 - 1))
+ar('bad-sizes-overflow', MAGIC + ar_entry('a', b'x') + ar_entry('b', b'', size=2**64 - 1))

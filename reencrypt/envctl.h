@@ -1,0 +1,36 @@
+/* reencrypt/envctl.h — what the environment commands share: opening the
+ * catalog, the service-managed key, and the check every command that reads
+ * or writes an environment's data makes first. */
+#ifndef RENC_APP_ENVCTL_H
+#define RENC_APP_ENVCTL_H
+
+#include <stddef.h>
+
+#include "crypto/keyring.h"
+#include "crypto/keystore.h"
+#include "reencrypt/catalog.h"
+#include "reencrypt/cli.h"
+
+/* renc_envctl_open: resolves the global options and opens the catalog
+ * (creating the state folder and catalog with create). */
+int renc_envctl_open(struct renc_global *g, int create, struct renc_catalog **cat);
+
+/* renc_envctl_mmk: the service-managed key's ref (setting "mmk-key",
+ * default local:service-mmk) into ref; a local one that does not exist yet
+ * is created (AES-256), and *created says so. */
+int renc_envctl_mmk(struct renc_catalog *cat, struct renc_keyring *kr, char *ref, size_t max,
+                    int *created);
+
+/* renc_envctl_ready: loads environment id into env and checks that it may
+ * be worked on: -RENC_E_ENV_LOCKED when it is locked, or when its policy
+ * key's access is revoked (the key lock is then recorded in the catalog, as
+ * `keys revoke` would have).  why (may be NULL) gets the sentence to print.
+ * current (may be NULL) receives the policy key's current versioned ref. */
+int renc_envctl_ready(struct renc_catalog *cat, struct renc_keystore *ks, const char *id,
+                      struct renc_env *env, char *current, size_t max, char *why,
+                      size_t why_max);
+
+/* renc_envctl_lock_why: the sentence saying why env is locked. */
+void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max);
+
+#endif
