@@ -231,9 +231,62 @@ static int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct 
 /* ---- put --------------------------------------------------------------- */
 
 static const char renc_put_usage[] =
-    "usage: reencrypt put --env ID [--name NAME] [--replace] FILE...\n"
-    "seals each FILE into DATA/ID/blobs/ (as NAME, or its own name) under the environment's\n"
-    "policy key; a blob of that name is refused unless --replace.\n";
+    "usage: reencrypt put --env ID [--name NAME] [--replace] (FILE | DIR)...\n"
+    "seals each FILE into DATA/ID/blobs/ (as NAME, or its own name), and every file below a\n"
+    "DIR (as DIR's name, or NAME, then its path below DIR), under the environment's policy\n"
+    "key; all or none of them appear.  A blob of that name is refused unless --replace.\n";
+
+/* Seals one file into the environment as `want` (a blob name).  Returns -1
+ * to go on, or an exit. */
+static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
+                        struct renc_stage *stage, const char *dir, const char *in,
+                        const char *want, uint64_t *bytes)
+{
+    char name[RENC_ARCHIVE_NAME_MAX + 1], final[8192];
+    if (renc_path_tidy(name, sizeof name, want, RENC_PATH_NO_DOTDOT) || !name[0] ||
+        strcmp(name, ".") == 0 || name[0] == '/') {
+        renc_err(c->cmd, "%s: '%s' cannot name a blob (empty, '..' or absolute)", in, want);
+        return RENC_EXIT_USAGE;
+    }
+    if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) {
+        renc_err(c->cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
+        return RENC_EXIT_USAGE;
+    }
+    int in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (in_fd < 0 || fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = in_fd < 0 ? errno : EISDIR;
+        renc_err(c->cmd, "%s: %s", in, in_fd < 0 ? strerror(e) : "not a regular file");
+        if (in_fd >= 0)
+            close(in_fd);
+        return RENC_EXIT_USAGE;
+    }
+    int out_fd = -1;
+    int rc = renc_stage_open(stage, final, &out_fd);
+    if (rc) {
+        renc_err(c->cmd, "%s: %s%s", final, renc_strerror(rc),
+                 rc == -EEXIST ? " (--replace replaces it)" : "");
+        close(in_fd);
+        return renc_exit_for(rc);
+    }
+    const char *refs[] = {env->key_ref};
+    struct renc_seal_opts so = {
+        .env = env->id, .kind = "blob", .name = name, .key_refs = refs, .key_ref_count = 1,
+        .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    struct renc_blob_status bs;
+    rc = renc_blob_seal(c->ks, &so, in_fd, out_fd, (uint64_t)st.st_size, &bs);
+    close(in_fd);
+    int rc2 = renc_stage_close(stage, out_fd);
+    if (rc == 0)
+        rc = rc2;
+    if (rc) {
+        renc_blob_err(c->cmd, rc == -RENC_E_LENGTH_MISMATCH ? in : final, rc, &bs);
+        return RENC_EXIT_FAILED;
+    }
+    *bytes += bs.plaintext_bytes;
+    return -1;
+}
 
 int renc_cmd_put(int argc, char **argv)
 {
@@ -256,59 +309,48 @@ int renc_cmd_put(int argc, char **argv)
         (status = renc_data_lock(&c, c.a.env)) >= 0)
         goto out;
     renc_envdata_path(dir, sizeof dir, c.a.g.data_dir, c.a.env, "blobs");
+    uint64_t files = 0;
     for (int i = 0; i < c.a.arg_count; i++) {
-        const char *in = c.a.args[i];
-        const char *base = strrchr(in, '/');
-        base = base ? base + 1 : in;
-        char name[RENC_ARCHIVE_NAME_MAX + 1], final[8192];
-        if (renc_path_tidy(name, sizeof name, c.a.name ? c.a.name : base, RENC_PATH_NO_DOTDOT) ||
-            !name[0] || strcmp(name, ".") == 0 || name[0] == '/') {
-            renc_err(c.cmd, "%s: '%s' cannot name a blob (empty, '..' or absolute)", in,
-                     c.a.name ? c.a.name : base);
+        /* A folder puts every file below it, named by its path under the
+         * folder's own name (or under --name). */
+        const char *arg = c.a.args[i];
+        struct stat ast;
+        if (stat(arg, &ast) != 0) {
+            renc_err(c.cmd, "%s: %s", arg, strerror(errno));
             status = RENC_EXIT_USAGE;
             goto out;
         }
-        if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) {
-            renc_err(c.cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
-        int in_fd = open(in, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (in_fd < 0 || fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            int e = in_fd < 0 ? errno : EISDIR;
-            renc_err(c.cmd, "%s: %s", in, in_fd < 0 ? strerror(e) : "not a regular file");
-            if (in_fd >= 0)
-                close(in_fd);
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
-        int out_fd = -1;
-        int rc = renc_stage_open(&stage, final, &out_fd);
+        struct renc_scan scan;
+        memset(&scan, 0, sizeof scan);
+        int rc = renc_scan_paths(&scan, &arg, 1, NULL);
+        for (size_t k = 0; rc == 0 && k < scan.error_count; k++)
+            rc = scan.errors[k].rc;
         if (rc) {
-            renc_err(c.cmd, "%s: %s%s", final, renc_strerror(rc),
-                     rc == -EEXIST ? " (--replace replaces it)" : "");
-            close(in_fd);
+            renc_err(c.cmd, "%s: %s", scan.error_count ? scan.errors[0].path : arg,
+                     renc_strerror(rc));
+            renc_scan_cleanup(&scan);
             status = renc_exit_for(rc);
             goto out;
         }
-        const char *refs[] = {env.key_ref};
-        struct renc_seal_opts so = {
-            .env = env.id, .kind = "blob", .name = name, .key_refs = refs, .key_ref_count = 1,
-            .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
-        };
-        struct renc_blob_status bs;
-        rc = renc_blob_seal(c.ks, &so, in_fd, out_fd, (uint64_t)st.st_size, &bs);
-        close(in_fd);
-        int rc2 = renc_stage_close(&stage, out_fd);
-        if (rc == 0)
-            rc = rc2;
-        if (rc) {
-            renc_blob_err(c.cmd, rc == -RENC_E_LENGTH_MISMATCH ? in : final, rc, &bs);
-            status = RENC_EXIT_FAILED;
-            goto out;
+        char tidy[4096];
+        const char *prefix = c.a.name;
+        if (!prefix && S_ISDIR(ast.st_mode) &&
+            renc_path_tidy(tidy, sizeof tidy, arg, 0) == 0) {
+            const char *b = strrchr(tidy, '/');
+            prefix = b ? b + 1 : tidy;
         }
-        bytes += bs.plaintext_bytes;
+        for (size_t k = 0; status < 0 && k < scan.count; k++) {
+            char want[8192];
+            if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
+                renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
+            else
+                renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
+            status = renc_put_one(&c, &env, &stage, dir, scan.items[k].path, want, &bytes);
+            files++;
+        }
+        renc_scan_cleanup(&scan);
+        if (status >= 0)
+            goto out;
     }
     int rc = renc_stage_commit(&stage);
     if (rc) {
@@ -317,10 +359,10 @@ int renc_cmd_put(int argc, char **argv)
         goto out;
     }
     char detail[256];
-    renc_textf(detail, sizeof detail, "%d files, %llu bytes, under %s", c.a.arg_count,
-             (unsigned long long)bytes, current);
+    renc_textf(detail, sizeof detail, "%llu files, %llu bytes, under %s",
+               (unsigned long long)files, (unsigned long long)bytes, current);
     renc_catalog_note(c.cat, env.id, "put", detail);
-    printf("put: sealed %d files (%llu bytes) into %s under %s\n", c.a.arg_count,
+    printf("put: sealed %llu files (%llu bytes) into %s under %s\n", (unsigned long long)files,
            (unsigned long long)bytes, env.id, current);
     status = RENC_EXIT_OK;
 out:

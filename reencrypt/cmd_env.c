@@ -131,6 +131,17 @@ static json_t *renc_env_view_json(const struct renc_env_view *v, struct renc_cat
     return j;
 }
 
+#define RENC_SHOW_PATHS 5   /* text: paths listed per kind */
+#define RENC_SHOW_EVENTS 12 /* text: the latest history rows */
+
+static void renc_paths_print(const char *what, char *const *paths, uint64_t n)
+{
+    for (uint64_t i = 0; i < n && i < RENC_SHOW_PATHS; i++)
+        printf("  %-13s %s\n", i ? "" : what, paths[i]);
+    if (n > RENC_SHOW_PATHS)
+        printf("  %-13s ... and %llu more\n", "", (unsigned long long)(n - RENC_SHOW_PATHS));
+}
+
 static void renc_env_view_print(const struct renc_env_view *v, struct renc_catalog *cat)
 {
     const struct renc_env *e = &v->env;
@@ -176,10 +187,8 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
             printf("  older version %llu files under an older version of %s "
                    "('reencrypt run --env %s' rewraps them)\n",
                    (unsigned long long)c->old_version, e->key_ref, e->id);
-        for (uint64_t i = 0; i < c->off_policy && i < RENC_CENSUS_LIST; i++)
-            printf("  %-13s %s\n", i ? "" : "not under key", c->off_policy_paths[i]);
-        for (uint64_t i = 0; i < c->unreadable && i < RENC_CENSUS_LIST; i++)
-            printf("  %-13s %s\n", i ? "" : "unreadable", c->unreadable_paths[i]);
+        renc_paths_print("not under key", c->off_policy_paths, c->off_policy);
+        renc_paths_print("unreadable", c->unreadable_paths, c->unreadable);
     }
     if (e->last_run[0]) {
         renc_time_text(b1, sizeof b1, e->last_run_at);
@@ -189,8 +198,9 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
     struct renc_env_event *ev = NULL;
     size_t nev = 0;
     if (cat && renc_catalog_history(cat, e->id, &ev, &nev) == 0) {
-        printf("  history\n");
-        for (size_t i = 0; i < nev; i++) {
+        size_t first = nev > RENC_SHOW_EVENTS ? nev - RENC_SHOW_EVENTS : 0;
+        printf("  history%s\n", first ? "       (the latest; 'env show --json' has all)" : "");
+        for (size_t i = first; i < nev; i++) {
             renc_time_text(b1, sizeof b1, ev[i].at);
             printf("    %s  %-10s %s\n", b1, ev[i].action, ev[i].detail);
         }

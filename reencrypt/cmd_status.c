@@ -3,6 +3,9 @@
  * Reads the journal read-only (SQLite WAL: never blocks the run), so it
  * works while the run is going, after it stopped and after a crash. */
 #include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -14,11 +17,13 @@
 
 #include "common/error.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/envdata.h"
 #include "reencrypt/journal.h"
 
 static const char renc_status_usage[] =
-    "usage: reencrypt status [--journal FILE] [--json] [--failures N]\n"
-    "  without --journal: the most recently updated journal under STATE/journals\n";
+    "usage: reencrypt status [--journal FILE | --env ID] [--json] [--failures N]\n"
+    "  --env ID: the journal of 'run --env ID' ('env show ID' tells the environment's status)\n"
+    "  without either: the most recently updated journal under STATE/journals\n";
 
 /* The most recently written journal under STATE/journals. */
 static int renc_latest_journal(const char *state_dir, char *out, size_t max, unsigned *count)
@@ -106,12 +111,13 @@ int renc_cmd_status(int argc, char **argv)
         {"journal", required_argument, NULL, 'J'},
         {"json", no_argument, NULL, 'j'},
         {"failures", required_argument, NULL, 'f'},
+        {"env", required_argument, NULL, 'e'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct renc_global g;
     memset(&g, 0, sizeof g);
-    const char *path = NULL;
+    const char *path = NULL, *env = NULL;
     int json = 0;
     uint64_t max_failures = 20;
     int opt;
@@ -121,6 +127,7 @@ int renc_cmd_status(int argc, char **argv)
             continue;
         switch (opt) {
         case 'J': path = optarg; break;
+        case 'e': env = optarg; break;
         case 'j': json = 1; break;
         case 'f':
             if (renc_parse_size(optarg, &max_failures) != 0) {
@@ -139,6 +146,30 @@ int renc_cmd_status(int argc, char **argv)
     char found[4400];
     unsigned journals = 1;
     int rc;
+    if (env) {
+        /* The journal run --env keeps: the default one for its one source. */
+        char dir[4096], real[PATH_MAX];
+        if (path || !renc_env_id_valid(env)) {
+            renc_err("status", path ? "give --journal or --env, not both"
+                                    : "'%s' is not an environment id", path ? "" : env);
+            return RENC_EXIT_USAGE;
+        }
+        rc = renc_global_resolve(&g, 0);
+        if (rc == 0)
+            rc = renc_envdata_path(dir, sizeof dir, g.data_dir, env, NULL);
+        if (rc == 0 && !realpath(dir, real))
+            rc = -errno;
+        if (rc == 0)
+            rc = renc_journal_default_path(g.state_dir, real, "", found, sizeof found);
+        if (rc == 0 && access(found, F_OK) != 0)
+            rc = -ENOENT;
+        if (rc) {
+            renc_err("status", "environment %s has no run journal (%s): 'reencrypt run --env %s' "
+                               "keeps one", env, renc_strerror(rc), env);
+            return RENC_EXIT_USAGE;
+        }
+        path = found;
+    }
     if (!path) {
         if ((rc = renc_global_resolve(&g, 0)) == 0)
             rc = renc_latest_journal(g.state_dir, found, sizeof found, &journals);

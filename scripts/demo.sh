@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: sets up, builds, then shows what the tool
-# does with a local keyring and a local data directory.
+# The main job on embedded defaults: sets up, builds, then tells the whole
+# story with a local keyring, a local data directory and the SQLite catalog:
+# environments under mmk and byok with data and backups, a switch to a
+# customer-managed key and the migration run, a rotation by header rewrap,
+# the restore and copy rules saying yes and no, a revoked key locking its
+# environments, and a crash and resume.
 #   scripts/demo.sh            (state and data under ./demo, made anew)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,107 +14,89 @@ bin=$PWD/$dir/reencrypt/reencrypt
 
 demo=${RENC_DEMO_DIR:-$PWD/demo}
 rm -rf "$demo"
-mkdir -p "$demo/plain" "$demo/data" "$demo/opened"
-export RENC_HOME=$demo/state
+mkdir -p "$demo/plain" "$demo/opened"
+export RENC_HOME=$demo/state   # keyring, catalog, journals, and data under it
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ reencrypt %s\n' "$*"; "$bin" "$@"; }
+refused() { printf '$ reencrypt %s\n' "$*"; if "$bin" "$@"; then echo "unexpected: allowed" >&2; exit 1; fi; }
 
-step "A local keyring under $RENC_HOME/keyring: a service key (AES-256) and a customer key (RSA-3072)"
-run keys create mmk --type aes256
-run keys create customer --type rsa3072
-run keys list
+step "One blob: seal, inspect (no key needed), open; a tampered copy is refused"
+run keys create customer-byok --type aes256
+seq 1 200000 > "$demo/plain/log.txt"
+run encrypt --env scratch --key local:customer-byok --compress "$demo/plain/log.txt" "$demo/log.renc"
+"$bin" inspect "$demo/log.renc" | jq -c '{header_len, segment_size, context, slots: [.slots[].ref]}'
+run decrypt "$demo/log.renc" "$demo/opened/log.txt"
+cmp "$demo/plain/log.txt" "$demo/opened/log.txt" && echo "  identical"
+cp "$demo/log.renc" "$demo/tampered.renc"
+printf '\xff' | dd of="$demo/tampered.renc" bs=1 seek=2000 conv=notrunc status=none
+refused decrypt "$demo/tampered.renc" "$demo/opened/tampered.txt" || true
+ls "$demo/opened/tampered.txt" 2>/dev/null || echo "  (no output file left behind)"
 
-step "Sample plaintext of different sizes"
-head -c 0 /dev/zero > "$demo/plain/empty.bin"
-head -c 1000 /dev/urandom > "$demo/plain/small.bin"
-head -c $((3 * 1024 * 1024 + 17)) /dev/urandom > "$demo/plain/medium.bin"
-seq 1 400000 > "$demo/plain/log.txt"   # compressible text
-ls -l "$demo/plain"
+step "Environments: prod and dr under the service-managed key, staging under its own (byok)"
+run env create prod --region eu-west
+run env create staging --region eu-west
+run env create dr --region eu-north
+run env set-policy staging --byok local:customer-byok
 
-step "Seal each into a RENC v1 blob (AES-256-GCM records under a fresh DEK, wrapped by the key)"
-run encrypt --env env-a --key local:mmk "$demo/plain/empty.bin" "$demo/data/empty.renc"
-run encrypt --env env-a --key local:mmk "$demo/plain/small.bin" "$demo/data/small.renc"
-run encrypt --env env-a --key local:customer --segment-size 256K "$demo/plain/medium.bin" "$demo/data/medium.renc"
-seq 1 400000 | "$bin" encrypt --env env-a --key local:mmk --key local:customer --compress - "$demo/data/log.renc"
-echo "(log.txt sealed from stdin, compressed, with two key slots)"
-ls -l "$demo/data"
+step "Data: 600 small blobs and a 32 MiB export in prod, a few in staging"
+mkdir -p "$demo/plain/orders/2026/11"
+for i in $(seq 1 600); do head -c $((RANDOM % 16384 + 1)) /dev/urandom > "$demo/plain/orders/2026/11/o$i.json"; done
+head -c $((32 * 1024 * 1024)) /dev/urandom > "$demo/plain/export.bin"
+run put --env prod "$demo/plain/export.bin" "$demo/plain/orders"
+run put --env staging "$demo/plain/orders/2026/11/o1.json" "$demo/plain/orders/2026/11/o2.json"
+run backup create --env prod --name nightly-1.renc
+run backup create --env staging --name nightly-1.renc
+run env list
 
-step "Inspect a header (no key needed)"
-run inspect "$demo/data/log.renc"
+step "BYOK to CMK: prod's policy becomes a customer-managed key (RSA-3072)"
+run keys create contoso-cmk --type rsa3072
+run env set-policy prod --cmk local:contoso-cmk
+run env show prod
+step "The migration run: every blob and backup of prod under the customer key (journaled, resumable)"
+run run --env prod --progress=bar --report "$demo/migration.json"
+jq -c '{blobs, mb_per_s, blobs_per_s, unwraps, dek_cache_hits, wraps}' "$demo/migration.json"
+run env show prod
 
-step "Open every blob (each record verified) and compare with the original"
-for f in empty small medium; do
-  run decrypt "$demo/data/$f.renc" "$demo/opened/$f.bin"
-  cmp "$demo/plain/$f.bin" "$demo/opened/$f.bin" && echo "  $f: identical"
-done
-run decrypt "$demo/data/log.renc" "$demo/opened/log.txt"
-cmp "$demo/plain/log.txt" "$demo/opened/log.txt" && echo "  log: identical"
+step "Key rotation: a new version of the customer key; the old one stays while anything needs it"
+run keys rotate contoso-cmk
+refused keys disable contoso-cmk/1 || true
+run run --env prod --mode rewrap --progress=bar
+run keys versions contoso-cmk
+run keys disable contoso-cmk/1
 
-step "Rotate the service key; old blobs still open under version 1, new ones use version 2"
-run keys rotate mmk
-run encrypt --env env-a --key local:mmk "$demo/plain/small.bin" "$demo/data/small-v2.renc"
-"$bin" inspect "$demo/data/small-v2.renc" | grep '"ref"'
-run decrypt "$demo/data/small.renc" "$demo/opened/small-again.bin"
+step "Restore and copy rules: dr gets the same customer key, staging keeps its own"
+run env set-policy dr --cmk local:contoso-cmk
+run restore-check "$RENC_HOME/data/prod/backups/nightly-1.renc" --target dr
+refused restore-check "$RENC_HOME/data/prod/backups/nightly-1.renc" --target staging || true
+run copy-check --from prod --to dr
+refused copy-check --from prod --to staging || true
+run restore "$RENC_HOME/data/prod/backups/nightly-1.renc" --target dr
+run decrypt "$RENC_HOME/data/dr/blobs/export.bin" "$demo/opened/export.bin"
+cmp "$demo/plain/export.bin" "$demo/opened/export.bin" && echo "  dr's export.bin: identical to the original"
 
-step "Revoke the customer key: its blob can no longer be opened, and nothing is written"
-run keys revoke customer
-if run decrypt "$demo/data/medium.renc" "$demo/opened/medium-revoked.bin"; then
-  echo "unexpected: opened under a revoked key" >&2; exit 1
-fi
-ls "$demo/opened/medium-revoked.bin" 2>/dev/null || echo "  (no output file left behind)"
-echo "  the two-slot log blob still opens through its mmk slot:"
-run decrypt "$demo/data/log.renc" "$demo/opened/log-again.txt"
-run keys restore customer
+step "The customer revokes the key: prod and dr are locked, nothing is read or written"
+run keys revoke contoso-cmk
+run env list
+refused run --env prod --progress=none || true
+refused put --env dr "$demo/plain/orders/2026/11/o3.json" || true
+step "Access restored: the environments unlock"
+run keys restore contoso-cmk
+run run --env prod --progress=none
 
-step "Tamper with one byte of a blob: it is refused, no partial plaintext is left"
-cp "$demo/data/medium.renc" "$demo/data/tampered.renc"
-printf '\xff' | dd of="$demo/data/tampered.renc" bs=1 seek=500000 conv=notrunc status=none
-if run decrypt "$demo/data/tampered.renc" "$demo/opened/tampered.bin"; then
-  echo "unexpected: tampered blob opened" >&2; exit 1
-fi
-ls "$demo/opened/tampered.bin" 2>/dev/null || echo "  (no output file left behind)"
-
-step "A bulk migration: 600 blobs of an environment, sealed under the service key"
-mkdir -p "$demo/env-b/blobs/2026/11" "$demo/env-b/backups"
-for i in $(seq 1 200); do head -c $((RANDOM % 16384 + 1)) /dev/urandom > "$demo/plain/b$i"; done
-head -c $((48 * 1024 * 1024)) /dev/urandom > "$demo/plain/backup.bin"
-for i in $(seq 1 200); do
-  "$bin" encrypt --env env-b --key local:mmk "$demo/plain/b$i" "$demo/env-b/blobs/2026/11/b$i.renc" >/dev/null
-  cp "$demo/env-b/blobs/2026/11/b$i.renc" "$demo/env-b/blobs/b$i-copy1.renc"
-  cp "$demo/env-b/blobs/2026/11/b$i.renc" "$demo/env-b/blobs/b$i-copy2.renc"
-done
-"$bin" encrypt --env env-b --kind backup --key local:mmk "$demo/plain/backup.bin" "$demo/env-b/backups/full.renc" >/dev/null
-echo "notes that are not RENC" > "$demo/env-b/README.txt"
-run plan "$demo/env-b"
-
-step "Convert the environment to the customer key: rewrap (new header, records untouched)"
-run run --to local:customer --mode rewrap --progress=bar --report "$demo/rewrap-report.json" "$demo/env-b"
-jq -c '{blobs, mb_per_s, unwraps, dek_cache_hits, wraps}' "$demo/rewrap-report.json"
-run plan "$demo/env-b"
-
-step "Run it again: everything already under the target is skipped"
-run run --to local:customer --progress=none "$demo/env-b"
-
-step "Rekey (new DEKs, every record re-sealed) under a new version of the customer key"
-run keys rotate customer
-run run --to local:customer --mode rekey --share-dek 50 --progress=bar "$demo/env-b"
-
-step "A crash in the middle of a run (the test seam kills it at its 20th durability barrier)"
-run keys rotate customer
-RENC_FAULT=fsync:20:KILL "$bin" run --to local:customer --mode rekey --progress=none "$demo/env-b" \
+step "Rekey under a new version (new DEKs, every record re-sealed); the test seam kills it at its 8th durability barrier"
+run keys rotate contoso-cmk
+printf '$ RENC_FAULT=fsync:8:KILL reencrypt run --env prod --mode rekey\n'
+RENC_FAULT=fsync:8:KILL "$bin" run --env prod --mode rekey --progress=none >/dev/null \
   && { echo "unexpected: the run was not killed" >&2; exit 1; } || echo "  (killed: exit $?)"
-run status
-step "Run the same command again: it resumes from its journal"
-run run --to local:customer --mode rekey --resume --progress=none "$demo/env-b"
+run status --env prod
+step "The same command again resumes from its journal"
+run run --env prod --mode rekey --progress=none
+run verify --env prod --progress=none
+run env show prod
 
-step "Rotate once more: a rewrap rewrites only each blob's header, in place, journaled first"
-run keys rotate customer
-run run --to local:customer --mode rewrap --progress=none "$demo/env-b"
-run status
+step "Reverting staging to the service-managed key"
+run env set-policy staging --mmk local:service-mmk
+run run --env staging --progress=none
+run env list
 
-step "Verify every record of every blob (writes nothing), then open one and compare"
-run verify --progress=none "$demo/env-b"
-run decrypt "$demo/env-b/backups/full.renc" "$demo/opened/backup.bin"
-cmp "$demo/plain/backup.bin" "$demo/opened/backup.bin" && echo "  backup: identical"
-
-step "Done: state in $RENC_HOME, blobs in $demo/data and $demo/env-b"
+step "Done: keyring, catalog, journals and data under $RENC_HOME"

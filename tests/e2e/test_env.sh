@@ -87,6 +87,19 @@ expect_exit 1 renc put --env prod "$ORIG/p1.bin"
 expect_msg "exists" "--replace"
 expect_exit 2 renc put --env prod --name ../escape "$ORIG/p1.bin"
 expect_exit 2 renc put --env nosuch "$ORIG/p1.bin"
+mkdir -p "$WORK/tree/a/b"
+mkdata "$WORK/tree/a/b/deep.bin" 5000
+mkdata "$WORK/tree/top.bin" 10
+expect_ok renc put --env dev "$WORK/tree"
+expect_out "sealed 2 files"
+check "put DIR names blobs by the folder's name and their path below it" \
+  test -f "$DATA/dev/blobs/tree/a/b/deep.bin" -a -f "$DATA/dev/blobs/tree/top.bin"
+expect_plain "put DIR round trip" dev tree/a/b/deep.bin "$WORK/tree/a/b/deep.bin"
+tree_hashes "$DATA/dev" >"$WORK/h.dev"
+mkdata "$WORK/tree/new.bin" 10
+expect_exit 1 renc put --env dev "$WORK/tree"
+expect_msg "tree/a/b/deep.bin" "exists"
+unchanged "put refused on one existing name adds none of the others" "$DATA/dev" "$WORK/h.dev"
 expect_plain "put round trip" prod p2.bin "$ORIG/p2.bin"
 expect_plain "put round trip (nested name)" prod reports/2026/text.txt "$ORIG/text.txt"
 expect_ok renc env show prod --json
@@ -111,6 +124,32 @@ BK_BYOK=$DATA/prod/backups/before-cmk.renc
 check "backup context: kind backup, source-env prod" \
   test "$(renc inspect "$BK_BYOK" | jq -r '.context.kind + " " + .context["source-env"]')" = "backup prod"
 cp "$BK_BYOK" "$WORK/offsite-byok.renc"
+# The archive inside, read by a second reader written from docs/FORMAT.md.
+renc decrypt "$BK_BYOK" "$WORK/archive.bin" >/dev/null
+check "backup archive matches docs/FORMAT.md and the blobs' plaintexts" python3 - "$WORK/archive.bin" "$ORIG" <<'PY'
+import hashlib, struct, sys
+data = open(sys.argv[1], "rb").read()
+orig = sys.argv[2]
+want = {"empty.bin": "empty.bin", "p1.bin": "p1.bin", "p2.bin": "p2.bin", "p3.bin": "p3.bin",
+        "reports/2026/text.txt": "text.txt"}
+assert data[:8] == b"RENCBAK1", data[:8]
+off, names, total = 8, [], 0
+while True:
+    t = data[off]; off += 1
+    if t == 0:
+        count, nbytes = struct.unpack(">QQ", data[off:off + 16]); off += 16
+        break
+    assert t == 1, t
+    (nl,) = struct.unpack(">H", data[off:off + 2]); off += 2
+    name = data[off:off + nl].decode(); off += nl
+    (size,) = struct.unpack(">Q", data[off:off + 8]); off += 8
+    content = data[off:off + size]; off += size
+    assert open(orig + "/" + want[name], "rb").read() == content, name
+    names.append(name); total += size
+assert off == len(data), "bytes after the end record"
+assert names == sorted(names, key=lambda n: n.encode()) and names == sorted(want), names
+assert (count, nbytes) == (len(names), total), (count, nbytes)
+PY
 
 expect_ok renc env set-policy prod --cmk local:cmk-shared
 expect_out "byok local:byok-prod -> cmk local:cmk-shared" "6 of 6"
@@ -255,6 +294,28 @@ expect_msg "dev is locked"
 expect_out "environment prod" "environment staging"
 expect_ok renc env unlock dev
 expect_ok renc put --env dev "$ORIG/p2.bin"
+
+# ---- faults: a full disk or a kill in the middle changes nothing -------------
+BKP=$DATA/prod/backups/before-rotation.renc
+tree_hashes "$DATA" >"$WORK/h.all"
+RENC_FAULT=write:3:ENOSPC expect_exit 1 renc restore "$BKP" --target prod
+expect_msg "no space left" "nothing was restored"
+unchanged "restore on a full disk" "$DATA" "$WORK/h.all"
+RENC_FAULT=write:2:EIO expect_exit 1 renc put --env prod --replace "$ORIG/p1.bin" "$ORIG/p2.bin"
+expect_msg "input/output error"
+unchanged "put with an I/O error" "$DATA" "$WORK/h.all"
+RENC_FAULT=fsync:1:ENOSPC expect_exit 1 renc backup create --env prod --name never.renc
+unchanged "backup on a full disk" "$DATA" "$WORK/h.all"
+RENC_FAULT=write:4:ENOSPC expect_exit 1 renc copy --from prod --to staging
+unchanged "copy on a full disk" "$DATA" "$WORK/h.all"
+# Killed between two blobs' barriers: temporaries stay, no final path changed;
+# the next run over the environment sweeps them.
+run env RENC_FAULT=fsync:3:KILL "$RENC_BIN" restore --state "$STATE" "$BKP" --target prod
+check "restore killed mid-way (SIGKILL)" test "$RC" -eq 137
+check "the kill left temporaries" test -n "$(temporaries "$DATA/prod")"
+expect_ok renc run --env prod --progress=none
+expect_out "removed" "temporary files left by crashed runs"
+unchanged "killed restore, after the sweep" "$DATA" "$WORK/h.all"
 
 # ---- reset -----------------------------------------------------------------------
 tree_hashes "$DATA" >"$WORK/h.all"
