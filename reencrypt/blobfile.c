@@ -93,6 +93,7 @@ struct renc_sealer {
     struct renc_zstd *z;
     uint8_t *rec;                /* rec_max bytes; plaintext at rec + word */
     size_t rec_max;
+    size_t touched;              /* bytes of rec ever written: what free wipes */
     uint32_t seg;
     size_t fill;                 /* plaintext bytes buffered */
     uint64_t index;              /* index of the next record */
@@ -106,7 +107,7 @@ void renc_sealer_free(struct renc_sealer *s)
     if (!s)
         return;
     if (s->rec) {
-        renc_secmem_wipe(s->rec, s->rec_max);
+        renc_secmem_wipe(s->rec, s->touched);
         renc_free(s->rec);
     }
     renc_zstd_free(s->z);
@@ -135,7 +136,10 @@ int renc_sealer_new(struct renc_sealer **out, struct renc_keystore *ks,
     if (rc)
         goto out_free;
     s->seg = renc_header_seg_size(&s->h);
-    s->rec_max = renc_record_max_len(s->seg);
+    /* A blob known to be shorter than a segment needs no more than itself:
+     * many small blobs then cost no large allocations (and no large wipes). */
+    s->rec_max = renc_record_max_len(known_len != RENC_PLAINTEXT_UNKNOWN && known_len < s->seg
+                                         ? (uint32_t)known_len : s->seg);
     if ((rc = renc_aead_new(&s->aead, s->keys.k_data, RENC_AEAD_BACKEND_AUTO)))
         goto out_free;
     if (o->compress_level > 0 && (rc = renc_zstd_new(&s->z, o->compress_level, s->seg)))
@@ -159,6 +163,8 @@ static int renc_sealer_flush(struct renc_sealer *s, int last)
     int rc = renc_record_seal(s->aead, s->z, s->rec, s->rec_max, &rec_len,
                               s->rec + RENC_RECORD_WORD_LEN, s->fill, s->h.nonce_prefix,
                               (uint32_t)s->index, last);
+    if (rec_len > s->touched)
+        s->touched = rec_len;
     if (rc == 0)
         rc = renc_file_write_full(s->out_fd, s->rec, rec_len);
     if (rc)
@@ -186,6 +192,8 @@ int renc_sealer_write(struct renc_sealer *s, const uint8_t *buf, size_t len)
         size_t n = s->seg - s->fill < len ? s->seg - s->fill : len;
         memcpy(s->rec + RENC_RECORD_WORD_LEN + s->fill, buf, n);
         s->fill += n;
+        if (RENC_RECORD_WORD_LEN + s->fill > s->touched)
+            s->touched = RENC_RECORD_WORD_LEN + s->fill;
         s->accepted += n;
         buf += n;
         len -= n;
@@ -219,11 +227,14 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
 {
     struct renc_sealer *s = NULL;
     uint8_t *buf = NULL;
-    uint32_t seg = 0;
+    size_t seg = 0, touched = 0;
     int rc = renc_sealer_new(&s, ks, o, out_fd, known_len, st);
     if (rc)
         return rc;
-    seg = s->seg;
+    /* Reads of a segment, or of the whole input when it is known shorter
+     * (one more read then finds its end, or the bytes it grew by). */
+    seg = known_len != RENC_PLAINTEXT_UNKNOWN && known_len < s->seg ? (size_t)known_len + 1
+                                                                    : s->seg;
     if (!(buf = renc_malloc(seg))) {
         rc = -RENC_E_NOMEM;
         goto out;
@@ -236,6 +247,8 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
         size_t got;
         if ((rc = renc_file_read_full(in_fd, buf, seg, &got)))
             goto out;
+        if (got > touched)
+            touched = got;
         if ((rc = renc_sealer_write(s, buf, got)))
             goto out;
         if (got < seg)
@@ -244,7 +257,7 @@ int renc_blob_seal(struct renc_keystore *ks, const struct renc_seal_opts *o,
     rc = renc_sealer_finish(s);
 out:
     if (buf) {
-        renc_secmem_wipe(buf, seg);
+        renc_secmem_wipe(buf, touched);
         renc_free(buf);
     }
     renc_sealer_free(s);
@@ -311,16 +324,10 @@ int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, vo
 
     uint32_t seg = renc_header_seg_size(&h);
     uint64_t count = renc_header_seg_count(&h); /* 0: length unknown */
-    rec_max = renc_record_max_len(seg);
     if ((rc = renc_aead_new(&aead, opened.keys.k_data, RENC_AEAD_BACKEND_AUTO)))
         goto out;
     if ((h.flags & RENC_FLAG_COMPRESSED) && (rc = renc_zstd_new(&z, 1, seg)))
         goto out;
-    rec = renc_malloc(rec_max);
-    if (!rec) {
-        rc = -RENC_E_NOMEM;
-        goto out;
-    }
     if (count > (uint64_t)UINT32_MAX + 1) {
         rc = -RENC_E_LENGTH_MISMATCH; /* more segments than indexes */
         goto out;
@@ -346,6 +353,21 @@ int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, vo
         size_t rec_len;
         if ((rc = renc_record_parse_word(renc_load_be32(word), h.flags, seg, &rec_len)))
             goto out;
+        /* The record buffer grows to the largest record met (at most one
+         * segment's): a small blob costs a small buffer, and a small wipe. */
+        if (rec_len > rec_max) {
+            uint8_t *grown = renc_malloc(rec_len);
+            if (!grown) {
+                rc = -RENC_E_NOMEM;
+                goto out;
+            }
+            if (rec) {
+                renc_secmem_wipe(rec, rec_max);
+                renc_free(rec);
+            }
+            rec = grown;
+            rec_max = rec_len;
+        }
         memcpy(rec, word, sizeof word);
         if ((rc = renc_file_read_full(in_fd, rec + sizeof word, rec_len - sizeof word, &got)))
             goto out;

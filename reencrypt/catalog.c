@@ -231,14 +231,19 @@ static int renc_history_add(struct renc_catalog *c, const char *id, const char *
     return rc;
 }
 
-/* Records that key_ref became id's policy key at history row n. */
+/* Records that key_ref became id's policy key: a history row (action,
+ * detail), and key_ref in env_keys as set at that row. */
 static int renc_env_key_note(struct renc_catalog *c, const char *id, const char *key_ref,
-                             int64_t n)
+                             const char *action, const char *detail)
 {
+    int64_t n = 0;
+    int rc = renc_history_add(c, id, action, detail, &n);
+    if (rc)
+        return rc;
     sqlite3_stmt *st = NULL;
-    int rc = renc_prepare(c, &st, "INSERT INTO env_keys(env, key_ref, last_set) VALUES (?, ?, ?)"
-                                  " ON CONFLICT (env, key_ref) DO UPDATE SET"
-                                  " last_set = excluded.last_set");
+    rc = renc_prepare(c, &st, "INSERT INTO env_keys(env, key_ref, last_set) VALUES (?, ?, ?)"
+                              " ON CONFLICT (env, key_ref) DO UPDATE SET"
+                              " last_set = excluded.last_set");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -294,6 +299,164 @@ static int renc_env_exists(struct renc_catalog *c, const char *id)
     rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? -RENC_E_ENV_NOT_FOUND : renc_sql_rc(step);
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Begins an update of environment id, which must exist: the write
+ * transaction is begun (the caller ends it with renc_end) and *st is
+ * prepared from sql.  On failure nothing is left begun. */
+static int renc_env_update_begin(struct renc_catalog *c, const char *id, const char *sql,
+                                 sqlite3_stmt **st)
+{
+    int rc = renc_begin(c);
+    if (rc)
+        return rc;
+    rc = renc_env_exists(c, id);
+    if (rc == 0)
+        rc = renc_prepare(c, st, sql);
+    return rc ? renc_end(c, rc) : 0;
+}
+
+/* Begins a change of id's policy key to key_ref: ref[RENC_MAX_REF_LEN + 1]
+ * receives key_ref unversioned, the write transaction is begun (the caller
+ * ends it with renc_end) and *was is the environment as it is.  On failure
+ * nothing is left begun. */
+static int renc_policy_change_begin(struct renc_catalog *c, const char *id, const char *key_ref,
+                                    char *ref, struct renc_env *was)
+{
+    int rc = renc_unversioned(ref, RENC_MAX_REF_LEN + 1, key_ref);
+    if (rc == 0)
+        rc = renc_begin(c);
+    if (rc)
+        return rc;
+    rc = renc_env_load(c, id, was);
+    return rc ? renc_end(c, rc) : 0;
+}
+
+/* A change of id's policy key, from was's to policy and ref: recorded as
+ * renc_env_key_note does, the detail saying from what to what. */
+static int renc_policy_change_note(struct renc_catalog *c, const char *id, const char *action,
+                                   const struct renc_env *was, enum renc_policy policy,
+                                   const char *ref)
+{
+    char detail[2 * RENC_MAX_REF_LEN + 32];
+    snprintf(detail, sizeof detail, "%s %s -> %s %s", renc_policy_name(was->policy), was->key_ref,
+             renc_policy_name(policy), ref);
+    return renc_env_key_note(c, id, ref, action, detail);
+}
+
+/* ---- arrays of rows --------------------------------------------------- */
+
+/* A growing array of item_size-byte items, in which the calls that return
+ * arrays gather their rows.  With strings set the items are char *, each
+ * its own allocation. */
+struct renc_vec {
+    void *items;
+    size_t n, cap;
+    size_t item_size;
+    int strings;
+};
+
+#define RENC_VEC_OF(type) {NULL, 0, 0, sizeof(type), 0}
+#define RENC_VEC_OF_STRINGS {NULL, 0, 0, sizeof(char *), 1}
+
+/* Room for one more item at the end: returns it, counted in v->n, or NULL
+ * when out of memory (the items so far kept). */
+static void *renc_vec_push(struct renc_vec *v)
+{
+    if (v->n == v->cap) {
+        size_t ncap = v->cap ? 2 * v->cap : 16;
+        void *grown = renc_realloc(v->items, ncap * v->item_size);
+        if (!grown)
+            return NULL;
+        v->items = grown;
+        v->cap = ncap;
+    }
+    return (char *)v->items + v->n++ * v->item_size;
+}
+
+/* Appends a copy of s to v, an array of strings. */
+static int renc_strings_push(struct renc_vec *v, const char *s)
+{
+    char **slot = renc_vec_push(v);
+    RENC_RETURN_IF(!slot, -RENC_E_NOMEM);
+    if (!(*slot = renc_strdup(s))) {
+        v->n--; /* uncounted: the slot holds no string */
+        return -RENC_E_NOMEM;
+    }
+    return 0;
+}
+
+/* Frees the items (and each string of an array of strings); v is left
+ * empty. */
+static void renc_vec_free(struct renc_vec *v)
+{
+    for (size_t i = 0; v->strings && i < v->n; i++)
+        renc_free(((char **)v->items)[i]);
+    renc_free(v->items);
+    v->items = NULL;
+    v->n = v->cap = 0;
+}
+
+/* Steps st through its rows, handing each to row(arg, st), then finalizes
+ * it.  Returns the first failure, row's or SQLite's. */
+static int renc_each_row(sqlite3_stmt *st, int (*row)(void *arg, sqlite3_stmt *st), void *arg)
+{
+    int rc = 0;
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = row(arg, st);
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = renc_sql_rc(step);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Gathers the rows of sql into out, each made an item by row(out, st), in
+ * one read transaction: the array is one state of the catalog.  id is NULL
+ * when sql takes no parameter; else the environment the rows are about,
+ * sql's one parameter, and it must exist.  On failure out is freed. */
+static int renc_read_rows(struct renc_catalog *c, const char *sql, const char *id,
+                          int (*row)(void *out, sqlite3_stmt *st), struct renc_vec *out)
+{
+    int rc = renc_exec(c, "BEGIN");
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (id)
+        rc = renc_env_exists(c, id);
+    if (rc == 0)
+        rc = renc_prepare(c, &st, sql);
+    if (rc == 0 && id)
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (rc == 0)
+        rc = renc_each_row(st, row, out);
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL); /* read only: nothing to keep */
+    if (rc)
+        renc_vec_free(out);
+    return rc;
+}
+
+static int renc_env_row(void *out, sqlite3_stmt *st)
+{
+    struct renc_env *e = renc_vec_push(out);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    renc_env_from_row(e, st);
+    return 0;
+}
+
+static int renc_event_row(void *out, sqlite3_stmt *st)
+{
+    struct renc_env_event *ev = renc_vec_push(out);
+    RENC_RETURN_IF(!ev, -RENC_E_NOMEM);
+    ev->at = sqlite3_column_int64(st, 0);
+    renc_copy_text(ev->action, sizeof ev->action, renc_col_text(st, 1));
+    renc_copy_text(ev->detail, sizeof ev->detail, renc_col_text(st, 2));
+    return 0;
+}
+
+static int renc_string_row(void *out, sqlite3_stmt *st)
+{
+    return renc_strings_push(out, renc_col_text(st, 0));
 }
 
 /* ---- open and close --------------------------------------------------- */
@@ -448,7 +611,7 @@ int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *
     snprintf(detail, sizeof detail, "mmk %s%s%s", ref, region[0] ? ", region " : "", region);
     if ((rc = renc_begin(c)))
         return rc;
-    int64_t now = renc_unix_now(), n = 0;
+    int64_t now = renc_unix_now();
     sqlite3_stmt *st = NULL;
     rc = renc_env_exists(c, id);
     if (rc == 0)
@@ -465,9 +628,7 @@ int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *
         rc = renc_step_done(st);
     }
     if (rc == 0)
-        rc = renc_history_add(c, id, "created", detail, &n);
-    if (rc == 0)
-        rc = renc_env_key_note(c, id, ref, n);
+        rc = renc_env_key_note(c, id, ref, "created", detail);
     return renc_end(c, rc);
 }
 
@@ -482,39 +643,14 @@ int renc_catalog_get(struct renc_catalog *c, const char *id, struct renc_env *ou
 
 int renc_catalog_list(struct renc_catalog *c, struct renc_env **out, size_t *count)
 {
-    struct renc_env *all = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    /* One read transaction: the list is one state of the catalog. */
-    int rc = renc_exec(c, "BEGIN");
-    if (rc)
-        return rc;
-    rc = renc_prepare(c, &st, "SELECT " RENC_ENV_COLUMNS " FROM env ORDER BY id");
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            struct renc_env *grown = renc_realloc(all, ncap * sizeof *grown);
-            if (!grown) {
-                rc = -RENC_E_NOMEM;
-                break;
-            }
-            all = grown;
-            cap = ncap;
-        }
-        renc_env_from_row(&all[n++], st);
+    struct renc_vec all = RENC_VEC_OF(struct renc_env);
+    int rc = renc_read_rows(c, "SELECT " RENC_ENV_COLUMNS " FROM env ORDER BY id", NULL,
+                            renc_env_row, &all);
+    if (rc == 0) {
+        *out = all.items;
+        *count = all.n;
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = renc_sql_rc(step);
-    sqlite3_finalize(st);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL); /* read only: nothing to keep */
-    if (rc) {
-        renc_free(all);
-        return rc;
-    }
-    *out = all;
-    *count = n;
-    return 0;
+    return rc;
 }
 
 int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_policy policy,
@@ -522,15 +658,12 @@ int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_po
 {
     RENC_RETURN_IF((unsigned)policy > RENC_POLICY_CMK, -RENC_E_INVALID);
     char ref[RENC_MAX_REF_LEN + 1];
-    int rc = renc_unversioned(ref, sizeof ref, key_ref);
+    struct renc_env e;
+    int rc = renc_policy_change_begin(c, id, key_ref, ref, &e);
     if (rc)
         return rc;
-    if ((rc = renc_begin(c)))
-        return rc;
-    struct renc_env e;
-    int64_t cmk = 0, n = 0;
-    rc = renc_env_load(c, id, &e);
-    if (rc == 0 && renc_env_locked(&e))
+    int64_t cmk = 0;
+    if (renc_env_locked(&e))
         rc = -RENC_E_ENV_LOCKED;
     /* The limit is checked under the write lock: two processes cannot both
      * take the last place. */
@@ -557,14 +690,8 @@ int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_po
         sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
         rc = renc_step_done(st);
     }
-    if (rc == 0) {
-        char detail[2 * RENC_MAX_REF_LEN + 32];
-        snprintf(detail, sizeof detail, "%s %s -> %s %s", renc_policy_name(e.policy),
-                 e.key_ref, renc_policy_name(policy), ref);
-        rc = renc_history_add(c, id, "set-policy", detail, &n);
-    }
     if (rc == 0)
-        rc = renc_env_key_note(c, id, ref, n);
+        rc = renc_policy_change_note(c, id, "set-policy", &e, policy, ref);
     rc = renc_end(c, rc);
     if (cmk_count && (rc == 0 || rc == -RENC_E_CMK_LIMIT))
         *cmk_count = (unsigned)cmk;
@@ -573,75 +700,38 @@ int renc_catalog_set_policy(struct renc_catalog *c, const char *id, enum renc_po
 
 int renc_catalog_set_operator_lock(struct renc_catalog *c, const char *id, int on)
 {
-    int rc = renc_begin(c);
+    sqlite3_stmt *st = NULL;
+    int rc = renc_env_update_begin(c, id, "UPDATE env SET locked_by_operator = ? WHERE id = ?",
+                                   &st);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    rc = renc_env_exists(c, id);
-    if (rc == 0)
-        rc = renc_prepare(c, &st, "UPDATE env SET locked_by_operator = ? WHERE id = ?");
-    if (rc == 0) {
-        sqlite3_bind_int(st, 1, on ? 1 : 0);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        rc = renc_step_done(st);
-    }
+    sqlite3_bind_int(st, 1, on ? 1 : 0);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = renc_step_done(st);
     if (rc == 0)
         rc = renc_history_add(c, id, on ? "lock" : "unlock",
                               on ? "locked by the operator" : "unlocked by the operator", NULL);
     return renc_end(c, rc);
 }
 
-/* Appends a copy of s to the growing array *v (n used, cap allocated). */
-static int renc_strings_push(char ***v, size_t *n, size_t *cap, const char *s)
-{
-    if (*n == *cap) {
-        size_t ncap = *cap ? 2 * *cap : 8;
-        char **grown = renc_realloc(*v, ncap * sizeof *grown);
-        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
-        *v = grown;
-        *cap = ncap;
-    }
-    RENC_RETURN_IF(!((*v)[*n] = renc_strdup(s)), -RENC_E_NOMEM);
-    (*n)++;
-    return 0;
-}
+/* What renc_key_lock_row gathers: the ids of the environments key_lock
+ * touches, those with the same key as ref and, when clearing, locked by a
+ * key. */
+struct renc_key_lock_sel {
+    const struct renc_keyref *ref;
+    int clearing;
+    struct renc_vec ids;
+};
 
-static void renc_free_ids(char **ids, size_t n)
+static int renc_key_lock_row(void *arg, sqlite3_stmt *st)
 {
-    for (size_t i = 0; ids && i < n; i++)
-        renc_free(ids[i]);
-    renc_free(ids);
-}
-
-/* The environments key_lock touches: same key as ref and, when clearing,
- * locked by a key. */
-static int renc_key_lock_select(struct renc_catalog *c, const struct renc_keyref *ref,
-                                int clearing, char ***out, size_t *count)
-{
-    char **ids = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = renc_prepare(c, &st, "SELECT id, key_ref, key_lock FROM env ORDER BY id");
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        struct renc_keyref k;
-        if (renc_keyref_parse(&k, renc_col_text(st, 1)) != 0 || !renc_keyref_same_key(&k, ref))
-            continue;
-        if (clearing && renc_col_text(st, 2)[0] == '\0')
-            continue;
-        if ((rc = renc_strings_push(&ids, &n, &cap, renc_col_text(st, 0))))
-            break;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = renc_sql_rc(step);
-    sqlite3_finalize(st);
-    if (rc) {
-        renc_free_ids(ids, n);
-        return rc;
-    }
-    *out = ids;
-    *count = n;
-    return 0;
+    struct renc_key_lock_sel *sel = arg;
+    struct renc_keyref k;
+    if (renc_keyref_parse(&k, renc_col_text(st, 1)) != 0 || !renc_keyref_same_key(&k, sel->ref))
+        return 0;
+    if (sel->clearing && renc_col_text(st, 2)[0] == '\0')
+        return 0;
+    return renc_strings_push(&sel->ids, renc_col_text(st, 0));
 }
 
 int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *reason,
@@ -655,12 +745,15 @@ int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *r
     RENC_RETURN_IF(reason && (!reason[0] || strlen(reason) > RENC_REASON_MAX), -RENC_E_INVALID);
     if ((rc = renc_begin(c)))
         return rc;
-    char **touched = NULL;
-    size_t n = 0;
-    sqlite3_stmt *up = NULL;
-    rc = renc_key_lock_select(c, &key, reason == NULL, &touched, &n);
+    struct renc_key_lock_sel sel = {&key, reason == NULL, RENC_VEC_OF_STRINGS};
+    sqlite3_stmt *st = NULL, *up = NULL;
+    rc = renc_prepare(c, &st, "SELECT id, key_ref, key_lock FROM env ORDER BY id");
+    if (rc == 0)
+        rc = renc_each_row(st, renc_key_lock_row, &sel);
     if (rc == 0)
         rc = renc_prepare(c, &up, "UPDATE env SET key_lock = ? WHERE id = ?");
+    char **touched = sel.ids.items;
+    size_t n = sel.ids.n;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct renc_env e;
         char detail[2 * RENC_REASON_MAX + 32];
@@ -680,14 +773,12 @@ int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *r
     }
     sqlite3_finalize(up);
     rc = renc_end(c, rc);
-    if (rc || !ids) {
-        renc_free_ids(touched, n);
-        touched = NULL;
-    }
+    if (rc || !ids)
+        renc_vec_free(&sel.ids);
     if (rc)
         return rc;
     if (ids)
-        *ids = touched;
+        *ids = sel.ids.items;
     if (count)
         *count = n;
     return 0;
@@ -696,35 +787,24 @@ int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *r
 int renc_catalog_reset(struct renc_catalog *c, const char *id, const char *mmk_ref)
 {
     char ref[RENC_MAX_REF_LEN + 1];
-    int rc = renc_unversioned(ref, sizeof ref, mmk_ref);
+    struct renc_env e;
+    int rc = renc_policy_change_begin(c, id, mmk_ref, ref, &e);
     if (rc)
         return rc;
-    if ((rc = renc_begin(c)))
-        return rc;
-    struct renc_env e;
-    int64_t n = 0;
     sqlite3_stmt *st = NULL;
-    rc = renc_env_load(c, id, &e);
     /* The key lock goes with the key: the environment no longer uses it,
      * and nothing else would ever lift it.  The operator's lock stays. */
-    if (rc == 0)
-        rc = renc_prepare(c, &st, "UPDATE env SET policy = 'mmk', key_ref = ?, policy_since = ?,"
-                                  " key_lock = '', last_run = '', last_run_failed = 0,"
-                                  " last_run_at = 0, last_run_journal = '' WHERE id = ?");
+    rc = renc_prepare(c, &st, "UPDATE env SET policy = 'mmk', key_ref = ?, policy_since = ?,"
+                              " key_lock = '', last_run = '', last_run_failed = 0,"
+                              " last_run_at = 0, last_run_journal = '' WHERE id = ?");
     if (rc == 0) {
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, renc_unix_now());
         sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
         rc = renc_step_done(st);
     }
-    if (rc == 0) {
-        char detail[2 * RENC_MAX_REF_LEN + 32];
-        snprintf(detail, sizeof detail, "%s %s -> mmk %s", renc_policy_name(e.policy), e.key_ref,
-                 ref);
-        rc = renc_history_add(c, id, "reset", detail, &n);
-    }
     if (rc == 0)
-        rc = renc_env_key_note(c, id, ref, n);
+        rc = renc_policy_change_note(c, id, "reset", &e, RENC_POLICY_MMK, ref);
     return renc_end(c, rc);
 }
 
@@ -739,22 +819,18 @@ int renc_catalog_note_run(struct renc_catalog *c, const char *id, const char *ou
     RENC_RETURN_IF(failed < 0, -RENC_E_INVALID);
     RENC_RETURN_IF(strlen(journal) >= sizeof((struct renc_env *)0)->last_run_journal,
                    -RENC_E_TOO_BIG);
-    int rc = renc_begin(c);
+    sqlite3_stmt *st = NULL;
+    int rc = renc_env_update_begin(c, id, "UPDATE env SET last_run = ?, last_run_failed = ?,"
+                                          " last_run_at = ?, last_run_journal = ? WHERE id = ?",
+                                   &st);
     if (rc)
         return rc;
-    sqlite3_stmt *st = NULL;
-    rc = renc_env_exists(c, id);
-    if (rc == 0)
-        rc = renc_prepare(c, &st, "UPDATE env SET last_run = ?, last_run_failed = ?,"
-                                  " last_run_at = ?, last_run_journal = ? WHERE id = ?");
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, outcome, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, failed);
-        sqlite3_bind_int64(st, 3, renc_unix_now());
-        sqlite3_bind_text(st, 4, journal, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC);
-        rc = renc_step_done(st);
-    }
+    sqlite3_bind_text(st, 1, outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, failed);
+    sqlite3_bind_int64(st, 3, renc_unix_now());
+    sqlite3_bind_text(st, 4, journal, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC);
+    rc = renc_step_done(st);
     if (rc == 0) {
         char detail[1200];
         snprintf(detail, sizeof detail, "%s, %" PRId64 " failed%s%s", outcome, failed,
@@ -785,81 +861,32 @@ int renc_catalog_note(struct renc_catalog *c, const char *id, const char *action
 int renc_catalog_history(struct renc_catalog *c, const char *id,
                          struct renc_env_event **out, size_t *count)
 {
-    struct renc_env_event *all = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = renc_exec(c, "BEGIN");
-    if (rc)
-        return rc;
-    rc = renc_env_exists(c, id);
-    if (rc == 0)
-        rc = renc_prepare(c, &st, "SELECT at, action, detail FROM history WHERE env = ?"
-                                  " ORDER BY n");
-    if (rc == 0)
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            struct renc_env_event *grown = renc_realloc(all, ncap * sizeof *grown);
-            if (!grown) {
-                rc = -RENC_E_NOMEM;
-                break;
-            }
-            all = grown;
-            cap = ncap;
-        }
-        struct renc_env_event *ev = &all[n++];
-        ev->at = sqlite3_column_int64(st, 0);
-        renc_copy_text(ev->action, sizeof ev->action, renc_col_text(st, 1));
-        renc_copy_text(ev->detail, sizeof ev->detail, renc_col_text(st, 2));
+    RENC_RETURN_IF(!id, -RENC_E_ENV_NOT_FOUND);
+    struct renc_vec all = RENC_VEC_OF(struct renc_env_event);
+    int rc = renc_read_rows(c, "SELECT at, action, detail FROM history WHERE env = ? ORDER BY n",
+                            id, renc_event_row, &all);
+    if (rc == 0) {
+        *out = all.items;
+        *count = all.n;
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = renc_sql_rc(step);
-    sqlite3_finalize(st);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-    if (rc) {
-        renc_free(all);
-        return rc;
-    }
-    *out = all;
-    *count = n;
-    return 0;
+    return rc;
 }
 
 int renc_catalog_env_keys(struct renc_catalog *c, const char *id, char ***refs, size_t *count)
 {
-    char **all = NULL;
-    size_t n = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    int rc = renc_exec(c, "BEGIN");
-    if (rc)
-        return rc;
-    rc = renc_env_exists(c, id);
+    RENC_RETURN_IF(!id, -RENC_E_ENV_NOT_FOUND);
+    struct renc_vec all = RENC_VEC_OF_STRINGS;
     /* The current key is also the one set last; it is put first by name
      * all the same, so the order never rests on that alone. */
-    if (rc == 0)
-        rc = renc_prepare(c, &st, "SELECT k.key_ref FROM env_keys k JOIN env e ON e.id = k.env"
-                                  " WHERE k.env = ?"
-                                  " ORDER BY k.key_ref = e.key_ref DESC, k.last_set DESC");
-    if (rc == 0)
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = renc_strings_push(&all, &n, &cap, renc_col_text(st, 0))))
-            break;
+    int rc = renc_read_rows(c, "SELECT k.key_ref FROM env_keys k JOIN env e ON e.id = k.env"
+                               " WHERE k.env = ?"
+                               " ORDER BY k.key_ref = e.key_ref DESC, k.last_set DESC",
+                            id, renc_string_row, &all);
+    if (rc == 0) {
+        *refs = all.items;
+        *count = all.n;
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = renc_sql_rc(step);
-    sqlite3_finalize(st);
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-    if (rc) {
-        renc_free_ids(all, n);
-        return rc;
-    }
-    *refs = all;
-    *count = n;
-    return 0;
+    return rc;
 }
 
 /* ---- settings --------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/file.h"
+#include "io/ring.h"
 #include "reencrypt/cli.h"
 
 void renc_stage_init(struct renc_stage *s, int replace)
@@ -81,15 +82,59 @@ int renc_stage_open(struct renc_stage *s, const char *final_path, int *fd)
     return 0;
 }
 
+struct renc_stage_sync {
+    struct renc_ring_op op;
+    int result;
+};
+
+static void renc_stage_synced(struct renc_ring_op *op, int result)
+{
+    ((struct renc_stage_sync *)op)->result = result;
+}
+
+/* One barrier point for the pending temporaries: their fdatasyncs go to the
+ * kernel together (through io_uring; one by one where it is missing). */
+static int renc_stage_sync_pending(struct renc_stage *s)
+{
+    struct renc_stage_sync ops[RENC_STAGE_BATCH];
+    int rc = s->npending ? renc_fault_check("fsync") : 0;
+    if (rc == 0 && s->npending && !s->ring && !s->no_ring)
+        s->no_ring = renc_ring_new(&s->ring, RENC_STAGE_BATCH) != 0;
+    if (rc == 0 && s->ring) {
+        for (size_t i = 0; i < s->npending; i++) {
+            memset(&ops[i], 0, sizeof ops[i]);
+            ops[i].op.kind = RENC_RING_FSYNC;
+            ops[i].op.fd = s->pending[i];
+            ops[i].op.flags = RENC_RING_DATASYNC;
+            ops[i].op.done = renc_stage_synced;
+            renc_ring_submit(s->ring, &ops[i].op);
+        }
+        rc = renc_ring_drain(s->ring);
+        for (size_t i = 0; rc == 0 && i < s->npending; i++)
+            rc = ops[i].result < 0 ? ops[i].result : 0;
+    } else if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < s->npending; i++)
+            rc = fdatasync(s->pending[i]) == 0 ? 0 : -errno;
+    }
+    for (size_t i = 0; i < s->npending; i++) {
+        if (close(s->pending[i]) != 0 && rc == 0)
+            rc = -errno;
+    }
+    s->npending = 0;
+    return rc;
+}
+
 int renc_stage_close(struct renc_stage *s, int fd)
 {
-    (void)s;
-    return renc_file_sync_close(fd);
+    s->pending[s->npending++] = fd;
+    return s->npending == RENC_STAGE_BATCH ? renc_stage_sync_pending(s) : 0;
 }
 
 int renc_stage_commit(struct renc_stage *s)
 {
-    int rc = 0;
+    int rc = renc_stage_sync_pending(s);
+    if (rc)
+        return rc;
     size_t i = 0;
     for (; i < s->count; i++) {
         /* Commit point of one file: the final path holds the new blob. */
@@ -115,6 +160,9 @@ int renc_stage_commit(struct renc_stage *s)
 
 void renc_stage_cleanup(struct renc_stage *s)
 {
+    for (size_t i = 0; i < s->npending; i++)
+        close(s->pending[i]);
+    renc_ring_free(s->ring);
     for (size_t i = 0; i < s->count; i++) {
         if (s->tmp[i])
             unlink(s->tmp[i]);

@@ -310,7 +310,7 @@ RENC_FAULT=write:4:ENOSPC expect_exit 1 renc copy --from prod --to staging
 unchanged "copy on a full disk" "$DATA" "$WORK/h.all"
 # Killed between two blobs' barriers: temporaries stay, no final path changed;
 # the next run over the environment sweeps them.
-run env RENC_FAULT=fsync:3:KILL "$RENC_BIN" restore --state "$STATE" "$BKP" --target prod
+run env RENC_FAULT=fsync:1:KILL "$RENC_BIN" restore --state "$STATE" "$BKP" --target prod
 check "restore killed mid-way (SIGKILL)" test "$RC" -eq 137
 check "the kill left temporaries" test -n "$(temporaries "$DATA/prod")"
 expect_ok renc run --env prod --progress=none

@@ -22,6 +22,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "reencrypt/archive.h"
+#include "tests/unit/membuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,8 +43,7 @@ struct fuzz_seen {
     size_t count, cap;
     int open;
     uint64_t got;
-    uint8_t *content;
-    size_t content_len, content_cap;
+    struct membuf content;
 };
 
 static int fuzz_begin(void *arg, const char *name, uint64_t size)
@@ -66,7 +66,7 @@ static int fuzz_begin(void *arg, const char *name, uint64_t size)
     e->name = renc_strdup(name);
     FUZZ_CHECK(e->name != NULL);
     e->size = size;
-    e->off = s->content_len;
+    e->off = s->content.len;
     s->open = 1;
     s->got = 0;
     return 0;
@@ -78,15 +78,7 @@ static int fuzz_data(void *arg, const uint8_t *buf, size_t len)
     FUZZ_CHECK(s->open && len > 0);
     FUZZ_CHECK(len <= s->e[s->count].size - s->got);
     s->got += len;
-    if (s->content_len + len > s->content_cap) {
-        size_t cap = (s->content_len + len) * 2;
-        uint8_t *p = renc_realloc(s->content, cap);
-        FUZZ_CHECK(p != NULL);
-        s->content = p;
-        s->content_cap = cap;
-    }
-    memcpy(s->content + s->content_len, buf, len);
-    s->content_len += len;
+    FUZZ_CHECK(membuf_sink(&s->content, buf, len) == 0);
     return 0;
 }
 
@@ -104,48 +96,28 @@ static void fuzz_seen_free(struct fuzz_seen *s)
     for (size_t i = 0; i < s->count + (size_t)s->open; i++)
         renc_free(s->e[i].name);
     renc_free(s->e);
-    renc_free(s->content);
-}
-
-struct fuzz_out {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static int fuzz_out_sink(void *arg, const uint8_t *buf, size_t len)
-{
-    struct fuzz_out *o = arg;
-    if (o->len + len > o->cap) {
-        size_t cap = (o->len + len) * 2 + 64;
-        uint8_t *p = renc_realloc(o->p, cap);
-        FUZZ_CHECK(p != NULL);
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, buf, len);
-    o->len += len;
-    return 0;
+    membuf_free(&s->content);
 }
 
 /* The writer given the entries seen must write exactly the input. */
 static void fuzz_rewrite(const struct fuzz_seen *s, const uint8_t *want, size_t want_len)
 {
-    struct fuzz_out o = {0};
+    struct membuf o = {0};
     struct renc_archive_writer *w = NULL;
-    FUZZ_CHECK(renc_archive_writer_new(&w, fuzz_out_sink, &o) == 0);
+    FUZZ_CHECK(renc_archive_writer_new(&w, membuf_sink, &o) == 0);
     for (size_t i = 0; i < s->count; i++) {
         const struct fuzz_entry *e = &s->e[i];
         FUZZ_CHECK(renc_archive_entry_begin(w, e->name, e->size) == 0);
-        const uint8_t *content = e->size ? s->content + e->off : NULL;
+        const uint8_t *content = e->size ? s->content.p + e->off : NULL;
         FUZZ_CHECK(renc_archive_entry_data(w, content, (size_t)e->size) == 0);
         FUZZ_CHECK(renc_archive_entry_end(w) == 0);
     }
     uint64_t entries = 0, bytes = 0;
     FUZZ_CHECK(renc_archive_writer_finish(w, &entries, &bytes) == 0);
-    FUZZ_CHECK(entries == s->count && bytes == s->content_len);
+    FUZZ_CHECK(entries == s->count && bytes == s->content.len);
     FUZZ_CHECK(o.len == want_len && memcmp(o.p, want, want_len) == 0);
     renc_archive_writer_free(w);
-    renc_free(o.p);
+    membuf_free(&o);
 }
 
 /* Reads buf fed as pieces cut at cuts[0..ncuts) (ascending, within len);
@@ -178,7 +150,7 @@ static int fuzz_read(const uint8_t *buf, size_t len, const size_t *cuts, size_t 
         rc = frc;
     }
     if (rc == 0) {
-        FUZZ_CHECK(!s->open && entries == s->count && bytes == s->content_len);
+        FUZZ_CHECK(!s->open && entries == s->count && bytes == s->content.len);
         if (rewrite)
             fuzz_rewrite(s, buf, len);
     } else {

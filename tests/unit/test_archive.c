@@ -22,43 +22,50 @@
 #include "reencrypt/archive.h"
 
 #include "tests/unit/leakcheck.h"
+#include "tests/unit/membuf.h"
 
 /* ---- helpers --------------------------------------------------------------- */
-
-/* A growing byte buffer, usable as a renc_sink_fn. */
-struct membuf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static int membuf_sink(void *arg, const uint8_t *buf, size_t len)
-{
-    struct membuf *m = arg;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 64;
-        while (cap < m->len + len)
-            cap *= 2;
-        uint8_t *p = renc_realloc(m->p, cap);
-        if (!p)
-            return -RENC_E_NOMEM;
-        m->p = p;
-        m->cap = cap;
-    }
-    if (len)
-        memcpy(m->p + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
 
 static void membuf_put(struct membuf *m, const void *buf, size_t len)
 {
     assert_int_equal(membuf_sink(m, buf, len), 0);
 }
 
-static void membuf_free(struct membuf *m)
+/* A writer into the empty membuf m; the magic goes out at once. */
+static struct renc_archive_writer *new_writer(struct membuf *m)
 {
-    renc_free(m->p);
-    memset(m, 0, sizeof *m);
+    struct renc_archive_writer *w = NULL;
+    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, m), 0);
+    assert_int_equal(m->len, 8);
+    return w;
+}
+
+static void free_writer(struct renc_archive_writer *w, struct membuf *m)
+{
+    renc_archive_writer_free(w);
+    membuf_free(m);
+}
+
+/* An entry and its content (its size is the content's length). */
+struct entry {
+    const char *name;
+    const char *content;
+};
+
+/* Writes a whole archive of the n entries into the empty membuf m; an
+ * empty content is given no data call. */
+static void write_entries(struct membuf *m, const struct entry *e, size_t n)
+{
+    struct renc_archive_writer *w = new_writer(m);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(e[i].content);
+        assert_int_equal(renc_archive_entry_begin(w, e[i].name, len), 0);
+        if (len)
+            assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)e[i].content, len), 0);
+        assert_int_equal(renc_archive_entry_end(w), 0);
+    }
+    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
+    renc_archive_writer_free(w);
 }
 
 /* Raw archive pieces, written without any check, for the reader's tests. */
@@ -157,6 +164,19 @@ static int seen_end(void *arg)
     s->open = 0;
     s->count++;
     return 0;
+}
+
+/* Makes s new, its callback which (0 begin, 1 data, 2 end) to fail at its
+ * at-th call. */
+static void seen_failing(struct seen *s, int which, int at)
+{
+    memset(s, 0, sizeof *s);
+    if (which == 0)
+        s->fail_begin = at;
+    else if (which == 1)
+        s->fail_data = at;
+    else
+        s->fail_end = at;
 }
 
 static const struct renc_archive_cb *seen_cb(struct seen *s)
@@ -298,26 +318,16 @@ static void test_archive_encodes_a_tiny_archive_byte_for_byte(void **state)
         0x01, 0x00, 0x03, 'b', '/', 'c', 0, 0, 0, 0, 0, 0, 0, 0x00,
         0x00, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0x02,
     };
+    static const struct entry tiny[] = {{"a", "xy"}, {"b/c", ""}};
     struct membuf m = {0};
-    struct renc_archive_writer *w = NULL;
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
-    assert_int_equal(m.len, 8); /* the magic goes out at once */
-    assert_int_equal(renc_archive_entry_begin(w, "a", 2), 0);
-    assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"xy", 2), 0);
-    assert_int_equal(renc_archive_entry_end(w), 0);
-    assert_int_equal(renc_archive_entry_begin(w, "b/c", 0), 0);
-    assert_int_equal(renc_archive_entry_end(w), 0);
-    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
-    renc_archive_writer_free(w);
+    write_entries(&m, tiny, 2);
     assert_int_equal(m.len, sizeof want);
     assert_memory_equal(m.p, want, sizeof want);
     assert_int_equal(read_whole(want, sizeof want), 0);
     membuf_free(&m);
 
     /* No entries at all: magic and an end record of zeros. */
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
-    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
-    renc_archive_writer_free(w);
+    write_entries(&m, NULL, 0);
     assert_int_equal(m.len, 8 + 17);
     static const uint8_t zeros[17] = {0};
     assert_memory_equal(m.p + 8, zeros, 17);
@@ -345,30 +355,22 @@ static void test_archive_writer_refuses_bad_names(void **state)
 {
     (void)state;
     make_long_name(RENC_ARCHIVE_NAME_MAX + 1);
+    struct membuf m = {0};
     for (size_t i = 0; i < BAD_NAME_COUNT; i++) {
-        struct membuf m = {0};
-        struct renc_archive_writer *w = NULL;
-        assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+        struct renc_archive_writer *w = new_writer(&m);
         assert_int_equal(renc_archive_entry_begin(w, bad_names[i], 0), -RENC_E_INVALID);
         assert_int_equal(m.len, 8); /* nothing of the entry went out */
         /* After a failure the writer only fails. */
         assert_int_equal(renc_archive_entry_begin(w, "ok", 0), -RENC_E_INVALID);
         assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), -RENC_E_INVALID);
-        renc_archive_writer_free(w);
-        membuf_free(&m);
+        free_writer(w, &m);
     }
     /* The longest name allowed, and names that only look odd, are fine. */
     make_long_name(RENC_ARCHIVE_NAME_MAX);
-    static const char *fine[] = {"...", ".a", "a b/c", "a.", "a/..b", long_name}; /* in order */
-    struct membuf m = {0};
-    struct renc_archive_writer *w = NULL;
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
-    for (size_t i = 0; i < 6; i++) {
-        assert_int_equal(renc_archive_entry_begin(w, fine[i], 0), 0);
-        assert_int_equal(renc_archive_entry_end(w), 0);
-    }
-    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
-    renc_archive_writer_free(w);
+    static const struct entry fine[] = {
+        {"...", ""}, {".a", ""}, {"a b/c", ""}, {"a.", ""}, {"a/..b", ""}, {long_name, ""},
+    }; /* in order */
+    write_entries(&m, fine, 6);
     assert_int_equal(read_whole(m.p, m.len), 0);
     membuf_free(&m);
 }
@@ -379,27 +381,17 @@ static void test_archive_writer_refuses_names_out_of_order_or_twice(void **state
     static const char *pairs[][2] = {
         {"b", "a"}, {"a", "a"}, {"a/b", "a"}, {"ab", "a/b"}, {"\xc3\xa9", "z"}, {"a/b", "a/b"},
     };
+    struct membuf m = {0};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        struct membuf m = {0};
-        struct renc_archive_writer *w = NULL;
-        assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+        struct renc_archive_writer *w = new_writer(&m);
         assert_int_equal(renc_archive_entry_begin(w, pairs[i][0], 0), 0);
         assert_int_equal(renc_archive_entry_end(w), 0);
         assert_int_equal(renc_archive_entry_begin(w, pairs[i][1], 0), -RENC_E_INVALID);
-        renc_archive_writer_free(w);
-        membuf_free(&m);
+        free_writer(w, &m);
     }
     /* A name before its own extensions is in order. */
-    struct membuf m = {0};
-    struct renc_archive_writer *w = NULL;
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
-    static const char *order[] = {"a", "a/b", "a0", "b"};
-    for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(renc_archive_entry_begin(w, order[i], 0), 0);
-        assert_int_equal(renc_archive_entry_end(w), 0);
-    }
-    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
-    renc_archive_writer_free(w);
+    static const struct entry order[] = {{"a", ""}, {"a/b", ""}, {"a0", ""}, {"b", ""}};
+    write_entries(&m, order, 4);
     membuf_free(&m);
 }
 
@@ -407,66 +399,57 @@ static void test_archive_writer_refuses_content_other_than_its_size(void **state
 {
     (void)state;
     struct membuf m = {0};
-    struct renc_archive_writer *w = NULL;
+    struct renc_archive_writer *w;
 
     /* Longer than announced, in one call or over several. */
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 3), 0);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"abcd", 4),
                      -RENC_E_LENGTH_MISMATCH);
     assert_int_equal(renc_archive_entry_end(w), -RENC_E_LENGTH_MISMATCH);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
+    free_writer(w, &m);
 
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 3), 0);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"ab", 2), 0);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"cd", 2),
                      -RENC_E_LENGTH_MISMATCH);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
+    free_writer(w, &m);
 
     /* Content for an empty entry. */
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 0), 0);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"x", 1),
                      -RENC_E_LENGTH_MISMATCH);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
+    free_writer(w, &m);
 
     /* Shorter than announced. */
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 3), 0);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"ab", 2), 0);
     assert_int_equal(renc_archive_entry_end(w), -RENC_E_LENGTH_MISMATCH);
     assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), -RENC_E_LENGTH_MISMATCH);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
+    free_writer(w, &m);
 
     /* Calls out of turn: data or end outside an entry, finish inside one. */
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"x", 1), -RENC_E_INVALID);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    free_writer(w, &m);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_end(w), -RENC_E_INVALID);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    free_writer(w, &m);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 1), 0);
     assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), -RENC_E_INVALID);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    free_writer(w, &m);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_entry_begin(w, "a", 0), 0);
     assert_int_equal(renc_archive_entry_begin(w, "b", 0), -RENC_E_INVALID);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
+    free_writer(w, &m);
+    w = new_writer(&m);
     assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
     assert_int_equal(renc_archive_entry_begin(w, "a", 0), -RENC_E_INVALID);
-    renc_archive_writer_free(w);
-    membuf_free(&m);
+    free_writer(w, &m);
 }
 
 /* A sink that fails at its n-th call. */
@@ -659,19 +642,9 @@ static void test_archive_reader_refuses_wrong_end_counts_and_trailing_bytes(void
 static void test_archive_reader_refuses_an_archive_cut_anywhere(void **state)
 {
     (void)state;
+    static const struct entry entries[] = {{"a", "abc"}, {"b/e", ""}, {"c", "zz"}};
     struct membuf m = {0};
-    struct renc_archive_writer *w = NULL;
-    assert_int_equal(renc_archive_writer_new(&w, membuf_sink, &m), 0);
-    assert_int_equal(renc_archive_entry_begin(w, "a", 3), 0);
-    assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"abc", 3), 0);
-    assert_int_equal(renc_archive_entry_end(w), 0);
-    assert_int_equal(renc_archive_entry_begin(w, "b/e", 0), 0);
-    assert_int_equal(renc_archive_entry_end(w), 0);
-    assert_int_equal(renc_archive_entry_begin(w, "c", 2), 0);
-    assert_int_equal(renc_archive_entry_data(w, (const uint8_t *)"zz", 2), 0);
-    assert_int_equal(renc_archive_entry_end(w), 0);
-    assert_int_equal(renc_archive_writer_finish(w, NULL, NULL), 0);
-    renc_archive_writer_free(w);
+    write_entries(&m, entries, 3);
 
     assert_int_equal(read_whole(m.p, m.len), 0);
     for (size_t cut = 0; cut < m.len; cut++) {
@@ -701,21 +674,9 @@ static void test_archive_reader_passes_callback_errors_back(void **state)
     for (int which = 0; which < 3; which++) {
         for (int at = 1; at <= 3; at++) {
             struct seen s;
-            memset(&s, 0, sizeof s);
-            if (which == 0)
-                s.fail_begin = at;
-            else if (which == 1)
-                s.fail_data = at;
-            else
-                s.fail_end = at;
+            seen_failing(&s, which, at);
             assert_int_equal(read_split(m.p, m.len, NULL, 0, &s, NULL, NULL), -RENC_E_BUSY);
-            memset(&s, 0, sizeof s);
-            if (which == 0)
-                s.fail_begin = at;
-            else if (which == 1)
-                s.fail_data = at;
-            else
-                s.fail_end = at;
+            seen_failing(&s, which, at);
             assert_int_equal(read_split(m.p, m.len, one, 1, &s, NULL, NULL), -RENC_E_BUSY);
             /* It stopped there: nothing was called back after the error. */
             assert_int_equal(which == 0 ? s.begins : which == 1 ? s.datas : s.ends, at);
@@ -723,8 +684,7 @@ static void test_archive_reader_passes_callback_errors_back(void **state)
     }
     /* And the error stays: the next feed returns it without calling back. */
     struct seen s;
-    memset(&s, 0, sizeof s);
-    s.fail_begin = 1;
+    seen_failing(&s, 0, 1);
     struct renc_archive_reader *r = NULL;
     assert_int_equal(renc_archive_reader_new(&r, seen_cb(&s)), 0);
     assert_int_equal(renc_archive_reader_feed(r, m.p, 40), -RENC_E_BUSY);

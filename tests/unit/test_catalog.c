@@ -26,30 +26,18 @@
 #include "reencrypt/catalog.h"
 #include "reencrypt/journal.h"
 
-#include "tests/unit/leakcheck.h"
+#include "tests/unit/tmpdir.h"
 
 #define MMK "local:service-mmk"
 
-static char dir[] = "/tmp/renc-catalog-test.XXXXXX";
 static char dbpath[256];
 
 static int setup_dir(void **state)
 {
-    if (setup(state))
-        return -1;
-    if (!mkdtemp(strcpy(dir, "/tmp/renc-catalog-test.XXXXXX")))
+    if (setup_tmpdir(state, "/tmp/renc-catalog-test.XXXXXX"))
         return -1;
     snprintf(dbpath, sizeof dbpath, "%s/catalog.db", dir);
     return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        return -1;
-    return teardown(state);
 }
 
 static struct renc_catalog *open_catalog(void)
@@ -60,9 +48,19 @@ static struct renc_catalog *open_catalog(void)
     return c;
 }
 
+/* A new catalog holding the environments ids (up to a NULL), each on mmk. */
+static struct renc_catalog *open_catalog_with(const char *const *ids)
+{
+    struct renc_catalog *c = open_catalog();
+    for (size_t i = 0; ids[i]; i++)
+        assert_int_equal(renc_catalog_create_env(c, ids[i], "", MMK), 0);
+    return c;
+}
+
+/* Frees n strings and their array (s may be NULL). */
 static void free_strings(char **s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; s && i < n; i++)
         renc_free(s[i]);
     renc_free(s);
 }
@@ -280,10 +278,8 @@ static void test_catalog_set_policy_round_trips_with_history(void **state)
 static void test_catalog_cmk_limit_counts_environments_not_calls(void **state)
 {
     (void)state;
-    struct renc_catalog *c = open_catalog();
-    const char *ids[] = {"a", "b", "c", "d"};
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(renc_catalog_create_env(c, ids[i], "", MMK), 0);
+    const char *const ids[] = {"a", "b", "c", "d", NULL};
+    struct renc_catalog *c = open_catalog_with(ids);
     unsigned cmk = 0;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(renc_catalog_set_policy(c, ids[i], RENC_POLICY_CMK, "local:cmk", 3,
@@ -362,10 +358,8 @@ static void test_catalog_locked_environment_refuses_set_policy(void **state)
 static void test_catalog_key_lock_matches_the_key_and_clears_only_its_own(void **state)
 {
     (void)state;
-    struct renc_catalog *c = open_catalog();
-    const char *ids[] = {"e1", "e2", "e3", "e4", "e5"};
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(renc_catalog_create_env(c, ids[i], "", MMK), 0);
+    const char *const ids[] = {"e1", "e2", "e3", "e4", "e5", NULL};
+    struct renc_catalog *c = open_catalog_with(ids);
     assert_int_equal(renc_catalog_set_policy(c, "e1", RENC_POLICY_BYOK, "local:k", 25, NULL), 0);
     assert_int_equal(renc_catalog_set_policy(c, "e2", RENC_POLICY_CMK, "local:k/2", 25, NULL), 0);
     assert_int_equal(renc_catalog_set_policy(c, "e3", RENC_POLICY_BYOK, "local:other", 25, NULL),
@@ -723,10 +717,8 @@ static void *race_for_cmk(void *arg)
 static void test_catalog_two_connections_race_for_the_last_cmk_place(void **state)
 {
     (void)state;
-    struct renc_catalog *c = open_catalog();
-    const char *ids[] = {"a", "b", "x", "y"};
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(renc_catalog_create_env(c, ids[i], "", MMK), 0);
+    const char *const ids[] = {"a", "b", "x", "y", NULL};
+    struct renc_catalog *c = open_catalog_with(ids);
     assert_int_equal(renc_catalog_set_policy(c, "a", RENC_POLICY_CMK, "local:cmk", 3, NULL), 0);
     assert_int_equal(renc_catalog_set_policy(c, "b", RENC_POLICY_CMK, "local:cmk", 3, NULL), 0);
 
@@ -764,15 +756,70 @@ static void test_catalog_two_connections_race_for_the_last_cmk_place(void **stat
     renc_catalog_close(c);
 }
 
+/* What one of the calls that return arrays gave back. */
+struct returned {
+    struct renc_env *envs;
+    struct renc_env_event *events;
+    char **strings;
+    size_t count;
+};
+
+static int list_envs(struct renc_catalog *c, struct returned *r)
+{
+    return renc_catalog_list(c, &r->envs, &r->count);
+}
+
+static int history_of_a(struct renc_catalog *c, struct returned *r)
+{
+    return renc_catalog_history(c, "a", &r->events, &r->count);
+}
+
+static int env_keys_of_a(struct renc_catalog *c, struct returned *r)
+{
+    return renc_catalog_env_keys(c, "a", &r->strings, &r->count);
+}
+
+static int key_lock_j(struct renc_catalog *c, struct returned *r)
+{
+    return renc_catalog_key_lock(c, "local:j", "key local:j revoked", &r->strings, &r->count);
+}
+
+/* call with its n-th allocation failing, for n = 1, 2, ... until it
+ * succeeds: each failure is -RENC_E_NOMEM and keeps nothing, nor changes
+ * anything (a is not key-locked); the success gives back three items. */
+static void fail_each_allocation(struct renc_catalog *c,
+                                 int (*call)(struct renc_catalog *c, struct returned *r))
+{
+    int rc = -1;
+    for (uint64_t n = 1; rc != 0; n++) {
+        struct returned r = {0};
+        renc_alloc_fail_at(n);
+        rc = call(c, &r);
+        renc_alloc_fail_at(0);
+        if (rc == 0) {
+            assert_int_equal(r.count, 3);
+        } else {
+            assert_int_equal(rc, -RENC_E_NOMEM);
+            assert_true(!r.envs && !r.events && !r.strings && r.count == 0);
+            /* Rolled back: nobody is locked yet. */
+            struct renc_env e;
+            assert_int_equal(renc_catalog_get(c, "a", &e), 0);
+            assert_false(renc_env_locked(&e));
+        }
+        renc_free(r.envs);
+        renc_free(r.events);
+        free_strings(r.strings, r.count);
+    }
+}
+
 /* Every allocation of the calls that return arrays failing in turn:
  * -RENC_E_NOMEM, nothing kept, nothing changed; then success. */
 static void test_catalog_failed_allocations_leave_nothing_behind(void **state)
 {
     (void)state;
-    struct renc_catalog *c = open_catalog();
-    const char *ids[] = {"a", "b", "c"};
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(renc_catalog_create_env(c, ids[i], "", MMK), 0);
+    const char *const ids[] = {"a", "b", "c", NULL};
+    struct renc_catalog *c = open_catalog_with(ids);
+    for (int i = 0; ids[i]; i++) {
         assert_int_equal(renc_catalog_set_policy(c, ids[i], RENC_POLICY_BYOK, "local:k", 25,
                                                  NULL),
                          0);
@@ -780,66 +827,10 @@ static void test_catalog_failed_allocations_leave_nothing_behind(void **state)
                                                  NULL),
                          0);
     }
-    int rc = -1;
-    for (uint64_t n = 1; rc != 0; n++) {
-        struct renc_env *all = NULL;
-        size_t count = 0;
-        renc_alloc_fail_at(n);
-        rc = renc_catalog_list(c, &all, &count);
-        renc_alloc_fail_at(0);
-        if (rc == 0) {
-            assert_int_equal(count, 3);
-            renc_free(all);
-        } else {
-            assert_int_equal(rc, -RENC_E_NOMEM);
-        }
-    }
-    rc = -1;
-    for (uint64_t n = 1; rc != 0; n++) {
-        struct renc_env_event *ev = NULL;
-        size_t count = 0;
-        renc_alloc_fail_at(n);
-        rc = renc_catalog_history(c, "a", &ev, &count);
-        renc_alloc_fail_at(0);
-        if (rc == 0) {
-            assert_int_equal(count, 3);
-            renc_free(ev);
-        } else {
-            assert_int_equal(rc, -RENC_E_NOMEM);
-        }
-    }
-    rc = -1;
-    for (uint64_t n = 1; rc != 0; n++) {
-        char **refs = NULL;
-        size_t count = 0;
-        renc_alloc_fail_at(n);
-        rc = renc_catalog_env_keys(c, "a", &refs, &count);
-        renc_alloc_fail_at(0);
-        if (rc == 0) {
-            assert_int_equal(count, 3);
-            free_strings(refs, count);
-        } else {
-            assert_int_equal(rc, -RENC_E_NOMEM);
-        }
-    }
-    rc = -1;
-    for (uint64_t n = 1; rc != 0; n++) {
-        char **touched = NULL;
-        size_t count = 0;
-        renc_alloc_fail_at(n);
-        rc = renc_catalog_key_lock(c, "local:j", "key local:j revoked", &touched, &count);
-        renc_alloc_fail_at(0);
-        if (rc == 0) {
-            assert_int_equal(count, 3);
-            free_strings(touched, count);
-        } else {
-            /* Rolled back: nobody is locked yet. */
-            assert_int_equal(rc, -RENC_E_NOMEM);
-            struct renc_env e;
-            assert_int_equal(renc_catalog_get(c, "a", &e), 0);
-            assert_false(renc_env_locked(&e));
-        }
-    }
+    fail_each_allocation(c, list_envs);
+    fail_each_allocation(c, history_of_a);
+    fail_each_allocation(c, env_keys_of_a);
+    fail_each_allocation(c, key_lock_j); /* last: its success locks a */
     renc_alloc_fail_at(1);
     struct renc_catalog *c2 = NULL;
     assert_int_equal(renc_catalog_open(&c2, dir, 0), -RENC_E_NOMEM);
@@ -847,7 +838,7 @@ static void test_catalog_failed_allocations_leave_nothing_behind(void **state)
     renc_catalog_close(c);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_tmpdir)
 
 int main(void)
 {

@@ -25,9 +25,8 @@
 #include "reencrypt/journal.h"
 #include "reencrypt/scan.h"
 
-#include "tests/unit/leakcheck.h"
+#include "tests/unit/tmpdir.h"
 
-static char dir[] = "/tmp/renc-journal-test.XXXXXX";
 static char jpath[256];
 
 static const struct renc_journal_params params = {
@@ -37,21 +36,10 @@ static const struct renc_journal_params params = {
 
 static int setup_dir(void **state)
 {
-    if (setup(state))
-        return -1;
-    if (!mkdtemp(strcpy(dir, "/tmp/renc-journal-test.XXXXXX")))
+    if (setup_tmpdir(state, "/tmp/renc-journal-test.XXXXXX"))
         return -1;
     snprintf(jpath, sizeof jpath, "%s/j.db", dir);
     return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        return -1;
-    return teardown(state);
 }
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -330,7 +318,7 @@ static void test_journal_default_path_depends_on_sources_and_out(void **state)
     assert_int_equal(st.st_mode & 0777, 0700);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_tmpdir)
 
 int main(void)
 {

@@ -53,6 +53,25 @@ static void expect(const struct renc_verdict_text *v, int rc, const char *reason
     assert_string_equal(v->reason, reason);
 }
 
+/* The restore rule for the backup h (src: its source environment, NULL
+ * when gone) into dst must say rc and reason. */
+static void expect_restore(const struct renc_header *h, const struct renc_env *src,
+                           const struct renc_env *dst, int rc, const char *reason)
+{
+    struct renc_verdict_text v;
+    renc_rule_restore(&v, h, src, dst);
+    expect(&v, rc, reason);
+}
+
+/* The copy rule from from into to must say rc and reason. */
+static void expect_copy(const struct renc_env *from, const struct renc_env *to, int rc,
+                        const char *reason)
+{
+    struct renc_verdict_text v;
+    renc_rule_copy(&v, from, to);
+    expect(&v, rc, reason);
+}
+
 /* ---- restore ---------------------------------------------------------- */
 
 static void test_rules_restore_into_a_locked_target_is_refused(void **state)
@@ -62,69 +81,57 @@ static void test_rules_restore_into_a_locked_target_is_refused(void **state)
     backup(&h, "backup", "prod", "local:cmk/1", NULL, NULL);
     struct renc_env src = env("prod", RENC_POLICY_CMK, "local:cmk");
     struct renc_env dst = env("prod", RENC_POLICY_CMK, "local:cmk");
-    struct renc_verdict_text v;
 
     /* Even into its own environment. */
     dst.locked_by_operator = 1;
-    renc_rule_restore(&v, &h, &src, &dst);
-    expect(&v, -RENC_E_ENV_LOCKED,
-           "environment prod is locked by the operator, so nothing may be restored into it");
+    expect_restore(&h, &src, &dst, -RENC_E_ENV_LOCKED,
+                   "environment prod is locked by the operator, so nothing may be restored "
+                   "into it");
 
     snprintf(dst.key_lock, sizeof dst.key_lock, "key local:cmk revoked");
-    renc_rule_restore(&v, &h, &src, &dst);
-    expect(&v, -RENC_E_ENV_LOCKED,
-           "environment prod is locked by the operator and by its key (key local:cmk revoked), "
-           "so nothing may be restored into it");
+    expect_restore(&h, &src, &dst, -RENC_E_ENV_LOCKED,
+                   "environment prod is locked by the operator and by its key (key local:cmk "
+                   "revoked), so nothing may be restored into it");
 
     dst.locked_by_operator = 0;
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_ENV_LOCKED,
-           "environment prod is locked by its key (key local:cmk revoked), so nothing may be "
-           "restored into it");
+    expect_restore(&h, NULL, &dst, -RENC_E_ENV_LOCKED,
+                   "environment prod is locked by its key (key local:cmk revoked), so nothing "
+                   "may be restored into it");
     renc_header_cleanup(&h);
 }
 
 static void test_rules_restore_needs_a_backup(void **state)
 {
     (void)state;
-    struct renc_header h;
+    /* The kind and source-env of the file's context (NULL: none), and why
+     * it is refused.  A value from the file is quoted without its control
+     * characters. */
+    static const struct {
+        const char *kind, *source_env, *reason;
+    } not_backups[] = {
+        {"blob", "prod", "the file is not a backup (kind=blob)"},
+        {NULL, "prod", "the file is not a backup (kind=none)"},
+        {"blob\n\x1b[31mok", "prod", "the file is not a backup (kind=blob??[31mok)"},
+        {"backup", NULL, "the backup names no source environment (its context has no source-env)"},
+    };
     struct renc_env dst = env("prod", RENC_POLICY_CMK, "local:cmk");
-    struct renc_verdict_text v;
-    backup(&h, "blob", "prod", "local:cmk/1", NULL, NULL);
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED, "the file is not a backup (kind=blob)");
-    renc_header_cleanup(&h);
-
-    backup(&h, NULL, "prod", "local:cmk/1", NULL, NULL);
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED, "the file is not a backup (kind=none)");
-    renc_header_cleanup(&h);
-
-    /* A value from the file is quoted without its control characters. */
-    backup(&h, "blob\n\x1b[31mok", "prod", "local:cmk/1", NULL, NULL);
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED, "the file is not a backup (kind=blob??[31mok)");
-    renc_header_cleanup(&h);
-
-    backup(&h, "backup", NULL, "local:cmk/1", NULL, NULL);
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "the backup names no source environment (its context has no source-env)");
-    renc_header_cleanup(&h);
+    for (size_t i = 0; i < sizeof not_backups / sizeof not_backups[0]; i++) {
+        struct renc_header h;
+        backup(&h, not_backups[i].kind, not_backups[i].source_env, "local:cmk/1", NULL, NULL);
+        expect_restore(&h, NULL, &dst, -RENC_E_NOT_ALLOWED, not_backups[i].reason);
+        renc_header_cleanup(&h);
+    }
 }
 
 static void test_rules_restore_into_its_own_environment_is_allowed(void **state)
 {
     (void)state;
     struct renc_header h;
-    struct renc_verdict_text v;
     /* Whatever the keys: the environment it was taken from, now on mmk. */
     backup(&h, "backup", "prod", "local:old-byok/4", NULL, NULL);
     struct renc_env dst = env("prod", RENC_POLICY_MMK, "local:service-mmk");
-    renc_rule_restore(&v, &h, &dst, &dst);
-    expect(&v, 0, "restore into its own environment prod");
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, 0, "restore into its own environment prod");
+    expect_restore(&h, &dst, &dst, 0, "restore into its own environment prod");
+    expect_restore(&h, NULL, &dst, 0, "restore into its own environment prod");
     renc_header_cleanup(&h);
 }
 
@@ -132,14 +139,13 @@ static void test_rules_restore_elsewhere_needs_a_customer_key(void **state)
 {
     (void)state;
     struct renc_header h;
-    struct renc_verdict_text v;
     backup(&h, "backup", "prod", "local:service-mmk/1", NULL, NULL);
     struct renc_env src = env("prod", RENC_POLICY_MMK, "local:service-mmk");
     struct renc_env dst = env("test", RENC_POLICY_MMK, "local:service-mmk");
-    renc_rule_restore(&v, &h, &src, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "test uses the service-managed key local:service-mmk, and a backup of prod may be "
-           "restored elsewhere only into an environment with the same customer key");
+    expect_restore(&h, &src, &dst, -RENC_E_NOT_ALLOWED,
+                   "test uses the service-managed key local:service-mmk, and a backup of prod "
+                   "may be restored elsewhere only into an environment with the same customer "
+                   "key");
     renc_header_cleanup(&h);
 }
 
@@ -147,23 +153,23 @@ static void test_rules_restore_elsewhere_with_the_same_key_is_allowed(void **sta
 {
     (void)state;
     struct renc_header h;
-    struct renc_verdict_text v;
     /* Another version of the same key, in the second slot. */
     backup(&h, "backup", "prod", "local:service-mmk/1", "local:cmk/1", NULL);
     struct renc_env src = env("prod", RENC_POLICY_CMK, "local:cmk");
     struct renc_env dst = env("test", RENC_POLICY_CMK, "local:cmk");
-    renc_rule_restore(&v, &h, &src, &dst);
-    expect(&v, 0, "the backup of prod is sealed under local:cmk/1, the same customer key as "
-                  "test's cmk key local:cmk");
+    expect_restore(&h, &src, &dst, 0,
+                   "the backup of prod is sealed under local:cmk/1, the same customer key as "
+                   "test's cmk key local:cmk");
     /* The source environment gone from the catalog: the keys alone decide. */
     dst = env("test", RENC_POLICY_BYOK, "local:cmk");
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, 0, "the backup of prod is sealed under local:cmk/1, the same customer key as "
-                  "test's byok key local:cmk");
+    expect_restore(&h, NULL, &dst, 0,
+                   "the backup of prod is sealed under local:cmk/1, the same customer key as "
+                   "test's byok key local:cmk");
     renc_header_cleanup(&h);
 
     backup(&h, "backup", "prod", "akv:https://v.example/keys/cmk/abc", NULL, NULL);
     dst = env("test", RENC_POLICY_CMK, "akv:https://v.example/keys/cmk");
+    struct renc_verdict_text v;
     renc_rule_restore(&v, &h, NULL, &dst);
     assert_int_equal(v.rc, 0);
     assert_int_equal(v.allowed, 1);
@@ -174,25 +180,22 @@ static void test_rules_restore_elsewhere_with_another_key_is_refused(void **stat
 {
     (void)state;
     struct renc_header h;
-    struct renc_verdict_text v;
     backup(&h, "backup", "prod", "local:a/1", "local:b/2", NULL);
     struct renc_env src = env("prod", RENC_POLICY_BYOK, "local:b");
     struct renc_env dst = env("test", RENC_POLICY_BYOK, "local:c");
-    renc_rule_restore(&v, &h, &src, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "the backup of prod is sealed under local:a/1, local:b/2, not under test's byok key "
-           "local:c (a backup may be restored elsewhere only into an environment with the "
-           "same customer key)");
+    expect_restore(&h, &src, &dst, -RENC_E_NOT_ALLOWED,
+                   "the backup of prod is sealed under local:a/1, local:b/2, not under test's "
+                   "byok key local:c (a backup may be restored elsewhere only into an "
+                   "environment with the same customer key)");
     renc_header_cleanup(&h);
 
     /* A key of the same name in another vault is another key. */
     backup(&h, "backup", "prod", "akv:https://one.example/keys/k/1", NULL, NULL);
     dst = env("test", RENC_POLICY_CMK, "akv:https://two.example/keys/k");
-    renc_rule_restore(&v, &h, NULL, &dst);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "the backup of prod is sealed under akv:https://one.example/keys/k/1, not under "
-           "test's cmk key akv:https://two.example/keys/k (a backup may be restored elsewhere "
-           "only into an environment with the same customer key)");
+    expect_restore(&h, NULL, &dst, -RENC_E_NOT_ALLOWED,
+                   "the backup of prod is sealed under akv:https://one.example/keys/k/1, not "
+                   "under test's cmk key akv:https://two.example/keys/k (a backup may be "
+                   "restored elsewhere only into an environment with the same customer key)");
     renc_header_cleanup(&h);
 }
 
@@ -202,9 +205,7 @@ static void test_rules_copy_into_itself_is_refused(void **state)
 {
     (void)state;
     struct renc_env a = env("prod", RENC_POLICY_CMK, "local:cmk");
-    struct renc_verdict_text v;
-    renc_rule_copy(&v, &a, &a);
-    expect(&v, -RENC_E_NOT_ALLOWED, "environment prod cannot be copied into itself");
+    expect_copy(&a, &a, -RENC_E_NOT_ALLOWED, "environment prod cannot be copied into itself");
 }
 
 static void test_rules_copy_with_a_locked_side_is_refused(void **state)
@@ -212,17 +213,14 @@ static void test_rules_copy_with_a_locked_side_is_refused(void **state)
     (void)state;
     struct renc_env from = env("prod", RENC_POLICY_CMK, "local:cmk");
     struct renc_env to = env("test", RENC_POLICY_CMK, "local:cmk");
-    struct renc_verdict_text v;
     to.locked_by_operator = 1;
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, -RENC_E_ENV_LOCKED,
-           "environment test is locked by the operator, so nothing may be copied into it");
+    expect_copy(&from, &to, -RENC_E_ENV_LOCKED,
+                "environment test is locked by the operator, so nothing may be copied into it");
     to.locked_by_operator = 0;
     snprintf(from.key_lock, sizeof from.key_lock, "key local:cmk revoked");
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, -RENC_E_ENV_LOCKED,
-           "environment prod is locked by its key (key local:cmk revoked), so nothing may be "
-           "copied from it");
+    expect_copy(&from, &to, -RENC_E_ENV_LOCKED,
+                "environment prod is locked by its key (key local:cmk revoked), so nothing may "
+                "be copied from it");
 }
 
 static void test_rules_copy_needs_a_customer_key_on_both_sides(void **state)
@@ -230,19 +228,16 @@ static void test_rules_copy_needs_a_customer_key_on_both_sides(void **state)
     (void)state;
     struct renc_env from = env("prod", RENC_POLICY_CMK, "local:cmk");
     struct renc_env to = env("test", RENC_POLICY_MMK, "local:service-mmk");
-    struct renc_verdict_text v;
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "copy is allowed only into an environment encrypted with the same customer key; "
-           "test uses the service-managed key local:service-mmk");
+    expect_copy(&from, &to, -RENC_E_NOT_ALLOWED,
+                "copy is allowed only into an environment encrypted with the same customer "
+                "key; test uses the service-managed key local:service-mmk");
 
     /* Both on the same service-managed key: still no customer key. */
     from = env("prod", RENC_POLICY_MMK, "local:service-mmk");
     to = env("test", RENC_POLICY_BYOK, "local:service-mmk");
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "copy is allowed only from an environment encrypted with a customer key; "
-           "prod uses the service-managed key local:service-mmk");
+    expect_copy(&from, &to, -RENC_E_NOT_ALLOWED,
+                "copy is allowed only from an environment encrypted with a customer key; "
+                "prod uses the service-managed key local:service-mmk");
 }
 
 static void test_rules_copy_needs_the_same_key(void **state)
@@ -250,11 +245,9 @@ static void test_rules_copy_needs_the_same_key(void **state)
     (void)state;
     struct renc_env from = env("prod", RENC_POLICY_BYOK, "local:a");
     struct renc_env to = env("test", RENC_POLICY_CMK, "local:b");
-    struct renc_verdict_text v;
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, -RENC_E_NOT_ALLOWED,
-           "copy is allowed only into an environment encrypted with the same customer key; "
-           "prod uses byok local:a and test uses cmk local:b");
+    expect_copy(&from, &to, -RENC_E_NOT_ALLOWED,
+                "copy is allowed only into an environment encrypted with the same customer "
+                "key; prod uses byok local:a and test uses cmk local:b");
 }
 
 static void test_rules_copy_with_the_same_key_is_allowed(void **state)
@@ -262,12 +255,9 @@ static void test_rules_copy_with_the_same_key_is_allowed(void **state)
     (void)state;
     struct renc_env from = env("prod", RENC_POLICY_BYOK, "local:cmk");
     struct renc_env to = env("test", RENC_POLICY_CMK, "local:cmk");
-    struct renc_verdict_text v;
-    renc_rule_copy(&v, &from, &to);
-    expect(&v, 0, "prod and test share the customer key local:cmk");
+    expect_copy(&from, &to, 0, "prod and test share the customer key local:cmk");
     from.policy = RENC_POLICY_CMK;
-    renc_rule_copy(&v, &to, &from);
-    expect(&v, 0, "test and prod share the customer key local:cmk");
+    expect_copy(&to, &from, 0, "test and prod share the customer key local:cmk");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -30,24 +30,22 @@
 #include "crypto/record.h"
 #include "reencrypt/blobfile.h"
 
-#include "tests/unit/leakcheck.h"
+#include "tests/unit/membuf.h"
+#include "tests/unit/tmpdir.h"
 
 #define SHIFT 12
 #define S ((size_t)1 << SHIFT)
 
-static char dir[] = "/tmp/renc-sealer-test.XXXXXX";
 static struct renc_keyring *kr;
 static struct renc_keystore *ks;
 static const char *const two_refs[] = {"local:ka", "local:kb"};
 
-/* Per test, after the leak check's baseline: a keyring with the AES keys
+/* Per test, in its own folder (tmpdir.h): a keyring with the AES keys
  * ka and kb, and a keystore over it (its KEK cache grows as it is used, so
  * it must not outlive the test). */
 static int setup_keys(void **state)
 {
-    if (setup(state))
-        return -1;
-    if (!mkdtemp(strcpy(dir, "/tmp/renc-sealer-test.XXXXXX")))
+    if (setup_tmpdir(state, "/tmp/renc-sealer-test.XXXXXX"))
         return -1;
     if (renc_keyring_open(&kr, dir, 1) || renc_keyring_create_key(kr, "ka", RENC_KEK_AES256, 0) ||
         renc_keyring_create_key(kr, "kb", RENC_KEK_AES256, 0) || renc_keystore_new(&ks, kr))
@@ -61,11 +59,7 @@ static int teardown_keys(void **state)
     renc_keyring_free(kr);
     ks = NULL;
     kr = NULL;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        return -1;
-    return teardown(state);
+    return teardown_tmpdir(state);
 }
 
 static struct renc_seal_opts opts_for(int compress, size_t nrefs)
@@ -94,6 +88,14 @@ static uint8_t *make_plain(size_t len, int text)
     return p;
 }
 
+/* An empty memfd for a blob to be written to. */
+static int blob_memfd(void)
+{
+    int fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    return fd;
+}
+
 static int memfd_with(const uint8_t *bytes, size_t len)
 {
     int fd = memfd_create("renc-sealer-test", MFD_CLOEXEC);
@@ -117,10 +119,10 @@ static uint8_t *slurp(int fd, size_t *len)
     return buf;
 }
 
-/* A sink gathering what open_to hands on; fails at its fail_at-th call. */
+/* A sink gathering what open_to hands on in m; fails at its fail_at-th
+ * call. */
 struct gather {
-    uint8_t *p;
-    size_t len, cap;
+    struct membuf m;
     int calls, fail_at;
 };
 
@@ -130,15 +132,7 @@ static int gather_sink(void *arg, const uint8_t *buf, size_t len)
     if (++g->calls == g->fail_at)
         return -RENC_E_BUSY;
     assert_true(len > 0 && len <= S);
-    if (g->len + len > g->cap) {
-        size_t cap = (g->len + len) * 2;
-        uint8_t *p = renc_realloc(g->p, cap);
-        assert_non_null(p);
-        g->p = p;
-        g->cap = cap;
-    }
-    memcpy(g->p + g->len, buf, len);
-    g->len += len;
+    assert_int_equal(membuf_sink(&g->m, buf, len), 0);
     return 0;
 }
 
@@ -148,8 +142,7 @@ static int seal_pushed(const struct renc_seal_opts *o, const uint8_t *plain, siz
                        uint64_t known_len, const size_t *splits, size_t nsplits,
                        struct renc_blob_status *st)
 {
-    int fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
-    assert_true(fd >= 0);
+    int fd = blob_memfd();
     struct renc_sealer *s = NULL;
     assert_int_equal(renc_sealer_new(&s, ks, o, fd, known_len, st), 0);
     size_t off = 0;
@@ -169,6 +162,17 @@ static int seal_pushed(const struct renc_seal_opts *o, const uint8_t *plain, siz
     renc_sealer_free(s);
     assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
     return fd;
+}
+
+/* plain[len] sealed under the first nrefs of ka and kb, uncompressed, with
+ * known_len for its length, pushed in pieces of split bytes: a memfd at
+ * offset 0. */
+static int seal_simply(size_t nrefs, const uint8_t *plain, size_t len, uint64_t known_len,
+                       size_t split)
+{
+    struct renc_seal_opts o = opts_for(0, nrefs);
+    struct renc_blob_status st;
+    return seal_pushed(&o, plain, len, known_len, &split, 1, &st);
 }
 
 /* The record lengths of a whole blob in memory, walked by their words;
@@ -219,9 +223,9 @@ static void test_sealer_blobs_open_back_at_every_segment_boundary(void **state)
                 memset(&h, 0, sizeof h);
                 struct renc_blob_status ost;
                 assert_int_equal(renc_blob_open_to(ks, fd, gather_sink, &g, &h, &ost), 0);
-                assert_int_equal(g.len, len);
+                assert_int_equal(g.m.len, len);
                 if (len)
-                    assert_memory_equal(g.p, plain, len);
+                    assert_memory_equal(g.m.p, plain, len);
                 assert_int_equal(ost.records, want_records);
                 assert_int_equal(ost.plaintext_bytes, len);
                 assert_int_equal(h.plaintext_len, known ? (uint64_t)len : RENC_PLAINTEXT_UNKNOWN);
@@ -248,7 +252,7 @@ static void test_sealer_blobs_open_back_at_every_segment_boundary(void **state)
 
                 renc_free(blob);
                 renc_header_cleanup(&h);
-                renc_free(g.p);
+                membuf_free(&g.m);
                 renc_free(plain);
                 close(fd);
             }
@@ -265,8 +269,7 @@ static void test_sealer_known_length_missed_either_way_fails(void **state)
     for (size_t i = 0; i < 4; i++) {
         /* More than announced: the write that goes past fails, and so does
          * everything after it. */
-        int fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
-        assert_true(fd >= 0);
+        int fd = blob_memfd();
         struct renc_sealer *s = NULL;
         struct renc_blob_status st;
         assert_int_equal(renc_sealer_new(&s, ks, &o, fd, known[i], &st), 0);
@@ -281,8 +284,7 @@ static void test_sealer_known_length_missed_either_way_fails(void **state)
         /* Fewer than announced: finish fails, writing no last record. */
         if (known[i] == 0)
             continue;
-        fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
-        assert_true(fd >= 0);
+        fd = blob_memfd();
         assert_int_equal(renc_sealer_new(&s, ks, &o, fd, known[i], &st), 0);
         assert_int_equal(renc_sealer_write(s, plain, (size_t)known[i] - 1), 0);
         assert_int_equal(renc_sealer_finish(s), -RENC_E_LENGTH_MISMATCH);
@@ -297,7 +299,7 @@ static void test_sealer_known_length_missed_either_way_fails(void **state)
     /* renc_blob_seal keeps its contract on top of the sealer: a file
      * shorter or longer than its known length fails. */
     int in = memfd_with(plain, 2 * S);
-    int out = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
+    int out = blob_memfd();
     struct renc_blob_status st;
     assert_int_equal(renc_blob_seal(ks, &o, in, out, 2 * S + 1, &st), -RENC_E_LENGTH_MISMATCH);
     assert_int_equal(lseek(in, 0, SEEK_SET), 0);
@@ -306,7 +308,7 @@ static void test_sealer_known_length_missed_either_way_fails(void **state)
     close(in);
 
     /* A finished sealer takes nothing more. */
-    int fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
+    int fd = blob_memfd();
     struct renc_sealer *s = NULL;
     assert_int_equal(renc_sealer_new(&s, ks, &o, fd, RENC_PLAINTEXT_UNKNOWN, NULL), 0);
     assert_int_equal(renc_sealer_finish(s), 0);
@@ -317,7 +319,7 @@ static void test_sealer_known_length_missed_either_way_fails(void **state)
     close(fd);
 
     /* Options the sealer cannot honour fail before anything is written. */
-    fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
+    fd = blob_memfd();
     struct renc_seal_opts bad = o;
     bad.env = NULL;
     assert_int_equal(renc_sealer_new(&s, ks, &bad, fd, 0, &st), -RENC_E_INVALID);
@@ -350,7 +352,7 @@ static void test_sealer_lays_out_the_records_renc_blob_seal_does(void **state)
                 struct renc_blob_status st1, st2;
                 int pushed = seal_pushed(&o, plain, len, kl, odd, 4, &st1);
                 int in = memfd_with(plain, len);
-                int out = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
+                int out = blob_memfd();
                 assert_int_equal(renc_blob_seal(ks, &o, in, out, kl, &st2), 0);
                 assert_int_equal(st1.records, st2.records);
                 assert_int_equal(st1.plaintext_bytes, st2.plaintext_bytes);
@@ -406,10 +408,8 @@ static void test_sealer_open_to_without_sink_only_verifies(void **state)
     (void)state;
     size_t len = 2 * S + 9;
     uint8_t *plain = make_plain(len, 0);
-    struct renc_seal_opts o = opts_for(0, 1);
-    static const size_t whole[] = {SIZE_MAX};
+    int fd = seal_simply(1, plain, len, len, SIZE_MAX);
     struct renc_blob_status st;
-    int fd = seal_pushed(&o, plain, len, len, whole, 1, &st);
     assert_int_equal(renc_blob_open_to(ks, fd, NULL, NULL, NULL, &st), 0);
     assert_int_equal(st.plaintext_bytes, len);
     assert_int_equal(st.records, 3);
@@ -426,10 +426,10 @@ static void test_sealer_open_to_without_sink_only_verifies(void **state)
     assert_int_equal(lseek(bad, 0, SEEK_SET), 0);
     struct gather g = {0};
     assert_int_equal(renc_blob_open_to(ks, bad, gather_sink, &g, NULL, &st), -RENC_E_RECORD_AUTH);
-    assert_int_equal(g.len, 2 * S);
-    assert_memory_equal(g.p, plain, 2 * S);
+    assert_int_equal(g.m.len, 2 * S);
+    assert_memory_equal(g.m.p, plain, 2 * S);
     assert_int_equal(st.record, 2);
-    renc_free(g.p);
+    membuf_free(&g.m);
     close(bad);
     renc_free(blob);
     renc_free(plain);
@@ -441,10 +441,8 @@ static void test_sealer_open_to_stops_at_a_sink_error(void **state)
     (void)state;
     size_t len = 3 * S + 7;
     uint8_t *plain = make_plain(len, 0);
-    struct renc_seal_opts o = opts_for(0, 1);
-    static const size_t odd[] = {333};
+    int fd = seal_simply(1, plain, len, RENC_PLAINTEXT_UNKNOWN, 333);
     struct renc_blob_status st;
-    int fd = seal_pushed(&o, plain, len, RENC_PLAINTEXT_UNKNOWN, odd, 1, &st);
     for (int at = 1; at <= 4; at++) {
         struct gather g = {0};
         g.fail_at = at;
@@ -453,10 +451,10 @@ static void test_sealer_open_to_stops_at_a_sink_error(void **state)
         assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
         assert_int_equal(renc_blob_open_to(ks, fd, gather_sink, &g, &h, &st), -RENC_E_BUSY);
         assert_int_equal(g.calls, at); /* nothing after the failing call */
-        assert_int_equal(g.len, (size_t)(at - 1) * S);
+        assert_int_equal(g.m.len, (size_t)(at - 1) * S);
         assert_int_equal(st.record, (uint64_t)(at - 1));
         assert_int_equal(h.header_len, 0); /* header_out untouched on failure */
-        renc_free(g.p);
+        membuf_free(&g.m);
     }
     renc_free(plain);
     close(fd);
@@ -467,61 +465,66 @@ static void test_sealer_open_to_stops_at_a_sink_error(void **state)
 /* A blob of a few bytes under both keys, as a memfd at offset 0. */
 static int two_key_blob(void)
 {
-    struct renc_seal_opts o = opts_for(0, 2);
-    static const size_t whole[] = {SIZE_MAX};
-    struct renc_blob_status st;
-    return seal_pushed(&o, (const uint8_t *)"restricted", 10, 10, whole, 1, &st);
+    return seal_simply(2, (const uint8_t *)"restricted", 10, 10, SIZE_MAX);
 }
 
-/* renc_blob_open_to on fd from its start: the error, and in *slot the slot
- * that opened it (or the failure's). */
-static int open_slot(int fd, int *slot)
+/* renc_blob_open_to on fd from its start must return rc, through slot (or
+ * failing at it; -1 for none), and hand on the whole content or nothing. */
+static void expect_open(int fd, int rc, int slot)
 {
     struct renc_blob_status st;
     struct gather g = {0};
     assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-    int rc = renc_blob_open_to(ks, fd, gather_sink, &g, NULL, &st);
+    assert_int_equal(renc_blob_open_to(ks, fd, gather_sink, &g, NULL, &st), rc);
     if (rc == 0) {
-        assert_int_equal(g.len, 10);
-        assert_memory_equal(g.p, "restricted", 10);
+        assert_int_equal(g.m.len, 10);
+        assert_memory_equal(g.m.p, "restricted", 10);
     } else {
-        assert_int_equal(g.len, 0);
+        assert_int_equal(g.m.len, 0);
     }
-    renc_free(g.p);
-    *slot = st.slot;
-    return rc;
+    membuf_free(&g.m);
+    assert_int_equal(st.slot, slot);
+}
+
+/* The header of the blob in fd, read from its start, and its raw bytes
+ * (free with renc_free). */
+static uint8_t *read_header(int fd, struct renc_header *h)
+{
+    uint8_t *raw = NULL;
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    assert_int_equal(renc_blob_read_header(fd, h, &raw), 0);
+    return raw;
 }
 
 static void test_sealer_restricted_keystore_opens_only_allowed_slots(void **state)
 {
     (void)state;
     int fd = two_key_blob();
-    int slot;
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 0);
+    expect_open(fd, 0, 0);
 
+    /* Each restriction in turn, and how the blob then opens. */
     static const char *const only_a[] = {"local:ka"};
     static const char *const only_b[] = {"local:kb/1"}; /* versions aside */
     static const char *const others[] = {"local:kc", "local:kab", "local:k"};
     static const char *const b_and_other[] = {"local:kc", "local:kb/99"};
-    assert_int_equal(renc_keystore_restrict(ks, only_a, 1), 0);
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 0);
-    assert_int_equal(renc_keystore_restrict(ks, only_b, 1), 0);
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 1);
-    assert_int_equal(renc_keystore_restrict(ks, b_and_other, 2), 0);
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 1);
-    assert_int_equal(renc_keystore_restrict(ks, others, 3), 0);
-    assert_int_equal(open_slot(fd, &slot), -RENC_E_NO_SLOT);
-    assert_int_equal(slot, -1);
+    static const struct {
+        const char *const *refs;
+        size_t n;
+        int rc, slot;
+    } allowed[] = {
+        {only_a, 1, 0, 0},
+        {only_b, 1, 0, 1},
+        {b_and_other, 2, 0, 1},
+        {others, 3, -RENC_E_NO_SLOT, -1},
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        assert_int_equal(renc_keystore_restrict(ks, allowed[i].refs, allowed[i].n), 0);
+        expect_open(fd, allowed[i].rc, allowed[i].slot);
+    }
 
     /* Slot by slot: a refused slot is not found. */
-    uint8_t *raw = NULL;
     struct renc_header h;
-    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-    assert_int_equal(renc_blob_read_header(fd, &h, &raw), 0);
+    uint8_t *raw = read_header(fd, &h);
     struct renc_key *dek = NULL;
     assert_int_equal(renc_keystore_unwrap_slot(ks, &h.slots[0], &dek), -RENC_E_KEY_NOT_FOUND);
     assert_int_equal(renc_keystore_unwrap_slot(ks, &h.slots[1], &dek), -RENC_E_KEY_NOT_FOUND);
@@ -534,20 +537,18 @@ static void test_sealer_restricted_keystore_opens_only_allowed_slots(void **stat
     /* A ref that does not parse is refused and the restriction stays. */
     static const char *const junk[] = {"local:ka", "not a ref"};
     assert_int_equal(renc_keystore_restrict(ks, junk, 2), -RENC_E_BAD_KEYREF);
-    assert_int_equal(open_slot(fd, &slot), -RENC_E_NO_SLOT);
+    expect_open(fd, -RENC_E_NO_SLOT, -1);
 
     /* n 0 lifts it. */
     assert_int_equal(renc_keystore_restrict(ks, NULL, 0), 0);
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 0);
+    expect_open(fd, 0, 0);
     assert_int_equal(renc_keystore_unwrap_slot(ks, &h.slots[1], &dek), 0);
     renc_key_free(dek);
 
     /* An allowed slot that fails still says why (not "no slot"). */
     assert_int_equal(renc_keystore_restrict(ks, only_b, 1), 0);
     assert_int_equal(renc_keyring_set_state(kr, "kb", "1", RENC_KEY_DISABLED), 0);
-    assert_int_equal(open_slot(fd, &slot), -RENC_E_KEY_DISABLED);
-    assert_int_equal(slot, 1);
+    expect_open(fd, -RENC_E_KEY_DISABLED, 1);
 
     renc_header_cleanup(&h);
     renc_free(raw);
@@ -559,20 +560,16 @@ static void test_sealer_cached_dek_does_not_bypass_the_restriction(void **state)
     (void)state;
     assert_int_equal(renc_keystore_cache_deks(ks, 16), 0);
     int fd = two_key_blob(); /* the wraps are remembered in the cache */
-    int slot;
     struct renc_keystore_stats before, after;
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 0);
+    expect_open(fd, 0, 0);
     renc_keystore_stats(ks, &before);
     assert_true(before.cache_hits >= 1); /* opened from the cache */
 
     static const char *const neither[] = {"local:kc"};
     assert_int_equal(renc_keystore_restrict(ks, neither, 1), 0);
-    assert_int_equal(open_slot(fd, &slot), -RENC_E_NO_SLOT);
-    uint8_t *raw = NULL;
+    expect_open(fd, -RENC_E_NO_SLOT, -1);
     struct renc_header h;
-    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-    assert_int_equal(renc_blob_read_header(fd, &h, &raw), 0);
+    uint8_t *raw = read_header(fd, &h);
     struct renc_key *dek = NULL;
     assert_int_equal(renc_keystore_unwrap_slot(ks, &h.slots[0], &dek), -RENC_E_KEY_NOT_FOUND);
     assert_null(dek);
@@ -583,8 +580,7 @@ static void test_sealer_cached_dek_does_not_bypass_the_restriction(void **state)
     /* Allowing the second key opens through its slot, from the cache. */
     static const char *const only_b[] = {"local:kb"};
     assert_int_equal(renc_keystore_restrict(ks, only_b, 1), 0);
-    assert_int_equal(open_slot(fd, &slot), 0);
-    assert_int_equal(slot, 1);
+    expect_open(fd, 0, 1);
     renc_keystore_stats(ks, &after);
     assert_int_equal(after.cache_hits, before.cache_hits + 1);
     assert_int_equal(after.unwraps, before.unwraps);
@@ -601,8 +597,7 @@ static void test_sealer_failed_allocations_leak_nothing(void **state)
     /* Fail the n-th allocation of renc_sealer_new for every n until it
      * makes none that fails: each failure gives back what it took. */
     for (uint64_t n = 1;; n++) {
-        int fd = memfd_create("renc-sealer-blob", MFD_CLOEXEC);
-        assert_true(fd >= 0);
+        int fd = blob_memfd();
         struct renc_sealer *s = NULL;
         renc_alloc_fail_at(n);
         int rc = renc_sealer_new(&s, ks, &o, fd, RENC_PLAINTEXT_UNKNOWN, NULL);
