@@ -6,7 +6,8 @@
 # each (one from stdin, compressed ones, one with two slots); `run` rewrap in
 # place, `run` rekey into a mirror, `run` rekey onto the RSA key with a shared
 # DEK, `verify`, `inspect`, `plan`, `decrypt`, `keys list`, `status`, and
-# failures (a tampered blob, a disabled and a revoked key), every command's
+# failures (a tampered blob, a disabled and a revoked key), environments
+# (catalog, put, backup, restore and copy with their checks), every command's
 # standard output and error kept.  Then every file under the scratch folder
 # (state folder, keyring state files, journals, reports, outputs, blobs,
 # plaintexts; all but the keyring's VERSION.key / VERSION.pem files) is
@@ -112,6 +113,26 @@ expect_same "the rewrapped tree opens to the plaintext" "$P/multi" "$WORK/multi.
 run renc status
 keep status
 
+# ---- environments: catalog, put, backup, restore and copy --------------------
+step env-create-a renc env create env-a
+step env-create-b renc env create env-b
+step env-policy-a renc env set-policy env-a --cmk local:cmk
+step env-policy-b renc env set-policy env-b --cmk local:cmk
+step put renc put --env env-a "$P"
+step backup renc backup create --env env-a --name b.renc
+snapshot 3-env-a "$STATE/data/env-a"
+step restore-check renc restore-check "$STATE/data/env-a/backups/b.renc" --target env-b --json
+step restore renc restore "$STATE/data/env-a/backups/b.renc" --target env-b
+step copy-check renc copy-check --from env-a --to env-b
+step copy renc copy --from env-b --to env-a
+snapshot 4-env-b "$STATE/data/env-b"
+step env-show renc env show env-a --json
+step env-list renc env list
+step keys-versions renc keys versions cmk --json
+check "environment data is 0700 folders and 0600 files" \
+  test -z "$(find "$STATE/data" \( -type d ! -perm 0700 \) -o \( -type f ! -perm 0600 \))"
+expect_mode 600 "$STATE/catalog.db"
+
 # ---- failures: errors name blobs and keys, never key bytes -------------------
 cp "$M/sub/multi.renc" "$WORK/tampered.renc"
 flip_byte "$WORK/tampered.renc" 200
@@ -131,7 +152,7 @@ for k in "$KR"/*/; do
   expect_mode 700 "${k%/}"
 done
 mapfile -t KEYFILES < <(find "$KR" -type f \( -name '*.key' -o -name '*.pem' \) | sort)
-check "the keyring holds 5 key files (aes 1-2, cmk 1-2, rsa 1)" test "${#KEYFILES[@]}" -eq 5
+check "the keyring holds 6 key files (aes 1-2, cmk 1-2, rsa 1, service-mmk 1)" test "${#KEYFILES[@]}" -eq 6
 expect_mode 600 "${KEYFILES[@]}"
 check "every keyring file is 0600" test -z "$(find "$KR" -type f ! -perm 0600)"
 check "every keyring folder is 0700" test -z "$(find "$KR" -type d ! -perm 0700)"
@@ -212,13 +233,14 @@ else
 fi
 # The scan must have had something to look at and for.
 check "the scan read the outputs and reports" \
-  grep -qE 'secret_scan: 10 key secrets, .* [0-9]{2,} files' "$WORK/scan.err"
+  grep -qE 'secret_scan: 11 key secrets, .* [0-9]{2,} files' "$WORK/scan.err"
 if [ "$DEKS" = 1 ]; then
   # 4 DEKs sealed, kept by the rewrap; 4 new ones from the rekey into the
-  # mirror; 2 from the rekey onto rsa with --share-dek 2.
+  # mirror; 2 from the rekey onto rsa with --share-dek 2; 3 put into env-a
+  # and its backup; 3 restored into env-b.
   ndeks=$(sed -n 's/.*key secrets, \([0-9]*\) DEKs.*/\1/p' "$WORK/scan.err")
-  check "the DEKs of every stage were looked for (got ${ndeks:-none}, want >= 10)" \
-    test "${ndeks:-0}" -ge 10
+  check "the DEKs of every stage were looked for (got ${ndeks:-none}, want >= 17)" \
+    test "${ndeks:-0}" -ge 17
 fi
 
 finish
