@@ -49,6 +49,8 @@ static const char *const renc_messages[] = {
     [RENC_E_BAD_ARCHIVE - RENC_E_BASE] = "backup archive malformed",
     [RENC_E_BAD_CATALOG - RENC_E_BASE] = "not a reencrypt catalog (or of a newer schema)",
     [RENC_E_CATALOG - RENC_E_BASE] = "the catalog database failed",
+    [RENC_E_NOT_REGULAR - RENC_E_BASE] =
+        "a symbolic link or special file, not a regular file or folder (links are never followed)",
 };
 
 const char *renc_strerror(int err)

@@ -55,6 +55,7 @@ enum renc_error {
     RENC_E_BAD_ARCHIVE,    /* a backup's archive is malformed */
     RENC_E_BAD_CATALOG,    /* not a reencrypt catalog (or of a newer schema) */
     RENC_E_CATALOG,        /* the catalog database failed */
+    RENC_E_NOT_REGULAR,    /* a symbolic link or special file where a file or folder is expected */
     RENC_E_END
 };
 

@@ -23,7 +23,7 @@
 /* 1 when the len bytes at name are a valid entry name: 1..NAME_MAX bytes of
  * UTF-8 without NUL, '/'-separated components none of which is empty, "."
  * or ".." (so no leading, trailing or doubled '/'). */
-static int renc_archive_name_ok(const uint8_t *name, size_t len)
+int renc_archive_name_ok(const uint8_t *name, size_t len)
 {
     if (len == 0 || len > RENC_ARCHIVE_NAME_MAX)
         return 0;

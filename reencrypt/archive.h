@@ -35,6 +35,11 @@
  * it is produced.  After any failure (a bad name or length, a call out of
  * turn: -RENC_E_INVALID, or the sink's own error) the writer only fails, with
  * that error: what reached the sink is no archive and must be discarded. */
+/* renc_archive_name_ok: 1 when the len bytes at name are a valid entry name
+ * (the rules above), which is also what a blob's name under
+ * DATA/<env>/blobs/ must be. */
+int renc_archive_name_ok(const uint8_t *name, size_t len);
+
 struct renc_archive_writer;
 
 /* renc_archive_writer_new: writes the magic to sink (arg is passed to it). */

@@ -396,8 +396,10 @@ int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, vo
         }
         /* Verify, then release: only a segment whose tag checked out (and,
          * for the last, whose length matched) reaches the sink. */
-        if (sink && plain_len > 0 && (rc = sink(arg, plain, plain_len)))
+        if (sink && plain_len > 0 && (rc = sink(arg, plain, plain_len))) {
+            st->in_output = 1;
             goto out;
+        }
         st->plaintext_bytes += plain_len;
         st->records++;
         if (last) {

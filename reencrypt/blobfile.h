@@ -34,6 +34,7 @@ struct renc_blob_status {
     int in_records;           /* 1 when the failure is in the records */
     uint64_t plaintext_bytes; /* bytes sealed or opened */
     uint64_t records;         /* records sealed or opened */
+    int in_output;            /* open: the failure is the sink's (writing the plaintext) */
 };
 
 /* renc_blob_seal: reads plaintext from in_fd to its end and writes a RENC

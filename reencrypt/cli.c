@@ -159,6 +159,9 @@ int renc_exit_for(int rc)
     case RENC_E_BAD_KEYREF:
     case RENC_E_ENV_NOT_FOUND:
     case RENC_E_BAD_ARCHIVE:
+    case RENC_E_BAD_JOURNAL:
+    case RENC_E_BAD_CATALOG:
+    case RENC_E_NOT_REGULAR:
     case ENOENT:
     case EISDIR:
     case ENOTDIR:

@@ -140,6 +140,11 @@ int renc_cmd_encrypt(int argc, char **argv)
         const char *slash = strrchr(in, '/');
         so.name = slash ? slash + 1 : in;
     }
+    if (so.name && !renc_utf8_valid((const uint8_t *)so.name, strlen(so.name))) {
+        renc_err("encrypt", "%s: the blob's name '%s' is not UTF-8 (a header's context is); "
+                            "give another with --name", in, so.name);
+        return RENC_EXIT_USAGE;
+    }
 
     int in_fd, out_fd = -1, status;
     uint64_t size;
@@ -167,7 +172,11 @@ int renc_cmd_encrypt(int argc, char **argv)
         renc_file_abort(out_fd, tmp);
     if (rc) {
         renc_blob_err("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : out, rc, &st);
-        status = rc == -RENC_E_BAD_KEYREF ? RENC_EXIT_USAGE : RENC_EXIT_FAILED;
+        /* A key ref that does not parse, or an OUT that cannot be a file
+         * (a folder, a missing folder), is bad usage; the rest failed work. */
+        status = rc == -RENC_E_BAD_KEYREF || rc == -EISDIR || rc == -ENOTDIR || rc == -ENOENT
+                     ? RENC_EXIT_USAGE
+                     : RENC_EXIT_FAILED;
     } else {
         printf("sealed %s -> %s: %llu bytes in %llu records\n", in, out,
                (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records);
@@ -237,7 +246,10 @@ int renc_cmd_decrypt(int argc, char **argv)
             renc_err("decrypt", "%s: %s", out, renc_strerror(rc));
     } else {
         renc_file_abort(out_fd, tmp);
-        renc_blob_err("decrypt", in, rc, &st);
+        if (st.in_output) /* writing the plaintext failed, not reading the blob */
+            renc_err("decrypt", "%s: %s", out, renc_strerror(rc));
+        else
+            renc_blob_err("decrypt", in, rc, &st);
     }
     if (rc)
         status = renc_exit_for(rc);

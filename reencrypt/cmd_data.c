@@ -242,12 +242,8 @@ static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
                         struct renc_stage *stage, const char *dir, const char *in,
                         const char *want, uint64_t *bytes)
 {
-    char name[RENC_ARCHIVE_NAME_MAX + 1], final[8192];
-    if (renc_path_tidy(name, sizeof name, want, RENC_PATH_NO_DOTDOT) || !name[0] ||
-        strcmp(name, ".") == 0 || name[0] == '/') {
-        renc_err(c->cmd, "%s: '%s' cannot name a blob (empty, '..' or absolute)", in, want);
-        return RENC_EXIT_USAGE;
-    }
+    char final[8192];
+    const char *name = want;
     if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) {
         renc_err(c->cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
         return RENC_EXIT_USAGE;
@@ -339,14 +335,25 @@ int renc_cmd_put(int argc, char **argv)
             const char *b = strrchr(tidy, '/');
             prefix = b ? b + 1 : tidy;
         }
-        for (size_t k = 0; status < 0 && k < scan.count; k++) {
-            char want[8192];
-            if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
-                renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
-            else
-                renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
-            status = renc_put_one(&c, &env, &stage, dir, scan.items[k].path, want, &bytes);
-            files++;
+        /* Every name is checked before anything is written. */
+        for (int pass = 0; pass < 2 && status < 0; pass++) {
+            for (size_t k = 0; status < 0 && k < scan.count; k++) {
+                char want[8192];
+                if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
+                    renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
+                else
+                    renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
+                if (pass == 0 && !renc_archive_name_ok((const uint8_t *)want, strlen(want))) {
+                    renc_err(c.cmd, "%s: '%s' cannot name a blob (names are UTF-8, not absolute, "
+                                    "without empty, '.' or '..' parts; --name gives another)",
+                             scan.items[k].path, want);
+                    status = RENC_EXIT_USAGE;
+                } else if (pass == 1) {
+                    status = renc_put_one(&c, &env, &stage, dir, scan.items[k].path, want,
+                                          &bytes);
+                    files++;
+                }
+            }
         }
         renc_scan_cleanup(&scan);
         if (status >= 0)
@@ -751,7 +758,7 @@ static int renc_restore_common(int argc, char **argv, int check)
         (status = renc_restore_judge(&c, path, &target, r, &fd)) >= 0)
         goto out;
     if (!check && !r->verdict.allowed) {
-        renc_err(c.cmd, "refused: %s", r->verdict.reason);
+        renc_err(c.cmd, "%s -> %s: refused: %s", path, c.a.target, r->verdict.reason);
         status = RENC_EXIT_FAILED;
         goto out;
     }
@@ -862,7 +869,7 @@ static int renc_copy_common(int argc, char **argv, int check)
     }
     renc_rule_copy(&r->verdict, &from, &to);
     if (!check && !r->verdict.allowed) {
-        renc_err(c.cmd, "refused: %s", r->verdict.reason);
+        renc_err(c.cmd, "%s -> %s: refused: %s", c.a.from, c.a.to, r->verdict.reason);
         status = RENC_EXIT_FAILED;
         goto out;
     }

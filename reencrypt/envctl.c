@@ -53,8 +53,11 @@ int renc_envctl_ready(struct renc_catalog *cat, struct renc_keystore *ks, const 
 {
     char buf[RENC_MAX_REF_LEN + 1];
     int rc = renc_catalog_get(cat, id, env);
-    if (rc)
+    if (rc) {
+        if (why)
+            renc_textf(why, why_max, "environment %s: %s", id, renc_strerror(rc));
         return rc;
+    }
     if (!renc_env_locked(env)) {
         rc = renc_keystore_resolve(ks, current ? current : buf, current ? max : sizeof buf,
                                    env->key_ref);

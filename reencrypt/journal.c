@@ -244,6 +244,15 @@ static int renc_journal_setup(struct renc_journal *j)
         sqlite3_finalize(st);
         if (ver != RENC_JOURNAL_SCHEMA)
             return -RENC_E_BAD_JOURNAL;
+        /* The catalog has the same marks: a journal is told by its tables. */
+        int tables = 0;
+        if (renc_prepare(j, &st, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
+                                 " name IN ('run', 'attempts', 'blobs', 'header_intents')") == 0 &&
+            sqlite3_step(st) == SQLITE_ROW)
+            tables = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (tables != 4)
+            return -RENC_E_BAD_JOURNAL;
     }
     if (j->readonly)
         return 0;

@@ -1,8 +1,10 @@
 /* reencrypt — bulk re-encryption of envelope-encrypted data.  See README.md
  * and docs/CLI.md. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "crypto/secmem.h"
 #include "reencrypt/cli.h"
 
@@ -39,8 +41,37 @@ static void renc_usage(FILE *f)
                "'reencrypt COMMAND --help' tells more; docs/CLI.md tells all.\n");
 }
 
+#ifdef RENC_TEST_HOOKS
+/* Test seam: RENC_ALLOC_FAIL=N fails the process's N-th allocation through
+ * common/alloc (tests/e2e/test_allocfail.sh sweeps N).  At exit it says when
+ * the process made fewer than N, so a sweep knows where to stop. */
+static uint64_t renc_alloc_fail_n;
+
+static void renc_alloc_fail_report(void)
+{
+    uint64_t made = renc_alloc_count();
+    if (made < renc_alloc_fail_n)
+        fprintf(stderr, "reencrypt: test hook: RENC_ALLOC_FAIL=%llu not reached (%llu "
+                        "allocations)\n",
+                (unsigned long long)renc_alloc_fail_n, (unsigned long long)made);
+}
+
+static void renc_alloc_fail_setup(void)
+{
+    const char *v = getenv("RENC_ALLOC_FAIL");
+    if (!v || !v[0])
+        return;
+    renc_alloc_fail_n = strtoull(v, NULL, 10);
+    renc_alloc_fail_at(renc_alloc_fail_n);
+    atexit(renc_alloc_fail_report);
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef RENC_TEST_HOOKS
+    renc_alloc_fail_setup();
+#endif
     if (argc < 2) {
         renc_usage(stderr);
         return RENC_EXIT_USAGE;

@@ -162,7 +162,7 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
             const char *slash = strrchr(sources[i], '/');
             rc = renc_scan_add(s, sources[i], slash ? slash + 1 : sources[i], &st);
         } else {
-            rc = renc_scan_error(s, sources[i], -EINVAL);
+            rc = renc_scan_error(s, sources[i], -RENC_E_NOT_REGULAR);
         }
         if (rc)
             return rc;
@@ -237,7 +237,7 @@ static int renc_manifest_line(struct renc_scan *s, struct renc_seen *seen, const
     if (lstat(line, &st) != 0)
         return renc_scan_error(s, line, -errno);
     if (!S_ISREG(st.st_mode))
-        return renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL);
+        return renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -RENC_E_NOT_REGULAR);
     /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
     char canon[PATH_MAX];
     const char *key = realpath(line, canon) ? canon : line;

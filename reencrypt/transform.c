@@ -341,13 +341,14 @@ int renc_transform_records(struct renc_resealer *r, const struct renc_blob_plan 
     uint64_t i = first_index;
     int rc = 0;
     while (off < len) {
+        /* Bytes after the last record are trailing, however few. */
+        RENC_RETURN_IF(count && i >= count, -RENC_E_TRAILING);
         RENC_RETURN_IF(len - off < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
         uint32_t word = renc_load_be32(buf + off);
         size_t rec_len;
         if ((rc = renc_record_parse_word(word, h->flags, seg, &rec_len)))
             return rc;
         RENC_RETURN_IF(rec_len > len - off, -RENC_E_TRUNCATED);
-        RENC_RETURN_IF(count && i >= count, -RENC_E_TRAILING);
         RENC_RETURN_IF(i > UINT32_MAX, -RENC_E_TOO_BIG);
         int last = count ? i + 1 == count : final && off + rec_len == len;
         if (!(word & RENC_RECORD_COMPRESSED)) {
