@@ -156,16 +156,6 @@ void renc_file_abort(int fd, const char *tmp_path)
     unlink(tmp_path);
 }
 
-int renc_file_sync_close(int fd)
-{
-    int rc = renc_fault_check("fsync");
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    return rc;
-}
-
 int renc_file_commit(int fd, const char *tmp_path, const char *final_path)
 {
     int rc = renc_fault_check("fsync");

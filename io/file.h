@@ -36,10 +36,6 @@ int renc_file_tmp_open(const char *final_path, mode_t mode, char *tmp_path, size
  * the temporary removed; final_path is untouched. */
 int renc_file_commit(int fd, const char *tmp_path, const char *final_path);
 
-/* renc_file_sync_close: fsync(fd) then close(fd) (fd is closed either way):
- * for writers that make many files durable before renaming any of them. */
-int renc_file_sync_close(int fd);
-
 /* renc_file_abort: closes fd (if >= 0) and removes the temporary. */
 void renc_file_abort(int fd, const char *tmp_path);
 

@@ -134,6 +134,18 @@ void renc_textf(char *out, size_t max, const char *fmt, ...)
     va_end(ap);
 }
 
+void renc_bytes_text(char *out, size_t max, uint64_t b)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(out, max, i ? "%.1f %s" : "%.0f %s", v, units[i]);
+}
+
 int renc_exit_for(int rc)
 {
     switch (-rc) {

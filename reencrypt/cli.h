@@ -59,6 +59,9 @@ void renc_blob_err(const char *cmd, const char *path, int rc, const struct renc_
 /* renc_textf: snprintf for message text, which may be cut at max. */
 void renc_textf(char *out, size_t max, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* renc_bytes_text: b as "512 B", "37.4 MiB" (powers of 1024). */
+void renc_bytes_text(char *out, size_t max, uint64_t b);
+
 /* renc_parse_size: a byte count or number with an optional K, M or G
  * suffix (powers of 1024); -RENC_E_INVALID when s is not one. */
 int renc_parse_size(const char *s, uint64_t *out);

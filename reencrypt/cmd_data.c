@@ -185,18 +185,6 @@ static int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *li
     return -1;
 }
 
-static void renc_bytes_text(char *out, size_t max, uint64_t b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, max, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 /* An environment's blobs, in the bytewise order of their names under
  * DATA/<env>/blobs (the archive's order).  Returns -1 or an exit. */
 static int renc_item_rel_cmp(const void *x, const void *y)

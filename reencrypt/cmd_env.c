@@ -41,18 +41,6 @@ static void renc_time_text(char *out, size_t max, int64_t t)
     strftime(out, max, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void renc_bytes_text(char *out, size_t max, uint64_t b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(out, max, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 /* Everything `show` and `list` say about one environment. */
 struct renc_env_view {
     struct renc_env env;

@@ -363,17 +363,6 @@ struct renc_progress_ctx {
 
 static atomic_int renc_stop_flag;
 
-static void renc_human_bytes(char *out, size_t max, double b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(out, max, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
 static void renc_progress_cb(const struct renc_engine_progress *p, void *arg)
 {
     struct renc_progress_ctx *c = arg;
@@ -390,8 +379,8 @@ static void renc_progress_cb(const struct renc_engine_progress *p, void *arg)
     double eta = rate > 0 ? (p->bytes_total - p->bytes_finished) / rate : -1;
     if (c->mode == RENC_PROGRESS_BAR) {
         char done[32], total[32];
-        renc_human_bytes(done, sizeof done, (double)p->bytes_finished);
-        renc_human_bytes(total, sizeof total, (double)p->bytes_total);
+        renc_bytes_text(done, sizeof done, p->bytes_finished);
+        renc_bytes_text(total, sizeof total, p->bytes_total);
         double frac = p->bytes_total ? (double)p->bytes_finished / p->bytes_total
                                      : p->items_total ? (double)p->items_finished / p->items_total : 1;
         int width = 30, fill = (int)(frac * width + 0.5);
