@@ -51,6 +51,16 @@ static const char *const renc_messages[] = {
     [RENC_E_CATALOG - RENC_E_BASE] = "the catalog database failed",
     [RENC_E_NOT_REGULAR - RENC_E_BASE] =
         "a symbolic link or special file, not a regular file or folder (links are never followed)",
+    [RENC_E_KEY_EXPIRED - RENC_E_BASE] =
+        "key version is expired or not yet valid: it can unwrap but not wrap",
+    [RENC_E_KEY_OP - RENC_E_BASE] = "the key does not permit this operation (key_ops)",
+    [RENC_E_VAULT_AUTH - RENC_E_BASE] =
+        "no token for the key vault: credentials missing or refused",
+    [RENC_E_VAULT_NETWORK - RENC_E_BASE] =
+        "the key vault could not be reached (network, TLS or timeout), retries exhausted",
+    [RENC_E_VAULT_THROTTLED - RENC_E_BASE] =
+        "the key vault kept throttling requests (429), retries exhausted",
+    [RENC_E_VAULT - RENC_E_BASE] = "the key vault answered with an unexpected error",
 };
 
 const char *renc_strerror(int err)

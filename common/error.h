@@ -56,6 +56,12 @@ enum renc_error {
     RENC_E_BAD_CATALOG,    /* not a reencrypt catalog (or of a newer schema) */
     RENC_E_CATALOG,        /* the catalog database failed */
     RENC_E_NOT_REGULAR,    /* a symbolic link or special file where a file or folder is expected */
+    RENC_E_KEY_EXPIRED,    /* the key version is expired or not yet valid: no new wraps */
+    RENC_E_KEY_OP,         /* the key's permitted operations (key_ops) exclude this one */
+    RENC_E_VAULT_AUTH,     /* no token for the key vault: credentials missing or refused */
+    RENC_E_VAULT_NETWORK,  /* the key vault could not be reached (network, TLS, timeout) */
+    RENC_E_VAULT_THROTTLED,/* the key vault kept throttling (429) past the retry limit */
+    RENC_E_VAULT,          /* the key vault answered with an error it does not document */
     RENC_E_END
 };
 

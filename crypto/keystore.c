@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "crypto/akv.h"
 
 #define RENC_KEK_CACHE_MAX 64
 
@@ -40,6 +41,7 @@ struct renc_wrap_entry {
 
 struct renc_keystore {
     struct renc_keyring *local;
+    struct renc_akv *akv; /* owned; NULL: akv: refs are not supported */
     pthread_mutex_t lock;
     struct renc_kek_entry cache[RENC_KEK_CACHE_MAX];
     size_t cached;
@@ -90,8 +92,20 @@ void renc_keystore_free(struct renc_keystore *ks)
     for (size_t i = 0; i < ks->cached; i++)
         renc_kek_free(ks->cache[i].kek);
     renc_free(ks->allowed);
+    renc_akv_free(ks->akv);
     pthread_mutex_destroy(&ks->lock);
     renc_free(ks);
+}
+
+void renc_keystore_set_akv(struct renc_keystore *ks, struct renc_akv *akv)
+{
+    renc_akv_free(ks->akv);
+    ks->akv = akv;
+}
+
+struct renc_akv *renc_keystore_akv(struct renc_keystore *ks)
+{
+    return ks->akv;
 }
 
 /* Loads the KEK of a versioned or unversioned ref; *versioned gets the
@@ -261,8 +275,32 @@ void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *o
     pthread_mutex_unlock(&ks->lock);
 }
 
+/* The vault's view of an akv: ref (the latest version when unversioned). */
+static int renc_keystore_akv_key(struct renc_keystore *ks, const char *ref_text,
+                                 struct renc_akv_key *k)
+{
+    struct renc_keyref ref;
+    int rc = renc_keyref_parse(&ref, ref_text);
+    if (rc)
+        return rc;
+    RENC_RETURN_IF(!ks->akv, -RENC_E_UNSUPPORTED);
+    return renc_akv_get_key(ks->akv, &ref, k);
+}
+
+static int renc_is_akv(const char *ref)
+{
+    return strncmp(ref, "akv:", 4) == 0;
+}
+
 int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref)
 {
+    if (renc_is_akv(ref)) {
+        struct renc_akv_key k;
+        int rc = renc_keystore_akv_key(ks, ref, &k);
+        if (rc == 0 && snprintf(out, max_out, "%s", k.ref) >= (int)max_out)
+            rc = -RENC_E_TOO_BIG;
+        return rc;
+    }
     const struct renc_kek *kek;
     return renc_keystore_kek(ks, ref, &kek, out, max_out);
 }
@@ -286,14 +324,19 @@ static int renc_wrap_id(struct renc_keystore *ks, uint8_t id[32], const char *ve
 int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,
                             const struct renc_key *dek)
 {
-    const struct renc_kek *kek;
+    const struct renc_kek *kek = NULL;
+    struct renc_akv_key akv_key;
     char versioned[RENC_MAX_REF_LEN + 1];
     uint8_t wrapped[RENC_MAX_WRAPPED_LEN];
     uint8_t id[32];
     size_t wlen = 0;
-    int rc = renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
+    int akv = renc_is_akv(ref);
+    int rc = akv ? renc_keystore_akv_key(ks, ref, &akv_key)
+                 : renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
     if (rc)
         return rc;
+    if (akv)
+        strcpy(versioned, akv_key.ref);
     if (ks->wraps) {
         /* One wrap per distinct DEK and target: blobs sharing a DEK share
          * its wrapped form, and a key vault is asked once. */
@@ -311,9 +354,20 @@ int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, con
         }
         pthread_mutex_unlock(&ks->lock);
     }
-    int alg = renc_kek_default_alg(kek);
-    if ((rc = renc_kek_wrap(kek, alg, wrapped, sizeof wrapped, &wlen, dek)))
-        return rc;
+    int alg;
+    if (akv) {
+        /* The slot names the versioned kid the vault answers with. */
+        struct renc_keyref vref;
+        alg = renc_akv_default_alg(&akv_key);
+        if ((rc = renc_keyref_parse(&vref, versioned)) ||
+            (rc = renc_akv_wrap(ks->akv, &vref, alg, dek, wrapped, sizeof wrapped, &wlen,
+                                versioned, sizeof versioned)))
+            return rc;
+    } else {
+        alg = renc_kek_default_alg(kek);
+        if ((rc = renc_kek_wrap(kek, alg, wrapped, sizeof wrapped, &wlen, dek)))
+            return rc;
+    }
     pthread_mutex_lock(&ks->lock);
     ks->stats.wraps++;
     if (ks->wraps && ks->wrap_count < ks->dek_max) {
@@ -337,7 +391,7 @@ int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, con
 int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *slot,
                               struct renc_key **dek)
 {
-    const struct renc_kek *kek;
+    const struct renc_kek *kek = NULL;
     char versioned[RENC_MAX_REF_LEN + 1];
     struct renc_keyref ref;
     int rc = renc_keyref_parse(&ref, slot->ref);
@@ -350,9 +404,17 @@ int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *
     /* Before the DEK cache: a DEK cached before the restriction must not
      * open a slot the restriction refuses. */
     RENC_RETURN_IF(!renc_keystore_allows(ks, &ref), -RENC_E_KEY_NOT_FOUND);
-    if ((rc = renc_keystore_kek(ks, slot->ref, &kek, versioned, sizeof versioned)))
-        return rc;
-    RENC_RETURN_IF(!renc_kek_alg_fits(kek, slot->alg), -RENC_E_KEY_TYPE);
+    int akv = ref.provider == RENC_PROVIDER_AKV;
+    if (akv) {
+        /* The vault checks the key's state on each unwrap; a DEK cache hit
+         * does not ask it (that is the cache's purpose). */
+        RENC_RETURN_IF(!ks->akv, -RENC_E_UNSUPPORTED);
+        snprintf(versioned, sizeof versioned, "%s", slot->ref);
+    } else {
+        if ((rc = renc_keystore_kek(ks, slot->ref, &kek, versioned, sizeof versioned)))
+            return rc;
+        RENC_RETURN_IF(!renc_kek_alg_fits(kek, slot->alg), -RENC_E_KEY_TYPE);
+    }
     uint8_t id[32];
     if (ks->deks) {
         if ((rc = renc_dek_id(id, versioned, slot->wrapped, slot->wrapped_len)))
@@ -360,7 +422,8 @@ int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *
         if ((rc = renc_dek_lookup(ks, id, dek)) != -RENC_E_KEY_NOT_FOUND)
             return rc;
     }
-    rc = renc_kek_unwrap(kek, slot->alg, dek, slot->wrapped, slot->wrapped_len);
+    rc = akv ? renc_akv_unwrap(ks->akv, &ref, slot->alg, slot->wrapped, slot->wrapped_len, dek)
+             : renc_kek_unwrap(kek, slot->alg, dek, slot->wrapped, slot->wrapped_len);
     pthread_mutex_lock(&ks->lock);
     ks->stats.unwraps++;
     pthread_mutex_unlock(&ks->lock);

@@ -22,6 +22,14 @@ struct renc_keystore;
 int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local);
 void renc_keystore_free(struct renc_keystore *ks);
 
+struct renc_akv;
+
+/* renc_keystore_set_akv: from now on akv: refs are served by akv, which the
+ * keystore owns (and frees). */
+void renc_keystore_set_akv(struct renc_keystore *ks, struct renc_akv *akv);
+/* renc_keystore_akv: the akv provider, or NULL (for its stats). */
+struct renc_akv *renc_keystore_akv(struct renc_keystore *ks);
+
 /* renc_keystore_cache_deks: from now on the keystore unwraps each distinct
  * wrapped DEK (same versioned ref, same wrapped bytes) once and keeps the
  * DEK, in secure memory, for up to max_entries of them.  The key's state is

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "crypto/akv.h"
 
 int renc_global_opt(struct renc_global *g, int opt, const char *arg)
 {
@@ -20,6 +21,15 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
         return 1;
     case 0x1003:
         g->data_dir = arg;
+        return 1;
+    case 0x1004:
+        g->ca_file = arg;
+        return 1;
+    case 0x1005:
+        g->akv_rate = arg;
+        return 1;
+    case 0x1006:
+        g->akv_inflight = arg;
         return 1;
     }
     return 0;
@@ -85,6 +95,59 @@ int renc_global_resolve(struct renc_global *g, int create)
     return 0;
 }
 
+static const char *renc_env_or(const char *given, const char *name)
+{
+    const char *v = given ? given : getenv(name);
+    return v && v[0] ? v : NULL;
+}
+
+/* A count option: 1..max, or 0 when not given. */
+static int renc_count_opt(const char *text, unsigned max, unsigned *out)
+{
+    *out = 0;
+    if (!text)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    RENC_RETURN_IF(errno || end == text || *end || v == 0 || v > max, -RENC_E_INVALID);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static void renc_akv_note_stderr(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "reencrypt: %s\n", line);
+}
+
+/* The akv provider, configured from the options and the environment (the
+ * credential variables of docs/KEYVAULT.md).  Nothing is contacted until a
+ * command uses an akv: ref. */
+static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
+{
+    struct renc_akv_options o;
+    memset(&o, 0, sizeof o);
+    o.ca_file = renc_env_or(g->ca_file, "RENC_CA_FILE");
+    if (renc_count_opt(renc_env_or(g->akv_rate, "RENC_AKV_RATE"), 1000000, &o.rate_limit) ||
+        renc_count_opt(renc_env_or(g->akv_inflight, "RENC_AKV_INFLIGHT"), 256, &o.max_inflight))
+        return -RENC_E_INVALID;
+    const char *secret = getenv("AZURE_CLIENT_SECRET");
+    const char *secret_file = getenv("AZURE_CLIENT_SECRET_FILE");
+    int has_secret = (secret && secret[0]) || (secret_file && secret_file[0]);
+    o.cred.tenant = renc_env_or(NULL, "AZURE_TENANT_ID");
+    o.cred.client_id = has_secret ? renc_env_or(NULL, "AZURE_CLIENT_ID") : NULL;
+    o.cred.client_secret = secret;
+    o.cred.client_secret_file = secret_file;
+    o.cred.authority = renc_env_or(NULL, "AZURE_AUTHORITY_HOST");
+    o.cred.identity_endpoint = renc_env_or(NULL, "IDENTITY_ENDPOINT");
+    o.cred.identity_header = renc_env_or(NULL, "IDENTITY_HEADER");
+    o.cred.imds_endpoint = renc_env_or(NULL, "RENC_IMDS_ENDPOINT");
+    o.cred.mi_client_id = has_secret ? NULL : renc_env_or(NULL, "AZURE_CLIENT_ID");
+    o.note = renc_akv_note_stderr;
+    return renc_akv_new(out, &o);
+}
+
 int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
                    struct renc_keystore **ks)
 {
@@ -93,7 +156,12 @@ int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
         return rc;
     if ((rc = renc_keyring_open(kr, g->keyring_dir, create)))
         return rc;
-    if (ks && (rc = renc_keystore_new(ks, *kr))) {
+    struct renc_akv *akv = NULL;
+    if (ks && (rc = renc_open_akv(g, &akv)) == 0 && (rc = renc_keystore_new(ks, *kr)) == 0)
+        renc_keystore_set_akv(*ks, akv);
+    else if (ks)
+        renc_akv_free(akv);
+    if (rc) {
         renc_keyring_free(*kr);
         *kr = NULL;
     }

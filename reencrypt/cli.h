@@ -24,6 +24,9 @@ struct renc_global {
     const char *state_dir;   /* --state, $RENC_HOME, or the default */
     const char *keyring_dir; /* --keyring, or STATE/keyring */
     const char *data_dir;    /* --data, $RENC_DATA, or STATE/data: DATA/<env>/blobs|backups */
+    const char *ca_file;     /* --ca-file, $RENC_CA_FILE: extra CAs for key vaults */
+    const char *akv_rate;    /* --akv-rate, $RENC_AKV_RATE: vault requests per 10 s */
+    const char *akv_inflight;/* --akv-inflight, $RENC_AKV_INFLIGHT: concurrent vault requests */
     char state_buf[4096];
     char keyring_buf[4096];
     char data_buf[4096];
@@ -35,6 +38,9 @@ struct renc_global {
     {"state", required_argument, NULL, 0x1001}, \
     {"keyring", required_argument, NULL, 0x1002}, \
     {"data", required_argument, NULL, 0x1003}, \
+    {"ca-file", required_argument, NULL, 0x1004}, \
+    {"akv-rate", required_argument, NULL, 0x1005}, \
+    {"akv-inflight", required_argument, NULL, 0x1006}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 

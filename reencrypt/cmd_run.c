@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/path.h"
+#include "crypto/akv.h"
 #include "crypto/record.h"
 #include "io/file.h"
 #include "reencrypt/blobfile.h"
@@ -66,6 +67,8 @@ struct renc_bulk_args {
     int all_envs;
     /* What one run came to, for the catalog. */
     const char *outcome;      /* "finished", "failed", "interrupted" or NULL */
+    char withdrawn_ref[RENC_MAX_REF_LEN + 1]; /* a key found revoked or disabled at its vault */
+    int withdrawn_rc;
     uint64_t failed_total;
     char journal_path[4096];
 };
@@ -467,6 +470,14 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
                      res[i].ref);
         else
             renc_err(cmd, "%s: %s", scan->items[i].path, renc_strerror(res[i].rc));
+        /* Access withdrawn at the key's provider (any provider), or a vault
+         * key disabled: the environments on that key get locked. */
+        if (res[i].ref && !a->withdrawn_ref[0] &&
+            (res[i].rc == -RENC_E_KEY_REVOKED ||
+             (res[i].rc == -RENC_E_KEY_DISABLED && strncmp(res[i].ref, "akv:", 4) == 0))) {
+            snprintf(a->withdrawn_ref, sizeof a->withdrawn_ref, "%s", res[i].ref);
+            a->withdrawn_rc = res[i].rc;
+        }
         json_t *f = json_pack("{s:s, s:s, s:i}", "path", scan->items[i].path, "error",
                               renc_strerror(res[i].rc), "code", -res[i].rc);
         if (res[i].ref)
@@ -509,6 +520,20 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
            cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
            (unsigned long long)ks_stats.unwraps, (unsigned long long)ks_stats.cache_hits,
            (unsigned long long)ks_stats.wraps, renc_engine_peak_memory(e) / 1048576.0);
+    struct renc_akv_stats vs;
+    memset(&vs, 0, sizeof vs);
+    if (renc_keystore_akv(ks))
+        renc_akv_stats(renc_keystore_akv(ks), &vs);
+    if (vs.requests)
+        printf("%s: key vault: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
+               "tokens), %llu retried (%llu throttled, %llu server errors, %llu network errors); "
+               "paced at %u per %.0f s, %llu requests held %.1f s in all\n",
+               cmd, (unsigned long long)vs.requests, (unsigned long long)vs.unwraps,
+               (unsigned long long)vs.wraps, (unsigned long long)vs.gets,
+               (unsigned long long)vs.tokens, (unsigned long long)vs.retries,
+               (unsigned long long)vs.throttled, (unsigned long long)vs.server_errors,
+               (unsigned long long)vs.network_errors, vs.rate_limit, vs.rate_window_s,
+               (unsigned long long)vs.paced, vs.paced_s);
     if (a->report) {
         json_t *root = json_pack(
             "{s:s, s:s?, s:s?, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:f, s:f, s:f, "
@@ -528,6 +553,19 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
             json_object_set_new(root, "finished_before",
                                 json_integer((json_int_t)a->finished_before));
         }
+        if (root && vs.requests)
+            json_object_set_new(
+                root, "key_vault",
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f}",
+                          "requests", (json_int_t)vs.requests, "unwraps", (json_int_t)vs.unwraps,
+                          "wraps", (json_int_t)vs.wraps, "gets", (json_int_t)vs.gets,
+                          "tokens", (json_int_t)vs.tokens, "retries", (json_int_t)vs.retries,
+                          "throttled", (json_int_t)vs.throttled,
+                          "server_errors", (json_int_t)vs.server_errors,
+                          "network_errors", (json_int_t)vs.network_errors,
+                          "paced", (json_int_t)vs.paced, "paced_seconds", vs.paced_s,
+                          "rate_limit", (json_int_t)vs.rate_limit, "rate_window_seconds",
+                          vs.rate_window_s));
         if (root && sess) {
             json_object_set_new(root, "journal", json_string(sess->journal_path));
             json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));
@@ -851,6 +889,27 @@ out:
 /* run --env: one run per environment, over DATA/<id>, to its policy key;
  * a locked environment is refused before anything is read, and the next
  * one goes on.  The catalog learns each run's outcome. */
+/* A key's access was withdrawn (or a vault key disabled) during the run:
+ * every environment on that key is locked, as `keys revoke` would. */
+static void renc_lock_withdrawn(const char *cmd, struct renc_catalog *cat,
+                                const struct renc_bulk_args *a)
+{
+    char reason[RENC_REASON_MAX + 1];
+    char **ids = NULL;
+    size_t n = 0;
+    renc_textf(reason, sizeof reason, "key %s %s", a->withdrawn_ref,
+               a->withdrawn_rc == -RENC_E_KEY_REVOKED ? "revoked (access withdrawn)" : "disabled");
+    int rc = renc_catalog_key_lock(cat, a->withdrawn_ref, reason, &ids, &n);
+    if (rc)
+        renc_err(cmd, "catalog: locking the environments of %s: %s", a->withdrawn_ref,
+                 renc_strerror(rc));
+    for (size_t i = 0; i < n; i++) {
+        renc_err(cmd, "environment %s locked: %s", ids[i], reason);
+        renc_free(ids[i]);
+    }
+    renc_free(ids);
+}
+
 static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_op op,
                           struct renc_bulk_args *a)
 {
@@ -900,7 +959,10 @@ static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_o
         a->finished_before = a->held = a->failed_total = 0;
         a->outcome = NULL;
         a->journal_path[0] = '\0';
+        a->withdrawn_ref[0] = '\0';
         int st = renc_bulk_exec(cmd, usage, op, a);
+        if (a->withdrawn_ref[0])
+            renc_lock_withdrawn(cmd, cat, a);
         if (op == RENC_ENGINE_RUN && !a->dry_run && a->outcome) {
             if ((rc = renc_catalog_note_run(cat, id, a->outcome, (int64_t)a->failed_total,
                                             a->journal_path)))

@@ -54,6 +54,12 @@ struct renc_engine {
 
 /* ---- results ---------------------------------------------------------- */
 
+int renc_engine_key_wide(int rc)
+{
+    return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_VAULT_AUTH ||
+           rc == -RENC_E_VAULT_NETWORK || rc == -RENC_E_VAULT_THROTTLED;
+}
+
 /* Records item idx's outcome (durable by now, for a written blob) and
  * notes it in the journal.  plan (may be NULL) names the keys involved. */
 static void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
@@ -71,7 +77,10 @@ static void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_s
     case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); js = RENC_J_NOT_RENC; break;
     default:
         atomic_fetch_add(&e->failed, 1);
-        if (e->opts.fail_fast)
+        /* A key whose access is withdrawn, or a vault that cannot be reached
+         * even after retries, fails every blob that follows: stop now, and
+         * leave the rest wholly old for the resume. */
+        if (e->opts.fail_fast || renc_engine_key_wide(rc))
             atomic_store(&e->stopping, 1);
         break;
     }

@@ -108,4 +108,9 @@ void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
 const struct renc_item_result *renc_engine_results(const struct renc_engine *e);
 size_t renc_engine_peak_memory(struct renc_engine *e);
 
+/* renc_engine_key_wide: 1 when a blob's error will fail every blob after it
+ * (key access withdrawn, key vault unreachable or refusing tokens): the
+ * engine then claims nothing new and the run stops early. */
+int renc_engine_key_wide(int rc);
+
 #endif
