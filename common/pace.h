@@ -17,6 +17,9 @@ struct renc_pace {
     pthread_mutex_t lock;
     uint64_t interval_ns; /* 0: off */
     uint64_t next_ns;     /* CLOCK_MONOTONIC time of the next free slot */
+    uint64_t last_ns;     /* the last slot given */
+    int taken;            /* a slot was given */
+    uint64_t hold_ns;     /* no slot before this (renc_pace_hold) */
     uint64_t waits;       /* calls that had to sleep */
     uint64_t waited_ns;   /* their total sleep */
 };
@@ -30,8 +33,14 @@ void renc_pace_set(struct renc_pace *p, unsigned limit, double window_s);
 /* renc_pace_wait: takes the next slot and sleeps until it. */
 void renc_pace_wait(struct renc_pace *p);
 
-/* renc_pace_hold: no slot before now + delay_ns (a server's Retry-After). */
+/* renc_pace_slot: takes the next slot at or after `now` (CLOCK_MONOTONIC
+ * ns) and returns it; renc_pace_wait is this and a sleep until the slot. */
+uint64_t renc_pace_slot(struct renc_pace *p, uint64_t now);
+
+/* renc_pace_hold: no slot before now + delay_ns (a server's Retry-After);
+ * renc_pace_hold_until: no slot before `until`. */
 void renc_pace_hold(struct renc_pace *p, uint64_t delay_ns);
+void renc_pace_hold_until(struct renc_pace *p, uint64_t until);
 
 /* renc_now_ns: CLOCK_MONOTONIC in nanoseconds. */
 uint64_t renc_now_ns(void);

@@ -54,6 +54,7 @@ struct renc_bulk_args {
     uint64_t finished_before; /* blobs finished by earlier attempts of the run */
     uint64_t held;            /* blobs held by a header write recovery could not settle */
     unsigned threads, share_dek;
+    int threads_given;
     uint64_t memory;
     enum renc_progress_mode progress;
     enum renc_aead_backend backend;
@@ -158,6 +159,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
                 return RENC_EXIT_USAGE;
             }
             a->threads = (unsigned)v;
+            a->threads_given = 1;
             break;
         case 'B':
             if (renc_parse_size(optarg, &v) || v > ((uint64_t)1 << 40)) {
@@ -665,6 +667,11 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
             return RENC_EXIT_USAGE;
         }
     }
+    /* A worker waiting on a key vault holds no CPU: toward a vault key,
+     * more workers than cores keep the vault's requests in flight (up to
+     * the provider's bound) while the rest of the pipeline goes on. */
+    if (a->to && strncmp(a->to, "akv:", 4) == 0 && !a->threads_given && a->threads < 16)
+        a->threads = 16;
     char out_real[PATH_MAX] = "";
     if (a->out) {
         int rc = renc_out_inside_source(a, out_real, sizeof out_real);
