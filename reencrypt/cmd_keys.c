@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "crypto/akv.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/envctl.h"
 #include "reencrypt/envdata.h"
@@ -22,7 +23,9 @@ static const char renc_keys_usage[] =
     "       reencrypt keys disable NAME/VERSION [--force]\n"
     "       reencrypt keys enable NAME/VERSION\n"
     "       reencrypt keys revoke|restore NAME[/VERSION]\n"
-    "options: --state DIR, --keyring DIR, --data DIR\n";
+    "       reencrypt keys versions akv:https://VAULT/keys/NAME [--json]\n"
+    "       reencrypt keys revoke|restore akv:https://VAULT/keys/NAME\n"
+    "options: --state DIR, --keyring DIR, --data DIR, --ca-file FILE\n";
 
 /* What the environments' data needs of a key: a census of every
  * environment in the catalog (none when there is no catalog yet). */
@@ -167,11 +170,10 @@ static int renc_keys_disable_check(struct renc_global *g, const char *name, cons
 
 /* keys revoke NAME locks the environments whose policy is the key; keys
  * restore NAME unlocks those. */
-static void renc_keys_lock_envs(struct renc_global *g, const char *name, int revoke)
+static void renc_keys_lock_envs(struct renc_global *g, const char *ref, int revoke)
 {
     struct renc_catalog *cat = NULL;
-    char ref[RENC_MAX_REF_LEN + 1], reason[RENC_REASON_MAX + 1];
-    snprintf(ref, sizeof ref, "local:%s", name);
+    char reason[RENC_REASON_MAX + 1];
     renc_textf(reason, sizeof reason, "key %s revoked", ref);
     int rc = renc_envctl_open(g, 0, &cat);
     if (rc == -ENOENT)
@@ -193,6 +195,92 @@ static void renc_keys_lock_envs(struct renc_global *g, const char *name, int rev
         renc_free(ids[i]);
     renc_free(ids);
     renc_catalog_close(cat);
+}
+
+struct renc_akv_versions_ctx {
+    struct renc_keys_needs *needs;
+    json_t *arr;
+    const char *current;
+    size_t count;
+};
+
+static int renc_akv_version_row(void *arg, const struct renc_akv_key *k)
+{
+    struct renc_akv_versions_ctx *c = arg;
+    char by[4096];
+    uint64_t files = renc_keys_needed(c->needs, k->ref, by, sizeof by);
+    int64_t now = (int64_t)time(NULL);
+    const char *state = !k->enabled ? "disabled"
+                        : (k->exp && now >= k->exp) ? "expired"
+                        : (k->nbf && now < k->nbf) ? "not-yet-valid"
+                                                   : "enabled";
+    int current = strcmp(k->ref, c->current) == 0;
+    c->count++;
+    if (c->arr)
+        return json_array_append_new(c->arr, json_pack("{s:s, s:s, s:b, s:b, s:I}", "ref", k->ref,
+                                                       "state", state, "current", current,
+                                                       "needed", files > 0 || current, "files",
+                                                       (json_int_t)files)) ? -RENC_E_NOMEM : 0;
+    printf("%-s  %-13s %-7s %-10s %s\n", k->ref, state, current ? "*" : "",
+           files ? "yes" : current ? "current" : "no", files ? by : "");
+    return 0;
+}
+
+/* keys versions|revoke|restore for a key vault key.  revoke and restore
+ * change nothing at the vault (access is granted and withdrawn there): they
+ * lock or unlock the environments on that key in the catalog; restore first
+ * checks that the vault serves the key again. */
+static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref_text, int json)
+{
+    struct renc_keyref ref;
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    if (renc_keyref_parse(&ref, ref_text) != 0 || ref.version[0]) {
+        renc_err("keys", "'%s': give akv:https://VAULT/keys/NAME (no version)", ref_text);
+        return RENC_EXIT_USAGE;
+    }
+    int is_versions = strcmp(sub, "versions") == 0;
+    if (!is_versions && strcmp(sub, "revoke") != 0 && strcmp(sub, "restore") != 0) {
+        renc_err("keys", "%s: vault keys are created, rotated and disabled at the vault; "
+                         "here: versions, revoke, restore", sub);
+        return RENC_EXIT_USAGE;
+    }
+    int rc = renc_open_keys(g, 0, &kr, &ks);
+    if (rc) {
+        renc_err("keys", "%s", renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    int status = RENC_EXIT_OK;
+    char current[RENC_MAX_REF_LEN + 1] = "";
+    if (strcmp(sub, "revoke") == 0) {
+        renc_keys_lock_envs(g, ref_text, 1);
+    } else if ((rc = renc_keystore_resolve(ks, current, sizeof current, ref_text)) != 0) {
+        renc_err("keys", "%s %s: %s", sub, ref_text, renc_strerror(rc));
+        status = renc_exit_for(rc);
+    } else if (!is_versions) {
+        printf("%s serves %s again\n", ref.vault, current);
+        renc_keys_lock_envs(g, ref_text, 0);
+    } else {
+        struct renc_keys_needs needs;
+        struct renc_akv_versions_ctx c = {.needs = &needs, .current = current};
+        if ((rc = renc_keys_needs_take(g, &needs)) == 0) {
+            c.arr = json ? json_array() : NULL;
+            rc = renc_akv_list_versions(renc_keystore_akv(ks), &ref, renc_akv_version_row, &c);
+        }
+        if (rc == 0 && json) {
+            json_dumpf(c.arr, stdout, JSON_INDENT(2));
+            putchar('\n');
+        }
+        json_decref(c.arr);
+        renc_keys_needs_cleanup(&needs);
+        if (rc) {
+            renc_err("keys", "versions %s: %s", ref_text, renc_strerror(rc));
+            status = renc_exit_for(rc);
+        }
+    }
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return status;
 }
 
 /* Splits "NAME[/VERSION]" into its parts (in place). */
@@ -302,6 +390,8 @@ int renc_cmd_keys(int argc, char **argv)
         fputs(renc_keys_usage, stderr);
         return RENC_EXIT_USAGE;
     }
+    if (!is_list && strncmp(argv[optind], "akv:", 4) == 0)
+        return renc_keys_akv(&g, sub, argv[optind], json);
     char arg[RENC_KEY_NAME_MAX + RENC_KEY_VERSION_MAX + 2] = "";
     if (!is_list) {
         if (strlen(argv[optind]) >= sizeof arg) {
@@ -393,8 +483,11 @@ int renc_cmd_keys(int argc, char **argv)
         if (rc == 0) {
             printf("%s local:%s%s%s\n", revoke ? "revoked" : "restored", name,
                    version ? "/" : "", version ? version : "");
-            if (!version)
-                renc_keys_lock_envs(&g, name, revoke);
+            if (!version) {
+                char ref[RENC_MAX_REF_LEN + 1];
+                snprintf(ref, sizeof ref, "local:%s", name);
+                renc_keys_lock_envs(&g, ref, revoke);
+            }
         }
     } else {
         fputs(renc_keys_usage, stderr);

@@ -37,7 +37,11 @@ int renc_envctl_mmk(struct renc_catalog *cat, struct renc_keyring *kr, char *ref
 
 void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max)
 {
-    if (env->key_lock[0])
+    if (env->key_lock[0] && strncmp(env->key_ref, "akv:", 4) == 0)
+        snprintf(why, max, "environment %s is locked: %s; nothing is read or written (once the "
+                           "vault grants access again, 'reencrypt keys restore %s' unlocks it)",
+                 env->id, env->key_lock, env->key_ref);
+    else if (env->key_lock[0])
         snprintf(why, max, "environment %s is locked: %s; nothing is read or written "
                            "('reencrypt keys restore' unlocks it)",
                  env->id, env->key_lock);
