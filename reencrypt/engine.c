@@ -533,6 +533,11 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
         }
     }
     for (size_t i = 0; i < n; i++) {
+        /* Stopping (fail-fast, a key-wide failure, a signal): the rest of
+         * the batch is left as it is, untouched and not finished, for the
+         * next attempt. */
+        if (renc_should_stop(e))
+            break;
         if (items[i].rc) {
             renc_small_fail(e, &items[i], items[i].rc, NULL);
             continue;
