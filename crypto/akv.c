@@ -58,9 +58,11 @@ struct renc_akv {
 
 /* ---- jansson allocations are wiped: JSON here carries DEKs and tokens -- */
 
+/* Plain malloc, not renc_malloc: jansson's own failure handling is not
+ * what the allocation-failure sweep is about. */
 static void *renc_json_malloc(size_t n)
 {
-    size_t *p = renc_malloc(n + sizeof(size_t));
+    size_t *p = malloc(n + sizeof(size_t));
     if (!p)
         return NULL;
     *p = n;
@@ -73,12 +75,10 @@ static void renc_json_free(void *ptr)
         return;
     size_t *p = (size_t *)ptr - 1;
     renc_secmem_wipe(ptr, *p);
-    renc_free(p);
+    free(p);
 }
 
-static pthread_once_t renc_json_once = PTHREAD_ONCE_INIT;
-
-static void renc_json_init(void)
+void renc_json_wipe_on_free(void)
 {
     json_set_alloc_funcs(renc_json_malloc, renc_json_free);
 }
@@ -138,7 +138,6 @@ int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o)
     int rc = renc_http_global_init();
     if (rc)
         return rc;
-    pthread_once(&renc_json_once, renc_json_init);
     struct renc_akv *a = renc_calloc(1, sizeof *a);
     RENC_RETURN_IF(!a, -RENC_E_NOMEM);
     a->o = *o;

@@ -61,6 +61,12 @@ struct renc_akv_options {
 
 struct renc_akv;
 
+/* renc_json_wipe_on_free: from now on jansson's allocations are wiped when
+ * freed (vault answers carry DEKs and tokens).  Call once at process start,
+ * before any JSON value exists; text from json_dumps must then be freed with
+ * the function json_get_alloc_funcs gives, never with free(). */
+void renc_json_wipe_on_free(void);
+
 int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o);
 void renc_akv_free(struct renc_akv *a);
 

@@ -422,6 +422,9 @@ static int renc_write_report(const char *path, json_t *root)
     char *text = json_dumps(root, JSON_INDENT(2));
     if (!text)
         return -RENC_E_NOMEM;
+    json_malloc_t json_malloc;
+    json_free_t json_free; /* jansson's allocator: see renc_json_wipe_on_free */
+    json_get_alloc_funcs(&json_malloc, &json_free);
     char tmp[4200];
     int fd;
     int rc = renc_file_tmp_open(path, 0600, tmp, sizeof tmp, &fd);
@@ -434,7 +437,7 @@ static int renc_write_report(const char *path, json_t *root)
         else
             renc_file_abort(fd, tmp);
     }
-    free(text);
+    json_free(text);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "crypto/akv.h"
 #include "crypto/secmem.h"
 #include "reencrypt/cli.h"
 
@@ -87,11 +88,13 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof renc_commands / sizeof renc_commands[0]; i++) {
         if (strcmp(argv[1], renc_commands[i].name) == 0) {
-            /* Before any key is loaded: no core dumps, locked key memory. */
+            /* Before any key is loaded: no core dumps, locked key memory;
+             * before any JSON exists: JSON (vault answers) wiped on free. */
             if (renc_secmem_init() != 0) {
                 fprintf(stderr, "reencrypt: cannot set up secure memory\n");
                 return RENC_EXIT_FAILED;
             }
+            renc_json_wipe_on_free();
             return renc_commands[i].fn(argc - 1, argv + 1);
         }
     }

@@ -9,7 +9,7 @@ packages=(
   libssl-dev openssl liburing-dev libzstd-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
   libjansson-dev libcmocka-dev libbenchmark-dev g++
   clang libclang-rt-14-dev llvm
-  valgrind xxd jq fio python3 python3-cryptography coreutils util-linux time strace
+  valgrind xxd jq fio python3 python3-cryptography curl coreutils util-linux time strace
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;

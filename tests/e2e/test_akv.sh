@@ -117,7 +117,7 @@ expect_out "stopped early"
 moved=$(versions_in mid | awk -v v="$V3" '$1 == v {print $2}')
 kept=$(versions_in mid | awk -v v="$V2" '$1 == v {print $2}')
 check "some blobs moved before the revocation, not all ($moved moved)" \
-  [ "${moved:-0}" -gt 0 ] && [ "${moved:-0}" -lt 300 ]
+  [ "${moved:-0}" -gt 0 -a "${moved:-0}" -lt 300 ]
 check "every blob is wholly old or wholly new ($kept + $moved = 300)" \
   [ $((${kept:-0} + ${moved:-0})) -eq 300 ]
 check "no temporaries left in mid" no_temporaries "$STATE/data/mid/blobs"
