@@ -18,7 +18,7 @@ V1="akv:$(cat "$WORK/kid1")"
 # versions_in ENV: "REF COUNT" per key version the slots of ENV's blobs name,
 # read by the independent reader (no key needed: a locked environment too).
 versions_in() {
-  find "$STATE/data/$1/blobs" -type f ! -name '.*' | python3 -c '
+  find "$STATE/data/$1/blobs" -type f ! -name '.*' | python3 -B -c '
 import sys, collections
 sys.path.insert(0, sys.argv[1])
 import renc_check

@@ -56,7 +56,7 @@ check "one wrap per blob ($N)" [ "$(jq '.key_vault.wraps' "$WORK/report.json")" 
 
 vault_admin POST /faults '{"clear":true}' >/dev/null
 vault_admin POST /throttle '{"limit":0}' >/dev/null
-count=$(find "$STATE/data/big/blobs" -type f ! -name '.*' | python3 -c '
+count=$(find "$STATE/data/big/blobs" -type f ! -name '.*' | python3 -B -c '
 import sys, collections
 sys.path.insert(0, sys.argv[1])
 import renc_check
