@@ -347,6 +347,8 @@ static int renc_akv_send_paced(struct renc_akv *a, struct renc_pace *pace, struc
         int rc = renc_http_request(conn, method, url, headers, body, body_len, resp);
         uint64_t delay = 0;
         const char *why = NULL;
+        if (rc && rc != -RENC_E_VAULT_NETWORK)
+            renc_http_response_cleanup(resp);
         if (rc == -RENC_E_VAULT_NETWORK) {
             renc_akv_count(a, &a->stats.network_errors);
             delay = renc_akv_backoff_ns(a, attempt, 250000000u);
@@ -371,7 +373,11 @@ static int renc_akv_send_paced(struct renc_akv *a, struct renc_pace *pace, struc
         if (attempt >= a->o.retries) {
             renc_akv_note(a, "akv: %s %s: %s, giving up after %u retries", method, url, why,
                           attempt);
-            return rc ? rc : resp->status == 429 ? -RENC_E_VAULT_THROTTLED : 0;
+            if (rc || resp->status == 429) {
+                renc_http_response_cleanup(resp);
+                return rc ? rc : -RENC_E_VAULT_THROTTLED;
+            }
+            return 0; /* a 5xx: the caller reads the error */
         }
         renc_akv_count(a, &a->stats.retries);
         renc_http_response_cleanup(resp);

@@ -216,6 +216,12 @@ static int renc_fetch_token(struct renc_akv *a, struct renc_akv_tokens *t, struc
     if (t->kind == RENC_CRED_CLIENT_SECRET) {
         const char *tn = t->tenant ? t->tenant : tenant;
         RENC_RETURN_IF(!tn || !tn[0], -RENC_E_VAULT_AUTH);
+        /* The secret goes to the authority over TLS only. */
+        if (strncmp(t->authority, "https://", 8) != 0) {
+            renc_akv_note(a, "akv: authority %s is not https: the client secret is not sent",
+                          t->authority);
+            return -RENC_E_VAULT_AUTH;
+        }
         if (!t->secret && (rc = renc_read_secret_file(t)))
             return rc;
         int n = snprintf(url, sizeof url, "%s/%s/oauth2/v2.0/token", t->authority, tn);

@@ -443,6 +443,7 @@ static int renc_open_error_rank(int rc)
     case RENC_E_KEY_REVOKED: return 7;
     case RENC_E_KEY_DISABLED: return 6;
     case RENC_E_KEY_TYPE: return 5;
+    case RENC_E_KEY_OP: return 5;
     case RENC_E_INSECURE_PERMS: return 4;
     case RENC_E_BAD_KEYRING: return 4;
     case RENC_E_KEY_NOT_FOUND: return 2;

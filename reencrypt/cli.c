@@ -184,7 +184,10 @@ void renc_blob_err(const char *cmd, const char *path, int rc, const struct renc_
                     rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_TYPE ||
                     rc == -RENC_E_UNWRAP || rc == -RENC_E_HEADER_AUTH ||
                     rc == -RENC_E_INSECURE_PERMS || rc == -RENC_E_BAD_KEYRING ||
-                    rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF;
+                    rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF ||
+                    rc == -RENC_E_KEY_EXPIRED || rc == -RENC_E_KEY_OP ||
+                    rc == -RENC_E_VAULT_AUTH || rc == -RENC_E_VAULT_NETWORK ||
+                    rc == -RENC_E_VAULT_THROTTLED || rc == -RENC_E_VAULT;
     if (key_error && st->ref[0])
         renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
     else if (st->in_records)
