@@ -33,7 +33,6 @@ R=$PWD/$dir/reencrypt/reencrypt
 out=${RENC_BENCH_OUT:-$PWD/bench-akv.json}
 
 work=$(mktemp -d /var/tmp/renc-bench-akv.XXXXXX)
-trap 'vault_stop; rm -rf "$work"' EXIT
 export RENC_HOME=$work/state
 say() { printf '%s\n' "$*" >&2; }
 # shellcheck source=../tests/vault/vaultlib.sh

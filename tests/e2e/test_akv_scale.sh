@@ -52,6 +52,8 @@ check "the server saw the 429s and the faults" \
 check "the server never admitted more than its limit in a window" \
   [ "$(vault_stats_field max_in_window)" -le "$LIMIT" ]
 check "a token was fetched again when the first expired ($tokens tokens)" [ "${tokens:-0}" -ge 2 ]
+conns=$(vault_stats_field connections)
+check "connections were reused: $conns TLS connections for all the requests" [ "$conns" -le 40 ]
 check "one wrap per blob ($N)" [ "$(jq '.key_vault.wraps' "$WORK/report.json")" -eq "$N" ]
 
 vault_admin POST /faults '{"clear":true}' >/dev/null
