@@ -129,9 +129,15 @@ static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
     struct renc_akv_options o;
     memset(&o, 0, sizeof o);
     o.ca_file = renc_env_or(g->ca_file, "RENC_CA_FILE");
-    if (renc_count_opt(renc_env_or(g->akv_rate, "RENC_AKV_RATE"), 1000000, &o.rate_limit) ||
-        renc_count_opt(renc_env_or(g->akv_inflight, "RENC_AKV_INFLIGHT"), 256, &o.max_inflight))
+    if (renc_count_opt(renc_env_or(g->akv_rate, "RENC_AKV_RATE"), 1000000, &o.rate_limit)) {
+        fprintf(stderr, "reencrypt: --akv-rate (RENC_AKV_RATE) must be 1..1000000 requests "
+                        "per 10 s\n");
         return -RENC_E_INVALID;
+    }
+    if (renc_count_opt(renc_env_or(g->akv_inflight, "RENC_AKV_INFLIGHT"), 256, &o.max_inflight)) {
+        fprintf(stderr, "reencrypt: --akv-inflight (RENC_AKV_INFLIGHT) must be 1..256\n");
+        return -RENC_E_INVALID;
+    }
     const char *secret = getenv("AZURE_CLIENT_SECRET");
     const char *secret_file = getenv("AZURE_CLIENT_SECRET_FILE");
     int has_secret = (secret && secret[0]) || (secret_file && secret_file[0]);
