@@ -34,7 +34,10 @@ if [ "${1:-}" != quick ]; then
   echo "=== tsan build (pipeline tests) ==="
   dir=$(scripts/build.sh tsan | tail -n 1)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  if ! ctest --test-dir "$dir" --output-on-failure -R '^(unit\.test_ring|unit\.test_pool|unit\.test_journal|e2e\.test_run.*|e2e\.test_resume)$'; then
+  # The key vault scale test: 16 workers sharing the provider's connection
+  # pool, pacer and token cache, under 429s and faults.
+  export RENC_AKV_SCALE_BLOBS=1000
+  if ! ctest --test-dir "$dir" --output-on-failure -R '^(unit\.test_ring|unit\.test_pool|unit\.test_journal|unit\.test_pace|e2e\.test_run.*|e2e\.test_resume|e2e\.test_akv_scale)$'; then
     status=1
   fi
 fi
