@@ -221,7 +221,7 @@ static int renc_akv_version_row(void *arg, const struct renc_akv_key *k)
                                                        "state", state, "current", current,
                                                        "needed", files > 0 || current, "files",
                                                        (json_int_t)files)) ? -RENC_E_NOMEM : 0;
-    printf("%-s  %-13s %-7s %-10s %s\n", k->ref, state, current ? "*" : "",
+    printf("%s  %-13s %-7s %-10s %s\n", k->ref, state, current ? "*" : "",
            files ? "yes" : current ? "current" : "no", files ? by : "");
     return 0;
 }
@@ -265,6 +265,9 @@ static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref
         struct renc_akv_versions_ctx c = {.needs = &needs, .current = current};
         if ((rc = renc_keys_needs_take(g, &needs)) == 0) {
             c.arr = json ? json_array() : NULL;
+            if (!json)
+                printf("%-*s  %-13s %-7s %-10s %s\n", (int)strlen(current), "VERSION", "STATE",
+                       "CURRENT", "NEEDED", "BY");
             rc = renc_akv_list_versions(renc_keystore_akv(ks), &ref, renc_akv_version_row, &c);
         }
         if (rc == 0 && json) {

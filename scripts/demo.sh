@@ -4,7 +4,8 @@
 # environments under mmk and byok with data and backups, a switch to a
 # customer-managed key and the migration run, a rotation by header rewrap,
 # the restore and copy rules saying yes and no, a revoked key locking its
-# environments, and a crash and resume.
+# environments, a crash and resume, and a customer key in a key vault (the
+# local test double of the vault, tests/vault).
 #   scripts/demo.sh            (state and data under ./demo, made anew)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,5 +99,18 @@ step "Reverting staging to the service-managed key"
 run env set-policy staging --mmk local:service-mmk
 run run --env staging --progress=none
 run env list
+
+step "A customer key in a key vault: staging moves to it (tests/vault's local test double stands in for the vault)"
+source tests/vault/vaultlib.sh
+vault_start "$demo/vault" >/dev/null
+export RENC_CA_FILE=$VAULT_CA   # the test double's private CA; TLS is always verified
+vault_create_key staging-cmk RSA 2048 >/dev/null
+run env set-policy staging --cmk "akv:$VAULT_URL/keys/staging-cmk"
+run run --env staging --progress=none
+vault_create_key staging-cmk RSA 2048 >/dev/null
+echo "  (the customer rotates the key at the vault)"
+run run --env staging --progress=none
+run keys versions "akv:$VAULT_URL/keys/staging-cmk"
+vault_stop
 
 step "Done: keyring, catalog, journals and data under $RENC_HOME"
