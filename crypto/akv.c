@@ -85,7 +85,7 @@ void renc_json_wipe_on_free(void)
 
 /* ---- base64url without padding ---------------------------------------- */
 
-static int renc_b64url_encode(char *out, size_t max, const uint8_t *in, size_t len)
+int renc_b64url_encode(char *out, size_t max, const uint8_t *in, size_t len)
 {
     size_t need = 4 * ((len + 2) / 3) + 1;
     RENC_RETURN_IF(need > max, -RENC_E_TOO_BIG);
@@ -99,7 +99,7 @@ static int renc_b64url_encode(char *out, size_t max, const uint8_t *in, size_t l
 }
 
 /* Decodes base64url (padding optional) into out; *len the byte count. */
-static int renc_b64url_decode(uint8_t *out, size_t max, size_t *len, const char *in)
+int renc_b64url_decode(uint8_t *out, size_t max, size_t *len, const char *in)
 {
     size_t n = strlen(in);
     while (n > 0 && in[n - 1] == '=')
@@ -433,37 +433,37 @@ static int renc_akv_url_host(const char *url, char *out, size_t max)
     return 0;
 }
 
-/* Learns tenant and scope from a 401's challenge.  The resource must be
- * the vault's own domain (or a parent of it), so a vault cannot send the
- * tool for a token to some other service. */
-static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v,
-                                    const char *hdr)
+int renc_akv_parse_challenge(const char *hdr, const char *vault_host,
+                             struct renc_akv_challenge *out)
 {
-    char auth[512], resource[512] = "", scope[512] = "", rhost[256];
+    char auth[512], rhost[256];
+    memset(out, 0, sizeof *out);
     RENC_RETURN_IF(strncasecmp(hdr, "Bearer", 6) != 0, -RENC_E_VAULT_AUTH);
     if (renc_akv_challenge_param(hdr, "authorization", auth, sizeof auth) &&
         renc_akv_challenge_param(hdr, "authorization_uri", auth, sizeof auth))
         return -RENC_E_VAULT_AUTH;
-    if (renc_akv_challenge_param(hdr, "resource", resource, sizeof resource) == 0) {
-        int n = snprintf(scope, sizeof scope, "%s/.default", resource);
-        RENC_RETURN_IF(n < 0 || (size_t)n >= sizeof scope, -RENC_E_VAULT_AUTH);
-    } else if (renc_akv_challenge_param(hdr, "scope", scope, sizeof scope) == 0) {
-        snprintf(resource, sizeof resource, "%s", scope);
-        char *d = strstr(resource, "/.default");
+    if (renc_akv_challenge_param(hdr, "resource", out->resource, sizeof out->resource) == 0) {
+        int n = snprintf(out->scope, sizeof out->scope, "%s/.default", out->resource);
+        RENC_RETURN_IF(n < 0 || (size_t)n >= sizeof out->scope, -RENC_E_VAULT_AUTH);
+    } else if (renc_akv_challenge_param(hdr, "scope", out->scope, sizeof out->scope) == 0) {
+        snprintf(out->resource, sizeof out->resource, "%s", out->scope);
+        char *d = strstr(out->resource, "/.default");
         if (d)
             *d = '\0';
     } else {
         return -RENC_E_VAULT_AUTH;
     }
-    int rc = renc_akv_url_host(resource, rhost, sizeof rhost);
+    int rc = renc_akv_url_host(out->resource, rhost, sizeof rhost);
     if (rc)
         return rc;
-    size_t vl = strlen(v->host), rl = strlen(rhost);
-    int same = strcasecmp(v->host, rhost) == 0 ||
-               (vl > rl && v->host[vl - rl - 1] == '.' && strcasecmp(v->host + vl - rl, rhost) == 0);
+    /* The resource must be the vault's own domain (or a parent of it), so a
+     * vault cannot send the tool for a token to some other service. */
+    size_t vl = strlen(vault_host), rl = strlen(rhost);
+    int same = strcasecmp(vault_host, rhost) == 0 ||
+               (vl > rl && vault_host[vl - rl - 1] == '.' &&
+                strcasecmp(vault_host + vl - rl, rhost) == 0);
     if (!same) {
-        renc_akv_note(a, "akv: %s asks for a token for %s, which is not its domain: refused",
-                      v->base, resource);
+        out->foreign = 1;
         return -RENC_E_VAULT_AUTH;
     }
     /* The tenant is the authority URL's last path segment. */
@@ -471,11 +471,28 @@ static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v
     while (t > auth && t[-1] == '/')
         *--t = '\0';
     char *slash = strrchr(auth, '/');
-    RENC_RETURN_IF(!slash || !slash[1], -RENC_E_VAULT_AUTH);
+    RENC_RETURN_IF(!slash || !slash[1] || slash - auth < 8 || strlen(slash + 1) >= sizeof out->tenant,
+                   -RENC_E_VAULT_AUTH);
+    snprintf(out->tenant, sizeof out->tenant, "%s", slash + 1);
+    return 0;
+}
+
+/* Learns tenant and scope from a 401's challenge. */
+static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v,
+                                    const char *hdr)
+{
+    struct renc_akv_challenge c;
+    int rc = renc_akv_parse_challenge(hdr, v->host, &c);
+    if (rc) {
+        if (c.foreign)
+            renc_akv_note(a, "akv: %s asks for a token for %s, which is not its domain: refused",
+                          v->base, c.resource);
+        return rc;
+    }
     pthread_mutex_lock(&a->lock);
-    snprintf(v->tenant, sizeof v->tenant, "%s", slash + 1);
-    snprintf(v->scope, sizeof v->scope, "%s", scope);
-    snprintf(v->resource, sizeof v->resource, "%s", resource);
+    snprintf(v->tenant, sizeof v->tenant, "%s", c.tenant);
+    snprintf(v->scope, sizeof v->scope, "%s", c.scope);
+    snprintf(v->resource, sizeof v->resource, "%s", c.resource);
     v->challenged = 1;
     pthread_mutex_unlock(&a->lock);
     return 0;
@@ -542,47 +559,55 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
     return rc;
 }
 
-/* The error of a non-2xx vault answer, in the domain's terms. */
-static int renc_akv_error(struct renc_akv *a, const char *op, const char *url,
-                          const struct renc_http_response *resp, const struct renc_akv_key *k)
+int renc_akv_map_error(const char *op, long status, const char *body, size_t len,
+                       int has_validity, char *code, size_t code_max)
 {
-    char code[64] = "", inner[64] = "";
-    json_t *root = json_loadb(resp->body, resp->len, 0, NULL);
+    char outer[64] = "", inner[64] = "";
+    json_t *root = json_loadb(body, len, 0, NULL);
     json_t *err = root ? json_object_get(root, "error") : NULL;
     if (json_is_object(err)) {
         const char *c = json_string_value(json_object_get(err, "code"));
         json_t *ie = json_object_get(err, "innererror");
         /* innererror may nest: the innermost code is the most specific. */
         const char *ic = NULL;
-        while (json_is_object(ie)) {
+        for (int depth = 0; json_is_object(ie) && depth < 16; depth++) {
             const char *x = json_string_value(json_object_get(ie, "code"));
             if (x)
                 ic = x;
             ie = json_object_get(ie, "innererror");
         }
-        snprintf(code, sizeof code, "%s", c ? c : "");
+        snprintf(outer, sizeof outer, "%s", c ? c : "");
         snprintf(inner, sizeof inner, "%s", ic ? ic : "");
     }
     json_decref(root);
-    long st = resp->status;
-    int rc;
-    if (st == 404)
-        rc = -RENC_E_KEY_NOT_FOUND;
-    else if (st == 403 && strcmp(inner, "KeyDisabled") == 0)
-        rc = -RENC_E_KEY_DISABLED;
-    else if (st == 403 && strcmp(inner, "KeyOperationForbidden") == 0)
-        rc = -RENC_E_KEY_OP;
-    else if (st == 403 && strcmp(op, "wrapkey") == 0 && k && !inner[0] && (k->exp || k->nbf))
-        rc = -RENC_E_KEY_EXPIRED; /* the vault names no cause; the attributes do */
-    else if (st == 403)
-        rc = -RENC_E_KEY_REVOKED; /* ForbiddenByPolicy, ForbiddenByRbac, AccessDenied */
-    else if (st == 400 && strcmp(op, "unwrapkey") == 0)
-        rc = -RENC_E_UNWRAP;
-    else
-        rc = -RENC_E_VAULT;
+    if (code)
+        snprintf(code, code_max, "%s%s%s", outer, inner[0] ? "/" : "", inner);
+    if (status == 404)
+        return -RENC_E_KEY_NOT_FOUND;
+    if (status == 403 && strcmp(inner, "KeyDisabled") == 0)
+        return -RENC_E_KEY_DISABLED;
+    if (status == 403 && strcmp(inner, "KeyOperationForbidden") == 0)
+        return -RENC_E_KEY_OP;
+    if (status == 403 && strcmp(op, "wrapkey") == 0 && !inner[0] && has_validity)
+        return -RENC_E_KEY_EXPIRED; /* the vault names no cause; the attributes do */
+    if (status == 403)
+        return -RENC_E_KEY_REVOKED; /* ForbiddenByPolicy, ForbiddenByRbac, AccessDenied */
+    if (status == 400 && strcmp(op, "unwrapkey") == 0)
+        return -RENC_E_UNWRAP;
+    return -RENC_E_VAULT;
+}
+
+/* The error of a non-2xx vault answer, noted for the operator when it is
+ * not one the domain names on its own. */
+static int renc_akv_error(struct renc_akv *a, const char *op, const char *url,
+                          const struct renc_http_response *resp, const struct renc_akv_key *k)
+{
+    char code[130];
+    int rc = renc_akv_map_error(op, resp->status, resp->body, resp->len,
+                                k && (k->exp || k->nbf), code, sizeof code);
     if (rc == -RENC_E_VAULT || rc == -RENC_E_KEY_REVOKED)
-        renc_akv_note(a, "akv: %s: HTTP %ld %s%s%s (request %s)", url, st, code,
-                      inner[0] ? "/" : "", inner, resp->request_id[0] ? resp->request_id : "-");
+        renc_akv_note(a, "akv: %s: HTTP %ld %s (request %s)", url, resp->status, code,
+                      resp->request_id[0] ? resp->request_id : "-");
     return rc;
 }
 
@@ -672,6 +697,15 @@ static int renc_akv_parse_key(const struct renc_keyref *asked, json_t *bundle, s
     return 0;
 }
 
+int renc_akv_parse_key_json(const struct renc_keyref *asked, const char *body, size_t len,
+                            struct renc_akv_key *out)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    int rc = json_is_object(root) ? renc_akv_parse_key(asked, root, out) : -RENC_E_VAULT;
+    json_decref(root);
+    return rc;
+}
+
 static int renc_akv_cached_key(struct renc_akv *a, const char *ref_text, struct renc_akv_key *out)
 {
     uint64_t now = renc_now_ns();
@@ -727,12 +761,8 @@ int renc_akv_get_key(struct renc_akv *a, const struct renc_keyref *ref, struct r
     rc = renc_akv_vault_call(a, v, "GET", url, NULL, 0, &resp);
     if (rc == 0 && resp.status != 200)
         rc = renc_akv_error(a, "get", url, &resp, NULL);
-    json_t *root = NULL;
-    if (rc == 0) {
-        root = json_loadb(resp.body, resp.len, 0, NULL);
-        rc = root ? renc_akv_parse_key(ref, root, out) : -RENC_E_VAULT;
-    }
-    json_decref(root);
+    if (rc == 0)
+        rc = renc_akv_parse_key_json(ref, resp.body, resp.len, out);
     renc_http_response_cleanup(&resp);
     if (rc)
         return rc;
