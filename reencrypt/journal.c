@@ -61,6 +61,7 @@ struct renc_journal {
     pthread_mutex_t notes_lock; /* the queue of notes: workers never wait on a commit */
     char path[4096];
     int lock_fd;
+    int lock_created; /* this process made PATH.lock (removed if the open fails) */
     int readonly;
     char run_id[17];
     int64_t attempt;
@@ -165,7 +166,10 @@ static int renc_journal_lock(struct renc_journal *j, long *holder_pid)
 {
     char lp[4200];
     snprintf(lp, sizeof lp, "%s.lock", j->path);
-    j->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    j->lock_fd = open(lp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    j->lock_created = j->lock_fd >= 0;
+    if (j->lock_fd < 0 && errno == EEXIST)
+        j->lock_fd = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (j->lock_fd < 0)
         return -errno;
     if (flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -174,6 +178,14 @@ static int renc_journal_lock(struct renc_journal *j, long *holder_pid)
             *holder_pid = renc_read_holder(j->lock_fd);
         return e == EWOULDBLOCK ? -RENC_E_BUSY : -e;
     }
+    return 0;
+}
+
+/* Writes this process's pid into the held lock, once the journal is known
+ * to be one (a file given as --journal that is not must keep its lock file
+ * as it was). */
+static int renc_journal_note_holder(struct renc_journal *j)
+{
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(j->lock_fd, 0) != 0 || pwrite(j->lock_fd, pid, (size_t)n, 0) != n)
@@ -300,9 +312,15 @@ int renc_journal_open(struct renc_journal **out, const char *path, int create, l
         *holder_pid = 0;
     /* The lock first: a second run learns at once that the first is alive. */
     if ((rc = renc_journal_lock(j, holder_pid)) == 0 &&
-        (rc = renc_journal_check_file(path, create)) == 0)
-        rc = renc_journal_connect(j);
+        (rc = renc_journal_check_file(path, create)) == 0 && (rc = renc_journal_connect(j)) == 0)
+        rc = renc_journal_note_holder(j);
     if (rc) {
+        if (j->lock_created && rc != -RENC_E_BUSY) {
+            /* Nothing of ours is left beside a file that is not a journal. */
+            char lp[4200];
+            snprintf(lp, sizeof lp, "%s.lock", j->path);
+            unlink(lp);
+        }
         renc_journal_close(j);
         return rc;
     }

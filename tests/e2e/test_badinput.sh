@@ -372,6 +372,7 @@ printf 'not a journal\n' >"$IN/jr/text.db"
 chmod 600 "$IN/jr/text.db"
 T journal-not-journal 2 "$IN/jr/text.db" "not a reencrypt journal" :: \
   R run --to local:k2 --progress=none --journal "$IN/jr/text.db" "$IN/jt2"
+check "a file refused as a journal gets no lock file beside it" [ ! -e "$IN/jr/text.db.lock" ]
 
 # ==== manifests, options ===============================================================
 mkdir -p "$IN/m"
@@ -424,6 +425,11 @@ R encrypt --env prod --kind backup --source-env prod --key local:service-mmk "$I
 cp "$STATE/catalog.db" "$IN/jr/catalog-copy.db" && chmod 600 "$IN/jr/catalog-copy.db"
 T journal-is-catalog 2 "$IN/jr/catalog-copy.db" "not a reencrypt journal" :: \
   R run --to local:k2 --progress=none --journal "$IN/jr/catalog-copy.db" "$IN/jt2"
+check "a catalog refused as a journal gets no lock file beside it" \
+  [ ! -e "$IN/jr/catalog-copy.db.lock" ]
+# The live catalog as a journal: refused, and nothing is left beside it.
+R run --to local:k2 --progress=none --journal "$STATE/catalog.db" "$IN/jt2" >/dev/null 2>&1
+check "the live catalog given as a journal gets no lock file" [ ! -e "$STATE/catalog.db.lock" ]
 T env-unknown-put 2 "nosuch" "no such environment" :: R put --env nosuch "$IN/plain"
 T env-unknown-run 2 "nosuch" "no such environment" :: R run --env nosuch --progress=none
 T env-unknown-verify 2 "nosuch" "no such environment" :: R verify --env nosuch --progress=none
