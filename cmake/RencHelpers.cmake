@@ -35,7 +35,8 @@ function(renc_library name)
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   target_compile_definitions(${name} PUBLIC _GNU_SOURCE
-    $<$<BOOL:${RENC_TEST_HOOKS}>:RENC_TEST_HOOKS=1>)
+    $<$<BOOL:${RENC_TEST_HOOKS}>:RENC_TEST_HOOKS=1>
+    $<$<BOOL:${RENC_VALGRIND}>:RENC_VALGRIND=1>)
   renc_target_warnings(${name})
   renc_target_sanitize(${name})
 endfunction()

@@ -11,6 +11,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/memcheck.h"
+
 #ifdef RENC_TEST_HOOKS
 /* The operations counted, in the order of renc_fault_counts. */
 static const char *const renc_fault_ops[] = {"write", "fsync", "journal"};
@@ -37,8 +39,10 @@ int renc_fault_check(const char *op)
     unsigned long c = atomic_fetch_add(&renc_fault_counts[k], 1) + 1;
     if (c != n)
         return 0;
-    if (strcmp(e, "KILL") == 0)
-        raise(SIGKILL); /* crash tests: die at exactly this point */
+    if (strcmp(e, "KILL") == 0) {
+        RENC_MEM_SIMULATED_CRASH(); /* see common/memcheck.h */
+        raise(SIGKILL);             /* crash tests: die at exactly this point */
+    }
     int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : strcmp(e, "EIO") == 0 ? EIO : atoi(e);
     return err > 0 ? -err : 0;
 }

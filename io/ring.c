@@ -23,6 +23,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/memcheck.h"
 #include "io/file.h"
 
 #define RENC_RING_MIN_DEPTH 8u
@@ -109,10 +110,15 @@ static void prep(struct renc_ring *ring, struct renc_ring_op *op)
         io_uring_prep_close(sqe, op->fd);
         break;
     case RENC_RING_READ:
+        /* Memcheck cannot see the kernel's side of an SQE (common/memcheck.h):
+         * the buffer must be there for all of the read... */
+        RENC_MEM_CHECK_ADDRESSABLE(op->buf + op->priv_done, op->len - op->priv_done);
         io_uring_prep_read(sqe, op->fd, op->buf + op->priv_done,
                            (unsigned)(op->len - op->priv_done), op->offset + op->priv_done);
         break;
     case RENC_RING_WRITE:
+        /* ...and every byte written must be initialised. */
+        RENC_MEM_CHECK_DEFINED(op->buf + op->priv_done, op->len - op->priv_done);
         io_uring_prep_write(sqe, op->fd, op->buf + op->priv_done,
                             (unsigned)(op->len - op->priv_done), op->offset + op->priv_done);
         break;
@@ -187,6 +193,7 @@ static void complete(struct renc_ring *ring, struct renc_ring_op *op, int result
     if (op->kind == RENC_RING_STATX) {
         const struct statx *stx = &ring->stx[op->priv_done];
         if (result == 0) {
+            RENC_MEM_DEFINED(stx, sizeof(*stx)); /* the kernel filled it */
             op->size = stx->stx_size;
             op->mode = stx->stx_mode;
         }
@@ -217,6 +224,9 @@ static void on_cqe(struct renc_ring *ring, struct renc_ring_op *op, int res)
         complete(ring, op, res);
         return;
     }
+    /* The kernel filled res bytes of a read's buffer (memcheck cannot know). */
+    if (op->kind == RENC_RING_READ && res > 0)
+        RENC_MEM_DEFINED(op->buf + op->priv_done, (size_t)res);
     size_t left = op->len - op->priv_done;
     if (res == 0 && left > 0) {
         /* End of file for a read; a write that makes no progress would

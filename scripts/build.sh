@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of the tree.
-#   scripts/build.sh [release|asan|tsan|fuzz]   (default release)
-# Build directories: build/ (release), build-asan/, build-tsan/, build-fuzz/.
+#   scripts/build.sh [release|asan|tsan|valgrind|fuzz|bench]   (default release)
+# Build directories: build/ (release), build-asan/, build-tsan/, build-valgrind/,
+# build-fuzz/, build-bench/.  valgrind: optimised with debug information, test
+# hooks as in release, the memcheck annotations (common/memcheck.h) and the
+# valgrind.* tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
@@ -11,10 +14,11 @@ case "$flavour" in
   release) dir=build; args=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug "-DRENC_SANITIZE=address;undefined") ;;
   tsan) dir=build-tsan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRENC_SANITIZE=thread) ;;
+  valgrind) dir=build-valgrind; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRENC_VALGRIND=ON) ;;
   fuzz) dir=build-fuzz; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
                               -DCMAKE_CXX_COMPILER=clang++ -DRENC_BUILD_FUZZ=ON) ;;
   bench) dir=build-bench; args=(-DCMAKE_BUILD_TYPE=Release -DRENC_BUILD_BENCH=ON -DRENC_TEST_HOOKS=OFF -DRENC_BUILD_TESTS=OFF) ;;
-  *) echo "usage: $0 [release|asan|tsan|fuzz|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [release|asan|tsan|valgrind|fuzz|bench]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja -DRENC_WERROR="$werror" "${args[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"

@@ -2,15 +2,23 @@
 # Runs every test: installs what is missing, then builds and runs the whole
 # suite (unit, fuzz-corpus replay, end-to-end) in a normal build and again
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the pipeline tests
-# (ring, pool, the run engine end to end) under ThreadSanitizer.
+# (ring, pool, the run engine end to end) under ThreadSanitizer, then a set of
+# end-to-end tests with the binary under Valgrind memcheck (no error, no leak;
+# tests/CMakeLists.txt says which and why).
 #   scripts/test.sh            everything
 #   scripts/test.sh quick      the normal build only
+#   scripts/test.sh valgrind   the memcheck pass only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "" | quick | valgrind) ;;
+  *) echo "usage: $0 [quick|valgrind]" >&2; exit 2 ;;
+esac
 scripts/bootstrap.sh
 
 flavours=(release asan)
 [ "${1:-}" = quick ] && flavours=(release)
+[ "${1:-}" = valgrind ] && flavours=()
 
 status=0
 for f in "${flavours[@]}"; do
@@ -30,7 +38,7 @@ for f in "${flavours[@]}"; do
     status=1
   fi
 done
-if [ "${1:-}" != quick ]; then
+if [ -z "${1:-}" ]; then
   echo "=== tsan build (pipeline tests) ==="
   dir=$(scripts/build.sh tsan | tail -n 1)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
@@ -38,6 +46,15 @@ if [ "${1:-}" != quick ]; then
   # pool, pacer and token cache, under 429s and faults.
   export RENC_AKV_SCALE_BLOBS=1000
   if ! ctest --test-dir "$dir" --output-on-failure -R '^(unit\.test_ring|unit\.test_pool|unit\.test_journal|unit\.test_pace|e2e\.test_run.*|e2e\.test_resume|e2e\.test_akv_scale)$'; then
+    status=1
+  fi
+fi
+if [ -z "${1:-}" ] || [ "$1" = valgrind ]; then
+  # About 10 minutes on 2 cores: each test runs one process at a time, and
+  # memcheck runs a process's threads one at a time, so -j(cores).
+  echo "=== valgrind build (end-to-end tests under memcheck) ==="
+  dir=$(scripts/build.sh valgrind | tail -n 1)
+  if ! ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" -L '^valgrind-ci$'; then
     status=1
   fi
 fi

@@ -15,7 +15,9 @@
 #   expect_out WORDS...       the same for its stdout
 #   pass/fail DESC   count a result; check DESC CMD... passes when CMD does
 #   finish           prints "N passed, M failed" and exits non-zero on any
-#                    failure
+#                    failure; under Valgrind (RENC_BIN is valgrind-wrap.sh,
+#                    the valgrind.* tests) it first fails on any memcheck
+#                    error or leak of any process (valgrind_reports)
 # and file helpers: mkdata, same/expect_same, file_mode/expect_mode,
 # file_size, no_output_left/expect_no_output (no OUT and no .OUT.renc-tmp.*),
 # no_temporaries, inspect_field.
@@ -32,7 +34,14 @@ fi
 : "${RENC_TESTS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/renc-e2e.XXXXXX") || exit 2
-trap 'chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK" "$WORK.vg"' EXIT
+# Under Valgrind (the valgrind.* tests: RENC_BIN is tests/e2e/valgrind-wrap.sh)
+# every process of the binary leaves its memcheck report in $WORK.vg, beside
+# the scratch folder so that no test sees it; finish checks them all.
+if [ -n "${RENC_VALGRIND_BIN:-}" ]; then
+  export RENC_VG_LOGDIR=$WORK.vg
+  mkdir -p "$RENC_VG_LOGDIR" || exit 2
+fi
 STATE=$WORK/state
 export RENC_HOME=$STATE   # belt and braces: --state is passed as well
 umask 022                 # what the tool must not rely on
@@ -233,8 +242,42 @@ inspect_field() {
   renc inspect "$1" | jq -r "$2"
 }
 
+# valgrind_reports: under Valgrind, fails once for every process whose
+# memcheck report holds an error or a leak (its "==PID==" lines: with -q
+# memcheck writes nothing else there), or a warning of an unhandled syscall
+# or ioctl other than mlock2 (syscall 325: OpenSSL's secure heap then falls
+# back to mlock); shows the first such report in full.  Passes once when all
+# are clean.  A process that a RENC_FAULT=OP:N:KILL hook killed wrote
+# RENC_MEM_CRASH_MARK (common/memcheck.h) before memcheck's leak check of the
+# simulated crash: what follows the mark is not looked at.
+valgrind_reports() {
+  local f bad=0 shown=
+  for f in "$RENC_VG_LOGDIR"/vg.*.log; do
+    [ -e "$f" ] || continue
+    if sed '/renc: simulated crash (RENC_FAULT KILL): what follows is no leak$/q' "$f" |
+      grep -q '^==[0-9]*==' ||
+      grep -E '^--[0-9]+-- WARNING: unhandled' "$f" | grep -vq 'syscall: 325$'; then
+      bad=$((bad + 1))
+      if [ -z "$shown" ]; then
+        shown=1
+        echo "    memcheck report $f, of: $(cat "${f%.log}.cmd" 2>/dev/null)" >&2
+        sed 's/^/    /' "$f" >&2
+      fi
+      if [ -n "${RENC_E2E_VG_KEEP:-}" ]; then
+        mkdir -p "$RENC_E2E_VG_KEEP" && cp "$f" "${f%.log}.cmd" "$RENC_E2E_VG_KEEP/" 2>/dev/null
+      fi
+    fi
+  done
+  if [ "$bad" -eq 0 ]; then
+    pass "memcheck: no error and no leak in $(compgen -G "$RENC_VG_LOGDIR/vg.*.log" | wc -l) processes"
+  else
+    fail "memcheck: $bad process(es) with errors or leaks (the first above)"
+  fi
+}
+
 # finish: the summary line, alone, and the exit status.
 finish() {
+  [ -n "${RENC_VG_LOGDIR:-}" ] && valgrind_reports
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
   exit $?
