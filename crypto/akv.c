@@ -135,9 +135,9 @@ unsigned renc_akv_documented_limit(enum renc_akv_kty kty, int hsm, unsigned bits
 
 int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o)
 {
-    int rc = renc_http_global_init();
-    if (rc)
-        return rc;
+    /* libcurl is set up with the first connection (renc_http_new), so a
+     * command that uses no vault key never pays for it. */
+    int rc;
     struct renc_akv *a = renc_calloc(1, sizeof *a);
     RENC_RETURN_IF(!a, -RENC_E_NOMEM);
     a->o = *o;
