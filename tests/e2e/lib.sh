@@ -275,6 +275,24 @@ valgrind_reports() {
   fi
 }
 
+# slot_refs DIR: "REF COUNT" for each key ref the slots of the blobs under
+# DIR name, sorted by ref; headers read by the independent reader
+# (renc_check.py), so no key is needed and a locked environment counts too.
+slot_refs() {
+  find "$1" -type f ! -name '.*' | python3 -B -c '
+import sys, collections
+sys.path.insert(0, sys.argv[1])
+import renc_check
+count = collections.Counter()
+for path in sys.stdin.read().split("\n"):
+    if path:
+        with open(path, "rb") as f:
+            for alg, ref, wrapped in renc_check.parse_header(f.read(65536))["slots"]:
+                count[ref] += 1
+for ref in sorted(count):
+    print(ref, count[ref])' "$RENC_TESTS_DIR/e2e"
+}
+
 # finish: the summary line, alone, and the exit status.
 finish() {
   [ -n "${RENC_VG_LOGDIR:-}" ] && valgrind_reports

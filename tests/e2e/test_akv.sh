@@ -15,21 +15,9 @@ CMK="akv:$VAULT_URL/keys/cmk"
 vault_create_key cmk RSA 2048 >"$WORK/kid1" || fail "create cmk"
 V1="akv:$(cat "$WORK/kid1")"
 
-# versions_in ENV: "REF COUNT" per key version the slots of ENV's blobs name,
-# read by the independent reader (no key needed: a locked environment too).
+# versions_in ENV: "REF COUNT" per key version the slots of ENV's blobs name.
 versions_in() {
-  find "$STATE/data/$1/blobs" -type f ! -name '.*' | python3 -B -c '
-import sys, collections
-sys.path.insert(0, sys.argv[1])
-import renc_check
-count = collections.Counter()
-for path in sys.stdin.read().split("\n"):
-    if path:
-        with open(path, "rb") as f:
-            for alg, ref, wrapped in renc_check.parse_header(f.read(65536))["slots"]:
-                count[ref] += 1
-for ref in sorted(count):
-    print(ref, count[ref])' "$RENC_TESTS_DIR/e2e"
+  slot_refs "$STATE/data/$1/blobs"
 }
 
 # plain_ok ENV DIR [N]: every blob of ENV (or the first N) decrypts to the
