@@ -26,7 +26,10 @@ struct renc_akv_vault {
     char base[RENC_VAULT_MAX + 1]; /* https://host[:port] */
     char host[256];
     struct renc_pace pace;
-    unsigned limit;     /* current pacing, per window; 0: not yet sized */
+    unsigned limit;     /* the pacing ceiling, per window; 0: not yet sized */
+    unsigned rate;      /* the pacing in force: limit, or less after 429s */
+    uint64_t cut_ns;    /* when a 429 last lowered rate */
+    uint64_t raised_ns; /* when rate was last raised back toward limit */
     int limit_fixed;    /* set by the options: never resized */
     int sized;          /* sized from a key's type at least once */
     int challenged;     /* tenant and scope known */
@@ -149,6 +152,8 @@ int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o)
         a->o.rate_share = 0.9;
     if (!a->o.retries)
         a->o.retries = 6;
+    if (a->o.throttle_wait_s <= 0)
+        a->o.throttle_wait_s = 120;
     if (!a->o.timeout_ms)
         a->o.timeout_ms = 30000;
     a->conns = renc_calloc(a->o.max_inflight, sizeof *a->conns);
@@ -259,6 +264,7 @@ static int renc_akv_vault(struct renc_akv *a, const char *base, struct renc_akv_
     renc_pace_init(&v->pace, start, a->o.rate_window_s);
     if (!v->limit_fixed)
         v->limit = start;
+    v->rate = v->limit;
     a->nvaults++;
     *out = v;
     pthread_mutex_unlock(&a->lock);
@@ -278,7 +284,46 @@ static void renc_akv_size_pace(struct renc_akv *a, struct renc_akv_vault *v,
     v->sized = 1;
     if (changed) {
         v->limit = want;
-        renc_pace_set(&v->pace, want, a->o.rate_window_s);
+        if (v->rate > want || !v->cut_ns)
+            v->rate = want;
+        renc_pace_set(&v->pace, v->rate, a->o.rate_window_s);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- adapting the pace to the vault's answers -------------------------
+ *
+ * The pacing starts at 90% of the documented limit, but a vault's real
+ * budget is shared (other clients, other key types, the subscription cap),
+ * so the pace also follows the answers, additive-increase /
+ * multiplicative-decrease: a 429 cuts the rate to 3/4 (at most once a
+ * second, so that the 429s of one burst count once), and every window
+ * without a 429 gives back a tenth of the ceiling. */
+
+static void renc_akv_pace_throttled(struct renc_akv *a, struct renc_akv_vault *v)
+{
+    uint64_t now = renc_now_ns();
+    pthread_mutex_lock(&a->lock);
+    if (v->rate > 1 && (!v->cut_ns || now - v->cut_ns >= 1000000000u)) {
+        v->rate = v->rate - v->rate / 4;
+        v->cut_ns = now;
+        v->raised_ns = now;
+        a->stats.pace_cuts++;
+        renc_pace_set(&v->pace, v->rate, a->o.rate_window_s);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void renc_akv_pace_answered(struct renc_akv *a, struct renc_akv_vault *v)
+{
+    uint64_t now = renc_now_ns();
+    uint64_t window = (uint64_t)(a->o.rate_window_s * 1e9);
+    pthread_mutex_lock(&a->lock);
+    if (v->rate < v->limit && now - v->raised_ns >= window) {
+        unsigned step = v->limit / 10 ? v->limit / 10 : 1;
+        v->rate = v->limit - v->rate > step ? v->rate + step : v->limit;
+        v->raised_ns = now;
+        renc_pace_set(&v->pace, v->rate, a->o.rate_window_s);
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -323,15 +368,24 @@ void renc_akv_count_token(struct renc_akv *a)
     renc_akv_count(a, &a->stats.tokens);
 }
 
-/* One request, sent again after a 429 (Retry-After, or 1, 2, 4... s), a
- * 5xx or a network error (0.25, 0.5, 1... s), up to o.retries times.
- * pace (may be NULL) is waited on before each send. */
-static int renc_akv_send_paced(struct renc_akv *a, struct renc_pace *pace, struct renc_http *conn,
-                               const char *method, const char *url, const char *const *headers,
-                               const char *body, size_t body_len,
+/* One request, sent again after a 429, a 5xx or a network error.
+ *
+ * A 429 is the vault pacing us, not a failure: the request waits the
+ * Retry-After (or 1 s), then longer when the vault keeps refusing (1, 2, 4,
+ * 8, 16 s, never less than Retry-After), and gives up only when it has
+ * waited throttle_wait_s in all.  5xx and network errors back off from
+ * 0.25 s (doubling, +-20%) and are sent again up to o.retries times.
+ * v (may be NULL: token endpoints) is the vault: its pacer is waited on
+ * before each send, held for the Retry-After, and adapted to the answers. */
+static int renc_akv_send_paced(struct renc_akv *a, struct renc_akv_vault *v,
+                               struct renc_http *conn, const char *method, const char *url,
+                               const char *const *headers, const char *body, size_t body_len,
                                struct renc_http_response *resp)
 {
-    for (unsigned attempt = 0;; attempt++) {
+    struct renc_pace *pace = v ? &v->pace : NULL;
+    unsigned failures = 0, throttles = 0;
+    uint64_t throttled_ns = 0;
+    for (;;) {
         if (pace) {
             uint64_t t0 = renc_now_ns();
             renc_pace_wait(pace);
@@ -347,32 +401,46 @@ static int renc_akv_send_paced(struct renc_akv *a, struct renc_pace *pace, struc
         int rc = renc_http_request(conn, method, url, headers, body, body_len, resp);
         uint64_t delay = 0;
         const char *why = NULL;
+        int give_up = 0;
         if (rc && rc != -RENC_E_VAULT_NETWORK)
             renc_http_response_cleanup(resp);
         if (rc == -RENC_E_VAULT_NETWORK) {
             renc_akv_count(a, &a->stats.network_errors);
-            delay = renc_akv_backoff_ns(a, attempt, 250000000u);
+            delay = renc_akv_backoff_ns(a, failures, 250000000u);
             why = "no answer (network)";
+            give_up = failures++ >= a->o.retries;
         } else if (rc) {
             return rc;
         } else if (resp->status == 429) {
             renc_akv_count(a, &a->stats.throttled);
-            delay = renc_akv_retry_after_ns(resp->retry_after);
-            if (!delay)
-                delay = renc_akv_backoff_ns(a, attempt, 1000000000u);
-            if (pace)
-                renc_pace_hold(pace, delay);
+            uint64_t asked = renc_akv_retry_after_ns(resp->retry_after);
+            uint64_t backoff = (uint64_t)1000000000u << (throttles < 4 ? throttles : 4);
+            delay = asked > backoff ? asked : backoff;
+            throttles++;
+            if (v) {
+                renc_pace_hold(pace, asked ? asked : 1000000000u);
+                renc_akv_pace_throttled(a, v);
+            }
             why = "throttled (429)";
+            give_up = throttled_ns + delay > (uint64_t)(a->o.throttle_wait_s * 1e9);
+            throttled_ns += delay;
         } else if (resp->status >= 500) {
             renc_akv_count(a, &a->stats.server_errors);
-            delay = renc_akv_backoff_ns(a, attempt, 250000000u);
+            delay = renc_akv_backoff_ns(a, failures, 250000000u);
             why = "server error";
+            give_up = failures++ >= a->o.retries;
         } else {
+            if (v)
+                renc_akv_pace_answered(a, v);
             return 0;
         }
-        if (attempt >= a->o.retries) {
-            renc_akv_note(a, "akv: %s %s: %s, giving up after %u retries", method, url, why,
-                          attempt);
+        if (give_up) {
+            if (resp->status == 429 && !rc)
+                renc_akv_note(a, "akv: %s %s: throttled (429) %u times over %.0f s, giving up",
+                              method, url, throttles, (double)throttled_ns / 1e9);
+            else
+                renc_akv_note(a, "akv: %s %s: %s, giving up after %u retries", method, url, why,
+                              failures - 1);
             if (rc || resp->status == 429) {
                 renc_http_response_cleanup(resp);
                 return rc ? rc : -RENC_E_VAULT_THROTTLED;
@@ -538,7 +606,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
         if (body)
             headers[nh++] = "Content-Type: application/json";
         headers[nh] = NULL;
-        rc = renc_akv_send_paced(a, &v->pace, conn, method, url, headers, body, body_len, resp);
+        rc = renc_akv_send_paced(a, v, conn, method, url, headers, body, body_len, resp);
         renc_secmem_wipe(auth, sizeof auth);
         if (rc || resp->status != 401 || challenged_once)
             break;
@@ -934,5 +1002,6 @@ void renc_akv_stats(struct renc_akv *a, struct renc_akv_stats *out)
     *out = a->stats;
     out->rate_window_s = a->o.rate_window_s;
     out->rate_limit = a->nvaults ? a->vaults[a->nvaults - 1].limit : a->o.rate_limit;
+    out->rate_now = a->nvaults ? a->vaults[a->nvaults - 1].rate : a->o.rate_limit;
     pthread_mutex_unlock(&a->lock);
 }

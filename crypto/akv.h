@@ -50,7 +50,8 @@ struct renc_akv_options {
     unsigned rate_limit;      /* requests per rate_window_s per vault; 0: from the key type */
     double rate_window_s;     /* 0: 10 */
     double rate_share;        /* fraction of the documented limit used; 0: 0.9 */
-    unsigned retries;         /* 0: 6 */
+    unsigned retries;         /* 5xx and network errors; 0: 6 */
+    double throttle_wait_s;   /* the most one request waits out 429s; 0: 120 */
     long timeout_ms;          /* 0: 30000 */
     struct renc_akv_credentials cred;
     /* Called (from any thread) with a one-line note on retries and limits;
@@ -120,7 +121,9 @@ struct renc_akv_stats {
     uint64_t network_errors;
     uint64_t paced;         /* requests the pacer held back */
     double paced_s;         /* their total wait */
-    unsigned rate_limit;    /* the pacing of the last vault used, per window */
+    uint64_t pace_cuts;     /* times a 429 lowered a vault's pace */
+    unsigned rate_limit;    /* the pacing ceiling of the last vault used, per window */
+    unsigned rate_now;      /* its pace at the end (below the ceiling after 429s) */
     double rate_window_s;
 };
 void renc_akv_stats(struct renc_akv *a, struct renc_akv_stats *out);

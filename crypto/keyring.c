@@ -210,18 +210,25 @@ static void renc_keyring_unlock(int fd)
 int renc_keyring_open(struct renc_keyring **out, const char *dir, int create)
 {
     struct stat st;
+    int missing = 0;
     if (lstat(dir, &st) != 0) {
-        if (errno != ENOENT || !create)
-            return errno == ENOENT ? -RENC_E_KEY_NOT_FOUND : -errno;
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        if (errno != ENOENT)
             return -errno;
-        if (lstat(dir, &st) != 0)
-            return -errno;
+        if (!create) {
+            missing = 1; /* an empty keyring: every local key is not found */
+        } else {
+            if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+                return -errno;
+            if (lstat(dir, &st) != 0)
+                return -errno;
+        }
     }
-    RENC_RETURN_IF(!S_ISDIR(st.st_mode), -ENOTDIR);
-    int rc = renc_check_private(&st);
-    if (rc)
-        return rc;
+    if (!missing) {
+        RENC_RETURN_IF(!S_ISDIR(st.st_mode), -ENOTDIR);
+        int rc = renc_check_private(&st);
+        if (rc)
+            return rc;
+    }
     struct renc_keyring *kr = renc_calloc(1, sizeof *kr);
     RENC_RETURN_IF(!kr, -RENC_E_NOMEM);
     kr->dir = renc_strdup(dir);
@@ -583,6 +590,11 @@ static int renc_name_cmp(const void *a, const void *b)
 int renc_keyring_list(struct renc_keyring *kr, char ***names, size_t *count)
 {
     DIR *d = opendir(kr->dir);
+    if (!d && errno == ENOENT) {
+        *names = NULL; /* no keyring yet: no keys */
+        *count = 0;
+        return 0;
+    }
     if (!d)
         return -errno;
     char **list = NULL;

@@ -44,7 +44,8 @@ struct renc_keyring_key {
 struct renc_keyring;
 
 /* renc_keyring_open: opens the keyring at dir; with create, makes it (0700)
- * when missing.  -RENC_E_INSECURE_PERMS when the directory, a key folder or
+ * when missing, and without, a missing dir is an empty keyring (a state
+ * that uses only key vault keys has none).  -RENC_E_INSECURE_PERMS when the directory, a key folder or
  * a key file is open to group or others, or owned by another user. */
 int renc_keyring_open(struct renc_keyring **out, const char *dir, int create);
 void renc_keyring_free(struct renc_keyring *kr);

@@ -31,6 +31,9 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
     case 0x1006:
         g->akv_inflight = arg;
         return 1;
+    case 0x1007:
+        g->akv_throttle_wait = arg;
+        return 1;
     }
     return 0;
 }
@@ -138,6 +141,14 @@ static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
         fprintf(stderr, "reencrypt: --akv-inflight (RENC_AKV_INFLIGHT) must be 1..256\n");
         return -RENC_E_INVALID;
     }
+    unsigned wait_s = 0;
+    if (renc_count_opt(renc_env_or(g->akv_throttle_wait, "RENC_AKV_THROTTLE_WAIT"), 86400,
+                       &wait_s)) {
+        fprintf(stderr, "reencrypt: --akv-throttle-wait (RENC_AKV_THROTTLE_WAIT) must be "
+                        "1..86400 seconds\n");
+        return -RENC_E_INVALID;
+    }
+    o.throttle_wait_s = wait_s;
     const char *secret = getenv("AZURE_CLIENT_SECRET");
     const char *secret_file = getenv("AZURE_CLIENT_SECRET_FILE");
     int has_secret = (secret && secret[0]) || (secret_file && secret_file[0]);

@@ -529,16 +529,20 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
     memset(&vs, 0, sizeof vs);
     if (renc_keystore_akv(ks))
         renc_akv_stats(renc_keystore_akv(ks), &vs);
+    char pace_note[96] = "";
+    if (vs.pace_cuts)
+        snprintf(pace_note, sizeof pace_note, " (lowered %llu times after 429s, %u at the end)",
+                 (unsigned long long)vs.pace_cuts, vs.rate_now);
     if (vs.requests)
         printf("%s: key vault: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
                "tokens), %llu retried (%llu throttled, %llu server errors, %llu network errors); "
-               "paced at %u per %.0f s, %llu requests held %.1f s in all\n",
+               "paced at %u per %.0f s%s, %llu requests held %.1f s in all\n",
                cmd, (unsigned long long)vs.requests, (unsigned long long)vs.unwraps,
                (unsigned long long)vs.wraps, (unsigned long long)vs.gets,
                (unsigned long long)vs.tokens, (unsigned long long)vs.retries,
                (unsigned long long)vs.throttled, (unsigned long long)vs.server_errors,
                (unsigned long long)vs.network_errors, vs.rate_limit, vs.rate_window_s,
-               (unsigned long long)vs.paced, vs.paced_s);
+               pace_note, (unsigned long long)vs.paced, vs.paced_s);
     if (a->report) {
         json_t *root = json_pack(
             "{s:s, s:s?, s:s?, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:f, s:f, s:f, "
@@ -561,7 +565,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
         if (root && vs.requests)
             json_object_set_new(
                 root, "key_vault",
-                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f}",
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I}",
                           "requests", (json_int_t)vs.requests, "unwraps", (json_int_t)vs.unwraps,
                           "wraps", (json_int_t)vs.wraps, "gets", (json_int_t)vs.gets,
                           "tokens", (json_int_t)vs.tokens, "retries", (json_int_t)vs.retries,
@@ -570,7 +574,8 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
                           "network_errors", (json_int_t)vs.network_errors,
                           "paced", (json_int_t)vs.paced, "paced_seconds", vs.paced_s,
                           "rate_limit", (json_int_t)vs.rate_limit, "rate_window_seconds",
-                          vs.rate_window_s));
+                          vs.rate_window_s, "rate_at_end", (json_int_t)vs.rate_now,
+                          "rate_cuts", (json_int_t)vs.pace_cuts));
         if (root && sess) {
             json_object_set_new(root, "journal", json_string(sess->journal_path));
             json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));

@@ -50,6 +50,18 @@ blob=$STATE/data/prod/blobs/in/f01
 check "the slot stores the versioned kid and alg 2 (RSA-OAEP-256)" \
   [ "$(inspect_field "$blob" '.slots[0] | "\(.ref) \(.alg)"')" = "$V1 2" ]
 
+# A state that uses only vault keys needs no local keyring.
+VSTATE=$WORK/vault-only
+expect_ok "$RENC_BIN" env create cloud --state "$VSTATE"
+rm -rf "$VSTATE/keyring"
+expect_ok "$RENC_BIN" env set-policy cloud --cmk "$CMK" --state "$VSTATE"
+expect_ok "$RENC_BIN" put --env cloud "$WORK/in" --state "$VSTATE"
+expect_ok "$RENC_BIN" verify --env cloud --progress=none --state "$VSTATE"
+expect_out "40 blobs verified" "0 failed"
+expect_ok "$RENC_BIN" decrypt "$VSTATE/data/cloud/blobs/in/f07" "$WORK/f07" --state "$VSTATE"
+expect_same "a vault-only state decrypts" "$WORK/in/f07" "$WORK/f07"
+check "no local keyring was made" [ ! -e "$VSTATE/keyring" ]
+
 # ---- rotation to a new vault key version, by header rewrap ------------------
 vault_admin POST /stats/reset >/dev/null
 vault_create_key cmk RSA 2048 >"$WORK/kid2" || fail "rotate cmk"
@@ -121,6 +133,30 @@ expect_out "attempt 2" "mid is encrypted"
 check "after the resume every blob of mid is under $V3" [ "$(versions_in mid)" = "$V3 300" ]
 check "mid still opens to its plaintext (20 of 300 decrypted; verify opens all)" plain_ok mid "$WORK/in2" 20
 expect_ok renc verify --env mid
+
+# ---- a vault that keeps throttling stops the run; the resume completes -------
+# The server admits 30 requests per 10 s; each request may wait out 429s for
+# 3 s only, so the run gives up on the 429s long before the window frees.
+vault_create_key cmk RSA 2048 >"$WORK/kid4" || fail "rotate cmk a third time"
+V4="akv:$(cat "$WORK/kid4")"
+vault_admin POST /throttle '{"limit":30,"window":10,"retry_after":1}' >/dev/null
+expect_exit 1 renc run --env mid --akv-rate 1000 --akv-throttle-wait 3 --progress=none
+expect_msg "kept throttling requests (429)" "throttled (429)" "giving up"
+expect_out "stopped early" "lowered"
+moved=$(versions_in mid | awk -v v="$V4" '$1 == v {print $2}')
+kept=$(versions_in mid | awk -v v="$V3" '$1 == v {print $2}')
+check "a throttled run moved some blobs, not all ($moved moved)" \
+  [ "${moved:-0}" -gt 0 -a "${moved:-0}" -lt 300 ]
+check "every blob is wholly old or wholly new after it ($kept + $moved = 300)" \
+  [ $((${kept:-0} + ${moved:-0})) -eq 300 ]
+check "no temporaries left after the throttled run" no_temporaries "$STATE/data/mid/blobs"
+expect_exit 2 renc run --env mid --akv-throttle-wait 0
+expect_msg "--akv-throttle-wait" "1..86400"
+vault_admin POST /throttle '{"limit":0}' >/dev/null
+expect_ok renc run --env mid
+expect_out "attempt 2" "mid is encrypted"
+check "after the resume every blob of mid is under $V4" [ "$(versions_in mid)" = "$V4 300" ]
+cp "$WORK/kid4" "$WORK/kid3"
 
 # ---- attribute semantics: disabled, expired, key_ops ------------------------
 kid3=$(cat "$WORK/kid3")

@@ -42,11 +42,15 @@ vault_admin POST /faults '{"delay_ms":1500,"count":20}' >/dev/null
 vault_admin POST /stats/reset >/dev/null
 expect_ok renc run --env big --akv-rate $((2 * LIMIT)) --progress=none --report "$WORK/report.json"
 expect_out "$N blobs re-encrypted" "0 failed" "big is encrypted"
+grep -h "key vault:\|blobs/s" "$WORK/out" | sed 's/^/# /'
 retries=$(jq '.key_vault.retries' "$WORK/report.json")
 throttled=$(jq '.key_vault.throttled' "$WORK/report.json")
 tokens=$(jq '.key_vault.tokens' "$WORK/report.json")
 check "the run was throttled and retried ($throttled 429s, $retries retries)" \
   [ "${throttled:-0}" -gt 0 -a "${retries:-0}" -gt "${throttled:-0}" ]
+cuts=$(jq '.key_vault.rate_cuts' "$WORK/report.json")
+check "the 429s lowered the pace ($cuts times, $(jq '.key_vault.rate_at_end' "$WORK/report.json") per 10 s at the end)" \
+  [ "${cuts:-0}" -gt 0 ]
 check "the server saw the 429s and the faults" \
   [ "$(vault_stats_field throttled)" -gt 0 -a "$(vault_stats_field faults)" -gt 0 ]
 check "the server never admitted more than its limit in a window" \
