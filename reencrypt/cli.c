@@ -1,6 +1,7 @@
 #include "reencrypt/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,32 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
         return 1;
     case 0x1007:
         g->akv_throttle_wait = arg;
+        return 1;
+    }
+    return 0;
+}
+
+/* 1 when one of the two resolved paths is the other or lies inside it. */
+static int renc_paths_nest(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    const char *s = la < lb ? a : b, *l = la < lb ? b : a;
+    size_t n = la < lb ? la : lb;
+    return strncmp(s, l, n) == 0 && (l[n] == '/' || l[n] == '\0' || (n == 1 && s[0] == '/'));
+}
+
+int renc_global_overlap(const struct renc_global *g, const char *path, char *why, size_t max)
+{
+    char real[PATH_MAX], mine[PATH_MAX];
+    if (!realpath(path, real))
+        return 0;
+    const char *dirs[] = {g->data_dir, g->keyring_dir, g->state_dir};
+    const char *names[] = {"the environments' data", "the keyring", "the state directory"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (!dirs[i] || !realpath(dirs[i], mine) || !renc_paths_nest(real, mine))
+            continue;
+        int holds = strlen(real) <= strlen(mine);
+        snprintf(why, max, "%s %s (%s)", holds ? "holds" : "lies inside", names[i], mine);
         return 1;
     }
     return 0;

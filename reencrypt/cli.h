@@ -46,6 +46,12 @@ struct renc_global {
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 
+/* renc_global_overlap: when `path` holds one of the tool's own folders (the
+ * environments' data, the keyring, the state directory) or lies inside one,
+ * says which in `why` ("holds the keyring (DIR)") and returns 1; else 0
+ * (also when path does not resolve). */
+int renc_global_overlap(const struct renc_global *g, const char *path, char *why, size_t max);
+
 /* renc_global_resolve: fills in defaults; creates the state directory (0700)
  * when create is set. */
 int renc_global_resolve(struct renc_global *g, int create);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,16 @@ int renc_cmd_put(int argc, char **argv)
         struct stat ast;
         if (stat(arg, &ast) != 0) {
             renc_err(c.cmd, "%s: %s", arg, strerror(errno));
+            status = RENC_EXIT_USAGE;
+            goto out;
+        }
+        /* The tool's own files are never sealed into an environment, and
+         * an environment's blobs move with 'copy', not 'put'. */
+        char why[PATH_MAX + 64];
+        if (renc_global_overlap(&c.a.g, arg, why, sizeof why)) {
+            renc_err(c.cmd, "%s: %s, whose files are never sealed into an environment; "
+                            "nothing is sealed ('reencrypt copy' moves blobs between "
+                            "environments)", arg, why);
             status = RENC_EXIT_USAGE;
             goto out;
         }

@@ -458,6 +458,11 @@ cp "$IN/plain" "$IN/pbad/ok/good.bin"
 cp "$IN/plain" "$IN/pbad/ok/bad"$'\xfe'".bin"
 T put-name-not-utf8 2 "$IN/pbad/ok/bad"$'\xfe'".bin" "UTF-8" :: R put --env prod "$IN/pbad"
 T put-name-absolute 2 "/etc/x" "absolute" :: R put --env prod --name /etc/x "$IN/plain"
+# put never seals the tool's own files: the state, the keyring, the data.
+T put-holds-state 2 "$WORK" "holds the environments' data" "nothing is sealed" :: R put --env prod "$WORK"
+T put-root 2 "holds the environments' data" "nothing is sealed" :: R put --env prod /
+T put-inside-data 2 "$DATA/prod" "lies inside the environments' data" :: R put --env prod "$DATA/prod/blobs"
+T put-inside-keyring 2 "lies inside the keyring" :: R put --env prod "$KR/k"
 
 echo "$NCASES cases in $((SECONDS - T0)) s"
 finish
