@@ -83,7 +83,12 @@ int main(int argc, char **argv)
         return RENC_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
+#ifdef RENC_TEST_HOOKS
+        printf("reencrypt 0.1.0 (RENC v1), a test build: the test seams RENC_FAULT and "
+               "RENC_ALLOC_FAIL are compiled in\n");
+#else
         printf("reencrypt 0.1.0 (RENC v1)\n");
+#endif
         return RENC_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof renc_commands / sizeof renc_commands[0]; i++) {

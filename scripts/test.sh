@@ -4,7 +4,8 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the pipeline tests
 # (ring, pool, the run engine end to end) under ThreadSanitizer, then a set of
 # end-to-end tests with the binary under Valgrind memcheck (no error, no leak;
-# tests/CMakeLists.txt says which and why).
+# tests/CMakeLists.txt says which and why).  The dist build (the binary to
+# deploy) is checked to have no test seams and to install.
 #   scripts/test.sh            everything
 #   scripts/test.sh quick      the normal build only
 #   scripts/test.sh valgrind   the memcheck pass only
@@ -38,6 +39,14 @@ for f in "${flavours[@]}"; do
     status=1
   fi
 done
+if [ "${1:-}" != valgrind ]; then
+  # The binary to deploy: no test seams in it, and it installs.
+  echo "=== dist build ==="
+  dir=$(scripts/build.sh dist | tail -n 1)
+  if ! scripts/dist-check.sh "$dir" build; then
+    status=1
+  fi
+fi
 if [ -z "${1:-}" ]; then
   echo "=== tsan build (pipeline tests) ==="
   dir=$(scripts/build.sh tsan | tail -n 1)
