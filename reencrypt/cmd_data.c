@@ -113,6 +113,17 @@ static int renc_data_open(struct renc_data_ctx *c)
     return -1;
 }
 
+/* A line in the environment's history; the work is done either way, so a
+ * failure to write it is said, not fatal. */
+static void renc_data_note(struct renc_data_ctx *c, const char *id, const char *action,
+                           const char *detail)
+{
+    int rc = renc_catalog_note(c->cat, id, action, detail);
+    if (rc)
+        renc_err(c->cmd, "%s: done, but the history note was not written: %s", id,
+                 renc_strerror(rc));
+}
+
 static void renc_data_close(struct renc_data_ctx *c)
 {
     renc_session_cleanup(&c->sess);
@@ -367,7 +378,7 @@ int renc_cmd_put(int argc, char **argv)
     char detail[256];
     renc_textf(detail, sizeof detail, "%llu files, %llu bytes, under %s",
                (unsigned long long)files, (unsigned long long)bytes, current);
-    renc_catalog_note(c.cat, env.id, "put", detail);
+    renc_data_note(&c, env.id, "put", detail);
     printf("put: sealed %llu files (%llu bytes) into %s under %s\n", (unsigned long long)files,
            (unsigned long long)bytes, env.id, current);
     status = RENC_EXIT_OK;
@@ -529,7 +540,7 @@ int renc_cmd_backup(int argc, char **argv)
     renc_bytes_text(size, sizeof size, stat(final, &st) == 0 ? (uint64_t)st.st_size : 0);
     renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, under %s", name,
              (unsigned long long)entries, (unsigned long long)bytes, current);
-    renc_catalog_note(c.cat, env.id, "backup", detail);
+    renc_data_note(&c, env.id, "backup", detail);
     printf("backup create: %s: %llu blobs (%llu bytes) of %s, sealed under %s, %s on disk\n",
            final, (unsigned long long)entries, (unsigned long long)bytes, env.id, current, size);
     status = RENC_EXIT_OK;
@@ -751,8 +762,10 @@ static int renc_restore_common(int argc, char **argv, int check)
     renc_stage_init(&stage, 1);
     int fd = -1;
     char held[2048] = "", dir[4096];
-    if (!r)
+    if (!r) {
+        renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
+    }
     if ((status = renc_data_open(&c)) >= 0 ||
         (status = renc_restore_judge(&c, path, &target, r, &fd)) >= 0)
         goto out;
@@ -798,7 +811,7 @@ static int renc_restore_common(int argc, char **argv, int check)
     renc_keystore_resolve(c.ks, current, sizeof current, target.key_ref);
     renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, opened with %s", path,
              (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref);
-    renc_catalog_note(c.cat, target.id, "restore", detail);
+    renc_data_note(&c, target.id, "restore", detail);
     printf("restore: %s -> %s: %llu blobs (%llu bytes) restored, opened with %s, sealed "
            "under %s (%s)\n",
            path, target.id, (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref,
@@ -854,8 +867,10 @@ static int renc_copy_common(int argc, char **argv, int check)
     struct renc_sealer *sealer = NULL;
     char held[2048] = "", dir[4096], what[256], why[1024] = "";
     snprintf(what, sizeof what, "%s -> %s", c.a.from, c.a.to);
-    if (!r)
+    if (!r) {
+        renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
+    }
     if ((status = renc_data_open(&c)) >= 0)
         goto out;
     int rc = renc_envctl_ready(c.cat, c.ks, c.a.from, &from, NULL, 0, why, sizeof why);
@@ -974,9 +989,9 @@ static int renc_copy_common(int argc, char **argv, int check)
     char current[RENC_MAX_REF_LEN + 1] = "", detail[512];
     renc_keystore_resolve(c.ks, current, sizeof current, to.key_ref);
     renc_textf(detail, sizeof detail, "%llu blobs from %s", (unsigned long long)r->entries, from.id);
-    renc_catalog_note(c.cat, to.id, "copy-in", detail);
+    renc_data_note(&c, to.id, "copy-in", detail);
     renc_textf(detail, sizeof detail, "%llu blobs to %s", (unsigned long long)r->entries, to.id);
-    renc_catalog_note(c.cat, from.id, "copy-out", detail);
+    renc_data_note(&c, from.id, "copy-out", detail);
     printf("copy: %s -> %s: %llu blobs (%llu bytes) copied, sealed under %s (%s)\n", from.id,
            to.id, (unsigned long long)r->entries, (unsigned long long)r->bytes, current,
            r->verdict.reason);

@@ -206,8 +206,10 @@ static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
         return renc_exit_for(rc);
     }
     struct renc_env_view *v = renc_malloc(sizeof *v);
-    if (!v)
+    if (!v) {
+        renc_err("env show", "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
+    }
     renc_env_view_take(v, &env, ks, a->g.data_dir);
     if (a->json) {
         json_t *j = renc_env_view_json(v, cat);
@@ -234,6 +236,7 @@ static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,
     }
     struct renc_env_view *v = renc_malloc(sizeof *v);
     if (!v) {
+        renc_err("env list", "%s", renc_strerror(-RENC_E_NOMEM));
         renc_free(envs);
         return RENC_EXIT_FAILED;
     }
@@ -331,13 +334,17 @@ static int renc_env_set_policy(struct renc_env_args *a, struct renc_catalog *cat
            renc_policy_name(before.policy), before.key_ref, renc_policy_name(a->policy),
            a->policy_ref, current);
     struct renc_census c;
-    if (renc_census_take(&c, a->g.data_dir, id, a->policy_ref, current) == 0) {
+    if ((rc = renc_census_take(&c, a->g.data_dir, id, a->policy_ref, current)) == 0) {
         if (c.off_policy)
             printf("%s: %llu of %llu blobs and backups are not under %s yet: "
                    "'reencrypt run --env %s' moves them\n",
                    id, (unsigned long long)c.off_policy,
                    (unsigned long long)(c.blobs + c.backups), a->policy_ref, id);
         renc_census_cleanup(&c);
+    } else {
+        /* The policy is changed; only the count of what is left is missing. */
+        renc_err(cmd, "%s: the policy is changed, but its data could not be counted: %s "
+                      "('reencrypt env show %s' counts it)", id, renc_strerror(rc), id);
     }
     return RENC_EXIT_OK;
 }

@@ -59,7 +59,7 @@ if [ -z "${1:-}" ]; then
   fi
 fi
 if [ -z "${1:-}" ] || [ "$1" = valgrind ]; then
-  # About 10 minutes on 2 cores: each test runs one process at a time, and
+  # About 12 minutes on 2 cores: each test runs one process at a time, and
   # memcheck runs a process's threads one at a time, so -j(cores).
   echo "=== valgrind build (end-to-end tests under memcheck) ==="
   dir=$(scripts/build.sh valgrind | tail -n 1)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/e2e/test_allocfail.sh — every allocation may fail: for each N the
 # binary's N-th allocation through common/alloc fails (RENC_ALLOC_FAIL=N, a
-# test-hooks seam), over a seal, an open, a small run and the resume of a
-# crashed run, until N is past the last allocation the command makes.  Each
+# test-hooks seam), over a seal, an open, a small run, the resume of a
+# crashed run, and the environment commands (a policy change, `run --env`, a
+# backup and a restore), until N is past the last allocation the command
+# makes.  Each
 # time:
 #   - the process exits 1 with a message, or 0 when it could do without that
 #     allocation (no crash, no signal; in the
@@ -146,5 +148,88 @@ check "the killed run left temporaries" test -n "$(temporaries "$WORK/tree")"
 cp -a "$WORK/tree" "$WORK/crashed"
 cp -a "$STATE/journals" "$WORK/journals.crashed"
 sweep_run resume "$WORK/crashed" "$WORK/journals.crashed"
+
+# ---- the environment commands --------------------------------------------------
+# An environment `e` under BYOK k with three blobs, its policy moved to k2
+# (run --env to do), and a backup of it; environment `dr` on the same key,
+# empty.  Each sweep starts from a copy of that whole state.
+ESTATE=$WORK/state.env
+rm -rf "$STATE/journals" "$WORK/tree"
+renc env create e >/dev/null && renc env set-policy e --byok local:k >/dev/null &&
+  renc put --env e "$P/p1" "$P/p2" "$P/p3" >/dev/null &&
+  renc backup create --env e --name bk.renc >/dev/null &&
+  renc env create dr >/dev/null && renc env set-policy dr --byok local:k >/dev/null ||
+  fail "environment setup"
+: >"$WORK/esums"
+for i in 1 2 3; do echo "p$i $(sha256sum <"$P/p$i" | cut -d' ' -f1)" >>"$WORK/esums"; done
+cp -a "$STATE" "$ESTATE"
+EDATA=$STATE/data
+
+# env_sweep WHAT CHECK CMD...: CMD with each allocation failing in turn, on a
+# fresh copy of the state; after each, CHECK (a function) says nothing was
+# lost, and CMD without the fault then succeeds and CHECK done says so.
+env_sweep() {
+  local what=$1 check_fn=$2
+  shift 2
+  N=1; tries=0
+  while :; do
+    rm -rf "$STATE"
+    cp -a "$ESTATE" "$STATE"
+    RENC_ALLOC_FAIL=$N one_try "$@"
+    tries=$((tries + 1))
+    # Exit 0: the command did without that allocation, and is done.
+    if [ "$DONE" != 1 ] && [ "$RC" -ne 0 ]; then
+      $check_fn failed || fail "$what N=$N lost data"
+      run "$@"
+      [ "$RC" -eq 0 ] || { fail "$what N=$N: the command again without the fault exits $RC"; _show_last; }
+    fi
+    $check_fn done || fail "$what N=$N: not done after the command without the fault"
+    [ "$DONE" = 1 ] && break
+    N=$((N + STRIDE))
+  done
+  pass "$what: $tries allocation failures, each clean, each completed again"
+}
+
+# e's blobs open (old or new, wholly); once done, all under k2 and e settled.
+check_policy() {
+  tree_opens "$EDATA/e/blobs" "$WORK/esums" || return 1
+  [ "$1" = done ] || return 0
+  renc env show e --json | jq -e '.key_ref == "local:k2"' >/dev/null
+}
+check_run_env() {
+  tree_opens "$EDATA/e/blobs" "$WORK/esums" || return 1
+  renc env show e --json >/dev/null || return 1
+  [ "$1" = done ] || return 0
+  all_under_env e "$TARGET" && renc env show e --json | jq -e '.status == "encrypted"' >/dev/null
+}
+check_backup() {
+  if [ "$1" = failed ]; then
+    [ -z "$(find "$EDATA/e/backups" -name 'bk2*')" ] && tree_opens "$EDATA/e/blobs" "$WORK/esums"
+    return
+  fi
+  renc restore-check "$EDATA/e/backups/bk2.renc" --target e >/dev/null
+}
+check_restore() {
+  local n
+  n=$(find "$EDATA/dr/blobs" -type f ! -name '.*' | wc -l)
+  [ -z "$(temporaries "$EDATA/dr/blobs")" ] || return 1
+  # all or nothing: a failed restore leaves dr empty
+  [ "$1" = failed ] && [ "$n" -eq 0 ] && return 0
+  [ "$n" -eq 3 ] && tree_opens "$EDATA/dr/blobs" "$WORK/esums"
+}
+# all_under_env ENV REF: every blob of ENV has the single slot REF.
+all_under_env() {
+  local f
+  while IFS= read -r -d '' f; do
+    [ "$(renc inspect "$f" | jq -r '[.slots[].ref] | join(",")')" = "$2" ] || return 1
+  done < <(find "$EDATA/$1/blobs" -type f ! -name '.*' -print0)
+}
+
+env_sweep "env set-policy" check_policy renc env set-policy e --byok local:k2
+renc env set-policy e --byok local:k2 >/dev/null || fail "set-policy for the run sweep"
+rm -rf "$ESTATE" && cp -a "$STATE" "$ESTATE"
+env_sweep "run --env" check_run_env renc run --env e --threads 1 --progress=none
+env_sweep "backup create" check_backup renc backup create --env e --name bk2.renc
+env_sweep "restore" check_restore renc restore "$EDATA/e/backups/bk.renc" --target dr
 
 finish
