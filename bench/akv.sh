@@ -18,7 +18,8 @@
 #                    tool stays under it, and its ETA early in the run is
 #                    compared with the time the run took
 #   throttled-over   the same throttle, the tool told to send 8,000 per 10 s:
-#                    the 429s and retries that pacing avoids
+#                    the 429s and retries that pacing avoids, and how the
+#                    pace comes down to the server's limit after them
 # Ceilings: the server's wrapkey requests/s (tests/vault/loadgen.py, 4
 # keep-alive connections) and the documented limit.
 # Results go to stdout and, as JSON, to $RENC_BENCH_OUT (default
@@ -89,9 +90,10 @@ measure() {
     '{seconds: ($s | tonumber), blobs_per_s: .blobs_per_s, done: .blobs.done, failed: .blobs.failed,
       wraps: .key_vault.wraps, unwraps: .key_vault.unwraps, requests: .key_vault.requests,
       retries: .key_vault.retries, throttled: .key_vault.throttled,
-      paced_at: .key_vault.rate_limit, max_in_10s: ($max | tonumber),
+      paced_at: .key_vault.rate_limit, pace_cuts: .key_vault.rate_cuts,
+      paced_at_end: .key_vault.rate_at_end, max_in_10s: ($max | tonumber),
       eta_total_at_20pct: (if $eta == "null" then null else ($eta | tonumber) end)}' "$work/$name.json")
-  jq -r --arg n "$name" '"\($n | . + "                  " | .[0:16]) \(.seconds) s  \(.blobs_per_s | floor) blobs/s  wraps \(.wraps)  unwraps \(.unwraps)  retried \(.retries) (429: \(.throttled))  paced at \(.paced_at)/10 s  server max in 10 s \(.max_in_10s)  ETA at 20%: \(.eta_total_at_20pct // "-") s"' <<<"${res[$name]}"
+  jq -r --arg n "$name" '"\($n | . + "                  " | .[0:16]) \(.seconds) s  \(.blobs_per_s | floor) blobs/s  wraps \(.wraps)  unwraps \(.unwraps)  retried \(.retries) (429: \(.throttled))  paced at \(.paced_at)/10 s (cut \(.pace_cuts) times, \(.paced_at_end) at the end)  server max in 10 s \(.max_in_10s)  ETA at 20%: \(.eta_total_at_20pct // "-") s"' <<<"${res[$name]}"
 }
 
 say "== runs"
