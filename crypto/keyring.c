@@ -189,8 +189,8 @@ static int renc_keyring_lock(const struct renc_keyring *kr)
     if (rc)
         return rc;
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) /* no keyring folder (opened without create): no such key */
+        return errno == ENOENT ? -RENC_E_KEY_NOT_FOUND : -errno;
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             rc = -errno;

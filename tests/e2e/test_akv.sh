@@ -32,6 +32,20 @@ plain_ok() {
   [ $bad -eq 0 ]
 }
 
+# stopped_midway WHAT OLD NEW: after a run of mid's 300 blobs stopped by
+# WHAT, some blobs are under NEW and not all, every other one is under OLD
+# (wholly old or wholly new), and no temporary is left.
+stopped_midway() {
+  local moved kept
+  moved=$(versions_in mid | awk -v v="$3" '$1 == v {print $2}')
+  kept=$(versions_in mid | awk -v v="$2" '$1 == v {print $2}')
+  check "some blobs moved before $1, not all ($moved moved)" \
+    [ "${moved:-0}" -gt 0 -a "${moved:-0}" -lt 300 ]
+  check "after $1 every blob is wholly old or wholly new ($kept + $moved = 300)" \
+    [ $((${kept:-0} + ${moved:-0})) -eq 300 ]
+  check "no temporaries left in mid after $1" no_temporaries "$STATE/data/mid/blobs"
+}
+
 # ---- BYOK (local keyring) to a vault CMK --------------------------------------
 mkdir -p "$WORK/in"
 for i in $(seq -w 1 40); do mkdata "$WORK/in/f$i" $((1000 + 97 * 10#$i)); done
@@ -114,13 +128,7 @@ cp "$WORK/mid.err" "$WORK/err"
 expect_msg "key access revoked" "environment mid locked" "revoked (access withdrawn)"
 cp "$WORK/mid.out" "$WORK/out"
 expect_out "stopped early"
-moved=$(versions_in mid | awk -v v="$V3" '$1 == v {print $2}')
-kept=$(versions_in mid | awk -v v="$V2" '$1 == v {print $2}')
-check "some blobs moved before the revocation, not all ($moved moved)" \
-  [ "${moved:-0}" -gt 0 -a "${moved:-0}" -lt 300 ]
-check "every blob is wholly old or wholly new ($kept + $moved = 300)" \
-  [ $((${kept:-0} + ${moved:-0})) -eq 300 ]
-check "no temporaries left in mid" no_temporaries "$STATE/data/mid/blobs"
+stopped_midway "the revocation" "$V2" "$V3"
 expect_exit 1 renc run --env mid
 expect_msg "environment mid is locked" "key $CMK/" "keys restore $CMK"
 expect_exit 1 renc keys restore "$CMK"
@@ -143,13 +151,7 @@ vault_admin POST /throttle '{"limit":30,"window":10,"retry_after":1}' >/dev/null
 expect_exit 1 renc run --env mid --akv-rate 1000 --akv-throttle-wait 3 --progress=none
 expect_msg "kept throttling requests (429)" "throttled (429)" "giving up"
 expect_out "stopped early" "lowered"
-moved=$(versions_in mid | awk -v v="$V4" '$1 == v {print $2}')
-kept=$(versions_in mid | awk -v v="$V3" '$1 == v {print $2}')
-check "a throttled run moved some blobs, not all ($moved moved)" \
-  [ "${moved:-0}" -gt 0 -a "${moved:-0}" -lt 300 ]
-check "every blob is wholly old or wholly new after it ($kept + $moved = 300)" \
-  [ $((${kept:-0} + ${moved:-0})) -eq 300 ]
-check "no temporaries left after the throttled run" no_temporaries "$STATE/data/mid/blobs"
+stopped_midway "the throttling" "$V3" "$V4"
 expect_exit 2 renc run --env mid --akv-throttle-wait 0
 expect_msg "--akv-throttle-wait" "1..86400"
 vault_admin POST /throttle '{"limit":0}' >/dev/null

@@ -240,4 +240,16 @@ check "no temporaries left in the keyring" test -z "$(find "$KR" -name '*.tmp.*'
 expect_ok renc decrypt "$D/v1.renc" "$D/private.out"
 expect_mode 600 "$D/private.out"
 
+# A state with no keyring folder is an empty keyring: nothing to list, every
+# key not found, and no folder made by asking.
+NOKR=$WORK/no-keyring
+for c in "rotate x" "disable x/1" "revoke x" "versions x"; do
+  # shellcheck disable=SC2086
+  expect_exit 1 "$RENC_BIN" keys $c --state "$NOKR"
+  expect_msg "key not found"
+done
+expect_ok "$RENC_BIN" keys list --state "$NOKR"
+check "keys list of no keyring lists nothing" [ "$(wc -l <"$WORK/out")" -eq 1 ]
+check "asking made no keyring folder" [ ! -e "$NOKR/keyring" ]
+
 finish
