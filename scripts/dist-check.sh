@@ -24,8 +24,10 @@ check "the dist binary is not a test build" \
 head -c 100000 /dev/urandom >"$work/plain"
 check "RENC_FAULT does nothing in the dist build" \
   env RENC_FAULT=write:1:ENOSPC "$bin" encrypt --env dist --key local:k "$work/plain" "$work/a.renc"
+# A seal makes hundreds of allocations: the first failing would stop it.
 check "RENC_ALLOC_FAIL does nothing in the dist build" \
-  env RENC_ALLOC_FAIL=1 "$bin" decrypt "$work/a.renc" "$work/a.out"
+  env RENC_ALLOC_FAIL=1 "$bin" encrypt --env dist --key local:k "$work/plain" "$work/b.renc"
+"$bin" decrypt "$work/a.renc" "$work/a.out" >/dev/null || failed=$((failed + 1))
 check "the dist binary round-trips" cmp -s "$work/plain" "$work/a.out"
 check "the dist build installs" \
   bash -c "cmake --install '$dist' --prefix '$work/prefix' >/dev/null && [ -x '$work/prefix/bin/reencrypt' ]"
