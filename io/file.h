@@ -12,9 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Temporary files are named ".<final name>.renc-tmp.<random>" so a resume
- * can find and remove stale ones. */
-#define RENC_TMP_MARKER ".renc-tmp."
+#include "io/tmpname.h" /* the temporary-name rule */
 
 /* renc_file_read_full: reads up to len bytes at the current offset, retrying
  * short reads and EINTR; *got < len only at end of file. */
