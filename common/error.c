@@ -61,6 +61,10 @@ static const char *const renc_messages[] = {
     [RENC_E_VAULT_THROTTLED - RENC_E_BASE] =
         "the key vault kept throttling requests (429), retries exhausted",
     [RENC_E_VAULT - RENC_E_BASE] = "the key vault answered with an unexpected error",
+    [RENC_E_CHANGED - RENC_E_BASE] =
+        "changed during the run (replaced, modified or removed by another writer): left as it is",
+    [RENC_E_HARDLINKED - RENC_E_BASE] =
+        "has other hard links (its other names would keep the old version or be rewritten): left as it is",
 };
 
 const char *renc_strerror(int err)

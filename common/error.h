@@ -62,6 +62,8 @@ enum renc_error {
     RENC_E_VAULT_NETWORK,  /* the key vault could not be reached (network, TLS, timeout) */
     RENC_E_VAULT_THROTTLED,/* the key vault kept throttling (429) past the retry limit */
     RENC_E_VAULT,          /* the key vault answered with an error it does not document */
+    RENC_E_CHANGED,        /* the file changed, was replaced or removed since it was read */
+    RENC_E_HARDLINKED,     /* the file has other hard links: rewriting it would split or reach them */
     RENC_E_END
 };
 

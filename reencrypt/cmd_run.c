@@ -20,6 +20,7 @@
 #include "crypto/akv.h"
 #include "crypto/record.h"
 #include "io/file.h"
+#include "io/replace.h"
 #include "reencrypt/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/engine.h"
@@ -525,6 +526,14 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
            cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
            (unsigned long long)ks_stats.unwraps, (unsigned long long)ks_stats.cache_hits,
            (unsigned long long)ks_stats.wraps, renc_engine_peak_memory(e) / 1048576.0);
+    unsigned lost = renc_engine_attrs_lost(e);
+    if (lost & RENC_ATTR_OWNER)
+        fprintf(stderr, "reencrypt: %s: warning: the owner of some rewritten blobs could not be "
+                        "kept (only root may give a file to another user); they belong to uid %u "
+                        "now\n", cmd, (unsigned)geteuid());
+    if (lost & RENC_ATTR_XATTR)
+        fprintf(stderr, "reencrypt: %s: warning: some extended attributes of rewritten blobs could "
+                        "not be kept (not permitted or not supported here)\n", cmd);
     struct renc_akv_stats vs;
     memset(&vs, 0, sizeof vs);
     if (renc_keystore_akv(ks))
@@ -603,33 +612,38 @@ static void renc_on_signal(int sig)
     errno = saved;
 }
 
-/* Removes the temporaries crashed runs left in the sources: those named by
- * a run id (16 hex digits), and those named by the pid of a process that is
- * gone (runs without a journal).  The caller holds the sources' locks, so
- * no live run is writing them.  Others (8 hex digits: encrypt, decrypt) are
- * left alone. */
-static void renc_sweep_temps(const char *cmd, const struct renc_scan *scan)
+/* Removes the temporaries crashed attempts of this run left in the sources:
+ * those whose tag is the run's id (tags: the resumed run's, and the one a
+ * --restart forgets), which the journal recorded before any was made.  The
+ * caller holds the sources' locks, so no live run is writing them.  Other
+ * files with a temporary's name are not provably ours: they are left alone
+ * and reported. */
+static void renc_sweep_temps(const char *cmd, const struct renc_scan *scan,
+                             const char *const *tags, size_t ntags)
 {
-    uint64_t removed = 0;
+    uint64_t removed = 0, foreign = 0;
+    const char *example = NULL;
     for (size_t i = 0; i < scan->temp_count; i++) {
-        const char *tag = strstr(scan->temps[i], RENC_TMP_MARKER);
-        if (!tag)
+        const char *slash = strrchr(scan->temps[i], '/');
+        char tag[RENC_TMP_TAG_MAX + 1];
+        if (!renc_tmpname_parse(slash ? slash + 1 : scan->temps[i], tag, sizeof tag, NULL, 0))
             continue;
-        tag += strlen(RENC_TMP_MARKER);
-        size_t n = strlen(tag);
-        int hex = n == 16 && strspn(tag, "0123456789abcdef") == 16;
-        int digits = n > 0 && n <= 7 && strspn(tag, "0123456789") == n; /* pid_max is 2^22 */
-        if (digits) {
-            long pid = strtol(tag, NULL, 10);
-            digits = pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 &&
-                     errno == ESRCH;
-        }
-        if ((hex || digits) && unlink(scan->temps[i]) == 0)
+        int ours = 0;
+        for (size_t k = 0; k < ntags && !ours; k++)
+            ours = tags[k] && strcmp(tags[k], tag) == 0;
+        if (ours && unlink(scan->temps[i]) == 0) {
             removed++;
+        } else if (!ours) {
+            foreign++;
+            example = example ? example : scan->temps[i];
+        }
     }
     if (removed)
-        printf("%s: removed %llu temporary files left by crashed runs\n", cmd,
+        printf("%s: removed %llu temporary files left by crashed attempts of this run\n", cmd,
                (unsigned long long)removed);
+    if (foreign)
+        printf("%s: left alone %llu files named like temporaries that this run did not make"
+               " (for example %s)\n", cmd, (unsigned long long)foreign, example);
 }
 
 /* The run's transformer, to target.  Returns -1 to continue or an exit. */
@@ -721,8 +735,9 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
                                a->manifest, a->out ? out_real : NULL, busy, sizeof busy);
         if (rc) {
             if (rc == -RENC_E_BUSY)
-                renc_err(cmd, "%s: another run is working on it; wait for it to end or stop it",
-                         busy);
+                renc_err(cmd, "%s: another run is working on it, on a folder inside it or on one "
+                              "holding it (runs over overlapping trees are refused); wait for it "
+                              "to end or stop it", busy);
             else
                 renc_err(cmd, "%s: %s", busy, renc_strerror(rc));
             status = RENC_EXIT_FAILED;
@@ -781,8 +796,11 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         goto out;
     if (op == RENC_ENGINE_RUN && a->out && (status = renc_check_mirror_paths(cmd, a->out, &scan)) >= 0)
         goto out;
-    if (writes)
-        renc_sweep_temps(cmd, &scan);
+    if (writes) {
+        const char *tags[2] = {sess.resumed ? renc_journal_run_id(sess.journal) : NULL,
+                               sess.prev_run_id[0] ? sess.prev_run_id : NULL};
+        renc_sweep_temps(cmd, &scan, tags, journaled ? 2 : 0);
+    }
     work = scan;
     if (journaled) {
         if ((rc = renc_session_start(&sess, &want, renc_transformer_target(t))))

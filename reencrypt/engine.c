@@ -17,6 +17,7 @@
 #include "crypto/record.h"
 #include "io/file.h"
 #include "io/pool.h"
+#include "io/replace.h"
 #include "io/ring.h"
 #include "reencrypt/blobfile.h"
 
@@ -42,6 +43,8 @@ struct renc_engine {
     _Atomic int engine_rc; /* a failure of the engine itself */
     _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished, in_place;
     _Atomic uint64_t bytes_partial; /* of big blobs in flight: chunks through their crypto */
+    _Atomic unsigned attrs_lost;    /* RENC_ATTR_* that some new file could not keep */
+    char tag[RENC_TMP_TAG_MAX + 1]; /* the temporaries' tag */
     struct timespec start;
 
     /* Chunks of big blobs waiting for a worker's crypto. */
@@ -58,6 +61,13 @@ int renc_engine_key_wide(int rc)
 {
     return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_VAULT_AUTH ||
            rc == -RENC_E_VAULT_NETWORK || rc == -RENC_E_VAULT_THROTTLED;
+}
+
+int renc_engine_run_wide(int rc)
+{
+    /* The destination filesystem is full, read-only or failing: every blob
+     * after this one would fail the same way. */
+    return renc_engine_key_wide(rc) || rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
 }
 
 /* Records item idx's outcome (durable by now, for a written blob) and
@@ -80,7 +90,7 @@ static void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_s
         /* A key whose access is withdrawn, or a vault that cannot be reached
          * even after retries, fails every blob that follows: stop now, and
          * leave the rest wholly old for the resume. */
-        if (e->opts.fail_fast || renc_engine_key_wide(rc))
+        if (e->opts.fail_fast || renc_engine_run_wide(rc))
             atomic_store(&e->stopping, 1);
         break;
     }
@@ -120,9 +130,16 @@ static int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t 
     int n = snprintf(out, max, "%s/%s", e->opts.out_dir, it->rel);
     if (n < 0 || (size_t)n >= max)
         return -ENAMETOOLONG;
+    /* The mirror's folders are made or found, never followed: a symbolic
+     * link among them would send the blob outside the mirror. */
     for (char *p = out + strlen(e->opts.out_dir) + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';
+        struct stat st;
         int rc = mkdir(out, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+        if (rc == 0 && lstat(out, &st) != 0)
+            rc = -errno;
+        else if (rc == 0 && !S_ISDIR(st.st_mode))
+            rc = -RENC_E_NOT_REGULAR;
         *p = '/';
         if (rc)
             return rc;
@@ -130,27 +147,21 @@ static int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t 
     return 0;
 }
 
-/* The temporary beside a final path: ".NAME.renc-tmp.<run>" with the
- * journal's run id (the same in every attempt), else the process id.  With
- * clean_tmp one left by a crashed attempt is removed first. */
+/* The temporary beside a final path (io/tmpname.h): tagged with the
+ * journal's run id (the same in every attempt, recorded before any
+ * temporary is made), else a random tag of this engine.  With clean_tmp one
+ * left by a crashed attempt is removed first. */
 static int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max)
 {
-    const char *slash = strrchr(final, '/');
-    int dir_len = slash ? (int)(slash - final + 1) : 0;
-    int n = e->opts.tmp_tag
-                ? snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%s", dir_len, final,
-                           slash ? slash + 1 : final, e->opts.tmp_tag)
-                : snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%d", dir_len, final,
-                           slash ? slash + 1 : final, (int)getpid());
-    if (n < 0 || (size_t)n >= max)
-        return -ENAMETOOLONG;
+    int rc = renc_tmpname_make(out, max, final, e->tag);
+    if (rc)
+        return rc;
     if (e->opts.clean_tmp && unlink(out) != 0 && errno != ENOENT)
         return -errno;
     if (e->opts.stale_tag) {
         char stale[4200];
-        n = snprintf(stale, sizeof stale, "%.*s.%s" RENC_TMP_MARKER "%s", dir_len, final,
-                     slash ? slash + 1 : final, e->opts.stale_tag);
-        if (n > 0 && (size_t)n < sizeof stale && unlink(stale) != 0 && errno != ENOENT)
+        if (renc_tmpname_make(stale, sizeof stale, final, e->opts.stale_tag) == 0 &&
+            unlink(stale) != 0 && errno != ENOENT)
             return -errno;
     }
     return 0;
@@ -209,7 +220,9 @@ struct renc_small {
     uint8_t *buf;
     size_t buf_len;
     size_t len;
-    int fd;
+    int fd;                  /* the blob as read: kept open until the batch ends */
+    int ofd;                 /* the temporary (or, in place, the blob) being written */
+    struct stat st;          /* the blob as read (renc_same_file identity) */
     int rc;
     int value;               /* the last op's result */
     int write;               /* 1 when it is to be written */
@@ -231,7 +244,7 @@ static void renc_small_fail(struct renc_engine *e, struct renc_small *s, int rc,
 }
 
 /* Which items of a batch a step is for. */
-enum renc_step_for { RENC_STEP_ALL, RENC_STEP_WRITES, RENC_STEP_COPIES };
+enum renc_step_for { RENC_STEP_ALL, RENC_STEP_WRITES };
 
 /* Submits one op per live item and waits for all. */
 static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, size_t n,
@@ -240,8 +253,7 @@ static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, siz
 {
     for (size_t i = 0; i < n; i++) {
         struct renc_small *s = &items[i];
-        if (s->rc || (which != RENC_STEP_ALL && !s->write) ||
-            (which == RENC_STEP_COPIES && s->in_place))
+        if (s->rc || (which != RENC_STEP_ALL && !s->write))
             continue;
         memset(&s->ops[0], 0, sizeof s->ops[0]);
         s->ops[0].result = &s->rc;
@@ -285,25 +297,19 @@ static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, vo
 static void renc_prep_write(struct renc_small *s, struct renc_batch_op *b, void *arg)
 {
     b->op.kind = RENC_RING_WRITE;
-    b->op.fd = s->fd;
+    b->op.fd = s->ofd;
     b->op.buf = s->buf;
     b->op.len = s->len;
     b->op.offset = 0;
 }
 
+/* A full fsync: the owner, mode, extended attributes and mtime given to the
+ * new file are metadata fdatasync may leave behind. */
 static void renc_prep_fsync(struct renc_small *s, struct renc_batch_op *b, void *arg)
 {
     b->op.kind = RENC_RING_FSYNC;
-    b->op.fd = s->fd;
-    b->op.flags = RENC_RING_DATASYNC;
-}
-
-static void renc_prep_rename(struct renc_small *s, struct renc_batch_op *b, void *arg)
-{
-    b->op.kind = RENC_RING_RENAMEAT;
-    b->op.fd = AT_FDCWD;
-    b->op.path = s->tmp;
-    b->op.path2 = s->final;
+    b->op.fd = s->ofd;
+    b->op.flags = 0;
 }
 
 /* In-place header rewrap: a rewrap in place whose new header has the old
@@ -327,6 +333,18 @@ static void renc_restore_header(const char *path, const uint8_t *old_hdr, size_t
     close(fd);
 }
 
+/* A blob is to be written: in place (not --out), one with other hard links
+ * is left alone — a new file renamed over this name would leave the other
+ * names on the old version, a header written in place would rewrite them
+ * too, and they may lie outside the run's sources. */
+static void renc_small_mark_write(struct renc_engine *e, struct renc_small *s)
+{
+    if (!e->opts.out_dir && !e->opts.identity && s->st.st_nlink > 1)
+        renc_small_fail(e, s, -RENC_E_HARDLINKED, NULL);
+    else
+        s->write = 1;
+}
+
 /* Transforms (or verifies) one read blob in memory.  Sets s->write when the
  * result is to be written; finishes the item otherwise. */
 static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
@@ -336,10 +354,11 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_finish(e, s->idx, RENC_ITEM_NOT_RENC, 0, NULL);
         return;
     }
-    if (s->len != it->size) {
-        renc_small_fail(e, s, -EAGAIN, NULL); /* changed since the scan */
+    if (s->len != (size_t)s->st.st_size) {
+        renc_small_fail(e, s, -RENC_E_CHANGED, NULL); /* written to while it was read */
         return;
     }
+    (void)it;
     if (e->opts.identity) {
         /* The bare file-work ceiling: every step of a run but the crypto. */
         int rc = renc_final_path(e, s->idx, s->final, sizeof s->final);
@@ -348,7 +367,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         if (rc)
             renc_small_fail(e, s, rc, NULL);
         else
-            s->write = 1;
+            renc_small_mark_write(e, s);
         return;
     }
     if (e->opts.op == RENC_ENGINE_VERIFY) {
@@ -379,7 +398,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
             return;
         }
         s->copy_only = 1;
-        s->write = 1;
+        renc_small_mark_write(e, s);
         return;
     }
     size_t old_hl = p->old_h.header_len;
@@ -408,7 +427,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         memcpy(s->buf, p->new_hdr, old_hl);
         s->len = old_hl;
         s->in_place = 1;
-        s->write = 1;
+        renc_small_mark_write(e, s);
         return;
     }
     /* The new blob: the new header, then the records unchanged in length. */
@@ -435,7 +454,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_small_fail(e, s, rc, NULL);
         return;
     }
-    s->write = 1;
+    renc_small_mark_write(e, s);
 }
 
 /* Makes the directories of the batch's renamed files durable, once each. */
@@ -475,6 +494,10 @@ static int renc_sync_dirs(struct renc_small *items, size_t n)
 static void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (items[i].fd >= 0)
+            close(items[i].fd); /* read-only: closing cannot lose data */
+        if (items[i].ofd >= 0)
+            close(items[i].ofd);
         if (items[i].buf_len)
             renc_pool_release(e->pool, items[i].buf, items[i].buf_len);
         else if (items[i].buf) {
@@ -514,26 +537,124 @@ static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, 
             renc_small_fail(e, &items[i], rc, NULL);
 }
 
-static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
-                           struct renc_small *items, size_t n)
+/* Notes what a new file could not keep of the blob's attributes. */
+static void renc_note_attrs(struct renc_engine *e, unsigned lost)
 {
-    int rc;
-    /* Read: open, read and close with the whole batch in flight. */
+    if (lost)
+        atomic_fetch_or(&e->attrs_lost, lost);
+}
+
+/* Reads the batch: open, identity, read, with the whole batch in flight.
+ * The descriptors stay open until the batch ends: the identity taken here is
+ * what each commit checks it replaces. */
+static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring,
+                            struct renc_small *items, size_t n)
+{
     renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, RENC_STEP_ALL);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         items[i].fd = items[i].rc ? -1 : items[i].value;
+        if (items[i].fd >= 0 && fstat(items[i].fd, &items[i].st) != 0)
+            items[i].rc = -errno;
+    }
     renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc == 0)
             items[i].len = (size_t)items[i].value;
+}
+
+/* Opens what each write goes to: the temporary, or in place the blob itself
+ * (which must still be the file that was read). */
+static void renc_batch_open_out(struct renc_engine *e, struct renc_ring *ring,
+                                struct renc_small *items, size_t n)
+{
+    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, RENC_STEP_WRITES);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].fd >= 0) {
-            close(items[i].fd); /* a read-only close cannot lose data */
-            items[i].fd = -1;
+        struct renc_small *s = &items[i];
+        if (!s->write)
+            continue;
+        if (s->rc) {
+            renc_small_fail(e, s, s->rc, NULL);
+            continue;
+        }
+        s->ofd = s->value;
+        struct stat now;
+        if (s->in_place && (fstat(s->ofd, &now) != 0 || !renc_same_file(&s->st, &now))) {
+            /* Replaced or written since it was read: its header is not
+             * ours to write (the journal drops the intent). */
+            close(s->ofd);
+            s->ofd = -1;
+            renc_small_fail(e, s, -RENC_E_CHANGED, NULL);
         }
     }
+}
+
+/* After the data is written and before it is made durable: the new file
+ * gets the blob's owner, mode, extended attributes and mtime; a header
+ * written in place keeps the blob's mtime. */
+static void renc_batch_attrs(struct renc_engine *e, struct renc_small *items, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
-        /* Stopping (fail-fast, a key-wide failure, a signal): the rest of
+        struct renc_small *s = &items[i];
+        if (!s->write || s->rc)
+            continue;
+        unsigned lost = 0;
+        s->rc = s->in_place ? renc_keep_mtime(s->ofd, &s->st)
+                            : renc_copy_attrs(s->fd, &s->st, s->ofd, &lost);
+        renc_note_attrs(e, lost);
+    }
+}
+
+/* Closes what was written; a failed write undoes itself. */
+static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write)
+            continue;
+        if (close(s->ofd) != 0 && s->rc == 0)
+            s->rc = -errno;
+        s->ofd = -1;
+        if (s->rc && s->in_place) {
+            renc_restore_header(s->final, s->old_hdr, s->len);
+            renc_small_fail(e, s, s->rc, NULL);
+        } else if (s->rc) {
+            unlink(s->tmp);
+            renc_small_fail(e, s, s->rc, NULL);
+        }
+    }
+}
+
+/* Commit point: each blob still the one that was read is replaced by its
+ * new version (an exchange checked on both sides; under --out, the source
+ * is checked and the mirror's file renamed).  A header written in place is
+ * committed once durable. */
+static void renc_batch_commit(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write || s->rc || s->in_place)
+            continue;
+        int rc;
+        if (e->opts.out_dir) {
+            rc = renc_unchanged_at(AT_FDCWD, e->scan->items[s->idx].path, &s->st);
+            if (rc == 0 && rename(s->tmp, s->final) != 0)
+                rc = -errno;
+            if (rc)
+                unlink(s->tmp);
+        } else {
+            rc = renc_replace_checked(AT_FDCWD, s->tmp, s->final, &s->st);
+        }
+        if (rc)
+            renc_small_fail(e, s, rc, NULL);
+    }
+}
+
+static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
+                           struct renc_small *items, size_t n)
+{
+    renc_batch_read(e, ring, items, n);
+    for (size_t i = 0; i < n; i++) {
+        /* Stopping (fail-fast, a run-wide failure, a signal): the rest of
          * the batch is left as it is, untouched and not finished, for the
          * next attempt. */
         if (renc_should_stop(e))
@@ -556,43 +677,14 @@ static void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
 
     /* Write: temporaries opened, written, made durable and closed with the
      * whole batch in flight.  Recovery: roll back (remove temporaries). */
-    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, RENC_STEP_WRITES);
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].write)
-            continue;
-        if (items[i].rc) {
-            renc_small_fail(e, &items[i], items[i].rc, NULL);
-            continue;
-        }
-        items[i].fd = items[i].value;
-    }
+    renc_batch_open_out(e, ring, items, n);
     renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
+    renc_batch_attrs(e, items, n);
     renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].write)
-            continue;
-        if (close(items[i].fd) != 0 && items[i].rc == 0)
-            items[i].rc = -errno;
-        items[i].fd = -1;
-        if (items[i].rc && items[i].in_place) {
-            renc_restore_header(items[i].final, items[i].old_hdr, items[i].len);
-            renc_small_fail(e, &items[i], items[i].rc, NULL);
-        } else if (items[i].rc) {
-            unlink(items[i].tmp);
-            renc_small_fail(e, &items[i], items[i].rc, NULL);
-        }
-    }
-    /* Commit point: each rename makes one blob wholly new (an in-place
-     * header is, once durable). */
-    renc_batch_step(ring, items, n, renc_prep_rename, NULL, RENC_STEP_COPIES);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].write && !items[i].in_place && items[i].rc) {
-            unlink(items[i].tmp);
-            renc_small_fail(e, &items[i], items[i].rc, NULL);
-        }
-    }
+    renc_batch_close_out(e, items, n);
+    renc_batch_commit(e, items, n);
     /* One durability barrier per directory for the whole batch. */
-    rc = renc_sync_dirs(items, n);
+    int rc = renc_sync_dirs(items, n);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;
@@ -1091,7 +1183,8 @@ static int renc_open_direct(struct renc_big *b, const char *path)
  * the journal, then the new header over the old one and made durable.  On
  * a failure the old header is put back. */
 static int renc_header_in_place(struct renc_engine *e, size_t idx, const char *path,
-                                const uint8_t *old_hdr, const struct renc_blob_plan *p)
+                                const uint8_t *old_hdr, const struct renc_blob_plan *p,
+                                const struct stat *st)
 {
     size_t len = p->new_hdr_len;
     const uint8_t *new_hdr = p->new_hdr;
@@ -1101,19 +1194,57 @@ static int renc_header_in_place(struct renc_engine *e, size_t idx, const char *p
         return rc;
     int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return -errno;
+        return errno == ENOENT ? -RENC_E_CHANGED : -errno;
+    struct stat now;
+    if (fstat(fd, &now) != 0 || !renc_same_file(st, &now)) {
+        close(fd); /* not the blob that was read: not ours to write */
+        return -RENC_E_CHANGED;
+    }
     rc = renc_fault_check("write");
     if (rc == 0 && pwrite(fd, new_hdr, len, 0) != (ssize_t)len)
         rc = errno ? -errno : -EIO;
     if (rc == 0)
+        rc = renc_keep_mtime(fd, st);
+    if (rc == 0)
         rc = renc_fault_check("fsync");
-    if (rc == 0 && fdatasync(fd) != 0)
+    if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc)
         renc_restore_header(path, old_hdr, len);
     return rc;
+}
+
+/* Commits a big blob's durable temporary (fd is closed either way): the
+ * blob's attributes, fsync, then the checked replacement (under --out: the
+ * source checked unchanged, the mirror's file renamed), then the directory. */
+static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const struct stat *st,
+                           int fd, const char *tmp, const char *final)
+{
+    unsigned lost = 0;
+    int rc = renc_copy_attrs(in_fd, st, fd, &lost);
+    renc_note_attrs(e, lost);
+    if (rc == 0)
+        rc = renc_fault_check("fsync");
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    if (e->opts.out_dir) {
+        rc = renc_unchanged_at(AT_FDCWD, e->scan->items[idx].path, st);
+        if (rc == 0 && rename(tmp, final) != 0)
+            rc = -errno;
+        if (rc)
+            unlink(tmp);
+    } else {
+        rc = renc_replace_checked(AT_FDCWD, tmp, final, st);
+    }
+    return rc ? rc : renc_file_fsync_parent(final);
 }
 
 static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
@@ -1129,20 +1260,26 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
     const char *ref = NULL;
     int rc = 0;
 
+    struct stat st;
     int in_fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (in_fd < 0) {
+    if (in_fd < 0 || fstat(in_fd, &st) != 0) {
         renc_finish(e, idx, RENC_ITEM_FAILED, -errno, NULL);
+        if (in_fd >= 0)
+            close(in_fd);
         pthread_mutex_destroy(&b.lock);
         return;
     }
+    /* The blob as opened (it may have changed since the scan): its commit
+     * checks it is still this file. */
+    uint64_t size = (uint64_t)st.st_size;
     if (e->opts.identity) {
         /* Bench ceiling: the whole file copied as it is, committed the same way. */
         if ((rc = renc_final_path(e, idx, final, sizeof final)) == 0 &&
             (rc = renc_tmp_path(e, final, tmp, sizeof tmp)) == 0) {
-            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, it->mode & 07777);
-            rc = b.out_fd < 0 ? -errno : renc_big_copy_records(in_fd, b.out_fd, 0, 0, it->size);
+            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
+            rc = b.out_fd < 0 ? -errno : renc_big_copy_records(in_fd, b.out_fd, 0, 0, size);
             if (rc == 0) {
-                rc = renc_file_commit(b.out_fd, tmp, final);
+                rc = renc_big_commit(e, idx, in_fd, &st, b.out_fd, tmp, final);
                 b.out_fd = -1;
             }
         }
@@ -1175,7 +1312,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
             rc = renc_open_direct(&b, it->path);
         if (rc == 0) {
             b.count = renc_header_seg_count(&b.plan.old_h);
-            rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
+            rc = renc_big_rekey(e, ring, &b, in_fd, size);
         }
         if (rc)
             goto out_fail;
@@ -1193,24 +1330,28 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
                 (rc = renc_tmp_path(e, final, tmp, sizeof tmp)))
                 goto out_fail;
             b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                            it->mode & 07777);
+                            st.st_mode & 0777);
             if (b.out_fd < 0) {
                 rc = -errno;
                 goto out_fail;
             }
-            if ((rc = renc_big_copy_records(in_fd, b.out_fd, 0, 0, it->size)))
+            if ((rc = renc_big_copy_records(in_fd, b.out_fd, 0, 0, size)))
                 goto out_fail;
             int fd = b.out_fd;
             b.out_fd = -1;
-            if ((rc = renc_file_commit(fd, tmp, final)))
+            if ((rc = renc_big_commit(e, idx, in_fd, &st, fd, tmp, final)))
                 goto out_fail_noabort;
         }
         renc_finish_plan(e, idx, RENC_ITEM_SKIPPED, 0, NULL, &b.plan);
         goto out;
     }
     b.count = renc_header_seg_count(&b.plan.old_h);
+    if (!e->opts.out_dir && st.st_nlink > 1 && !e->opts.dry_run) {
+        rc = -RENC_E_HARDLINKED; /* see renc_small_mark_write */
+        goto out_fail;
+    }
     if (renc_in_place_ok(e, &b.plan)) {
-        if ((rc = renc_header_in_place(e, idx, it->path, hdr, &b.plan)))
+        if ((rc = renc_header_in_place(e, idx, it->path, hdr, &b.plan, &st)))
             goto out_fail;
         atomic_fetch_add(&e->in_place, 1);
         renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
@@ -1224,9 +1365,9 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
          * block: the header length may change only by whole blocks. */
         b.direct_out = e->opts.direct && b.plan.new_dek &&
                        (b.plan.new_hdr_len - b.plan.old_h.header_len) % RENC_DIRECT_ALIGN == 0;
-        b.out_size = it->size - b.plan.old_h.header_len + b.plan.new_hdr_len;
+        b.out_size = size - b.plan.old_h.header_len + b.plan.new_hdr_len;
         b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
-                             (b.direct_out ? O_DIRECT : 0), it->mode & 07777);
+                             (b.direct_out ? O_DIRECT : 0), st.st_mode & 0777);
         if (b.out_fd < 0) {
             rc = errno == EINVAL && b.direct_out ? -EOPNOTSUPP : -errno;
             goto out_fail;
@@ -1246,10 +1387,10 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         rc = renc_open_direct(&b, it->path);
     if (rc == 0) {
         if (b.plan.new_dek)
-            rc = renc_big_rekey(e, ring, &b, in_fd, it->size);
+            rc = renc_big_rekey(e, ring, &b, in_fd, size);
         else if (!e->opts.dry_run)
             rc = renc_big_copy_records(in_fd, b.out_fd, b.plan.old_h.header_len,
-                                       b.plan.new_hdr_len, it->size - b.plan.old_h.header_len);
+                                       b.plan.new_hdr_len, size - b.plan.old_h.header_len);
     }
     if (rc)
         goto out_fail;
@@ -1257,7 +1398,7 @@ static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t i
         /* Commit: durable temporary, rename (the commit point), directory. */
         int fd = b.out_fd;
         b.out_fd = -1;
-        if ((rc = renc_file_commit(fd, tmp, final)))
+        if ((rc = renc_big_commit(e, idx, in_fd, &st, fd, tmp, final)))
             goto out_fail_noabort;
     }
     renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
@@ -1328,6 +1469,7 @@ static void *renc_worker_main(void *arg)
             items[n].buf = buf;
             items[n].buf_len = want;
             items[n].fd = -1;
+            items[n].ofd = -1;
             items[n].plan.failed_slot = -1;
             n++;
             bytes += want;
@@ -1417,6 +1559,11 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
     pthread_cond_init(&e->cond, NULL);
     e->results = renc_calloc(scan->count ? scan->count : 1, sizeof *e->results);
     int rc = e->results ? renc_pool_new(&e->pool, opts->memory_bytes) : -RENC_E_NOMEM;
+    if (rc == 0 && opts->tmp_tag)
+        rc = snprintf(e->tag, sizeof e->tag, "%s", opts->tmp_tag) < (int)sizeof e->tag
+                 ? 0 : -RENC_E_INVALID;
+    else if (rc == 0)
+        rc = renc_tmpname_random_tag(e->tag);
     if (rc) {
         renc_engine_free(e);
         return rc;
@@ -1507,6 +1654,11 @@ int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
 const struct renc_item_result *renc_engine_results(const struct renc_engine *e)
 {
     return e->results;
+}
+
+unsigned renc_engine_attrs_lost(struct renc_engine *e)
+{
+    return atomic_load(&e->attrs_lost);
 }
 
 size_t renc_engine_peak_memory(struct renc_engine *e)

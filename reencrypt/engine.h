@@ -53,9 +53,10 @@ struct renc_engine_opts {
      * the old header_len (needs the journal: the old and new header go into
      * it before the overwrite). */
     int header_in_place;
-    /* Temporaries are ".NAME.renc-tmp.<tmp_tag>": the same name for a blob
-     * in every attempt of a run, so a resume (clean_tmp) removes the one a
-     * crash left before writing it again.  NULL: the process id. */
+    /* Temporaries are ".NAME.renc-tmp.<tmp_tag>" (io/tmpname.h): the same
+     * name for a blob in every attempt of a run, so a resume (clean_tmp)
+     * removes the one a crash left before writing it again.  NULL: a random
+     * tag (no journal records it: a crash's leftovers are not swept). */
     const char *tmp_tag;
     int clean_tmp;
     /* The tag of an earlier run forgotten by --restart: its temporaries
@@ -112,5 +113,13 @@ size_t renc_engine_peak_memory(struct renc_engine *e);
  * (key access withdrawn, key vault unreachable or refusing tokens): the
  * engine then claims nothing new and the run stops early. */
 int renc_engine_key_wide(int rc);
+
+/* renc_engine_run_wide: renc_engine_key_wide, or a destination that can
+ * take no more (no space, quota, read-only filesystem): the run stops. */
+int renc_engine_run_wide(int rc);
+
+/* renc_engine_attrs_lost: RENC_ATTR_* (io/replace.h) that some new file
+ * could not keep of its blob's (owner and group, as a non-root user). */
+unsigned renc_engine_attrs_lost(struct renc_engine *e);
 
 #endif

@@ -686,8 +686,9 @@ int renc_journal_flush(struct renc_journal *j)
         sqlite3_bind_int64(up, 7, n->row);
         rc = renc_sql_rc(sqlite3_step(up));
         sqlite3_reset(up);
-        if (rc == 0 && n->st == RENC_J_DONE) {
-            /* Its new header is durable: the intent has done its work. */
+        if (rc == 0 && (n->st == RENC_J_DONE || n->rc == -RENC_E_CHANGED)) {
+            /* Its new header is durable, or the blob was found replaced
+             * before anything was written: the intent has done its work. */
             sqlite3_bind_int64(del, 1, n->row);
             rc = renc_sql_rc(sqlite3_step(del));
             sqlite3_reset(del);

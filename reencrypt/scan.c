@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "io/tmpname.h"
 
 #define RENC_SCAN_MAX_DEPTH 256
 
@@ -126,8 +127,8 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
         if (S_ISDIR(st.st_mode))
             rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
         else if (S_ISREG(st.st_mode))
-            rc = strstr(names[i], ".renc-tmp.") ? renc_scan_temp(s, child)
-                                                : renc_scan_add(s, child, child_rel, &st);
+            rc = renc_tmpname_reserved(names[i]) ? renc_scan_temp(s, child)
+                                                 : renc_scan_add(s, child, child_rel, &st);
         else
             s->skipped_special++;
     }

@@ -25,7 +25,8 @@ struct renc_scan {
     uint64_t skipped_special;       /* symlinks, devices, sockets: never followed */
     uint64_t duplicates;            /* manifest lines naming a file twice */
     uint64_t total_bytes;
-    char **temps;                   /* ".NAME.renc-tmp.*" files met by the walk: never listed */
+    char **temps;                   /* reserved temporary names (io/tmpname.h) met by the
+                                     * walk: never listed as blobs */
     size_t temp_count, temp_cap;
 };
 

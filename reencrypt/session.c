@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "crypto/keyref.h"
+#include "reencrypt/scan.h"
 
 void renc_session_init(struct renc_session *s)
 {
@@ -26,6 +27,9 @@ void renc_session_cleanup(struct renc_session *s)
     for (size_t i = 0; i < s->nlocks; i++)
         close(s->lock_fds[i]); /* drops the flock */
     s->nlocks = 0;
+    renc_free(s->lock_fds);
+    s->lock_fds = NULL;
+    s->locks_cap = 0;
 }
 
 static int renc_str_cmp(const void *a, const void *b)
@@ -33,14 +37,22 @@ static int renc_str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* flock(LOCK_EX | LOCK_NB) on path (a directory or a file). */
-static int renc_session_flock(struct renc_session *s, const char *path)
+/* flock(mode | LOCK_NB) on path (a directory or a file).  A folder above
+ * the tree that this user cannot open is passed over (no run of this user
+ * can lock it either). */
+static int renc_session_flock(struct renc_session *s, const char *path, int mode, int above)
 {
-    RENC_RETURN_IF(s->nlocks == RENC_SESSION_MAX_LOCKS, -RENC_E_TOO_BIG);
+    if (s->nlocks == s->locks_cap) {
+        size_t cap = s->locks_cap ? 2 * s->locks_cap : 16;
+        int *grown = renc_realloc(s->lock_fds, cap * sizeof *grown);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        s->lock_fds = grown;
+        s->locks_cap = cap;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        return above && (errno == EACCES || errno == EPERM) ? 0 : -errno;
+    if (flock(fd, mode | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         return e == EWOULDBLOCK ? -RENC_E_BUSY : -e;
@@ -49,12 +61,130 @@ static int renc_session_flock(struct renc_session *s, const char *path)
     return 0;
 }
 
+/* One lock to take: a tree's root (exclusive) or a folder above one. */
+struct renc_lockreq {
+    char *path;
+    int exclusive;
+};
+
+static int renc_lockreq_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct renc_lockreq *)a)->path, ((const struct renc_lockreq *)b)->path);
+}
+
+/* Adds root (exclusive) and every folder above it (shared) to reqs. */
+static int renc_lockreq_add(struct renc_lockreq **reqs, size_t *n, size_t *cap, const char *root)
+{
+    size_t len = strlen(root);
+    for (size_t end = len;; ) {
+        if (*n == *cap) {
+            size_t c = *cap ? 2 * *cap : 32;
+            struct renc_lockreq *g = renc_realloc(*reqs, c * sizeof *g);
+            RENC_RETURN_IF(!g, -RENC_E_NOMEM);
+            *reqs = g;
+            *cap = c;
+        }
+        char *p = renc_malloc(end ? end + 1 : 2);
+        RENC_RETURN_IF(!p, -RENC_E_NOMEM);
+        memcpy(p, end ? root : "/", end ? end : 1);
+        p[end ? end : 1] = '\0';
+        (*reqs)[(*n)++] = (struct renc_lockreq){p, end == len};
+        if (end <= 1)
+            break;
+        while (end > 0 && root[end - 1] != '/')
+            end--;
+        if (end > 1)
+            end--; /* drop the slash: "/a/b" -> "/a" */
+        else
+            end = 0; /* "/" */
+    }
+    return 0;
+}
+
+/* The deepest folder holding every blob the manifest names (canonical). */
+static int renc_manifest_root(const char *manifest, char *root, size_t max)
+{
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    int rc = renc_scan_manifest(&scan, manifest);
+    size_t rlen = 0;
+    root[0] = '\0';
+    char last[PATH_MAX] = "";
+    for (size_t i = 0; rc == 0 && i < scan.count; i++) {
+        char dir[PATH_MAX], real[PATH_MAX];
+        const char *slash = strrchr(scan.items[i].path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - scan.items[i].path) : 1,
+                 slash ? scan.items[i].path : ".");
+        if (dir[0] == '\0')
+            strcpy(dir, "/");
+        if (strcmp(dir, last) == 0)
+            continue; /* lines of one folder usually come together */
+        snprintf(last, sizeof last, "%s", dir);
+        if (!realpath(dir, real))
+            continue; /* gone: the scan reports it */
+        if (!root[0]) {
+            rc = snprintf(root, max, "%s", real) < (int)max ? 0 : -ENAMETOOLONG;
+            rlen = strlen(root);
+            continue;
+        }
+        /* Shorten root to the common folder of root and real. */
+        size_t k = 0;
+        while (k < rlen && root[k] == real[k])
+            k++;
+        if (!(k == rlen && (real[k] == '/' || real[k] == '\0'))) {
+            while (k > 0 && root[k] != '/')
+                k--;
+            rlen = k ? k : 1;
+            root[rlen] = '\0';
+        }
+    }
+    renc_scan_cleanup(&scan);
+    if (rc == 0 && !root[0])
+        rc = realpath(manifest, root) ? 0 : -errno; /* names nothing: lock the manifest */
+    return rc;
+}
+
+/* Locks the trees at roots[0..n) and the folders above them, each once,
+ * parents first.  A root inside another root is covered by it. */
+static int renc_lock_trees(struct renc_session *s, char **roots, size_t n, char *busy,
+                           size_t max)
+{
+    struct renc_lockreq *reqs = NULL;
+    size_t nreq = 0, cap = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = renc_lockreq_add(&reqs, &nreq, &cap, roots[i]);
+    if (rc == 0 && nreq > 1)
+        qsort(reqs, nreq, sizeof *reqs, renc_lockreq_cmp);
+    for (size_t i = 0; rc == 0 && i < nreq; i++) {
+        int exclusive = reqs[i].exclusive;
+        while (i + 1 < nreq && strcmp(reqs[i].path, reqs[i + 1].path) == 0)
+            exclusive |= reqs[++i].exclusive;
+        /* A root below an exclusive one is covered by it (the same
+         * process's two locks on one folder would conflict). */
+        int covered = 0;
+        for (size_t k = 0; k < i && !covered; k++) {
+            size_t l = strlen(reqs[k].path);
+            covered = reqs[k].exclusive && strncmp(reqs[k].path, reqs[i].path, l) == 0 &&
+                      (reqs[i].path[l] == '/' || strcmp(reqs[k].path, "/") == 0);
+        }
+        if (covered)
+            continue;
+        rc = renc_session_flock(s, reqs[i].path, exclusive ? LOCK_EX : LOCK_SH, !exclusive);
+        if (rc)
+            snprintf(busy, max, "%s", reqs[i].path);
+    }
+    for (size_t i = 0; i < nreq; i++)
+        renc_free(reqs[i].path);
+    renc_free(reqs);
+    return rc;
+}
+
 int renc_session_lock(struct renc_session *s, const char *const *sources, size_t n,
                       const char *manifest, const char *out, char *busy, size_t max)
 {
     size_t count = manifest ? 1 : n;
-    RENC_RETURN_IF(count + 1 > RENC_SESSION_MAX_LOCKS, -RENC_E_TOO_BIG);
-    char **canon = renc_calloc(count ? count : 1, sizeof *canon);
+    char **canon = renc_calloc(count + 2, sizeof *canon);
     RENC_RETURN_IF(!canon, -RENC_E_NOMEM);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
@@ -80,19 +210,25 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
                 w += (size_t)k;
         }
     }
-    /* The locks: a source over which another run is working is refused. */
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        if (i && strcmp(canon[i], canon[i - 1]) == 0)
-            continue;
-        if ((rc = renc_session_flock(s, canon[i])))
-            snprintf(busy, max, "%s", canon[i]);
+    /* The trees: the sources (a manifest's blobs' folder) and --out. */
+    size_t ntrees = count;
+    if (rc == 0 && manifest) {
+        char root[PATH_MAX];
+        if ((rc = renc_manifest_root(manifest, root, sizeof root)) == 0) {
+            canon[count] = renc_strdup(root);
+            rc = canon[count] ? 0 : -RENC_E_NOMEM;
+            ntrees++;
+        }
     }
     if (rc == 0 && out) {
         snprintf(s->out, sizeof s->out, "%s", out);
-        if ((rc = renc_session_flock(s, out)))
-            snprintf(busy, max, "%s", out);
+        canon[ntrees] = renc_strdup(out);
+        rc = canon[ntrees] ? 0 : -RENC_E_NOMEM;
+        ntrees++;
     }
-    for (size_t i = 0; i < count; i++)
+    if (rc == 0)
+        rc = renc_lock_trees(s, canon, ntrees, busy, max);
+    for (size_t i = 0; i < count + 2; i++)
         renc_free(canon[i]);
     renc_free(canon);
     return rc;

@@ -17,11 +17,9 @@
 
 #include "reencrypt/journal.h"
 
-#define RENC_SESSION_MAX_LOCKS 64
-
 struct renc_session {
-    int lock_fds[RENC_SESSION_MAX_LOCKS];
-    size_t nlocks;
+    int *lock_fds;               /* flocks on the trees it works on (see renc_session_lock) */
+    size_t nlocks, locks_cap;
     char sources[16384];         /* canonical sources, one per line, sorted */
     char out[4096];              /* canonical --out, or "" */
     struct renc_journal *journal;
@@ -47,8 +45,15 @@ void renc_session_init(struct renc_session *s);
 void renc_session_cleanup(struct renc_session *s);
 
 /* renc_session_lock: canonicalises the sources (or the manifest, which
- * then stands for its blobs) and out (may be NULL), and flocks each.
- * -RENC_E_BUSY names in *busy (max bytes) the one another run holds. */
+ * then stands for its blobs) and out (may be NULL), and locks the trees the
+ * run works on so that no other run works on an overlapping one: an
+ * exclusive flock on each tree's root (a manifest's: the deepest folder
+ * holding all its blobs) and a shared one on each folder above it, the way
+ * a database locks a row with intent locks on its table.  A run over T then
+ * excludes runs over T, anything inside T and anything holding T, and two
+ * runs over T/a and T/b go together.  The kernel drops the locks of a dead
+ * run.  -RENC_E_BUSY names in *busy (max bytes) the folder or file another
+ * run holds. */
 int renc_session_lock(struct renc_session *s, const char *const *sources, size_t n,
                       const char *manifest, const char *out, char *busy, size_t max);
 
