@@ -9,7 +9,10 @@
  *
  * Every file is created 0600 and replaced atomically (temporary, fsync,
  * rename, fsync of the directory); changes are serialised by an flock on
- * KEYRING/.lock so two processes never lose each other's update.
+ * KEYRING/.lock so two processes never lose each other's update.  The state
+ * file is each change's one commit point: a change killed at any point leaves
+ * the old state or the new, and the next change of the key sweeps away what
+ * the killed one left (keyring.c says what that is).
  */
 #ifndef RENC_CRYPTO_KEYRING_H
 #define RENC_CRYPTO_KEYRING_H
@@ -51,7 +54,14 @@ int renc_keyring_open(struct renc_keyring **out, const char *dir, int create);
 void renc_keyring_free(struct renc_keyring *kr);
 const char *renc_keyring_dir(const struct renc_keyring *kr);
 
+/* renc_keyring_name_valid: 1 when name can name a local key: 1..128
+ * characters of [A-Za-z0-9._-], not starting with '.' (those names are the
+ * keyring's own: .lock, temporaries). */
+int renc_keyring_name_valid(const char *name);
+
 /* renc_keyring_create_key: a new key NAME with version "1".
+ * -RENC_E_KEY_EXISTS when NAME has a committed state; a folder left by a
+ * create killed before its commit is swept away and the key made afresh.
  * type RENC_KEK_AES256, or RENC_KEK_RSA with bits 2048/3072/4096. */
 int renc_keyring_create_key(struct renc_keyring *kr, const char *name,
                             enum renc_kek_type type, unsigned bits);

@@ -286,6 +286,24 @@ static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref
     return status;
 }
 
+/* Why arg ("NAME[/VERSION]") names no local key, or NULL when it does. */
+static const char *renc_key_arg_problem(const char *arg)
+{
+    const char *slash = strchr(arg, '/');
+    size_t name_len = slash ? (size_t)(slash - arg) : strlen(arg);
+    if (name_len == 0)
+        return "the key name is empty";
+    if (name_len > RENC_KEY_NAME_MAX)
+        return "the key name is longer than 128 characters";
+    if (arg[0] == '.')
+        return "key names starting with '.' are reserved for the keyring's own files";
+    if (slash && strchr(slash + 1, '/'))
+        return "a key name holds no '/' (give NAME or NAME/VERSION)";
+    if (slash && !renc_keyref_name_valid(slash + 1, RENC_KEY_VERSION_MAX))
+        return "a version is 1-64 characters of [A-Za-z0-9._-]";
+    return NULL;
+}
+
 /* Splits "NAME[/VERSION]" into its parts (in place). */
 static int renc_split_name(char *arg, const char **name, const char **version)
 {
@@ -298,7 +316,7 @@ static int renc_split_name(char *arg, const char **name, const char **version)
             return -RENC_E_BAD_KEYREF;
     }
     *name = arg;
-    return renc_keyref_name_valid(arg, RENC_KEY_NAME_MAX) ? 0 : -RENC_E_BAD_KEYREF;
+    return renc_keyring_name_valid(arg) ? 0 : -RENC_E_BAD_KEYREF;
 }
 
 static const char *renc_type_name(enum renc_kek_type t)
@@ -396,16 +414,17 @@ int renc_cmd_keys(int argc, char **argv)
     if (!is_list && strncmp(argv[optind], "akv:", 4) == 0)
         return renc_keys_akv(&g, sub, argv[optind], json);
     char arg[RENC_KEY_NAME_MAX + RENC_KEY_VERSION_MAX + 2] = "";
-    if (!is_list) {
-        if (strlen(argv[optind]) >= sizeof arg) {
-            renc_err("keys", "'%s': %s", argv[optind], renc_strerror(-RENC_E_BAD_KEYREF));
-            return RENC_EXIT_USAGE;
-        }
-        strcpy(arg, argv[optind]);
+    const char *problem = is_list ? NULL : renc_key_arg_problem(argv[optind]);
+    if (problem) {
+        renc_err("keys", "%s '%s': %s", sub, argv[optind], problem);
+        return RENC_EXIT_USAGE;
     }
+    if (!is_list)
+        strcpy(arg, argv[optind]); /* fits: the lengths are checked */
     const char *name = NULL, *version = NULL;
     if (!is_list && renc_split_name(arg, &name, &version) != 0) {
-        renc_err("keys", "'%s' is not NAME or NAME/VERSION ([A-Za-z0-9._-])", argv[optind]);
+        renc_err("keys", "%s '%s': not NAME or NAME/VERSION (1-128 characters of "
+                         "[A-Za-z0-9._-], not starting with '.')", sub, argv[optind]);
         return RENC_EXIT_USAGE;
     }
 
