@@ -77,7 +77,10 @@ int renc_cmd_encrypt(int argc, char **argv)
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         switch (opt) {
         case 'e': so.env = optarg; break;
@@ -123,6 +126,9 @@ int renc_cmd_encrypt(int argc, char **argv)
         fputs(renc_encrypt_usage, stderr);
         return RENC_EXIT_USAGE;
     }
+    if (!renc_env_id_ok("encrypt", "--env", so.env) ||
+        (so.source_env && !renc_env_id_ok("encrypt", "--source-env", so.source_env)))
+        return RENC_EXIT_USAGE;
     if (strcmp(so.kind, "blob") != 0 && strcmp(so.kind, "backup") != 0) {
         renc_err("encrypt", "--kind must be blob or backup");
         return RENC_EXIT_USAGE;
@@ -199,7 +205,10 @@ static int renc_parse_plain(int argc, char **argv, const char *usage, int nargs,
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(g, opt, optarg))
+        int took = renc_global_opt(g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         fputs(usage, opt == 'h' ? stdout : stderr);
         return opt == 'h' ? RENC_EXIT_OK : RENC_EXIT_USAGE;

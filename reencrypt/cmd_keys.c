@@ -391,7 +391,10 @@ int renc_cmd_keys(int argc, char **argv)
     int json = 0, force = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         switch (opt) {
         case 't': type = optarg; break;

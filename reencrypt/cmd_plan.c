@@ -87,7 +87,10 @@ int renc_cmd_plan(int argc, char **argv)
     uint64_t v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         switch (opt) {
         case 'j': json = 1; break;
