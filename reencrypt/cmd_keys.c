@@ -518,7 +518,12 @@ int renc_cmd_keys(int argc, char **argv)
         fputs(renc_keys_usage, stderr);
         status = RENC_EXIT_USAGE;
     }
-    if (rc) {
+    if (rc == -RENC_E_BAD_KEYRING) {
+        /* Name the folder: what is wrong is in it. */
+        renc_err("keys", "%s %s%s%s: %s (%s/%s)", sub, name, version ? "/" : "",
+                 version ? version : "", renc_strerror(rc), renc_keyring_dir(kr), name);
+        status = renc_exit_for(rc);
+    } else if (rc) {
         renc_err("keys", "%s %s%s%s: %s", sub, name, version ? "/" : "", version ? version : "",
                  renc_strerror(rc));
         status = renc_exit_for(rc);
