@@ -16,7 +16,8 @@
  * so a change killed at any point leaves the old state or the new one:
  *
  *   - a key folder without a state file is an unfinished create: the key
- *     does not exist yet (get says not found, list skips it);
+ *     does not exist yet (get says not found, list skips it).  It can hold
+ *     version 1's material only; with anything else it is left alone;
  *   - a material file the state does not name, numbered above every
  *     version it names, is an unfinished rotation's: no blob can have been
  *     wrapped under it, as wrapping starts from the state;
@@ -519,8 +520,10 @@ static int renc_sweep_verdict(const char *base, const struct renc_keyring_key *k
         return 1;
     if (!renc_is_material(base, version))
         return key ? 0 : -RENC_E_BAD_KEYRING;
+    /* A create writes version 1 only: other material in a folder without
+     * a state is a key that lost its state, not to be deleted. */
     if (!key)
-        return 1; /* material of a create that never committed */
+        return strcmp(version, "1") == 0 ? 1 : -RENC_E_BAD_KEYRING;
     for (size_t i = 0; i < key->version_count; i++)
         if (strcmp(key->versions[i].version, version) == 0)
             return 0;

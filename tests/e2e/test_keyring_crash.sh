@@ -246,6 +246,16 @@ echo mine >"$KR/odd/notes.txt"
 expect_exit 1 renc keys create odd
 expect_msg "$KR/odd" "malformed"
 check "a foreign file is not removed" test -f "$KR/odd/notes.txt"
+# Nor is one holding the material of a version a create does not make (a
+# rotated key whose state was lost): that may be the only copy of a KEK.
+fresh
+mkdir -m 700 "$KR/lost"
+head -c 32 /dev/urandom >"$KR/lost/1.key"
+head -c 32 /dev/urandom >"$KR/lost/2.key"
+chmod 600 "$KR/lost/"*
+expect_exit 1 renc keys create lost
+expect_msg "$KR/lost" "malformed"
+check "a lost state's material is not removed" test -f "$KR/lost/1.key" -a -f "$KR/lost/2.key"
 
 # ---- names --------------------------------------------------------------
 fresh
