@@ -11,6 +11,7 @@
 # unnamed material and its state.tmp.PID, a create's empty folder) are
 # redone over, and names the keyring reserves are refused.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+sanitizer_logs
 
 KR=$STATE/keyring
 D=$WORK/data
@@ -165,14 +166,15 @@ kill_sweep() {
   shift 4
   fresh
   { [ -z "${PREP:-}" ] || $PREP >/dev/null 2>&1; }
-  strace -f -qq -o "$WORK/trace" -e trace="${ONLY:-$SYSCALLS}" "$RENC_BIN" "$1" --state "$STATE" "${@:2}" \
-    >/dev/null 2>&1
+  # (LeakSanitizer cannot work under ptrace: off for the traced processes.)
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -qq -o "$WORK/trace" -e trace="${ONLY:-$SYSCALLS}" \
+    "$RENC_BIN" "$1" --state "$STATE" "${@:2}" >/dev/null 2>&1
   check "$desc: with no kill it completes" test $? -eq 0
   while read -r count sys; do
     for ((n = 1; n <= count; n++)); do
       fresh
       { [ -z "${PREP:-}" ] || $PREP >/dev/null 2>&1; }
-      # (LeakSanitizer cannot work under ptrace: off for this process.)
       { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
           strace -f -qq -o /dev/null -e trace="$sys" -e inject="$sys:signal=KILL:when=$n" \
           "$RENC_BIN" "$1" --state "$STATE" "${@:2}" >/dev/null 2>&1; } 2>/dev/null
@@ -274,4 +276,5 @@ expect_exit 2 renc keys rotate .lock
 expect_msg "reserved"
 check "refused names make no folder" test ! -e "$KR/.hidden" -a ! -e "$KR/a"
 
+expect_no_sanitizer_reports
 finish
