@@ -41,13 +41,21 @@ current() {
 # each version it names, nothing else (no temporary, no unnamed material),
 # every file 0600.
 folder_exact() {
-  local name=$1 want got
-  want=$( (echo state
-    renc keys list --json | jq -r --arg n "$name" '.[] | select(.name == $n) | .versions[] |
-      .version + (if .type == "aes256" then ".key" else ".pem" end)') | LC_ALL=C sort)
-  got=$(ls -A "$KR/$name" | LC_ALL=C sort)
-  [ "$want" = "$got" ] || { echo "    $KR/$name holds: $(echo $got), wanted: $(echo $want)" >&2; return 1; }
-  [ -z "$(find "$KR/$name" -type f ! -perm 600)" ]
+  local name=$1 f names=() modes
+  # (bash globs and one jq, not ls, find and sort: this runs after every kill)
+  for f in "$KR/$name"/* "$KR/$name"/.[!.]*; do
+    [ -e "$f" ] && names+=("${f##*/}")
+  done
+  local verdict
+  verdict=$(renc keys list --json | jq -r --arg n "$name" --arg got "${names[*]}" '
+    ([.[] | select(.name == $n) | .versions[] |
+      .version + (if .type == "aes256" then ".key" else ".pem" end)] + ["state"] | sort) as $want |
+    ($got | split(" ") | sort) as $have |
+    if $want == $have then "ok"
+    else "\($n) holds: \($have | join(" ")), wanted: \($want | join(" "))" end')
+  [ "$verdict" = ok ] || { echo "    $verdict" >&2; return 1; }
+  modes=$(stat -c %a "$KR/$name"/*)
+  [[ $modes =~ ^(600$'\n')*600$ ]]
 }
 
 # differs A B: the two files' bytes differ.
