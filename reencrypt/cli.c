@@ -82,6 +82,25 @@ int renc_env_id_ok(const char *cmd, const char *what, const char *id)
     return 0;
 }
 
+int renc_opt_once(const char *cmd, const struct option *opts, const char *singles, int opt,
+                  uint64_t *seen)
+{
+    const char *at = opt > 0 && opt < 128 ? strchr(singles, opt) : NULL;
+    if (!at)
+        return 0;
+    uint64_t bit = (uint64_t)1 << ((at - singles) % 64);
+    if (!(*seen & bit)) {
+        *seen |= bit;
+        return 0;
+    }
+    const char *name = "?";
+    for (; opts->name; opts++)
+        if (opts->val == opt)
+            name = opts->name;
+    renc_err(cmd, "--%s given twice: it takes one value, give it once", name);
+    return -1;
+}
+
 /* 1 when one of the two resolved paths is the other or lies inside it. */
 static int renc_paths_nest(const char *a, const char *b)
 {

@@ -48,6 +48,14 @@ struct renc_global {
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 
+/* renc_opt_once: in a getopt loop, for an option that takes one value (its
+ * val among the characters of singles, at most 64): 0 the first time, and
+ * -1, after saying so, when it is given again, which the command refuses
+ * (RENC_EXIT_USAGE) rather than let the last value silently win.  seen is
+ * the caller's record, 0 before the loop.  0 for any other option. */
+int renc_opt_once(const char *cmd, const struct option *opts, const char *singles, int opt,
+                  uint64_t *seen);
+
 /* renc_env_id_ok: 1 when id is an environment id (renc_env_id_valid, the
  * one rule for them); else says why ("CMD: WHAT: ...", what naming the
  * option or operand) and returns 0: the command then exits

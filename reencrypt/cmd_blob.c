@@ -75,6 +75,7 @@ int renc_cmd_encrypt(int argc, char **argv)
     const char *refs[RENC_MAX_SLOTS];
     uint64_t v;
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&g, opt, optarg);
@@ -82,6 +83,8 @@ int renc_cmd_encrypt(int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
+        if (renc_opt_once("encrypt", opts, "eKnscSR", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': so.env = optarg; break;
         case 'k':

@@ -67,6 +67,7 @@ static int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc,
     };
     struct renc_data_args *a = &c->a;
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&a->g, opt, optarg);
@@ -74,6 +75,8 @@ static int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc,
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
+        if (renc_opt_once(c->cmd, opts, "entfT", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': a->env = optarg; break;
         case 'n': a->name = optarg; break;

@@ -460,6 +460,7 @@ static int renc_env_parse(struct renc_env_args *a, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&a->g, opt, optarg);
@@ -467,6 +468,8 @@ static int renc_env_parse(struct renc_env_args *a, int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
+        if (renc_opt_once("env", opts, "rLK", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'r': a->region = optarg; break;
         case 'M':

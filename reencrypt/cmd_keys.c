@@ -389,6 +389,7 @@ int renc_cmd_keys(int argc, char **argv)
     struct renc_global g = {0};
     const char *type = "aes256";
     int json = 0, force = 0, opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&g, opt, optarg);
@@ -396,6 +397,8 @@ int renc_cmd_keys(int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
+        if (renc_opt_once("keys", opts, "t", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 't': type = optarg; break;
         case 'j': json = 1; break;

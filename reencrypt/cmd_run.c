@@ -86,15 +86,6 @@ static uint64_t renc_memory_limit(void)
     return phys < cap ? phys : cap;
 }
 
-/* The long name of option opt in opts. */
-static const char *renc_bulk_opt_name(const struct option *opts, int opt)
-{
-    for (; opts->name; opts++)
-        if (opts->val == opt)
-            return opts->name;
-    return "?";
-}
-
 /* Parses the options of run, verify and plan; returns -1 to continue, or an
  * exit code. */
 static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **argv,
@@ -129,7 +120,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
-    unsigned seen = 0; /* the single-valued options given, by bit */
+    uint64_t seen = 0; /* the single-valued options given (renc_opt_once) */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
     a->memory = (uint64_t)256 << 20;
@@ -146,17 +137,9 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         if (!a->run_only && idx >= 0 && strchr("tmokdnsVJjRXc", opt))
             a->run_only = opts[idx].name;
         idx = -1;
-        /* An option that takes one value, given again, would silently
-         * replace the first: refused (--drop and --env add up). */
-        const char *once = strchr("tmoMsTBPrCJ", opt);
-        if (once && opt) {
-            unsigned bit = 1u << (once - "tmoMsTBPrCJ");
-            if (seen & bit) {
-                renc_err(cmd, "--%s given twice: give it once", renc_bulk_opt_name(opts, opt));
-                return RENC_EXIT_USAGE;
-            }
-            seen |= bit;
-        }
+        /* --drop and --env add up; the others with a value take one. */
+        if (renc_opt_once(cmd, opts, "tmoMsTBPrCJ", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 't': a->to = optarg; break;
         case 'm':

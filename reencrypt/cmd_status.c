@@ -120,6 +120,7 @@ int renc_cmd_status(int argc, char **argv)
     const char *path = NULL, *env = NULL;
     int json = 0;
     uint64_t max_failures = 20;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -128,6 +129,8 @@ int renc_cmd_status(int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
+        if (renc_opt_once("status", opts, "Jfe", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'J': path = optarg; break;
         case 'e': env = optarg; break;

@@ -419,6 +419,9 @@ T memory-twice 2 "--memory" "twice" :: R verify --memory 64M --memory 128M --pro
 T report-twice 2 "--report" "twice" :: R verify --report "$O/r1" --report "$O/r2" --progress=none "$IN/m"
 T keyring-twice 2 "--keyring" "twice" :: R verify --keyring "$KR" --keyring "$IN" --progress=none "$IN/m"
 T state-twice 2 "--state" "twice" :: R keys list --state "$IN"
+T plan-threads-twice 2 "--threads" "twice" :: R plan --threads 1 --threads 2 "$IN/m"
+T encrypt-env-twice 2 "--env" "twice" :: R encrypt --env t --env u --key local:k "$IN/plain" "$O/x"
+T keys-type-twice 2 "--type" "twice" :: R keys create kt --type aes256 --type rsa2048
 T out-inside-source 2 "$IN/m/mirror" "inside a source" :: R run --to local:k2 --out "$IN/m/mirror" "$IN/m"
 ln -s "$IN/m" "$WORK/mlink"
 T out-inside-via-link 2 "inside a source" :: R run --to local:k2 --out "$WORK/mlink/mirror" "$IN/m"
@@ -475,6 +478,7 @@ T env-empty-verify 2 "--env" "environment id is empty" :: R verify --env '' --pr
 T env-empty-status 2 "--env" "environment id is empty" :: R status --env ''
 T env-empty-restore 2 "--target" "environment id is empty" :: R restore "$BK" --target ''
 T env-empty-create 2 "environment id is empty" :: R env create ''
+T copy-to-twice 2 "--to" "twice" :: R copy --from prod --to prod --to other
 T restore-not-backup 1 "$IN/good.renc" "not a backup" :: R restore "$IN/good.renc" --target prod
 T restore-truncated 2 "$IN/bk-cut.renc" "truncated" "nothing was restored" :: R restore "$IN/bk-cut.renc" --target prod
 T restore-tampered 2 "$IN/bk-flip.renc" "record authentication failed" "nothing was restored" :: \
