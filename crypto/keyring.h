@@ -67,7 +67,9 @@ int renc_keyring_create_key(struct renc_keyring *kr, const char *name,
                             enum renc_kek_type type, unsigned bits);
 
 /* renc_keyring_rotate: a new version of the same type becomes current; its
- * name is written to version_out. */
+ * name is written to version_out.  Killed before its commit (the state's
+ * rename), it leaves the old state, and the next change of the key removes
+ * the new version's material. */
 int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
                         char version_out[RENC_KEY_VERSION_MAX + 1]);
 
@@ -76,7 +78,10 @@ int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
 int renc_keyring_set_state(struct renc_keyring *kr, const char *name, const char *version,
                            enum renc_key_state state);
 
-/* renc_keyring_get: a key's record.  Free with renc_keyring_key_cleanup. */
+/* renc_keyring_get: a key's record.  Free with renc_keyring_key_cleanup.
+ * -RENC_E_KEY_NOT_FOUND also for a key folder without a state file (a
+ * create not finished); -RENC_E_BAD_KEYREF for a name that cannot be a
+ * key's (renc_keyring_name_valid). */
 int renc_keyring_get(struct renc_keyring *kr, const char *name, struct renc_keyring_key *out);
 void renc_keyring_key_cleanup(struct renc_keyring_key *key);
 
