@@ -546,20 +546,25 @@ static int renc_key_sweep(struct renc_keyring *kr, const char *name,
     DIR *d = opendir(keydir);
     if (!d)
         return errno == ENOENT ? 0 : -errno;
+    /* Two passes: nothing is removed from a folder that holds anything the
+     * sweep refuses (a state among them, when key is NULL). */
     int removed = 0;
     struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        int verdict = renc_sweep_verdict(e->d_name, key);
-        if (verdict <= 0) {
-            rc = verdict;
-            continue;
+    for (int pass = 0; rc == 0 && pass < 2; pass++) {
+        rewinddir(d);
+        while (rc == 0 && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            int verdict = renc_sweep_verdict(e->d_name, key);
+            if (verdict <= 0 || pass == 0) {
+                rc = verdict < 0 ? verdict : 0;
+                continue;
+            }
+            if ((rc = renc_path(path, sizeof path, keydir, e->d_name, NULL)) == 0 &&
+                unlink(path) != 0 && errno != ENOENT)
+                rc = -errno;
+            removed = 1;
         }
-        if ((rc = renc_path(path, sizeof path, keydir, e->d_name, NULL)) == 0 &&
-            unlink(path) != 0 && errno != ENOENT)
-            rc = -errno;
-        removed = 1;
     }
     closedir(d);
     if (rc == 0 && !key) {
@@ -590,6 +595,16 @@ static int renc_key_begin(struct renc_keyring *kr, const char *name,
     if ((rc = renc_key_sweep(kr, name, key)))
         renc_keyring_key_cleanup(key);
     return rc;
+}
+
+/* renc_key_tidy: after a change of NAME failed (not killed), what it left
+ * is swept at once rather than by the next change.  Best effort: the
+ * change's own error is what the caller reports. */
+static void renc_key_tidy(struct renc_keyring *kr, const char *name)
+{
+    struct renc_keyring_key key;
+    if (renc_key_begin(kr, name, &key) == 0)
+        renc_keyring_key_cleanup(&key);
 }
 
 /* Generates a version's material and writes it, refusing to overwrite. */
@@ -641,15 +656,16 @@ int renc_keyring_create_key(struct renc_keyring *kr, const char *name,
         rc = -errno;
         goto out_unlock;
     }
-    if ((rc = renc_fsync_dir(kr->dir)))
-        goto out_unlock;
     strcpy(key.name, name);
     strcpy(key.current, "1");
     key.state = RENC_KEY_ENABLED;
-    if ((rc = renc_material_create(keydir, "1", type, bits)) == 0 &&
+    if ((rc = renc_fsync_dir(kr->dir)) == 0 &&
+        (rc = renc_material_create(keydir, "1", type, bits)) == 0 &&
         (rc = renc_key_add_version(&key, "1", type, RENC_KEY_ENABLED, (int64_t)time(NULL))) == 0)
         rc = renc_state_write(kr, &key); /* commit */
     renc_keyring_key_cleanup(&key);
+    if (rc)
+        renc_key_tidy(kr, name);
 out_unlock:
     renc_keyring_unlock(lock);
     return rc;
@@ -726,6 +742,8 @@ int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
         strcpy(version_out, version);
 out_cleanup:
     renc_keyring_key_cleanup(&key);
+    if (rc)
+        renc_key_tidy(kr, name); /* the new material, unless committed */
 out_unlock:
     renc_keyring_unlock(lock);
     return rc;

@@ -7,9 +7,11 @@
 # one (never "malformed"), the same command run again completes, nothing
 # but the state and the material it names is left in the key's folder, the
 # key seals and opens a file, and a blob sealed before under version 1
-# still opens.  Then the leftovers of earlier releases (a rotation's
-# unnamed material and its state.tmp.PID, a create's empty folder) are
-# redone over, and names the keyring reserves are refused.
+# still opens.  A change that fails (EIO injected) rather than being
+# killed removes what it left at once.  Then the leftovers of earlier
+# releases (a rotation's unnamed material and its state.tmp.PID, a
+# create's empty folder) are redone over, and names the keyring reserves
+# are refused.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 sanitizer_logs
 
@@ -199,6 +201,40 @@ kill_sweep() {
   check "$desc: $kills kills" test "$kills" -ge 4
 }
 
+# error_sweep DESC NAME OLD NEW CMD...: CMD failed (EIO) at each call of
+# each syscall of write, fsync, rename, link, mkdir in turn, from a fresh
+# keyring: the current version is then OLD or NEW, and a change that failed
+# (rather than being killed) has already removed what it left: the key's
+# folder holds only its state and the material it names, or, when there is
+# no key, is gone.
+error_sweep() {
+  local desc=$1 name=$2 old=$3 new=$4 sys n count cur errs=0
+  shift 4
+  fresh
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -qq -o "$WORK/trace" -e trace=write,fsync,rename,link,mkdir \
+    "$RENC_BIN" "$1" --state "$STATE" "${@:2}" >/dev/null 2>&1
+  while read -r count sys; do
+    for ((n = 1; n <= count; n++)); do
+      fresh
+      { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+          strace -f -qq -o /dev/null -e trace="$sys" -e inject="$sys:error=EIO:when=$n" \
+          "$RENC_BIN" "$1" --state "$STATE" "${@:2}" >/dev/null 2>&1; } 2>/dev/null
+      errs=$((errs + 1))
+      cur=$(current "$name")
+      if [ "$cur" != "$old" ] && [ "$cur" != "$new" ]; then
+        fail "$desc, EIO at $sys #$n: current '$cur', wanted '$old' or '$new'"
+      elif [ -n "$cur" ]; then
+        check "$desc, EIO at $sys #$n: nothing left behind" folder_exact "$name"
+      else
+        check "$desc, EIO at $sys #$n: no key folder left" test ! -e "$KR/$name"
+      fi
+    done
+  done < <(grep -oE '^([0-9]+ +)?[a-z0-9_]+\(' "$WORK/trace" | grep -oE '[a-z0-9_]+\($' |
+    tr -d '(' | sort | uniq -c)
+  check "$desc: $errs failures" test "$errs" -ge 8
+}
+
 if ! strace -f -qq -o /dev/null -e trace=fsync -e inject=fsync:signal=KILL:when=1000 true 2>/dev/null; then
   echo "NOTE: no strace with fault injection: the kills are skipped"
 else
@@ -217,6 +253,8 @@ else
   # generated (the first fsync, of the new folder's entry), while its
   # material and its state are made durable, and around their renames.
   ONLY=fsync,link,rename kill_sweep "create (rsa2048)" nr "" 1 keys create nr --type rsa2048
+  error_sweep "rotate" k 1 2 keys rotate k
+  error_sweep "create" n "" 1 keys create n
 fi
 
 # ---- what earlier releases left -------------------------------------------
