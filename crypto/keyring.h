@@ -9,7 +9,10 @@
  *
  * Every file is created 0600 and replaced atomically (temporary, fsync,
  * rename, fsync of the directory); changes are serialised by an flock on
- * KEYRING/.lock so two processes never lose each other's update.
+ * KEYRING/.lock so two processes never lose each other's update.  The state
+ * file is each change's one commit point: a change killed at any point leaves
+ * the old state or the new, and the next change of the key sweeps away what
+ * the killed one left (keyring.c says what that is).
  */
 #ifndef RENC_CRYPTO_KEYRING_H
 #define RENC_CRYPTO_KEYRING_H
@@ -51,13 +54,22 @@ int renc_keyring_open(struct renc_keyring **out, const char *dir, int create);
 void renc_keyring_free(struct renc_keyring *kr);
 const char *renc_keyring_dir(const struct renc_keyring *kr);
 
+/* renc_keyring_name_valid: 1 when name can name a local key: 1..128
+ * characters of [A-Za-z0-9._-], not starting with '.' (those names are the
+ * keyring's own: .lock, temporaries). */
+int renc_keyring_name_valid(const char *name);
+
 /* renc_keyring_create_key: a new key NAME with version "1".
+ * -RENC_E_KEY_EXISTS when NAME has a committed state; a folder left by a
+ * create killed before its commit is swept away and the key made afresh.
  * type RENC_KEK_AES256, or RENC_KEK_RSA with bits 2048/3072/4096. */
 int renc_keyring_create_key(struct renc_keyring *kr, const char *name,
                             enum renc_kek_type type, unsigned bits);
 
 /* renc_keyring_rotate: a new version of the same type becomes current; its
- * name is written to version_out. */
+ * name is written to version_out.  Killed before its commit (the state's
+ * rename), it leaves the old state, and the next change of the key removes
+ * the new version's material. */
 int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
                         char version_out[RENC_KEY_VERSION_MAX + 1]);
 
@@ -66,7 +78,10 @@ int renc_keyring_rotate(struct renc_keyring *kr, const char *name,
 int renc_keyring_set_state(struct renc_keyring *kr, const char *name, const char *version,
                            enum renc_key_state state);
 
-/* renc_keyring_get: a key's record.  Free with renc_keyring_key_cleanup. */
+/* renc_keyring_get: a key's record.  Free with renc_keyring_key_cleanup.
+ * -RENC_E_KEY_NOT_FOUND also for a key folder without a state file (a
+ * create not finished); -RENC_E_BAD_KEYREF for a name that cannot be a
+ * key's (renc_keyring_name_valid). */
 int renc_keyring_get(struct renc_keyring *kr, const char *name, struct renc_keyring_key *out);
 void renc_keyring_key_cleanup(struct renc_keyring_key *key);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,33 +11,94 @@
 
 #include "common/error.h"
 #include "crypto/akv.h"
+#include "reencrypt/catalog.h"
+
+/* A count option: 1..max, or 0 when not given. */
+static int renc_count_opt(const char *text, unsigned max, unsigned *out)
+{
+    *out = 0;
+    if (!text)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    RENC_RETURN_IF(errno || end == text || *end || text[0] == '-' || v == 0 || v > max,
+                   -RENC_E_INVALID);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* The global options: where each is kept, and for the counts the range. */
+static const struct {
+    int opt;
+    const char *name;
+    size_t offset;
+    unsigned max; /* 0: a path */
+    const char *unit;
+} renc_globals[] = {
+    {0x1001, "state", offsetof(struct renc_global, state_dir), 0, NULL},
+    {0x1002, "keyring", offsetof(struct renc_global, keyring_dir), 0, NULL},
+    {0x1003, "data", offsetof(struct renc_global, data_dir), 0, NULL},
+    {0x1004, "ca-file", offsetof(struct renc_global, ca_file), 0, NULL},
+    {0x1005, "akv-rate", offsetof(struct renc_global, akv_rate), 1000000, " requests per 10 s"},
+    {0x1006, "akv-inflight", offsetof(struct renc_global, akv_inflight), 256, ""},
+    {0x1007, "akv-throttle-wait", offsetof(struct renc_global, akv_throttle_wait), 86400,
+     " seconds"},
+};
 
 int renc_global_opt(struct renc_global *g, int opt, const char *arg)
 {
-    switch (opt) {
-    case 0x1001:
-        g->state_dir = arg;
-        return 1;
-    case 0x1002:
-        g->keyring_dir = arg;
-        return 1;
-    case 0x1003:
-        g->data_dir = arg;
-        return 1;
-    case 0x1004:
-        g->ca_file = arg;
-        return 1;
-    case 0x1005:
-        g->akv_rate = arg;
-        return 1;
-    case 0x1006:
-        g->akv_inflight = arg;
-        return 1;
-    case 0x1007:
-        g->akv_throttle_wait = arg;
+    for (size_t i = 0; i < sizeof renc_globals / sizeof renc_globals[0]; i++) {
+        if (renc_globals[i].opt != opt)
+            continue;
+        const char **slot = (const char **)((char *)g + renc_globals[i].offset);
+        unsigned v;
+        /* One value each: a second would silently win over the first. */
+        if (*slot) {
+            fprintf(stderr, "reencrypt: --%s given twice ('%s', '%s'): give it once\n",
+                    renc_globals[i].name, *slot, arg);
+            return -1;
+        }
+        if (renc_globals[i].max && renc_count_opt(arg, renc_globals[i].max, &v)) {
+            fprintf(stderr, "reencrypt: --%s '%s': must be 1..%u%s\n", renc_globals[i].name,
+                    arg, renc_globals[i].max, renc_globals[i].unit);
+            return -1;
+        }
+        *slot = arg;
         return 1;
     }
     return 0;
+}
+
+int renc_env_id_ok(const char *cmd, const char *what, const char *id)
+{
+    if (renc_env_id_valid(id))
+        return 1;
+    if (id[0] == '\0')
+        renc_err(cmd, "%s: the environment id is empty", what);
+    else
+        renc_err(cmd, "%s '%s' is not an environment id (1-64 characters of [A-Za-z0-9._-], "
+                      "not starting with '.' or '-')", what, id);
+    return 0;
+}
+
+int renc_opt_once(const char *cmd, const struct option *opts, const char *singles, int opt,
+                  uint64_t *seen)
+{
+    const char *at = opt > 0 && opt < 128 ? strchr(singles, opt) : NULL;
+    if (!at)
+        return 0;
+    uint64_t bit = (uint64_t)1 << ((at - singles) % 64);
+    if (!(*seen & bit)) {
+        *seen |= bit;
+        return 0;
+    }
+    const char *name = "?";
+    for (; opts->name; opts++)
+        if (opts->val == opt)
+            name = opts->name;
+    renc_err(cmd, "--%s given twice: it takes one value, give it once", name);
+    return -1;
 }
 
 /* 1 when one of the two resolved paths is the other or lies inside it. */
@@ -131,19 +193,6 @@ static const char *renc_env_or(const char *given, const char *name)
     return v && v[0] ? v : NULL;
 }
 
-/* A count option: 1..max, or 0 when not given. */
-static int renc_count_opt(const char *text, unsigned max, unsigned *out)
-{
-    *out = 0;
-    if (!text)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    RENC_RETURN_IF(errno || end == text || *end || v == 0 || v > max, -RENC_E_INVALID);
-    *out = (unsigned)v;
-    return 0;
-}
 
 static void renc_akv_note_stderr(void *arg, const char *line)
 {

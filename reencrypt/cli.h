@@ -34,7 +34,9 @@ struct renc_global {
 };
 
 /* Long options shared by all commands, and their handler: returns 1 when it
- * took the option. */
+ * took the option, 0 when opt is not one of them, and -1 (after saying why
+ * on stderr) when the value is out of range or the option was given before:
+ * the command then exits RENC_EXIT_USAGE. */
 #define RENC_GLOBAL_OPTS \
     {"state", required_argument, NULL, 0x1001}, \
     {"keyring", required_argument, NULL, 0x1002}, \
@@ -45,6 +47,20 @@ struct renc_global {
     {"akv-throttle-wait", required_argument, NULL, 0x1007}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
+
+/* renc_opt_once: in a getopt loop, for an option that takes one value (its
+ * val among the characters of singles, at most 64): 0 the first time, and
+ * -1, after saying so, when it is given again, which the command refuses
+ * (RENC_EXIT_USAGE) rather than let the last value silently win.  seen is
+ * the caller's record, 0 before the loop.  0 for any other option. */
+int renc_opt_once(const char *cmd, const struct option *opts, const char *singles, int opt,
+                  uint64_t *seen);
+
+/* renc_env_id_ok: 1 when id is an environment id (renc_env_id_valid, the
+ * one rule for them); else says why ("CMD: WHAT: ...", what naming the
+ * option or operand) and returns 0: the command then exits
+ * RENC_EXIT_USAGE. */
+int renc_env_id_ok(const char *cmd, const char *what, const char *id);
 
 /* renc_global_overlap: when `path` holds one of the tool's own folders (the
  * environments' data, the keyring, the state directory) or lies inside one,

@@ -75,10 +75,16 @@ int renc_cmd_encrypt(int argc, char **argv)
     const char *refs[RENC_MAX_SLOTS];
     uint64_t v;
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once("encrypt", opts, "eKnscSR", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': so.env = optarg; break;
         case 'k':
@@ -123,6 +129,9 @@ int renc_cmd_encrypt(int argc, char **argv)
         fputs(renc_encrypt_usage, stderr);
         return RENC_EXIT_USAGE;
     }
+    if (!renc_env_id_ok("encrypt", "--env", so.env) ||
+        (so.source_env && !renc_env_id_ok("encrypt", "--source-env", so.source_env)))
+        return RENC_EXIT_USAGE;
     if (strcmp(so.kind, "blob") != 0 && strcmp(so.kind, "backup") != 0) {
         renc_err("encrypt", "--kind must be blob or backup");
         return RENC_EXIT_USAGE;
@@ -199,7 +208,10 @@ static int renc_parse_plain(int argc, char **argv, const char *usage, int nargs,
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(g, opt, optarg))
+        int took = renc_global_opt(g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         fputs(usage, opt == 'h' ? stdout : stderr);
         return opt == 'h' ? RENC_EXIT_OK : RENC_EXIT_USAGE;

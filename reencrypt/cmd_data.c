@@ -67,10 +67,16 @@ static int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc,
     };
     struct renc_data_args *a = &c->a;
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&a->g, opt, optarg))
+        int took = renc_global_opt(&a->g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once(c->cmd, opts, "entfT", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': a->env = optarg; break;
         case 'n': a->name = optarg; break;
@@ -86,12 +92,10 @@ static int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc,
     a->args = argv + optind;
     a->arg_count = argc - optind;
     const char *ids[] = {a->env, a->target, a->from, a->to};
-    for (size_t i = 0; i < 4; i++) {
-        if (ids[i] && !renc_env_id_valid(ids[i])) {
-            renc_err(c->cmd, "'%s' is not an environment id", ids[i]);
+    const char *names[] = {"--env", "--target", "--from", "--to"};
+    for (size_t i = 0; i < 4; i++)
+        if (ids[i] && !renc_env_id_ok(c->cmd, names[i], ids[i]))
             return RENC_EXIT_USAGE;
-        }
-    }
     return -1;
 }
 

@@ -460,10 +460,16 @@ static int renc_env_parse(struct renc_env_args *a, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&a->g, opt, optarg))
+        int took = renc_global_opt(&a->g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once("env", opts, "rLK", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'r': a->region = optarg; break;
         case 'M':
@@ -503,11 +509,8 @@ int renc_cmd_env(int argc, char **argv)
         return RENC_EXIT_USAGE;
     }
     const char *id = takes_id ? argv[optind] : NULL;
-    if (id && !renc_env_id_valid(id)) {
-        renc_err("env", "'%s' is not an environment id (1-64 of [A-Za-z0-9._-], not starting "
-                        "with '.' or '-')", id);
+    if (id && !renc_env_id_ok("env", sub, id))
         return RENC_EXIT_USAGE;
-    }
     int set_policy = strcmp(sub, "set-policy") == 0;
     if (set_policy != (a.policy_count > 0) || a.policy_count > 1) {
         renc_err("env", set_policy ? "set-policy takes one of --mmk, --byok or --cmk REF"

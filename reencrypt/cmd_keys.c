@@ -286,6 +286,24 @@ static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref
     return status;
 }
 
+/* Why arg ("NAME[/VERSION]") names no local key, or NULL when it does. */
+static const char *renc_key_arg_problem(const char *arg)
+{
+    const char *slash = strchr(arg, '/');
+    size_t name_len = slash ? (size_t)(slash - arg) : strlen(arg);
+    if (name_len == 0)
+        return "the key name is empty";
+    if (name_len > RENC_KEY_NAME_MAX)
+        return "the key name is longer than 128 characters";
+    if (arg[0] == '.')
+        return "key names starting with '.' are reserved for the keyring's own files";
+    if (slash && strchr(slash + 1, '/'))
+        return "a key name holds no '/' (give NAME or NAME/VERSION)";
+    if (slash && !renc_keyref_name_valid(slash + 1, RENC_KEY_VERSION_MAX))
+        return "a version is 1-64 characters of [A-Za-z0-9._-]";
+    return NULL;
+}
+
 /* Splits "NAME[/VERSION]" into its parts (in place). */
 static int renc_split_name(char *arg, const char **name, const char **version)
 {
@@ -298,7 +316,7 @@ static int renc_split_name(char *arg, const char **name, const char **version)
             return -RENC_E_BAD_KEYREF;
     }
     *name = arg;
-    return renc_keyref_name_valid(arg, RENC_KEY_NAME_MAX) ? 0 : -RENC_E_BAD_KEYREF;
+    return renc_keyring_name_valid(arg) ? 0 : -RENC_E_BAD_KEYREF;
 }
 
 static const char *renc_type_name(enum renc_kek_type t)
@@ -371,10 +389,16 @@ int renc_cmd_keys(int argc, char **argv)
     struct renc_global g = {0};
     const char *type = "aes256";
     int json = 0, force = 0, opt;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once("keys", opts, "t", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 't': type = optarg; break;
         case 'j': json = 1; break;
@@ -396,16 +420,17 @@ int renc_cmd_keys(int argc, char **argv)
     if (!is_list && strncmp(argv[optind], "akv:", 4) == 0)
         return renc_keys_akv(&g, sub, argv[optind], json);
     char arg[RENC_KEY_NAME_MAX + RENC_KEY_VERSION_MAX + 2] = "";
-    if (!is_list) {
-        if (strlen(argv[optind]) >= sizeof arg) {
-            renc_err("keys", "'%s': %s", argv[optind], renc_strerror(-RENC_E_BAD_KEYREF));
-            return RENC_EXIT_USAGE;
-        }
-        strcpy(arg, argv[optind]);
+    const char *problem = is_list ? NULL : renc_key_arg_problem(argv[optind]);
+    if (problem) {
+        renc_err("keys", "%s '%s': %s", sub, argv[optind], problem);
+        return RENC_EXIT_USAGE;
     }
+    if (!is_list)
+        strcpy(arg, argv[optind]); /* fits: the lengths are checked */
     const char *name = NULL, *version = NULL;
     if (!is_list && renc_split_name(arg, &name, &version) != 0) {
-        renc_err("keys", "'%s' is not NAME or NAME/VERSION ([A-Za-z0-9._-])", argv[optind]);
+        renc_err("keys", "%s '%s': not NAME or NAME/VERSION (1-128 characters of "
+                         "[A-Za-z0-9._-], not starting with '.')", sub, argv[optind]);
         return RENC_EXIT_USAGE;
     }
 
@@ -496,7 +521,12 @@ int renc_cmd_keys(int argc, char **argv)
         fputs(renc_keys_usage, stderr);
         status = RENC_EXIT_USAGE;
     }
-    if (rc) {
+    if (rc == -RENC_E_BAD_KEYRING) {
+        /* Name the folder: what is wrong is in it. */
+        renc_err("keys", "%s %s%s%s: %s (%s/%s)", sub, name, version ? "/" : "",
+                 version ? version : "", renc_strerror(rc), renc_keyring_dir(kr), name);
+        status = renc_exit_for(rc);
+    } else if (rc) {
         renc_err("keys", "%s %s%s%s: %s", sub, name, version ? "/" : "", version ? version : "",
                  renc_strerror(rc));
         status = renc_exit_for(rc);

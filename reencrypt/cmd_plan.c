@@ -85,10 +85,16 @@ int renc_cmd_plan(int argc, char **argv)
     unsigned threads = ncpu > 0 ? (unsigned)ncpu : 1;
     double storage_mbps = 0;
     uint64_t v;
+    uint64_t given = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once("plan", opts, "MTS", opt, &given))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'j': json = 1; break;
         case 'M': manifest = optarg; break;

@@ -75,6 +75,18 @@ struct renc_bulk_args {
     char journal_path[4096];
 };
 
+/* The most --memory may be: the machine's physical memory (and never more
+ * than 1 TiB, the most the engine sizes its pools for). */
+static uint64_t renc_memory_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t cap = (uint64_t)1 << 40;
+    if (pages <= 0 || page <= 0)
+        return cap;
+    uint64_t phys = (uint64_t)pages * (uint64_t)page;
+    return phys < cap ? phys : cap;
+}
+
 /* Parses the options of run, verify and plan; returns -1 to continue, or an
  * exit code. */
 static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **argv,
@@ -109,6 +121,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
+    uint64_t seen = 0; /* the single-valued options given (renc_opt_once) */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
     a->memory = (uint64_t)256 << 20;
@@ -117,11 +130,17 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
     optind = 1;
     int idx = -1;
     while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-        if (renc_global_opt(&a->g, opt, optarg))
+        int took = renc_global_opt(&a->g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
         if (!a->run_only && idx >= 0 && strchr("tmokdnsVJjRXc", opt))
             a->run_only = opts[idx].name;
         idx = -1;
+        /* --drop and --env add up; the others with a value take one. */
+        if (renc_opt_once(cmd, opts, "tmoMsTBPrCJ", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 't': a->to = optarg; break;
         case 'm':
@@ -163,8 +182,15 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             a->threads_given = 1;
             break;
         case 'B':
-            if (renc_parse_size(optarg, &v) || v > ((uint64_t)1 << 40)) {
+            if (renc_parse_size(optarg, &v)) {
                 renc_err(cmd, "--memory must be a byte count (K, M, G suffixes)");
+                return RENC_EXIT_USAGE;
+            }
+            if (v > renc_memory_limit()) {
+                char limit[32];
+                renc_bytes_text(limit, sizeof limit, renc_memory_limit());
+                renc_err(cmd, "--memory %s is more than this machine's memory: at most %llu "
+                              "bytes (%s)", optarg, (unsigned long long)renc_memory_limit(), limit);
                 return RENC_EXIT_USAGE;
             }
             a->memory = v;
@@ -220,12 +246,9 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
                      a->to ? "to" : a->out ? "out" : "journal");
             return RENC_EXIT_USAGE;
         }
-        for (size_t i = 0; i < a->env_count; i++) {
-            if (!renc_env_id_valid(a->envs[i])) {
-                renc_err(cmd, "'%s' is not an environment id", a->envs[i]);
+        for (size_t i = 0; i < a->env_count; i++)
+            if (!renc_env_id_ok(cmd, "--env", a->envs[i]))
                 return RENC_EXIT_USAGE;
-            }
-        }
         return -1;
     }
     if ((a->source_count == 0) == (a->manifest == NULL)) {

@@ -120,11 +120,17 @@ int renc_cmd_status(int argc, char **argv)
     const char *path = NULL, *env = NULL;
     int json = 0;
     uint64_t max_failures = 20;
+    uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (renc_global_opt(&g, opt, optarg))
+        int took = renc_global_opt(&g, opt, optarg);
+        if (took < 0)
+            return RENC_EXIT_USAGE; /* said why */
+        if (took)
             continue;
+        if (renc_opt_once("status", opts, "Jfe", opt, &seen))
+            return RENC_EXIT_USAGE;
         switch (opt) {
         case 'J': path = optarg; break;
         case 'e': env = optarg; break;
@@ -149,11 +155,12 @@ int renc_cmd_status(int argc, char **argv)
     if (env) {
         /* The journal run --env keeps: the default one for its one source. */
         char dir[4096], real[PATH_MAX];
-        if (path || !renc_env_id_valid(env)) {
-            renc_err("status", path ? "give --journal or --env, not both"
-                                    : "'%s' is not an environment id", path ? "" : env);
+        if (path) {
+            renc_err("status", "give --journal or --env, not both");
             return RENC_EXIT_USAGE;
         }
+        if (!renc_env_id_ok("status", "--env", env))
+            return RENC_EXIT_USAGE;
         rc = renc_global_resolve(&g, 0);
         if (rc == 0)
             rc = renc_envdata_path(dir, sizeof dir, g.data_dir, env, NULL);

@@ -340,6 +340,13 @@ cp "$IN/good.renc" "$IN/oddtree/sp ace.renc"
 T keyref-garbage 2 "bogus" "key reference does not parse" :: R encrypt --env t --key bogus "$IN/plain" "$O/x"
 T keyref-space 2 "local:a b" "does not parse" :: R encrypt --env t --key "local:a b" "$IN/plain" "$O/x"
 T keyref-run-to 2 "local:" "does not parse" :: R run --to local: --progress=none "$IN/loop"
+# Key names the keyring's layout reserves, or that cannot be names.
+T key-name-lock 2 "'.lock'" "reserved" :: R keys create .lock
+T key-name-dot 2 "'.k'" "reserved" :: R keys create .k
+T key-name-empty 2 "empty" :: R keys create ''
+T key-name-slash 2 "a/b/c" "'/'" :: R keys create a/b/c
+T key-name-long 2 "longer than 128" :: R keys create "$(printf 'n%.0s' {1..129})"
+T key-name-rotate-lock 2 "'.lock'" "reserved" :: R keys rotate .lock
 T key-not-found 1 "key not found" "local:nosuch" :: R encrypt --env t --key local:nosuch "$IN/plain" "$O/x"
 T key-version-not-found 1 "key not found" "local:k/9" :: R encrypt --env t --key local:k/9 "$IN/plain" "$O/x"
 T key-disabled 1 "$IN/disabled.renc" "disabled" "local:kd/1" :: R decrypt "$IN/disabled.renc" "$O/x"
@@ -390,6 +397,31 @@ T memory-too-small-run 2 "--memory" "too small" :: R run --to local:k2 --memory 
 T memory-too-small-verify 2 "--memory" "too small" :: R verify --memory 16M --progress=none "$IN/m"
 T threads-0-run 2 "--threads" :: R run --to local:k2 --threads 0 --progress=none "$IN/m"
 T threads-0-verify 2 "--threads" :: R verify --threads 0 --progress=none "$IN/m"
+# More --memory than the machine has, written with a suffix or in bytes: the
+# same value, the same answer (the limit named).
+MEM_OVER_G=$(($(getconf _PHYS_PAGES) * $(getconf PAGESIZE) / 1073741824 + 1))
+T memory-beyond-ram-suffix 2 "--memory ${MEM_OVER_G}G" "more than this machine's memory" "at most" :: \
+  R verify --memory "${MEM_OVER_G}G" --progress=none "$IN/m"
+T memory-beyond-ram-bytes 2 "--memory $((MEM_OVER_G << 30))" "more than this machine's memory" "at most" :: \
+  R run --to local:k2 --memory $((MEM_OVER_G << 30)) --progress=none "$IN/m"
+T memory-huge-bytes 2 "--memory" "more than this machine's memory" :: \
+  R verify --memory 4000000000000 --progress=none "$IN/m"
+# A value out of range is bad usage wherever the option is given, used or not.
+T akv-rate-0-verify 2 "--akv-rate" "1..1000000" :: R verify --akv-rate 0 --progress=none "$IN/m"
+T akv-rate-0-encrypt 2 "--akv-rate" "1..1000000" :: R encrypt --akv-rate 0 --env t --key local:k "$IN/plain" "$O/x"
+T akv-rate-0-keys 2 "--akv-rate" "1..1000000" :: R keys list --akv-rate 0
+T akv-inflight-300 2 "--akv-inflight" "1..256" :: R decrypt --akv-inflight 300 "$IN/good.renc" "$O/x"
+# An option that takes one value, given twice: refused, not the last taken.
+T to-twice 2 "--to" "twice" :: R run --to local:k2 --to local:k --progress=none "$IN/m"
+T mode-twice 2 "--mode" "twice" :: R run --to local:k2 --mode rekey --mode rewrap --progress=none "$IN/m"
+T threads-twice 2 "--threads" "twice" :: R verify --threads 1 --threads 2 --progress=none "$IN/m"
+T memory-twice 2 "--memory" "twice" :: R verify --memory 64M --memory 128M --progress=none "$IN/m"
+T report-twice 2 "--report" "twice" :: R verify --report "$O/r1" --report "$O/r2" --progress=none "$IN/m"
+T keyring-twice 2 "--keyring" "twice" :: R verify --keyring "$KR" --keyring "$IN" --progress=none "$IN/m"
+T state-twice 2 "--state" "twice" :: R keys list --state "$IN"
+T plan-threads-twice 2 "--threads" "twice" :: R plan --threads 1 --threads 2 "$IN/m"
+T encrypt-env-twice 2 "--env" "twice" :: R encrypt --env t --env u --key local:k "$IN/plain" "$O/x"
+T keys-type-twice 2 "--type" "twice" :: R keys create kt --type aes256 --type rsa2048
 T out-inside-source 2 "$IN/m/mirror" "inside a source" :: R run --to local:k2 --out "$IN/m/mirror" "$IN/m"
 ln -s "$IN/m" "$WORK/mlink"
 T out-inside-via-link 2 "inside a source" :: R run --to local:k2 --out "$WORK/mlink/mirror" "$IN/m"
@@ -436,6 +468,17 @@ T env-unknown-verify 2 "nosuch" "no such environment" :: R verify --env nosuch -
 T env-unknown-restore 2 "nosuch" "no such environment" :: R restore "$BK" --target nosuch
 T env-bad-id-create 2 "a/b" "not an environment id" :: R env create a/b
 T env-bad-id-show 2 "../etc" "not an environment id" :: R env show ../etc
+# An empty environment id: refused by one rule wherever an id is taken.
+T env-empty-encrypt 2 "--env" "environment id is empty" :: R encrypt --env '' --key local:k "$IN/plain" "$O/x"
+T env-empty-source-env 2 "--source-env" "environment id is empty" :: \
+  R encrypt --env t --source-env '' --key local:k "$IN/plain" "$O/x"
+T env-empty-put 2 "--env" "environment id is empty" :: R put --env '' "$IN/plain"
+T env-empty-run 2 "--env" "environment id is empty" :: R run --env '' --progress=none
+T env-empty-verify 2 "--env" "environment id is empty" :: R verify --env '' --progress=none
+T env-empty-status 2 "--env" "environment id is empty" :: R status --env ''
+T env-empty-restore 2 "--target" "environment id is empty" :: R restore "$BK" --target ''
+T env-empty-create 2 "environment id is empty" :: R env create ''
+T copy-to-twice 2 "--to" "twice" :: R copy --from prod --to prod --to other
 T restore-not-backup 1 "$IN/good.renc" "not a backup" :: R restore "$IN/good.renc" --target prod
 T restore-truncated 2 "$IN/bk-cut.renc" "truncated" "nothing was restored" :: R restore "$IN/bk-cut.renc" --target prod
 T restore-tampered 2 "$IN/bk-flip.renc" "record authentication failed" "nothing was restored" :: \

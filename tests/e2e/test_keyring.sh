@@ -235,7 +235,7 @@ check "every keyring file is 0600" \
   test -z "$(find "$KR" -type f ! -perm 0600)"
 check "every keyring folder is 0700" \
   test -z "$(find "$KR" -type d ! -perm 0700)"
-check "no temporaries left in the keyring" test -z "$(find "$KR" -name '*.tmp.*')"
+check "no temporaries left in the keyring" test -z "$(find "$KR" -name '*.tmp.*' -o -name '.*.tmp')"
 # Decrypted plaintext is private whatever the umask (lib.sh sets 022).
 expect_ok renc decrypt "$D/v1.renc" "$D/private.out"
 expect_mode 600 "$D/private.out"
