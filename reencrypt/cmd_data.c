@@ -224,7 +224,7 @@ static int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct 
 static int renc_data_settle(struct renc_data_ctx *c, const char *id, const char *op,
                             const char *request, int *same)
 {
-    int rc = renc_stage_settle(c->cmd, c->cat, c->a.g.data_dir, id, op, request, same);
+    int rc = renc_stage_settle(c->cmd, stdout, c->cat, c->a.g.data_dir, id, op, request, same);
     if (rc == 0)
         return -1;
     renc_err(c->cmd, "environment %s: an interrupted operation could not be settled: %s; "

@@ -439,8 +439,8 @@ static void renc_stage_when(char *out, size_t max, int64_t at)
 }
 
 /* A stage cut short before its commit point: its temporaries go. */
-static int renc_stage_roll_back(const char *cmd, struct renc_catalog *cat, int root_fd,
-                                const struct renc_stage_rec *r)
+static int renc_stage_roll_back(const char *cmd, FILE *say, struct renc_catalog *cat,
+                                int root_fd, const struct renc_stage_rec *r)
 {
     size_t removed = 0;
     int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
@@ -450,15 +450,15 @@ static int renc_stage_roll_back(const char *cmd, struct renc_catalog *cat, int r
     char when[64];
     renc_stage_when(when, sizeof when, r->started);
     if (rc == 0)
-        printf("%s: an interrupted %s into %s (started %s) had written no file in place: "
+        fprintf(say, "%s: an interrupted %s into %s (started %s) had written no file in place: "
                "its %zu temporary files are removed\n",
                cmd, r->op, r->env, when, removed);
     return rc;
 }
 
 /* A stage past its commit point: the rest is renamed, the history written. */
-static int renc_stage_roll_forward(const char *cmd, struct renc_catalog *cat, int root_fd,
-                                   const char *root, const struct renc_stage_rec *r)
+static int renc_stage_roll_forward(const char *cmd, FILE *say, struct renc_catalog *cat,
+                                   int root_fd, const char *root, const struct renc_stage_rec *r)
 {
     struct renc_stage s;
     renc_stage_init(&s, 0);
@@ -484,12 +484,12 @@ static int renc_stage_roll_forward(const char *cmd, struct renc_catalog *cat, in
     }
     if ((rc = renc_catalog_stage_done(cat, r->tag, " (completed after an interruption)")))
         return rc;
-    printf("%s: completed an interrupted %s of %zu files into %s (started %s; %zu renamed "
+    fprintf(say, "%s: completed an interrupted %s of %zu files into %s (started %s; %zu renamed "
            "now)\n", cmd, r->op, r->rel_count, r->env, when, renamed);
     return 0;
 }
 
-int renc_stage_settle(const char *cmd, struct renc_catalog *cat, const char *data_dir,
+int renc_stage_settle(const char *cmd, FILE *say, struct renc_catalog *cat, const char *data_dir,
                       const char *env, const char *op, const char *request, int *same)
 {
     struct renc_stage_rec *recs = NULL;
@@ -502,10 +502,10 @@ int renc_stage_settle(const char *cmd, struct renc_catalog *cat, const char *dat
     rc = renc_stage_open_root(data_dir, env, root, sizeof root, &root_fd);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!recs[i].renaming) {
-            rc = renc_stage_roll_back(cmd, cat, root_fd, &recs[i]);
+            rc = renc_stage_roll_back(cmd, say, cat, root_fd, &recs[i]);
             continue;
         }
-        rc = renc_stage_roll_forward(cmd, cat, root_fd, root, &recs[i]);
+        rc = renc_stage_roll_forward(cmd, say, cat, root_fd, root, &recs[i]);
         if (rc == 0 && same && op && request && request[0] && strcmp(recs[i].op, op) == 0 &&
             strcmp(recs[i].request, request) == 0)
             *same = 1;

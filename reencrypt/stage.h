@@ -36,6 +36,7 @@
 #define RENC_APP_STAGE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "io/tmpname.h"
 #include "reencrypt/catalog.h"
@@ -100,10 +101,10 @@ void renc_stage_cleanup(struct renc_stage *s);
 
 /* renc_stage_settle: the stages of env a gone process left: those cut
  * short before their commit point lose their temporaries; the others are
- * completed (renamed, their history written).  Says on stdout, as cmd,
- * what it did.  *same (may be NULL) is set to 1 when a completed stage was
+ * completed (renamed, their history written).  Says on say (stdout, or
+ * stderr under --json), as cmd, what it did.  *same (may be NULL) is set to 1 when a completed stage was
  * op with this request (not ""): the command asked for is already done. */
-int renc_stage_settle(const char *cmd, struct renc_catalog *cat, const char *data_dir,
+int renc_stage_settle(const char *cmd, FILE *say, struct renc_catalog *cat, const char *data_dir,
                       const char *env, const char *op, const char *request, int *same);
 
 /* renc_dest_dir: opens the folder rel_dir below root_fd for *at() calls,
