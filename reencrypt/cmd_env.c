@@ -439,6 +439,8 @@ static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
     uint64_t files = 0, bytes = 0;
     rc = renc_envdata_clear(a->g.data_dir, id, &files, &bytes);
     if (rc == 0)
+        rc = renc_stage_forget_env(cat, id); /* an interrupted write's files went too */
+    if (rc == 0)
         rc = renc_catalog_reset(cat, id, mmk);
     renc_session_cleanup(&sess);
     if (rc) {

@@ -515,3 +515,14 @@ int renc_stage_settle(const char *cmd, FILE *say, struct renc_catalog *cat, cons
     renc_catalog_stage_free(recs, n);
     return rc;
 }
+
+int renc_stage_forget_env(struct renc_catalog *cat, const char *env)
+{
+    struct renc_stage_rec *recs = NULL;
+    size_t n = 0;
+    int rc = renc_catalog_stage_list(cat, env, &recs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = renc_catalog_stage_drop(cat, recs[i].tag);
+    renc_catalog_stage_free(recs, n);
+    return rc;
+}

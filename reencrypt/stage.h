@@ -107,6 +107,10 @@ void renc_stage_cleanup(struct renc_stage *s);
 int renc_stage_settle(const char *cmd, FILE *say, struct renc_catalog *cat, const char *data_dir,
                       const char *env, const char *op, const char *request, int *same);
 
+/* renc_stage_forget_env: forgets every stage of env (env reset: its files,
+ * temporaries included, are deleted). */
+int renc_stage_forget_env(struct renc_catalog *cat, const char *env);
+
 /* renc_dest_dir: opens the folder rel_dir below root_fd for *at() calls,
  * never following a symbolic link, making missing folders (0700, their
  * entries made durable) with create.  -ELOOP when a component is a link,
