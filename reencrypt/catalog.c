@@ -1000,6 +1000,22 @@ int renc_catalog_stage_begin(struct renc_catalog *c, const char *env, const char
     return renc_step_done(st); /* one statement: its own transaction */
 }
 
+/* Runs sql, whose one parameter is tag; *changed (may be NULL) gets the
+ * number of rows it changed. */
+static int renc_stage_by_tag(struct renc_catalog *c, const char *sql, const char *tag,
+                             int *changed)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = renc_prepare(c, &st, sql);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    rc = renc_step_done(st);
+    if (rc == 0 && changed)
+        *changed = sqlite3_changes(c->db);
+    return rc;
+}
+
 /* Runs sql (parameters: tag, then n, then the texts) once. */
 static int renc_stage_insert(struct renc_catalog *c, const char *sql, const char *tag,
                              int64_t n, const char *const *texts, int ntexts)
@@ -1040,22 +1056,25 @@ int renc_catalog_stage_ready(struct renc_catalog *c, const char *tag, const char
         rc = renc_stage_insert(c, "INSERT INTO stage_note(tag, n, env, action, detail)"
                                   " VALUES (?, ?, ?, ?, ?)", tag, (int64_t)i, t, 3);
     }
+    int changed = 0;
     if (rc == 0)
-        rc = renc_stage_insert(c, "UPDATE stage SET state = 'renaming' WHERE tag = ?1"
-                                  " AND ?2 = ?2", tag, 0, NULL, 0);
+        rc = renc_stage_by_tag(c, "UPDATE stage SET state = 'renaming'"
+                                  " WHERE tag = ? AND state = 'writing'", tag, &changed);
+    if (rc == 0 && changed != 1)
+        rc = -RENC_E_CATALOG; /* the stage is not (or no longer) being written */
     return renc_end(c, rc);
 }
 
 static int renc_stage_forget(struct renc_catalog *c, const char *tag)
 {
     static const char *const sql[] = {
-        "DELETE FROM stage_file WHERE tag = ?1 AND ?2 = ?2",
-        "DELETE FROM stage_note WHERE tag = ?1 AND ?2 = ?2",
-        "DELETE FROM stage WHERE tag = ?1 AND ?2 = ?2",
+        "DELETE FROM stage_file WHERE tag = ?",
+        "DELETE FROM stage_note WHERE tag = ?",
+        "DELETE FROM stage WHERE tag = ?",
     };
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < 3; i++)
-        rc = renc_stage_insert(c, sql[i], tag, 0, NULL, 0);
+        rc = renc_stage_by_tag(c, sql[i], tag, NULL);
     return rc;
 }
 
