@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "crypto/header.h"
+#include "io/tmpname.h"
 
 #define RENC_ENV_ID_MAX 64
 #define RENC_REGION_MAX 64
@@ -173,5 +174,53 @@ int renc_catalog_env_keys(struct renc_catalog *c, const char *id, char ***refs, 
  * value of the wrong form, is -RENC_E_INVALID. */
 int renc_catalog_config_get(struct renc_catalog *c, const char *key, char *out, size_t max);
 int renc_catalog_config_set(struct renc_catalog *c, const char *key, const char *value);
+
+/* ---- staged writes (reencrypt/stage.h) ---------------------------------
+ *
+ * A staged write (put, restore, copy, backup create) is recorded here before
+ * it makes its first temporary (state "writing": its tag names the
+ * temporaries, so that a crash's leftovers are known to be the tool's), and
+ * again, with every final path and the history rows to write when it is
+ * done, before its first rename (state "renaming": from then on it is rolled
+ * forward).  Its end writes the history rows and forgets it, in one
+ * transaction.  Paths are relative to DATA/<env>. */
+
+struct renc_stage_note {
+    const char *env, *action, *detail; /* a history row; env NULL: none */
+};
+
+struct renc_stage_rec {
+    char tag[RENC_TMP_TAG_MAX + 1];
+    char env[RENC_ENV_ID_MAX + 1];
+    char op[32];
+    int64_t started;       /* unix seconds */
+    int renaming;          /* 0: writing */
+    char *request;         /* what the command was asked (to tell a rerun) */
+    char **rels;           /* renaming: the final paths, relative to DATA/<env> */
+    size_t rel_count;
+};
+
+/* renc_catalog_stage_begin: records a stage of op on env with tag, state
+ * writing.  request (may be "") is kept for renc_catalog_stage_list. */
+int renc_catalog_stage_begin(struct renc_catalog *c, const char *env, const char *tag,
+                             const char *op, const char *request);
+
+/* renc_catalog_stage_ready: in one transaction, the final paths and the
+ * history rows (up to 2) of the stage, and its state renaming. */
+int renc_catalog_stage_ready(struct renc_catalog *c, const char *tag, const char *const *rels,
+                             size_t count, const struct renc_stage_note *notes, size_t nnotes);
+
+/* renc_catalog_stage_done: writes the stage's history rows (a detail
+ * suffixed with note, when given) and forgets the stage, in one
+ * transaction.  renc_catalog_stage_drop forgets it without history. */
+int renc_catalog_stage_done(struct renc_catalog *c, const char *tag, const char *note);
+int renc_catalog_stage_drop(struct renc_catalog *c, const char *tag);
+
+/* renc_catalog_stage_list: the stages recorded on env (NULL: every
+ * environment), oldest first, with their final paths; free with
+ * renc_catalog_stage_free. */
+int renc_catalog_stage_list(struct renc_catalog *c, const char *env,
+                            struct renc_stage_rec **out, size_t *count);
+void renc_catalog_stage_free(struct renc_stage_rec *recs, size_t count);
 
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,17 +118,6 @@ static int renc_data_open(struct renc_data_ctx *c)
     return -1;
 }
 
-/* A line in the environment's history; the work is done either way, so a
- * failure to write it is said, not fatal. */
-static void renc_data_note(struct renc_data_ctx *c, const char *id, const char *action,
-                           const char *detail)
-{
-    int rc = renc_catalog_note(c->cat, id, action, detail);
-    if (rc)
-        renc_err(c->cmd, "%s: done, but the history note was not written: %s", id,
-                 renc_strerror(rc));
-}
-
 static void renc_data_close(struct renc_data_ctx *c)
 {
     renc_session_cleanup(&c->sess);
@@ -216,9 +206,8 @@ static int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct 
     struct stat st;
     if (rc == 0 && stat(path, &st) != 0)
         return -1; /* no data yet */
-    const char *src = path;
     if (rc == 0)
-        rc = renc_scan_paths(scan, &src, 1, NULL);
+        rc = renc_envdata_scan(scan, path);
     if (rc) {
         renc_err(c->cmd, "%s: %s", path, renc_strerror(rc));
         return RENC_EXIT_FAILED;
@@ -232,6 +221,128 @@ static int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct 
     return -1;
 }
 
+/* Settles the stages a gone process left on environment id (the caller
+ * holds its lock): completed, or their temporaries removed.  *same says
+ * that the completed one was this very command (op and request).  Returns
+ * -1 to go on, or an exit. */
+static int renc_data_settle(struct renc_data_ctx *c, const char *id, const char *op,
+                            const char *request, int *same)
+{
+    int rc = renc_stage_settle(c->cmd, stdout, c->cat, c->a.g.data_dir, id, op, request, same);
+    if (rc == 0)
+        return -1;
+    renc_err(c->cmd, "environment %s: an interrupted operation could not be settled: %s; "
+                     "nothing else is done", id, renc_strerror(rc));
+    return RENC_EXIT_FAILED;
+}
+
+/* Begins the staged write of op into environment id.  Returns -1 to go on,
+ * or an exit. */
+static int renc_data_stage_begin(struct renc_data_ctx *c, struct renc_stage *stage,
+                                 const char *id, const char *request)
+{
+    int rc = renc_stage_begin(stage, c->cat, c->a.g.data_dir, id, c->cmd, request);
+    if (rc == 0)
+        return -1;
+    renc_err(c->cmd, "environment %s: %s: %s; nothing is written", id,
+             stage->root[0] ? stage->root : c->a.g.data_dir, renc_strerror(rc));
+    return RENC_EXIT_FAILED;
+}
+
+/* What a destination's failure says: the path that stopped it (a link, a
+ * file where a folder must be, an existing blob), or the temporary being
+ * written; never the source. */
+static void renc_data_dest_err(struct renc_data_ctx *c, const struct renc_stage *stage,
+                               const char *rel, int rc)
+{
+    if (rc == -ELOOP)
+        renc_err(c->cmd, "%s is a symbolic link: not written through; nothing is written",
+                 stage->bad);
+    else if (rc == -ENOTDIR)
+        renc_err(c->cmd, "%s is not a folder: nothing is written", stage->bad);
+    else if (rc == -EEXIST)
+        renc_err(c->cmd, "%s/%s: %s (--replace replaces it)", stage->root, rel,
+                 renc_strerror(rc));
+    else
+        renc_err(c->cmd, "writing %s: %s; nothing is written",
+                 stage->tmp[0] ? stage->tmp : stage->root, renc_strerror(rc));
+}
+
+/* A failed renc_stage_commit: before its commit point nothing is in place
+ * (said here); after it, renc_stage_commit said what the next command does. */
+static void renc_data_commit_err(struct renc_data_ctx *c, const struct renc_stage *stage, int rc)
+{
+    if (stage->recorded == 1)
+        renc_err(c->cmd, "%s: making the new files durable: %s; nothing is written",
+                 stage->root, renc_strerror(rc));
+}
+
+/* A sealer whose output is the destination: its first failure to write
+ * (an errno: a full disk, an I/O error) is kept, so the message can blame
+ * the file being written rather than the one being read. */
+struct renc_dest_sink {
+    struct renc_sealer *sealer;
+    int write_rc;
+};
+
+static int renc_dest_note(struct renc_dest_sink *d, int rc)
+{
+    if (rc < 0 && -rc < RENC_E_BASE && d->write_rc == 0)
+        d->write_rc = rc;
+    return rc;
+}
+
+static int renc_dest_write(void *arg, const uint8_t *buf, size_t len)
+{
+    struct renc_dest_sink *d = arg;
+    return renc_dest_note(d, renc_sealer_write(d->sealer, buf, len));
+}
+
+/* A growing text: the request a staged write records. */
+struct renc_text {
+    char *p;
+    size_t n, cap;
+    int rc;
+};
+
+static void renc_text_add(struct renc_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void renc_text_add(struct renc_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (t->rc || need < 0)
+        return;
+    if (t->n + (size_t)need + 1 > t->cap) {
+        size_t cap = (t->n + (size_t)need + 1) * 2;
+        char *grown = renc_realloc(t->p, cap);
+        if (!grown) {
+            t->rc = -RENC_E_NOMEM;
+            return;
+        }
+        t->p = grown;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    t->n += (size_t)need;
+}
+
+/* path's identity in a request: size and modification time. */
+static void renc_text_file(struct renc_text *t, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0)
+        renc_text_add(t, "\t%s\t%lld\t%lld.%09ld\n", path, (long long)st.st_size,
+                      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    else
+        renc_text_add(t, "\t%s\n", path);
+}
+
 /* ---- put --------------------------------------------------------------- */
 
 static const char renc_put_usage[] =
@@ -240,15 +351,58 @@ static const char renc_put_usage[] =
     "DIR (as DIR's name, or NAME, then its path below DIR), under the environment's policy\n"
     "key; all or none of them appear.  A blob of that name is refused unless --replace.\n";
 
+/* One file to seal: its path and the blob name it gets. */
+struct renc_put_item {
+    char *path, *want;
+};
+
+struct renc_put_plan {
+    struct renc_put_item *items;
+    size_t count, cap;
+    struct renc_text request; /* every (name, file, size, mtime): tells a rerun */
+};
+
+static void renc_put_plan_cleanup(struct renc_put_plan *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        renc_free(p->items[i].path);
+        renc_free(p->items[i].want);
+    }
+    renc_free(p->items);
+    renc_free(p->request.p);
+}
+
+static int renc_put_plan_add(struct renc_put_plan *p, const char *path, const char *want)
+{
+    if (p->count == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        struct renc_put_item *grown = renc_realloc(p->items, cap * sizeof *grown);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        p->items = grown;
+        p->cap = cap;
+    }
+    struct renc_put_item *it = &p->items[p->count];
+    it->path = renc_strdup(path);
+    it->want = renc_strdup(want);
+    if (!it->path || !it->want) {
+        renc_free(it->path);
+        renc_free(it->want);
+        return -RENC_E_NOMEM;
+    }
+    p->count++;
+    renc_text_add(&p->request, "%s", want);
+    renc_text_file(&p->request, path);
+    return p->request.rc;
+}
+
 /* Seals one file into the environment as `want` (a blob name).  Returns -1
  * to go on, or an exit. */
 static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
-                        struct renc_stage *stage, const char *dir, const char *in,
-                        const char *want, uint64_t *bytes)
+                        struct renc_stage *stage, const char *in, const char *want,
+                        uint64_t *bytes)
 {
-    char final[8192];
-    const char *name = want;
-    if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) {
+    char rel[8192];
+    if (snprintf(rel, sizeof rel, "blobs/%s", want) >= (int)sizeof rel) {
         renc_err(c->cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
         return RENC_EXIT_USAGE;
     }
@@ -262,16 +416,15 @@ static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
         return RENC_EXIT_USAGE;
     }
     int out_fd = -1;
-    int rc = renc_stage_open(stage, final, &out_fd);
+    int rc = renc_stage_open(stage, rel, &out_fd);
     if (rc) {
-        renc_err(c->cmd, "%s: %s%s", final, renc_strerror(rc),
-                 rc == -EEXIST ? " (--replace replaces it)" : "");
+        renc_data_dest_err(c, stage, rel, rc);
         close(in_fd);
-        return renc_exit_for(rc);
+        return rc == -EEXIST ? renc_exit_for(rc) : RENC_EXIT_FAILED;
     }
     const char *refs[] = {env->key_ref};
     struct renc_seal_opts so = {
-        .env = env->id, .kind = "blob", .name = name, .key_refs = refs, .key_ref_count = 1,
+        .env = env->id, .kind = "blob", .name = want, .key_refs = refs, .key_ref_count = 1,
         .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
     struct renc_blob_status bs;
@@ -281,11 +434,84 @@ static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
     if (rc == 0)
         rc = rc2;
     if (rc) {
-        renc_blob_err(c->cmd, rc == -RENC_E_LENGTH_MISMATCH ? in : final, rc, &bs);
+        if (rc == -RENC_E_LENGTH_MISMATCH)
+            renc_blob_err(c->cmd, in, rc, &bs);
+        else
+            renc_err(c->cmd, "writing %s (from %s): %s; nothing is sealed", stage->tmp, in,
+                     renc_strerror(rc));
         return RENC_EXIT_FAILED;
     }
     *bytes += bs.plaintext_bytes;
     return -1;
+}
+
+/* The files of one FILE or DIR argument, added to the plan, each name
+ * checked.  Returns -1 to go on, or an exit. */
+static int renc_put_gather(struct renc_data_ctx *c, const char *arg, struct renc_put_plan *plan)
+{
+    struct stat ast;
+    if (stat(arg, &ast) != 0) {
+        renc_err(c->cmd, "%s: %s", arg, strerror(errno));
+        return RENC_EXIT_USAGE;
+    }
+    /* The tool's own files are never sealed into an environment, and an
+     * environment's blobs move with 'copy', not 'put'. */
+    char why[PATH_MAX + 64];
+    if (renc_global_overlap(&c->a.g, arg, why, sizeof why)) {
+        renc_err(c->cmd, "%s: %s, whose files are never sealed into an environment; "
+                         "nothing is sealed ('reencrypt copy' moves blobs between "
+                         "environments)", arg, why);
+        return RENC_EXIT_USAGE;
+    }
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    int rc = renc_envdata_scan(&scan, arg);
+    for (size_t k = 0; rc == 0 && k < scan.error_count; k++)
+        rc = scan.errors[k].rc;
+    int status = -1;
+    if (rc) {
+        renc_err(c->cmd, "%s: %s", scan.error_count ? scan.errors[0].path : arg,
+                 renc_strerror(rc));
+        status = renc_exit_for(rc);
+    }
+    /* A reserved name is the tool's temporary: never user data. */
+    for (size_t k = 0; status < 0 && k < scan.temp_count; k++) {
+        renc_err(c->cmd, "%s: a name of the form .NAME.renc-tmp.TAG is reserved for the "
+                         "tool's temporary files; rename it; nothing is sealed", scan.temps[k]);
+        status = RENC_EXIT_USAGE;
+    }
+    char tidy[4096];
+    const char *prefix = c->a.name;
+    if (!prefix && S_ISDIR(ast.st_mode) && renc_path_tidy(tidy, sizeof tidy, arg, 0) == 0) {
+        const char *b = strrchr(tidy, '/');
+        prefix = b ? b + 1 : tidy;
+    }
+    for (size_t k = 0; status < 0 && k < scan.count; k++) {
+        char want[8192];
+        if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
+            renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
+        else
+            renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
+        const char *wb = strrchr(want, '/');
+        const char *ib = strrchr(scan.items[k].path, '/');
+        if (renc_tmpname_reserved(wb ? wb + 1 : want) ||
+            renc_tmpname_reserved(ib ? ib + 1 : scan.items[k].path)) {
+            renc_err(c->cmd, "%s: a name of the form .NAME.renc-tmp.TAG is reserved for the "
+                             "tool's temporary files; rename it (or --name); nothing is sealed",
+                     scan.items[k].path);
+            status = RENC_EXIT_USAGE;
+        } else if (!renc_archive_name_ok((const uint8_t *)want, strlen(want))) {
+            renc_err(c->cmd, "%s: '%s' cannot name a blob (names are UTF-8, not absolute, "
+                             "without empty, '.' or '..' parts; --name gives another)",
+                     scan.items[k].path, want);
+            status = RENC_EXIT_USAGE;
+        } else if ((rc = renc_put_plan_add(plan, scan.items[k].path, want))) {
+            renc_err(c->cmd, "%s", renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+        }
+    }
+    renc_scan_cleanup(&scan);
+    return status;
 }
 
 int renc_cmd_put(int argc, char **argv)
@@ -300,94 +526,55 @@ int renc_cmd_put(int argc, char **argv)
         return RENC_EXIT_USAGE;
     }
     struct renc_env env;
-    char current[RENC_MAX_REF_LEN + 1], dir[4096];
+    char current[RENC_MAX_REF_LEN + 1];
     struct renc_stage stage;
     renc_stage_init(&stage, c.a.replace);
+    struct renc_put_plan plan;
+    memset(&plan, 0, sizeof plan);
+    renc_text_add(&plan.request, "replace=%d\n", c.a.replace);
     uint64_t bytes = 0;
+    int same = 0;
     if ((status = renc_data_open(&c)) >= 0 ||
         (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0 ||
         (status = renc_data_lock(&c, c.a.env)) >= 0)
         goto out;
-    renc_envdata_path(dir, sizeof dir, c.a.g.data_dir, c.a.env, "blobs");
-    uint64_t files = 0;
-    for (int i = 0; i < c.a.arg_count; i++) {
-        /* A folder puts every file below it, named by its path under the
-         * folder's own name (or under --name). */
-        const char *arg = c.a.args[i];
-        struct stat ast;
-        if (stat(arg, &ast) != 0) {
-            renc_err(c.cmd, "%s: %s", arg, strerror(errno));
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
-        /* The tool's own files are never sealed into an environment, and
-         * an environment's blobs move with 'copy', not 'put'. */
-        char why[PATH_MAX + 64];
-        if (renc_global_overlap(&c.a.g, arg, why, sizeof why)) {
-            renc_err(c.cmd, "%s: %s, whose files are never sealed into an environment; "
-                            "nothing is sealed ('reencrypt copy' moves blobs between "
-                            "environments)", arg, why);
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
-        struct renc_scan scan;
-        memset(&scan, 0, sizeof scan);
-        int rc = renc_scan_paths(&scan, &arg, 1, NULL);
-        for (size_t k = 0; rc == 0 && k < scan.error_count; k++)
-            rc = scan.errors[k].rc;
-        if (rc) {
-            renc_err(c.cmd, "%s: %s", scan.error_count ? scan.errors[0].path : arg,
-                     renc_strerror(rc));
-            renc_scan_cleanup(&scan);
-            status = renc_exit_for(rc);
-            goto out;
-        }
-        char tidy[4096];
-        const char *prefix = c.a.name;
-        if (!prefix && S_ISDIR(ast.st_mode) &&
-            renc_path_tidy(tidy, sizeof tidy, arg, 0) == 0) {
-            const char *b = strrchr(tidy, '/');
-            prefix = b ? b + 1 : tidy;
-        }
-        /* Every name is checked before anything is written. */
-        for (int pass = 0; pass < 2 && status < 0; pass++) {
-            for (size_t k = 0; status < 0 && k < scan.count; k++) {
-                char want[8192];
-                if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
-                    renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
-                else
-                    renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
-                if (pass == 0 && !renc_archive_name_ok((const uint8_t *)want, strlen(want))) {
-                    renc_err(c.cmd, "%s: '%s' cannot name a blob (names are UTF-8, not absolute, "
-                                    "without empty, '.' or '..' parts; --name gives another)",
-                             scan.items[k].path, want);
-                    status = RENC_EXIT_USAGE;
-                } else if (pass == 1) {
-                    status = renc_put_one(&c, &env, &stage, dir, scan.items[k].path, want,
-                                          &bytes);
-                    files++;
-                }
-            }
-        }
-        renc_scan_cleanup(&scan);
-        if (status >= 0)
-            goto out;
+    /* Every file is listed and every name checked before anything is written. */
+    for (int i = 0; i < c.a.arg_count && status < 0; i++)
+        status = renc_put_gather(&c, c.a.args[i], &plan);
+    if (status < 0 && plan.request.rc) {
+        renc_err(c.cmd, "%s", renc_strerror(plan.request.rc));
+        status = RENC_EXIT_FAILED;
     }
-    int rc = renc_stage_commit(&stage);
+    if (status >= 0 ||
+        (status = renc_data_settle(&c, env.id, c.cmd, plan.request.p, &same)) >= 0)
+        goto out;
+    if (same) {
+        printf("put: the interrupted put was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if ((status = renc_data_stage_begin(&c, &stage, env.id, plan.request.p)) >= 0)
+        goto out;
+    for (size_t i = 0; i < plan.count && status < 0; i++)
+        status = renc_put_one(&c, &env, &stage, plan.items[i].path, plan.items[i].want, &bytes);
+    if (status >= 0)
+        goto out;
+    char detail[256];
+    renc_textf(detail, sizeof detail, "%zu files, %llu bytes, under %s", plan.count,
+               (unsigned long long)bytes, current);
+    struct renc_stage_note note = {env.id, "put", detail};
+    int rc = renc_stage_commit(&stage, &note, 1);
     if (rc) {
-        renc_err(c.cmd, "%s: %s", dir, renc_strerror(rc));
+        renc_data_commit_err(&c, &stage, rc);
         status = RENC_EXIT_FAILED;
         goto out;
     }
-    char detail[256];
-    renc_textf(detail, sizeof detail, "%llu files, %llu bytes, under %s",
-               (unsigned long long)files, (unsigned long long)bytes, current);
-    renc_data_note(&c, env.id, "put", detail);
-    printf("put: sealed %llu files (%llu bytes) into %s under %s\n", (unsigned long long)files,
+    printf("put: sealed %zu files (%llu bytes) into %s under %s\n", plan.count,
            (unsigned long long)bytes, env.id, current);
     status = RENC_EXIT_OK;
 out:
     renc_stage_cleanup(&stage);
+    renc_put_plan_cleanup(&plan);
     renc_data_close(&c);
     return status;
 }
@@ -457,24 +644,35 @@ int renc_cmd_backup(int argc, char **argv)
     memset(&scan, 0, sizeof scan);
     struct renc_stage stage;
     renc_stage_init(&stage, 0);
-    struct renc_sealer *sealer = NULL;
+    struct renc_dest_sink dest = {0};
     struct renc_archive_writer *w = NULL;
     uint64_t *lens = NULL;
-    int out_fd = -1, rc = 0;
-    char current[RENC_MAX_REF_LEN + 1], final[8192], dir[4096];
+    int out_fd = -1, rc = 0, same = 0;
+    char current[RENC_MAX_REF_LEN + 1], final[8192], rel[256], request[256] = "";
     struct renc_blob_status bs;
+    /* A rerun of a named backup is the same request; an unnamed one makes
+     * a new backup (a new name) whatever was interrupted. */
+    if (c.a.name)
+        snprintf(request, sizeof request, "name=%s", name);
     if ((status = renc_data_open(&c)) >= 0 ||
         (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0 ||
         (status = renc_data_lock(&c, c.a.env)) >= 0 ||
-        (status = renc_data_scan_blobs(&c, c.a.env, &scan)) >= 0)
+        (status = renc_data_settle(&c, c.a.env, c.cmd, request, &same)) >= 0)
+        goto out;
+    if (same) {
+        printf("backup create: the interrupted backup was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if ((status = renc_data_scan_blobs(&c, c.a.env, &scan)) >= 0)
         goto out;
     status = RENC_EXIT_FAILED;
     /* The archive's length is known before it is written: each blob's
      * plaintext length comes from its header. */
     lens = renc_calloc(scan.count ? scan.count : 1, sizeof *lens);
     if (!lens) {
-        rc = -RENC_E_NOMEM;
-        goto out_err;
+        renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        goto out;
     }
     uint64_t total = 8 + 17;
     for (size_t i = 0; i < scan.count; i++) {
@@ -488,10 +686,15 @@ int renc_cmd_backup(int argc, char **argv)
         }
         total += 1 + 2 + strlen(scan.items[i].rel) + 8 + lens[i];
     }
-    renc_envdata_path(dir, sizeof dir, c.a.g.data_dir, env.id, "backups");
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    if ((rc = renc_stage_open(&stage, final, &out_fd)))
-        goto out_err;
+    snprintf(rel, sizeof rel, "backups/%s", name);
+    if ((status = renc_data_stage_begin(&c, &stage, env.id, request)) >= 0)
+        goto out;
+    status = RENC_EXIT_FAILED;
+    snprintf(final, sizeof final, "%s/%s", stage.root, rel);
+    if ((rc = renc_stage_open(&stage, rel, &out_fd))) {
+        renc_data_dest_err(&c, &stage, rel, rc);
+        goto out;
+    }
     const char *refs[] = {env.key_ref};
     struct renc_seal_opts so = {
         .env = env.id, .kind = "backup", .name = name, .source_env = env.id,
@@ -499,9 +702,10 @@ int renc_cmd_backup(int argc, char **argv)
         .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
     struct renc_blob_status sealst;
-    if ((rc = renc_sealer_new(&sealer, c.ks, &so, out_fd, total, &sealst)) ||
-        (rc = renc_archive_writer_new(&w, renc_sealer_sink, sealer))) {
-        renc_blob_err(c.cmd, final, rc, &sealst);
+    if ((rc = renc_dest_note(&dest, renc_sealer_new(&dest.sealer, c.ks, &so, out_fd, total,
+                                                    &sealst))) ||
+        (rc = renc_archive_writer_new(&w, renc_dest_write, &dest))) {
+        renc_blob_err(c.cmd, dest.write_rc ? stage.tmp : final, rc, &sealst);
         goto out;
     }
     for (size_t i = 0; i < scan.count; i++) {
@@ -516,6 +720,11 @@ int renc_cmd_backup(int argc, char **argv)
             rc = renc_archive_entry_end(w);
         if (fd >= 0)
             close(fd);
+        if (rc && dest.write_rc) {
+            renc_err(c.cmd, "writing %s: %s; no backup is made", stage.tmp,
+                     renc_strerror(dest.write_rc));
+            goto out;
+        }
         if (rc) {
             if (rc == -RENC_E_INVALID)
                 renc_err(c.cmd, "%s: its name cannot go in a backup (not UTF-8, or too long)",
@@ -529,33 +738,44 @@ int renc_cmd_backup(int argc, char **argv)
     }
     uint64_t entries = 0, bytes = 0;
     if ((rc = renc_archive_writer_finish(w, &entries, &bytes)) ||
-        (rc = renc_sealer_finish(sealer))) {
-        renc_blob_err(c.cmd, final, rc, &sealst);
+        (rc = renc_dest_note(&dest, renc_sealer_finish(dest.sealer)))) {
+        if (dest.write_rc)
+            renc_err(c.cmd, "writing %s: %s; no backup is made", stage.tmp, renc_strerror(rc));
+        else
+            renc_blob_err(c.cmd, final, rc, &sealst);
         goto out;
     }
     rc = renc_stage_close(&stage, out_fd);
     out_fd = -1;
-    if (rc == 0)
-        rc = renc_stage_commit(&stage);
-    if (rc)
-        goto out_err;
-    char detail[512], size[32];
+    if (rc) {
+        renc_err(c.cmd, "writing %s: %s; no backup is made", stage.tmp, renc_strerror(rc));
+        goto out;
+    }
+    char detail[512];
+    renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, under %s", name,
+               (unsigned long long)entries, (unsigned long long)bytes, current);
+    struct renc_stage_note note = {env.id, "backup", detail};
+    if ((rc = renc_stage_commit(&stage, &note, 1))) {
+        renc_data_commit_err(&c, &stage, rc);
+        goto out;
+    }
+    char size[32];
     struct stat st;
     renc_bytes_text(size, sizeof size, stat(final, &st) == 0 ? (uint64_t)st.st_size : 0);
-    renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, under %s", name,
-             (unsigned long long)entries, (unsigned long long)bytes, current);
-    renc_data_note(&c, env.id, "backup", detail);
     printf("backup create: %s: %llu blobs (%llu bytes) of %s, sealed under %s, %s on disk\n",
            final, (unsigned long long)entries, (unsigned long long)bytes, env.id, current, size);
+    if (scan.skipped_special)
+        printf("backup create: %llu symbolic links or special files in %s are never followed: "
+               "left out\n", (unsigned long long)scan.skipped_special, env.id);
+    if (scan.temp_count)
+        printf("backup create: %zu temporary files (.NAME.renc-tmp.TAG) in %s are not data: "
+               "left out\n", scan.temp_count, env.id);
     status = RENC_EXIT_OK;
-    goto out;
-out_err:
-    renc_err(c.cmd, "%s: %s", stage.count ? final : env.id, renc_strerror(rc));
 out:
     if (out_fd >= 0)
         close(out_fd);
     renc_archive_writer_free(w);
-    renc_sealer_free(sealer);
+    renc_sealer_free(dest.sealer);
     renc_stage_cleanup(&stage);
     renc_free(lens);
     renc_scan_cleanup(&scan);
@@ -579,12 +799,14 @@ static const char renc_restore_check_usage[] =
 struct renc_unpack {
     struct renc_data_ctx *c;
     const struct renc_env *target;
-    const char *dir;               /* DATA/<target>/blobs, or NULL: count only */
+    int write;                     /* 0: count only (restore-check) */
     struct renc_stage *stage;
-    struct renc_sealer *sealer;
+    struct renc_dest_sink dest;
     int fd;
     struct renc_blob_status sealst;
-    char final[8192];
+    char rel[8192];
+    const char *why;               /* a refused entry: why */
+    int dest_rc;                   /* a destination's failure (stage->bad, ->tmp) */
     uint64_t entries, bytes;
 };
 
@@ -592,38 +814,46 @@ static int renc_unpack_begin(void *arg, const char *name, uint64_t size)
 {
     struct renc_unpack *u = arg;
     u->entries++;
-    if (!u->dir)
+    if (!u->write)
         return 0;
-    if (snprintf(u->final, sizeof u->final, "%s/%s", u->dir, name) >= (int)sizeof u->final)
+    if (snprintf(u->rel, sizeof u->rel, "blobs/%s", name) >= (int)sizeof u->rel)
         return -ENAMETOOLONG;
-    int rc = renc_stage_open(u->stage, u->final, &u->fd);
-    if (rc)
+    const char *base = strrchr(u->rel, '/') + 1;
+    if (renc_tmpname_reserved(base)) {
+        u->why = "its name is reserved for the tool's temporary files (.NAME.renc-tmp.TAG)";
+        return -RENC_E_BAD_ARCHIVE;
+    }
+    int rc = renc_stage_open(u->stage, u->rel, &u->fd);
+    if (rc) {
+        u->dest_rc = rc;
         return rc;
+    }
     const char *refs[] = {u->target->key_ref};
     struct renc_seal_opts so = {
         .env = u->target->id, .kind = "blob", .name = name, .key_refs = refs,
         .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
         .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
-    return renc_sealer_new(&u->sealer, u->c->ks, &so, u->fd, size, &u->sealst);
+    return renc_dest_note(&u->dest,
+                          renc_sealer_new(&u->dest.sealer, u->c->ks, &so, u->fd, size, &u->sealst));
 }
 
 static int renc_unpack_data(void *arg, const uint8_t *buf, size_t len)
 {
     struct renc_unpack *u = arg;
     u->bytes += len;
-    return u->sealer ? renc_sealer_write(u->sealer, buf, len) : 0;
+    return u->dest.sealer ? renc_dest_write(&u->dest, buf, len) : 0;
 }
 
 static int renc_unpack_end(void *arg)
 {
     struct renc_unpack *u = arg;
-    if (!u->sealer)
+    if (!u->dest.sealer)
         return 0;
-    int rc = renc_sealer_finish(u->sealer);
-    renc_sealer_free(u->sealer);
-    u->sealer = NULL;
-    int rc2 = renc_stage_close(u->stage, u->fd);
+    int rc = renc_dest_note(&u->dest, renc_sealer_finish(u->dest.sealer));
+    renc_sealer_free(u->dest.sealer);
+    u->dest.sealer = NULL;
+    int rc2 = renc_dest_note(&u->dest, renc_stage_close(u->stage, u->fd));
     u->fd = -1;
     return rc ? rc : rc2;
 }
@@ -646,8 +876,8 @@ static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_statu
     if (rc == 0)
         rc = renc_archive_reader_finish(r, NULL, NULL);
     renc_archive_reader_free(r);
-    renc_sealer_free(u->sealer);
-    u->sealer = NULL;
+    renc_sealer_free(u->dest.sealer);
+    u->dest.sealer = NULL;
     if (u->fd >= 0)
         close(u->fd);
     return rc;
@@ -764,10 +994,16 @@ static int renc_restore_common(int argc, char **argv, int check)
     struct renc_check_result *r = renc_calloc(1, sizeof *r);
     struct renc_stage stage;
     renc_stage_init(&stage, 1);
-    int fd = -1;
-    char held[2048] = "", dir[4096];
-    if (!r) {
+    int fd = -1, same = 0;
+    char held[2048] = "", real[PATH_MAX];
+    /* The backup, by its real path, size and time: tells a rerun. */
+    struct renc_text request = {0};
+    renc_text_add(&request, "backup");
+    renc_text_file(&request, realpath(path, real) ? real : path);
+    if (!r || request.rc) {
         renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        renc_free(r);
+        renc_free(request.p);
         return RENC_EXIT_FAILED;
     }
     if ((status = renc_data_open(&c)) >= 0 ||
@@ -785,11 +1021,17 @@ static int renc_restore_common(int argc, char **argv, int check)
     }
     if ((status = renc_data_hold_keys(&c, target.id, held, sizeof held)) >= 0)
         goto out;
-    if (!check && (status = renc_data_lock(&c, target.id)) >= 0)
+    if (!check && ((status = renc_data_lock(&c, target.id)) >= 0 ||
+                   (status = renc_data_settle(&c, target.id, c.cmd, request.p, &same)) >= 0))
         goto out;
-    renc_envdata_path(dir, sizeof dir, c.a.g.data_dir, target.id, "blobs");
-    struct renc_unpack u = {.c = &c, .target = &target, .dir = check ? NULL : dir,
-                            .stage = &stage};
+    if (same) {
+        printf("restore: the interrupted restore was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if (!check && (status = renc_data_stage_begin(&c, &stage, target.id, request.p)) >= 0)
+        goto out;
+    struct renc_unpack u = {.c = &c, .target = &target, .write = !check, .stage = &stage};
     struct renc_blob_status bs;
     int rc = renc_unpack_run(&u, fd, &bs);
     r->entries = u.entries;
@@ -799,23 +1041,30 @@ static int renc_restore_common(int argc, char **argv, int check)
         status = renc_check_print(c.cmd, path, c.a.json, r);
         goto out;
     }
-    if (rc == 0)
-        rc = renc_stage_commit(&stage);
     if (rc) {
-        if (u.sealer || (rc != -RENC_E_BAD_ARCHIVE && !bs.in_records && u.entries))
-            renc_err(c.cmd, "%s: writing %s: %s; nothing was restored", path, u.final,
-                     renc_strerror(rc));
+        if (u.dest_rc)
+            renc_data_dest_err(&c, &stage, u.rel, u.dest_rc);
+        else if (u.dest.write_rc)
+            renc_err(c.cmd, "writing %s: %s", stage.tmp, renc_strerror(u.dest.write_rc));
+        else if (u.why)
+            renc_err(c.cmd, "%s: entry %s: %s", path, u.rel + strlen("blobs/"), u.why);
         else
             renc_blob_err(c.cmd, path, rc, &bs);
         renc_err(c.cmd, "nothing was restored into %s", target.id);
-        status = renc_exit_for(rc);
+        status = u.dest_rc || u.dest.write_rc ? RENC_EXIT_FAILED : renc_exit_for(rc);
         goto out;
     }
     char current[RENC_MAX_REF_LEN + 1] = "", detail[1024];
     renc_keystore_resolve(c.ks, current, sizeof current, target.key_ref);
     renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, opened with %s", path,
              (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref);
-    renc_data_note(&c, target.id, "restore", detail);
+    struct renc_stage_note note = {target.id, "restore", detail};
+    if ((rc = renc_stage_commit(&stage, &note, 1))) {
+        renc_data_commit_err(&c, &stage, rc);
+        renc_err(c.cmd, "nothing was restored into %s", target.id);
+        status = RENC_EXIT_FAILED;
+        goto out;
+    }
     printf("restore: %s -> %s: %llu blobs (%llu bytes) restored, opened with %s, sealed "
            "under %s (%s)\n",
            path, target.id, (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref,
@@ -826,6 +1075,7 @@ out:
         close(fd);
     renc_stage_cleanup(&stage);
     renc_free(r);
+    renc_free(request.p);
     renc_data_close(&c);
     return status;
 }
@@ -868,8 +1118,10 @@ static int renc_copy_common(int argc, char **argv, int check)
     memset(&scan, 0, sizeof scan);
     struct renc_stage stage;
     renc_stage_init(&stage, 1);
-    struct renc_sealer *sealer = NULL;
-    char held[2048] = "", dir[4096], what[256], why[1024] = "";
+    struct renc_dest_sink dest = {0};
+    struct renc_text request = {0};
+    int same = 0;
+    char held[2048] = "", what[256], why[1024] = "";
     snprintf(what, sizeof what, "%s -> %s", c.a.from, c.a.to);
     if (!r) {
         renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
@@ -900,14 +1152,32 @@ static int renc_copy_common(int argc, char **argv, int check)
         (!check && (status = renc_data_lock(&c, to.id)) >= 0) ||
         (status = renc_data_scan_blobs(&c, from.id, &scan)) >= 0)
         goto out;
-    renc_envdata_path(dir, sizeof dir, c.a.g.data_dir, to.id, "blobs");
+    /* The source's blobs, by name, size and time: tells a rerun. */
+    renc_text_add(&request, "from=%s\n", from.id);
+    for (size_t i = 0; i < scan.count; i++)
+        renc_text_file(&request, scan.items[i].path);
+    if (request.rc) {
+        renc_err(c.cmd, "%s", renc_strerror(request.rc));
+        status = RENC_EXIT_FAILED;
+        goto out;
+    }
+    if (!check && (status = renc_data_settle(&c, to.id, c.cmd, request.p, &same)) >= 0)
+        goto out;
+    if (same) {
+        printf("copy: the interrupted copy was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if (!check && (status = renc_data_stage_begin(&c, &stage, to.id, request.p)) >= 0)
+        goto out;
     struct renc_blob_status bs = {.slot = -1};
     uint64_t records = 0, failed = 0;
     char refs_seen[1024] = "";
     for (size_t i = 0; i < scan.count; i++) {
         const char *path = scan.items[i].path;
-        char final[8192];
-        int out_fd = -1;
+        char rel[8192];
+        int out_fd = -1, dest_rc = 0;
+        dest.write_rc = 0;
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         rc = fd < 0 ? -errno : 0;
         uint64_t len = RENC_PLAINTEXT_UNKNOWN;
@@ -921,8 +1191,7 @@ static int renc_copy_common(int argc, char **argv, int check)
             rc = -errno;
         struct renc_blob_status sealst;
         if (rc == 0 && !check) {
-            if (snprintf(final, sizeof final, "%s/%s", dir, scan.items[i].rel) >=
-                (int)sizeof final)
+            if (snprintf(rel, sizeof rel, "blobs/%s", scan.items[i].rel) >= (int)sizeof rel)
                 rc = -ENAMETOOLONG;
             const char *refs[] = {to.key_ref};
             struct renc_seal_opts so = {
@@ -931,21 +1200,23 @@ static int renc_copy_common(int argc, char **argv, int check)
                 .header_room = RENC_DEFAULT_HEADER_ROOM,
             };
             if (rc == 0)
-                rc = renc_stage_open(&stage, final, &out_fd);
+                rc = dest_rc = renc_stage_open(&stage, rel, &out_fd);
             if (rc == 0)
-                rc = renc_sealer_new(&sealer, c.ks, &so, out_fd, len, &sealst);
+                rc = renc_dest_note(&dest, renc_sealer_new(&dest.sealer, c.ks, &so, out_fd,
+                                                           len, &sealst));
         }
         renc_header_cleanup(&h);
         memset(&bs, 0, sizeof bs);
         bs.slot = -1;
         if (rc == 0)
-            rc = renc_blob_open_to(c.ks, fd, sealer ? renc_sealer_sink : NULL, sealer, NULL, &bs);
-        if (rc == 0 && sealer)
-            rc = renc_sealer_finish(sealer);
-        renc_sealer_free(sealer);
-        sealer = NULL;
+            rc = renc_blob_open_to(c.ks, fd, dest.sealer ? renc_dest_write : NULL, &dest, NULL,
+                                   &bs);
+        if (rc == 0 && dest.sealer)
+            rc = renc_dest_note(&dest, renc_sealer_finish(dest.sealer));
+        renc_sealer_free(dest.sealer);
+        dest.sealer = NULL;
         if (out_fd >= 0) {
-            int rc2 = renc_stage_close(&stage, out_fd);
+            int rc2 = renc_dest_note(&dest, renc_stage_close(&stage, out_fd));
             rc = rc ? rc : rc2;
         }
         if (fd >= 0)
@@ -957,7 +1228,13 @@ static int renc_copy_common(int argc, char **argv, int check)
                     renc_check_validation(r, rc, &bs, path, held);
                 continue;
             }
-            renc_blob_err(c.cmd, path, rc, &bs);
+            if (dest_rc)
+                renc_data_dest_err(&c, &stage, rel, dest_rc);
+            else if (dest.write_rc)
+                renc_err(c.cmd, "writing %s (from %s): %s", stage.tmp, path,
+                         renc_strerror(dest.write_rc));
+            else
+                renc_blob_err(c.cmd, path, rc, &bs);
             renc_err(c.cmd, "nothing was copied into %s", to.id);
             status = RENC_EXIT_FAILED;
             goto out;
@@ -985,23 +1262,25 @@ static int renc_copy_common(int argc, char **argv, int check)
         status = renc_check_print(c.cmd, what, c.a.json, r);
         goto out;
     }
-    if ((rc = renc_stage_commit(&stage))) {
-        renc_err(c.cmd, "%s: %s", dir, renc_strerror(rc));
+    char current[RENC_MAX_REF_LEN + 1] = "", in[512], out_detail[512];
+    renc_keystore_resolve(c.ks, current, sizeof current, to.key_ref);
+    renc_textf(in, sizeof in, "%llu blobs from %s", (unsigned long long)r->entries, from.id);
+    renc_textf(out_detail, sizeof out_detail, "%llu blobs to %s", (unsigned long long)r->entries,
+               to.id);
+    struct renc_stage_note notes[] = {{to.id, "copy-in", in}, {from.id, "copy-out", out_detail}};
+    if ((rc = renc_stage_commit(&stage, notes, 2))) {
+        renc_data_commit_err(&c, &stage, rc);
+        renc_err(c.cmd, "nothing was copied into %s", to.id);
         status = RENC_EXIT_FAILED;
         goto out;
     }
-    char current[RENC_MAX_REF_LEN + 1] = "", detail[512];
-    renc_keystore_resolve(c.ks, current, sizeof current, to.key_ref);
-    renc_textf(detail, sizeof detail, "%llu blobs from %s", (unsigned long long)r->entries, from.id);
-    renc_data_note(&c, to.id, "copy-in", detail);
-    renc_textf(detail, sizeof detail, "%llu blobs to %s", (unsigned long long)r->entries, to.id);
-    renc_data_note(&c, from.id, "copy-out", detail);
     printf("copy: %s -> %s: %llu blobs (%llu bytes) copied, sealed under %s (%s)\n", from.id,
            to.id, (unsigned long long)r->entries, (unsigned long long)r->bytes, current,
            r->verdict.reason);
     status = RENC_EXIT_OK;
 out:
-    renc_sealer_free(sealer);
+    renc_sealer_free(dest.sealer);
+    renc_free(request.p);
     renc_stage_cleanup(&stage);
     renc_scan_cleanup(&scan);
     renc_free(r);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -15,6 +16,7 @@
 #include "reencrypt/envctl.h"
 #include "reencrypt/envdata.h"
 #include "reencrypt/session.h"
+#include "reencrypt/stage.h"
 
 static const char renc_env_usage[] =
     "usage: reencrypt env create ID [--region R]\n"
@@ -108,6 +110,10 @@ static json_t *renc_env_view_json(const struct renc_env_view *v, struct renc_cat
         "not_under_policy_key", (json_int_t)c->off_policy, "on_older_versions",
         (json_int_t)c->old_version, "unreadable", (json_int_t)c->unreadable, "keys_in_use",
         keys, "not_under_policy_key_paths", off, "unreadable_paths", bad, "history", hist);
+    if (j) {
+        json_object_set_new(j, "not_covered", json_integer((json_int_t)c->special));
+        json_object_set_new(j, "temporaries", json_integer((json_int_t)c->temporaries));
+    }
     if (j && e->last_run[0]) {
         char at[32];
         renc_time_text(at, sizeof at, e->last_run_at);
@@ -153,11 +159,13 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
     } else if (strcmp(status, "failed") == 0) {
         printf(" (the last run left %lld failed blobs; run it again)",
                (long long)e->last_run_failed);
-    } else if (strcmp(status, "warning") == 0) {
+    } else if (strcmp(status, "warning") == 0 && (c->off_policy || c->unreadable)) {
         printf(" (%llu files not under %s, %llu unreadable; 'reencrypt run --env %s' moves "
                "them)",
                (unsigned long long)c->off_policy, e->key_ref,
                (unsigned long long)c->unreadable, e->id);
+    } else if (strcmp(status, "warning") == 0) {
+        printf(" (the data holds entries that are not covered; see below)");
     }
     putchar('\n');
     if (v->census_rc) {
@@ -175,6 +183,14 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
             printf("  older version %llu files under an older version of %s "
                    "('reencrypt run --env %s' rewraps them)\n",
                    (unsigned long long)c->old_version, e->key_ref, e->id);
+        if (c->special)
+            printf("  not covered   %llu entries are symbolic links or special files: not "
+                   "covered (never followed, opened, counted or re-encrypted)\n",
+                   (unsigned long long)c->special);
+        if (c->temporaries)
+            printf("  temporaries   %llu temporary files (.NAME.renc-tmp.TAG): of work under "
+                   "way, or not made by this tool's recorded operations (left alone)\n",
+                   (unsigned long long)c->temporaries);
         renc_paths_print("not under key", c->off_policy_paths, c->off_policy);
         renc_paths_print("unreadable", c->unreadable_paths, c->unreadable);
     }
@@ -196,6 +212,29 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
     }
 }
 
+/* An interrupted put, restore, copy or backup that no process works on any
+ * more (the environment's lock is free) is settled before it is shown, as
+ * any command on the environment does; one under way is left to its
+ * process. */
+static void renc_env_show_settle(struct renc_env_args *a, struct renc_catalog *cat,
+                                 const char *id)
+{
+    char path[4096], busy[4096];
+    struct renc_session sess;
+    renc_session_init(&sess);
+    const char *src = path;
+    if (renc_envdata_path(path, sizeof path, a->g.data_dir, id, NULL) == 0 &&
+        access(path, F_OK) == 0 &&
+        renc_session_lock(&sess, &src, 1, NULL, NULL, busy, sizeof busy) == 0) {
+        int rc = renc_stage_settle("env show", a->json ? stderr : stdout, cat, a->g.data_dir, id,
+                                   NULL, NULL, NULL);
+        if (rc)
+            renc_err("env show", "%s: an interrupted operation could not be settled: %s", id,
+                     renc_strerror(rc));
+    }
+    renc_session_cleanup(&sess);
+}
+
 static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
                          struct renc_keystore *ks, const char *id)
 {
@@ -210,6 +249,7 @@ static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
         renc_err("env show", "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
     }
+    renc_env_show_settle(a, cat, id);
     renc_env_view_take(v, &env, ks, a->g.data_dir);
     if (a->json) {
         json_t *j = renc_env_view_json(v, cat);
@@ -398,6 +438,8 @@ static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
     }
     uint64_t files = 0, bytes = 0;
     rc = renc_envdata_clear(a->g.data_dir, id, &files, &bytes);
+    if (rc == 0)
+        rc = renc_stage_forget_env(cat, id); /* an interrupted write's files went too */
     if (rc == 0)
         rc = renc_catalog_reset(cat, id, mmk);
     renc_session_cleanup(&sess);

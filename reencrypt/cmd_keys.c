@@ -153,6 +153,19 @@ static int renc_keys_disable_check(struct renc_global *g, const char *name, cons
     snprintf(ref, sizeof ref, "local:%s/%s", name, version);
     int rc = renc_keys_needs_take(g, &needs);
     uint64_t files = rc ? 0 : renc_keys_needed(&needs, ref, by, sizeof by);
+    /* A symbolic link or special file in an environment's data is never
+     * followed, so what it stands for cannot be told: the version may be
+     * needed there.  Unknown is not "unused". */
+    char blind[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; rc == 0 && i < needs.count; i++) {
+        if (!needs.census[i].special)
+            continue;
+        int w = snprintf(blind + used, sizeof blind - used, "%s%s: %llu", used ? "; " : "",
+                         needs.envs[i].id, (unsigned long long)needs.census[i].special);
+        if (w > 0 && (size_t)w < sizeof blind - used)
+            used += (size_t)w;
+    }
     renc_keys_needs_cleanup(&needs);
     if (rc) {
         renc_err("disable", "cannot tell whether %s is still needed: %s; nothing changed", ref,
@@ -163,6 +176,13 @@ static int renc_keys_disable_check(struct renc_global *g, const char *name, cons
         renc_err("disable", "%s is still needed by %llu blobs and backups (%s); move them "
                             "with 'reencrypt run --env ID' first, or give --force",
                  ref, (unsigned long long)files, by);
+        return RENC_EXIT_FAILED;
+    }
+    if (blind[0]) {
+        renc_err("disable", "cannot tell whether %s is still needed: environments hold "
+                            "symbolic links or special files that are never followed (%s); "
+                            "remove them (see 'reencrypt env show ID'), or give --force",
+                 ref, blind);
         return RENC_EXIT_FAILED;
     }
     return RENC_EXIT_OK;

@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "io/tmpname.h"
 #include "crypto/keyref.h"
 #include "reencrypt/blobfile.h"
 #include "reencrypt/scan.h"
@@ -164,6 +165,63 @@ static int renc_census_file(struct renc_census *c, const struct renc_scan_item *
     return rc;
 }
 
+/* Lists path (below root) as an item of s. */
+static int renc_scan_adopt(struct renc_scan *s, const char *root, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* gone since, or replaced: the walk's verdict stands */
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        struct renc_scan_item *items = renc_realloc(s->items, cap * sizeof *items);
+        RENC_RETURN_IF(!items, -RENC_E_NOMEM);
+        s->items = items;
+        s->cap = cap;
+    }
+    size_t rlen = strlen(root);
+    const char *rel = strncmp(path, root, rlen) == 0 && path[rlen] == '/' ? path + rlen + 1 : path;
+    struct renc_scan_item *it = &s->items[s->count];
+    it->path = renc_strdup(path);
+    it->rel = renc_strdup(rel);
+    if (!it->path || !it->rel) {
+        renc_free(it->path);
+        renc_free(it->rel);
+        return -RENC_E_NOMEM;
+    }
+    it->size = (uint64_t)st.st_size;
+    it->mode = st.st_mode;
+    s->total_bytes += it->size;
+    s->count++;
+    return 0;
+}
+
+int renc_envdata_scan(struct renc_scan *s, const char *root)
+{
+    char r[4096];
+    size_t len = strlen(root);
+    RENC_RETURN_IF(len >= sizeof r, -ENAMETOOLONG);
+    memcpy(r, root, len + 1);
+    while (len > 1 && r[len - 1] == '/')
+        r[--len] = '\0';
+    const char *src = r;
+    int rc = renc_scan_paths(s, &src, 1, NULL);
+    /* The walk may set aside any name containing ".renc-tmp.": only the
+     * reserved ones are temporaries; the others are data. */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->temp_count; i++) {
+        const char *slash = strrchr(s->temps[i], '/');
+        const char *base = slash ? slash + 1 : s->temps[i];
+        if (rc == 0 && !renc_tmpname_reserved(base)) {
+            rc = renc_scan_adopt(s, r, s->temps[i]);
+            renc_free(s->temps[i]);
+        } else {
+            s->temps[kept++] = s->temps[i];
+        }
+    }
+    s->temp_count = kept;
+    return rc;
+}
+
 static int renc_census_ref_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct renc_census_ref *)a)->ref,
@@ -188,8 +246,9 @@ int renc_census_take(struct renc_census *c, const char *data_dir, const char *en
             continue; /* nothing there yet */
         struct renc_scan scan;
         memset(&scan, 0, sizeof scan);
-        const char *src = path;
-        rc = renc_scan_paths(&scan, &src, 1, NULL);
+        rc = renc_envdata_scan(&scan, path);
+        c->special += scan.skipped_special;
+        c->temporaries += scan.temp_count;
         for (size_t k = 0; rc == 0 && k < scan.count; k++)
             rc = renc_census_file(c, &scan.items[k], i == 1, &policy, current_ref);
         for (size_t k = 0; k < scan.error_count; k++)
@@ -233,7 +292,7 @@ const char *renc_env_status(const struct renc_env *e, const struct renc_census *
         return "locked";
     if (strcmp(e->last_run, "failed") == 0)
         return "failed";
-    if (c && (c->off_policy || c->unreadable))
+    if (c && (c->off_policy || c->unreadable || c->special))
         return "warning";
     return "encrypted";
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "reencrypt/catalog.h"
+#include "reencrypt/scan.h"
 
 #define RENC_CENSUS_LIST 20 /* paths kept per list, for messages */
 
@@ -49,9 +50,20 @@ struct renc_census {
     char *off_policy_paths[RENC_CENSUS_LIST];
     /* Files under the policy key, but none under its current version. */
     uint64_t old_version;
+    /* Symbolic links and special files in the data: never followed, so
+     * whatever they stand for is not covered (not counted, not checked). */
+    uint64_t special;
+    /* Reserved temporaries (.NAME.renc-tmp.TAG): work under way, or left by
+     * a crash that the next command on the environment settles. */
+    uint64_t temporaries;
     struct renc_census_ref *refs; /* sorted by ref */
     size_t ref_count;
 };
+
+/* renc_envdata_scan: renc_scan_paths over one root, where a name that
+ * merely contains ".renc-tmp." is listed as the ordinary file it is; only
+ * reserved temporary names (io/tmpname.h) stay in s->temps, unlisted. */
+int renc_envdata_scan(struct renc_scan *s, const char *root);
 
 /* renc_census_take: reads every header below DATA/<env>.  policy_ref is
  * the environment's key (unversioned); current_ref its current version
@@ -66,7 +78,8 @@ void renc_census_count(const struct renc_census *c, const char *ref, uint64_t *b
                        uint64_t *backups);
 
 /* renc_env_status: "locked", "failed" (the last run left errors),
- * "warning" (files not under the policy key, or unreadable) or
+ * "warning" (files not under the policy key, unreadable, or symbolic links
+ * and special files in the data) or
  * "encrypted". */
 const char *renc_env_status(const struct renc_env *e, const struct renc_census *c);
 

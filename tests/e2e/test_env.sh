@@ -309,13 +309,14 @@ unchanged "backup on a full disk" "$DATA" "$WORK/h.all"
 RENC_FAULT=write:4:ENOSPC expect_exit 1 renc copy --from prod --to staging
 unchanged "copy on a full disk" "$DATA" "$WORK/h.all"
 # Killed between two blobs' barriers: temporaries stay, no final path changed;
-# the next run over the environment sweeps them.
+# the next command on the environment removes them (their tag is recorded).
 run env RENC_FAULT=fsync:1:KILL "$RENC_BIN" restore --state "$STATE" "$BKP" --target prod
 check "restore killed mid-way (SIGKILL)" test "$RC" -eq 137
 check "the kill left temporaries" test -n "$(temporaries "$DATA/prod")"
-expect_ok renc run --env prod --progress=none
-expect_out "removed" "temporary files left by crashed runs"
+expect_ok renc env show prod
+expect_out "interrupted restore" "temporary files are removed"
 unchanged "killed restore, after the sweep" "$DATA" "$WORK/h.all"
+expect_ok renc run --env prod --progress=none
 
 # ---- reset -----------------------------------------------------------------------
 tree_hashes "$DATA" >"$WORK/h.all"

@@ -506,6 +506,60 @@ static void test_catalog_note_run_records_the_outcome(void **state)
     renc_catalog_close(c);
 }
 
+static void test_catalog_stage_is_recorded_then_ended_with_its_history(void **state)
+{
+    (void)state;
+    struct renc_catalog *c = open_catalog();
+    assert_int_equal(renc_catalog_create_env(c, "prod", "", MMK), 0);
+    assert_int_equal(renc_catalog_create_env(c, "dr", "", MMK), 0);
+    assert_int_equal(renc_catalog_stage_begin(c, "prod", "st0123456789abcdef", "copy", "req"), 0);
+    struct renc_stage_rec *r = NULL;
+    size_t n = 0;
+    assert_int_equal(renc_catalog_stage_list(c, "prod", &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_false(r[0].renaming);
+    assert_string_equal(r[0].op, "copy");
+    assert_string_equal(r[0].request, "req");
+    assert_int_equal(r[0].rel_count, 0);
+    renc_catalog_stage_free(r, n);
+
+    /* The commit point: the final paths and the history rows, together. */
+    const char *rels[] = {"blobs/a", "blobs/b/c"};
+    struct renc_stage_note notes[] = {{"prod", "copy-in", "2 blobs from dr"},
+                                      {"dr", "copy-out", "2 blobs to prod"}};
+    assert_int_equal(renc_catalog_stage_ready(c, "st0123456789abcdef", rels, 2, notes, 2), 0);
+    /* Only a stage being written moves to renaming. */
+    assert_int_equal(renc_catalog_stage_ready(c, "st0123456789abcdef", rels, 0, NULL, 0),
+                     -RENC_E_CATALOG);
+    assert_int_equal(renc_catalog_stage_list(c, NULL, &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(r[0].renaming);
+    assert_int_equal(r[0].rel_count, 2);
+    assert_string_equal(r[0].rels[1], "blobs/b/c");
+    renc_catalog_stage_free(r, n);
+
+    assert_int_equal(renc_catalog_stage_done(c, "st0123456789abcdef", " (late)"), 0);
+    struct renc_env_event ev;
+    last_event(c, "prod", &ev);
+    assert_string_equal(ev.action, "copy-in");
+    assert_string_equal(ev.detail, "2 blobs from dr (late)");
+    last_event(c, "dr", &ev);
+    assert_string_equal(ev.action, "copy-out");
+    assert_int_equal(renc_catalog_stage_list(c, NULL, &r, &n), 0);
+    assert_int_equal(n, 0);
+    renc_catalog_stage_free(r, n);
+
+    /* Dropped: no history. */
+    assert_int_equal(renc_catalog_stage_begin(c, "dr", "st1111111111111111", "put", ""), 0);
+    assert_int_equal(renc_catalog_stage_drop(c, "st1111111111111111"), 0);
+    assert_int_equal(renc_catalog_stage_list(c, "dr", &r, &n), 0);
+    assert_int_equal(n, 0);
+    renc_catalog_stage_free(r, n);
+    last_event(c, "dr", &ev);
+    assert_string_equal(ev.action, "copy-out");
+    renc_catalog_close(c);
+}
+
 static void test_catalog_env_keys_latest_first_each_once(void **state)
 {
     (void)state;
@@ -853,6 +907,7 @@ int main(void)
         T(test_catalog_key_lock_matches_the_key_and_clears_only_its_own),
         T(test_catalog_reset_reverts_to_mmk_and_keeps_history),
         T(test_catalog_note_run_records_the_outcome),
+        T(test_catalog_stage_is_recorded_then_ended_with_its_history),
         T(test_catalog_env_keys_latest_first_each_once),
         T(test_catalog_config_defaults_and_settings),
         T(test_catalog_persists_across_close_and_reopen),
