@@ -441,15 +441,31 @@ static int renc_write_report(const char *path, json_t *root)
     return rc;
 }
 
-/* Each header a crash left mid-write, as the journal's recovery settles it. */
-static void renc_recover_report(void *arg, const char *path, const char *what, int rc)
+/* Each header intent a crash left whose outcome is worth a line, as the
+ * journal's recovery settles it: said once, by the run that settles it. */
+static void renc_recover_report(void *arg, const char *path, enum renc_settle what, int rc)
 {
     const char *cmd = arg;
-    if (rc)
-        renc_err(cmd, "%s: %s (its in-place header write is kept in the journal)", path,
-                 renc_strerror(rc));
-    else
-        printf("%s: recovery: %s: %s\n", cmd, path, what);
+    char q[RENC_PATH_QUOTE_MAX];
+    renc_cli_path_quote(q, sizeof q, path);
+    switch (what) {
+    case RENC_SETTLE_COMPLETED:
+        printf("%s: recovery: %s: header found half written: completed from the journal\n", cmd,
+               q);
+        break;
+    case RENC_SETTLE_GONE:
+        printf("%s: recovery: %s: gone since the crash: nothing to complete, its header write "
+               "is settled\n", cmd, q);
+        break;
+    case RENC_SETTLE_REPLACED:
+        printf("%s: recovery: %s: holds neither the old nor the new header: replaced by another "
+               "writer: left as it is (and looked at afresh)\n", cmd, q);
+        break;
+    default:
+        renc_err(cmd, "%s: %s; its in-place header write is kept in the journal, and the blob "
+                      "left alone, until it can be read", q, renc_strerror(rc));
+        break;
+    }
 }
 
 static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
@@ -763,12 +779,17 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
             goto out;
         }
         const struct renc_recover_stats *r = &sess.recovered;
-        if (r->found_new + r->found_old + r->repaired + r->unresolved)
+        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
             printf("%s: recovered in-place header writes of a crashed attempt: %llu found "
                    "rewritten, %llu found as they were, %llu completed from the journal, "
-                   "%llu unresolved\n",
+                   "%llu unresolved",
                    cmd, (unsigned long long)r->found_new, (unsigned long long)r->found_old,
                    (unsigned long long)r->repaired, (unsigned long long)r->unresolved);
+        if (r->gone + r->replaced)
+            printf("; %llu gone, %llu replaced by another writer (left as they are)",
+                   (unsigned long long)r->gone, (unsigned long long)r->replaced);
+        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
+            putchar('\n');
     }
     if (sess.resumed && strcmp(sess.target, renc_transformer_target(t)) != 0) {
         /* A resumed run keeps the target version it started with. */

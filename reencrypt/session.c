@@ -144,7 +144,8 @@ static const char *renc_session_conflict(const struct renc_session *s,
 int renc_session_open(struct renc_session *s, const char *state_dir, const char *path,
                       const struct renc_session_want *want, long *holder, char *why,
                       size_t why_max,
-                      void (*report)(void *arg, const char *path, const char *what, int rc),
+                      void (*report)(void *arg, const char *path, enum renc_settle what,
+                                     int rc),
                       void *arg)
 {
     int rc = 0;
@@ -170,8 +171,9 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
     if (want->restart) {
         if (st.header_intents) {
             snprintf(why, why_max,
-                     "%llu blobs have header writes that could not be settled (see status); "
-                     "--restart would forget them",
+                     "%llu blobs have in-place header writes that could not be settled: their "
+                     "files cannot be read (see status); make them readable, or remove them, "
+                     "and run again: --restart would forget them",
                      (unsigned long long)st.header_intents);
             return -RENC_E_INVALID;
         }
