@@ -184,8 +184,12 @@ int renc_cmd_status(int argc, char **argv)
             rc = renc_envdata_path(dir, sizeof dir, g.data_dir, env, NULL);
         if (rc == 0 && !realpath(dir, real))
             rc = -errno;
+        /* The run keys its journal by the source as its journal stores it. */
+        char stored[RENC_PATH_QUOTE_MAX];
         if (rc == 0)
-            rc = renc_journal_default_path(g.state_dir, real, "", found, sizeof found);
+            rc = renc_journal_default_path(g.state_dir,
+                                           renc_cli_path_quote(stored, sizeof stored, real), "",
+                                           found, sizeof found);
         if (rc == 0 && access(found, F_OK) != 0)
             rc = -ENOENT;
         if (rc) {
@@ -289,13 +293,17 @@ int renc_cmd_status(int argc, char **argv)
     }
     printf("run       %s: %s to %s, %s\n", st.run_id, st.params.mode, st.params.target,
            st.params.out[0] ? renc_cli_path_quote(q, sizeof q, st.params.out) : "in place");
-    /* One source a line: each quoted on its own. */
+    /* One source a line, escaped as the run stored it (a journal of an
+     * older run may hold a raw control character: escaped here). */
     printf("sources   ");
     for (const char *s = st.params.sources; *s;) {
         size_t n = strcspn(s, "\n");
         char one[4200];
         snprintf(one, sizeof one, "%.*s", (int)n, s);
-        fputs(renc_cli_path_quote(q, sizeof q, one), stdout);
+        int raw = 0;
+        for (const unsigned char *c = (const unsigned char *)one; *c; c++)
+            raw |= *c < 0x20 || *c == 0x7f;
+        fputs(raw ? renc_cli_path_quote(q, sizeof q, one) : one, stdout);
         s += n;
         if (*s == '\n' && *++s)
             fputs("\n          ", stdout);
