@@ -747,8 +747,8 @@ static void renc_failure_summary(const char *cmd, const struct renc_bulk_args *a
             wide = c;
         if (c->count <= RENC_LINES_PER_CAUSE)
             continue;
-        renc_err(cmd, "%llu more blobs failed the same way: %s%s%s%s (each left as it was; "
-                      "'reencrypt status --failures 0' or --report lists them all)",
+        renc_err(cmd, "%llu more blobs failed the same way: %s%s%s%s ('reencrypt status "
+                      "--failures 0' or --report lists them all)",
                  (unsigned long long)(c->count - RENC_LINES_PER_CAUSE), renc_strerror(c->rc),
                  c->ref ? " (key " : "", c->ref ? c->ref : "", c->ref ? ")" : "");
     }
@@ -763,8 +763,8 @@ static void renc_failure_summary(const char *cmd, const struct renc_bulk_args *a
         renc_err(cmd, "stopped: %s writing %s; %llu blobs not started, resume with the same "
                       "command", cause, QP(q, dir), (unsigned long long)not_started);
     else
-        renc_err(cmd, "%s writing %s: the blobs that failed on it are left as they were; run "
-                      "the same command again once it can be written", cause, QP(q, dir));
+        renc_err(cmd, "%s writing %s; run the same command again once it can be written",
+                 cause, QP(q, dir));
 }
 
 static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
