@@ -118,7 +118,9 @@ fault_case() {
   eval "cause=\$CAUSE_$err"
   desc="$CFG, RENC_FAULT=$op:$n:$err"
   fresh
-  run env RENC_FAULT="$op:$n:$err" "$RENC_BIN" run --state "$STATE" "${ARGS[@]}"
+  rm -f "$WORK/fault.json"
+  run env RENC_FAULT="$op:$n:$err" "$RENC_BIN" run --state "$STATE" --report "$WORK/fault.json" \
+    "${ARGS[@]}"
   san_text "$desc" "$WORK/err"
   if [ "$RC" -eq 1 ]; then
     pass "$desc: exit 1"
@@ -127,10 +129,23 @@ fault_case() {
     _show_last
     return
   fi
-  # The blobs named with the cause, relative to the corpus.
+  # The blobs that failed with the cause, relative to the corpus: standard
+  # error names up to 10 for one cause and sums up the rest; the report
+  # lists every one.
   sed -n "s|^reencrypt: run: \\(.*\\): $cause\$|\\1|p" "$WORK/err" | grep -v '^journal ' |
-    sed -e "s|^$SRC/||" -e "s|^$OUT/||" | LC_ALL=C sort -u >"$WORK/named"
+    sed -e "s|^$SRC/||" -e "s|^$OUT/||" | LC_ALL=C sort -u >"$WORK/named.err"
+  { cat "$WORK/named.err"
+    [ -f "$WORK/fault.json" ] &&
+      jq -r --arg c "$cause" '.failures[] | select(.error == $c) | .path' "$WORK/fault.json" |
+      sed -e "s|^$SRC/||" -e "s|^$OUT/||"
+  } | LC_ALL=C sort -u >"$WORK/named"
   nnamed=$(wc -l <"$WORK/named")
+  local nerr
+  nerr=$(wc -l <"$WORK/named.err")
+  if [ "$nnamed" -gt 10 ]; then
+    check "$desc: stderr names 10 of the $nnamed and sums up the rest" \
+      test "$nerr" -eq 10 -a "$(grep -c "^reencrypt: run: $((nnamed - 10)) more blobs failed the same way: $cause" "$WORK/err")" -eq 1
+  fi
   jstop=0
   grep -q "^reencrypt: run: journal .*: $cause" "$WORK/err" && jstop=1
   if [ "$op" = journal ]; then
