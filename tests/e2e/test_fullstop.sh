@@ -16,6 +16,7 @@
 
 RENC_BIN=$(realpath "$RENC_BIN")
 cd "$WORK" || exit 2
+sanitizer_logs
 expect_ok renc keys create a
 expect_ok renc keys create b
 
@@ -107,4 +108,5 @@ else
   echo "NOTE: no mount namespace here: the real full file system case is not run"
 fi
 
+expect_no_sanitizer_reports
 finish

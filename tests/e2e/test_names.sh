@@ -10,6 +10,7 @@
 
 RENC_BIN=$(realpath "$RENC_BIN")
 cd "$WORK" || exit 2
+sanitizer_logs
 expect_ok renc keys create a
 expect_ok renc keys create b
 
@@ -60,4 +61,5 @@ check "its journal line is one line" \
 run renc status
 expect_out 'sources   '"$WORK"'/two\nlines'
 
+expect_no_sanitizer_reports
 finish

@@ -13,6 +13,7 @@
 
 RENC_BIN=$(realpath "$RENC_BIN")
 cd "$WORK" || exit 2
+sanitizer_logs
 expect_ok renc keys create a
 expect_ok renc keys create b
 mkdata "$WORK/plain" 5000
@@ -91,4 +92,5 @@ check "an --out beside the source: its mirror opens" same "$WORK/x.plain" "$WORK
 check "an --out beside the source: the mirror is under the target" \
   test "$(renc inspect "$WORK/mirror/a/x" | jq -r '[.slots[].ref] | join(",")')" = local:b/1
 
+expect_no_sanitizer_reports
 finish

@@ -16,6 +16,7 @@
 
 RENC_BIN=$(realpath "$RENC_BIN")
 cd "$WORK" || exit 2
+sanitizer_logs
 expect_ok renc keys create a
 expect_ok renc keys create b
 
@@ -103,4 +104,5 @@ expect_ok renc run --to local:a --mode rewrap --threads 1 --progress=none "$SRC"
 check "the run to another target moved the blobs" \
   test "$(renc inspect "$SRC/b1.renc" | jq -r '[.slots[].ref] | join(",")')" = local:a/1
 
+expect_no_sanitizer_reports
 finish
