@@ -41,6 +41,10 @@ static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
     "         [--report FILE] (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
 
+/* QP(buf, path): path quoted for a message (renc_cli_path_quote) into the
+ * char array buf. */
+#define QP(buf, path) renc_cli_path_quote((buf), sizeof(buf), (path))
+
 enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
 
 struct renc_bulk_args {
@@ -54,6 +58,7 @@ struct renc_bulk_args {
     int no_journal, resume, restart, copy;
     uint64_t finished_before; /* blobs finished by earlier attempts of the run */
     uint64_t held;            /* blobs held by a header write recovery could not settle */
+    const char *out_dir;      /* the canonical --out (NULL: in place) */
     unsigned threads, share_dek;
     int threads_given;
     uint64_t memory;
@@ -263,15 +268,16 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
 static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_scan *scan,
                           const char *exclude)
 {
+    char q[RENC_PATH_QUOTE_MAX];
     int rc = a->manifest ? renc_scan_manifest(scan, a->manifest)
                          : renc_scan_paths(scan, (const char *const *)a->sources,
                                            (size_t)a->source_count, exclude);
     if (rc) {
-        renc_err(cmd, "%s: %s", a->manifest ? a->manifest : "scan", renc_strerror(rc));
+        renc_err(cmd, "%s: %s", a->manifest ? QP(q, a->manifest) : "scan", renc_strerror(rc));
         return renc_exit_for(rc);
     }
     for (size_t i = 0; i < scan->error_count; i++)
-        renc_err(cmd, "%s: %s", scan->errors[i].path, renc_strerror(scan->errors[i].rc));
+        renc_err(cmd, "%s: %s", QP(q, scan->errors[i].path), renc_strerror(scan->errors[i].rc));
     if (scan->duplicates)
         printf("%s: %llu manifest lines named a file already listed: done once\n", cmd,
                (unsigned long long)scan->duplicates);
@@ -353,8 +359,9 @@ static int renc_check_mirror_paths(const char *cmd, const char *out, struct renc
     int bad = 0;
     for (size_t i = 0; i < scan->count; i++) {
         if (renc_rel_canonical(scan->items[i].rel) != 0) {
+            char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX];
             renc_err(cmd, "%s: cannot be mirrored under --out %s (its path has '..' or no name)",
-                     scan->items[i].path, out);
+                     QP(q1, scan->items[i].path), QP(q2, out));
             bad = 1;
         }
     }
@@ -370,13 +377,201 @@ static int renc_check_mirror_paths(const char *cmd, const char *out, struct renc
     qsort(v, scan->count, sizeof *v, renc_item_rel_cmp);
     for (size_t i = 1; i < scan->count; i++) {
         if (strcmp(v[i - 1]->rel, v[i]->rel) == 0) {
-            renc_err(cmd, "%s and %s would both be written to %s/%s", v[i - 1]->path, v[i]->path,
-                     out, v[i]->rel);
+            char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX], q3[RENC_PATH_QUOTE_MAX],
+                q4[RENC_PATH_QUOTE_MAX];
+            renc_err(cmd, "%s and %s would both be written to %s/%s", QP(q1, v[i - 1]->path),
+                     QP(q2, v[i]->path), QP(q3, out), QP(q4, v[i]->rel));
             bad = 1;
         }
     }
     renc_free(v);
     return bad ? RENC_EXIT_USAGE : -1;
+}
+
+/* ---- --out never writes a source -------------------------------------- */
+
+/* renc_canon_prefix: path made canonical as far as it exists: its longest
+ * existing prefix resolved (realpath), the rest appended as it is (it will
+ * be created by the run, so no symlink can be in it).  Works for a final
+ * component that is a symlink too: it is kept, not followed (a rename over
+ * a symlink replaces the link). */
+static int renc_canon_prefix(const char *path, char *out, size_t max)
+{
+    char head[PATH_MAX];
+    size_t n = strlen(path);
+    RENC_RETURN_IF(n == 0 || n >= sizeof head, -ENAMETOOLONG);
+    memcpy(head, path, n + 1);
+    /* The last component is never resolved: start from its parent. */
+    char *cut = strrchr(head, '/');
+    for (;;) {
+        char real[PATH_MAX];
+        const char *dir = !cut ? "." : cut == head ? "/" : head;
+        if (cut)
+            *cut = '\0';
+        if (realpath(dir, real)) {
+            const char *rest = cut ? path + (cut - head) + 1 : path;
+            int w = snprintf(out, max, "%s%s%s", real, strcmp(real, "/") ? "/" : "", rest);
+            return w < 0 || (size_t)w >= max ? -ENAMETOOLONG : 0;
+        }
+        if (errno != ENOENT || !cut || cut == head)
+            return -errno;
+        char *prev = strrchr(head, '/');
+        *cut = '/';
+        if (!prev) { /* a relative path with no existing folder in it: from "." */
+            char here[PATH_MAX];
+            RENC_RETURN_IF(!getcwd(here, sizeof here), -errno);
+            int w = snprintf(out, max, "%s/%s", here, path);
+            return w < 0 || (size_t)w >= max ? -ENAMETOOLONG : 0;
+        }
+        cut = prev;
+    }
+}
+
+struct renc_src_id {
+    char *canon;   /* canonical path of a source item */
+    dev_t dev;
+    ino_t ino;
+    size_t idx;
+};
+
+static int renc_src_by_path(const void *a, const void *b)
+{
+    return strcmp(((const struct renc_src_id *)a)->canon, ((const struct renc_src_id *)b)->canon);
+}
+
+static int renc_src_by_inode(const void *a, const void *b)
+{
+    const struct renc_src_id *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino ? 1 : 0;
+}
+
+/* 1 when canonical path p is root or lies inside it. */
+static int renc_path_within(const char *p, const char *root)
+{
+    size_t n = strlen(root);
+    return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0' || strcmp(root, "/") == 0);
+}
+
+/* The reason item i's mirror under out would write a source, or NULL. */
+static const char *renc_mirror_hits_source(const struct renc_scan *scan, size_t i,
+                                           const char *out, struct renc_src_id *by_path,
+                                           struct renc_src_id *by_inode, char **roots,
+                                           size_t nroots, char *why, size_t max)
+{
+    char mirror[PATH_MAX], canon[PATH_MAX];
+    char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX];
+    const struct renc_scan_item *it = &scan->items[i];
+    int w = snprintf(mirror, sizeof mirror, "%s/%s", out, it->rel);
+    if (w < 0 || (size_t)w >= sizeof mirror || renc_canon_prefix(mirror, canon, sizeof canon))
+        return NULL; /* the engine reports a name too long when it gets there */
+    struct renc_src_id key = {.canon = canon};
+    const struct renc_src_id *hit =
+        bsearch(&key, by_path, scan->count, sizeof *by_path, renc_src_by_path);
+    struct stat st;
+    if (!hit && lstat(mirror, &st) == 0) {
+        key.dev = st.st_dev;
+        key.ino = st.st_ino;
+        hit = bsearch(&key, by_inode, scan->count, sizeof *by_inode, renc_src_by_inode);
+    }
+    if (hit) {
+        renc_cli_path_quote(q1, sizeof q1, it->path);
+        if (hit->idx == i)
+            renc_textf(why, max, "%s would be written over itself (its mirror is the same file)",
+                       q1);
+        else
+            renc_textf(why, max, "%s would be written over the source %s (its mirror is that file)",
+                       q1, renc_cli_path_quote(q2, sizeof q2, scan->items[hit->idx].path));
+        return why;
+    }
+    for (size_t r = 0; r < nroots; r++) {
+        if (!renc_path_within(canon, roots[r]))
+            continue;
+        renc_cli_path_quote(q1, sizeof q1, it->path);
+        renc_textf(why, max, "%s would be mirrored to %s, inside the source %s", q1,
+                   renc_cli_path_quote(q2, sizeof q2, canon), roots[r]);
+        return why;
+    }
+    return NULL;
+}
+
+/* Sources are never written with --out: refuses (exit 2) an --out under
+ * which the mirror of a source item would be that item, another source
+ * item (also through a hard link or another mount of the same file: same
+ * device and inode), or a path inside a source folder.  Paths are compared
+ * canonical (symlinks resolved, up to the last component).  Returns -1 to
+ * continue or an exit code. */
+static int renc_check_out_not_source(const char *cmd, const struct renc_bulk_args *a,
+                                     const char *out, const struct renc_scan *scan)
+{
+    if (scan->count == 0)
+        return -1;
+    int status = -1;
+    struct renc_src_id *by_path = renc_calloc(scan->count, sizeof *by_path);
+    struct renc_src_id *by_inode = renc_calloc(scan->count, sizeof *by_inode);
+    char **roots = renc_calloc((size_t)a->source_count + 1, sizeof *roots);
+    size_t nroots = 0;
+    if (!by_path || !by_inode || !roots)
+        goto out_nomem;
+    for (size_t i = 0; i < scan->count; i++) {
+        char canon[PATH_MAX];
+        struct stat st;
+        by_path[i].idx = i;
+        if (renc_canon_prefix(scan->items[i].path, canon, sizeof canon) != 0 ||
+            lstat(scan->items[i].path, &st) != 0) {
+            /* Gone since the scan: nothing of it to protect (the engine
+             * reports it); a name that cannot match a mirror. */
+            snprintf(canon, sizeof canon, "\n%zu", i);
+            memset(&st, 0, sizeof st);
+            st.st_ino = 0;
+        }
+        by_path[i].canon = renc_strdup(canon);
+        by_path[i].dev = st.st_dev;
+        by_path[i].ino = st.st_ino;
+        if (!by_path[i].canon)
+            goto out_nomem;
+    }
+    memcpy(by_inode, by_path, scan->count * sizeof *by_inode);
+    qsort(by_path, scan->count, sizeof *by_path, renc_src_by_path);
+    qsort(by_inode, scan->count, sizeof *by_inode, renc_src_by_inode);
+    for (int i = 0; !a->manifest && i < a->source_count; i++) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (lstat(a->sources[i], &st) == 0 && S_ISDIR(st.st_mode) &&
+            realpath(a->sources[i], real) && !(roots[nroots++] = renc_strdup(real)))
+            goto out_nomem;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < scan->count; i++) {
+        char why[3 * RENC_PATH_QUOTE_MAX];
+        if (!renc_mirror_hits_source(scan, i, out, by_path, by_inode, roots, nroots, why,
+                                     sizeof why))
+            continue;
+        if (bad++ < 5) {
+            char q[RENC_PATH_QUOTE_MAX];
+            renc_err(cmd, "--out %s: %s; sources are never written with --out: choose an "
+                          "output folder outside the sources",
+                     renc_cli_path_quote(q, sizeof q, a->out), why);
+        }
+    }
+    if (bad > 5)
+        renc_err(cmd, "--out: %zu more blobs the same way", bad - 5);
+    if (bad)
+        status = RENC_EXIT_USAGE;
+    goto out;
+out_nomem:
+    renc_err(cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+    status = RENC_EXIT_FAILED;
+out:
+    for (size_t i = 0; by_path && i < scan->count; i++)
+        renc_free(by_path[i].canon);
+    for (size_t r = 0; r < nroots; r++)
+        renc_free(roots[r]);
+    renc_free(by_path);
+    renc_free(by_inode);
+    renc_free(roots);
+    return status;
 }
 
 /* ---- progress --------------------------------------------------------- */
@@ -465,15 +660,135 @@ static int renc_write_report(const char *path, json_t *root)
     return rc;
 }
 
-/* Each header a crash left mid-write, as the journal's recovery settles it. */
-static void renc_recover_report(void *arg, const char *path, const char *what, int rc)
+/* Each header intent a crash left whose outcome is worth a line, as the
+ * journal's recovery settles it: said once, by the run that settles it. */
+static void renc_recover_report(void *arg, const char *path, enum renc_settle what, int rc)
 {
     const char *cmd = arg;
-    if (rc)
-        renc_err(cmd, "%s: %s (its in-place header write is kept in the journal)", path,
-                 renc_strerror(rc));
+    char q[RENC_PATH_QUOTE_MAX];
+    renc_cli_path_quote(q, sizeof q, path);
+    switch (what) {
+    case RENC_SETTLE_COMPLETED:
+        printf("%s: recovery: %s: header found half written: completed from the journal\n", cmd,
+               q);
+        break;
+    case RENC_SETTLE_GONE:
+        printf("%s: recovery: %s: gone since the crash: nothing to complete, its header write "
+               "is settled\n", cmd, q);
+        break;
+    case RENC_SETTLE_REPLACED:
+        printf("%s: recovery: %s: holds neither the old nor the new header: replaced by another "
+               "writer: left as it is (and looked at afresh)\n", cmd, q);
+        break;
+    default:
+        renc_err(cmd, "%s: %s; its in-place header write is kept in the journal, and the blob "
+                      "left alone, until it can be read", q, renc_strerror(rc));
+        break;
+    }
+}
+
+/* Failures are told one line a blob, up to RENC_LINES_PER_CAUSE for one
+ * cause (error and key): past that, one line sums up the rest (a full disk
+ * fails every blob in flight the same way; the report and `status
+ * --failures 0` list them all). */
+#define RENC_LINES_PER_CAUSE 10
+#define RENC_MAX_CAUSES 32
+
+struct renc_cause {
+    int rc;
+    const char *ref; /* the key, or NULL */
+    uint64_t count;
+    size_t first;    /* the scan item that met it first */
+};
+
+struct renc_causes {
+    struct renc_cause c[RENC_MAX_CAUSES];
+    size_t n;
+};
+
+/* The destination can take no more: every blob after it would fail the
+ * same way, so the run stops (renc_engine) and says so once. */
+static int renc_run_wide_io(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
+}
+
+static struct renc_cause *renc_cause_of(struct renc_causes *cs, int rc, const char *ref,
+                                        size_t idx)
+{
+    for (size_t k = 0; k < cs->n; k++)
+        if (cs->c[k].rc == rc && (cs->c[k].ref == ref ||
+                                  (cs->c[k].ref && ref && strcmp(cs->c[k].ref, ref) == 0)))
+            return &cs->c[k];
+    if (cs->n == RENC_MAX_CAUSES)
+        return NULL; /* that many kinds: each told on its own */
+    struct renc_cause *c = &cs->c[cs->n++];
+    c->rc = rc;
+    c->ref = ref;
+    c->first = idx;
+    return c;
+}
+
+/* One failed blob's line, unless its cause was told often enough. */
+static void renc_failure_line(const char *cmd, struct renc_causes *cs,
+                              const struct renc_scan *scan, size_t i, int rc, const char *ref)
+{
+    struct renc_cause *c = renc_cause_of(cs, rc, ref, i);
+    if (c && ++c->count > RENC_LINES_PER_CAUSE)
+        return;
+    char q[RENC_PATH_QUOTE_MAX];
+    if (ref)
+        renc_err(cmd, "%s: %s (key %s)", QP(q, scan->items[i].path), renc_strerror(rc), ref);
     else
-        printf("%s: recovery: %s: %s\n", cmd, path, what);
+        renc_err(cmd, "%s: %s", QP(q, scan->items[i].path), renc_strerror(rc));
+}
+
+/* The folder item i is written to: its own, or its mirror's under --out. */
+static void renc_dest_dir(const struct renc_bulk_args *a, const struct renc_scan_item *it,
+                          char *out, size_t max)
+{
+    const char *p = a->out_dir ? it->rel : it->path;
+    const char *slash = strrchr(p, '/');
+    if (a->out_dir)
+        renc_textf(out, max, "%s%s%.*s", a->out_dir, slash ? "/" : "",
+                   slash ? (int)(slash - p) : 0, p);
+    else if (slash)
+        renc_textf(out, max, "%.*s", slash == p ? 1 : (int)(slash - p), p);
+    else
+        renc_textf(out, max, ".");
+}
+
+/* After the failure lines: the rest of each cause told often, and a
+ * destination that could take no more, once, with what it left undone. */
+static void renc_failure_summary(const char *cmd, const struct renc_bulk_args *a,
+                                 const struct renc_causes *cs, const struct renc_scan *scan,
+                                 uint64_t not_started)
+{
+    const struct renc_cause *wide = NULL;
+    for (size_t k = 0; k < cs->n; k++) {
+        const struct renc_cause *c = &cs->c[k];
+        if (!wide && renc_run_wide_io(c->rc))
+            wide = c;
+        if (c->count <= RENC_LINES_PER_CAUSE)
+            continue;
+        renc_err(cmd, "%llu more blobs failed the same way: %s%s%s%s ('reencrypt status "
+                      "--failures 0' or --report lists them all)",
+                 (unsigned long long)(c->count - RENC_LINES_PER_CAUSE), renc_strerror(c->rc),
+                 c->ref ? " (key " : "", c->ref ? c->ref : "", c->ref ? ")" : "");
+    }
+    if (!wide || strcmp(cmd, "run") != 0)
+        return;
+    char dir[PATH_MAX + 8], q[RENC_PATH_QUOTE_MAX], cause[128];
+    renc_dest_dir(a, &scan->items[wide->first], dir, sizeof dir);
+    snprintf(cause, sizeof cause, "%s", renc_strerror(wide->rc));
+    if (cause[0] >= 'A' && cause[0] <= 'Z')
+        cause[0] = (char)(cause[0] - 'A' + 'a');
+    if (not_started)
+        renc_err(cmd, "stopped: %s writing %s; %llu blobs not started, resume with the same "
+                      "command", cause, QP(q, dir), (unsigned long long)not_started);
+    else
+        renc_err(cmd, "%s writing %s; run the same command again once it can be written",
+                 cause, QP(q, dir));
 }
 
 static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
@@ -481,6 +796,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
                             const char *target, struct renc_progress_ctx *pc,
                             const struct renc_session *sess)
 {
+    char q[RENC_PATH_QUOTE_MAX];
     struct renc_engine_progress p;
     renc_engine_snapshot(e, &p);
     if (pc->mode == RENC_PROGRESS_JSON) {
@@ -491,14 +807,12 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
         fputc('\n', stderr);
     const struct renc_item_result *res = renc_engine_results(e);
     json_t *failures = json_array();
+    struct renc_causes causes;
+    memset(&causes, 0, sizeof causes);
     for (size_t i = 0; i < scan->count; i++) {
         if (res[i].state != RENC_ITEM_FAILED)
             continue;
-        if (res[i].ref)
-            renc_err(cmd, "%s: %s (key %s)", scan->items[i].path, renc_strerror(res[i].rc),
-                     res[i].ref);
-        else
-            renc_err(cmd, "%s: %s", scan->items[i].path, renc_strerror(res[i].rc));
+        renc_failure_line(cmd, &causes, scan, i, res[i].rc, res[i].ref);
         /* Access withdrawn at the key's provider (any provider), or a vault
          * key disabled: the environments on that key get locked. */
         if (res[i].ref && !a->withdrawn_ref[0] &&
@@ -513,6 +827,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
             json_object_set_new(f, "key", json_string(res[i].ref));
         json_array_append_new(failures, f);
     }
+    renc_failure_summary(cmd, a, &causes, scan, p.items_total - p.items_finished);
     for (size_t i = 0; i < scan->error_count; i++)
         json_array_append_new(failures, json_pack("{s:s, s:s, s:i}", "path", scan->errors[i].path,
                                                   "error", renc_strerror(scan->errors[i].rc),
@@ -534,7 +849,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
             printf("%s: %llu of them rewrapped by rewriting only their header, in place\n", cmd,
                    (unsigned long long)p.in_place);
         if (sess)
-            printf("%s: journal %s, run %s, attempt %u\n", cmd, sess->journal_path,
+            printf("%s: journal %s, run %s, attempt %u\n", cmd, QP(q, sess->journal_path),
                    renc_journal_run_id(sess->journal), sess->attempt);
         if (a->finished_before)
             printf("%s: %llu more blobs were finished by earlier attempts of this run\n", cmd,
@@ -616,7 +931,7 @@ static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct re
         int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
         json_decref(root);
         if (rc)
-            renc_err(cmd, "report %s: %s", a->report, renc_strerror(rc));
+            renc_err(cmd, "report %s: %s", QP(q, a->report), renc_strerror(rc));
     } else {
         json_decref(failures);
     }
@@ -681,7 +996,8 @@ static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a
     };
     int rc = renc_transformer_new(t, ks, &to);
     if (rc) {
-        renc_err(cmd, "target %s: %s", target, renc_strerror(rc));
+        char q[RENC_PATH_QUOTE_MAX];
+        renc_err(cmd, "target %s: %s", QP(q, target), renc_strerror(rc));
         return RENC_EXIT_FAILED;
     }
     return -1;
@@ -692,6 +1008,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
                           struct renc_bulk_args *a)
 {
     int status = -1;
+    char q[RENC_PATH_QUOTE_MAX];
     if (op == RENC_ENGINE_VERIFY && a->run_only) {
         renc_err(cmd, "--%s is an option of run, not of verify", a->run_only);
         fputs(usage, stderr);
@@ -703,12 +1020,12 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     }
     struct renc_keyref ref;
     if (a->to && renc_keyref_parse(&ref, a->to) != 0) {
-        renc_err(cmd, "'%s': %s", a->to, renc_strerror(-RENC_E_BAD_KEYREF));
+        renc_err(cmd, "'%s': %s", QP(q, a->to), renc_strerror(-RENC_E_BAD_KEYREF));
         return RENC_EXIT_USAGE;
     }
     for (size_t i = 0; i < a->drop_count; i++) {
         if (renc_keyref_parse(&ref, a->drop[i]) != 0) {
-            renc_err(cmd, "--drop '%s': %s", a->drop[i], renc_strerror(-RENC_E_BAD_KEYREF));
+            renc_err(cmd, "--drop '%s': %s", QP(q, a->drop[i]), renc_strerror(-RENC_E_BAD_KEYREF));
             return RENC_EXIT_USAGE;
         }
     }
@@ -718,10 +1035,11 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     if (a->to && strncmp(a->to, "akv:", 4) == 0 && !a->threads_given && a->threads < 16)
         a->threads = 16;
     char out_real[PATH_MAX] = "";
+    a->out_dir = a->out ? out_real : NULL;
     if (a->out) {
         int rc = renc_out_inside_source(a, out_real, sizeof out_real);
         if (rc != 0) {
-            renc_err(cmd, "--out %s: %s", a->out,
+            renc_err(cmd, "--out %s: %s", QP(q, a->out),
                      rc > 0 ? "the output directory is inside a source" : renc_strerror(rc));
             return RENC_EXIT_USAGE;
         }
@@ -760,15 +1078,15 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
             if (rc == -RENC_E_BUSY)
                 renc_err(cmd, "%s: another run is working on it, on a folder inside it or on one "
                               "holding it (runs over overlapping trees are refused); wait for it "
-                              "to end or stop it", busy);
+                              "to end or stop it", QP(q, busy));
             else
-                renc_err(cmd, "%s: %s", busy, renc_strerror(rc));
+                renc_err(cmd, "%s: %s", QP(q, busy), renc_strerror(rc));
             status = RENC_EXIT_FAILED;
             goto out;
         }
     }
     if ((rc = renc_open_keys(&a->g, 0, &kr, &ks))) {
-        renc_err(cmd, "keyring %s: %s", a->g.keyring_dir, renc_strerror(rc));
+        renc_err(cmd, "keyring %s: %s", QP(q, a->g.keyring_dir), renc_strerror(rc));
         status = RENC_EXIT_FAILED;
         goto out;
     }
@@ -785,7 +1103,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
                                    sizeof why, renc_recover_report, (void *)cmd);
         if (rc == -RENC_E_BUSY) {
             renc_err(cmd, "journal %s is in use by another run (pid %ld); wait for it to end "
-                          "or stop it", sess.journal_path, holder);
+                          "or stop it", QP(q, sess.journal_path), holder);
             status = RENC_EXIT_FAILED;
             goto out;
         }
@@ -795,18 +1113,23 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
             goto out;
         }
         if (rc) {
-            renc_err(cmd, "journal %s: %s", sess.journal_path[0] ? sess.journal_path : "",
+            renc_err(cmd, "journal %s: %s", QP(q, sess.journal_path),
                      renc_strerror(rc));
             status = renc_exit_for(rc);
             goto out;
         }
         const struct renc_recover_stats *r = &sess.recovered;
-        if (r->found_new + r->found_old + r->repaired + r->unresolved)
+        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
             printf("%s: recovered in-place header writes of a crashed attempt: %llu found "
                    "rewritten, %llu found as they were, %llu completed from the journal, "
-                   "%llu unresolved\n",
+                   "%llu unresolved",
                    cmd, (unsigned long long)r->found_new, (unsigned long long)r->found_old,
                    (unsigned long long)r->repaired, (unsigned long long)r->unresolved);
+        if (r->gone + r->replaced)
+            printf("; %llu gone, %llu replaced by another writer (left as they are)",
+                   (unsigned long long)r->gone, (unsigned long long)r->replaced);
+        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
+            putchar('\n');
     }
     if (sess.resumed && strcmp(sess.target, renc_transformer_target(t)) != 0) {
         /* A resumed run keeps the target version it started with. */
@@ -818,6 +1141,9 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     if ((status = renc_bulk_scan(cmd, a, &scan, a->out ? out_real : NULL)) >= 0)
         goto out;
     if (op == RENC_ENGINE_RUN && a->out && (status = renc_check_mirror_paths(cmd, a->out, &scan)) >= 0)
+        goto out;
+    if (op == RENC_ENGINE_RUN && a->out &&
+        (status = renc_check_out_not_source(cmd, a, out_real, &scan)) >= 0)
         goto out;
     if (writes) {
         const char *tags[2] = {sess.resumed ? renc_journal_run_id(sess.journal) : NULL,
@@ -842,8 +1168,9 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         work.total_bytes = 0;
         for (size_t i = 0; i < scan.count; i++) {
             if (finished[i] == 2) {
-                renc_err(cmd, "%s: %s; left alone (its old and new header are in the journal)",
-                         scan.items[i].path, renc_strerror(-RENC_E_HEADER_MISMATCH));
+                renc_err(cmd, "%s: its in-place header write could not be settled (see above); "
+                              "left alone (its old and new header are in the journal)",
+                         QP(q, scan.items[i].path));
                 a->held++;
                 continue;
             }
@@ -857,7 +1184,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         if (sess.resumed)
             printf("%s: resuming run %s (attempt %u, journal %s): %llu blobs finished earlier "
                    "are not read again, %zu to go\n",
-                   cmd, renc_journal_run_id(sess.journal), sess.attempt, sess.journal_path,
+                   cmd, renc_journal_run_id(sess.journal), sess.attempt, QP(q, sess.journal_path),
                    (unsigned long long)a->finished_before, work.count);
     }
     struct renc_engine_opts eo = {
@@ -897,7 +1224,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         if (rc) {
             renc_err(cmd, "journal %s: %s; blobs finished since its last commit will be checked "
                           "again (by their headers) when the run is resumed",
-                     sess.journal_path, renc_strerror(rc));
+                     QP(q, sess.journal_path), renc_strerror(rc));
             status = RENC_EXIT_FAILED;
         }
     }
@@ -907,7 +1234,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
                       "%llu blobs left; run the same command again to continue%s%s%s",
                  (unsigned long long)(p.items_total - p.items_finished),
-                 journaled ? " (journal " : "", journaled ? sess.journal_path : "",
+                 journaled ? " (journal " : "", journaled ? QP(q, sess.journal_path) : "",
                  journaled ? ")" : "");
         status = RENC_EXIT_INTERRUPTED;
     }
@@ -922,7 +1249,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     goto out;
 
 out_journal:
-    renc_err(cmd, "journal %s: %s", sess.journal_path, renc_strerror(rc));
+    renc_err(cmd, "journal %s: %s", QP(q, sess.journal_path), renc_strerror(rc));
     status = RENC_EXIT_FAILED;
     goto out;
 out_err:

@@ -100,9 +100,34 @@ static void renc_status_failure(void *arg, const char *path, const char *error, 
             json_object_set_new(f, "key", json_string(ref));
         json_array_append_new(c->arr, f);
     } else {
-        printf("  %s: %s%s%s%s\n", path, error, ref ? " (key " : "", ref ? ref : "",
-               ref ? ")" : "");
+        char q[RENC_PATH_QUOTE_MAX];
+        printf("  %s: %s%s%s%s\n", renc_cli_path_quote(q, sizeof q, path), error,
+               ref ? " (key " : "", ref ? ref : "", ref ? ")" : "");
     }
+}
+
+/* The header intents a crash left that recovery settled, by outcome. */
+static void renc_status_settled(const struct renc_journal_status *st)
+{
+    static const char *const what[RENC_SETTLE_COUNT] = {
+        "found rewritten", "found as they were (done again)", "completed from the journal",
+        "gone (no file there any more)", "replaced by another writer (left as they are)",
+    };
+    uint64_t all = 0;
+    for (int k = 0; k < RENC_SETTLE_COUNT; k++)
+        all += st->settled[k];
+    if (!all)
+        return;
+    printf("%s%llu in-place header writes settled after a crash:",
+           st->header_intents ? "          " : "headers   ", (unsigned long long)all);
+    const char *sep = " ";
+    for (int k = 0; k < RENC_SETTLE_COUNT; k++) {
+        if (!st->settled[k])
+            continue;
+        printf("%s%llu %s", sep, (unsigned long long)st->settled[k], what[k]);
+        sep = ", ";
+    }
+    putchar('\n');
 }
 
 int renc_cmd_status(int argc, char **argv)
@@ -166,8 +191,12 @@ int renc_cmd_status(int argc, char **argv)
             rc = renc_envdata_path(dir, sizeof dir, g.data_dir, env, NULL);
         if (rc == 0 && !realpath(dir, real))
             rc = -errno;
+        /* The run keys its journal by the source as its journal stores it. */
+        char stored[RENC_PATH_QUOTE_MAX];
         if (rc == 0)
-            rc = renc_journal_default_path(g.state_dir, real, "", found, sizeof found);
+            rc = renc_journal_default_path(g.state_dir,
+                                           renc_cli_path_quote(stored, sizeof stored, real), "",
+                                           found, sizeof found);
         if (rc == 0 && access(found, F_OK) != 0)
             rc = -ENOENT;
         if (rc) {
@@ -181,21 +210,27 @@ int renc_cmd_status(int argc, char **argv)
         if ((rc = renc_global_resolve(&g, 0)) == 0)
             rc = renc_latest_journal(g.state_dir, found, sizeof found, &journals);
         if (rc) {
+            char qs[RENC_PATH_QUOTE_MAX];
             renc_err("status", "no journal under %s/journals (a run keeps one there unless "
-                               "given --journal or --no-journal)", g.state_dir ? g.state_dir : "");
+                               "given --journal or --no-journal)",
+                     renc_cli_path_quote(qs, sizeof qs, g.state_dir ? g.state_dir : ""));
             return RENC_EXIT_USAGE;
         }
         path = found;
     }
     struct renc_journal *j = NULL;
     if ((rc = renc_journal_open_readonly(&j, path))) {
-        renc_err("status", "journal %s: %s", path, renc_strerror(rc));
+        char qp[RENC_PATH_QUOTE_MAX];
+        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, path),
+                 renc_strerror(rc));
         return renc_exit_for(rc) == RENC_EXIT_USAGE || rc == -ENOENT ? RENC_EXIT_USAGE
                                                                      : RENC_EXIT_FAILED;
     }
     struct renc_journal_status st;
     if ((rc = renc_journal_status(j, &st))) {
-        renc_err("status", "journal %s: %s", path, renc_strerror(rc));
+        char qp[RENC_PATH_QUOTE_MAX];
+        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, path),
+                 renc_strerror(rc));
         renc_journal_close(j);
         return RENC_EXIT_FAILED;
     }
@@ -241,6 +276,12 @@ int renc_cmd_status(int argc, char **argv)
             "updated", updated, "blobs_per_s", bps, "mb_per_s", mbps, "failures", fc.arr);
         if (root && st.running)
             json_object_set_new(root, "pid", json_integer(st.holder_pid));
+        json_t *settled = root ? json_object() : NULL;
+        for (int k = 0; settled && k < RENC_SETTLE_COUNT; k++)
+            json_object_set_new(settled, renc_settle_name((enum renc_settle)k),
+                                json_integer((json_int_t)st.settled[k]));
+        if (settled)
+            json_object_set_new(root, "header_settled", settled);
         if (root)
             json_object_set_new(root, "eta_s", eta >= 0 ? json_real(eta) : json_null());
         json_dumpf(root, stdout, JSON_INDENT(2));
@@ -249,20 +290,30 @@ int renc_cmd_status(int argc, char **argv)
         renc_journal_close(j);
         return RENC_EXIT_OK;
     }
-    printf("journal   %s%s\n", path, journals > 1 ? "  (the latest of several: --journal FILE)" : "");
+    char q[RENC_PATH_QUOTE_MAX];
+    printf("journal   %s%s\n", renc_cli_path_quote(q, sizeof q, path),
+           journals > 1 ? "  (the latest of several: --journal FILE)" : "");
     if (!st.has_run) {
         printf("run       none recorded\n");
         renc_journal_close(j);
         return RENC_EXIT_OK;
     }
     printf("run       %s: %s to %s, %s\n", st.run_id, st.params.mode, st.params.target,
-           st.params.out[0] ? st.params.out : "in place");
+           st.params.out[0] ? renc_cli_path_quote(q, sizeof q, st.params.out) : "in place");
+    /* One source a line, escaped as the run stored it (a journal of an
+     * older run may hold a raw control character: escaped here). */
     printf("sources   ");
-    for (const char *s = st.params.sources; *s; s++) {
-        if (*s == '\n')
+    for (const char *s = st.params.sources; *s;) {
+        size_t n = strcspn(s, "\n");
+        char one[4200];
+        snprintf(one, sizeof one, "%.*s", (int)n, s);
+        int raw = 0;
+        for (const unsigned char *c = (const unsigned char *)one; *c; c++)
+            raw |= *c < 0x20 || *c == 0x7f;
+        fputs(raw ? renc_cli_path_quote(q, sizeof q, one) : one, stdout);
+        s += n;
+        if (*s == '\n' && *++s)
             fputs("\n          ", stdout);
-        else
-            putchar(*s);
     }
     printf("\n");
     if (st.running)
@@ -290,6 +341,7 @@ int renc_cmd_status(int argc, char **argv)
     if (st.header_intents)
         printf("headers   %llu in-place header writes not yet settled: the next run settles "
                "them first\n", (unsigned long long)st.header_intents);
+    renc_status_settled(&st);
     if (st.count[RENC_J_FAILED]) {
         printf("failures  (%s%llu)\n", max_failures && st.count[RENC_J_FAILED] > max_failures
                                             ? "first " : "",

@@ -28,6 +28,24 @@ static const char *const renc_jstate_names[RENC_J_COUNT] = {
     "pending", "done", "skipped", "not_renc", "failed", "gone",
 };
 
+/* Header intents settled after a crash, one row per blob: what recovery
+ * found (enum renc_settle).  Added beside the schema-1 tables: a journal
+ * made before it gets it when a run opens it (older binaries ignore it). */
+#define RENC_JOURNAL_SETTLED_TABLE                                                          \
+    "CREATE TABLE IF NOT EXISTS header_settled("                                          \
+    "  blob_id INTEGER PRIMARY KEY, path TEXT NOT NULL, outcome TEXT NOT NULL"            \
+    "    CHECK (outcome IN ('rewritten','as_it_was','completed','gone','replaced')),"     \
+    "  settled REAL NOT NULL);"
+
+static const char *const renc_settle_names[RENC_SETTLE_COUNT] = {
+    "rewritten", "as_it_was", "completed", "gone", "replaced",
+};
+
+const char *renc_settle_name(enum renc_settle s)
+{
+    return (unsigned)s < RENC_SETTLE_COUNT ? renc_settle_names[s] : "?";
+}
+
 static const char renc_journal_schema[] =
     "CREATE TABLE IF NOT EXISTS run("
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -46,7 +64,8 @@ static const char renc_journal_schema[] =
     "CREATE INDEX IF NOT EXISTS blobs_state ON blobs(state);"
     "CREATE TABLE IF NOT EXISTS header_intents("
     "  blob_id INTEGER PRIMARY KEY, path TEXT NOT NULL, old_header BLOB NOT NULL,"
-    "  new_header BLOB NOT NULL, created REAL NOT NULL);";
+    "  new_header BLOB NOT NULL, created REAL NOT NULL);"
+    RENC_JOURNAL_SETTLED_TABLE;
 
 struct renc_jnote {
     int64_t row;
@@ -271,7 +290,8 @@ static int renc_journal_setup(struct renc_journal *j)
     /* WAL: readers (status) never block the run.  synchronous=FULL makes
      * each commit durable: there are a few per second, and header intents
      * must be durable before their overwrite. */
-    return renc_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    rc = renc_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    return rc ? rc : renc_exec(j, RENC_JOURNAL_SETTLED_TABLE);
 }
 
 static int renc_journal_new(struct renc_journal **out, const char *path, int readonly)
@@ -410,6 +430,17 @@ int renc_journal_status(struct renc_journal *j, struct renc_journal_status *s)
             s->header_intents = (uint64_t)sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
+    /* A journal made before header_settled existed, read by status, has none. */
+    if (rc == 0 && renc_prepare(j, &st, "SELECT outcome, count(*) FROM header_settled "
+                                        "GROUP BY outcome") == 0) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *o = (const char *)sqlite3_column_text(st, 0);
+            for (int k = 0; k < RENC_SETTLE_COUNT; k++)
+                if (o && strcmp(o, renc_settle_names[k]) == 0)
+                    s->settled[k] += (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
     if (rc == 0 && (rc = renc_prepare(j, &st, "SELECT count(*), max(n) FROM attempts")) == 0) {
         if (sqlite3_step(st) == SQLITE_ROW)
             s->attempts = (unsigned)sqlite3_column_int(st, 0);
@@ -474,7 +505,8 @@ int renc_journal_start(struct renc_journal *j, const struct renc_journal_params 
             snprintf(j->run_id + 2 * i, 3, "%02x", id[i]);
         if (rc == 0)
             rc = renc_exec(j, "DELETE FROM blobs; DELETE FROM attempts; "
-                              "DELETE FROM header_intents; DELETE FROM run;");
+                              "DELETE FROM header_intents; DELETE FROM header_settled; "
+                              "DELETE FROM run;");
         if (rc == 0 &&
             (rc = renc_prepare(j, &st, "INSERT INTO run(id, run_id, mode, target, keep_old,"
                                        " drop_refs, out_dir, sources, created, updated)"
@@ -721,6 +753,10 @@ int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t 
                                 const char *const *paths, const uint8_t *const *old_hdr,
                                 const uint8_t *const *new_hdr, const size_t *len)
 {
+    /* Absolute: a resume may start from another directory. */
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return -errno;
     pthread_mutex_lock(&j->lock);
     double now = renc_now();
     sqlite3_stmt *st = NULL;
@@ -729,8 +765,11 @@ int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t 
         rc = renc_prepare(j, &st, "INSERT OR REPLACE INTO header_intents(blob_id, path,"
                                   " old_header, new_header, created) VALUES (?, ?, ?, ?, ?)");
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        char abs[4096];
+        if ((rc = renc_abs_path(cwd, paths[i], abs, sizeof abs)))
+            break;
         sqlite3_bind_int64(st, 1, rows[i]);
-        sqlite3_bind_text(st, 2, paths[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, abs, -1, SQLITE_TRANSIENT);
         sqlite3_bind_blob(st, 3, old_hdr[i], (int)len[i], SQLITE_STATIC);
         sqlite3_bind_blob(st, 4, new_hdr[i], (int)len[i], SQLITE_STATIC);
         sqlite3_bind_double(st, 5, now);
@@ -752,6 +791,7 @@ int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t 
 
 enum renc_hdr_found { RENC_HDR_OLD, RENC_HDR_NEW, RENC_HDR_TORN, RENC_HDR_NEITHER };
 
+/* What the whole header region on disk holds. */
 static enum renc_hdr_found renc_classify(const uint8_t *disk, const uint8_t *old_h,
                                          const uint8_t *new_h, size_t len)
 {
@@ -768,57 +808,157 @@ static enum renc_hdr_found renc_classify(const uint8_t *disk, const uint8_t *old
     return RENC_HDR_TORN;
 }
 
-/* Settles one intent; returns what was found, or a negative error. */
-static int renc_settle(const char *path, const uint8_t *old_h, const uint8_t *new_h, size_t len)
+/* Reads the first len bytes of the file at path into disk (*got of them)
+ * and leaves it open in *fd_out, or says why there is nothing to read:
+ * 1 gone (no such file), 2 not a regular file (a symlink, a folder, a
+ * device: never opened for writing, never followed), or a negative error
+ * (the file is there but cannot be read). */
+static int renc_settle_read(const char *path, uint8_t *disk, size_t len, size_t *got,
+                            int *fd_out)
 {
-    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO put in the blob's place must not hang the run. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 1 : errno == ELOOP ? 2 : -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return 2;
+    }
+    int rc = renc_file_pread_full(fd, disk, len, 0, got);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Writes the new header over a torn one.  The file is opened again for
+ * writing: it must still be the inode just read (nothing renamed over the
+ * blob in between), and still torn. */
+static int renc_settle_complete(const char *path, int rfd, const uint8_t *old_h,
+                                const uint8_t *new_h, uint8_t *disk, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -errno;
-    uint8_t *disk = renc_malloc(len);
+    struct stat a, b;
     size_t got = 0;
-    int rc = disk ? renc_file_pread_full(fd, disk, len, 0, &got) : -RENC_E_NOMEM;
-    if (rc == 0 && got < len)
-        rc = -RENC_E_HEADER_MISMATCH;
-    if (rc == 0) {
-        rc = (int)renc_classify(disk, old_h, new_h, len);
-        if (rc == RENC_HDR_NEITHER) {
-            rc = -RENC_E_HEADER_MISMATCH;
-        } else if (rc == RENC_HDR_TORN || rc == RENC_HDR_NEW) {
-            /* The new header was verified before it was journaled: complete
-             * it, and make it durable (a header read back as new may still
-             * be only in the page cache of a run that was killed). */
-            int w = rc == RENC_HDR_TORN ? renc_fault_check("write") : 0;
-            if (w == 0 && rc == RENC_HDR_TORN &&
-                pwrite(fd, new_h, len, 0) != (ssize_t)len)
-                w = errno ? -errno : -EIO;
-            if (w == 0)
-                w = renc_fault_check("fsync");
-            if (w == 0 && fdatasync(fd) != 0)
-                w = -errno;
-            if (w)
-                rc = w;
-        }
-    }
-    renc_free(disk);
-    if (close(fd) != 0 && rc >= 0)
+    int rc = fstat(rfd, &a) != 0 || fstat(fd, &b) != 0 ? -errno : 0;
+    if (rc == 0 && (a.st_dev != b.st_dev || a.st_ino != b.st_ino || !S_ISREG(b.st_mode)))
+        rc = 1; /* replaced in between */
+    if (rc == 0)
+        rc = renc_file_pread_full(rfd, disk, len, 0, &got);
+    if (rc == 0 && (got < len || renc_classify(disk, old_h, new_h, len) != RENC_HDR_TORN))
+        rc = 1;
+    if (rc == 0) /* at offset 0: the file was just opened */
+        rc = renc_file_write_full(fd, new_h, len);
+    if (close(fd) != 0 && rc == 0)
         rc = -errno;
     return rc;
 }
 
+/* Settles one intent: returns its outcome (enum renc_settle), or a negative
+ * error when the blob cannot be read or its repair not made durable (the
+ * intent then stays open). */
+static int renc_settle_one(const char *path, const uint8_t *old_h, const uint8_t *new_h,
+                           size_t len)
+{
+    uint8_t *disk = renc_malloc(len);
+    RENC_RETURN_IF(!disk, -RENC_E_NOMEM);
+    size_t got = 0;
+    int fd = -1;
+    int rc = renc_settle_read(path, disk, len, &got, &fd);
+    if (rc == 1 || rc == 2) {
+        renc_free(disk);
+        return rc == 1 ? RENC_SETTLE_GONE : RENC_SETTLE_REPLACED;
+    }
+    if (rc < 0) {
+        renc_free(disk);
+        return rc;
+    }
+    /* Shorter than the header: an overwrite at offset 0 never shrinks a file. */
+    enum renc_hdr_found found =
+        got < len ? RENC_HDR_NEITHER : renc_classify(disk, old_h, new_h, len);
+    int out = RENC_SETTLE_REPLACED;
+    if (found == RENC_HDR_OLD) {
+        out = RENC_SETTLE_AS_IT_WAS;
+    } else if (found == RENC_HDR_NEW || found == RENC_HDR_TORN) {
+        /* The new header was verified before it was journaled: complete it,
+         * and make it durable (a header read back as new may still be only
+         * in the page cache of a run that was killed). */
+        int w = found == RENC_HDR_TORN
+                    ? renc_settle_complete(path, fd, old_h, new_h, disk, len)
+                    : 0;
+        if (w == 1) {
+            out = RENC_SETTLE_REPLACED; /* changed under us: left as it is */
+        } else {
+            if (w == 0)
+                w = renc_fault_check("fsync");
+            if (w == 0 && fdatasync(fd) != 0)
+                w = -errno;
+            out = w ? w
+                    : found == RENC_HDR_TORN ? RENC_SETTLE_COMPLETED : RENC_SETTLE_REWRITTEN;
+        }
+    }
+    renc_free(disk);
+    close(fd); /* read-only: what was written is durable by the fdatasync above */
+    return out;
+}
+
+/* The blob's state once its intent is settled: done when its new header is
+ * durable, gone with its file, otherwise to be looked at again. */
+static enum renc_jstate renc_settled_state(int out)
+{
+    switch (out) {
+    case RENC_SETTLE_REWRITTEN:
+    case RENC_SETTLE_COMPLETED: return RENC_J_DONE;
+    case RENC_SETTLE_GONE: return RENC_J_GONE;
+    case RENC_SETTLE_AS_IT_WAS:
+    case RENC_SETTLE_REPLACED: return RENC_J_PENDING;
+    default: return RENC_J_FAILED;
+    }
+}
+
+static void renc_recover_count(struct renc_recover_stats *s, int out)
+{
+    switch (out) {
+    case RENC_SETTLE_REWRITTEN: s->found_new++; break;
+    case RENC_SETTLE_AS_IT_WAS: s->found_old++; break;
+    case RENC_SETTLE_COMPLETED: s->repaired++; break;
+    case RENC_SETTLE_GONE: s->gone++; break;
+    case RENC_SETTLE_REPLACED: s->replaced++; break;
+    default: s->unresolved++; break;
+    }
+}
+
 int renc_journal_recover(struct renc_journal *j, struct renc_recover_stats *stats,
-                         void (*report)(void *arg, const char *path, const char *what, int rc),
+                         void (*report)(void *arg, const char *path, enum renc_settle what,
+                                        int rc),
                          void *arg)
 {
     memset(stats, 0, sizeof *stats);
     pthread_mutex_lock(&j->lock);
-    sqlite3_stmt *sel = NULL, *fin = NULL, *del = NULL;
-    int rc = renc_prepare(j, &sel, "SELECT blob_id, path, old_header, new_header "
-                                   "FROM header_intents ORDER BY blob_id");
+    sqlite3_stmt *sel = NULL, *fin = NULL, *del = NULL, *rec = NULL;
+    /* The blob's own row has its absolute path (intents written before
+     * they held one may be relative to the crashed run's directory). */
+    int rc = renc_prepare(j, &sel, "SELECT i.blob_id, coalesce(b.path, i.path), i.old_header,"
+                                   " i.new_header FROM header_intents i"
+                                   " LEFT JOIN blobs b ON b.id = i.blob_id ORDER BY i.blob_id");
     if (rc == 0)
         rc = renc_prepare(j, &fin, "UPDATE blobs SET state = ?, code = ?, error = ?,"
                                    " finished = ? WHERE id = ?");
     if (rc == 0)
         rc = renc_prepare(j, &del, "DELETE FROM header_intents WHERE blob_id = ?");
+    if (rc == 0)
+        rc = renc_prepare(j, &rec, "INSERT OR REPLACE INTO header_settled(blob_id, path,"
+                                   " outcome, settled) VALUES (?, ?, ?, ?)");
     int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
         int64_t row = sqlite3_column_int64(sel, 0);
@@ -830,51 +970,57 @@ int renc_journal_recover(struct renc_journal *j, struct renc_recover_stats *stat
             rc = -RENC_E_BAD_JOURNAL;
             break;
         }
-        int found = renc_settle(path, old_h, new_h, (size_t)len);
-        const char *what = NULL;
-        enum renc_jstate to = RENC_J_PENDING;
-        if (found == RENC_HDR_NEW) {
-            stats->found_new++;
-            what = "header found rewritten: done";
-            to = RENC_J_DONE;
-        } else if (found == RENC_HDR_OLD) {
-            stats->found_old++;
-            what = "header found as it was: to be done again";
-        } else if (found == RENC_HDR_TORN) {
-            stats->repaired++;
-            what = "header found half written: completed from the journal";
-            to = RENC_J_DONE;
-        } else {
-            stats->unresolved++;
-            to = RENC_J_FAILED;
-        }
-        sqlite3_bind_text(fin, 1, renc_jstate_name(to), -1, SQLITE_STATIC);
-        if (found < 0) {
-            sqlite3_bind_int(fin, 2, -found);
-            sqlite3_bind_text(fin, 3, renc_strerror(found), -1, SQLITE_STATIC);
+        int out = renc_settle_one(path, old_h, new_h, (size_t)len);
+        renc_recover_count(stats, out);
+        double now = renc_now();
+        /* Each outcome in one transaction (autocommit): the blob's state,
+         * the settled record and the intent's removal together. */
+        rc = renc_exec(j, "BEGIN IMMEDIATE");
+        if (rc)
+            break;
+        sqlite3_bind_text(fin, 1, renc_jstate_name(renc_settled_state(out)), -1, SQLITE_STATIC);
+        if (out < 0) {
+            sqlite3_bind_int(fin, 2, -out);
+            sqlite3_bind_text(fin, 3, renc_strerror(out), -1, SQLITE_STATIC);
         } else {
             sqlite3_bind_null(fin, 2);
             sqlite3_bind_null(fin, 3);
         }
-        sqlite3_bind_double(fin, 4, renc_now());
+        sqlite3_bind_double(fin, 4, now);
         sqlite3_bind_int64(fin, 5, row);
         rc = renc_sql_rc(sqlite3_step(fin));
         sqlite3_reset(fin);
-        if (rc == 0 && found >= 0) {
+        if (rc == 0 && out >= 0) {
+            sqlite3_bind_int64(rec, 1, row);
+            sqlite3_bind_text(rec, 2, path, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(rec, 3, renc_settle_name((enum renc_settle)out), -1,
+                              SQLITE_STATIC);
+            sqlite3_bind_double(rec, 4, now);
+            rc = renc_sql_rc(sqlite3_step(rec));
+            sqlite3_reset(rec);
+        }
+        if (rc == 0 && out >= 0) {
             sqlite3_bind_int64(del, 1, row);
             rc = renc_sql_rc(sqlite3_step(del));
             sqlite3_reset(del);
         }
-        /* A header found old or new is routine after a crash; one completed
-         * from the journal, or one left unresolved, is worth a line. */
-        if (report && (found == RENC_HDR_TORN || found < 0))
-            report(arg, path, what, found < 0 ? found : 0);
+        rc = rc ? rc : renc_exec(j, "COMMIT");
+        if (rc) {
+            sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+            break;
+        }
+        /* A header found old or new is routine after a crash; any other
+         * outcome is worth a line, once: the run that settles it says so. */
+        if (report && out != RENC_SETTLE_REWRITTEN && out != RENC_SETTLE_AS_IT_WAS)
+            report(arg, path, out < 0 ? RENC_SETTLE_COUNT : (enum renc_settle)out,
+                   out < 0 ? out : 0);
     }
     if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
         rc = renc_sql_rc(step);
     sqlite3_finalize(sel);
     sqlite3_finalize(fin);
     sqlite3_finalize(del);
+    sqlite3_finalize(rec);
     pthread_mutex_unlock(&j->lock);
     return rc;
 }

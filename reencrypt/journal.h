@@ -34,6 +34,20 @@ enum renc_jstate {
     RENC_J_COUNT
 };
 
+/* What the recovery of one header intent found, and did (docs/JOURNAL.md).
+ * Every intent ends in one of these, or stays open when its blob cannot be
+ * read (renc_recover_stats.unresolved): a settled intent is recorded in the
+ * journal (table header_settled) and never holds a later run back. */
+enum renc_settle {
+    RENC_SETTLE_REWRITTEN = 0, /* the new header on disk: made durable, blob done */
+    RENC_SETTLE_AS_IT_WAS,     /* the old header on disk: the blob is done again */
+    RENC_SETTLE_COMPLETED,     /* each sector old or new: new header written, blob done */
+    RENC_SETTLE_GONE,          /* nothing at the blob's path any more: blob gone */
+    RENC_SETTLE_REPLACED,      /* something there holds neither header: left as it is,
+                                * and looked at afresh like any file the scan finds */
+    RENC_SETTLE_COUNT
+};
+
 /* What identifies a run: a rerun with other parameters is another run. */
 struct renc_journal_params {
     const char *mode;     /* "rewrap" or "rekey" */
@@ -52,7 +66,8 @@ struct renc_journal_status {
     struct renc_journal_params params; /* strings owned by the journal */
     uint64_t count[RENC_J_COUNT];
     uint64_t bytes[RENC_J_COUNT];
-    uint64_t header_intents;
+    uint64_t header_intents;          /* open: not settled yet */
+    uint64_t settled[RENC_SETTLE_COUNT]; /* intents of this run settled after a crash */
     unsigned attempts;
     double created, updated;          /* Unix times */
     double last_started, last_ended; /* the last attempt; last_ended 0 while it runs */
@@ -110,18 +125,24 @@ int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t 
                                 const char *const *paths, const uint8_t *const *old_hdr,
                                 const uint8_t *const *new_hdr, const size_t *len);
 
+/* renc_settle_name: the outcome's name in the journal and in JSON
+ * ("rewritten", "as_it_was", "completed", "gone", "replaced"). */
+const char *renc_settle_name(enum renc_settle s);
+
 /* renc_journal_recover: settles every header intent left by an earlier
- * attempt: a header found new is noted done; one found old is left to be
- * done again; one half written (each 512-byte sector old or new) is
- * completed from the journal, made durable and noted done.  A header that
- * matches neither, or a blob that cannot be read, is reported and its
- * intent kept.  report (may be NULL) is called for each header completed
- * from the journal and each left unresolved. */
+ * attempt (see enum renc_settle).  A header is written only onto a regular
+ * file (opened without following a symlink) whose whole header region holds
+ * each 512-byte sector as the old or the new header, never onto anything
+ * else.  An intent whose blob cannot be read (a permission, an I/O error)
+ * stays open, its blob failed and held.  report (may be NULL) is called for
+ * each intent completed, gone, replaced or left open (rc < 0); path is the
+ * blob's absolute path. */
 struct renc_recover_stats {
-    uint64_t found_new, found_old, repaired, unresolved;
+    uint64_t found_new, found_old, repaired, gone, replaced, unresolved;
 };
 int renc_journal_recover(struct renc_journal *j, struct renc_recover_stats *st,
-                         void (*report)(void *arg, const char *path, const char *what, int rc),
+                         void (*report)(void *arg, const char *path, enum renc_settle what,
+                                        int rc),
                          void *arg);
 
 /* renc_journal_end: closes the current attempt with its outcome

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
 #include "crypto/keyref.h"
 #include "reencrypt/scan.h"
+#include "reencrypt/cli.h"
 
 void renc_session_init(struct renc_session *s)
 {
@@ -39,7 +41,9 @@ static int renc_str_cmp(const void *a, const void *b)
 
 /* flock(mode | LOCK_NB) on path (a directory or a file).  A folder above
  * the tree that this user cannot open is passed over (no run of this user
- * can lock it either). */
+ * can lock it either).  A path that is one this run holds already (the same
+ * inode under another name: a bind mount, a hard link) is not locked twice:
+ * flock would refuse the run as busy with itself. */
 static int renc_session_flock(struct renc_session *s, const char *path, int mode, int above)
 {
     if (s->nlocks == s->locks_cap) {
@@ -52,6 +56,14 @@ static int renc_session_flock(struct renc_session *s, const char *path, int mode
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return above && (errno == EACCES || errno == EPERM) ? 0 : -errno;
+    struct stat st, held;
+    for (size_t i = 0; i < s->nlocks && fstat(fd, &st) == 0; i++) {
+        if (fstat(s->lock_fds[i], &held) == 0 && held.st_dev == st.st_dev &&
+            held.st_ino == st.st_ino) {
+            close(fd);
+            return 0;
+        }
+    }
     if (flock(fd, mode | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
@@ -202,8 +214,12 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
         qsort(canon, count, sizeof *canon, renc_str_cmp);
         size_t w = 0;
         for (size_t i = 0; rc == 0 && i < count; i++) {
+            /* One a line: a name's own newline (or any control character,
+             * or backslash) is escaped, so the list stays one a line. */
+            char q[RENC_PATH_QUOTE_MAX];
             int k = snprintf(s->sources + w, sizeof s->sources - w, "%s%s%s", i ? "\n" : "",
-                             manifest ? "manifest:" : "", canon[i]);
+                             manifest ? "manifest:" : "",
+                             renc_cli_path_quote(q, sizeof q, canon[i]));
             if (k < 0 || (size_t)k >= sizeof s->sources - w)
                 rc = -ENAMETOOLONG;
             else
@@ -280,7 +296,8 @@ static const char *renc_session_conflict(const struct renc_session *s,
 int renc_session_open(struct renc_session *s, const char *state_dir, const char *path,
                       const struct renc_session_want *want, long *holder, char *why,
                       size_t why_max,
-                      void (*report)(void *arg, const char *path, const char *what, int rc),
+                      void (*report)(void *arg, const char *path, enum renc_settle what,
+                                     int rc),
                       void *arg)
 {
     int rc = 0;
@@ -306,8 +323,9 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
     if (want->restart) {
         if (st.header_intents) {
             snprintf(why, why_max,
-                     "%llu blobs have header writes that could not be settled (see status); "
-                     "--restart would forget them",
+                     "%llu blobs have in-place header writes that could not be settled: their "
+                     "files cannot be read (see status); make them readable, or remove them, "
+                     "and run again: --restart would forget them",
                      (unsigned long long)st.header_intents);
             return -RENC_E_INVALID;
         }
@@ -315,7 +333,7 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
         snprintf(s->prev_run_id, sizeof s->prev_run_id, "%s", st.run_id);
         return 0;
     }
-    char buf[8400];
+    char buf[8400], q[RENC_PATH_QUOTE_MAX];
     const char *c = renc_session_conflict(s, &st.params, want, buf, sizeof buf);
     if (c) {
         snprintf(why, why_max,
@@ -323,7 +341,7 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
                  "finish it with its own options, or pass --restart to start a new run "
                  "(nothing is lost: each blob's header says which key it is under), "
                  "or --journal FILE for another journal",
-                 s->journal_path, st.params.mode, st.params.target,
+                 renc_cli_path_quote(q, sizeof q, s->journal_path), st.params.mode, st.params.target,
                  (unsigned long long)(st.count[RENC_J_PENDING] + st.count[RENC_J_FAILED]), c);
         return -RENC_E_INVALID;
     }

@@ -65,7 +65,8 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
 int renc_session_open(struct renc_session *s, const char *state_dir, const char *path,
                       const struct renc_session_want *want, long *holder, char *why,
                       size_t why_max,
-                      void (*report)(void *arg, const char *path, const char *what, int rc),
+                      void (*report)(void *arg, const char *path, enum renc_settle what,
+                                     int rc),
                       void *arg);
 
 /* renc_session_start: records the run (new) or the attempt (resumed);

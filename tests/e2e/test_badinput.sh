@@ -327,13 +327,14 @@ works name-not-utf8-with-name "$NU" --name bad.bin
 # UTF-8: bad input, to be named as such.
 T name-not-utf8-encrypt 2 "$NU" "UTF-8" :: R encrypt --env t --key local:k "$NU" "$O/x.renc"
 printf 'not a blob\n' >"$IN/odd/new"$'\n'"line.txt"
-T name-newline-notrenc 2 "$IN/odd/new"$'\n'"line.txt" "not a RENC file" :: \
+# A name's newline is printed escaped (\n): every message is one line.
+T name-newline-notrenc 2 "$IN/odd/new"'\n'"line.txt" "not a RENC file" :: \
   R decrypt "$IN/odd/new"$'\n'"line.txt" "$O/x"
 mkdir -p "$IN/oddtree"
 cp "$IN/good.renc" "$IN/oddtree/sp ace.renc"
 [ -z "$HAVE_GEN" ] || cp "$V/htag" "$IN/oddtree/new"$'\n'"line.renc"
 [ -z "$HAVE_GEN" ] || cp "$V/trailing" "$IN/oddtree/bad"$'\xff'".renc"
-[ -n "$HAVE_GEN" ] && T names-in-tree-verify 1 "$IN/oddtree/new"$'\n'"line.renc: header authentication failed" \
+[ -n "$HAVE_GEN" ] && T names-in-tree-verify 1 "$IN/oddtree/new"'\n'"line.renc: header authentication failed" \
   "$IN/oddtree/bad"$'\xff'".renc: trailing" out:"1 blobs verified" :: R verify --progress=none "$IN/oddtree"
 
 # ==== keys ========================================================================

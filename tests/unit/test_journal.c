@@ -2,8 +2,9 @@
  * keyed by absolute path, notes written only at a flush, finished blobs
  * reported on the next attempt, the lock refusing a second opener, files
  * created 0600 and others' files refused, and in-place header intents
- * settled after a crash: found new, found old, half written (completed) and
- * matching neither (left alone). */
+ * settled after a crash: found new, found old, half written (completed),
+ * matching neither (left alone, never through a symlink) and gone, each
+ * recorded as settled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,7 +181,8 @@ static void test_journal_is_private_and_others_are_refused(void **state)
 }
 
 /* Intents for four blobs whose headers a crash left new, old, half written
- * and replaced by something else. */
+ * and replaced by something else: all four settled, the last left as it is
+ * and looked at afresh. */
 static void test_journal_recovery_settles_each_kind_of_header(void **state)
 {
     (void)state;
@@ -225,7 +227,8 @@ static void test_journal_recovery_settles_each_kind_of_header(void **state)
     assert_int_equal(rs.found_new, 1);
     assert_int_equal(rs.found_old, 1);
     assert_int_equal(rs.repaired, 1);
-    assert_int_equal(rs.unresolved, 1);
+    assert_int_equal(rs.replaced, 1);
+    assert_int_equal(rs.unresolved, 0);
     read_file(paths[2], disk, HL);
     assert_memory_equal(disk, new_h[2], HL);
     read_file(paths[3], disk, HL);
@@ -234,9 +237,68 @@ static void test_journal_recovery_settles_each_kind_of_header(void **state)
     struct renc_journal_status st;
     assert_int_equal(renc_journal_status(j, &st), 0);
     assert_int_equal(st.count[RENC_J_DONE], 2);
-    assert_int_equal(st.count[RENC_J_PENDING], 1);
-    assert_int_equal(st.count[RENC_J_FAILED], 1);
-    assert_int_equal(st.header_intents, 1); /* kept for the one left alone */
+    assert_int_equal(st.count[RENC_J_PENDING], 2); /* done again; looked at afresh */
+    assert_int_equal(st.count[RENC_J_FAILED], 0);
+    assert_int_equal(st.header_intents, 0);
+    assert_int_equal(st.settled[RENC_SETTLE_REWRITTEN], 1);
+    assert_int_equal(st.settled[RENC_SETTLE_AS_IT_WAS], 1);
+    assert_int_equal(st.settled[RENC_SETTLE_COMPLETED], 1);
+    assert_int_equal(st.settled[RENC_SETTLE_REPLACED], 1);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
+/* A blob removed after the crash settles as gone; a symlink or a folder
+ * put in a blob's place is replaced, and a symlink is never followed. */
+static void test_journal_recovery_settles_gone_and_never_follows_a_replacement(void **state)
+{
+    (void)state;
+    enum { HL = 600 };
+    uint8_t old_h[HL], new_h[HL], disk[HL];
+    char paths[3][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 3);
+    memset(old_h, 'o', HL);
+    memset(new_h, 'n', HL);
+    for (int i = 0; i < 3; i++)
+        write_file(paths[i], old_h, HL);
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    int64_t rows[3];
+    uint8_t fin[3];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    const char *p[3] = {paths[0], paths[1], paths[2]};
+    const uint8_t *o[3] = {old_h, old_h, old_h}, *n[3] = {new_h, new_h, new_h};
+    size_t len[3] = {HL, HL, HL};
+    assert_int_equal(renc_journal_header_intents(j, 3, rows, p, o, n, len), 0);
+    renc_journal_close(j); /* the crash */
+
+    /* 0: removed.  1: a symlink to a torn copy.  2: a folder in its place. */
+    assert_int_equal(unlink(paths[0]), 0);
+    char target[300];
+    snprintf(target, sizeof target, "%s/elsewhere", dir);
+    memcpy(disk, new_h, HL);
+    write_file(target, disk, 512); /* first sector new: would be "torn" */
+    assert_int_equal(unlink(paths[1]), 0);
+    assert_int_equal(symlink(target, paths[1]), 0);
+    assert_int_equal(unlink(paths[2]), 0);
+    assert_int_equal(mkdir(paths[2], 0700), 0);
+
+    assert_int_equal(renc_journal_open(&j, jpath, 0, NULL), 0);
+    struct renc_recover_stats rs;
+    assert_int_equal(renc_journal_recover(j, &rs, NULL, NULL), 0);
+    assert_int_equal(rs.gone, 1);
+    assert_int_equal(rs.replaced, 2);
+    assert_int_equal(rs.unresolved, 0);
+    read_file(target, disk, 512);
+    assert_memory_equal(disk, new_h, 512); /* nothing written through the link */
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_int_equal(st.header_intents, 0);
+    assert_int_equal(st.settled[RENC_SETTLE_GONE], 1);
+    assert_int_equal(st.settled[RENC_SETTLE_REPLACED], 2);
+    assert_int_equal(st.count[RENC_J_GONE], 1);
     renc_journal_close(j);
     renc_free(s.items);
 }
@@ -328,6 +390,7 @@ int main(void)
         T(test_journal_a_second_opener_is_refused_until_the_first_closes),
         T(test_journal_is_private_and_others_are_refused),
         T(test_journal_recovery_settles_each_kind_of_header),
+        T(test_journal_recovery_settles_gone_and_never_follows_a_replacement),
         T(test_journal_a_done_note_clears_its_intent),
         T(test_journal_a_failed_flush_keeps_its_notes_for_the_next),
         T(test_journal_default_path_depends_on_sources_and_out),
