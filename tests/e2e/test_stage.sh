@@ -134,6 +134,18 @@ expect_content "restore completed by env show" "$DATA/rshow/blobs/in" "$WORK/rne
 check "restore completed by env show: one restore" test "$(history_count rshow restore)" = 1
 check "restore completed by env show: no temporary left" test -z "$(reserved "$DATA/rshow")"
 
+# ---- A. copy killed at a rename: both environments' history rows, once --------
+expect_ok renc env create cpy
+expect_ok renc env set-policy cpy --cmk local:cmk
+killed_at renameat 200 "$RENC_BIN" copy --state "$STATE" --from src --to cpy
+check "copy killed at rename 200" test "$RC" -eq 137
+expect_ok renc copy --from src --to cpy
+expect_out "completed an interrupted copy of 400 files into cpy" "nothing more to do"
+expect_content "copy killed at rename 200, rerun" "$DATA/cpy/blobs/in" "$WORK/rnew/in"
+check "copy killed: one copy-in row" test "$(history_count cpy copy-in)" = 1
+check "copy killed: one copy-out row" test "$(history_count src copy-out)" = 1
+check "copy killed: no temporary left" test -z "$(reserved "$DATA/cpy")"
+
 # ---- B. names that merely contain ".renc-tmp." are data ------------------------
 mkdir -p "$WORK/odd/in"
 echo db >"$WORK/odd/in/db.renc-tmp.0123456789abcdef"
