@@ -202,7 +202,7 @@ kill_sweep() {
 }
 
 # error_sweep DESC NAME OLD NEW CMD...: CMD failed (EIO) at each call of
-# each syscall of write, fsync, rename, link, mkdir in turn, from a fresh
+# each syscall of write, fsync, rename and link in turn, from a fresh
 # keyring: the current version is then OLD or NEW, and a change that failed
 # (rather than being killed) has already removed what it left: the key's
 # folder holds only its state and the material it names, or, when there is
@@ -212,7 +212,7 @@ error_sweep() {
   shift 4
   fresh
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -qq -o "$WORK/trace" -e trace=write,fsync,rename,link,mkdir \
+    strace -f -qq -o "$WORK/trace" -e trace=write,fsync,rename,link \
     "$RENC_BIN" "$1" --state "$STATE" "${@:2}" >/dev/null 2>&1
   while read -r count sys; do
     for ((n = 1; n <= count; n++)); do
