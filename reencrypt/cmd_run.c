@@ -28,6 +28,7 @@
 #include "reencrypt/envdata.h"
 #include "reencrypt/scan.h"
 #include "reencrypt/session.h"
+#include "reencrypt/stage.h"
 #include "reencrypt/transform.h"
 
 static const char renc_run_usage[] =
@@ -78,6 +79,10 @@ struct renc_bulk_args {
     int withdrawn_rc;
     uint64_t failed_total;
     char journal_path[4096];
+    /* An environment's run: its staged writes left by a killed put,
+     * restore or copy are settled once its lock is held. */
+    struct renc_catalog *env_cat;
+    const char *env_id;
 };
 
 /* The most --memory may be: the machine's physical memory (and never more
@@ -744,7 +749,7 @@ static void renc_failure_line(const char *cmd, struct renc_causes *cs,
 }
 
 /* The folder item i is written to: its own, or its mirror's under --out. */
-static void renc_dest_dir(const struct renc_bulk_args *a, const struct renc_scan_item *it,
+static void renc_out_dir_of(const struct renc_bulk_args *a, const struct renc_scan_item *it,
                           char *out, size_t max)
 {
     const char *p = a->out_dir ? it->rel : it->path;
@@ -779,7 +784,7 @@ static void renc_failure_summary(const char *cmd, const struct renc_bulk_args *a
     if (!wide || strcmp(cmd, "run") != 0)
         return;
     char dir[PATH_MAX + 8], q[RENC_PATH_QUOTE_MAX], cause[128];
-    renc_dest_dir(a, &scan->items[wide->first], dir, sizeof dir);
+    renc_out_dir_of(a, &scan->items[wide->first], dir, sizeof dir);
     snprintf(cause, sizeof cause, "%s", renc_strerror(wide->rc));
     if (cause[0] >= 'A' && cause[0] <= 'Z')
         cause[0] = (char)(cause[0] - 'A' + 'a');
@@ -1084,6 +1089,14 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
             status = RENC_EXIT_FAILED;
             goto out;
         }
+        if (a->env_cat && !a->dry_run &&
+            (rc = renc_stage_settle(cmd, stdout, a->env_cat, a->g.data_dir, a->env_id, NULL,
+                                    NULL, NULL))) {
+            renc_err(cmd, "environment %s: settling an interrupted write: %s", a->env_id,
+                     renc_strerror(rc));
+            status = renc_exit_for(rc);
+            goto out;
+        }
     }
     if ((rc = renc_open_keys(&a->g, 0, &kr, &ks))) {
         renc_err(cmd, "keyring %s: %s", QP(q, a->g.keyring_dir), renc_strerror(rc));
@@ -1343,7 +1356,11 @@ static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_o
         a->outcome = NULL;
         a->journal_path[0] = '\0';
         a->withdrawn_ref[0] = '\0';
+        a->env_cat = cat;
+        a->env_id = id;
         int st = renc_bulk_exec(cmd, usage, op, a);
+        a->env_cat = NULL;
+        a->env_id = NULL;
         if (a->withdrawn_ref[0])
             renc_lock_withdrawn(cmd, cat, a);
         if (op == RENC_ENGINE_RUN && !a->dry_run && a->outcome) {

@@ -117,7 +117,7 @@ for k in 0 1 2 3 4; do cp -a "$BASE" "$O/c$k"; done
 renc run --mode rekey --to local:t --threads 1 --progress=none "$O" >"$WORK/a.out" 2>&1 &
 apid=$!
 # Wait until it holds its lock, then freeze it there.
-for _ in $(seq 1 500); do
+for _ in $(seq 1 3000); do
   flock -n -s "$O" true 2>/dev/null || break
   sleep 0.01
 done
@@ -135,7 +135,8 @@ else
   fail "the first run did not hold its lock long enough to test"
 fi
 wait $apid
-check "the first run finished unharmed" grep -q "0 failed" "$WORK/a.out"
+check "the first run finished unharmed" grep -q "0 failed" "$WORK/a.out" ||
+  sed 's/^/    first run: /' "$WORK/a.out" >&2
 # Disjoint folders go together.
 renc run --mode rekey --to local:k --progress=none "$O/c1" >"$WORK/b1.out" 2>&1 &
 b1=$!

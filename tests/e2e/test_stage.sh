@@ -133,6 +133,17 @@ expect_out "completed an interrupted restore of 400 files into rshow"
 expect_content "restore completed by env show" "$DATA/rshow/blobs/in" "$WORK/rnew/in"
 check "restore completed by env show: one restore" test "$(history_count rshow restore)" = 1
 check "restore completed by env show: no temporary left" test -z "$(reserved "$DATA/rshow")"
+# And `run --env`: it settles the environment's interrupted write under its
+# lock before it scans, so it moves the whole set.
+expect_ok renc env create rrun
+expect_ok renc env set-policy rrun --cmk local:cmk
+killed_at renameat 100 "$RENC_BIN" restore --state "$STATE" "$BK" --target rrun
+check "restore killed at rename 100 (rrun)" test "$RC" -eq 137
+expect_ok renc run --env rrun --progress=none
+expect_out "completed an interrupted restore of 400 files into rrun"
+expect_content "restore completed by run --env" "$DATA/rrun/blobs/in" "$WORK/rnew/in"
+check "restore completed by run --env: one restore" test "$(history_count rrun restore)" = 1
+check "restore completed by run --env: no temporary left" test -z "$(reserved "$DATA/rrun")"
 
 # ---- A. copy killed at a rename: both environments' history rows, once --------
 expect_ok renc env create cpy
