@@ -20,7 +20,8 @@
 struct renc_session {
     int *lock_fds;               /* flocks on the trees it works on (see renc_session_lock) */
     size_t nlocks, locks_cap;
-    char sources[16384];         /* canonical sources, one per line, sorted */
+    char sources[16384];         /* canonical sources, one per line, sorted, each
+                                  * escaped (renc_cli_path_quote) */
     char out[4096];              /* canonical --out, or "" */
     struct renc_journal *journal;
     char journal_path[4096];
@@ -58,7 +59,8 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
                       const char *manifest, const char *out, char *busy, size_t max);
 
 /* renc_session_open: opens the journal at path (NULL: the default under
- * state_dir), settles its header intents (report is called for each), and
+ * state_dir), settles its header intents (report is called for each one
+ * whose outcome is worth a line: renc_journal_recover), and
  * decides whether this is a new run or the next attempt of the journal's
  * unfinished one.  On a conflict returns -RENC_E_INVALID with the reason in
  * why.  -RENC_E_BUSY when another run holds the journal (*holder its pid). */
