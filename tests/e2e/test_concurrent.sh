@@ -114,15 +114,23 @@ echo "    [${SECONDS}s] writers done" >&2
 O=$WORK/ov
 mkdir -p "$O"
 for k in 0 1 2 3 4; do cp -a "$BASE" "$O/c$k"; done
-renc run --mode rekey --to local:t --threads 1 --progress=none "$O" >"$WORK/a.out" 2>&1 &
+# The binary itself in the background (not the renc function), so that $!
+# is its pid.
+"$RENC_BIN" run --state "$STATE" --mode rekey --to local:t --threads 1 --progress=none "$O" \
+  >"$WORK/a.out" 2>&1 &
 apid=$!
-# Wait until it holds its lock, then freeze it there.
+# Wait until it holds its locks (its tree's, then its journal's: any
+# exclusive flock of its pid in /proc/locks; probing with flock(1) would
+# race with it), then freeze it there.
+holds_locks() {
+  grep -Eq "FLOCK +ADVISORY +WRITE +$1 " /proc/locks
+}
 for _ in $(seq 1 3000); do
-  flock -n -s "$O" true 2>/dev/null || break
+  holds_locks $apid && break
   sleep 0.01
 done
 kill -STOP $apid
-if kill -0 $apid 2>/dev/null && ! flock -n -s "$O" true 2>/dev/null; then
+if kill -0 $apid 2>/dev/null && holds_locks $apid; then
   printf '%s\n' "$O/c1/d1/f1.renc" "$O/c2/d2/f2.renc" >"$WORK/m.txt"
   for src in "$O/c3" "$O/c3/d3/f3.renc" "$WORK" "--manifest $WORK/m.txt"; do
     # shellcheck disable=SC2086
@@ -150,17 +158,20 @@ mkdir -p "$WORK/in"
 for i in $(seq 1 2000); do printf 'p%d' "$i" >"$WORK/in/p$i"; done
 expect_ok renc put --env prod "$WORK/in"
 expect_ok renc keys create cmk
-renc run --mode rekey --to local:t --threads 1 --progress=none "$STATE/data/prod" >"$WORK/c.out" 2>&1 &
+"$RENC_BIN" run --state "$STATE" --mode rekey --to local:t --threads 1 --progress=none \
+  "$STATE/data/prod" >"$WORK/c.out" 2>&1 &
 cpid=$!
-for _ in $(seq 1 500); do
-  flock -n -s "$STATE/data/prod" true 2>/dev/null || break
+for _ in $(seq 1 3000); do
+  holds_locks $cpid && break
   sleep 0.01
 done
 kill -STOP $cpid
-if kill -0 $cpid 2>/dev/null; then
+if kill -0 $cpid 2>/dev/null && holds_locks $cpid; then
   expect_ok renc env set-policy prod --cmk local:cmk
   expect_exit 1 renc run --env prod --progress=none
   expect_msg "another run is working on it"
+else
+  fail "the tree run over prod's data did not hold its lock long enough to test"
 fi
 kill -CONT $cpid
 wait $cpid
