@@ -94,8 +94,12 @@ static int renc_copy_xattrs(int src, int dst, unsigned *lost)
         if (vlen < 0)
             rc = -errno;
         else if (fsetxattr(dst, name, val, (size_t)vlen, 0) != 0) {
-            if (errno == EPERM || errno == ENOTSUP || errno == EACCES)
-                *lost |= RENC_ATTR_XATTR; /* e.g. trusted.* without privilege */
+            if (errno == EPERM || errno == ENOTSUP || errno == EACCES) {
+                /* e.g. trusted.* without privilege; security.* labels are
+                 * the system's to give a new file (SELinux, SMACK). */
+                if (strncmp(name, "security.", 9) != 0)
+                    *lost |= RENC_ATTR_XATTR;
+            }
             else
                 rc = -errno;
         }
