@@ -5,7 +5,8 @@
 # keyring (state file and key material files), manifest (run/plan/verify
 # --manifest), roundtrip (seal then open, records and whole blobs), archive
 # (the backup archive reader, fed in two chunks), akv (what a key vault
-# answers: the 401 challenge, error bodies, KeyBundles, base64url).
+# answers: the 401 challenge, error bodies, KeyBundles, base64url), tmpname
+# (the temporary-name rule: what is reserved, parse inverting make).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged
