@@ -22,6 +22,8 @@ int renc_tmpname_make(char *out, size_t max, const char *final, const char *tag)
     const char *slash = strrchr(final, '/');
     int dir_len = slash ? (int)(slash - final + 1) : 0;
     const char *base = slash ? slash + 1 : final;
+    if (!base[0])
+        return -EINVAL; /* "dir/": no name to stand for */
     if (1 + strlen(base) + strlen(RENC_TMP_MARKER) + strlen(tag) > NAME_MAX)
         return -ENAMETOOLONG;
     int n = snprintf(out, max, "%.*s.%s" RENC_TMP_MARKER "%s", dir_len, final, base, tag);

@@ -55,9 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strcmp(final + 2, name) != 0)
             abort();
     }
-    if (n > 0 && !strchr(base, '/')) {
+    if (!strchr(base, '/')) {
         char made[NAME_MAX + 64];
-        if (renc_tmpname_make(made, sizeof made, base, "0123456789abcdef") == 0) {
+        int mrc = renc_tmpname_make(made, sizeof made, base, "0123456789abcdef");
+        if (!base[0] && mrc == 0)
+            abort(); /* an empty name has no temporary */
+        if (mrc == 0) {
             if (!renc_tmpname_parse(made, tag, sizeof tag, name, sizeof name) ||
                 strcmp(tag, "0123456789abcdef") != 0 || strcmp(name, base) != 0)
                 abort();

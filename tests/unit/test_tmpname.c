@@ -71,6 +71,8 @@ static void test_tmpname_refuses_bad_tags_and_long_names(void **state)
     assert_int_equal(renc_tmpname_make(tmp, sizeof tmp, "f", "short"), -EINVAL);
     assert_int_equal(renc_tmpname_make(tmp, sizeof tmp, "f", "UPPERCASE0"), -EINVAL);
     assert_int_equal(renc_tmpname_make(tmp, sizeof tmp, "f", NULL), -EINVAL);
+    assert_int_equal(renc_tmpname_make(tmp, sizeof tmp, "dir/", "abcdef0123456789"), -EINVAL);
+    assert_int_equal(renc_tmpname_make(tmp, sizeof tmp, "", "abcdef0123456789"), -EINVAL);
     /* A base name that fits NAME_MAX alone, not with its decoration. */
     memset(base, 'a', NAME_MAX);
     base[NAME_MAX] = '\0';
