@@ -320,17 +320,14 @@ static int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_
            !p->new_dek && p->new_hdr_len == p->old_h.header_len;
 }
 
-/* After a failed in-place header write: puts the old header back, so the
- * blob is wholly old again (if this fails too, the journal's intent is left
- * for the next attempt's recovery). */
-static void renc_restore_header(const char *path, const uint8_t *old_hdr, size_t len)
+/* After a failed in-place header write: puts the old header back through
+ * the descriptor that was written (never by path: the name may be another
+ * file by now), so the blob is wholly old again (if this fails too, the
+ * journal's intent is left for the next attempt's recovery). */
+static void renc_restore_header(int fd, const uint8_t *old_hdr, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return;
     if (pwrite(fd, old_hdr, len, 0) == (ssize_t)len)
         (void)fdatasync(fd);
-    close(fd);
 }
 
 /* A blob is to be written: in place (not --out), one with other hard links
@@ -611,17 +608,35 @@ static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items
         struct renc_small *s = &items[i];
         if (!s->write)
             continue;
+        if (s->rc && s->in_place)
+            renc_restore_header(s->ofd, s->old_hdr, s->len);
         if (close(s->ofd) != 0 && s->rc == 0)
-            s->rc = -errno;
+            s->rc = -errno; /* in place: the journal's intent settles what is there */
         s->ofd = -1;
         if (s->rc && s->in_place) {
-            renc_restore_header(s->final, s->old_hdr, s->len);
             renc_small_fail(e, s, s->rc, NULL);
         } else if (s->rc) {
             unlink(s->tmp);
             renc_small_fail(e, s, s->rc, NULL);
         }
     }
+}
+
+/* Replaces item idx's final file with the durable temporary tmp, if the
+ * blob is still the one that was read (st): in place an exchange checked on
+ * both sides; under --out the source checked unchanged, then the mirror's
+ * file renamed.  tmp is gone afterwards either way. */
+static int renc_commit_checked(struct renc_engine *e, size_t idx, const struct stat *st,
+                               const char *tmp, const char *final)
+{
+    if (!e->opts.out_dir)
+        return renc_replace_checked(AT_FDCWD, tmp, final, st);
+    int rc = renc_unchanged_at(AT_FDCWD, e->scan->items[idx].path, st);
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
 }
 
 /* Commit point: each blob still the one that was read is replaced by its
@@ -634,16 +649,7 @@ static void renc_batch_commit(struct renc_engine *e, struct renc_small *items, s
         struct renc_small *s = &items[i];
         if (!s->write || s->rc || s->in_place)
             continue;
-        int rc;
-        if (e->opts.out_dir) {
-            rc = renc_unchanged_at(AT_FDCWD, e->scan->items[s->idx].path, &s->st);
-            if (rc == 0 && rename(s->tmp, s->final) != 0)
-                rc = -errno;
-            if (rc)
-                unlink(s->tmp);
-        } else {
-            rc = renc_replace_checked(AT_FDCWD, s->tmp, s->final, &s->st);
-        }
+        int rc = renc_commit_checked(e, s->idx, &s->st, s->tmp, s->final);
         if (rc)
             renc_small_fail(e, s, rc, NULL);
     }
@@ -1209,10 +1215,10 @@ static int renc_header_in_place(struct renc_engine *e, size_t idx, const char *p
         rc = renc_fault_check("fsync");
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
     if (rc)
-        renc_restore_header(path, old_hdr, len);
+        renc_restore_header(fd, old_hdr, len);
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno; /* after a durable write: the header is new, as journaled */
     return rc;
 }
 
@@ -1235,15 +1241,7 @@ static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const s
         unlink(tmp);
         return rc;
     }
-    if (e->opts.out_dir) {
-        rc = renc_unchanged_at(AT_FDCWD, e->scan->items[idx].path, st);
-        if (rc == 0 && rename(tmp, final) != 0)
-            rc = -errno;
-        if (rc)
-            unlink(tmp);
-    } else {
-        rc = renc_replace_checked(AT_FDCWD, tmp, final, st);
-    }
+    rc = renc_commit_checked(e, idx, st, tmp, final);
     return rc ? rc : renc_file_fsync_parent(final);
 }
 

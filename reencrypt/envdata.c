@@ -171,28 +171,9 @@ static int renc_scan_adopt(struct renc_scan *s, const char *root, const char *pa
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return 0; /* gone since, or replaced: the walk's verdict stands */
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 16;
-        struct renc_scan_item *items = renc_realloc(s->items, cap * sizeof *items);
-        RENC_RETURN_IF(!items, -RENC_E_NOMEM);
-        s->items = items;
-        s->cap = cap;
-    }
     size_t rlen = strlen(root);
     const char *rel = strncmp(path, root, rlen) == 0 && path[rlen] == '/' ? path + rlen + 1 : path;
-    struct renc_scan_item *it = &s->items[s->count];
-    it->path = renc_strdup(path);
-    it->rel = renc_strdup(rel);
-    if (!it->path || !it->rel) {
-        renc_free(it->path);
-        renc_free(it->rel);
-        return -RENC_E_NOMEM;
-    }
-    it->size = (uint64_t)st.st_size;
-    it->mode = st.st_mode;
-    s->total_bytes += it->size;
-    s->count++;
-    return 0;
+    return renc_scan_add(s, path, rel, &st);
 }
 
 int renc_envdata_scan(struct renc_scan *s, const char *root)

@@ -16,7 +16,7 @@
 
 #define RENC_SCAN_MAX_DEPTH 256
 
-static int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
+int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
                          const struct stat *st)
 {
     if (s->count == s->cap) {

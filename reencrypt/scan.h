@@ -50,6 +50,10 @@ int renc_scan_manifest(struct renc_scan *s, const char *manifest);
  * scan; entries listed so far stay in s either way. */
 int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *buf, size_t len);
 
+/* renc_scan_add: lists one regular file (st: its lstat) as an item. */
+struct stat;
+int renc_scan_add(struct renc_scan *s, const char *path, const char *rel, const struct stat *st);
+
 void renc_scan_cleanup(struct renc_scan *s);
 
 #endif
