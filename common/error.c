@@ -65,6 +65,13 @@ static const char *const renc_messages[] = {
         "changed during the run (replaced, modified or removed by another writer): left as it is",
     [RENC_E_HARDLINKED - RENC_E_BASE] =
         "has other hard links (its other names would keep the old version or be rewritten): left as it is",
+    [RENC_E_KEY_DELETED - RENC_E_BASE] =
+        "the key vault has no such key (deleted, or never created there): recover it in the "
+        "vault, or nothing under it can be opened",
+    [RENC_E_VAULT_DENIED - RENC_E_BASE] =
+        "the key vault refused this machine by a network rule (its firewall or private-link "
+        "setting), not the key's access: nothing is locked; allow this client in the vault's "
+        "network settings",
 };
 
 const char *renc_strerror(int err)

@@ -64,6 +64,8 @@ enum renc_error {
     RENC_E_VAULT,          /* the key vault answered with an error it does not document */
     RENC_E_CHANGED,        /* the file changed, was replaced or removed since it was read */
     RENC_E_HARDLINKED,     /* the file has other hard links: rewriting it would split or reach them */
+    RENC_E_KEY_DELETED,    /* the key vault has no such key (deleted, or never created there) */
+    RENC_E_VAULT_DENIED,   /* the key vault refused the caller by a network rule, not the key's access */
     RENC_E_END
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,6 +22,12 @@
 #define RENC_AKV_API "api-version=7.4"
 #define RENC_AKV_MAX_VAULTS 16
 #define RENC_AKV_KEY_TTL_NS (60ull * 1000000000ull)
+/* Managed HSM does not throttle cryptographic operations (its scaling
+ * guidance): its limit is the HSM partitions' capacity, which no table
+ * gives.  So the pacer does not hold requests back ahead of the answers:
+ * this ceiling is above what one HSM serves, concurrency stays bounded by
+ * max_inflight, and a 429 or 503 still cuts the pace as for a vault. */
+#define RENC_AKV_MHSM_CEILING 50000u
 
 struct renc_akv_vault {
     char base[RENC_VAULT_MAX + 1]; /* https://host[:port] */
@@ -32,6 +39,7 @@ struct renc_akv_vault {
     uint64_t raised_ns; /* when rate was last raised back toward limit */
     int limit_fixed;    /* set by the options: never resized */
     int sized;          /* sized from a key's type at least once */
+    int mhsm;           /* a Managed HSM: not throttled per key type */
     int challenged;     /* tenant and scope known */
     char tenant[128];
     char scope[512];
@@ -211,7 +219,9 @@ static int renc_akv_take(struct renc_akv *a, struct renc_http **out)
     }
     a->created++;
     pthread_mutex_unlock(&a->lock);
-    int rc = renc_http_new(out, a->o.ca_file, a->o.timeout_ms);
+    struct renc_http_opts ho = {.ca_file = a->o.ca_file, .timeout_ms = a->o.timeout_ms,
+                                .no_proxy = a->o.no_proxy};
+    int rc = renc_http_new(out, &ho);
     if (rc) {
         pthread_mutex_lock(&a->lock);
         a->created--;
@@ -229,9 +239,19 @@ static void renc_akv_give(struct renc_akv *a, struct renc_http *c)
     pthread_mutex_unlock(&a->lock);
 }
 
-/* The state of the vault at base, created on first use. */
-static int renc_akv_vault(struct renc_akv *a, const char *base, struct renc_akv_vault **out)
+int renc_akv_is_mhsm_host(const char *host)
 {
+    /* NAME.managedhsm.azure.net and the other clouds' managedhsm domains. */
+    const char *dot = strchr(host, '.');
+    return dot && strncasecmp(dot + 1, "managedhsm.", 11) == 0;
+}
+
+/* The state of the vault at base, created on first use; base is compared
+ * as an origin (case and an explicit :443 aside). */
+static int renc_akv_vault(struct renc_akv *a, const char *base_given, struct renc_akv_vault **out)
+{
+    char base[RENC_VAULT_MAX + 1];
+    RENC_RETURN_IF(renc_keyref_vault_origin(base, sizeof base, base_given), -RENC_E_BAD_KEYREF);
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < a->nvaults; i++) {
         if (strcmp(a->vaults[i].base, base) == 0) {
@@ -255,12 +275,14 @@ static int renc_akv_vault(struct renc_akv *a, const char *base, struct renc_akv_
     }
     memcpy(v->host, h, hl);
     v->host[hl] = '\0';
+    v->mhsm = renc_akv_is_mhsm_host(v->host);
     v->limit = a->o.rate_limit;
     v->limit_fixed = a->o.rate_limit != 0;
     /* Until a key tells its type, the strictest documented limit. */
-    unsigned start = v->limit ? v->limit
-                              : (unsigned)(renc_akv_documented_limit(RENC_AKV_RSA, 1, 4096) *
-                                           a->o.rate_share);
+    unsigned start = v->limit  ? v->limit
+                     : v->mhsm ? RENC_AKV_MHSM_CEILING
+                               : (unsigned)(renc_akv_documented_limit(RENC_AKV_RSA, 1, 4096) *
+                                            a->o.rate_share);
     renc_pace_init(&v->pace, start, a->o.rate_window_s);
     if (!v->limit_fixed)
         v->limit = start;
@@ -276,7 +298,7 @@ static int renc_akv_vault(struct renc_akv *a, const char *base, struct renc_akv_
 static void renc_akv_size_pace(struct renc_akv *a, struct renc_akv_vault *v,
                                const struct renc_akv_key *k)
 {
-    if (v->limit_fixed)
+    if (v->limit_fixed || v->mhsm)
         return;
     unsigned want = (unsigned)(renc_akv_documented_limit(k->kty, k->hsm, k->bits) * a->o.rate_share);
     pthread_mutex_lock(&a->lock);
@@ -627,6 +649,42 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
     return rc;
 }
 
+/* A 404 KeyNotFound: the vault has no such key (a key is deleted whole; a
+ * version cannot be removed on its own), so every blob under it fails the
+ * same way.  Any other 404 is a wrong path, not a key's fate. */
+static int renc_akv_map_404(const char *outer)
+{
+    return strcmp(outer, "KeyNotFound") == 0 ? -RENC_E_KEY_DELETED : -RENC_E_KEY_NOT_FOUND;
+}
+
+/* A 403.  Only a denial of the caller's access to the key (an access
+ * policy, an RBAC role, or the older AccessDenied, and a 403 that names no
+ * cause on a read) means the customer withdrew access: that locks the
+ * environments on the key.  A network rule (the vault's firewall, or public
+ * access off without a private link) refuses the operator's machine, not the
+ * key: the run stops and nothing is locked. */
+static int renc_akv_map_403(const char *op, const char *inner, int has_validity)
+{
+    static const char *const network[] = {"ForbiddenByFirewall", "ForbiddenByConnection",
+                                          "ForbiddenByNetworkAcl"};
+    static const char *const access[] = {"ForbiddenByPolicy", "ForbiddenByRbac", "AccessDenied"};
+    if (strcmp(inner, "KeyDisabled") == 0)
+        return -RENC_E_KEY_DISABLED;
+    if (strcmp(inner, "KeyOperationForbidden") == 0)
+        return -RENC_E_KEY_OP;
+    if (strcmp(op, "wrapkey") == 0 && !inner[0] && has_validity)
+        return -RENC_E_KEY_EXPIRED; /* the vault names no cause; the attributes do */
+    for (size_t i = 0; i < sizeof network / sizeof *network; i++)
+        if (strcmp(inner, network[i]) == 0)
+            return -RENC_E_VAULT_DENIED;
+    for (size_t i = 0; i < sizeof access / sizeof *access; i++)
+        if (strcmp(inner, access[i]) == 0)
+            return -RENC_E_KEY_REVOKED;
+    /* No inner code: the older service's access denial.  An inner code not
+     * known here is not taken as a revocation. */
+    return inner[0] ? -RENC_E_VAULT_DENIED : -RENC_E_KEY_REVOKED;
+}
+
 int renc_akv_map_error(const char *op, long status, const char *body, size_t len,
                        int has_validity, char *code, size_t code_max)
 {
@@ -651,15 +709,9 @@ int renc_akv_map_error(const char *op, long status, const char *body, size_t len
     if (code)
         snprintf(code, code_max, "%s%s%s", outer, inner[0] ? "/" : "", inner);
     if (status == 404)
-        return -RENC_E_KEY_NOT_FOUND;
-    if (status == 403 && strcmp(inner, "KeyDisabled") == 0)
-        return -RENC_E_KEY_DISABLED;
-    if (status == 403 && strcmp(inner, "KeyOperationForbidden") == 0)
-        return -RENC_E_KEY_OP;
-    if (status == 403 && strcmp(op, "wrapkey") == 0 && !inner[0] && has_validity)
-        return -RENC_E_KEY_EXPIRED; /* the vault names no cause; the attributes do */
+        return renc_akv_map_404(outer);
     if (status == 403)
-        return -RENC_E_KEY_REVOKED; /* ForbiddenByPolicy, ForbiddenByRbac, AccessDenied */
+        return renc_akv_map_403(op, inner, has_validity);
     if (status == 400 && strcmp(op, "unwrapkey") == 0)
         return -RENC_E_UNWRAP;
     return -RENC_E_VAULT;
@@ -673,7 +725,8 @@ static int renc_akv_error(struct renc_akv *a, const char *op, const char *url,
     char code[130];
     int rc = renc_akv_map_error(op, resp->status, resp->body, resp->len,
                                 k && (k->exp || k->nbf), code, sizeof code);
-    if (rc == -RENC_E_VAULT || rc == -RENC_E_KEY_REVOKED)
+    if (rc == -RENC_E_VAULT || rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_VAULT_DENIED ||
+        rc == -RENC_E_KEY_DELETED)
         renc_akv_note(a, "akv: %s: HTTP %ld %s (request %s)", url, resp->status, code,
                       resp->request_id[0] ? resp->request_id : "-");
     return rc;
@@ -699,7 +752,7 @@ static int renc_akv_kid_ref(char *out, size_t max, const char *kid, const struct
     RENC_RETURN_IF(renc_keyref_parse(&r, out) != 0 || !r.version[0], -RENC_E_VAULT);
     /* The answer must be about the key that was asked for. */
     RENC_RETURN_IF(!renc_keyref_same_key(&r, asked), -RENC_E_VAULT);
-    RENC_RETURN_IF(asked->version[0] && strcmp(r.version, asked->version) != 0, -RENC_E_VAULT);
+    RENC_RETURN_IF(asked->version[0] && strcasecmp(r.version, asked->version) != 0, -RENC_E_VAULT);
     return 0;
 }
 
@@ -743,7 +796,7 @@ static int renc_akv_parse_key(const struct renc_keyref *asked, json_t *bundle, s
             k->bits -= 8;
     } else if (strcmp(kty, "oct") == 0 || strcmp(kty, "oct-HSM") == 0) {
         k->kty = RENC_AKV_OCT;
-        k->bits = 256;
+        k->bits = 256; /* not in the bundle: see renc_akv_key_op */
     } else {
         return -RENC_E_KEY_TYPE; /* EC keys cannot wrap */
     }
@@ -877,16 +930,29 @@ int renc_akv_list_versions(struct renc_akv *a, const struct renc_keyref *ref,
         const char *next = json_string_value(json_object_get(root, "nextLink"));
         url[0] = '\0';
         if (rc == 0 && next && next[0]) {
-            size_t bl = strlen(ref->vault);
-            if (strncmp(next, ref->vault, bl) != 0 || next[bl] != '/' || strlen(next) >= sizeof url)
+            if (!renc_http_same_origin(next, ref->vault) || strlen(next) >= sizeof url) {
+                renc_akv_note(a, "akv: %s: a page of versions links outside the vault: not followed",
+                              ref->vault);
                 rc = -RENC_E_VAULT;
-            else
+            } else {
                 snprintf(url, sizeof url, "%s", next);
+            }
         }
         json_decref(root);
         renc_http_response_cleanup(&resp);
     }
     return rc;
+}
+
+int renc_akv_wrap_allowed(const struct renc_akv_key *k)
+{
+    /* The service wraps under a disabled version (it refuses only the
+     * unwrap), so the check is the client's: a customer who disables the
+     * current version wants nothing new sealed under it. */
+    RENC_RETURN_IF(!k->enabled, -RENC_E_KEY_DISABLED);
+    int64_t now = (int64_t)time(NULL);
+    RENC_RETURN_IF((k->nbf && now < k->nbf) || (k->exp && now >= k->exp), -RENC_E_KEY_EXPIRED);
+    return 0;
 }
 
 int renc_akv_default_alg(const struct renc_akv_key *k)
@@ -927,10 +993,8 @@ static int renc_akv_key_op(struct renc_akv *a, const struct renc_keyref *ref, co
     if (rc)
         return rc;
     RENC_RETURN_IF(!renc_akv_alg_fits(&k, alg), -RENC_E_KEY_TYPE);
-    if (strcmp(op, "wrapkey") == 0) {
-        int64_t now = (int64_t)time(NULL);
-        RENC_RETURN_IF((k.nbf && now < k.nbf) || (k.exp && now >= k.exp), -RENC_E_KEY_EXPIRED);
-    }
+    if (strcmp(op, "wrapkey") == 0 && (rc = renc_akv_wrap_allowed(&k)))
+        return rc;
     struct renc_akv_vault *v;
     char url[RENC_MAX_REF_LEN + 64], b64[2 * RENC_MAX_WRAPPED_LEN], body[2 * RENC_MAX_WRAPPED_LEN + 64];
     if ((rc = renc_akv_vault(a, ref->vault, &v)) || (rc = renc_akv_url(url, sizeof url, ref, "")))
@@ -955,6 +1019,14 @@ static int renc_akv_key_op(struct renc_akv *a, const struct renc_keyref *ref, co
     renc_secmem_wipe(body, sizeof body);
     if (rc == 0 && resp.status != 200)
         rc = renc_akv_error(a, op, url, &resp, &k);
+    if (rc == -RENC_E_VAULT && resp.status == 400 && k.kty == RENC_AKV_OCT) {
+        /* A KeyBundle does not tell an oct key's size, and the format wraps
+         * with AES-256 only (slot algorithm 4, A256KW): a 128- or 192-bit
+         * Managed HSM key is refused here, by the HSM's answer. */
+        renc_akv_note(a, "akv: %s: refused %s: an oct-HSM key must be a 256-bit AES key here",
+                      ref->name, alg_name);
+        rc = -RENC_E_KEY_TYPE;
+    }
     json_t *root = rc == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
     const char *kid = json_string_value(json_object_get(root, "kid"));
     const char *value = json_string_value(json_object_get(root, "value"));

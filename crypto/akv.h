@@ -45,7 +45,8 @@ struct renc_akv_credentials {
 };
 
 struct renc_akv_options {
-    const char *ca_file;      /* extra trusted CAs (PEM), NULL: the system's */
+    const char *ca_file;      /* CAs (PEM) trusted besides the system's; NULL: none */
+    const char *no_proxy;     /* the operator's NO_PROXY list (loopback and IMDS always bypass) */
     unsigned max_inflight;    /* 0: 16 */
     unsigned rate_limit;      /* requests per rate_window_s per vault; 0: from the key type */
     double rate_window_s;     /* 0: 10 */
@@ -94,6 +95,11 @@ int renc_akv_get_key(struct renc_akv *a, const struct renc_keyref *ref, struct r
  * order as the vault gives it). */
 int renc_akv_list_versions(struct renc_akv *a, const struct renc_keyref *ref,
                            int (*fn)(void *arg, const struct renc_akv_key *k), void *arg);
+
+/* renc_akv_wrap_allowed: 0 when new data may be sealed under k:
+ * -RENC_E_KEY_DISABLED when the version is disabled, -RENC_E_KEY_EXPIRED
+ * outside its nbf/exp window. */
+int renc_akv_wrap_allowed(const struct renc_akv_key *k);
 
 /* renc_akv_default_alg: the slot algorithm the tool wraps with: 2
  * (RSA-OAEP-256) for RSA keys, 4 (A256KW) for oct keys. */

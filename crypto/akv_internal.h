@@ -66,6 +66,9 @@ int renc_akv_map_error(const char *op, long status, const char *body, size_t len
 int renc_akv_parse_key_json(const struct renc_keyref *asked, const char *body, size_t len,
                             struct renc_akv_key *out);
 
+/* renc_akv_is_mhsm_host: 1 for a Managed HSM's host (NAME.managedhsm.…). */
+int renc_akv_is_mhsm_host(const char *host);
+
 /* Base64url without padding (decode accepts padding). */
 int renc_b64url_encode(char *out, size_t max, const uint8_t *in, size_t len);
 int renc_b64url_decode(uint8_t *out, size_t max, size_t *len, const char *in);

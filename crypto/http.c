@@ -6,6 +6,11 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <strings.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -14,6 +19,7 @@
 struct renc_http {
     CURL *curl;
     char errbuf[CURL_ERROR_SIZE];
+    char noproxy[1024];
 };
 
 static pthread_once_t renc_http_once = PTHREAD_ONCE_INIT;
@@ -30,19 +36,70 @@ int renc_http_global_init(void)
     return renc_http_init_rc;
 }
 
-int renc_http_new(struct renc_http **out, const char *ca_file, long timeout_ms)
+/* The extra CAs are added to the store libcurl has already filled with the
+ * system's (CURLOPT_CAINFO would replace it): a private CA for one vault
+ * must not cut the tool off from every other endpoint. */
+int renc_http_add_cas(void *x509_store, const char *ca_file)
+{
+    X509_STORE *st = x509_store;
+    BIO *in = BIO_new_file(ca_file, "r");
+    RENC_RETURN_IF(!in, -RENC_E_INVALID);
+    int added = 0, ok = 1;
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
+        if (!x)
+            break;
+        /* The same certificate twice is not an error. */
+        if (X509_STORE_add_cert(st, x) == 1 ||
+            ERR_GET_REASON(ERR_peek_last_error()) == X509_R_CERT_ALREADY_IN_HASH_TABLE)
+            added++;
+        else
+            ok = 0;
+        X509_free(x);
+    }
+    ERR_clear_error();
+    BIO_free(in);
+    return ok && added > 0 ? 0 : -RENC_E_INVALID;
+}
+
+static CURLcode renc_http_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
+{
+    (void)curl;
+    const char *ca_file = arg;
+    return renc_http_add_cas(SSL_CTX_get_cert_store(ssl_ctx), ca_file) == 0
+               ? CURLE_OK
+               : CURLE_SSL_CACERT_BADFILE;
+}
+
+/* Loopback and the VM metadata endpoint never go through a proxy; the
+ * operator's NO_PROXY adds to them ("*" alone turns proxies off). */
+static int renc_http_noproxy(char *out, size_t max, const char *no_proxy)
+{
+    static const char always[] = "127.0.0.1,localhost,169.254.169.254,::1";
+    int n = no_proxy && strcmp(no_proxy, "*") == 0 ? snprintf(out, max, "*")
+            : no_proxy && no_proxy[0]              ? snprintf(out, max, "%s,%s", always, no_proxy)
+                                                   : snprintf(out, max, "%s", always);
+    return n < 0 || (size_t)n >= max ? -RENC_E_TOO_BIG : 0;
+}
+
+int renc_http_new(struct renc_http **out, const struct renc_http_opts *o)
 {
     int rc = renc_http_global_init();
     if (rc)
         return rc;
     struct renc_http *h = renc_calloc(1, sizeof *h);
     RENC_RETURN_IF(!h, -RENC_E_NOMEM);
+    if ((rc = renc_http_noproxy(h->noproxy, sizeof h->noproxy, o->no_proxy))) {
+        renc_free(h);
+        return rc;
+    }
     h->curl = curl_easy_init();
     if (!h->curl) {
         renc_free(h);
         return -RENC_E_NOMEM;
     }
     CURL *c = h->curl;
+    long timeout_ms = o->timeout_ms;
     int ok = curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
@@ -53,15 +110,42 @@ int renc_http_new(struct renc_http **out, const char *ca_file, long timeout_ms)
              curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_USERAGENT, "reencrypt/0.1") == CURLE_OK &&
-             /* Loopback and the VM metadata endpoint never go through a proxy. */
-             curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,169.254.169.254") == CURLE_OK &&
-             (!ca_file || curl_easy_setopt(c, CURLOPT_CAINFO, ca_file) == CURLE_OK);
+             curl_easy_setopt(c, CURLOPT_NOPROXY, h->noproxy) == CURLE_OK;
+    if (ok && o->ca_file) {
+        /* The callback needs libcurl's OpenSSL backend (Debian's libcurl4). */
+        ok = curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, renc_http_ssl_ctx) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, (void *)o->ca_file) == CURLE_OK;
+    }
     if (!ok) {
         renc_http_free(h);
-        return -RENC_E_INVALID;
+        return o->ca_file ? -RENC_E_UNSUPPORTED : -RENC_E_INVALID;
     }
     *out = h;
     return 0;
+}
+
+int renc_http_same_origin(const char *url, const char *base)
+{
+    CURLU *u = curl_url(), *b = curl_url();
+    char *us = NULL, *uh = NULL, *up = NULL, *bs = NULL, *bh = NULL, *bp = NULL;
+    int same = u && b && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+               curl_url_set(b, CURLUPART_URL, base, 0) == CURLUE_OK &&
+               curl_url_get(u, CURLUPART_SCHEME, &us, 0) == CURLUE_OK &&
+               curl_url_get(b, CURLUPART_SCHEME, &bs, 0) == CURLUE_OK &&
+               curl_url_get(u, CURLUPART_HOST, &uh, 0) == CURLUE_OK &&
+               curl_url_get(b, CURLUPART_HOST, &bh, 0) == CURLUE_OK &&
+               curl_url_get(u, CURLUPART_PORT, &up, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+               curl_url_get(b, CURLUPART_PORT, &bp, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+               strcasecmp(us, bs) == 0 && strcasecmp(uh, bh) == 0 && strcmp(up, bp) == 0;
+    curl_free(us);
+    curl_free(uh);
+    curl_free(up);
+    curl_free(bs);
+    curl_free(bh);
+    curl_free(bp);
+    curl_url_cleanup(u);
+    curl_url_cleanup(b);
+    return same;
 }
 
 void renc_http_free(struct renc_http *h)

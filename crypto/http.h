@@ -3,7 +3,7 @@
  * A struct renc_http is one curl easy handle: requests made through it reuse
  * its connection (keep-alive) and TLS session.  It is not shared between
  * threads; crypto/akv.c keeps a pool of them.  TLS peer and host
- * verification are always on; ca_file adds a private CA.  Request and
+ * verification are always on; ca_file adds private CAs to the system's.  Request and
  * response bodies can hold secrets (a DEK, a token, a client secret): the
  * response buffer is wiped when released, and callers wipe what they send.
  */
@@ -28,10 +28,27 @@ struct renc_http_response {
 /* renc_http_global_init: once per process, before any thread uses curl. */
 int renc_http_global_init(void);
 
-/* renc_http_new: a connection; ca_file (may be NULL) is a PEM bundle of
- * extra trusted CAs used instead of the system's; timeout_ms bounds a
- * whole request. */
-int renc_http_new(struct renc_http **out, const char *ca_file, long timeout_ms);
+struct renc_http_opts {
+    const char *ca_file;  /* PEM bundle of CAs trusted besides the system's; may be NULL.
+                           * The string must outlive the connection. */
+    long timeout_ms;      /* bounds a whole request */
+    const char *no_proxy; /* the operator's NO_PROXY list; may be NULL */
+};
+
+/* renc_http_new: a connection.  Loopback and 169.254.169.254 never go
+ * through a proxy; no_proxy adds hosts to that ("*": no proxy at all).
+ * -RENC_E_UNSUPPORTED when extra CAs are asked of a libcurl without the
+ * OpenSSL backend. */
+int renc_http_new(struct renc_http **out, const struct renc_http_opts *o);
+
+/* renc_http_add_cas: adds the certificates of the PEM file ca_file to an
+ * OpenSSL X509_STORE (what renc_http_new does for each TLS context);
+ * -RENC_E_INVALID when the file holds none or cannot be read. */
+int renc_http_add_cas(void *x509_store, const char *ca_file);
+
+/* renc_http_same_origin: 1 when url has base's scheme, host (case aside)
+ * and port (an explicit default port equals none), as a followed link must. */
+int renc_http_same_origin(const char *url, const char *base);
 void renc_http_free(struct renc_http *h);
 
 /* renc_http_request: one request.  headers: NULL-terminated "Name: value"

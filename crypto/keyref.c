@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/error.h"
 
@@ -44,7 +45,7 @@ int renc_keyref_parse(struct renc_keyref *out, const char *s)
     if (strncmp(s, "local:", 6) == 0) {
         r.provider = RENC_PROVIDER_LOCAL;
         rc = renc_keyref_split(&r, s + 6);
-    } else if (strncmp(s, "akv:https://", 12) == 0) {
+    } else if (strncmp(s, "akv:", 4) == 0 && strncasecmp(s + 4, "https://", 8) == 0) {
         r.provider = RENC_PROVIDER_AKV;
         const char *host = s + 12;
         const char *keys = strstr(host, "/keys/");
@@ -53,7 +54,10 @@ int renc_keyref_parse(struct renc_keyref *out, const char *s)
         for (const char *c = host; c < keys; c++)
             if (*c == '/' || *c == '?' || *c == '#' || *c == '@' || *c <= ' ')
                 return -RENC_E_BAD_KEYREF;
-        memcpy(r.vault, s + 4, (size_t)(keys - s - 4));
+        /* The scheme is written in lower case; the host keeps its spelling
+         * (the service answers with its own, see renc_keyref_same_key). */
+        memcpy(r.vault, "https://", 8);
+        memcpy(r.vault + 8, host, (size_t)(keys - host));
         r.vault[keys - s - 4] = '\0';
         rc = renc_keyref_split(&r, keys + 6);
     } else if (strncmp(s, "pkcs11:", 7) == 0 && s[7] != '\0') {
@@ -90,8 +94,47 @@ int renc_keyref_format(char *out, size_t max_out, const struct renc_keyref *r)
     return 0;
 }
 
+int renc_keyref_vault_origin(char *out, size_t max_out, const char *vault)
+{
+    size_t n = strlen(vault);
+    RENC_RETURN_IF(n >= max_out, -RENC_E_TOO_BIG);
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)((vault[i] >= 'A' && vault[i] <= 'Z') ? vault[i] - 'A' + 'a' : vault[i]);
+    /* https's default port is no part of the origin ("host:443" is "host";
+     * an IPv6 literal "[::1]:443" is "[::1]"). */
+    if (n > 4 && strcmp(out + n - 4, ":443") == 0 && strncmp(out, "https://", 8) == 0)
+        out[n - 4] = '\0';
+    return 0;
+}
+
+/* Vault hosts are compared as origins (case and the default port aside)
+ * and key names case-blind, as the service treats them; local names are
+ * file names and stay exact. */
 int renc_keyref_same_key(const struct renc_keyref *a, const struct renc_keyref *b)
 {
-    return a->provider == b->provider && strcmp(a->vault, b->vault) == 0 &&
-           strcmp(a->name, b->name) == 0;
+    if (a->provider != b->provider)
+        return 0;
+    if (a->provider != RENC_PROVIDER_AKV)
+        return strcmp(a->vault, b->vault) == 0 && strcmp(a->name, b->name) == 0;
+    char va[RENC_VAULT_MAX + 1], vb[RENC_VAULT_MAX + 1];
+    return renc_keyref_vault_origin(va, sizeof va, a->vault) == 0 &&
+           renc_keyref_vault_origin(vb, sizeof vb, b->vault) == 0 && strcmp(va, vb) == 0 &&
+           strcasecmp(a->name, b->name) == 0;
+}
+
+int renc_keyref_same_version(const struct renc_keyref *a, const struct renc_keyref *b)
+{
+    if (!renc_keyref_same_key(a, b))
+        return 0;
+    return a->provider == RENC_PROVIDER_AKV ? strcasecmp(a->version, b->version) == 0
+                                            : strcmp(a->version, b->version) == 0;
+}
+
+int renc_keyref_text_same_version(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return 1;
+    struct renc_keyref ra, rb;
+    return renc_keyref_parse(&ra, a) == 0 && renc_keyref_parse(&rb, b) == 0 &&
+           renc_keyref_same_version(&ra, &rb);
 }

@@ -37,8 +37,23 @@ int renc_keyref_parse(struct renc_keyref *out, const char *s);
  * version).  -RENC_E_TOO_BIG when it does not fit max_out. */
 int renc_keyref_format(char *out, size_t max_out, const struct renc_keyref *ref);
 
-/* renc_keyref_same_key: 1 when a and b name the same key, versions aside. */
+/* renc_keyref_same_key: 1 when a and b name the same key, versions aside.
+ * For akv: refs the vault's origin is compared with case and an explicit
+ * :443 aside, and the key name case-blind, as the service does (it answers
+ * with the name as the key was created, whatever spelling was asked). */
 int renc_keyref_same_key(const struct renc_keyref *a, const struct renc_keyref *b);
+
+/* renc_keyref_same_version: 1 when a and b name the same key and the same
+ * version (or both none); akv versions compare case-blind. */
+int renc_keyref_same_version(const struct renc_keyref *a, const struct renc_keyref *b);
+
+/* renc_keyref_text_same_version: renc_keyref_same_version of two ref texts
+ * (0 when either does not parse, unless they are equal). */
+int renc_keyref_text_same_version(const char *a, const char *b);
+
+/* renc_keyref_vault_origin: vault ("https://host[:port]") as an origin to
+ * compare: lower case, without the default port 443. */
+int renc_keyref_vault_origin(char *out, size_t max_out, const char *vault);
 
 /* renc_keyref_name_valid: 1 when s is 1..max characters of [A-Za-z0-9._-]
  * and not "." or "..". */

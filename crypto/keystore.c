@@ -305,6 +305,21 @@ int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, c
     return renc_keystore_kek(ks, ref, &kek, out, max_out);
 }
 
+int renc_keystore_may_wrap(struct renc_keystore *ks, char *versioned, size_t max_out,
+                           const char *ref)
+{
+    versioned[0] = '\0';
+    if (!renc_is_akv(ref)) {
+        const struct renc_kek *kek; /* the keyring refuses a disabled version itself */
+        return renc_keystore_kek(ks, ref, &kek, versioned, max_out);
+    }
+    struct renc_akv_key k;
+    int rc = renc_keystore_akv_key(ks, ref, &k);
+    if (rc == 0 && snprintf(versioned, max_out, "%s", k.ref) >= (int)max_out)
+        rc = -RENC_E_TOO_BIG;
+    return rc ? rc : renc_akv_wrap_allowed(&k);
+}
+
 /* The identity of (target, DEK) in the wrap cache. */
 static int renc_wrap_id(struct renc_keystore *ks, uint8_t id[32], const char *versioned,
                         const struct renc_key *dek)
@@ -333,6 +348,10 @@ int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, con
     int akv = renc_is_akv(ref);
     int rc = akv ? renc_keystore_akv_key(ks, ref, &akv_key)
                  : renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
+    /* Before the wrap cache: a version disabled (or expired) since the
+     * last wrap seals nothing more once the vault's answer says so. */
+    if (rc == 0 && akv)
+        rc = renc_akv_wrap_allowed(&akv_key);
     if (rc)
         return rc;
     if (akv)
@@ -441,6 +460,8 @@ static int renc_open_error_rank(int rc)
     case RENC_E_HEADER_AUTH: return 9;
     case RENC_E_UNWRAP: return 8;
     case RENC_E_KEY_REVOKED: return 7;
+    case RENC_E_KEY_DELETED: return 7;
+    case RENC_E_VAULT_DENIED: return 7;
     case RENC_E_KEY_DISABLED: return 6;
     case RENC_E_KEY_TYPE: return 5;
     case RENC_E_KEY_OP: return 5;

@@ -67,6 +67,13 @@ void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *o
  * version when ref has none) into out. */
 int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref);
 
+/* renc_keystore_may_wrap: resolves ref like renc_keystore_resolve and says
+ * whether new data may be sealed under that version: -RENC_E_KEY_DISABLED
+ * or -RENC_E_KEY_EXPIRED (a vault key's attributes) with versioned filled
+ * all the same, so that the refusal can name the version. */
+int renc_keystore_may_wrap(struct renc_keystore *ks, char *versioned, size_t max_out,
+                           const char *ref);
+
 /* renc_keystore_wrap_slot: wraps dek under ref (current version when
  * unversioned) and appends the slot, with the versioned ref, to h. */
 int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,

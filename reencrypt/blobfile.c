@@ -53,6 +53,11 @@ static int renc_seal_header(struct renc_keystore *ks, const struct renc_seal_opt
         if (rc) {
             st->slot = (int)i;
             snprintf(st->ref, sizeof st->ref, "%s", o->key_refs[i]);
+            /* A refusal of the version (disabled, expired) names it. */
+            char v[RENC_MAX_REF_LEN + 1];
+            if ((rc == -RENC_E_KEY_DISABLED || rc == -RENC_E_KEY_EXPIRED) &&
+                renc_keystore_may_wrap(ks, v, sizeof v, o->key_refs[i]) == rc && v[0])
+                snprintf(st->ref, sizeof st->ref, "%s", v);
         }
     }
     if (rc == 0)

@@ -210,6 +210,9 @@ static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
     struct renc_akv_options o;
     memset(&o, 0, sizeof o);
     o.ca_file = renc_env_or(g->ca_file, "RENC_CA_FILE");
+    o.no_proxy = renc_env_or(NULL, "NO_PROXY");
+    if (!o.no_proxy)
+        o.no_proxy = renc_env_or(NULL, "no_proxy");
     if (renc_count_opt(renc_env_or(g->akv_rate, "RENC_AKV_RATE"), 1000000, &o.rate_limit)) {
         fprintf(stderr, "reencrypt: --akv-rate (RENC_AKV_RATE) must be 1..1000000 requests "
                         "per 10 s\n");
@@ -325,7 +328,8 @@ void renc_blob_err(const char *cmd, const char *path_raw, int rc,
                     rc == -RENC_E_UNSUPPORTED || rc == -RENC_E_BAD_KEYREF ||
                     rc == -RENC_E_KEY_EXPIRED || rc == -RENC_E_KEY_OP ||
                     rc == -RENC_E_VAULT_AUTH || rc == -RENC_E_VAULT_NETWORK ||
-                    rc == -RENC_E_VAULT_THROTTLED || rc == -RENC_E_VAULT;
+                    rc == -RENC_E_VAULT_THROTTLED || rc == -RENC_E_VAULT ||
+                    rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_DENIED;
     if (key_error && st->ref[0])
         renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
     else if (st->in_records)

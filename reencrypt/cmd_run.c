@@ -999,7 +999,18 @@ static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a
         .drop = a->drop, .drop_count = a->drop_count, .share_dek = a->share_dek,
         .verify = !a->no_verify, .backend = a->backend,
     };
-    int rc = renc_transformer_new(t, ks, &to);
+    char versioned[RENC_MAX_REF_LEN + 1];
+    int rc = renc_keystore_may_wrap(ks, versioned, sizeof versioned, target);
+    if (rc == -RENC_E_KEY_DISABLED || rc == -RENC_E_KEY_EXPIRED) {
+        /* Refused before any blob is read: nothing new is sealed under a
+         * version its owner disabled or let expire. */
+        renc_err(cmd, "target %s: version %s: %s; nothing is sealed under it (enable it, or "
+                      "make a new current version)",
+                 target, versioned, renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    if (rc == 0)
+        rc = renc_transformer_new(t, ks, &to);
     if (rc) {
         char q[RENC_PATH_QUOTE_MAX];
         renc_err(cmd, "target %s: %s", QP(q, target), renc_strerror(rc));

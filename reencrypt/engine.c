@@ -59,8 +59,9 @@ struct renc_engine {
 
 int renc_engine_key_wide(int rc)
 {
-    return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_VAULT_AUTH ||
-           rc == -RENC_E_VAULT_NETWORK || rc == -RENC_E_VAULT_THROTTLED;
+    return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_AUTH ||
+           rc == -RENC_E_VAULT_DENIED || rc == -RENC_E_VAULT_NETWORK ||
+           rc == -RENC_E_VAULT_THROTTLED;
 }
 
 int renc_engine_run_wide(int rc)

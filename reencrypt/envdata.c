@@ -153,7 +153,7 @@ static int renc_census_file(struct renc_census *c, const struct renc_scan_item *
         struct renc_keyref r;
         if (renc_keyref_parse(&r, h.slots[i].ref) == 0 && renc_keyref_same_key(&r, policy))
             under_policy = 1;
-        if (current_ref && strcmp(h.slots[i].ref, current_ref) == 0)
+        if (current_ref && renc_keyref_text_same_version(h.slots[i].ref, current_ref))
             under_current = 1;
         rc = renc_census_note_ref(c, h.slots[i].ref, backup);
     }

@@ -151,7 +151,7 @@ static int renc_build_new_header(struct renc_transformer *t, struct renc_blob_pl
         return rc;
     }
     int keep = t->opts.keep_old && !renc_slot_dropped(t, opener) &&
-               strcmp(opener->ref, t->target) != 0;
+               !renc_keyref_text_same_version(opener->ref, t->target);
     if (t->opts.mode == RENC_MODE_REWRAP) {
         rc = renc_keystore_wrap_slot(t->ks, &p->new_h, t->target, p->old.dek);
         if (rc == 0 && keep)
@@ -183,7 +183,7 @@ static int renc_verify_new_header(struct renc_transformer *t, const struct renc_
         return rc;
     int slot = -1;
     for (unsigned i = 0; i < h.slot_count; i++)
-        if (strcmp(h.slots[i].ref, t->target) == 0)
+        if (renc_keyref_text_same_version(h.slots[i].ref, t->target))
             slot = (int)i;
     if (slot < 0)
         rc = -RENC_E_NO_SLOT;
@@ -216,7 +216,7 @@ int renc_transform_plan(struct renc_transformer *t, struct renc_blob_plan *p,
     int under_target = 0, droppable = 0, kept = 0;
     for (unsigned i = 0; i < p->old_h.slot_count; i++) {
         const struct renc_slot *s = &p->old_h.slots[i];
-        under_target |= strcmp(s->ref, t->target) == 0;
+        under_target |= renc_keyref_text_same_version(s->ref, t->target);
         if (renc_slot_dropped(t, s))
             droppable = 1;
         else

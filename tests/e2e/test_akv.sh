@@ -186,7 +186,7 @@ vault_admin POST /keys/nowrap '{"kty":"RSA","size":2048,"key_ops":["unwrapKey"]}
 expect_exit 1 renc encrypt --env lab --key "akv:$VAULT_URL/keys/nowrap" "$WORK/e.in" "$WORK/e3.renc"
 expect_msg "does not permit this operation"
 expect_exit 1 renc encrypt --env lab --key "akv:$VAULT_URL/keys/missing" "$WORK/e.in" "$WORK/e4.renc"
-expect_msg "key not found"
+expect_msg "the key vault has no such key"
 
 # A256KW with an oct-HSM key (Managed HSM).
 vault_create_key octk oct-HSM 256 >/dev/null || fail "create oct key"

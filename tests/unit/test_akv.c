@@ -97,7 +97,12 @@ static void test_error_mapping(void **state)
     assert_int_equal(map("wrapkey", 403, plain403, 1), -RENC_E_KEY_EXPIRED);
     assert_int_equal(map("wrapkey", 403, plain403, 0), -RENC_E_KEY_REVOKED);
     assert_int_equal(map("unwrapkey", 403, plain403, 1), -RENC_E_KEY_REVOKED);
+    /* A key the vault does not have is deleted (or never was): key-wide. */
     assert_int_equal(map("get", 404, "{\"error\":{\"code\":\"KeyNotFound\"}}", 0),
+                     -RENC_E_KEY_DELETED);
+    assert_int_equal(map("unwrapkey", 404, "{\"error\":{\"code\":\"KeyNotFound\"}}", 0),
+                     -RENC_E_KEY_DELETED);
+    assert_int_equal(map("get", 404, "{\"error\":{\"code\":\"NotFound\"}}", 0),
                      -RENC_E_KEY_NOT_FOUND);
     assert_int_equal(map("unwrapkey", 400, "{\"error\":{\"code\":\"BadParameter\"}}", 0),
                      -RENC_E_UNWRAP);
@@ -108,6 +113,60 @@ static void test_error_mapping(void **state)
     char code[64];
     renc_akv_map_error("unwrapkey", 403, policy, strlen(policy), 0, code, sizeof code);
     assert_string_equal(code, "Forbidden/ForbiddenByPolicy");
+}
+
+/* A network rule refuses the operator's machine, not the key: never taken
+ * as a revocation (which would lock environments). */
+static void test_error_mapping_network(void **state)
+{
+    (void)state;
+    const char *firewall = "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Client address "
+                           "is not authorized and caller is not a trusted service.\\r\\nClient "
+                           "address: 10.0.0.1\",\"innererror\":{\"code\":\"ForbiddenByFirewall\"}}}";
+    const char *link = "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+                       "\"ForbiddenByConnection\"}}}";
+    const char *rbac = "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+                       "\"ForbiddenByRbac\"}}}";
+    const char *unknown = "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+                          "\"SomethingNew\"}}}";
+    for (int i = 0; i < 3; i++) {
+        const char *op = i == 0 ? "get" : i == 1 ? "wrapkey" : "unwrapkey";
+        assert_int_equal(map(op, 403, firewall, 1), -RENC_E_VAULT_DENIED);
+        assert_int_equal(map(op, 403, link, 0), -RENC_E_VAULT_DENIED);
+        assert_int_equal(map(op, 403, rbac, 0), -RENC_E_KEY_REVOKED);
+        assert_int_equal(map(op, 403, unknown, 0), -RENC_E_VAULT_DENIED);
+    }
+    char code[64];
+    renc_akv_map_error("get", 403, firewall, strlen(firewall), 0, code, sizeof code);
+    assert_string_equal(code, "Forbidden/ForbiddenByFirewall");
+}
+
+static void test_mhsm_host(void **state)
+{
+    (void)state;
+    assert_true(renc_akv_is_mhsm_host("contoso.managedhsm.azure.net"));
+    assert_true(renc_akv_is_mhsm_host("c.ManagedHSM.azure.cn"));
+    assert_false(renc_akv_is_mhsm_host("managedhsm.azure.net"));
+    assert_false(renc_akv_is_mhsm_host("contoso.vault.azure.net"));
+    assert_false(renc_akv_is_mhsm_host("127.0.0.1"));
+}
+
+/* Wrapping is the client's check: the vault wraps under a disabled key. */
+static void test_wrap_allowed(void **state)
+{
+    (void)state;
+    struct renc_akv_key k;
+    memset(&k, 0, sizeof k);
+    k.enabled = 1;
+    assert_int_equal(renc_akv_wrap_allowed(&k), 0);
+    k.enabled = 0;
+    assert_int_equal(renc_akv_wrap_allowed(&k), -RENC_E_KEY_DISABLED);
+    k.enabled = 1;
+    k.exp = 1000;
+    assert_int_equal(renc_akv_wrap_allowed(&k), -RENC_E_KEY_EXPIRED);
+    k.exp = 0;
+    k.nbf = (int64_t)1 << 40;
+    assert_int_equal(renc_akv_wrap_allowed(&k), -RENC_E_KEY_EXPIRED);
 }
 
 static void test_key_bundle(void **state)
@@ -168,6 +227,32 @@ static void test_key_bundle(void **state)
     assert_int_equal(renc_akv_parse_key_json(&asked, oct, strlen(oct), &k), -RENC_E_VAULT);
 }
 
+/* The service answers with the name as the key was created and without
+ * an explicit default port: the same key as the one asked for. */
+static void test_key_bundle_spelling(void **state)
+{
+    (void)state;
+    struct renc_keyref asked;
+    struct renc_akv_key k;
+    const char *b = "{\"key\":{\"kid\":\"https://v.vault.azure.net/keys/rsak/"
+                    "0123456789abcdef0123456789abcdef\",\"kty\":\"RSA\",\"n\":\"AQAB\"},"
+                    "\"attributes\":{\"enabled\":true}}";
+    assert_int_equal(renc_keyref_parse(&asked, "akv:https://V.Vault.Azure.NET:443/keys/RSAK"), 0);
+    assert_int_equal(renc_akv_parse_key_json(&asked, b, strlen(b), &k), 0);
+    assert_string_equal(k.ref, "akv:https://v.vault.azure.net/keys/rsak/"
+                               "0123456789abcdef0123456789abcdef");
+    assert_int_equal(renc_keyref_parse(&asked, "akv:HTTPS://v.vault.azure.net/keys/rsak/"
+                                               "0123456789ABCDEF0123456789ABCDEF"), 0);
+    assert_int_equal(renc_akv_parse_key_json(&asked, b, strlen(b), &k), 0);
+    /* Another key, another vault or another port is not. */
+    assert_int_equal(renc_keyref_parse(&asked, "akv:https://v.vault.azure.net/keys/rsak2"), 0);
+    assert_int_equal(renc_akv_parse_key_json(&asked, b, strlen(b), &k), -RENC_E_VAULT);
+    assert_int_equal(renc_keyref_parse(&asked, "akv:https://v.vault.azure.net:8443/keys/rsak"), 0);
+    assert_int_equal(renc_akv_parse_key_json(&asked, b, strlen(b), &k), -RENC_E_VAULT);
+    assert_int_equal(renc_keyref_parse(&asked, "akv:https://w.vault.azure.net/keys/rsak"), 0);
+    assert_int_equal(renc_akv_parse_key_json(&asked, b, strlen(b), &k), -RENC_E_VAULT);
+}
+
 static void test_b64url(void **state)
 {
     (void)state;
@@ -201,6 +286,8 @@ int main(void)
         cmocka_unit_test(test_challenge_resource), cmocka_unit_test(test_challenge_variants),
         cmocka_unit_test(test_challenge_refused),  cmocka_unit_test(test_error_mapping),
         cmocka_unit_test(test_key_bundle),         cmocka_unit_test(test_b64url),
+        cmocka_unit_test(test_error_mapping_network), cmocka_unit_test(test_mhsm_host),
+        cmocka_unit_test(test_wrap_allowed),       cmocka_unit_test(test_key_bundle_spelling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -431,6 +431,26 @@ def test_attributes(server, client, kid2):
                                      "permissions": ["get", "list", "wrapKey", "unwrapKey"]})
     check("access: restored", client.wrap("kek1", "RSA-OAEP-256", secret)[0] == 200)
 
+    # Network rules: checked after the token and before the access policy;
+    # the 403's inner code says which rule (the service's own messages).
+    server.admin("POST", "/network", {"deny": "firewall"})
+    check_error("network: firewall is 403 ForbiddenByFirewall",
+                client.wrap("kek1", "RSA-OAEP-256", secret), 403, "Forbidden",
+                "ForbiddenByFirewall",
+                message=r"^Client address is not authorized and caller is not a trusted service\."
+                        r"\r\nClient address: [0-9.]+\r\nCaller: appid=renc-test;")
+    server.admin("POST", "/access", {"client": "renc-test", "permissions": []})
+    check_error("network: the firewall answers before the access policy",
+                client.get_key("kek1"), 403, "Forbidden", "ForbiddenByFirewall")
+    server.admin("POST", "/access", {"client": "renc-test",
+                                     "permissions": ["get", "list", "wrapKey", "unwrapKey"]})
+    server.admin("POST", "/network", {"deny": "private-link"})
+    check_error("network: private link is 403 ForbiddenByConnection",
+                client.get_key("kek1"), 403, "Forbidden", "ForbiddenByConnection",
+                message=r"^Public network access is disabled")
+    server.admin("POST", "/network", {"deny": None})
+    check("network: cleared", client.wrap("kek1", "RSA-OAEP-256", secret)[0] == 200)
+
 
 def test_throttle(server, client):
     server.admin("POST", "/keys/thr", {"kty": "RSA", "size": 2048})

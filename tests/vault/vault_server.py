@@ -842,6 +842,7 @@ class VaultService:
         self.limiter = RateLimiter()
         self.stats = Stats()
         self.faults = Faults()
+        self.network = None               # None, "firewall" or "private-link"
         self.base_url = None              # set once the HTTPS port is known
         self.admin = AdminApi(self)
 
@@ -885,6 +886,7 @@ class VaultService:
         operation, name, version = parse_key_route(request.method, request.path)
         check_api_version(request.query)
         principal = self.authenticate(request)
+        self.check_network(request, principal)
         self.authorize(principal, operation)
         if operation == "list":
             return Response(200, self.list_versions(request, name))
@@ -917,6 +919,25 @@ class VaultService:
         challenge = 'Bearer authorization="%s/%s", resource="%s"' % (
             self.base_url, self.directory.tenant, self.directory.resource)
         return ApiError(401, "Unauthorized", message, headers={"WWW-Authenticate": challenge})
+
+    def check_network(self, request, principal):
+        """The vault's network rules, checked after the token (the service's
+        403 names the caller) and before the access policy."""
+        rule = self.network
+        if rule is None:
+            return
+        caller = "appid=%s;oid=%s;iss=%s" % (principal.client_id, principal.oid,
+                                             self.directory.issuer())
+        vault = "%s;location=%s" % (VAULT_NAME, VAULT_LOCATION)
+        if rule == "firewall":
+            raise ApiError(403, "Forbidden",
+                           "Client address is not authorized and caller is not a trusted "
+                           "service.\r\nClient address: %s\r\nCaller: %s\r\nVault: %s"
+                           % ("127.0.0.1", caller, vault), inner="ForbiddenByFirewall")
+        raise ApiError(403, "Forbidden",
+                       "Public network access is disabled and request is not from a trusted "
+                       "service nor via an approved private link.\r\nCaller: %s\r\nVault: %s"
+                       % (caller, vault), inner="ForbiddenByConnection")
 
     def authorize(self, principal, operation):
         permission = OPERATION_PERMISSION[operation]
@@ -1368,6 +1389,8 @@ class AdminApi:
             ("GET", "stats"): lambda _: self.stats(),
             ("POST", "stats/reset"): self.reset_stats,
             ("POST", "tokens/revoke"): self.revoke_tokens,
+            ("POST", "network"): self.set_network,
+            ("GET", "network"): lambda _: {"deny": self.service.network},
         }
         route = routes.get((method, "/".join(parts)))
         if route is None:
@@ -1474,6 +1497,14 @@ class AdminApi:
         self.service.stats.reset()
         self.service.limiter.reset_stats()
         return self.stats()
+
+    def set_network(self, body):
+        check_fields(body, ("deny",))
+        deny = body.get("deny")
+        if deny not in (None, "firewall", "private-link"):
+            raise admin_error("'deny' must be null, \"firewall\" or \"private-link\".")
+        self.service.network = deny
+        return {"deny": deny}
 
     def revoke_tokens(self, _body):
         return {"revoked": self.service.directory.revoke_all()}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# tests/e2e/test_akv_faults.sh — the key vault as real deployments answer it,
+# against the local test double (tests/vault/vault_server.py):
+#   - a disabled (or expired) current version seals nothing new: run and
+#     encrypt refuse before writing, naming the version, and blobs sealed
+#     under it earlier are named by verify;
+#   - a key created as "rsak" is the key a ref spells "RSAK" (names are
+#     case-blind in the service, which answers with the stored spelling), and
+#     so is a ref with an explicit :443-free spelling of the same vault;
+#   - a firewall (or private-link) denial stops the run with that cause and
+#     locks nothing; a revocation still locks;
+#   - a deleted key stops the run once, naming the key, instead of failing
+#     every blob;
+#   - an oct-HSM key that is not 256-bit AES is refused clearly.
+source "$(dirname "$0")/lib.sh"
+source "$RENC_TESTS_DIR/vault/vaultlib.sh"
+
+vault_start "$WORK/vault" || { fail "the vault server did not start"; finish; }
+export RENC_CA_FILE=$VAULT_CA
+
+# versions_in ENV: "REF COUNT" per key version the slots of ENV's blobs name.
+versions_in() {
+  slot_refs "$STATE/data/$1/blobs"
+}
+
+# env_field ENV FIELD: a field of `env show ENV --json`.
+env_field() {
+  "$RENC_BIN" env show "$1" --json --state "$STATE" >"$WORK/env.json" &&
+    json_get "$WORK/env.json" "$2"
+}
+
+mkdir -p "$WORK/in"
+for i in $(seq -w 1 60); do mkdata "$WORK/in/f$i" $((500 + 37 * 10#$i)); done
+
+# ---- a disabled current version seals nothing new ---------------------------
+vault_create_key cmk RSA 2048 >"$WORK/kid1" || fail "create cmk"
+V1="akv:$(cat "$WORK/kid1")"
+CMK="akv:$VAULT_URL/keys/cmk"
+expect_ok renc env create prod
+expect_ok renc put --env prod "$WORK/in"
+expect_ok renc env set-policy prod --cmk "$CMK"
+kid1=$(cat "$WORK/kid1")
+vault_admin POST "/keys/cmk/${kid1##*/}/attributes" '{"enabled":false}' >/dev/null
+vault_admin POST /stats/reset >/dev/null
+before=$(tree_hashes "$STATE/data/prod")
+expect_exit 1 renc run --env prod --progress=none
+expect_msg "version $V1" "disabled" "nothing is sealed under it"
+check "nothing of prod changed under a disabled target" \
+  [ "$(tree_hashes "$STATE/data/prod")" = "$before" ]
+check "the vault was asked to wrap nothing" [ "$(vault_stats_field wrapkey)" = 0 ]
+check "a disabled target is not a revocation: prod is not locked" \
+  [ "$(env_field prod .key_lock)" = null ]
+mkdata "$WORK/one" 3000
+expect_exit 1 renc encrypt --env prod --key "$CMK" "$WORK/one" "$WORK/one.renc"
+expect_msg "disabled" "$V1"
+check "no output from an encrypt under a disabled version" [ ! -e "$WORK/one.renc" ]
+expect_exit 1 renc encrypt --env prod --key "$V1" "$WORK/one" "$WORK/one.renc"
+expect_msg "disabled"
+# Enabled again: the run moves prod; blobs sealed while it was enabled and
+# then disabled are found by verify, each named with the version.
+vault_admin POST "/keys/cmk/${kid1##*/}/attributes" '{"enabled":true}' >/dev/null
+expect_ok renc run --env prod --progress=none
+check "prod is under $V1" [ "$(versions_in prod)" = "$V1 60" ]
+vault_admin POST "/keys/cmk/${kid1##*/}/attributes" '{"enabled":false}' >/dev/null
+expect_exit 1 "$RENC_BIN" verify "$STATE/data/prod/blobs" --progress=none --state "$STATE" \
+  --threads 1
+expect_msg "f01" "key version is disabled" "$V1"
+expect_out "60 failed"
+vault_admin POST "/keys/cmk/${kid1##*/}/attributes" '{"enabled":true}' >/dev/null
+
+# An expired current version: the same refusal, before any blob is read.
+vault_create_key old RSA 2048 >"$WORK/kidold" || fail "create old"
+kidold=$(cat "$WORK/kidold")
+expect_ok renc env create stale
+expect_ok renc put --env stale "$WORK/in"
+expect_ok renc env set-policy stale --cmk "akv:$VAULT_URL/keys/old"
+vault_admin POST "/keys/old/${kidold##*/}/attributes" "{\"exp\":$(($(date +%s) - 60))}" >/dev/null
+before=$(tree_hashes "$STATE/data/stale")
+expect_exit 1 renc run --env stale --progress=none
+expect_msg "version akv:$kidold" "expired or not yet valid" "nothing is sealed under it"
+check "nothing of stale changed under an expired target" \
+  [ "$(tree_hashes "$STATE/data/stale")" = "$before" ]
+
+# ---- key names are case-blind; the service answers with the stored spelling --
+vault_create_key rsak RSA 2048 >"$WORK/kidr" || fail "create rsak"
+VR="akv:$(cat "$WORK/kidr")"
+expect_ok renc env create spelled
+expect_ok renc put --env spelled "$WORK/in"
+expect_ok renc env set-policy spelled --cmk "akv:$VAULT_URL/keys/RSAK"
+expect_ok renc run --env spelled --progress=none
+expect_out "60 blobs re-encrypted"
+check "the slots keep the spelling the vault answers with ($VR)" \
+  [ "$(versions_in spelled)" = "$VR 60" ]
+expect_ok renc run --env spelled --progress=none
+expect_out "0 blobs re-encrypted" "60 skipped"
+expect_ok renc keys versions "akv:$VAULT_URL/keys/RSAK"
+expect_out "$VR"
+expect_ok renc encrypt --env spelled --key "akv:$VAULT_URL/keys/Rsak" "$WORK/one" "$WORK/r.renc"
+expect_ok renc decrypt "$WORK/r.renc" "$WORK/r.out"
+expect_same "a case-changed key name round-trips" "$WORK/one" "$WORK/r.out"
+
+# ---- keys versions follows every page --------------------------------------
+for i in $(seq 1 29); do vault_create_key paged RSA 2048 >/dev/null || fail "version $i"; done
+expect_ok renc keys versions "akv:$VAULT_URL/keys/paged"
+check "keys versions lists all 29 versions (two pages of at most 25)" \
+  [ "$(grep -c "^akv:$VAULT_URL/keys/paged/" "$WORK/out")" = 29 ]
+
+# ---- a firewall denial stops the run and locks nothing ----------------------
+vault_create_key cmk RSA 2048 >"$WORK/kid2" || fail "rotate cmk"
+V2="akv:$(cat "$WORK/kid2")"
+for deny in firewall private-link; do
+  vault_admin POST /network "{\"deny\":\"$deny\"}" >/dev/null
+  before=$(tree_hashes "$STATE/data/prod")
+  expect_exit 1 renc run --env prod --progress=none
+  expect_msg "network rule" "nothing is locked"
+  check "a $deny denial changes no blob of prod" \
+    [ "$(tree_hashes "$STATE/data/prod")" = "$before" ]
+  check "a $deny denial does not lock prod" [ "$(env_field prod .key_lock)" = null ]
+  vault_admin POST /network '{"deny":null}' >/dev/null
+done
+expect_ok renc run --env prod --progress=none
+check "once the vault lets the machine in, prod moves to $V2" [ "$(versions_in prod)" = "$V2 60" ]
+
+# ---- a deleted key stops the run once, naming the key ----------------------
+vault_create_key gone RSA 2048 >"$WORK/kidg" || fail "create gone"
+VG="akv:$(cat "$WORK/kidg")"
+expect_ok renc env create doomed
+expect_ok renc env set-policy doomed --cmk "akv:$VAULT_URL/keys/gone"
+mkdir -p "$WORK/many"
+for i in $(seq -w 1 200); do mkdata "$WORK/many/m$i" 300; done
+expect_ok renc put --env doomed "$WORK/many"
+expect_ok renc env set-policy doomed --cmk "$CMK"
+vault_admin DELETE /keys/gone >/dev/null
+expect_exit 1 renc run --env doomed --progress=none --threads 2
+expect_msg "no such key" "$VG"
+failed=$(grep -o '[0-9]* failed' "$WORK/out" | head -n 1 | cut -d' ' -f1)
+check "the run stopped after the first few failures, not 200 ($failed failed)" \
+  [ "${failed:-200}" -lt 20 ]
+check "every blob of doomed is still under $VG" [ "$(versions_in doomed)" = "$VG 200" ]
+
+# ---- an oct-HSM key must be 256-bit AES -------------------------------------
+vault_create_key oct128 oct-HSM 128 >/dev/null || fail "create oct128"
+expect_exit 1 renc encrypt --env prod --key "akv:$VAULT_URL/keys/oct128" "$WORK/one" "$WORK/o.renc"
+expect_msg "key type does not fit" "256-bit"
+check "no output from a refused oct-HSM 128 encrypt" [ ! -e "$WORK/o.renc" ]
+
+finish
