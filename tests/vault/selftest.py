@@ -451,6 +451,20 @@ def test_attributes(server, client, kid2):
     server.admin("POST", "/network", {"deny": None})
     check("network: cleared", client.wrap("kek1", "RSA-OAEP-256", secret)[0] == 200)
 
+    # Triggers: an admin call run when the Nth successful operation of a
+    # kind has been answered (counted from the arming), once.
+    server.admin("POST", "/triggers", {"after": "wrapkey", "count": 2, "then": {
+        "path": "/access", "body": {"client": "renc-test", "permissions": ["get"]}}})
+    check("trigger: the first wrap is answered", client.wrap("kek1", "RSA-OAEP-256", secret)[0] == 200)
+    check("trigger: the second wrap (the trigger's) is answered",
+          client.wrap("kek1", "RSA-OAEP-256", secret)[0] == 200)
+    check_error("trigger: access is withdrawn after the second wrap",
+                client.wrap("kek1", "RSA-OAEP-256", secret), 403, "Forbidden", "ForbiddenByPolicy")
+    check("trigger: fired once and disarmed",
+          server.admin("GET", "/triggers") == {"armed": []})
+    server.admin("POST", "/access", {"client": "renc-test",
+                                     "permissions": ["get", "list", "wrapKey", "unwrapKey"]})
+
 
 def test_throttle(server, client):
     server.admin("POST", "/keys/thr", {"kty": "RSA", "size": 2048})

@@ -742,6 +742,44 @@ class Faults:
             return delay_s, None
 
 
+class Triggers:
+    """Admin calls armed to run when the Nth successful operation of a kind
+    has been answered, counted from the arming: a test waits on an event of
+    the run it drives (its 20th wrap), not on a clock, so a loaded machine
+    changes nothing.  A trigger fires once."""
+
+    OPS = ("get", "list", "wrapkey", "unwrapkey")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.armed = []
+
+    def clear(self):
+        with self.lock:
+            self.armed = []
+
+    def arm(self, op, count, action):
+        with self.lock:
+            self.armed.append({"after": op, "left": count, "action": action})
+
+    def fired(self, op):
+        due = []
+        with self.lock:
+            for trigger in self.armed:
+                if trigger["after"] == op:
+                    trigger["left"] -= 1
+                    if trigger["left"] == 0:
+                        due.append(trigger["action"])
+            self.armed = [t for t in self.armed if t["left"] > 0]
+        return due
+
+    def settings(self):
+        with self.lock:
+            return {"armed": [{"after": t["after"], "left": t["left"],
+                               "then": "/" + "/".join(t["action"]["parts"])}
+                              for t in self.armed]}
+
+
 def applies(fault, category):
     return fault is not None and fault["on"] in (category, "all")
 
@@ -842,6 +880,7 @@ class VaultService:
         self.limiter = RateLimiter()
         self.stats = Stats()
         self.faults = Faults()
+        self.triggers = Triggers()
         self.network = None               # None, "firewall" or "private-link"
         self.base_url = None              # set once the HTTPS port is known
         self.admin = AdminApi(self)
@@ -900,6 +939,8 @@ class VaultService:
         else:
             result = self.wrap_or_unwrap(operation, key, request.json())
         self.stats.bump(operation)
+        for action in self.triggers.fired(operation):
+            self.admin.apply("POST", action["parts"], action["body"])
         return Response(200, result)
 
     def authenticate(self, request):
@@ -1377,8 +1418,12 @@ class AdminApi:
         parts = [p for p in request.path.split("/")[2:] if p]
         method = request.method
         body = self.body(request) if method == "POST" else {}
+        return Response(200, self.apply(method, parts, body))
+
+    def apply(self, method, parts, body):
+        """One admin call (also what an armed trigger runs)."""
         if parts[:1] == ["keys"] and len(parts) >= 2:
-            return self.keys(method, parts[1:], body)
+            return self.keys(method, parts[1:], body).body
         routes = {
             ("POST", "access"): self.set_access,
             ("GET", "access"): lambda _: self.service.directory.permission_table(),
@@ -1391,11 +1436,33 @@ class AdminApi:
             ("POST", "tokens/revoke"): self.revoke_tokens,
             ("POST", "network"): self.set_network,
             ("GET", "network"): lambda _: {"deny": self.service.network},
+            ("POST", "triggers"): self.set_trigger,
+            ("GET", "triggers"): lambda _: self.service.triggers.settings(),
         }
         route = routes.get((method, "/".join(parts)))
         if route is None:
-            raise ApiError(404, "NotFound", "No admin route %s %s." % (method, request.path))
-        return Response(200, route(body))
+            raise ApiError(404, "NotFound", "No admin route %s /_admin/%s." % (method, "/".join(parts)))
+        return route(body)
+
+    def set_trigger(self, body):
+        check_fields(body, ("after", "count", "then", "clear"))
+        if body.get("clear"):
+            self.service.triggers.clear()
+            return self.service.triggers.settings()
+        op, then = body.get("after"), body.get("then")
+        if op not in Triggers.OPS:
+            raise admin_error("'after' must be one of %s." % ", ".join(Triggers.OPS))
+        count = want_int(body, "count", 1)
+        if count < 1:
+            raise admin_error("'count' must be at least 1.")
+        if not isinstance(then, dict) or not isinstance(then.get("path"), str):
+            raise admin_error("'then' must be {\"path\": \"/access\"..., \"body\": {...}}.")
+        parts = [p for p in then["path"].split("/") if p]
+        if parts[:1] == ["_admin"]:
+            parts = parts[1:]
+        action = {"parts": parts, "body": then.get("body") or {}}
+        self.service.triggers.arm(op, count, action)
+        return self.service.triggers.settings()
 
     @staticmethod
     def body(request):
