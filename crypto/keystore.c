@@ -320,6 +320,20 @@ int renc_keystore_may_wrap(struct renc_keystore *ks, char *versioned, size_t max
     return rc ? rc : renc_akv_wrap_allowed(&k);
 }
 
+int renc_keystore_can_unwrap(struct renc_keystore *ks, const char *ref)
+{
+    if (!renc_is_akv(ref)) {
+        const struct renc_kek *kek;
+        char versioned[RENC_MAX_REF_LEN + 1];
+        return renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
+    }
+    struct renc_akv_key k;
+    int rc = renc_keystore_akv_key(ks, ref, &k);
+    /* The vault refuses unwraps under a disabled version; an expired one
+     * still unwraps (PROTOCOLS.md 1.3). */
+    return rc ? rc : k.enabled ? 0 : -RENC_E_KEY_DISABLED;
+}
+
 /* The identity of (target, DEK) in the wrap cache. */
 static int renc_wrap_id(struct renc_keystore *ks, uint8_t id[32], const char *versioned,
                         const struct renc_key *dek)

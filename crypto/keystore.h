@@ -74,6 +74,11 @@ int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, c
 int renc_keystore_may_wrap(struct renc_keystore *ks, char *versioned, size_t max_out,
                            const char *ref);
 
+/* renc_keystore_can_unwrap: 0 when the provider would open slots of ref
+ * now (its key version exists, is enabled and not revoked), else why not;
+ * asks the provider (a vault: one key read, cached 60 s), unwraps nothing. */
+int renc_keystore_can_unwrap(struct renc_keystore *ks, const char *ref);
+
 /* renc_keystore_wrap_slot: wraps dek under ref (current version when
  * unversioned) and appends the slot, with the versioned ref, to h. */
 int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,

@@ -14,16 +14,20 @@
 #include "common/error.h"
 #include "crypto/aead.h"
 #include "io/file.h"
+#include "crypto/keyring.h"
+#include "crypto/keystore.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/scan.h"
 
 static const char renc_plan_usage[] =
-    "usage: reencrypt plan [--json] [--threads N] [--storage-mbps N] (SOURCE... | --manifest FILE)\n";
+    "usage: reencrypt plan [--json] [--check-keys] [--threads N] [--storage-mbps N]\n"
+    "                      (SOURCE... | --manifest FILE)\n";
 
 /* One group: blobs whose slots name the same key versions. */
 struct renc_plan_group {
     char *refs;             /* slot refs joined with " + " */
     uint64_t blobs, bytes;
+    int closed;             /* --check-keys: no slot's key version would open now */
     uint8_t (*deks)[32];    /* digests of distinct wrapped DEKs */
     size_t dek_count, dek_cap;
 };
@@ -68,6 +72,59 @@ static double renc_measure_crypto(void)
     return rate;
 }
 
+/* --check-keys: asks each key version the slots name (once) whether it
+ * would open them now, and marks the groups none of whose slots would: a
+ * version disabled after blobs were sealed under it, a revoked or deleted
+ * key.  Returns the number of such blobs. */
+static uint64_t renc_plan_check_keys(struct renc_global *g, struct renc_plan_group *groups,
+                                     size_t ngroups, json_t *states)
+{
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    uint64_t closed = 0;
+    int rc = renc_open_keys(g, 0, &kr, &ks);
+    for (size_t k = 0; k < ngroups; k++) {
+        char refs[4096];
+        snprintf(refs, sizeof refs, "%s", groups[k].refs);
+        int open_ok = 0;
+        for (char *ref = refs, *next; ref; ref = next) {
+            next = strstr(ref, " + ");
+            if (next) {
+                *next = '\0';
+                next += 3;
+            }
+            json_t *known = json_object_get(states, ref);
+            if (!known) {
+                int r = rc ? rc : renc_keystore_can_unwrap(ks, ref);
+                known = json_string(r ? renc_strerror(r) : "ok");
+                json_object_set_new(states, ref, known);
+            }
+            open_ok |= strcmp(json_string_value(known), "ok") == 0;
+        }
+        groups[k].closed = !open_ok;
+        closed += open_ok ? 0 : groups[k].blobs;
+    }
+    renc_keystore_free(ks);
+    renc_keyring_free(kr);
+    return closed;
+}
+
+/* What --check-keys found, for the reader. */
+static void renc_plan_print_keys(const struct renc_plan_group *groups, size_t ngroups,
+                                 json_t *states)
+{
+    const char *ref;
+    json_t *v;
+    printf("key versions (asked of their providers now):\n");
+    json_object_foreach(states, ref, v)
+        printf("  %s: %s\n", ref, json_string_value(v));
+    for (size_t k = 0; k < ngroups; k++)
+        if (groups[k].closed)
+            printf("warning: %llu blobs (%llu bytes) have no slot that would open now: %s\n",
+                   (unsigned long long)groups[k].blobs, (unsigned long long)groups[k].bytes,
+                   groups[k].refs);
+}
+
 int renc_cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -75,12 +132,13 @@ int renc_cmd_plan(int argc, char **argv)
         {"manifest", required_argument, NULL, 'M'},
         {"threads", required_argument, NULL, 'T'},
         {"storage-mbps", required_argument, NULL, 'S'},
+        {"check-keys", no_argument, NULL, 'K'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct renc_global g = {0};
     const char *manifest = NULL;
-    int json = 0, opt;
+    int json = 0, check_keys = 0, opt;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = ncpu > 0 ? (unsigned)ncpu : 1;
     double storage_mbps = 0;
@@ -97,6 +155,7 @@ int renc_cmd_plan(int argc, char **argv)
             return RENC_EXIT_USAGE;
         switch (opt) {
         case 'j': json = 1; break;
+        case 'K': check_keys = 1; break;
         case 'M': manifest = optarg; break;
         case 'T':
             if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
@@ -216,20 +275,28 @@ int renc_cmd_plan(int argc, char **argv)
     uint64_t unwraps = 0;
     for (size_t k = 0; k < ngroups; k++)
         unwraps += groups[k].dek_count;
+    json_t *states = json_object();
+    uint64_t closed = check_keys ? renc_plan_check_keys(&g, groups, ngroups, states) : 0;
+    if (closed)
+        status = RENC_EXIT_FAILED;
 
     if (json) {
         json_t *arr = json_array();
         for (size_t k = 0; k < ngroups; k++)
-            json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I}", "keys", groups[k].refs,
+            json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:o*}", "keys", groups[k].refs,
                                                  "blobs", (json_int_t)groups[k].blobs, "bytes",
                                                  (json_int_t)groups[k].bytes, "unwraps",
-                                                 (json_int_t)groups[k].dek_count));
+                                                 (json_int_t)groups[k].dek_count, "opens_now",
+                                                 check_keys ? json_boolean(!groups[k].closed)
+                                                            : NULL));
         json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "groups", arr,
                                  "blobs", (json_int_t)renc_blobs, "bytes", (json_int_t)renc_bytes,
                                  "unwraps", (json_int_t)unwraps, "not_renc", (json_int_t)not_renc,
                                  "unreadable", (json_int_t)bad, "crypto_mb_per_s", crypto / 1e6,
                                  "storage_mb_per_s", storage_mbps, "estimate_rekey_s", rekey_s,
                                  "estimate_rewrap_s", rewrap_s);
+        if (check_keys)
+            json_object_set(root, "key_versions", states);
         json_dumpf(root, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(root);
@@ -246,6 +313,8 @@ int renc_cmd_plan(int argc, char **argv)
         printf("estimate: rekey %.1f s (two AES-GCM passes at %.0f MB/s on %u threads, measured "
                "now%s)\n", rekey_s, crypto / 1e6, threads,
                storage_mbps > 0 ? ", or storage if slower" : "; storage not included");
+        if (check_keys)
+            renc_plan_print_keys(groups, ngroups, states);
         if (storage_mbps > 0)
             printf("estimate: rewrap %.1f s (read and write at %.0f MB/s) plus %llu unwraps\n",
                    rewrap_s, storage_mbps, (unsigned long long)unwraps);
@@ -258,6 +327,7 @@ int renc_cmd_plan(int argc, char **argv)
         renc_free(groups[k].deks);
     }
     renc_free(groups);
+    json_decref(states);
     renc_scan_cleanup(&scan);
     return bad ? RENC_EXIT_FAILED : status;
 }

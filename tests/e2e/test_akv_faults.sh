@@ -3,7 +3,7 @@
 # against the local test double (tests/vault/vault_server.py):
 #   - a disabled (or expired) current version seals nothing new: run and
 #     encrypt refuse before writing, naming the version, and blobs sealed
-#     under it earlier are named by verify;
+#     under it earlier are named by verify and by plan --check-keys;
 #   - a key created as "rsak" is the key a ref spells "RSAK" (names are
 #     case-blind in the service, which answers with the stored spelling), and
 #     so is a ref with an explicit :443-free spelling of the same vault;
@@ -66,7 +66,15 @@ expect_exit 1 "$RENC_BIN" verify "$STATE/data/prod/blobs" --progress=none --stat
   --threads 1
 expect_msg "f01" "key version is disabled" "$V1"
 expect_out "60 failed"
+expect_exit 1 renc plan --check-keys "$STATE/data/prod/blobs"
+expect_out "$V1: key version is disabled" "warning: 60 blobs" "no slot that would open now: $V1"
+expect_exit 1 renc plan --check-keys --json "$STATE/data/prod/blobs"
+check "plan --json: the group does not open now, and says why" \
+  [ "$(jq -r '"\(.groups[0].opens_now) \(.key_versions["'"$V1"'"])"' "$WORK/out")" = \
+    "false key version is disabled" ]
 vault_admin POST "/keys/cmk/${kid1##*/}/attributes" '{"enabled":true}' >/dev/null
+expect_ok renc plan --check-keys "$STATE/data/prod/blobs"
+expect_out "$V1: ok"
 
 # An expired current version: the same refusal, before any blob is read.
 vault_create_key old RSA 2048 >"$WORK/kidold" || fail "create old"
@@ -100,7 +108,7 @@ expect_ok renc decrypt "$WORK/r.renc" "$WORK/r.out"
 expect_same "a case-changed key name round-trips" "$WORK/one" "$WORK/r.out"
 
 # ---- keys versions follows every page --------------------------------------
-for i in $(seq 1 29); do vault_create_key paged RSA 2048 >/dev/null || fail "version $i"; done
+for i in $(seq 1 29); do vault_create_key paged oct-HSM 256 >/dev/null || fail "version $i"; done
 expect_ok renc keys versions "akv:$VAULT_URL/keys/paged"
 check "keys versions lists all 29 versions (two pages of at most 25)" \
   [ "$(grep -c "^akv:$VAULT_URL/keys/paged/" "$WORK/out")" = 29 ]
