@@ -75,7 +75,7 @@ static CURLcode renc_http_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
  * operator's NO_PROXY adds to them ("*" alone turns proxies off). */
 static int renc_http_noproxy(char *out, size_t max, const char *no_proxy)
 {
-    static const char always[] = "127.0.0.1,localhost,169.254.169.254,::1";
+    static const char always[] = "127.0.0.1,::1,169.254.169.254";
     int n = no_proxy && strcmp(no_proxy, "*") == 0 ? snprintf(out, max, "*")
             : no_proxy && no_proxy[0]              ? snprintf(out, max, "%s,%s", always, no_proxy)
                                                    : snprintf(out, max, "%s", always);

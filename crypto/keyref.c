@@ -1,5 +1,6 @@
 #include "crypto/keyref.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,33 @@ int renc_keyref_name_valid(const char *s, size_t max)
               c == '.' || c == '_' || c == '-'))
             return 0;
     }
+    return 1;
+}
+
+/* 1 when s[0..n) is HOST[:PORT]: a DNS name (letters, digits, '-', '.') or
+ * a bracketed IPv6 literal, and a port of 1-5 digits.  Anything else (user
+ * info, a second colon, a path) would make two spellings of one vault
+ * compare apart, or a URL other than the one shown. */
+static int renc_keyref_authority_valid(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && s[0] == '[') {
+        while (i < n && s[i] != ']')
+            i++;
+        RENC_RETURN_IF(i == n || i < 3, 0);
+        for (size_t k = 1; k < i; k++)
+            RENC_RETURN_IF(!isxdigit((unsigned char)s[k]) && s[k] != ':' && s[k] != '.', 0);
+        i++;
+    } else {
+        while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '.'))
+            i++;
+        RENC_RETURN_IF(i == 0, 0);
+    }
+    if (i == n)
+        return 1;
+    RENC_RETURN_IF(s[i] != ':' || n - i < 2 || n - i > 6, 0);
+    for (i++; i < n; i++)
+        RENC_RETURN_IF(!isdigit((unsigned char)s[i]), 0);
     return 1;
 }
 
@@ -51,9 +79,8 @@ int renc_keyref_parse(struct renc_keyref *out, const char *s)
         const char *keys = strstr(host, "/keys/");
         if (!keys || keys == host || (size_t)(keys - s - 4) > RENC_VAULT_MAX)
             return -RENC_E_BAD_KEYREF;
-        for (const char *c = host; c < keys; c++)
-            if (*c == '/' || *c == '?' || *c == '#' || *c == '@' || *c <= ' ')
-                return -RENC_E_BAD_KEYREF;
+        RENC_RETURN_IF(!renc_keyref_authority_valid(host, (size_t)(keys - host)),
+                       -RENC_E_BAD_KEYREF);
         /* The scheme is written in lower case; the host keeps its spelling
          * (the service answers with its own, see renc_keyref_same_key). */
         memcpy(r.vault, "https://", 8);

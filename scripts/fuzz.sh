@@ -6,7 +6,8 @@
 # --manifest), roundtrip (seal then open, records and whole blobs), archive
 # (the backup archive reader, fed in two chunks), akv (what a key vault
 # answers: the 401 challenge, error bodies, KeyBundles, base64url), tmpname
-# (the temporary-name rule: what is reserved, parse inverting make).
+# (the temporary-name rule: what is reserved, parse inverting make), keyref
+# (key references: round trip, the same key).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged

@@ -43,7 +43,11 @@ static void fuzz_error(const char *s, size_t n)
             int rc = renc_akv_map_error(ops[i], st, s, n, (int)(n & 1), code, sizeof code);
             check(rc == -RENC_E_KEY_NOT_FOUND || rc == -RENC_E_KEY_DISABLED ||
                   rc == -RENC_E_KEY_OP || rc == -RENC_E_KEY_EXPIRED ||
-                  rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_UNWRAP || rc == -RENC_E_VAULT);
+                  rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_UNWRAP || rc == -RENC_E_VAULT ||
+                  rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_DENIED);
+            /* Only a 403 can lock environments, only a 404 delete a key. */
+            check(rc != -RENC_E_KEY_REVOKED || st == 403);
+            check(rc != -RENC_E_KEY_DELETED || st == 404);
             check(strlen(code) < sizeof code);
         }
     }

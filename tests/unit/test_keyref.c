@@ -60,6 +60,17 @@ static void test_keyref_parse_keeps_host_spelling(void **state)
     assert_int_equal(renc_keyref_format(text, sizeof text, &r), 0);
     assert_string_equal(text, "akv:https://MyVault.vault.azure.net:443/keys/K");
     assert_int_equal(renc_keyref_parse(&r, "AKV:https://v/keys/k"), -RENC_E_BAD_KEYREF);
+    /* The authority is HOST[:PORT] and nothing else (found by fuzz_keyref:
+     * "h:443:443" made two origins of one spelling). */
+    static const char *const bad[] = {
+        "akv:https://h:443:443/keys/k", "akv:https://u@h/keys/k", "akv:https://h:/keys/k",
+        "akv:https://h:1234567/keys/k", "akv:https://h:44a/keys/k", "akv:https://[]/keys/k",
+        "akv:https://[::1/keys/k",      "akv:https://h_x/keys/k",  "akv:https://:443/keys/k",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(renc_keyref_parse(&r, bad[i]), -RENC_E_BAD_KEYREF);
+    assert_int_equal(renc_keyref_parse(&r, "akv:https://[::1]:8443/keys/k"), 0);
+    assert_int_equal(renc_keyref_parse(&r, "akv:https://127.0.0.1:8443/keys/k"), 0);
     assert_int_equal(renc_keyref_vault_origin(text, sizeof text, "https://[::1]:443"), 0);
     assert_string_equal(text, "https://[::1]");
     assert_int_equal(renc_keyref_vault_origin(text, sizeof text, "https://H:4430"), 0);
