@@ -50,7 +50,8 @@ _sdk_install() {
     if ! (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline \
             --fetch-retries=1 --fetch-timeout=60000) >"$tmp/npm.log" 2>&1; then
       if ! npm ping --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1; then
-        echo "the npm registry cannot be reached: $(tail -n 3 "$tmp/npm.log" | tr '\n' ' ')"
+        echo "the npm registry cannot be reached ($(npm config get registry)):" \
+          "$(grep -m 3 -E 'npm error (code|errno|syscall|request|network)' "$tmp/npm.log" | tr '\n' ' ')"
         rm -rf "$tmp"
         exit 77
       fi
