@@ -12,6 +12,11 @@
 # wrapped, and the binary opens them under their akv: slot; the binary seals
 # blobs that the Node side opens with the SDK's unwrapKey.
 #
+# Last, in a private network namespace where it may take port 443, the double
+# serves the service's exact URL form: https://localvault.vault.localhost
+# with no port in kids and :443 in nextLink (skipped, with a note, where no
+# namespace can be made).
+#
 # The SDK is installed with `npm ci` into a cache folder (RENC_SDK_CACHE,
 # default ~/.cache/reencrypt-tests), once per package-lock.json.  Without
 # Node.js 20 or later, or when the npm registry cannot be reached, the test
@@ -89,6 +94,52 @@ sdk_checks() {
   fi
 }
 
+# port_443: the service's URL form (run by this script inside `unshare -n`,
+# with SDK_MODULES set): the SDK pages through nextLinks that spell :443 for
+# a vault URL without a port, and a blob crosses between the binary and the
+# SDK under that vault URL.
+port_443() {
+  ip link set lo up || { fail "no loopback in the namespace"; finish; }
+  vault_start "$WORK/vault" --port 443 --vault-host "$VAULT_HOST" ||
+    { fail "the vault server did not start on 443"; finish; }
+  check "served as https://$VAULT_HOST, no port" [ "$VAULT_URL" = "https://$VAULT_HOST" ]
+  export RENC_CA_FILE=$VAULT_CA NODE_EXTRA_CA_CERTS=$VAULT_CA
+  make_paged_key
+  vault_create_key sdk-rsa RSA 2048 >/dev/null || fail "create sdk-rsa"
+  sdk_checks "SDK paging on 443" paging sdk
+  local token next
+  token=$(curl -sS --cacert "$VAULT_CA" --data-urlencode "client_secret@$AZURE_CLIENT_SECRET_FILE" \
+    -d "client_id=$AZURE_CLIENT_ID" -d grant_type=client_credentials \
+    --data-urlencode "scope=$VAULT_RESOURCE/.default" \
+    "$AZURE_AUTHORITY_HOST/$AZURE_TENANT_ID/oauth2/v2.0/token" | jq -r .access_token)
+  next=$(curl -sS --cacert "$VAULT_CA" -H "Authorization: Bearer $token" \
+    "$VAULT_URL/keys/sdk-paged/versions?api-version=7.4&maxresults=25" | jq -r .nextLink)
+  check "nextLink spells :443 as the service does ($next)" \
+    [ "${next%%/versions\?*}" = "https://$VAULT_HOST:443/keys/sdk-Paged" ]
+  mkdata "$WORK/p" 5000
+  expect_ok renc encrypt --env sdkenv --key "akv:$VAULT_URL/keys/sdk-rsa" "$WORK/p" "$WORK/p.renc"
+  check "the slot's kid has no port" \
+    grep -q "^akv:https://$VAULT_HOST/keys/sdk-rsa/[0-9a-f]*$" < <(inspect_field "$WORK/p.renc" '.slots[0].ref')
+  sdk_checks "SDK opens on 443" open "$WORK/p.renc" "$WORK/p.out"
+  expect_same "the SDK side opens the binary's blob under a port-less vault URL" "$WORK/p" "$WORK/p.out"
+  finish
+}
+
+# make_paged_key: sdk-Paged with 30 versions (pages of 25), the later 29 made
+# under another spelling: the service keeps the spelling a key was created with.
+make_paged_key() {
+  local i name
+  for i in $(seq 1 30); do
+    name=sdk-Paged
+    [ "$i" -gt 1 ] && name=SDK-paged
+    vault_admin POST "/keys/$name" '{"kty":"oct-HSM","size":128}' >/dev/null || fail "sdk-Paged version $i"
+  done
+}
+
+if [ "${1:-}" = --port-443 ]; then
+  port_443
+fi
+
 started=$SECONDS
 SDK_MODULES=
 _sdk_install >"$WORK/sdk-install.msg" 2>&1
@@ -112,13 +163,7 @@ export SDK_REMOTE_CLIENT_ID=sdk-remote SDK_REMOTE_SECRET_FILE=$WORK/remote.secre
 vault_admin POST /access '{"client":"sdk-remote","permissions":["wrapKey","unwrapKey"]}' >/dev/null ||
   fail "access for sdk-remote"
 
-# 30 versions (pages of 25), the later 29 made under another spelling: the
-# service keeps the spelling a key was created with.
-for i in $(seq 1 30); do
-  name=sdk-Paged
-  [ "$i" -gt 1 ] && name=SDK-paged
-  vault_admin POST "/keys/$name" '{"kty":"RSA","size":2048}' >/dev/null || fail "sdk-Paged version $i"
-done
+make_paged_key
 RSA_KID=$(vault_create_key sdk-rsa RSA 2048) || fail "create sdk-rsa"
 HSM_KID=$(vault_create_key sdk-rsahsm RSA-HSM 2048) || fail "create sdk-rsahsm"
 vault_create_key sdk-oct128 oct-HSM 128 >/dev/null || fail "create sdk-oct128"
@@ -177,6 +222,25 @@ sdk_checks "SDK opens" open \
 for p in p1 p2 p3; do
   expect_same "the SDK side opens the binary's blob $p" "$WORK/frombin/$p" "$WORK/frombin/$p.out"
 done
+
+# ---- the service's URL form, on port 443 in a network namespace of its own -------
+ns=()
+if unshare -n true 2>/dev/null; then
+  ns=(unshare -n)
+elif unshare -rn true 2>/dev/null; then
+  ns=(unshare -rn)
+fi
+if [ ${#ns[@]} -eq 0 ] || ! command -v ip >/dev/null; then
+  echo "note: no network namespace (unshare -n) or no ip(8) here: the port-443 form is not checked"
+else
+  run env SDK_MODULES="$SDK_MODULES" "${ns[@]}" bash "$0" --port-443
+  if [ "$RC" -eq 0 ]; then
+    pass "the port-443 form: $(tail -n 1 "$WORK/out")"
+  else
+    fail "the port-443 form (in ${ns[*]}): exit $RC"
+    sed 's/^/    /' "$WORK/out" "$WORK/err" >&2
+  fi
+fi
 
 echo "test_akv_sdk: $((SECONDS - started)) s in all"
 finish

@@ -1949,7 +1949,7 @@ def main(argv=None):
     service.base_url, service.link_origin = vault_urls(args.vault_host, port)
     # The token authority is this server under its address: the vault's name
     # is the vault's, as login.microsoftonline.com is not the vault's host.
-    service.authority_url = "https://127.0.0.1:%d" % port
+    service.authority_url = vault_urls(None, port)[0]
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
