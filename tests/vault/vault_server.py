@@ -1298,7 +1298,12 @@ def tenant_not_found(tenant):
 
 
 def openid_document(authority, tenant):
-    """The Entra v2.0 OpenID configuration of one tenant, on this authority."""
+    """The Entra v2.0 OpenID configuration of one tenant, on this authority.
+
+    Field for field the public cloud's document (as recorded in MSAL's and
+    the Azure SDKs' test recordings), its login.microsoftonline.com URLs on
+    this authority instead; userinfo stays on Microsoft Graph, as there.
+    """
     base = "%s/%s" % (authority, tenant)
     return {
         "token_endpoint": base + "/oauth2/v2.0/token",
@@ -1312,6 +1317,7 @@ def openid_document(authority, tenant):
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "issuer": base + "/v2.0",
         "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
         "authorization_endpoint": base + "/oauth2/v2.0/authorize",
         "device_authorization_endpoint": base + "/oauth2/v2.0/devicecode",
         "http_logout_supported": True,
@@ -1322,7 +1328,7 @@ def openid_document(authority, tenant):
                              "auth_time", "acr", "nonce", "preferred_username", "name", "tid",
                              "ver", "at_hash", "c_hash", "email"],
         "kerberos_endpoint": base + "/kerberos",
-        "tenant_region_scope": "NA",
+        "tenant_region_scope": "WW",
         "cloud_instance_name": "microsoftonline.com",
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
