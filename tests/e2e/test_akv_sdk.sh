@@ -72,8 +72,10 @@ _sdk_install() {
 }
 
 # sdk ARGS...: conformance.js with the SDK, resolving *.localhost to loopback.
+# Each call takes a few seconds; 300 s is a bound for a stuck one, not a pace.
 sdk() {
-  NODE_PATH=$SDK_MODULES node --require "$SDK_SRC/loopback.js" "$SDK_SRC/conformance.js" "$@"
+  NODE_PATH=$SDK_MODULES timeout 300 node --require "$SDK_SRC/loopback.js" \
+    "$SDK_SRC/conformance.js" "$@"
 }
 
 # sdk_checks WHAT ARGS...: runs `sdk ARGS...`, counting each of its
