@@ -97,9 +97,10 @@ sdk_checks() {
 }
 
 # port_443: the service's URL form (run by this script inside `unshare -n`,
-# with SDK_MODULES set): the SDK pages through nextLinks that spell :443 for
-# a vault URL without a port, and a blob crosses between the binary and the
-# SDK under that vault URL.
+# with SDK_MODULES set): the SDK and the binary page through nextLinks that
+# spell :443 for a vault URL without a port, the binary names the vault and
+# key in other spellings (host case, :443, name case), and a blob crosses
+# from the binary to the SDK under that vault.
 port_443() {
   ip link set lo up || { fail "no loopback in the namespace"; finish; }
   vault_start "$WORK/vault" --port 443 --vault-host "$VAULT_HOST" ||
@@ -118,10 +119,19 @@ port_443() {
     "$VAULT_URL/keys/sdk-paged/versions?api-version=7.4&maxresults=25" | jq -r .nextLink)
   check "nextLink spells :443 as the service does ($next)" \
     [ "${next%%/versions\?*}" = "https://$VAULT_HOST:443/keys/sdk-Paged" ]
+  # The binary, on the same vault: every version through nextLink's :443
+  # (issue 14, fault 2), whatever the spelling of host and name (fault 4).
+  local ref
+  for ref in "akv:$VAULT_URL/keys/sdk-Paged" "akv:https://LocalVault.vault.localhost/keys/SDK-PAGED" \
+             "akv:https://$VAULT_HOST:443/keys/sdk-paged"; do
+    expect_ok renc keys versions "$ref"
+    check "keys versions $ref lists all 30 versions" \
+      [ "$(grep -c "^akv:https://$VAULT_HOST/keys/sdk-Paged/[0-9a-f]\{32\} " "$WORK/out")" = 30 ]
+  done
   mkdata "$WORK/p" 5000
-  expect_ok renc encrypt --env sdkenv --key "akv:$VAULT_URL/keys/sdk-rsa" "$WORK/p" "$WORK/p.renc"
-  check "the slot's kid has no port" \
-    grep -q "^akv:https://$VAULT_HOST/keys/sdk-rsa/[0-9a-f]*$" < <(inspect_field "$WORK/p.renc" '.slots[0].ref')
+  expect_ok renc encrypt --env sdkenv --key "akv:https://$VAULT_HOST:443/keys/SDK-RSA" "$WORK/p" "$WORK/p.renc"
+  check "the slot keeps the service's spelling: no port, the stored name" \
+    grep -q "^akv:https://$VAULT_HOST/keys/sdk-rsa/[0-9a-f]\{32\}$" < <(inspect_field "$WORK/p.renc" '.slots[0].ref')
   sdk_checks "SDK opens on 443" open "$WORK/p.renc" "$WORK/p.out"
   expect_same "the SDK side opens the binary's blob under a port-less vault URL" "$WORK/p" "$WORK/p.out"
   finish
