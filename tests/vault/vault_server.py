@@ -10,13 +10,15 @@ does not have.  Nothing here is hardened; never point it at real data.
 
 What it serves
   HTTPS on 127.0.0.1:PORT (TLS 1.2+, certificate from a test CA it makes at
-  start-up; DIR/ca.pem is the CA certificate, the CA key never leaves memory):
+  start-up; DIR/ca.pem is the CA certificate, the CA key never leaves memory),
+  as https://127.0.0.1:PORT or, with --vault-host NAME, as https://NAME:PORT:
     GET    /keys/{name}[/{version}]           Get Key (no version = latest)
     GET    /keys/{name}/versions              List Key Versions (paged)
     PATCH  /keys/{name}/{version}             Update Key (attributes, key_ops)
     POST   /keys/{name}[/{version}]/wrapkey   Wrap Key
     POST   /keys/{name}[/{version}]/unwrapkey Unwrap Key
     POST   /{tenant}/oauth2/v2.0/token        Entra client-credentials grant
+    GET    /{tenant}/v2.0/.well-known/openid-configuration   Entra authority metadata
     *      /_admin/...                        test controls (see README.md)
   plain HTTP on 127.0.0.1:HTTP_PORT, managed-identity endpoints only, as the
   real metadata endpoints are plain HTTP:
