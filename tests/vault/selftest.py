@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True          # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -113,10 +114,14 @@ def test_challenge_and_api_version(server):
     client = server.client()
     check_error("api-version: missing is 400 BadParameter",
                 client.raw("GET", "/keys/kek1"), 400, "BadParameter")
-    check_error("api-version: unknown is 400 BadParameter",
-                client.request("GET", "/keys/kek1?api-version=1.0"), 400, "BadParameter")
-    check("api-version: 7.5 accepted",
-          client.request("GET", "/keys/kek1?api-version=7.5")[0] == 404)
+    check_error("api-version: unknown is 400 BadParameter naming the latest",
+                client.request("GET", "/keys/kek1?api-version=1.0"), 400, "BadParameter",
+                message=r"^The specified version \(1\.0\) is not recognized\. Consider using "
+                        r"the latest supported version \(2025-07-01\)\.$")
+    # What @azure/keyvault-keys 4.10 sends: 2025-07-01 by default, 7.5/7.6 on request.
+    for version in ("7.5", "7.6", "2025-07-01"):
+        check("api-version: %s accepted" % version,
+              client.request("GET", "/keys/kek1?api-version=" + version)[0] == 404)
     client.close()
 
 
@@ -158,6 +163,38 @@ def test_client_credentials(server):
           and body.get("error") == "unsupported_grant_type", (status, body))
 
 
+def test_openid_configuration(server):
+    """The authority metadata MSAL reads before its first token request."""
+    path = "/%s/v2.0/.well-known/openid-configuration" % server.tenant
+    status, headers, body = call(server.connection("127.0.0.1"), "GET", path)
+    base = "https://127.0.0.1:%d/%s" % (server.port, server.tenant)
+    check("openid: 200 JSON", status == 200 and isinstance(body, dict)
+          and headers.get("content-type", "").startswith("application/json"), (status, body))
+    body = body if isinstance(body, dict) else {}
+    check("openid: endpoints on this authority and tenant",
+          body.get("token_endpoint") == base + "/oauth2/v2.0/token"
+          and body.get("issuer") == base + "/v2.0"
+          and body.get("authorization_endpoint") == base + "/oauth2/v2.0/authorize"
+          and body.get("jwks_uri") == base + "/discovery/v2.0/keys", body)
+    check("openid: client_secret_post among the auth methods",
+          "client_secret_post" in body.get("token_endpoint_auth_methods_supported", ()), body)
+    token_path = urllib.parse.urlsplit(body.get("token_endpoint", "")).path
+    status, _, answer = call(server.connection("127.0.0.1"), "POST", token_path,
+                             urllib.parse.urlencode({
+                                 "client_id": server.client_id, "client_secret": server.secret,
+                                 "grant_type": "client_credentials",
+                                 "scope": server.resource + "/.default"}),
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+    check("openid: its token_endpoint grants a token", status == 200
+          and answer.get("token_type") == "Bearer", (status, answer))
+    status, _, body = call(server.connection("127.0.0.1"), "GET",
+                           "/00000000-0000-0000-0000-000000000000/v2.0/.well-known/"
+                           "openid-configuration")
+    check("openid: unknown tenant is 400 invalid_tenant (AADSTS90002)", status == 400
+          and body.get("error") == "invalid_tenant" and body.get("error_codes") == [90002],
+          (status, body))
+
+
 def test_managed_identity(server, key_name):
     path = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2F127.0.0.1"
     status, _, body = call(server.plain_connection(), "GET", path)
@@ -169,6 +206,10 @@ def test_managed_identity(server, key_name):
     check("imds: numbers are JSON strings", strings and body.get("token_type") == "Bearer"
           and body.get("resource") == "https://127.0.0.1" and body.get("refresh_token") == "",
           body)
+    slash = path.replace("/token?", "/token/?")
+    status, _, body = call(server.plain_connection(), "GET", slash, headers={"Metadata": "true"})
+    check("imds: the path with a trailing slash works too", status == 200
+          and body.get("access_token"), (status, body))
     if status == 200:
         client = server.client(body["access_token"])
         check("imds: token works on the vault", client.get_key(key_name)[0] == 200)
@@ -238,6 +279,9 @@ def test_get_and_list(server, client):
     check("list: first page has 25 and a nextLink", status == 200 and len(listed) == 25
           and isinstance(next_link, str) and "$skiptoken=" in next_link
           and "api-version=7.4" in next_link and next_link.startswith(server.url), page)
+    check("list: nextLink spells its origin with the port, as the service does",
+          re.match(r"^https://127\.0\.0\.1:%d/keys/paged/versions\?" % server.port,
+                   next_link or ""), next_link)
     check("list: items have no key material and no managed",
           all(set(item) <= {"kid", "attributes", "tags"} for item in page.get("value", [])))
     pages = 1
@@ -253,6 +297,64 @@ def test_get_and_list(server, client):
     check_error("list: missing key is 404",
                 client.request("GET", "/keys/nokey/versions"), 404, "KeyNotFound")
     return kid1, kid2
+
+
+def test_name_spelling(server, client):
+    """Names are case-insensitive; answers spell the key as it was created."""
+    created = server.admin("POST", "/keys/MixedCase", {"kty": "oct-HSM"})["key"]["kid"]
+    again = server.admin("POST", "/keys/mixedCASE", {"kty": "oct-HSM"})["key"]["kid"]
+    check("spelling: a new version keeps the first spelling",
+          "/keys/MixedCase/" in created and "/keys/MixedCase/" in again, (created, again))
+    status, _, body = client.get_key("MIXEDCASE")
+    check("spelling: get by another spelling answers the stored one", status == 200
+          and body["key"]["kid"] == again, (status, body))
+    status, _, body = client.wrap("mixedcase", "A256KW", os.urandom(32))
+    check("spelling: wrap by another spelling answers the stored one", status == 200
+          and body.get("kid") == again, (status, body))
+    status, _, page = client.request("GET", "/keys/mixedcase/versions?maxresults=1")
+    check("spelling: list items and nextLink spell the stored name", status == 200
+          and page["value"][0]["kid"].split("/keys/")[1].startswith("MixedCase/")
+          and "/keys/MixedCase/versions?" in (page.get("nextLink") or ""), page)
+
+
+def test_vault_urls():
+    """kid without :443, nextLink with it (REST spec example GetKeyVersions)."""
+    import vault_server
+    check("urls: port 443 leaves kids without a port and gives nextLink :443",
+          vault_server.vault_urls("myvault.vault.localhost", 443)
+          == ("https://myvault.vault.localhost", "https://myvault.vault.localhost:443"))
+    check("urls: another port is in both",
+          vault_server.vault_urls(None, 8443)
+          == ("https://127.0.0.1:8443", "https://127.0.0.1:8443"))
+
+
+def test_named_vault(named):
+    """--vault-host: a vault with a DNS name under a parent domain, as the service has."""
+    host = "localvault.vault.localhost"
+    check("named: ready.json names the vault and its parent resource",
+          named.url == "https://%s:%d" % (host, named.port) and named.host == host
+          and named.resource == "https://vault.localhost"
+          and named.ready["authority"] == "https://127.0.0.1:%d" % named.port, named.ready)
+    status, _, _ = call(named.connection(host), "GET", "/_admin/stats")
+    check("named: the certificate names the vault host", status == 200)
+    status, headers, _ = call(named.connection(host), "GET", "/keys/k1?api-version=2025-07-01")
+    expected = 'Bearer authorization="https://127.0.0.1:%d/%s", resource="https://vault.localhost"' % (
+        named.port, named.tenant)
+    check("named: challenge resource is a strict parent domain of the vault host",
+          status == 401 and headers.get("www-authenticate") == expected, headers)
+    for _ in range(3):
+        kid = named.admin("POST", "/keys/k1", {"kty": "RSA"})["key"]["kid"]
+    check("named: kids are under the vault's name",
+          kid.startswith("https://%s:%d/keys/k1/" % (host, named.port)), kid)
+    client = named.client()
+    status, _, body = client.get_key("k1")
+    check("named: a token for the parent resource works", status == 200
+          and body["key"]["kid"] == kid, (status, body))
+    status, _, page = client.request("GET", "/keys/k1/versions?maxresults=2")
+    check("named: nextLink is on the vault's name with its port",
+          (page.get("nextLink") or "").startswith("https://%s:%d/keys/k1/versions?"
+                                                   % (host, named.port)), page)
+    client.close()
 
 
 def test_wrap_unwrap(server, client, kid1, kid2):
@@ -543,6 +645,10 @@ def test_faults(server, client):
           [a[0] for a in answers])
     check("faults: 503 body is a key vault error",
           error_code(answers[0][2])[0] == "ServiceUnavailable", answers[0][2])
+    server.admin("POST", "/faults", {"status": 429, "count": 1, "retry_after": 1})
+    check_error("faults: an injected 429 is the service's Throttled with Retry-After",
+                client.get_key("kek1"), 429, "Throttled",
+                message="^Request was not processed because too many requests were received")
 
     server.admin("POST", "/faults", {"drop": 1})
     conn = server.connection()
@@ -575,7 +681,7 @@ def test_faults(server, client):
     check("faults: on token fails the token endpoint", server.token()[0] == 500)
     check("faults: token endpoint recovers", server.token()[0] == 200)
     stats = server.admin("GET", "/stats")
-    check("faults: stats", stats["faults"] == 6 and stats["delayed"] == 1, stats)
+    check("faults: stats", stats["faults"] == 7 and stats["delayed"] == 1, stats)
 
 
 def test_keepalive(server, client):
@@ -639,6 +745,8 @@ def main():
             server = ServerProcess(os.path.join(tmp, "main"),
                                    "--identity-header", "test-identity-header")
             short = ServerProcess(os.path.join(tmp, "short"), "--token-lifetime", "2")
+            named = ServerProcess(os.path.join(tmp, "named"),
+                                  "--vault-host", "localvault.vault.localhost")
         except RuntimeError as error:
             print("FAIL could not start vault_server.py: %s" % error)
             return 2
@@ -646,8 +754,12 @@ def main():
             test_tls(server)
             test_challenge_and_api_version(server)
             test_client_credentials(server)
+            test_openid_configuration(server)
             client = server.client()
             kid1, kid2 = test_get_and_list(server, client)
+            test_name_spelling(server, client)
+            test_vault_urls()
+            test_named_vault(named)
             test_managed_identity(server, "kek1")
             test_wrap_unwrap(server, client, kid1, kid2)
             test_not_found(client, kid2)
@@ -666,10 +778,10 @@ def main():
             traceback.print_exc()
             check("no unexpected exception", False, repr(error))
         finally:
-            for proc in (server, short):
+            for proc in (server, short, named):
                 if proc.proc.poll() is None:
                     proc.stop()
-            output = server.output() + short.output()
+            output = server.output() + short.output() + named.output()
             check("server wrote nothing to stderr", output.strip() == "", output[-2000:])
     print("vault selftest (%s, cryptography %s): %d passed, %d failed in %.1f s"
           % (sys.executable, __import__("cryptography").__version__, len(PASSED), len(FAILED),

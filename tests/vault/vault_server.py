@@ -10,13 +10,15 @@ does not have.  Nothing here is hardened; never point it at real data.
 
 What it serves
   HTTPS on 127.0.0.1:PORT (TLS 1.2+, certificate from a test CA it makes at
-  start-up; DIR/ca.pem is the CA certificate, the CA key never leaves memory):
+  start-up; DIR/ca.pem is the CA certificate, the CA key never leaves memory),
+  as https://127.0.0.1:PORT or, with --vault-host NAME, as https://NAME:PORT:
     GET    /keys/{name}[/{version}]           Get Key (no version = latest)
     GET    /keys/{name}/versions              List Key Versions (paged)
     PATCH  /keys/{name}/{version}             Update Key (attributes, key_ops)
     POST   /keys/{name}[/{version}]/wrapkey   Wrap Key
     POST   /keys/{name}[/{version}]/unwrapkey Unwrap Key
     POST   /{tenant}/oauth2/v2.0/token        Entra client-credentials grant
+    GET    /{tenant}/v2.0/.well-known/openid-configuration   Entra authority metadata
     *      /_admin/...                        test controls (see README.md)
   plain HTTP on 127.0.0.1:HTTP_PORT, managed-identity endpoints only, as the
   real metadata endpoints are plain HTTP:
@@ -70,7 +72,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # Constants
 # --------------------------------------------------------------------------
 
-API_VERSIONS = ("7.4", "7.5")
+# What @azure/keyvault-keys 4.10 sends (2025-07-01 by default, 7.5 and 7.6 on
+# request) besides the 7.4 the tool sends; the shapes served are 7.4's, which
+# the later versions only extend.
+API_VERSIONS = ("7.4", "7.5", "7.6", "2025-07-01")
 VAULT_NAME = "localvault"            # appears in ForbiddenByPolicy messages
 VAULT_LOCATION = "local"
 MANAGED_IDENTITY_ID = "managed-identity"
@@ -95,6 +100,7 @@ RSA_KEY_OPS = ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey")
 OCT_KEY_OPS = ("encrypt", "decrypt", "wrapKey", "unwrapKey")
 KEY_NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
+HOST_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 RSA_ALGS = ("RSA-OAEP", "RSA-OAEP-256", "RSA1_5")
 AES_KW_ALGS = {"A128KW": 16, "A192KW": 24, "A256KW": 32}
@@ -104,6 +110,8 @@ HANDSHAKE_TIMEOUT_S = 10
 IDLE_TIMEOUT_S = 300                 # keep-alive connections idle this long are closed
 MAX_PAGE = 25
 
+THROTTLED_MESSAGE = ("Request was not processed because too many requests were received. "
+                     "Reason: VaultRequestTypeLimitReached")
 FWLINK_NOT_FOUND = "https://go.microsoft.com/fwlink/?linkid=2125182"
 FWLINK_POLICY = "https://go.microsoft.com/fwlink/?linkid=2125287"
 
@@ -218,8 +226,8 @@ class OAuthError(Exception):
 # TLS material
 # --------------------------------------------------------------------------
 
-def make_tls_context(directory):
-    """Make a test CA and a server certificate for 127.0.0.1 and localhost.
+def make_tls_context(directory, host_names=()):
+    """Make a test CA and a server certificate for 127.0.0.1, localhost and host_names.
 
     Writes DIR/ca.pem (the CA certificate) and DIR/server.pem (the server
     certificate).  The CA key is dropped when this returns; the server key is
@@ -262,10 +270,9 @@ def make_tls_context(directory):
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(
-            x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.DNSName("localhost"),
-            ]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                + [x509.DNSName(name) for name in host_names]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -602,12 +609,7 @@ class RateLimiter:
             headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
         elif self.retry_after is not None:
             headers["Retry-After"] = str(self.retry_after)
-        return ApiError(
-            429, "Throttled",
-            "Request was not processed because too many requests were received. "
-            "Reason: VaultRequestTypeLimitReached",
-            headers=headers,
-        )
+        return ApiError(429, "Throttled", THROTTLED_MESSAGE, headers=headers)
 
     def snapshot(self):
         with self.lock:
@@ -787,8 +789,9 @@ def applies(fault, category):
 def fault_response(status, retry_after):
     code = FAULT_CODES.get(status, "Fault%d" % status)
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-    return ApiError(status, code, "Injected fault: the request was not processed.",
-                    headers=headers).response()
+    # An injected 429 reads as the service's own, so clients see one shape.
+    message = THROTTLED_MESSAGE if status == 429 else "Injected fault: the request was not processed."
+    return ApiError(status, code, message, headers=headers).response()
 
 
 def want_status(body):
@@ -864,6 +867,8 @@ class Request:
 
 
 TOKEN_PATH_RE = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
+OPENID_PATH_RE = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
+IMDS_TOKEN_PATHS = ("/metadata/identity/oauth2/token", "/metadata/identity/oauth2/token/")
 OPERATION_PERMISSION = {"get": "get", "list": "list", "update": "update",
                         "wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}
 THROTTLED_OPS = ("get", "wrapkey", "unwrapkey")
@@ -882,7 +887,10 @@ class VaultService:
         self.faults = Faults()
         self.triggers = Triggers()
         self.network = None               # None, "firewall" or "private-link"
-        self.base_url = None              # set once the HTTPS port is known
+        # Set once the HTTPS port is known (see vault_urls): the vault URL as
+        # kids spell it, the origin nextLink spells (always with its port),
+        # and the token authority.
+        self.base_url = self.link_origin = self.authority_url = None
         self.admin = AdminApi(self)
 
     # ---- entry point ------------------------------------------------------
@@ -898,6 +906,8 @@ class VaultService:
                 return error.response()
         if TOKEN_PATH_RE.match(request.path):
             return self._counted(request, "token", self.token_endpoint)
+        if OPENID_PATH_RE.match(request.path):
+            return self._counted(request, "token", self.openid_configuration)
         return self._counted(request, "keys", self.keys_api)
 
     def _counted(self, request, category, route):
@@ -958,7 +968,7 @@ class VaultService:
 
     def unauthorized(self, message):
         challenge = 'Bearer authorization="%s/%s", resource="%s"' % (
-            self.base_url, self.directory.tenant, self.directory.resource)
+            self.authority_url, self.directory.tenant, self.directory.resource)
         return ApiError(401, "Unauthorized", message, headers={"WWW-Authenticate": challenge})
 
     def check_network(self, request, principal):
@@ -1004,7 +1014,7 @@ class VaultService:
         if offset + page_size < len(versions):
             token = b64url_encode(json_bytes({"NextMarker": offset + page_size, "Key": name.lower()}))
             next_link = "%s/keys/%s/versions?api-version=%s&$skiptoken=%s&maxresults=%d" % (
-                self.base_url, versions[0].name, request.query["api-version"], token, page_size)
+                self.link_origin, versions[0].name, request.query["api-version"], token, page_size)
         self.stats.bump("list")
         return {"value": [k.item(self.base_url) for k in page], "nextLink": next_link}
 
@@ -1093,6 +1103,21 @@ class VaultService:
         return Response(200, {"token_type": "Bearer", "expires_in": lifetime,
                               "ext_expires_in": lifetime, "access_token": token})
 
+    def openid_configuration(self, request):
+        """GET /{tenant}/v2.0/.well-known/openid-configuration: the authority's metadata.
+
+        MSAL (under @azure/identity) reads it before its first token request
+        and sends the grant to the token_endpoint it names.  The fields are
+        those of the Entra v2.0 document; every URL is on this authority.
+        """
+        tenant = OPENID_PATH_RE.match(request.path).group(1)
+        if tenant.lower() != self.directory.tenant.lower():
+            raise tenant_not_found(tenant)
+        if request.method != "GET":
+            return Response(405, {"error": "invalid_request",
+                                  "error_description": "Only GET is supported."})
+        return Response(200, openid_document(self.authority_url, self.directory.tenant))
+
     def scope_resource(self, scope):
         if not scope:
             raise missing_parameter("scope")
@@ -1110,7 +1135,7 @@ class VaultService:
 
     def managed_identity(self, request):
         """The plain-HTTP listener: IMDS and App Service token endpoints only."""
-        if request.path == "/metadata/identity/oauth2/token":
+        if request.path in IMDS_TOKEN_PATHS:
             return self.imds_token(request)
         if request.path == "/msi/token":
             return self.app_service_token(request)
@@ -1264,6 +1289,53 @@ def parse_form(request):
         raise OAuthError(400, "invalid_request", "AADSTS90014: The request body is malformed.",
                          90014)
     return dict(pairs)
+
+
+def tenant_not_found(tenant):
+    return OAuthError(
+        400, "invalid_tenant",
+        "AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID "
+        "and are signing into the correct cloud. Check with your subscription administrator, "
+        "this may happen if there are no active subscriptions for the tenant." % tenant, 90002)
+
+
+def openid_document(authority, tenant):
+    """The Entra v2.0 OpenID configuration of one tenant, on this authority.
+
+    Field for field the public cloud's document (as recorded in MSAL's and
+    the Azure SDKs' test recordings), its login.microsoftonline.com URLs on
+    this authority instead; userinfo stays on Microsoft Graph, as there.
+    """
+    base = "%s/%s" % (authority, tenant)
+    return {
+        "token_endpoint": base + "/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
+                                                  "client_secret_basic"],
+        "jwks_uri": base + "/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": base + "/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": base + "/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": base + "/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": base + "/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
+                             "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat",
+                             "auth_time", "acr", "nonce", "preferred_username", "name", "tid",
+                             "ver", "at_hash", "c_hash", "email"],
+        "kerberos_endpoint": base + "/kerberos",
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
 
 
 def missing_parameter(name):
@@ -1794,8 +1866,13 @@ def parse_args(argv):
     parser.add_argument("--tenant", default=DEFAULT_TENANT)
     parser.add_argument("--client", action="append", default=[], metavar="ID=SECRET_FILE",
                         help="a client id and the file holding its secret (repeatable)")
-    parser.add_argument("--resource", default=DEFAULT_RESOURCE,
-                        help="the token audience; scope must be RESOURCE/.default")
+    parser.add_argument("--vault-host", default=None, metavar="NAME",
+                        help="serve the vault as https://NAME:PORT (NAME must resolve to "
+                             "127.0.0.1, e.g. localvault.vault.localhost); the certificate "
+                             "names it and RESOURCE defaults to its parent domain")
+    parser.add_argument("--resource", default=None,
+                        help="the token audience; scope must be RESOURCE/.default (default "
+                             "%s, or https://PARENT with --vault-host)" % DEFAULT_RESOURCE)
     parser.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS")
     parser.add_argument("--identity-header", default=None, metavar="VALUE",
                         help="the X-IDENTITY-HEADER value the App Service endpoint wants")
@@ -1805,7 +1882,29 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.token_lifetime < 1:
         parser.error("--token-lifetime must be at least 1")
+    if args.vault_host is not None:
+        labels = args.vault_host.lower().split(".")
+        if len(labels) < 3 or not all(HOST_LABEL_RE.match(label) for label in labels):
+            parser.error("--vault-host wants a DNS name of three labels or more "
+                         "(VAULT.SERVICE.DOMAIN), got %r" % args.vault_host)
+        args.vault_host = ".".join(labels)
+    if args.resource is None:
+        args.resource = (DEFAULT_RESOURCE if args.vault_host is None
+                         else "https://" + args.vault_host.split(".", 1)[1])
     return args
+
+
+def vault_urls(vault_host, port):
+    """(base_url, link_origin) of the vault served on port.
+
+    base_url is how kids spell the vault: no port when it is 443, as the
+    service writes https://NAME.vault.azure.net/keys/...  link_origin is how
+    nextLink spells it: always with the port, as the service writes
+    https://NAME.vault.azure.net:443/keys/NAME/versions?...
+    """
+    host = vault_host or "127.0.0.1"
+    link_origin = "https://%s:%d" % (host, port)
+    return ("https://" + host if port == 443 else link_origin), link_origin
 
 
 def read_client_secrets(specs):
@@ -1847,7 +1946,7 @@ def main(argv=None):
     if os.path.exists(ready_path):
         os.unlink(ready_path)
 
-    tls_context, ca_path = make_tls_context(directory)
+    tls_context, ca_path = make_tls_context(directory, [args.vault_host] if args.vault_host else [])
     accounts = Directory(args.tenant, args.resource.rstrip("/"), args.token_lifetime,
                          read_client_secrets(args.client))
     service = VaultService(accounts, args.identity_header, RequestLog(args.log))
@@ -1855,7 +1954,10 @@ def main(argv=None):
     https = VaultHTTPServer(("127.0.0.1", args.port), service, "https", tls_context)
     plain = VaultHTTPServer(("127.0.0.1", args.http_port), service, "http")
     port, http_port = https.server_address[1], plain.server_address[1]
-    service.base_url = "https://127.0.0.1:%d" % port
+    service.base_url, service.link_origin = vault_urls(args.vault_host, port)
+    # The token authority is this server under its address: the vault's name
+    # is the vault's, as login.microsoftonline.com is not the vault's host.
+    service.authority_url = vault_urls(None, port)[0]
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -1865,8 +1967,9 @@ def main(argv=None):
 
     ready = {
         "pid": os.getpid(), "port": port, "http_port": http_port, "ca": ca_path,
-        "vault": service.base_url, "tenant": args.tenant,
-        "authority": service.base_url, "resource": accounts.resource,
+        "vault": service.base_url, "vault_host": args.vault_host or "127.0.0.1",
+        "tenant": args.tenant, "authority": service.authority_url,
+        "resource": accounts.resource,
         "imds_endpoint": "http://127.0.0.1:%d/metadata/identity/oauth2/token" % http_port,
         "identity_endpoint": "http://127.0.0.1:%d/msi/token" % http_port,
         "managed_identity_client_id": MANAGED_IDENTITY_ID,

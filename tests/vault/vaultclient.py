@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -53,6 +54,8 @@ class ServerProcess:
         self.ca = self.ready["ca"]
         self.tenant = self.ready["tenant"]
         self.url = self.ready["vault"]
+        self.host = self.ready["vault_host"]
+        self.resource = self.ready["resource"]
 
     def _wait_ready(self, path, timeout_s=20.0):
         deadline = time.monotonic() + timeout_s
@@ -91,9 +94,10 @@ class ServerProcess:
     def tls_context(self):
         return ssl.create_default_context(cafile=self.ca)
 
-    def connection(self, host="127.0.0.1", timeout_s=10.0):
-        return http.client.HTTPSConnection(host, self.port, context=self.tls_context(),
-                                           timeout=timeout_s)
+    def connection(self, host=None, timeout_s=10.0):
+        """A verified HTTPS connection to the server under host (default: the vault's)."""
+        return LoopbackHTTPSConnection(host or self.host, self.port, context=self.tls_context(),
+                                       timeout=timeout_s)
 
     def plain_connection(self, timeout_s=10.0):
         return http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout_s)
@@ -112,7 +116,7 @@ class ServerProcess:
         """(status, body) of a client-credentials request."""
         form = urllib.parse.urlencode({
             "client_id": self.client_id, "client_secret": secret or self.secret,
-            "grant_type": "client_credentials", "scope": "https://127.0.0.1/.default",
+            "grant_type": "client_credentials", "scope": self.resource + "/.default",
         })
         status, _, data = call(self.connection(), "POST", "/%s/oauth2/v2.0/token" % self.tenant,
                                form, {"Content-Type": "application/x-www-form-urlencoded"})
@@ -123,6 +127,22 @@ class ServerProcess:
         if status != 200:
             raise RuntimeError("token request failed: %s %s" % (status, data))
         return data["access_token"]
+
+
+class LoopbackHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a name under .localhost, which glibc does not resolve.
+
+    RFC 6761 puts every *.localhost name on loopback (libcurl and the test's
+    Node harness resolve them so); this connects to 127.0.0.1 and still sends
+    and verifies the name (SNI, certificate).
+    """
+
+    def connect(self):
+        if self.host != "localhost" and not self.host.endswith(".localhost"):
+            return super().connect()
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        return None
 
 
 def call(conn, method, path, body=None, headers=None, close=True):

@@ -10,6 +10,9 @@
 #         VAULT_IDENTITY_ENDPOINT VAULT_IDENTITY_HEADER (App Service identity)
 #         AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET_FILE
 #         AZURE_AUTHORITY_HOST (https://127.0.0.1:PORT: the server issues tokens too)
+#         VAULT_RESOURCE (the token audience the challenge names)
+#       With --vault-host NAME (e.g. localvault.vault.localhost) VAULT_URL is
+#       https://NAME:PORT and VAULT_RESOURCE its parent domain.
 #       The server is stopped when the shell exits: the EXIT trap gains a
 #       vault_stop in front of whatever it already did (tests/e2e/lib.sh's
 #       clean-up, for one; source lib.sh first).  --exit-with makes the server
@@ -70,16 +73,17 @@ vault_start() {
   fields=$(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 print(r["vault"], r["ca"], r["port"], r["http_port"], r["tenant"],
-      r["imds_endpoint"], r["identity_endpoint"])' "$dir/ready.json") || return 1
+      r["imds_endpoint"], r["identity_endpoint"], r["authority"], r["resource"])' \
+    "$dir/ready.json") || return 1
   read -r VAULT_URL VAULT_CA VAULT_PORT VAULT_HTTP_PORT AZURE_TENANT_ID \
-    VAULT_IMDS_ENDPOINT VAULT_IDENTITY_ENDPOINT <<<"$fields"
+    VAULT_IMDS_ENDPOINT VAULT_IDENTITY_ENDPOINT AZURE_AUTHORITY_HOST VAULT_RESOURCE <<<"$fields"
   export VAULT_URL VAULT_CA VAULT_PORT VAULT_HTTP_PORT AZURE_TENANT_ID \
     VAULT_IMDS_ENDPOINT VAULT_IDENTITY_ENDPOINT
   export VAULT_PID=$pid VAULT_DIR=$dir VAULT_LOG=$dir/vault.log
   export VAULT_IDENTITY_HEADER=$identity_header
   export AZURE_CLIENT_ID=renc-test
   export AZURE_CLIENT_SECRET_FILE=$dir/client.secret
-  export AZURE_AUTHORITY_HOST=$VAULT_URL
+  export AZURE_AUTHORITY_HOST VAULT_RESOURCE
 }
 
 # Put vault_stop in front of the EXIT trap already set, once.  `trap -p`
