@@ -11,7 +11,8 @@
 #     locks nothing; a revocation still locks;
 #   - a deleted key stops the run once, naming the key, instead of failing
 #     every blob;
-#   - an oct-HSM key that is not 256-bit AES is refused clearly.
+#   - an oct-HSM key that is not 256-bit AES is refused clearly;
+#   - proxies: NO_PROXY is honoured (a CONNECT proxy counts the tunnels).
 source "$(dirname "$0")/lib.sh"
 source "$RENC_TESTS_DIR/vault/vaultlib.sh"
 
@@ -151,5 +152,36 @@ vault_create_key oct128 oct-HSM 128 >/dev/null || fail "create oct128"
 expect_exit 1 renc encrypt --env prod --key "akv:$VAULT_URL/keys/oct128" "$WORK/one" "$WORK/o.renc"
 expect_msg "key type does not fit" "256-bit"
 check "no output from a refused oct-HSM 128 encrypt" [ ! -e "$WORK/o.renc" ]
+
+# ---- proxies: NO_PROXY is honoured ----------------------------------------
+# A second double, served under a name (https://px.vault.localhost:PORT;
+# libcurl resolves *.localhost to loopback itself), behind a CONNECT proxy
+# that logs each tunnel.  Only loopback addresses and the metadata endpoint
+# bypass proxies on their own; a name goes through the proxy unless
+# NO_PROXY says so.
+vault_start "$WORK/vault2" --vault-host px.vault.localhost || fail "the second vault did not start"
+LURL=$VAULT_URL
+vault_create_key px RSA 2048 >/dev/null || fail "create px"
+python3 "$RENC_TESTS_DIR/e2e/connect_proxy.py" "$WORK/proxy.port" "$WORK/proxy.log" $$ &
+for i in $(seq 1 100); do [ -s "$WORK/proxy.port" ] && break; sleep 0.1; done
+PROXY="http://127.0.0.1:$(cat "$WORK/proxy.port")"
+export RENC_CA_FILE=$VAULT_CA
+tunnels() { grep -c "CONNECT px.vault.localhost:$VAULT_PORT" "$WORK/proxy.log" 2>/dev/null || true; }
+( unset NO_PROXY no_proxy
+  export HTTPS_PROXY=$PROXY
+  expect_ok renc encrypt --env prod --key "akv:$LURL/keys/px" "$WORK/one" "$WORK/p1.renc" ) ||
+  fail "through the proxy"
+t1=$(tunnels)
+check "without NO_PROXY the vault is reached through the proxy ($t1 tunnels)" [ "${t1:-0}" -ge 1 ]
+( export HTTPS_PROXY=$PROXY NO_PROXY=.vault.localhost
+  expect_ok renc decrypt "$WORK/p1.renc" "$WORK/p1.out" ) || fail "NO_PROXY=.vault.localhost"
+check "NO_PROXY=.vault.localhost: no tunnel through the proxy" [ "$(tunnels)" = "$t1" ]
+( export HTTPS_PROXY=http://127.0.0.1:1 no_proxy='*'
+  unset NO_PROXY
+  expect_ok renc decrypt "$WORK/p1.renc" "$WORK/p2.out" ) || fail "no_proxy=*"
+( export HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=other.example
+  expect_exit 1 renc decrypt "$WORK/p1.renc" "$WORK/p3.out"
+  expect_msg "could not be reached" ) || fail "a proxy that is down, for a host NO_PROXY does not name"
+expect_same "the blob made through the proxy opens without it" "$WORK/one" "$WORK/p1.out"
 
 finish
