@@ -634,7 +634,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
             break;
         /* 401: learn (or re-learn) the challenge, drop the token, once. */
         if (token)
-            renc_akv_token_drop(a->tokens, scope, token);
+            renc_akv_token_drop(a->tokens, tenant, scope, token);
         renc_key_free(token);
         token = NULL;
         rc = renc_akv_learn_challenge(a, v, resp->www_authenticate);

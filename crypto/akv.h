@@ -10,8 +10,9 @@
  *     configured one), so requests stay under the vault's throttle,
  *   - the token scope it learned from the vault's 401 challenge.
  * Requests are retried with backoff on 429 (honouring Retry-After), 5xx and
- * network errors.  Tokens come from client credentials or a managed
- * identity (crypto/akv_token.c) and are cached until shortly before expiry.
+ * network errors.  Tokens come from the credential chain below
+ * (crypto/akv_token.c) and are cached per (tenant, scope) until shortly
+ * before expiry.
  *
  * Errors map to the domain: 403 access withdrawn -> -RENC_E_KEY_REVOKED,
  * disabled key -> -RENC_E_KEY_DISABLED, op outside key_ops -> -RENC_E_KEY_OP,
@@ -28,20 +29,43 @@
 #include "crypto/keyref.h"
 #include "crypto/secmem.h"
 
-/* Where tokens come from.  Chosen in this order: client credentials when
- * client_id and a secret are given; the App Service identity when
- * identity_endpoint and identity_header are; otherwise the VM metadata
- * endpoint (imds_endpoint). */
+/* Where tokens come from (docs/KEYVAULT.md, "Credentials").  By default
+ * the chain of the Azure SDKs' DefaultAzureCredential, each step skipped
+ * when its settings are absent: client secret (client_id and a secret),
+ * client certificate (client_id and client_certificate_path), workload
+ * identity (client_id and federated_token_file), managed identity (the App
+ * Service endpoint when identity_endpoint and identity_header are set, else
+ * the VM metadata endpoint), then the Azure CLI (az_path).  A managed
+ * identity that cannot be reached (or an IMDS without an identity) passes
+ * on to the next step; any other failure of a step that applies ends the
+ * chain with its error.  The first step that gives a token is kept for the
+ * process's life.  mode forces one step. */
+enum renc_akv_cred_mode {
+    RENC_AKV_CRED_DEFAULT = 0,
+    RENC_AKV_CRED_SECRET,
+    RENC_AKV_CRED_CERTIFICATE,
+    RENC_AKV_CRED_WORKLOAD,
+    RENC_AKV_CRED_MANAGED_IDENTITY,
+    RENC_AKV_CRED_CLI,
+};
+
 struct renc_akv_credentials {
+    enum renc_akv_cred_mode mode;
     const char *tenant;             /* may be NULL: the tenant of the challenge */
     const char *client_id;
     const char *client_secret;      /* copied into secure memory */
     const char *client_secret_file; /* read into secure memory; 0600 or stricter */
-    const char *authority;          /* NULL: https://login.microsoftonline.com */
+    const char *client_certificate_path;     /* PEM (certificate + key) or PKCS#12 */
+    const char *client_certificate_password; /* PKCS#12 / encrypted PEM; copied into
+                                                secure memory, dropped once loaded */
+    const char *federated_token_file; /* workload identity; read at every request */
+    const char *authority;          /* NULL: https://login.microsoftonline.com; a
+                                       trailing '/' is dropped */
     const char *identity_endpoint;  /* App Service / Container Apps */
     const char *identity_header;
     const char *imds_endpoint;      /* NULL: http://169.254.169.254 */
     const char *mi_client_id;       /* a user-assigned managed identity */
+    const char *az_path;            /* the Azure CLI (found on PATH); NULL: not found */
 };
 
 struct renc_akv_options {

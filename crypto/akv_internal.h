@@ -26,9 +26,10 @@ int renc_akv_token(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_ht
                    const char *tenant, const char *scope, const char *resource,
                    struct renc_key **token);
 
-/* renc_akv_token_drop: forgets the cached token for scope when it is still
- * `token` (a 401 said it is no longer good). */
-void renc_akv_token_drop(struct renc_akv_tokens *t, const char *scope, const struct renc_key *token);
+/* renc_akv_token_drop: forgets the cached token for (tenant, scope) when it
+ * is still `token` (a 401 said it is no longer good). */
+void renc_akv_token_drop(struct renc_akv_tokens *t, const char *tenant, const char *scope,
+                         const struct renc_key *token);
 
 /* renc_akv_note: a line for the operator through the options' note hook
  * (never with a secret in it). */

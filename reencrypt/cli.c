@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "crypto/akv.h"
@@ -44,7 +45,35 @@ static const struct {
     {0x1006, "akv-inflight", offsetof(struct renc_global, akv_inflight), 256, ""},
     {0x1007, "akv-throttle-wait", offsetof(struct renc_global, akv_throttle_wait), 86400,
      " seconds"},
+    {0x1008, "akv-credential", offsetof(struct renc_global, akv_credential), 0, NULL},
 };
+
+/* The values of --akv-credential (and RENC_AKV_CREDENTIAL). */
+static const struct {
+    const char *name;
+    enum renc_akv_cred_mode mode;
+} renc_cred_modes[] = {
+    {"default", RENC_AKV_CRED_DEFAULT},
+    {"secret", RENC_AKV_CRED_SECRET},
+    {"certificate", RENC_AKV_CRED_CERTIFICATE},
+    {"workload", RENC_AKV_CRED_WORKLOAD},
+    {"managed-identity", RENC_AKV_CRED_MANAGED_IDENTITY},
+    {"cli", RENC_AKV_CRED_CLI},
+};
+#define RENC_CRED_MODE_LIST "secret, certificate, workload, managed-identity, cli or default"
+
+static int renc_cred_mode_parse(const char *text, enum renc_akv_cred_mode *out)
+{
+    *out = RENC_AKV_CRED_DEFAULT;
+    if (!text)
+        return 0;
+    for (size_t i = 0; i < sizeof renc_cred_modes / sizeof renc_cred_modes[0]; i++)
+        if (strcmp(text, renc_cred_modes[i].name) == 0) {
+            *out = renc_cred_modes[i].mode;
+            return 0;
+        }
+    return -RENC_E_INVALID;
+}
 
 int renc_global_opt(struct renc_global *g, int opt, const char *arg)
 {
@@ -57,6 +86,12 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
         if (*slot) {
             fprintf(stderr, "reencrypt: --%s given twice ('%s', '%s'): give it once\n",
                     renc_globals[i].name, *slot, arg);
+            return -1;
+        }
+        enum renc_akv_cred_mode mode;
+        if (opt == 0x1008 && renc_cred_mode_parse(arg, &mode)) {
+            fprintf(stderr, "reencrypt: --akv-credential '%s': must be " RENC_CRED_MODE_LIST "\n",
+                    arg);
             return -1;
         }
         if (renc_globals[i].max && renc_count_opt(arg, renc_globals[i].max, &v)) {
@@ -196,6 +231,56 @@ static const char *renc_env_or(const char *given, const char *name)
 }
 
 
+/* The Azure CLI: the first executable `az` in a folder of PATH, as the
+ * shell would find it; "" when there is none. */
+static void renc_find_az(char *out, size_t max)
+{
+    const char *path = getenv("PATH");
+    out[0] = '\0';
+    for (const char *p = path; p && *p;) {
+        size_t n = strcspn(p, ":");
+        int w = n ? snprintf(out, max, "%.*s/az", (int)n, p) : snprintf(out, max, "./az");
+        struct stat st;
+        if (w > 0 && (size_t)w < max && stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(out, X_OK) == 0)
+            return;
+        p += n + (p[n] == ':');
+    }
+    out[0] = '\0';
+}
+
+/* The token sources' settings from the environment (docs/KEYVAULT.md,
+ * "Credentials"); the password and the secret are passed on as they are and
+ * copied into secure memory by the provider.  -1 (after saying why) when
+ * RENC_AKV_CREDENTIAL is not a known value. */
+static int renc_akv_credentials_from_env(const struct renc_global *g,
+                                         struct renc_akv_credentials *c, char *az, size_t az_max)
+{
+    const char *mode = renc_env_or(g->akv_credential, "RENC_AKV_CREDENTIAL");
+    if (renc_cred_mode_parse(mode, &c->mode)) {
+        fprintf(stderr, "reencrypt: RENC_AKV_CREDENTIAL '%s': must be " RENC_CRED_MODE_LIST "\n",
+                mode);
+        return -1;
+    }
+    c->tenant = renc_env_or(NULL, "AZURE_TENANT_ID");
+    c->client_id = renc_env_or(NULL, "AZURE_CLIENT_ID");
+    c->client_secret = renc_env_or(NULL, "AZURE_CLIENT_SECRET");
+    c->client_secret_file = renc_env_or(NULL, "AZURE_CLIENT_SECRET_FILE");
+    c->client_certificate_path = renc_env_or(NULL, "AZURE_CLIENT_CERTIFICATE_PATH");
+    c->client_certificate_password = renc_env_or(NULL, "AZURE_CLIENT_CERTIFICATE_PASSWORD");
+    c->federated_token_file = renc_env_or(NULL, "AZURE_FEDERATED_TOKEN_FILE");
+    c->authority = renc_env_or(NULL, "AZURE_AUTHORITY_HOST");
+    c->identity_endpoint = renc_env_or(NULL, "IDENTITY_ENDPOINT");
+    c->identity_header = renc_env_or(NULL, "IDENTITY_HEADER");
+    c->imds_endpoint = renc_env_or(NULL, "RENC_IMDS_ENDPOINT");
+    /* As DefaultAzureCredential: AZURE_CLIENT_ID also picks a user-assigned
+     * managed identity. */
+    c->mi_client_id = c->client_id;
+    renc_find_az(az, az_max);
+    c->az_path = az[0] ? az : NULL;
+    return 0;
+}
+
 static void renc_akv_note_stderr(void *arg, const char *line)
 {
     (void)arg;
@@ -208,6 +293,7 @@ static void renc_akv_note_stderr(void *arg, const char *line)
 static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
 {
     struct renc_akv_options o;
+    char az[PATH_MAX];
     memset(&o, 0, sizeof o);
     o.ca_file = renc_env_or(g->ca_file, "RENC_CA_FILE");
     o.no_proxy = renc_env_or(NULL, "NO_PROXY");
@@ -230,18 +316,8 @@ static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
         return -RENC_E_INVALID;
     }
     o.throttle_wait_s = wait_s;
-    const char *secret = getenv("AZURE_CLIENT_SECRET");
-    const char *secret_file = getenv("AZURE_CLIENT_SECRET_FILE");
-    int has_secret = (secret && secret[0]) || (secret_file && secret_file[0]);
-    o.cred.tenant = renc_env_or(NULL, "AZURE_TENANT_ID");
-    o.cred.client_id = has_secret ? renc_env_or(NULL, "AZURE_CLIENT_ID") : NULL;
-    o.cred.client_secret = secret;
-    o.cred.client_secret_file = secret_file;
-    o.cred.authority = renc_env_or(NULL, "AZURE_AUTHORITY_HOST");
-    o.cred.identity_endpoint = renc_env_or(NULL, "IDENTITY_ENDPOINT");
-    o.cred.identity_header = renc_env_or(NULL, "IDENTITY_HEADER");
-    o.cred.imds_endpoint = renc_env_or(NULL, "RENC_IMDS_ENDPOINT");
-    o.cred.mi_client_id = has_secret ? NULL : renc_env_or(NULL, "AZURE_CLIENT_ID");
+    if (renc_akv_credentials_from_env(g, &o.cred, az, sizeof az))
+        return -RENC_E_INVALID;
     o.note = renc_akv_note_stderr;
     return renc_akv_new(out, &o);
 }

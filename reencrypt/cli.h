@@ -28,6 +28,7 @@ struct renc_global {
     const char *akv_rate;    /* --akv-rate, $RENC_AKV_RATE: vault requests per 10 s */
     const char *akv_inflight;/* --akv-inflight, $RENC_AKV_INFLIGHT: concurrent vault requests */
     const char *akv_throttle_wait; /* --akv-throttle-wait, $RENC_AKV_THROTTLE_WAIT: seconds */
+    const char *akv_credential; /* --akv-credential, $RENC_AKV_CREDENTIAL: default|secret|... */
     char state_buf[4096];
     char keyring_buf[4096];
     char data_buf[4096];
@@ -45,6 +46,7 @@ struct renc_global {
     {"akv-rate", required_argument, NULL, 0x1005}, \
     {"akv-inflight", required_argument, NULL, 0x1006}, \
     {"akv-throttle-wait", required_argument, NULL, 0x1007}, \
+    {"akv-credential", required_argument, NULL, 0x1008}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 

@@ -7,7 +7,8 @@
 # (the backup archive reader, fed in two chunks), akv (what a key vault
 # answers: the 401 challenge, error bodies, KeyBundles, base64url), tmpname
 # (the temporary-name rule: what is reserved, parse inverting make), keyref
-# (key references: round trip, the same key).
+# (key references: round trip, the same key), entra (the Azure CLI's
+# get-access-token output, the authority's token URL).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged

@@ -736,6 +736,149 @@ def test_sigterm(server):
     check("sigterm: ready.json removed", not os.path.exists(ready))
 
 
+# ---- client assertions: certificate and workload identity ------------------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def make_client_cert(directory):
+    """(key, certificate, path of the certificate's PEM) for --client-cert."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "selftest client")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    path = os.path.join(directory, "client.crt")
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+def sign_assertion(key, cert, header_extra, claims, alg="PS256"):
+    import hashlib
+    from cryptography.hazmat.primitives import serialization
+    der = cert.public_bytes(serialization.Encoding.DER)
+    header = {"alg": alg, "typ": "JWT"}
+    header.update({k: (b64url(getattr(hashlib, v)(der).digest()) if v in ("sha1", "sha256")
+                       else v) for k, v in header_extra.items()})
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    pad = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32) if alg == "PS256"
+           else padding.PKCS1v15())
+    return signing_input + "." + b64url(key.sign(signing_input.encode(), pad, hashes.SHA256()))
+
+
+def assertion_token(server, assertion, client_id="renc-test", path=None):
+    import urllib.parse
+    form = urllib.parse.urlencode({
+        "client_id": client_id, "grant_type": "client_credentials",
+        "scope": "https://127.0.0.1/.default", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion})
+    return call(server.connection(), "POST", path or "/%s/oauth2/v2.0/token" % server.tenant,
+                form, {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def check_oauth(name, answer, status, code):
+    got_status, _, body = answer
+    ok = (got_status == status and isinstance(body, dict)
+          and body.get("error_codes") == [code]
+          and body.get("error_description", "").startswith("AADSTS%d:" % code))
+    check(name, ok, (got_status, body))
+
+
+def test_certificate_assertion(server, key, cert):
+    aud = "%s/%s/oauth2/v2.0/token" % (server.url, server.tenant)
+
+    def claims(**changes):
+        now = int(time.time())
+        c = {"aud": aud, "iss": "renc-test", "sub": "renc-test", "jti": os.urandom(8).hex(),
+             "nbf": now, "iat": now, "exp": now + 600}
+        c.update(changes)
+        return c
+
+    status, _, body = assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                             claims()))
+    check("assertion: PS256 with x5t#S256 gives a token", status == 200
+          and body.get("token_type") == "Bearer", (status, body))
+    check("assertion: the token works on the vault",
+          server.client(token=body.get("access_token")).get_key("k")[0] in (200, 404))
+    status, _, body = assertion_token(server, sign_assertion(key, cert, {"x5t": "sha1"}, claims(),
+                                                             alg="RS256"))
+    check("assertion: RS256 with x5t gives a token", status == 200, (status, body))
+    fixed = claims()
+    assertion = sign_assertion(key, cert, {"x5t#S256": "sha256"}, fixed)
+    assertion_token(server, assertion)
+    check_oauth("assertion: a reused jti is refused", assertion_token(server, assertion), 401,
+                50013)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    check_oauth("assertion: a bad signature is AADSTS700027",
+                assertion_token(server, sign_assertion(other, cert, {"x5t#S256": "sha256"},
+                                                       claims())), 401, 700027)
+    check_oauth("assertion: a thumbprint not registered is AADSTS700027",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "AAAA"},
+                                                       claims())), 401, 700027)
+    check_oauth("assertion: another aud is refused",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                       claims(aud=server.url + "/"))), 401, 50013)
+    check_oauth("assertion: iss other than the client is refused",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                       claims(iss="someone"))), 401, 50013)
+    now = int(time.time())
+    check_oauth("assertion: expired is AADSTS700024",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                       claims(exp=now - 3600))), 401, 700024)
+    check_oauth("assertion: exp too far ahead is AADSTS700024",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                       claims(exp=now + 86400))), 401, 700024)
+    check_oauth("assertion: nbf in the future is AADSTS700024",
+                assertion_token(server, sign_assertion(key, cert, {"x5t#S256": "sha256"},
+                                                       claims(nbf=now + 3600))), 401, 700024)
+    status, _, body = assertion_token(server, "not.a.jwt")
+    check("assertion: a malformed assertion is 400", status == 400, (status, body))
+
+
+def test_federated_assertion(server):
+    minted = server.admin("POST", "/federated/token", {"client": "renc-test"})
+    status, _, body = assertion_token(server, minted["token"])
+    check("federated: a minted service-account token gives a token", status == 200, (status, body))
+    check_oauth("federated: another subject is AADSTS700213",
+                assertion_token(server, server.admin("POST", "/federated/token", {
+                    "client": "renc-test", "subject": "system:serviceaccount:x:y"})["token"]),
+                400, 700213)
+    check_oauth("federated: another audience is AADSTS700212",
+                assertion_token(server, server.admin("POST", "/federated/token", {
+                    "client": "renc-test", "audience": "api://other"})["token"]), 400, 700212)
+    head, claims, sig = minted["token"].split(".")
+    forged = json.loads(unb64url(claims))
+    forged["sub"] = "system:serviceaccount:prod:other"
+    check_oauth("federated: a changed claim fails the signature (AADSTS700027)",
+                assertion_token(server, "%s.%s.%s" % (head, b64url(json.dumps(forged).encode()),
+                                                      sig)), 401, 700027)
+    server.admin("POST", "/federated/revoke", {"jti": minted["jti"]})
+    check_oauth("federated: a revoked token fails as an expired one (AADSTS700024)",
+                assertion_token(server, minted["token"]), 401, 700024)
+    grants = server.admin("GET", "/grants")
+    check("federated: grants counted per kind", grants.get("federated") == 1
+          and grants.get("federated:renc-test") == 1 and grants.get("certificate", 0) >= 2,
+          grants)
+
+
+def test_token_path_not_folded(server):
+    status, _, body = call(server.connection(), "POST", "//%s/oauth2/v2.0/token" % server.tenant,
+                           "grant_type=client_credentials",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    check("token: '//TENANT/oauth2/v2.0/token' is not the token endpoint", status == 404, (status, body))
+    with open(server.log_path) as f:
+        check("log: the '//' path as sent", " POST //%s/oauth2/v2.0/token 404 " % server.tenant
+              in f.read())
+
+
 # --------------------------------------------------------------------------
 
 def main():
@@ -747,6 +890,10 @@ def main():
             short = ServerProcess(os.path.join(tmp, "short"), "--token-lifetime", "2")
             named = ServerProcess(os.path.join(tmp, "named"),
                                   "--vault-host", "localvault.vault.localhost")
+            cert_key, cert = make_client_cert(os.path.join(tmp, "creds"))
+            creds = ServerProcess(os.path.join(tmp, "creds"), "--client-cert",
+                                  "renc-test=" + os.path.join(tmp, "creds", "client.crt"),
+                                  "--federated", "renc-test=system:serviceaccount:prod:app")
         except RuntimeError as error:
             print("FAIL could not start vault_server.py: %s" % error)
             return 2
@@ -770,6 +917,9 @@ def main():
             old_token = client.token
             test_revoke(server, client)
             test_token_expiry(short)
+            test_certificate_assertion(creds, cert_key, cert)
+            test_federated_assertion(creds)
+            test_token_path_not_folded(creds)
             client.close()
             test_log(server, [old_token, client.token])
             test_sigterm(server)
@@ -778,10 +928,10 @@ def main():
             traceback.print_exc()
             check("no unexpected exception", False, repr(error))
         finally:
-            for proc in (server, short, named):
+            for proc in (server, short, named, creds):
                 if proc.proc.poll() is None:
                     proc.stop()
-            output = server.output() + short.output() + named.output()
+            output = server.output() + short.output() + named.output() + creds.output()
             check("server wrote nothing to stderr", output.strip() == "", output[-2000:])
     print("vault selftest (%s, cryptography %s): %d passed, %d failed in %.1f s"
           % (sys.executable, __import__("cryptography").__version__, len(PASSED), len(FAILED),

@@ -17,7 +17,8 @@ What it serves
     PATCH  /keys/{name}/{version}             Update Key (attributes, key_ops)
     POST   /keys/{name}[/{version}]/wrapkey   Wrap Key
     POST   /keys/{name}[/{version}]/unwrapkey Unwrap Key
-    POST   /{tenant}/oauth2/v2.0/token        Entra client-credentials grant
+    POST   /{tenant}/oauth2/v2.0/token        Entra client-credentials grant (secret,
+                                              certificate assertion, federated token)
     GET    /{tenant}/v2.0/.well-known/openid-configuration   Entra authority metadata
     *      /_admin/...                        test controls (see README.md)
   plain HTTP on 127.0.0.1:HTTP_PORT, managed-identity endpoints only, as the
@@ -541,6 +542,218 @@ class Directory:
 
 
 # --------------------------------------------------------------------------
+# Client assertions: certificate credentials and workload identity
+# --------------------------------------------------------------------------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
+CLOCK_SKEW_S = 300                   # Entra's tolerance for nbf and exp
+MAX_ASSERTION_AHEAD_S = 3600         # this double's bound on a certificate assertion's exp
+
+
+def assertion_error(code, message, status=401, error="invalid_client"):
+    return OAuthError(status, error, "AADSTS%d: %s" % (code, message), code)
+
+
+def split_jwt(text):
+    """(header, claims, signing input, signature) of a compact JWS, or None."""
+    parts = text.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(b64url_decode(parts[0]) or b"null")
+        claims = json.loads(b64url_decode(parts[1]) or b"null")
+    except ValueError:
+        return None
+    signature = b64url_decode(parts[2])
+    if not isinstance(header, dict) or not isinstance(claims, dict) or signature is None:
+        return None
+    return header, claims, (parts[0] + "." + parts[1]).encode("ascii"), signature
+
+
+class RegisteredCert:
+    """A certificate uploaded to an application registration."""
+
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            self.cert = x509.load_pem_x509_certificate(f.read())
+        der = self.cert.public_bytes(serialization.Encoding.DER)
+        self.x5t = b64url_encode(hashlib.sha1(der).digest())
+        self.x5t_s256 = b64url_encode(hashlib.sha256(der).digest())
+
+
+class ClientAssertions:
+    """Entra's checks of a client assertion (RFC 7523): a JWT signed with an
+    application's registered certificate, or a Kubernetes service-account
+    token matched against a federated identity credential.  The double is
+    also the cluster's OIDC issuer: it mints the service-account tokens the
+    tests write into AZURE_FEDERATED_TOKEN_FILE (POST /_admin/federated/token)
+    and can revoke one so that it fails as an expired one would."""
+
+    def __init__(self, certs, federated, issuer):
+        self.certs = certs                 # client id -> RegisteredCert
+        self.federated = federated         # client id -> subject
+        self.issuer = issuer
+        self.issuer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.issuer_kid = secrets.token_hex(8)
+        self.lock = threading.Lock()
+        self.used_jti = {}                 # certificate assertions: jti -> exp
+        self.revoked = set()               # service-account token jtis
+        self.grants = collections.Counter()
+
+    def knows(self, client_id):
+        return client_id in self.certs or client_id in self.federated
+
+    def count(self, grant, client_id):
+        with self.lock:
+            self.grants[grant] += 1
+            self.grants[grant + ":" + client_id] += 1
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.grants)
+
+    def verify(self, form, client_id, token_url):
+        """Returns the grant ("certificate" or "federated") or raises OAuthError."""
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError(400, "invalid_request",
+                             "AADSTS50027: The client_assertion_type is not supported.", 50027)
+        jwt = split_jwt(form.get("client_assertion") or "")
+        if jwt is None:
+            raise assertion_error(50027, "JWT token is invalid or malformed.", 400,
+                                  "invalid_request")
+        header, claims = jwt[0], jwt[1]
+        if client_id in self.federated and claims.get("iss") == self.issuer:
+            self.verify_federated(client_id, jwt)
+            return "federated"
+        if client_id in self.certs:
+            self.verify_certificate(client_id, jwt, token_url)
+            return "certificate"
+        raise assertion_error(700027, "Client assertion failed signature validation. No "
+                              "credential is registered for application '%s' that this "
+                              "assertion could be checked with." % client_id)
+
+    def verify_certificate(self, client_id, jwt, token_url):
+        header, claims, signing_input, signature = jwt
+        reg = self.certs[client_id]
+        alg = header.get("alg")
+        if alg == "PS256":
+            pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            thumb_ok = header.get("x5t#S256") == reg.x5t_s256 or header.get("x5t") == reg.x5t
+        elif alg == "RS256":
+            pad = padding.PKCS1v15()
+            thumb_ok = header.get("x5t") == reg.x5t or header.get("x5t#S256") == reg.x5t_s256
+        else:
+            raise assertion_error(700027, "Client assertion contains an invalid signature. "
+                                  "Unsupported algorithm '%s'." % alg)
+        if not thumb_ok:
+            raise assertion_error(700027, "Client assertion failed signature validation. The "
+                                  "key used (x5t) is not registered on application '%s'."
+                                  % client_id)
+        try:
+            reg.cert.public_key().verify(signature, signing_input, pad, hashes.SHA256())
+        except Exception:
+            raise assertion_error(700027, "Client assertion failed signature validation.")
+        self.check_claims(client_id, claims, token_url)
+
+    def check_claims(self, client_id, claims, token_url):
+        if claims.get("aud") != token_url:
+            raise assertion_error(50013, "Assertion audience claim does "
+                                  "not match the token endpoint '%s'." % token_url)
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise assertion_error(50013, "Assertion issuer and subject must be the client id "
+                                  "'%s'." % client_id)
+        self.check_times(claims, MAX_ASSERTION_AHEAD_S)
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise assertion_error(50013, "Assertion has no jti claim.")
+        with self.lock:
+            now = time.time()
+            for old in [j for j, exp in self.used_jti.items() if exp < now - CLOCK_SKEW_S]:
+                del self.used_jti[old]
+            if jti in self.used_jti:
+                raise assertion_error(50013, "Assertion jti '%s' was already used (replay)." % jti)
+            self.used_jti[jti] = claims["exp"]
+
+    @staticmethod
+    def check_times(claims, max_ahead_s):
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+        if not isinstance(exp, int) or isinstance(exp, bool) or exp <= now - CLOCK_SKEW_S:
+            raise assertion_error(700024, "Client assertion is not within its valid time range.")
+        if max_ahead_s is not None and exp > now + max_ahead_s + CLOCK_SKEW_S:
+            raise assertion_error(700024, "Client assertion is not within its valid time range: "
+                                  "exp is too far in the future.")
+        if not isinstance(nbf, int) or isinstance(nbf, bool) or nbf > now + CLOCK_SKEW_S:
+            raise assertion_error(700024, "Client assertion is not within its valid time range: "
+                                  "nbf is in the future.")
+
+    def verify_federated(self, client_id, jwt):
+        header, claims, signing_input, signature = jwt
+        if header.get("alg") != "RS256":
+            raise assertion_error(700027, "Client assertion contains an invalid signature.")
+        try:
+            self.issuer_key.public_key().verify(signature, signing_input, padding.PKCS1v15(),
+                                                hashes.SHA256())
+        except Exception:
+            raise assertion_error(700027, "Client assertion failed signature validation.")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if FEDERATED_AUDIENCE not in audiences:
+            raise assertion_error(700212, "No matching federated identity record found for "
+                                  "presented assertion audience '%s'." % audience, 400,
+                                  "invalid_request")
+        if claims.get("sub") != self.federated[client_id]:
+            raise assertion_error(700213, "No matching federated identity record found for "
+                                  "presented assertion subject '%s'." % claims.get("sub"), 400,
+                                  "invalid_request")
+        with self.lock:
+            revoked = claims.get("jti") in self.revoked
+        self.check_times(claims, None)
+        if revoked:
+            raise assertion_error(700024, "Client assertion is not within its valid time range.")
+
+    def mint(self, client_id, lifetime_s, subject=None, audience=None):
+        """A service-account token, as the cluster's issuer signs it."""
+        now = int(time.time())
+        claims = {
+            "aud": [audience or FEDERATED_AUDIENCE], "exp": now + lifetime_s, "iat": now,
+            "nbf": now, "iss": self.issuer, "jti": str(uuid.uuid4()),
+            "sub": subject or self.federated.get(client_id, "system:serviceaccount:default:none"),
+        }
+        header = {"alg": "RS256", "kid": self.issuer_kid}
+        signing_input = b64url_encode(json_bytes(header)) + "." + b64url_encode(json_bytes(claims))
+        signature = self.issuer_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(),
+                                         hashes.SHA256())
+        return {"token": signing_input + "." + b64url_encode(signature), "jti": claims["jti"],
+                "exp": claims["exp"]}
+
+    def revoke(self, jti):
+        with self.lock:
+            self.revoked.add(jti)
+
+
+def read_client_certs(specs):
+    certs = {}
+    for spec in specs:
+        client_id, sep, path = spec.partition("=")
+        if not sep or not client_id or not path:
+            raise SystemExit("vault_server: --client-cert wants ID=CERT.pem, got %r" % spec)
+        certs[client_id] = RegisteredCert(path)
+    return certs
+
+
+def read_federated(specs):
+    federated = {}
+    for spec in specs:
+        client_id, sep, subject = spec.partition("=")
+        if not sep or not client_id or not subject:
+            raise SystemExit("vault_server: --federated wants ID=SUBJECT, got %r" % spec)
+        federated[client_id] = subject
+    return federated
+
+
+# --------------------------------------------------------------------------
 # Throttling and statistics
 # --------------------------------------------------------------------------
 
@@ -812,11 +1025,14 @@ LOGGABLE_QUERY = ("api-version", "maxresults")
 
 
 def loggable_target(target):
-    parts = urllib.parse.urlsplit(target)
+    # Not urlsplit: it reads "//TENANT/oauth2/..." as a host and a path, and
+    # the log must show what the client sent.
+    path, _, query_text = target.partition("?")
+    path = path.partition("#")[0]
     query = []
-    for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in urllib.parse.parse_qsl(query_text, keep_blank_values=True):
         query.append("%s=%s" % (name, value if name in LOGGABLE_QUERY else "*"))
-    return parts.path + ("?" + "&".join(query) if query else "")
+    return path + ("?" + "&".join(query) if query else "")
 
 
 class RequestLog:
@@ -1057,6 +1273,7 @@ class VaultService:
     def token_endpoint(self, request):
         """POST /{tenant}/oauth2/v2.0/token, client credentials grant."""
         tenant = TOKEN_PATH_RE.match(request.path).group(1)
+        check_raw_token_path(request)
         if tenant.lower() != self.directory.tenant.lower():
             raise OAuthError(
                 400, "invalid_tenant",
@@ -1076,8 +1293,20 @@ class VaultService:
                              "AADSTS70003: The app requested an unsupported grant type '%s'."
                              % form["grant_type"], 70003)
         client_id = form["client_id"]
+        self.authenticate_client(form, client_id, tenant)
+        resource = self.scope_resource(form.get("scope"))
+        token, _ = self.directory.issue(Principal(client_id), resource)
+        self.stats.bump("token")
+        lifetime = self.directory.lifetime_s
+        return Response(200, {"token_type": "Bearer", "expires_in": lifetime,
+                              "ext_expires_in": lifetime, "access_token": token})
+
+    def authenticate_client(self, form, client_id, tenant):
+        """The client's credential: a secret, or a client assertion (a JWT
+        signed with a registered certificate, or a federated token)."""
         expected = self.directory.client_secrets.get(client_id)
-        if expected is None:
+        assertions = self.directory.assertions
+        if expected is None and not assertions.knows(client_id):
             raise OAuthError(
                 400, "unauthorized_client",
                 "AADSTS700016: Application with identifier '%s' was not found in the directory "
@@ -1085,23 +1314,23 @@ class VaultService:
                 "administrator of the tenant or consented to by any user in the tenant. You "
                 "may have sent your authentication request to the wrong tenant."
                 % (client_id, self.directory.tenant), 700016)
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            token_url = "%s/%s/oauth2/v2.0/token" % (self.authority_url, tenant)
+            assertions.count(assertions.verify(form, client_id, token_url), client_id)
+            return
         secret = form.get("client_secret")
         if not secret:
             raise OAuthError(401, "invalid_client",
                              "AADSTS7000218: The request body must contain the following "
                              "parameter: 'client_assertion' or 'client_secret'.", 7000218)
-        if not hmac.compare_digest(secret.encode("utf-8"), expected.encode("utf-8")):
+        if expected is None or not hmac.compare_digest(secret.encode("utf-8"),
+                                                       expected.encode("utf-8")):
             raise OAuthError(
                 401, "invalid_client",
                 "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in "
                 "the request is the client secret value, not the client secret ID, for a secret "
                 "added to app '%s'." % client_id, 7000215)
-        resource = self.scope_resource(form.get("scope"))
-        token, _ = self.directory.issue(Principal(client_id), resource)
-        self.stats.bump("token")
-        lifetime = self.directory.lifetime_s
-        return Response(200, {"token_type": "Bearer", "expires_in": lifetime,
-                              "ext_expires_in": lifetime, "access_token": token})
+        assertions.count("client_secret", client_id)
 
     def openid_configuration(self, request):
         """GET /{tenant}/v2.0/.well-known/openid-configuration: the authority's metadata.
@@ -1275,6 +1504,17 @@ def parse_skiptoken(text, name):
         return offset
     except (AttributeError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise bad_parameter("The $skiptoken is not valid.")
+
+
+def check_raw_token_path(request):
+    """http.server folds a leading '//' into '/' (gh-87389) before we see the
+    path; Entra does not: '//TENANT/oauth2/v2.0/token' is not its token
+    endpoint.  The request line keeps what the client sent."""
+    raw = getattr(request, "raw_target", request.target)
+    if raw.startswith("//"):
+        raise OAuthError(404, "invalid_request",
+                         "AADSTS90002: No token endpoint at '%s' (an empty path segment)."
+                         % loggable_target(raw), 90002)
 
 
 def parse_form(request):
@@ -1510,6 +1750,9 @@ class AdminApi:
             ("GET", "network"): lambda _: {"deny": self.service.network},
             ("POST", "triggers"): self.set_trigger,
             ("GET", "triggers"): lambda _: self.service.triggers.settings(),
+            ("POST", "federated/token"): self.federated_token,
+            ("POST", "federated/revoke"): self.federated_revoke,
+            ("GET", "grants"): lambda _: self.service.directory.assertions.snapshot(),
         }
         route = routes.get((method, "/".join(parts)))
         if route is None:
@@ -1648,6 +1891,25 @@ class AdminApi:
     def revoke_tokens(self, _body):
         return {"revoked": self.service.directory.revoke_all()}
 
+    # POST /_admin/federated/token {"client","lifetime","subject","audience"}:
+    # a service-account token as the cluster's OIDC issuer signs it.
+    def federated_token(self, body):
+        check_fields(body, ("client", "lifetime", "subject", "audience"))
+        client = body.get("client")
+        if not isinstance(client, str) or not client:
+            raise admin_error("'client' must name a client id.")
+        lifetime = want_int(body, "lifetime", 1) if "lifetime" in body else 3600
+        return self.service.directory.assertions.mint(client, lifetime, body.get("subject"),
+                                                      body.get("audience"))
+
+    # POST /_admin/federated/revoke {"jti"}: that token fails from now on.
+    def federated_revoke(self, body):
+        check_fields(body, ("jti",))
+        if not isinstance(body.get("jti"), str):
+            raise admin_error("'jti' must be a string.")
+        self.service.directory.assertions.revoke(body["jti"])
+        return {"revoked": body["jti"]}
+
 
 def want_tags(body):
     tags = body.get("tags", {})
@@ -1704,6 +1966,7 @@ class Handler(BaseHTTPRequestHandler):
             self.log_line(response.status, started)
             return
         request = Request(self.server.listener, self.command, self.path, self.headers, body)
+        request.raw_target = self.raw_target()
         self.count_connection(request)
         try:
             response = service.dispatch(request)
@@ -1797,10 +2060,15 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         return True
 
+    def raw_target(self):
+        """The target as the request line has it (self.path has '//' folded)."""
+        parts = (getattr(self, "requestline", "") or "").split(" ")
+        return parts[1] if len(parts) == 3 else getattr(self, "path", None)
+
     def log_line(self, status, started):
         port = self.client_address[1] if self.client_address else "-"
         self.server.service.log.write(self.server.listener, port, self.command or "-",
-                                      getattr(self, "path", None) or "-", status,
+                                      self.raw_target() or "-", status,
                                       time.monotonic() - started)
 
     def log_request(self, code="-", size="-"):
@@ -1873,6 +2141,11 @@ def parse_args(argv):
     parser.add_argument("--resource", default=None,
                         help="the token audience; scope must be RESOURCE/.default (default "
                              "%s, or https://PARENT with --vault-host)" % DEFAULT_RESOURCE)
+    parser.add_argument("--client-cert", action="append", default=[], metavar="ID=CERT_PEM",
+                        help="a client and its registered certificate (repeatable)")
+    parser.add_argument("--federated", action="append", default=[], metavar="ID=SUBJECT",
+                        help="a client's federated identity credential: the service account "
+                             "subject (system:serviceaccount:NS:SA) it trusts (repeatable)")
     parser.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS")
     parser.add_argument("--identity-header", default=None, metavar="VALUE",
                         help="the X-IDENTITY-HEADER value the App Service endpoint wants")
@@ -1949,6 +2222,8 @@ def main(argv=None):
     tls_context, ca_path = make_tls_context(directory, [args.vault_host] if args.vault_host else [])
     accounts = Directory(args.tenant, args.resource.rstrip("/"), args.token_lifetime,
                          read_client_secrets(args.client))
+    accounts.assertions = ClientAssertions(read_client_certs(args.client_cert),
+                                           read_federated(args.federated), None)
     service = VaultService(accounts, args.identity_header, RequestLog(args.log))
 
     https = VaultHTTPServer(("127.0.0.1", args.port), service, "https", tls_context)
@@ -1958,6 +2233,7 @@ def main(argv=None):
     # The token authority is this server under its address: the vault's name
     # is the vault's, as login.microsoftonline.com is not the vault's host.
     service.authority_url = vault_urls(None, port)[0]
+    accounts.assertions.issuer = service.authority_url + "/oidc/issuer"
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -1973,6 +2249,7 @@ def main(argv=None):
         "imds_endpoint": "http://127.0.0.1:%d/metadata/identity/oauth2/token" % http_port,
         "identity_endpoint": "http://127.0.0.1:%d/msi/token" % http_port,
         "managed_identity_client_id": MANAGED_IDENTITY_ID,
+        "federated_issuer": accounts.assertions.issuer,
     }
     write_atomically(ready_path, json_bytes(ready) + b"\n")
 

@@ -154,3 +154,30 @@ vault_create_key() {
   vault_admin POST "/keys/$name" "$json" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["key"]["kid"])'
 }
+
+# vault_federated_token FILE CLIENT [LIFETIME_S]
+#   Mints a service-account token for CLIENT (the double is the cluster's
+#   OIDC issuer: POST /_admin/federated/token), writes it to FILE as the
+#   kubelet does (a new file renamed over the old one, mode 0600) and prints
+#   its jti (for POST /_admin/federated/revoke).
+vault_federated_token() {
+  local file=${1:?vault_federated_token FILE CLIENT [LIFETIME_S]} client=${2:?client}
+  local lifetime=${3:-3600}
+  vault_admin POST /federated/token "{\"client\":\"$client\",\"lifetime\":$lifetime}" |
+    python3 -c 'import json, os, sys
+answer = json.load(sys.stdin)
+path = sys.argv[1]
+tmp = path + ".new"
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, answer["token"].encode() + b"\n")
+os.close(fd)
+os.replace(tmp, path)
+print(answer["jti"])' "$file"
+}
+
+# vault_grants_field NAME   one count of GET /_admin/grants: "client_secret",
+#   "certificate", "federated", or "KIND:CLIENT"; 0 when none.
+vault_grants_field() {
+  vault_admin GET /grants | python3 -c 'import json, sys
+print(json.load(sys.stdin).get(sys.argv[1], 0))' "${1:?vault_grants_field NAME}"
+}
