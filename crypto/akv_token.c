@@ -168,31 +168,11 @@ void renc_akv_tokens_free(struct renc_akv_tokens *t)
  * only its owner can read, first line only. */
 static int renc_read_secret_file(struct renc_akv_tokens *t)
 {
-    int fd = open(t->secret_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) ? -errno : 0;
-    if (rc == 0 && !S_ISREG(st.st_mode))
-        rc = -RENC_E_NOT_REGULAR;
-    if (rc == 0 && (st.st_mode & 077))
-        rc = -RENC_E_INSECURE_PERMS;
-    if (rc == 0 && (st.st_size <= 0 || st.st_size > 4096))
-        rc = -RENC_E_VAULT_AUTH;
-    struct renc_key *buf = rc == 0 ? renc_key_new((size_t)st.st_size + 1) : NULL;
-    if (rc == 0 && !buf)
-        rc = -RENC_E_NOMEM;
-    if (rc == 0) {
-        ssize_t got = read(fd, buf->bytes, (size_t)st.st_size);
-        if (got != st.st_size)
-            rc = got < 0 ? -errno : -RENC_E_VAULT_AUTH;
-    }
-    close(fd);
-    if (rc) {
-        renc_key_free(buf);
-        return rc;
-    }
-    buf->bytes[st.st_size] = '\0';
+    struct renc_key *buf = NULL;
+    int rc = renc_entra_read_file(t->secret_file, 4096,
+                                  RENC_ENTRA_FILE_NOFOLLOW | RENC_ENTRA_FILE_OWNER_ONLY, &buf);
+    if (rc)
+        return rc == -RENC_E_TOO_BIG ? -RENC_E_VAULT_AUTH : rc;
     buf->bytes[strcspn((char *)buf->bytes, "\r\n")] = '\0';
     buf->len = strlen((char *)buf->bytes) + 1;
     if (buf->len == 1) {

@@ -44,43 +44,18 @@ static void renc_entra_b64url(char *out, const uint8_t *in, size_t len)
         *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
 }
 
-/* The whole file, into secure memory. */
-static int renc_entra_read_file(const char *path, struct renc_key **out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) ? -errno : 0;
-    if (rc == 0 && !S_ISREG(st.st_mode))
-        rc = -RENC_E_NOT_REGULAR;
-    if (rc == 0 && (st.st_size <= 0 || st.st_size > (off_t)RENC_CERT_FILE_MAX))
-        rc = st.st_size <= 0 ? -RENC_E_VAULT_AUTH : -RENC_E_TOO_BIG;
-    struct renc_key *buf = rc == 0 ? renc_key_new((size_t)st.st_size) : NULL;
-    if (rc == 0 && !buf)
-        rc = -RENC_E_NOMEM;
-    if (rc == 0 && read(fd, buf->bytes, buf->len) != (ssize_t)buf->len)
-        rc = -RENC_E_VAULT_AUTH;
-    close(fd);
-    if (rc) {
-        renc_key_free(buf);
-        return rc;
-    }
-    *out = buf;
-    return 0;
-}
-
 /* Certificate and key from the file's bytes: PEM when it has a PEM
  * boundary, else PKCS#12 (DER). */
 static int renc_entra_parse_cert(const struct renc_key *file, const char *pass, X509 **cert,
                                  EVP_PKEY **key)
 {
-    BIO *bio = BIO_new_mem_buf(file->bytes, (int)file->len);
+    int len = (int)file->len - 1; /* without renc_entra_read_file's NUL */
+    BIO *bio = BIO_new_mem_buf(file->bytes, len);
     RENC_RETURN_IF(!bio, -RENC_E_NOMEM);
-    if (memmem(file->bytes, file->len, "-----BEGIN ", 11)) {
+    if (memmem(file->bytes, (size_t)len, "-----BEGIN ", 11)) {
         *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
         BIO_free(bio);
-        bio = BIO_new_mem_buf(file->bytes, (int)file->len);
+        bio = BIO_new_mem_buf(file->bytes, len);
         *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)(pass ? pass : "")) : NULL;
     } else {
         PKCS12 *p12 = d2i_PKCS12_bio(bio, NULL);
@@ -119,7 +94,7 @@ int renc_entra_cert_load(struct renc_entra_cert **out, const char *path,
                          const struct renc_key *password)
 {
     struct renc_key *file = NULL;
-    int rc = renc_entra_read_file(path, &file);
+    int rc = renc_entra_read_file(path, RENC_CERT_FILE_MAX, 0, &file);
     if (rc)
         return rc;
     struct renc_entra_cert *c = renc_calloc(1, sizeof *c);

@@ -64,6 +64,17 @@ void renc_entra_cache_drop(struct renc_entra_cache *c, const char *tenant, const
                            const struct renc_key *token);
 void renc_entra_cache_cleanup(struct renc_entra_cache *c);
 
+/* ---- entra_file.c ----------------------------------------------------- */
+
+#define RENC_ENTRA_FILE_NOFOLLOW 1u   /* refuse a symbolic link */
+#define RENC_ENTRA_FILE_OWNER_ONLY 2u /* refuse a file others may read */
+
+/* renc_entra_read_file: the whole of the regular file at path (1..max
+ * bytes) in secure memory, NUL-terminated: (*out)->len is the bytes read
+ * plus 1.  -RENC_E_NOT_REGULAR, -RENC_E_INSECURE_PERMS (flags),
+ * -RENC_E_TOO_BIG, -RENC_E_VAULT_AUTH (empty), or -errno. */
+int renc_entra_read_file(const char *path, size_t max, unsigned flags, struct renc_key **out);
+
 /* ---- entra_federated.c ------------------------------------------------ */
 
 #define RENC_ENTRA_FEDERATED_MAX 65536 /* a projected token is a few KiB */
