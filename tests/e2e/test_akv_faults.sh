@@ -184,4 +184,22 @@ check "NO_PROXY=.vault.localhost: no tunnel through the proxy" [ "$(tunnels)" = 
   expect_msg "could not be reached" ) || fail "a proxy that is down, for a host NO_PROXY does not name"
 expect_same "the blob made through the proxy opens without it" "$WORK/one" "$WORK/p1.out"
 
+# ---- a Managed HSM is not paced by the vault's table ------------------------
+# The service's Managed HSM names are NAME.managedhsm.<cloud domain>; it does
+# not throttle crypto operations, so the pacer's ceiling is 50,000 per 10 s
+# there, against 3,600 for an RSA 2048 key in a vault (90% of 4,000).
+expect_ok renc keys create local1
+mkdir -p "$WORK/few" "$WORK/few2"
+for i in 1 2 3; do
+  expect_ok renc encrypt --env prod --key local:local1 "$WORK/one" "$WORK/few/x$i"
+  cp "$WORK/few/x$i" "$WORK/few2/x$i"
+done
+( vault_start "$WORK/hsm" --vault-host hsm1.managedhsm.localhost || exit 1
+  export RENC_CA_FILE=$VAULT_CA
+  vault_create_key hk RSA-HSM 2048 >/dev/null || exit 1
+  expect_ok renc run --to "akv:$VAULT_URL/keys/hk" --progress=none "$WORK/few"
+  expect_out "paced at 50000 per 10 s" ) || fail "a Managed HSM's pace"
+expect_ok renc run --to "akv:$LURL/keys/px" --progress=none "$WORK/few2"
+expect_out "paced at 3600 per 10 s"
+
 finish
