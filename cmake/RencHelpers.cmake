@@ -25,14 +25,28 @@ function(renc_target_sanitize target)
   endif()
 endfunction()
 
-# renc_library(NAME folder DEPS ...): one library per folder; sources are the
-# folder's .c files.  Its public include root is the source root, so code
-# includes "crypto/aead.h", never "../".
+# renc_layer_include(target folder): the target's public include root is a
+# folder of the build holding one link, FOLDER -> the sources' FOLDER.  So a
+# file sees its own folder and those of the libraries it links (their roots
+# come with them), and no other: an include that crosses a layer the wrong
+# way does not compile ("crypto/aead.h: No such file" from common/).
+# scripts/check-layers.sh says the same without a build, with the rule.
+function(renc_layer_include target folder)
+  set(_root ${CMAKE_BINARY_DIR}/layers/${folder})
+  file(MAKE_DIRECTORY ${_root})
+  file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${folder} ${_root}/${folder} SYMBOLIC)
+  target_include_directories(${target} PUBLIC ${_root})
+endfunction()
+
+# renc_library(NAME DEPS ...): one library per folder; sources are the
+# folder's .c files.  Code includes "crypto/aead.h", never "../", and only
+# what its layer may (renc_layer_include).
 function(renc_library name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB _src CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
   add_library(${name} STATIC ${_src})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  get_filename_component(_folder ${CMAKE_CURRENT_SOURCE_DIR} NAME)
+  renc_layer_include(${name} ${_folder})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   target_compile_definitions(${name} PUBLIC _GNU_SOURCE
     $<$<BOOL:${RENC_TEST_HOOKS}>:RENC_TEST_HOOKS=1>

@@ -16,6 +16,11 @@ case "${1:-}" in
   *) echo "usage: $0 [quick|valgrind]" >&2; exit 2 ;;
 esac
 scripts/bootstrap.sh
+# The layering first, like curl's checksrc: seconds, and no build needed.
+if ! scripts/check-layers.sh; then
+  echo "scripts/check-layers.sh: fix the includes above (README.md, Architecture)" >&2
+  exit 1
+fi
 
 flavours=(release asan)
 [ "${1:-}" = quick ] && flavours=(release)
