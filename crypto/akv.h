@@ -159,7 +159,7 @@ struct renc_akv_stats {
 void renc_akv_stats(struct renc_akv *a, struct renc_akv_stats *out);
 
 /* renc_akv_documented_limit: the vault's documented transactions per 10 s
- * for a key type (PROTOCOLS.md 1.6). */
+ * for a key type (docs/KEYVAULT.md, "Scale: connections, pacing and retries"). */
 unsigned renc_akv_documented_limit(enum renc_akv_kty kty, int hsm, unsigned bits);
 
 #endif

@@ -1,4 +1,4 @@
-/* crypto/akv_token.c — tokens for key vaults (PROTOCOLS.md §2): the
+/* crypto/akv_token.c — tokens for key vaults (docs/KEYVAULT.md, "Credentials"): the
  * credential chain of the Azure SDKs' DefaultAzureCredential — client
  * secret, client certificate, workload identity, managed identity (App
  * Service endpoint or VM metadata endpoint), Azure CLI — or the one source

@@ -1,5 +1,5 @@
 /* crypto/entra_assertion.c — the client certificate credential
- * (PROTOCOLS.md §2.5): the certificate and its key from a PEM or PKCS#12
+ * (docs/KEYVAULT.md, "Credentials"): the certificate and its key from a PEM or PKCS#12
  * file, and the JWT client assertion signed with that key.
  *
  * The form chosen is the one Microsoft's documentation gives today: PS256

@@ -1,5 +1,5 @@
-/* crypto/entra_cache.c — access tokens per (tenant, scope) (PROTOCOLS.md
- * §2.8).  Not locked: the caller holds its own lock around every call. */
+/* crypto/entra_cache.c — access tokens per (tenant, scope) (docs/KEYVAULT.md,
+ * "Credentials").  Not locked: the caller holds its own lock around every call. */
 #include <stdio.h>
 #include <string.h>
 

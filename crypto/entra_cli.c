@@ -1,4 +1,4 @@
-/* crypto/entra_cli.c — a token from the Azure CLI (PROTOCOLS.md §2.6), for
+/* crypto/entra_cli.c — a token from the Azure CLI (docs/KEYVAULT.md, "Credentials"), for
  * operators at a terminal who ran `az login`:
  *   az account get-access-token --resource R --output json [--tenant T]
  * run with posix_spawn (an argv array, no shell), its standard output read

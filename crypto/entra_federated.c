@@ -1,5 +1,5 @@
 /* crypto/entra_federated.c — the workload identity's federated token file
- * (PROTOCOLS.md §2.4): a service-account JWT the kubelet projects into the
+ * (docs/KEYVAULT.md, "Credentials"): a service-account JWT the kubelet projects into the
  * pod and rotates, read again at every token request. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* crypto/entra_form.c — the token URL of an authority and the
- * client-credentials form (PROTOCOLS.md §2.1, §2.4, §2.5). */
+ * client-credentials form (docs/KEYVAULT.md, "Credentials"). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* crypto/entra_internal.h — Microsoft Entra token pieces that do not depend
- * on the key vault (PROTOCOLS.md §2): the token URL of an authority, the
+ * on the key vault (docs/KEYVAULT.md, "Credentials"): the token URL of an authority, the
  * client-credentials form, the token cache, the workload identity's
  * federated token file, the certificate's JWT client assertion, and the
  * Azure CLI.  Each lives in its own file (entra_*.c) so that they can move

@@ -330,7 +330,7 @@ int renc_keystore_can_unwrap(struct renc_keystore *ks, const char *ref)
     struct renc_akv_key k;
     int rc = renc_keystore_akv_key(ks, ref, &k);
     /* The vault refuses unwraps under a disabled version; an expired one
-     * still unwraps (PROTOCOLS.md 1.3). */
+     * still unwraps (docs/KEYVAULT.md, "What the vault's answers do"). */
     return rc ? rc : k.enabled ? 0 : -RENC_E_KEY_DISABLED;
 }
 

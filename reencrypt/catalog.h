@@ -1,5 +1,5 @@
 /* reencrypt/catalog.h — the environments, their policies and their history
- * (DESIGN.md §1), in SQLite under the state directory (docs/ENVIRONMENTS.md).
+ * (docs/ENVIRONMENTS.md), in SQLite under the state directory (docs/ENVIRONMENTS.md).
  *
  *   STATE/catalog.db   mode 0600, WAL, synchronous=FULL, application_id
  *                      'RENC', user_version 1 (a journal or another database

@@ -1,4 +1,4 @@
-/* reencrypt/rules.h — the restore and copy rules (DESIGN.md §1), as pure
+/* reencrypt/rules.h — the restore and copy rules (docs/ENVIRONMENTS.md, "The restore and copy rules"), as pure
  * functions of the catalog records and a backup's header, so that
  * `restore`, `restore-check`, `copy` and `copy-check` give the same verdict
  * with the same words.

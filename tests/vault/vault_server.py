@@ -4,7 +4,7 @@
 This is NOT a key vault.  It is a test double of the real service, for the
 end-to-end tests of reencrypt's key vault provider: it answers the same REST
 shapes, status codes, error bodies and headers as the real service
-(docs: /work/shared/PROTOCOLS.md sections 1 and 2), keeps its keys in memory
+(tests/vault/README.md; what the client relies on: docs/KEYVAULT.md), keeps its keys in memory
 only, and adds a test-only control surface (/_admin) that the real service
 does not have.  Nothing here is hardened; never point it at real data.
 
