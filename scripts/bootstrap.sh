@@ -10,6 +10,7 @@ packages=(
   libjansson-dev libcmocka-dev libbenchmark-dev g++
   clang libclang-rt-14-dev llvm
   valgrind xxd jq fio python3 python3-cryptography curl coreutils util-linux time strace
+  iproute2
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;
