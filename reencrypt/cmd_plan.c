@@ -125,7 +125,18 @@ static void renc_plan_print_keys(const struct renc_plan_group *groups, size_t ng
                    groups[k].refs);
 }
 
-int renc_cmd_plan(int argc, char **argv)
+/* What plan was asked. */
+struct renc_plan_args {
+    struct renc_global g;
+    const char *manifest;
+    char **sources;
+    int nsrc, json, check_keys;
+    unsigned threads;
+    double storage_mbps; /* 0: not given */
+};
+
+/* Returns -1 to go on, or an exit. */
+static int renc_plan_parse(struct renc_plan_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -136,17 +147,14 @@ int renc_cmd_plan(int argc, char **argv)
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct renc_global g = {0};
-    const char *manifest = NULL;
-    int json = 0, check_keys = 0, opt;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = ncpu > 0 ? (unsigned)ncpu : 1;
-    double storage_mbps = 0;
+    a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
     uint64_t v;
     uint64_t given = 0; /* options with one value given (renc_opt_once) */
+    int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int took = renc_global_opt(&g, opt, optarg);
+        int took = renc_global_opt(&a->g, opt, optarg);
         if (took < 0)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
@@ -154,180 +162,242 @@ int renc_cmd_plan(int argc, char **argv)
         if (renc_opt_once("plan", opts, "MTS", opt, &given))
             return RENC_EXIT_USAGE;
         switch (opt) {
-        case 'j': json = 1; break;
-        case 'K': check_keys = 1; break;
-        case 'M': manifest = optarg; break;
+        case 'j': a->json = 1; break;
+        case 'K': a->check_keys = 1; break;
+        case 'M': a->manifest = optarg; break;
         case 'T':
             if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
                 renc_err("plan", "--threads must be 1..1024");
                 return RENC_EXIT_USAGE;
             }
-            threads = (unsigned)v;
+            a->threads = (unsigned)v;
             break;
         case 'S':
             if (renc_parse_size(optarg, &v) || v < 1 || v > 1000000) {
                 renc_err("plan", "--storage-mbps must be 1..1000000");
                 return RENC_EXIT_USAGE;
             }
-            storage_mbps = (double)v;
+            a->storage_mbps = (double)v;
             break;
         case 'h': fputs(renc_plan_usage, stdout); return RENC_EXIT_OK;
         default: fputs(renc_plan_usage, stderr); return RENC_EXIT_USAGE;
         }
     }
-    int nsrc = argc - optind;
-    if ((nsrc == 0) == (manifest == NULL)) {
+    a->sources = argv + optind;
+    a->nsrc = argc - optind;
+    if ((a->nsrc == 0) == (a->manifest == NULL)) {
         fputs(renc_plan_usage, stderr);
         return RENC_EXIT_USAGE;
     }
+    return -1;
+}
+
+/* What the scan found: the groups, the counts and the estimates. */
+struct renc_plan {
+    struct renc_plan_group *groups;
+    size_t ngroups;
+    uint64_t not_renc, bad, renc_bytes, renc_blobs, unwraps;
+    double crypto, rekey_s, rewrap_s;
+};
+
+static void renc_plan_cleanup(struct renc_plan *p)
+{
+    for (size_t k = 0; k < p->ngroups; k++) {
+        renc_free(p->groups[k].refs);
+        renc_free(p->groups[k].deks);
+    }
+    renc_free(p->groups);
+}
+
+/* The group of blobs whose slots are refs, added when new; NULL when out
+ * of memory. */
+static struct renc_plan_group *renc_plan_group_get(struct renc_plan *p, const char *refs)
+{
+    for (size_t k = 0; k < p->ngroups; k++)
+        if (strcmp(p->groups[k].refs, refs) == 0)
+            return &p->groups[k];
+    struct renc_plan_group *grown = renc_realloc(p->groups, (p->ngroups + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    p->groups = grown;
+    struct renc_plan_group *grp = &p->groups[p->ngroups++];
+    memset(grp, 0, sizeof *grp);
+    grp->refs = renc_strdup(refs);
+    return grp;
+}
+
+/* Counts the wrapped DEK fp once per group (an unwrap each).  Out of
+ * memory, it is not counted: the figure is an estimate. */
+static void renc_plan_note_dek(struct renc_plan_group *grp, const uint8_t fp[32])
+{
+    for (size_t k = 0; k < grp->dek_count; k++)
+        if (memcmp(grp->deks[k], fp, 32) == 0)
+            return;
+    if (grp->dek_count == grp->dek_cap) {
+        size_t cap = grp->dek_cap ? grp->dek_cap * 2 : 64;
+        uint8_t(*grown)[32] = renc_realloc(grp->deks, cap * 32);
+        if (grown) {
+            grp->deks = grown;
+            grp->dek_cap = cap;
+        }
+    }
+    if (grp->dek_count < grp->dek_cap)
+        memcpy(grp->deks[grp->dek_count++], fp, 32);
+}
+
+/* Reads item's header into hdr and adds it to its group.  Returns 0 to go
+ * on (an unreadable or other file counted and said), or -RENC_E_NOMEM to
+ * stop the scan. */
+static int renc_plan_read_one(struct renc_plan *p, const struct renc_scan_item *item,
+                              uint8_t *hdr)
+{
+    int fd = open(item->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t got = 0;
+    if (fd < 0 || renc_file_pread_full(fd, hdr, RENC_MAX_HEADER_LEN, 0, &got) != 0) {
+        renc_err("plan", "%s: %s", item->path, renc_strerror(-errno));
+        p->bad++;
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    close(fd);
+    if (got < 4 || memcmp(hdr, "RENC", 4) != 0) {
+        p->not_renc++;
+        return 0;
+    }
+    struct renc_header h;
+    int rc = renc_header_parse(&h, hdr, got);
+    if (rc) {
+        renc_err("plan", "%s: %s", item->path, renc_strerror(rc));
+        p->bad++;
+        return 0;
+    }
+    char refs[4096] = "";
+    for (unsigned s = 0; s < h.slot_count; s++) {
+        size_t n = strlen(refs);
+        snprintf(refs + n, sizeof refs - n, "%s%s", s ? " + " : "", h.slots[s].ref);
+    }
+    struct renc_plan_group *grp = renc_plan_group_get(p, refs);
+    if (!grp) {
+        renc_header_cleanup(&h);
+        return -RENC_E_NOMEM;
+    }
+    grp->blobs++;
+    grp->bytes += item->size;
+    p->renc_blobs++;
+    p->renc_bytes += item->size;
+    uint8_t fp[32];
+    renc_fingerprint(fp, h.slots[0].wrapped, h.slots[0].wrapped_len);
+    renc_plan_note_dek(grp, fp);
+    renc_header_cleanup(&h);
+    return 0;
+}
+
+/* Estimates: rekey is two AES-GCM passes per byte over all cores; a
+ * rewrap by copy is bound by storage.  Storage speed is not measured here
+ * (plan writes nothing): give --storage-mbps to include it. */
+static void renc_plan_estimate(struct renc_plan *p, const struct renc_plan_args *a)
+{
+    double storage_mbps = a->storage_mbps;
+    p->crypto = renc_measure_crypto() * a->threads;
+    p->rekey_s = p->crypto > 0 ? 2.0 * p->renc_bytes / p->crypto : 0;
+    p->rewrap_s = storage_mbps > 0 ? 2.0 * p->renc_bytes / (storage_mbps * 1e6) : 0;
+    if (storage_mbps > 0 && 2.0 * p->renc_bytes / (storage_mbps * 1e6) > p->rekey_s)
+        p->rekey_s = 2.0 * p->renc_bytes / (storage_mbps * 1e6);
+    p->unwraps = 0;
+    for (size_t k = 0; k < p->ngroups; k++)
+        p->unwraps += p->groups[k].dek_count;
+}
+
+static void renc_plan_json(const struct renc_plan *p, const struct renc_plan_args *a,
+                           json_t *states)
+{
+    const struct renc_plan_group *groups = p->groups;
+    json_t *arr = json_array();
+    for (size_t k = 0; k < p->ngroups; k++)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:o*}", "keys", groups[k].refs,
+                                             "blobs", (json_int_t)groups[k].blobs, "bytes",
+                                             (json_int_t)groups[k].bytes, "unwraps",
+                                             (json_int_t)groups[k].dek_count, "opens_now",
+                                             a->check_keys ? json_boolean(!groups[k].closed)
+                                                           : NULL));
+    json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "groups", arr,
+                             "blobs", (json_int_t)p->renc_blobs, "bytes",
+                             (json_int_t)p->renc_bytes, "unwraps", (json_int_t)p->unwraps,
+                             "not_renc", (json_int_t)p->not_renc, "unreadable",
+                             (json_int_t)p->bad, "crypto_mb_per_s", p->crypto / 1e6,
+                             "storage_mb_per_s", a->storage_mbps, "estimate_rekey_s", p->rekey_s,
+                             "estimate_rewrap_s", p->rewrap_s);
+    if (a->check_keys)
+        json_object_set(root, "key_versions", states);
+    json_dumpf(root, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(root);
+}
+
+static void renc_plan_text(const struct renc_plan *p, const struct renc_plan_args *a,
+                           json_t *states)
+{
+    const struct renc_plan_group *groups = p->groups;
+    printf("%-48s %10s %14s %10s\n", "KEY SLOTS", "BLOBS", "BYTES", "UNWRAPS");
+    for (size_t k = 0; k < p->ngroups; k++)
+        printf("%-48s %10llu %14llu %10zu\n", groups[k].refs,
+               (unsigned long long)groups[k].blobs, (unsigned long long)groups[k].bytes,
+               groups[k].dek_count);
+    printf("total: %llu RENC blobs, %llu bytes, %llu unwraps; %llu other files skipped%s\n",
+           (unsigned long long)p->renc_blobs, (unsigned long long)p->renc_bytes,
+           (unsigned long long)p->unwraps, (unsigned long long)p->not_renc,
+           p->bad ? "; some files unreadable (listed above)" : "");
+    printf("estimate: rekey %.1f s (two AES-GCM passes at %.0f MB/s on %u threads, measured "
+           "now%s)\n", p->rekey_s, p->crypto / 1e6, a->threads,
+           a->storage_mbps > 0 ? ", or storage if slower" : "; storage not included");
+    if (a->check_keys)
+        renc_plan_print_keys(groups, p->ngroups, states);
+    if (a->storage_mbps > 0)
+        printf("estimate: rewrap %.1f s (read and write at %.0f MB/s) plus %llu unwraps\n",
+               p->rewrap_s, a->storage_mbps, (unsigned long long)p->unwraps);
+    else
+        printf("estimate: rewrap is a copy bound by storage: give --storage-mbps N to "
+               "estimate it; %llu unwraps\n", (unsigned long long)p->unwraps);
+}
+
+int renc_cmd_plan(int argc, char **argv)
+{
+    struct renc_plan_args a = {0};
+    int status = renc_plan_parse(&a, argc, argv);
+    if (status >= 0)
+        return status;
     struct renc_scan scan;
     memset(&scan, 0, sizeof scan);
-    int rc = manifest ? renc_scan_manifest(&scan, manifest)
-                      : renc_scan_paths(&scan, (const char *const *)(argv + optind), (size_t)nsrc,
-                                        NULL);
+    int rc = a.manifest ? renc_scan_manifest(&scan, a.manifest)
+                        : renc_scan_paths(&scan, (const char *const *)a.sources, (size_t)a.nsrc,
+                                          NULL);
     if (rc) {
         renc_err("plan", "%s", renc_strerror(rc));
         renc_scan_cleanup(&scan);
         return renc_exit_for(rc);
     }
-    int status = scan.error_count ? RENC_EXIT_FAILED : RENC_EXIT_OK;
+    status = scan.error_count ? RENC_EXIT_FAILED : RENC_EXIT_OK;
     for (size_t i = 0; i < scan.error_count; i++)
         renc_err("plan", "%s: %s", scan.errors[i].path, renc_strerror(scan.errors[i].rc));
 
-    struct renc_plan_group *groups = NULL;
-    size_t ngroups = 0;
-    uint64_t not_renc = 0, bad = 0, renc_bytes = 0, renc_blobs = 0;
+    struct renc_plan p = {0};
     uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);
-    for (size_t i = 0; hdr && i < scan.count; i++) {
-        int fd = open(scan.items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        size_t got = 0;
-        if (fd < 0 || renc_file_pread_full(fd, hdr, RENC_MAX_HEADER_LEN, 0, &got) != 0) {
-            renc_err("plan", "%s: %s", scan.items[i].path, renc_strerror(-errno));
-            bad++;
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        close(fd);
-        if (got < 4 || memcmp(hdr, "RENC", 4) != 0) {
-            not_renc++;
-            continue;
-        }
-        struct renc_header h;
-        if ((rc = renc_header_parse(&h, hdr, got))) {
-            renc_err("plan", "%s: %s", scan.items[i].path, renc_strerror(rc));
-            bad++;
-            continue;
-        }
-        char refs[4096] = "";
-        for (unsigned s = 0; s < h.slot_count; s++) {
-            size_t n = strlen(refs);
-            snprintf(refs + n, sizeof refs - n, "%s%s", s ? " + " : "", h.slots[s].ref);
-        }
-        struct renc_plan_group *grp = NULL;
-        for (size_t k = 0; k < ngroups && !grp; k++)
-            if (strcmp(groups[k].refs, refs) == 0)
-                grp = &groups[k];
-        if (!grp) {
-            struct renc_plan_group *grown = renc_realloc(groups, (ngroups + 1) * sizeof *grown);
-            if (!grown) {
-                renc_header_cleanup(&h);
-                break;
-            }
-            groups = grown;
-            grp = &groups[ngroups++];
-            memset(grp, 0, sizeof *grp);
-            grp->refs = renc_strdup(refs);
-        }
-        grp->blobs++;
-        grp->bytes += scan.items[i].size;
-        renc_blobs++;
-        renc_bytes += scan.items[i].size;
-        uint8_t fp[32];
-        renc_fingerprint(fp, h.slots[0].wrapped, h.slots[0].wrapped_len);
-        int seen = 0;
-        for (size_t k = 0; k < grp->dek_count && !seen; k++)
-            seen = memcmp(grp->deks[k], fp, 32) == 0;
-        if (!seen) {
-            if (grp->dek_count == grp->dek_cap) {
-                size_t cap = grp->dek_cap ? grp->dek_cap * 2 : 64;
-                uint8_t(*grown)[32] = renc_realloc(grp->deks, cap * 32);
-                if (grown) {
-                    grp->deks = grown;
-                    grp->dek_cap = cap;
-                }
-            }
-            if (grp->dek_count < grp->dek_cap)
-                memcpy(grp->deks[grp->dek_count++], fp, 32);
-        }
-        renc_header_cleanup(&h);
-    }
+    for (size_t i = 0; hdr && i < scan.count; i++)
+        if (renc_plan_read_one(&p, &scan.items[i], hdr))
+            break;
     renc_free(hdr);
-
-    /* Estimates: rekey is two AES-GCM passes per byte over all cores; a
-     * rewrap by copy is bound by storage.  Storage speed is not measured here
-     * (plan writes nothing): give --storage-mbps to include it. */
-    double crypto = renc_measure_crypto() * threads;
-    double rekey_s = crypto > 0 ? 2.0 * renc_bytes / crypto : 0;
-    double rewrap_s = storage_mbps > 0 ? 2.0 * renc_bytes / (storage_mbps * 1e6) : 0;
-    if (storage_mbps > 0 && 2.0 * renc_bytes / (storage_mbps * 1e6) > rekey_s)
-        rekey_s = 2.0 * renc_bytes / (storage_mbps * 1e6);
-    uint64_t unwraps = 0;
-    for (size_t k = 0; k < ngroups; k++)
-        unwraps += groups[k].dek_count;
+    renc_plan_estimate(&p, &a);
     json_t *states = json_object();
-    uint64_t closed = check_keys ? renc_plan_check_keys(&g, groups, ngroups, states) : 0;
+    uint64_t closed = a.check_keys ? renc_plan_check_keys(&a.g, p.groups, p.ngroups, states) : 0;
     if (closed)
         status = RENC_EXIT_FAILED;
-
-    if (json) {
-        json_t *arr = json_array();
-        for (size_t k = 0; k < ngroups; k++)
-            json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:o*}", "keys", groups[k].refs,
-                                                 "blobs", (json_int_t)groups[k].blobs, "bytes",
-                                                 (json_int_t)groups[k].bytes, "unwraps",
-                                                 (json_int_t)groups[k].dek_count, "opens_now",
-                                                 check_keys ? json_boolean(!groups[k].closed)
-                                                            : NULL));
-        json_t *root = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "groups", arr,
-                                 "blobs", (json_int_t)renc_blobs, "bytes", (json_int_t)renc_bytes,
-                                 "unwraps", (json_int_t)unwraps, "not_renc", (json_int_t)not_renc,
-                                 "unreadable", (json_int_t)bad, "crypto_mb_per_s", crypto / 1e6,
-                                 "storage_mb_per_s", storage_mbps, "estimate_rekey_s", rekey_s,
-                                 "estimate_rewrap_s", rewrap_s);
-        if (check_keys)
-            json_object_set(root, "key_versions", states);
-        json_dumpf(root, stdout, JSON_INDENT(2));
-        putchar('\n');
-        json_decref(root);
-    } else {
-        printf("%-48s %10s %14s %10s\n", "KEY SLOTS", "BLOBS", "BYTES", "UNWRAPS");
-        for (size_t k = 0; k < ngroups; k++)
-            printf("%-48s %10llu %14llu %10zu\n", groups[k].refs,
-                   (unsigned long long)groups[k].blobs, (unsigned long long)groups[k].bytes,
-                   groups[k].dek_count);
-        printf("total: %llu RENC blobs, %llu bytes, %llu unwraps; %llu other files skipped%s\n",
-               (unsigned long long)renc_blobs, (unsigned long long)renc_bytes,
-               (unsigned long long)unwraps, (unsigned long long)not_renc,
-               bad ? "; some files unreadable (listed above)" : "");
-        printf("estimate: rekey %.1f s (two AES-GCM passes at %.0f MB/s on %u threads, measured "
-               "now%s)\n", rekey_s, crypto / 1e6, threads,
-               storage_mbps > 0 ? ", or storage if slower" : "; storage not included");
-        if (check_keys)
-            renc_plan_print_keys(groups, ngroups, states);
-        if (storage_mbps > 0)
-            printf("estimate: rewrap %.1f s (read and write at %.0f MB/s) plus %llu unwraps\n",
-                   rewrap_s, storage_mbps, (unsigned long long)unwraps);
-        else
-            printf("estimate: rewrap is a copy bound by storage: give --storage-mbps N to "
-                   "estimate it; %llu unwraps\n", (unsigned long long)unwraps);
-    }
-    for (size_t k = 0; k < ngroups; k++) {
-        renc_free(groups[k].refs);
-        renc_free(groups[k].deks);
-    }
-    renc_free(groups);
+    if (a.json)
+        renc_plan_json(&p, &a, states);
+    else
+        renc_plan_text(&p, &a, states);
+    renc_plan_cleanup(&p);
     json_decref(states);
     renc_scan_cleanup(&scan);
-    return bad ? RENC_EXIT_FAILED : status;
+    return p.bad ? RENC_EXIT_FAILED : status;
 }

@@ -1,4 +1,9 @@
-/* reencrypt run | verify | plan — the bulk commands. */
+/* reencrypt run | verify — the bulk commands: their options, and the calls
+ * one run makes in order (locks, keys, journal, scan, engine, outcome).
+ * What those calls need beside them lives in run_paths.c (the --out mirror
+ * rules, the temp-file sweep), run_journal.c (the journal and the work list)
+ * and run_report.c (progress, summary, --report); cmd_run.h is what they
+ * share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -6,23 +11,13 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <jansson.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "common/path.h"
-#include "crypto/akv.h"
-#include "crypto/record.h"
-#include "io/file.h"
-#include "io/replace.h"
-#include "reencrypt/blobfile.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_run.h"
 #include "reencrypt/engine.h"
 #include "reencrypt/envctl.h"
 #include "reencrypt/envdata.h"
@@ -42,49 +37,6 @@ static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
     "         [--report FILE] (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
 
-/* QP(buf, path): path quoted for a message (renc_cli_path_quote) into the
- * char array buf. */
-#define QP(buf, path) renc_cli_path_quote((buf), sizeof(buf), (path))
-
-enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
-
-struct renc_bulk_args {
-    struct renc_global g;
-    const char *to, *out, *manifest, *report;
-    const char *drop[16];
-    size_t drop_count;
-    enum renc_run_mode mode;
-    int keep_old, dry_run, no_verify, fail_fast, direct, identity;
-    const char *journal;
-    int no_journal, resume, restart, copy;
-    uint64_t finished_before; /* blobs finished by earlier attempts of the run */
-    uint64_t held;            /* blobs held by a header write recovery could not settle */
-    const char *out_dir;      /* the canonical --out (NULL: in place) */
-    unsigned threads, share_dek;
-    int threads_given;
-    uint64_t memory;
-    enum renc_progress_mode progress;
-    enum renc_aead_backend backend;
-    char **sources;
-    int source_count;
-    const char *run_only; /* the first option given that only run takes */
-    /* Environments (--env, --all-envs): each is one run over DATA/<id>
-     * to its policy key. */
-    const char *envs[64];
-    size_t env_count;
-    int all_envs;
-    /* What one run came to, for the catalog. */
-    const char *outcome;      /* "finished", "failed", "interrupted" or NULL */
-    char withdrawn_ref[RENC_MAX_REF_LEN + 1]; /* a key found revoked or disabled at its vault */
-    int withdrawn_rc;
-    uint64_t failed_total;
-    char journal_path[4096];
-    /* An environment's run: its staged writes left by a killed put,
-     * restore or copy are settled once its lock is held. */
-    struct renc_catalog *env_cat;
-    const char *env_id;
-};
-
 /* The most --memory may be: the machine's physical memory (and never more
  * than 1 TiB, the most the engine sizes its pools for). */
 static uint64_t renc_memory_limit(void)
@@ -95,6 +47,144 @@ static uint64_t renc_memory_limit(void)
         return cap;
     uint64_t phys = (uint64_t)pages * (uint64_t)page;
     return phys < cap ? phys : cap;
+}
+
+/* The options of run and verify whose value is checked: returns -1 when
+ * opt is taken, or an exit. */
+static int renc_bulk_opt_value(const char *cmd, struct renc_bulk_args *a, int opt)
+{
+    uint64_t v;
+    switch (opt) {
+    case 'm':
+        if (strcmp(optarg, "rewrap") == 0)
+            a->mode = RENC_MODE_REWRAP;
+        else if (strcmp(optarg, "rekey") == 0)
+            a->mode = RENC_MODE_REKEY;
+        else {
+            renc_err(cmd, "--mode must be rewrap or rekey");
+            return RENC_EXIT_USAGE;
+        }
+        break;
+    case 's':
+        if (renc_parse_size(optarg, &v) || v < 1 || v > 1000000) {
+            renc_err(cmd, "--share-dek must be 1..1000000");
+            return RENC_EXIT_USAGE;
+        }
+        a->share_dek = (unsigned)v;
+        break;
+    case 'T':
+        if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
+            renc_err(cmd, "--threads must be 1..1024");
+            return RENC_EXIT_USAGE;
+        }
+        a->threads = (unsigned)v;
+        a->threads_given = 1;
+        break;
+    case 'B':
+        if (renc_parse_size(optarg, &v)) {
+            renc_err(cmd, "--memory must be a byte count (K, M, G suffixes)");
+            return RENC_EXIT_USAGE;
+        }
+        if (v > renc_memory_limit()) {
+            char limit[32];
+            renc_bytes_text(limit, sizeof limit, renc_memory_limit());
+            renc_err(cmd, "--memory %s is more than this machine's memory: at most %llu "
+                          "bytes (%s)", optarg, (unsigned long long)renc_memory_limit(), limit);
+            return RENC_EXIT_USAGE;
+        }
+        a->memory = v;
+        break;
+    case 'P':
+        if (strcmp(optarg, "bar") == 0)
+            a->progress = RENC_PROGRESS_BAR;
+        else if (strcmp(optarg, "json") == 0)
+            a->progress = RENC_PROGRESS_JSON;
+        else if (strcmp(optarg, "none") == 0)
+            a->progress = RENC_PROGRESS_NONE;
+        else {
+            renc_err(cmd, "--progress must be bar, json or none");
+            return RENC_EXIT_USAGE;
+        }
+        break;
+    case 'C':
+        if (renc_aead_backend_parse(optarg, &a->backend) != 0) {
+            renc_err(cmd, "--crypto-backend must be auto, openssl or ipsec-mb");
+            return RENC_EXIT_USAGE;
+        }
+        break;
+    }
+    return -1;
+}
+
+/* One option of run or verify (not a global one): returns -1 when taken,
+ * or an exit (usage or --help). */
+static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_args *a, int opt)
+{
+    switch (opt) {
+    case 'm': case 's': case 'T': case 'B': case 'P': case 'C':
+        return renc_bulk_opt_value(cmd, a, opt);
+    case 't': a->to = optarg; break;
+    case 'o': a->out = optarg; break;
+    case 'M': a->manifest = optarg; break;
+    case 'k': a->keep_old = 1; break;
+    case 'd':
+        if (a->drop_count == 16) {
+            renc_err(cmd, "at most 16 --drop options");
+            return RENC_EXIT_USAGE;
+        }
+        a->drop[a->drop_count++] = optarg;
+        break;
+    case 'n': a->dry_run = 1; break;
+    case 'V': a->no_verify = 1; break;
+    case 'F': a->fail_fast = 1; break;
+    case 'r': a->report = optarg; break;
+    case 'D': a->direct = 1; break;
+    case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
+    case 'J': a->journal = optarg; break;
+    case 'j': a->no_journal = 1; break;
+    case 'R': a->resume = 1; break;
+    case 'X': a->restart = 1; break;
+    case 'c': a->copy = 1; break;
+    case 'e':
+        if (a->env_count == 64) {
+            renc_err(cmd, "at most 64 --env options (--all-envs takes them all)");
+            return RENC_EXIT_USAGE;
+        }
+        a->envs[a->env_count++] = optarg;
+        break;
+    case 'A': a->all_envs = 1; break;
+    case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
+    default: fputs(usage, stderr); return RENC_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* What to work on: --env IDs (or --all-envs), or SOURCEs, or --manifest,
+ * one of them.  Returns -1 to continue, or an exit. */
+static int renc_bulk_parse_what(const char *cmd, const char *usage, struct renc_bulk_args *a)
+{
+    if (a->env_count || a->all_envs) {
+        if (a->source_count || a->manifest || (a->env_count && a->all_envs)) {
+            renc_err(cmd, "give --env ID (or --all-envs), or SOURCEs, or --manifest: one of them");
+            return RENC_EXIT_USAGE;
+        }
+        if (a->to || a->out || a->journal) {
+            renc_err(cmd, "with --env the target is the environment's policy key and its data is "
+                          "rewritten in place, each with its own journal: --%s does not apply",
+                     a->to ? "to" : a->out ? "out" : "journal");
+            return RENC_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < a->env_count; i++)
+            if (!renc_env_id_ok(cmd, "--env", a->envs[i]))
+                return RENC_EXIT_USAGE;
+        return -1;
+    }
+    if ((a->source_count == 0) == (a->manifest == NULL)) {
+        renc_err(cmd, "give SOURCE directories or files, or --manifest FILE (not both)");
+        fputs(usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    return -1;
 }
 
 /* Parses the options of run, verify and plan; returns -1 to continue, or an
@@ -130,7 +220,6 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    uint64_t v;
     uint64_t seen = 0; /* the single-valued options given (renc_opt_once) */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
@@ -151,122 +240,13 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         /* --drop and --env add up; the others with a value take one. */
         if (renc_opt_once(cmd, opts, "tmoMsTBPrCJ", opt, &seen))
             return RENC_EXIT_USAGE;
-        switch (opt) {
-        case 't': a->to = optarg; break;
-        case 'm':
-            if (strcmp(optarg, "rewrap") == 0)
-                a->mode = RENC_MODE_REWRAP;
-            else if (strcmp(optarg, "rekey") == 0)
-                a->mode = RENC_MODE_REKEY;
-            else {
-                renc_err(cmd, "--mode must be rewrap or rekey");
-                return RENC_EXIT_USAGE;
-            }
-            break;
-        case 'o': a->out = optarg; break;
-        case 'M': a->manifest = optarg; break;
-        case 'k': a->keep_old = 1; break;
-        case 'd':
-            if (a->drop_count == 16) {
-                renc_err(cmd, "at most 16 --drop options");
-                return RENC_EXIT_USAGE;
-            }
-            a->drop[a->drop_count++] = optarg;
-            break;
-        case 'n': a->dry_run = 1; break;
-        case 's':
-            if (renc_parse_size(optarg, &v) || v < 1 || v > 1000000) {
-                renc_err(cmd, "--share-dek must be 1..1000000");
-                return RENC_EXIT_USAGE;
-            }
-            a->share_dek = (unsigned)v;
-            break;
-        case 'V': a->no_verify = 1; break;
-        case 'F': a->fail_fast = 1; break;
-        case 'T':
-            if (renc_parse_size(optarg, &v) || v < 1 || v > 1024) {
-                renc_err(cmd, "--threads must be 1..1024");
-                return RENC_EXIT_USAGE;
-            }
-            a->threads = (unsigned)v;
-            a->threads_given = 1;
-            break;
-        case 'B':
-            if (renc_parse_size(optarg, &v)) {
-                renc_err(cmd, "--memory must be a byte count (K, M, G suffixes)");
-                return RENC_EXIT_USAGE;
-            }
-            if (v > renc_memory_limit()) {
-                char limit[32];
-                renc_bytes_text(limit, sizeof limit, renc_memory_limit());
-                renc_err(cmd, "--memory %s is more than this machine's memory: at most %llu "
-                              "bytes (%s)", optarg, (unsigned long long)renc_memory_limit(), limit);
-                return RENC_EXIT_USAGE;
-            }
-            a->memory = v;
-            break;
-        case 'P':
-            if (strcmp(optarg, "bar") == 0)
-                a->progress = RENC_PROGRESS_BAR;
-            else if (strcmp(optarg, "json") == 0)
-                a->progress = RENC_PROGRESS_JSON;
-            else if (strcmp(optarg, "none") == 0)
-                a->progress = RENC_PROGRESS_NONE;
-            else {
-                renc_err(cmd, "--progress must be bar, json or none");
-                return RENC_EXIT_USAGE;
-            }
-            break;
-        case 'r': a->report = optarg; break;
-        case 'C':
-            if (renc_aead_backend_parse(optarg, &a->backend) != 0) {
-                renc_err(cmd, "--crypto-backend must be auto, openssl or ipsec-mb");
-                return RENC_EXIT_USAGE;
-            }
-            break;
-        case 'D': a->direct = 1; break;
-        case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
-        case 'J': a->journal = optarg; break;
-        case 'j': a->no_journal = 1; break;
-        case 'R': a->resume = 1; break;
-        case 'X': a->restart = 1; break;
-        case 'c': a->copy = 1; break;
-        case 'e':
-            if (a->env_count == 64) {
-                renc_err(cmd, "at most 64 --env options (--all-envs takes them all)");
-                return RENC_EXIT_USAGE;
-            }
-            a->envs[a->env_count++] = optarg;
-            break;
-        case 'A': a->all_envs = 1; break;
-        case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
-        default: fputs(usage, stderr); return RENC_EXIT_USAGE;
-        }
+        int status = renc_bulk_opt(cmd, usage, a, opt);
+        if (status >= 0)
+            return status;
     }
     a->sources = argv + optind;
     a->source_count = argc - optind;
-    if (a->env_count || a->all_envs) {
-        if (a->source_count || a->manifest || (a->env_count && a->all_envs)) {
-            renc_err(cmd, "give --env ID (or --all-envs), or SOURCEs, or --manifest: one of them");
-            return RENC_EXIT_USAGE;
-        }
-        if (a->to || a->out || a->journal) {
-            renc_err(cmd, "with --env the target is the environment's policy key and its data is "
-                          "rewritten in place, each with its own journal: --%s does not apply",
-                     a->to ? "to" : a->out ? "out" : "journal");
-            return RENC_EXIT_USAGE;
-        }
-        for (size_t i = 0; i < a->env_count; i++)
-            if (!renc_env_id_ok(cmd, "--env", a->envs[i]))
-                return RENC_EXIT_USAGE;
-        return -1;
-    }
-    if ((a->source_count == 0) == (a->manifest == NULL)) {
-        renc_err(cmd, "give SOURCE directories or files, or --manifest FILE (not both)");
-        fputs(usage, stderr);
-        return RENC_EXIT_USAGE;
-    }
-    return -1;
+    return renc_bulk_parse_what(cmd, usage, a);
 }
 
 /* Lists the blobs; prints scan errors.  Returns -1 to continue or an exit. */
@@ -292,660 +272,11 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
     return -1;
 }
 
-/* --out must not lie inside a source (the run would read its own output). */
-static int renc_out_inside_source(const struct renc_bulk_args *a, char *out_real, size_t max)
-{
-    char buf[PATH_MAX];
-    int create = 0;
-    if (!realpath(a->out, buf)) {
-        if (errno != ENOENT)
-            return -errno;
-        /* Not there yet: resolve its parent and check before creating it,
-         * so that a refused --out leaves no folder inside a source. */
-        char parent[PATH_MAX];
-        size_t n = strlen(a->out);
-        if (n >= sizeof parent)
-            return -ENAMETOOLONG;
-        memcpy(parent, a->out, n + 1);
-        while (n > 1 && parent[n - 1] == '/')
-            parent[--n] = '\0';
-        char *slash = strrchr(parent, '/');
-        const char *base = slash ? slash + 1 : parent;
-        const char *dir = ".";
-        if (slash == parent)
-            dir = "/";
-        else if (slash) {
-            *slash = '\0';
-            dir = parent;
-        }
-        if (!realpath(dir, buf))
-            return -errno;
-        size_t bl = strlen(buf);
-        int w = snprintf(buf + bl, sizeof buf - bl, "%s%s", bl > 1 ? "/" : "", base);
-        if (w < 0 || (size_t)w >= sizeof buf - bl)
-            return -ENAMETOOLONG;
-        create = 1;
-    }
-    snprintf(out_real, max, "%s", buf);
-    for (int i = 0; i < a->source_count; i++) {
-        char src[PATH_MAX];
-        if (!realpath(a->sources[i], src))
-            continue;
-        size_t n = strlen(src);
-        if (strncmp(buf, src, n) == 0 && (buf[n] == '/' || buf[n] == '\0'))
-            return 1;
-    }
-    if (create && mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-/* --out: each blob's mirror path is OUT/REL.  REL is made canonical here (no
- * empty or "." components).  A REL with ".." would leave OUT (a manifest line
- * such as ../src/x.renc can even land on its own source, rewriting it in
- * place), and two blobs with the same REL (one name under two sources, or a
- * manifest naming files as a/x and /a/x) would overwrite each other's mirror:
- * both are refused before anything is written. */
-static int renc_rel_canonical(char *rel)
-{
-    return renc_path_tidy(rel, strlen(rel) + 1, rel, RENC_PATH_NO_DOTDOT) == 0 ? 0 : -1;
-}
-
-static int renc_item_rel_cmp(const void *a, const void *b)
-{
-    const struct renc_scan_item *x = *(const struct renc_scan_item *const *)a;
-    const struct renc_scan_item *y = *(const struct renc_scan_item *const *)b;
-    return strcmp(x->rel, y->rel);
-}
-
-/* Returns -1 to continue or an exit code. */
-static int renc_check_mirror_paths(const char *cmd, const char *out, struct renc_scan *scan)
-{
-    int bad = 0;
-    for (size_t i = 0; i < scan->count; i++) {
-        if (renc_rel_canonical(scan->items[i].rel) != 0) {
-            char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX];
-            renc_err(cmd, "%s: cannot be mirrored under --out %s (its path has '..' or no name)",
-                     QP(q1, scan->items[i].path), QP(q2, out));
-            bad = 1;
-        }
-    }
-    if (bad || scan->count < 2)
-        return bad ? RENC_EXIT_USAGE : -1;
-    struct renc_scan_item **v = renc_calloc(scan->count, sizeof *v);
-    if (!v) {
-        renc_err(cmd, "%s", renc_strerror(-RENC_E_NOMEM));
-        return RENC_EXIT_FAILED;
-    }
-    for (size_t i = 0; i < scan->count; i++)
-        v[i] = &scan->items[i];
-    qsort(v, scan->count, sizeof *v, renc_item_rel_cmp);
-    for (size_t i = 1; i < scan->count; i++) {
-        if (strcmp(v[i - 1]->rel, v[i]->rel) == 0) {
-            char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX], q3[RENC_PATH_QUOTE_MAX],
-                q4[RENC_PATH_QUOTE_MAX];
-            renc_err(cmd, "%s and %s would both be written to %s/%s", QP(q1, v[i - 1]->path),
-                     QP(q2, v[i]->path), QP(q3, out), QP(q4, v[i]->rel));
-            bad = 1;
-        }
-    }
-    renc_free(v);
-    return bad ? RENC_EXIT_USAGE : -1;
-}
-
-/* ---- --out never writes a source -------------------------------------- */
-
-/* renc_canon_prefix: path made canonical as far as it exists: its longest
- * existing prefix resolved (realpath), the rest appended as it is (it will
- * be created by the run, so no symlink can be in it).  Works for a final
- * component that is a symlink too: it is kept, not followed (a rename over
- * a symlink replaces the link). */
-static int renc_canon_prefix(const char *path, char *out, size_t max)
-{
-    char head[PATH_MAX];
-    size_t n = strlen(path);
-    RENC_RETURN_IF(n == 0 || n >= sizeof head, -ENAMETOOLONG);
-    memcpy(head, path, n + 1);
-    /* The last component is never resolved: start from its parent. */
-    char *cut = strrchr(head, '/');
-    for (;;) {
-        char real[PATH_MAX];
-        const char *dir = !cut ? "." : cut == head ? "/" : head;
-        if (cut)
-            *cut = '\0';
-        if (realpath(dir, real)) {
-            const char *rest = cut ? path + (cut - head) + 1 : path;
-            int w = snprintf(out, max, "%s%s%s", real, strcmp(real, "/") ? "/" : "", rest);
-            return w < 0 || (size_t)w >= max ? -ENAMETOOLONG : 0;
-        }
-        if (errno != ENOENT || !cut || cut == head)
-            return -errno;
-        char *prev = strrchr(head, '/');
-        *cut = '/';
-        if (!prev) { /* a relative path with no existing folder in it: from "." */
-            char here[PATH_MAX];
-            RENC_RETURN_IF(!getcwd(here, sizeof here), -errno);
-            int w = snprintf(out, max, "%s/%s", here, path);
-            return w < 0 || (size_t)w >= max ? -ENAMETOOLONG : 0;
-        }
-        cut = prev;
-    }
-}
-
-struct renc_src_id {
-    char *canon;   /* canonical path of a source item */
-    dev_t dev;
-    ino_t ino;
-    size_t idx;
-};
-
-static int renc_src_by_path(const void *a, const void *b)
-{
-    return strcmp(((const struct renc_src_id *)a)->canon, ((const struct renc_src_id *)b)->canon);
-}
-
-static int renc_src_by_inode(const void *a, const void *b)
-{
-    const struct renc_src_id *x = a, *y = b;
-    if (x->dev != y->dev)
-        return x->dev < y->dev ? -1 : 1;
-    return x->ino < y->ino ? -1 : x->ino > y->ino ? 1 : 0;
-}
-
-/* 1 when canonical path p is root or lies inside it. */
-static int renc_path_within(const char *p, const char *root)
-{
-    size_t n = strlen(root);
-    return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0' || strcmp(root, "/") == 0);
-}
-
-/* The reason item i's mirror under out would write a source, or NULL. */
-static const char *renc_mirror_hits_source(const struct renc_scan *scan, size_t i,
-                                           const char *out, struct renc_src_id *by_path,
-                                           struct renc_src_id *by_inode, char **roots,
-                                           size_t nroots, char *why, size_t max)
-{
-    char mirror[PATH_MAX], canon[PATH_MAX];
-    char q1[RENC_PATH_QUOTE_MAX], q2[RENC_PATH_QUOTE_MAX];
-    const struct renc_scan_item *it = &scan->items[i];
-    int w = snprintf(mirror, sizeof mirror, "%s/%s", out, it->rel);
-    if (w < 0 || (size_t)w >= sizeof mirror || renc_canon_prefix(mirror, canon, sizeof canon))
-        return NULL; /* the engine reports a name too long when it gets there */
-    struct renc_src_id key = {.canon = canon};
-    const struct renc_src_id *hit =
-        bsearch(&key, by_path, scan->count, sizeof *by_path, renc_src_by_path);
-    struct stat st;
-    if (!hit && lstat(mirror, &st) == 0) {
-        key.dev = st.st_dev;
-        key.ino = st.st_ino;
-        hit = bsearch(&key, by_inode, scan->count, sizeof *by_inode, renc_src_by_inode);
-    }
-    if (hit) {
-        renc_cli_path_quote(q1, sizeof q1, it->path);
-        if (hit->idx == i)
-            renc_textf(why, max, "%s would be written over itself (its mirror is the same file)",
-                       q1);
-        else
-            renc_textf(why, max, "%s would be written over the source %s (its mirror is that file)",
-                       q1, renc_cli_path_quote(q2, sizeof q2, scan->items[hit->idx].path));
-        return why;
-    }
-    for (size_t r = 0; r < nroots; r++) {
-        if (!renc_path_within(canon, roots[r]))
-            continue;
-        renc_cli_path_quote(q1, sizeof q1, it->path);
-        renc_textf(why, max, "%s would be mirrored to %s, inside the source %s", q1,
-                   renc_cli_path_quote(q2, sizeof q2, canon), roots[r]);
-        return why;
-    }
-    return NULL;
-}
-
-/* Sources are never written with --out: refuses (exit 2) an --out under
- * which the mirror of a source item would be that item, another source
- * item (also through a hard link or another mount of the same file: same
- * device and inode), or a path inside a source folder.  Paths are compared
- * canonical (symlinks resolved, up to the last component).  Returns -1 to
- * continue or an exit code. */
-static int renc_check_out_not_source(const char *cmd, const struct renc_bulk_args *a,
-                                     const char *out, const struct renc_scan *scan)
-{
-    if (scan->count == 0)
-        return -1;
-    int status = -1;
-    struct renc_src_id *by_path = renc_calloc(scan->count, sizeof *by_path);
-    struct renc_src_id *by_inode = renc_calloc(scan->count, sizeof *by_inode);
-    char **roots = renc_calloc((size_t)a->source_count + 1, sizeof *roots);
-    size_t nroots = 0;
-    if (!by_path || !by_inode || !roots)
-        goto out_nomem;
-    for (size_t i = 0; i < scan->count; i++) {
-        char canon[PATH_MAX];
-        struct stat st;
-        by_path[i].idx = i;
-        if (renc_canon_prefix(scan->items[i].path, canon, sizeof canon) != 0 ||
-            lstat(scan->items[i].path, &st) != 0) {
-            /* Gone since the scan: nothing of it to protect (the engine
-             * reports it); a name that cannot match a mirror. */
-            snprintf(canon, sizeof canon, "\n%zu", i);
-            memset(&st, 0, sizeof st);
-            st.st_ino = 0;
-        }
-        by_path[i].canon = renc_strdup(canon);
-        by_path[i].dev = st.st_dev;
-        by_path[i].ino = st.st_ino;
-        if (!by_path[i].canon)
-            goto out_nomem;
-    }
-    memcpy(by_inode, by_path, scan->count * sizeof *by_inode);
-    qsort(by_path, scan->count, sizeof *by_path, renc_src_by_path);
-    qsort(by_inode, scan->count, sizeof *by_inode, renc_src_by_inode);
-    for (int i = 0; !a->manifest && i < a->source_count; i++) {
-        char real[PATH_MAX];
-        struct stat st;
-        if (lstat(a->sources[i], &st) == 0 && S_ISDIR(st.st_mode) &&
-            realpath(a->sources[i], real) && !(roots[nroots++] = renc_strdup(real)))
-            goto out_nomem;
-    }
-    size_t bad = 0;
-    for (size_t i = 0; i < scan->count; i++) {
-        char why[3 * RENC_PATH_QUOTE_MAX];
-        if (!renc_mirror_hits_source(scan, i, out, by_path, by_inode, roots, nroots, why,
-                                     sizeof why))
-            continue;
-        if (bad++ < 5) {
-            char q[RENC_PATH_QUOTE_MAX];
-            renc_err(cmd, "--out %s: %s; sources are never written with --out: choose an "
-                          "output folder outside the sources",
-                     renc_cli_path_quote(q, sizeof q, a->out), why);
-        }
-    }
-    if (bad > 5)
-        renc_err(cmd, "--out: %zu more blobs the same way", bad - 5);
-    if (bad)
-        status = RENC_EXIT_USAGE;
-    goto out;
-out_nomem:
-    renc_err(cmd, "%s", renc_strerror(-RENC_E_NOMEM));
-    status = RENC_EXIT_FAILED;
-out:
-    for (size_t i = 0; by_path && i < scan->count; i++)
-        renc_free(by_path[i].canon);
-    for (size_t r = 0; r < nroots; r++)
-        renc_free(roots[r]);
-    renc_free(by_path);
-    renc_free(by_inode);
-    renc_free(roots);
-    return status;
-}
-
-/* ---- progress --------------------------------------------------------- */
-
-struct renc_progress_ctx {
-    enum renc_progress_mode mode;
-    const char *cmd;
-    double last_json;
-    int drew;
-    struct renc_journal *journal; /* flushed at every tick */
-    int journal_rc;               /* a flush failed: the run is stopped */
-};
-
+/* Set by SIGINT and SIGTERM (renc_on_signal) and by a journal flush that
+ * failed (renc_run_progress_cb): the engine starts no new blob.  Atomic,
+ * not volatile sig_atomic_t: the engine's workers read it while the
+ * handler may run on any thread (ThreadSanitizer reported the race). */
 static atomic_int renc_stop_flag;
-
-static void renc_progress_cb(const struct renc_engine_progress *p, void *arg)
-{
-    struct renc_progress_ctx *c = arg;
-    if (c->journal && c->journal_rc == 0) {
-        /* The notes of blobs finished since the last tick, in one commit.
-         * A journal that cannot be written stops the run: blobs go on being
-         * safe, but progress could no longer be resumed from it. */
-        c->journal_rc = renc_journal_flush(c->journal);
-        if (c->journal_rc)
-            atomic_store(&renc_stop_flag, 1);
-    }
-    double mbps = p->elapsed_s > 0 ? p->bytes_finished / 1e6 / p->elapsed_s : 0;
-    double rate = p->elapsed_s > 0 ? p->bytes_finished / p->elapsed_s : 0;
-    double eta = rate > 0 ? (p->bytes_total - p->bytes_finished) / rate : -1;
-    if (c->mode == RENC_PROGRESS_BAR) {
-        char done[32], total[32];
-        renc_bytes_text(done, sizeof done, p->bytes_finished);
-        renc_bytes_text(total, sizeof total, p->bytes_total);
-        double frac = p->bytes_total ? (double)p->bytes_finished / p->bytes_total
-                                     : p->items_total ? (double)p->items_finished / p->items_total : 1;
-        int width = 30, fill = (int)(frac * width + 0.5);
-        char bar[64];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %llu/%llu blobs  %s/%s  %.1f MB/s  ETA %s%.0fs  ", bar,
-                (unsigned long long)p->items_finished, (unsigned long long)p->items_total,
-                done, total, mbps, eta < 0 ? "?" : "", eta < 0 ? 0.0 : eta);
-        c->drew = 1;
-    } else if (c->mode == RENC_PROGRESS_JSON && p->elapsed_s - c->last_json >= 1.0) {
-        c->last_json = p->elapsed_s;
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}",
-                              "type", "progress", "command", c->cmd,
-                              "blobs_done", (json_int_t)p->items_finished,
-                              "blobs_total", (json_int_t)p->items_total,
-                              "failed", (json_int_t)p->failed,
-                              "skipped", (json_int_t)p->skipped,
-                              "bytes_done", (json_int_t)p->bytes_finished,
-                              "bytes_total", (json_int_t)p->bytes_total,
-                              "elapsed_s", p->elapsed_s, "mb_per_s", mbps, "eta_s", eta);
-        json_dumpf(j, stdout, JSON_COMPACT);
-        fputc('\n', stdout);
-        fflush(stdout);
-        json_decref(j);
-    }
-}
-
-/* ---- summary and report ----------------------------------------------- */
-
-static int renc_write_report(const char *path, json_t *root)
-{
-    char *text = json_dumps(root, JSON_INDENT(2));
-    if (!text)
-        return -RENC_E_NOMEM;
-    json_malloc_t json_malloc;
-    json_free_t json_free; /* jansson's allocator: see renc_json_wipe_on_free */
-    json_get_alloc_funcs(&json_malloc, &json_free);
-    char tmp[4200];
-    int fd;
-    int rc = renc_file_tmp_open(path, 0600, tmp, sizeof tmp, &fd);
-    if (rc == 0) {
-        rc = renc_file_write_full(fd, text, strlen(text));
-        if (rc == 0)
-            rc = renc_file_write_full(fd, "\n", 1);
-        if (rc == 0)
-            rc = renc_file_commit(fd, tmp, path);
-        else
-            renc_file_abort(fd, tmp);
-    }
-    json_free(text);
-    return rc;
-}
-
-/* Each header intent a crash left whose outcome is worth a line, as the
- * journal's recovery settles it: said once, by the run that settles it. */
-static void renc_recover_report(void *arg, const char *path, enum renc_settle what, int rc)
-{
-    const char *cmd = arg;
-    char q[RENC_PATH_QUOTE_MAX];
-    renc_cli_path_quote(q, sizeof q, path);
-    switch (what) {
-    case RENC_SETTLE_COMPLETED:
-        printf("%s: recovery: %s: header found half written: completed from the journal\n", cmd,
-               q);
-        break;
-    case RENC_SETTLE_GONE:
-        printf("%s: recovery: %s: gone since the crash: nothing to complete, its header write "
-               "is settled\n", cmd, q);
-        break;
-    case RENC_SETTLE_REPLACED:
-        printf("%s: recovery: %s: holds neither the old nor the new header: replaced by another "
-               "writer: left as it is (and looked at afresh)\n", cmd, q);
-        break;
-    default:
-        renc_err(cmd, "%s: %s; its in-place header write is kept in the journal, and the blob "
-                      "left alone, until it can be read", q, renc_strerror(rc));
-        break;
-    }
-}
-
-/* Failures are told one line a blob, up to RENC_LINES_PER_CAUSE for one
- * cause (error and key): past that, one line sums up the rest (a full disk
- * fails every blob in flight the same way; the report and `status
- * --failures 0` list them all). */
-#define RENC_LINES_PER_CAUSE 10
-#define RENC_MAX_CAUSES 32
-
-struct renc_cause {
-    int rc;
-    const char *ref; /* the key, or NULL */
-    uint64_t count;
-    size_t first;    /* the scan item that met it first */
-};
-
-struct renc_causes {
-    struct renc_cause c[RENC_MAX_CAUSES];
-    size_t n;
-};
-
-/* The destination can take no more: every blob after it would fail the
- * same way, so the run stops (renc_engine) and says so once. */
-static int renc_run_wide_io(int rc)
-{
-    return rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
-}
-
-static struct renc_cause *renc_cause_of(struct renc_causes *cs, int rc, const char *ref,
-                                        size_t idx)
-{
-    for (size_t k = 0; k < cs->n; k++)
-        if (cs->c[k].rc == rc && (cs->c[k].ref == ref ||
-                                  (cs->c[k].ref && ref && strcmp(cs->c[k].ref, ref) == 0)))
-            return &cs->c[k];
-    if (cs->n == RENC_MAX_CAUSES)
-        return NULL; /* that many kinds: each told on its own */
-    struct renc_cause *c = &cs->c[cs->n++];
-    c->rc = rc;
-    c->ref = ref;
-    c->first = idx;
-    return c;
-}
-
-/* One failed blob's line, unless its cause was told often enough. */
-static void renc_failure_line(const char *cmd, struct renc_causes *cs,
-                              const struct renc_scan *scan, size_t i, int rc, const char *ref)
-{
-    struct renc_cause *c = renc_cause_of(cs, rc, ref, i);
-    if (c && ++c->count > RENC_LINES_PER_CAUSE)
-        return;
-    char q[RENC_PATH_QUOTE_MAX];
-    if (ref)
-        renc_err(cmd, "%s: %s (key %s)", QP(q, scan->items[i].path), renc_strerror(rc), ref);
-    else
-        renc_err(cmd, "%s: %s", QP(q, scan->items[i].path), renc_strerror(rc));
-}
-
-/* The folder item i is written to: its own, or its mirror's under --out. */
-static void renc_out_dir_of(const struct renc_bulk_args *a, const struct renc_scan_item *it,
-                          char *out, size_t max)
-{
-    const char *p = a->out_dir ? it->rel : it->path;
-    const char *slash = strrchr(p, '/');
-    if (a->out_dir)
-        renc_textf(out, max, "%s%s%.*s", a->out_dir, slash ? "/" : "",
-                   slash ? (int)(slash - p) : 0, p);
-    else if (slash)
-        renc_textf(out, max, "%.*s", slash == p ? 1 : (int)(slash - p), p);
-    else
-        renc_textf(out, max, ".");
-}
-
-/* After the failure lines: the rest of each cause told often, and a
- * destination that could take no more, once, with what it left undone. */
-static void renc_failure_summary(const char *cmd, const struct renc_bulk_args *a,
-                                 const struct renc_causes *cs, const struct renc_scan *scan,
-                                 uint64_t not_started)
-{
-    const struct renc_cause *wide = NULL;
-    for (size_t k = 0; k < cs->n; k++) {
-        const struct renc_cause *c = &cs->c[k];
-        if (!wide && renc_run_wide_io(c->rc))
-            wide = c;
-        if (c->count <= RENC_LINES_PER_CAUSE)
-            continue;
-        renc_err(cmd, "%llu more blobs failed the same way: %s%s%s%s ('reencrypt status "
-                      "--failures 0' or --report lists them all)",
-                 (unsigned long long)(c->count - RENC_LINES_PER_CAUSE), renc_strerror(c->rc),
-                 c->ref ? " (key " : "", c->ref ? c->ref : "", c->ref ? ")" : "");
-    }
-    if (!wide || strcmp(cmd, "run") != 0)
-        return;
-    char dir[PATH_MAX + 8], q[RENC_PATH_QUOTE_MAX], cause[128];
-    renc_out_dir_of(a, &scan->items[wide->first], dir, sizeof dir);
-    snprintf(cause, sizeof cause, "%s", renc_strerror(wide->rc));
-    if (cause[0] >= 'A' && cause[0] <= 'Z')
-        cause[0] = (char)(cause[0] - 'A' + 'a');
-    if (not_started)
-        renc_err(cmd, "stopped: %s writing %s; %llu blobs not started, resume with the same "
-                      "command", cause, QP(q, dir), (unsigned long long)not_started);
-    else
-        renc_err(cmd, "%s writing %s; run the same command again once it can be written",
-                 cause, QP(q, dir));
-}
-
-static int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
-                            const struct renc_scan *scan, struct renc_keystore *ks,
-                            const char *target, struct renc_progress_ctx *pc,
-                            const struct renc_session *sess)
-{
-    char q[RENC_PATH_QUOTE_MAX];
-    struct renc_engine_progress p;
-    renc_engine_snapshot(e, &p);
-    if (pc->mode == RENC_PROGRESS_JSON) {
-        pc->last_json = -1e9; /* one last line with the final figures */
-        renc_progress_cb(&p, pc);
-    }
-    if (pc->drew)
-        fputc('\n', stderr);
-    const struct renc_item_result *res = renc_engine_results(e);
-    json_t *failures = json_array();
-    struct renc_causes causes;
-    memset(&causes, 0, sizeof causes);
-    for (size_t i = 0; i < scan->count; i++) {
-        if (res[i].state != RENC_ITEM_FAILED)
-            continue;
-        renc_failure_line(cmd, &causes, scan, i, res[i].rc, res[i].ref);
-        /* Access withdrawn at the key's provider (any provider), or a vault
-         * key disabled: the environments on that key get locked. */
-        if (res[i].ref && !a->withdrawn_ref[0] &&
-            (res[i].rc == -RENC_E_KEY_REVOKED ||
-             (res[i].rc == -RENC_E_KEY_DISABLED && strncmp(res[i].ref, "akv:", 4) == 0))) {
-            snprintf(a->withdrawn_ref, sizeof a->withdrawn_ref, "%s", res[i].ref);
-            a->withdrawn_rc = res[i].rc;
-        }
-        json_t *f = json_pack("{s:s, s:s, s:i}", "path", scan->items[i].path, "error",
-                              renc_strerror(res[i].rc), "code", -res[i].rc);
-        if (res[i].ref)
-            json_object_set_new(f, "key", json_string(res[i].ref));
-        json_array_append_new(failures, f);
-    }
-    renc_failure_summary(cmd, a, &causes, scan, p.items_total - p.items_finished);
-    for (size_t i = 0; i < scan->error_count; i++)
-        json_array_append_new(failures, json_pack("{s:s, s:s, s:i}", "path", scan->errors[i].path,
-                                                  "error", renc_strerror(scan->errors[i].rc),
-                                                  "code", -scan->errors[i].rc));
-    uint64_t pending = p.items_total - p.items_finished;
-    struct renc_keystore_stats ks_stats;
-    renc_keystore_stats(ks, &ks_stats);
-    double mbps = p.elapsed_s > 0 ? p.bytes_finished / 1e6 / p.elapsed_s : 0;
-    double bps = p.elapsed_s > 0 ? p.items_finished / p.elapsed_s : 0;
-    int is_run = strcmp(cmd, "run") == 0;
-    if (is_run) {
-        printf("%s%s: %llu blobs %s, %llu skipped (already under %s), %llu not RENC, "
-               "%llu failed%s\n",
-               cmd, a->dry_run ? " (dry run: nothing written)" : "", (unsigned long long)p.done,
-               a->dry_run ? "would change" : "re-encrypted", (unsigned long long)p.skipped,
-               target ? target : "the target", (unsigned long long)p.not_renc,
-               (unsigned long long)(p.failed + scan->error_count + a->held), pending ? " (stopped early)" : "");
-        if (p.in_place)
-            printf("%s: %llu of them rewrapped by rewriting only their header, in place\n", cmd,
-                   (unsigned long long)p.in_place);
-        if (sess)
-            printf("%s: journal %s, run %s, attempt %u\n", cmd, QP(q, sess->journal_path),
-                   renc_journal_run_id(sess->journal), sess->attempt);
-        if (a->finished_before)
-            printf("%s: %llu more blobs were finished by earlier attempts of this run\n", cmd,
-                   (unsigned long long)a->finished_before);
-    }
-    else
-        printf("%s: %llu blobs verified, %llu not RENC, %llu failed%s\n", cmd,
-               (unsigned long long)p.done, (unsigned long long)p.not_renc,
-               (unsigned long long)(p.failed + scan->error_count + a->held), pending ? " (stopped early)" : "");
-    printf("%s: %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; %llu unwraps, %llu DEK cache hits, "
-           "%llu wraps; peak buffers %.1f MiB\n",
-           cmd, p.bytes_finished / 1e6, p.elapsed_s, mbps, bps,
-           (unsigned long long)ks_stats.unwraps, (unsigned long long)ks_stats.cache_hits,
-           (unsigned long long)ks_stats.wraps, renc_engine_peak_memory(e) / 1048576.0);
-    unsigned lost = renc_engine_attrs_lost(e);
-    if (lost & RENC_ATTR_OWNER)
-        fprintf(stderr, "reencrypt: %s: warning: the owner of some rewritten blobs could not be "
-                        "kept (only root may give a file to another user); they belong to uid %u "
-                        "now\n", cmd, (unsigned)geteuid());
-    if (lost & RENC_ATTR_XATTR)
-        fprintf(stderr, "reencrypt: %s: warning: some extended attributes of rewritten blobs could "
-                        "not be kept (not permitted or not supported here)\n", cmd);
-    struct renc_akv_stats vs;
-    memset(&vs, 0, sizeof vs);
-    if (renc_keystore_akv(ks))
-        renc_akv_stats(renc_keystore_akv(ks), &vs);
-    char pace_note[96] = "";
-    if (vs.pace_cuts)
-        snprintf(pace_note, sizeof pace_note, " (lowered %llu times after 429s, %u at the end)",
-                 (unsigned long long)vs.pace_cuts, vs.rate_now);
-    if (vs.requests)
-        printf("%s: key vault: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
-               "tokens), %llu retried (%llu throttled, %llu server errors, %llu network errors); "
-               "paced at %u per %.0f s%s, %llu requests held %.1f s in all\n",
-               cmd, (unsigned long long)vs.requests, (unsigned long long)vs.unwraps,
-               (unsigned long long)vs.wraps, (unsigned long long)vs.gets,
-               (unsigned long long)vs.tokens, (unsigned long long)vs.retries,
-               (unsigned long long)vs.throttled, (unsigned long long)vs.server_errors,
-               (unsigned long long)vs.network_errors, vs.rate_limit, vs.rate_window_s,
-               pace_note, (unsigned long long)vs.paced, vs.paced_s);
-    if (a->report) {
-        json_t *root = json_pack(
-            "{s:s, s:s?, s:s?, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:f, s:f, s:f, "
-            "s:I, s:I, s:I, s:I, s:I, s:o}",
-            "command", cmd, "mode", is_run ? (a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap") : NULL,
-            "target", target, "dry_run", a->dry_run,
-            "blobs", "total", (json_int_t)p.items_total, "done", (json_int_t)p.done,
-            "skipped", (json_int_t)p.skipped, "not_renc", (json_int_t)p.not_renc,
-            "failed", (json_int_t)(p.failed + scan->error_count + a->held), "pending", (json_int_t)pending,
-            "bytes", (json_int_t)p.bytes_finished, "seconds", p.elapsed_s, "mb_per_s", mbps,
-            "blobs_per_s", bps, "unwraps", (json_int_t)ks_stats.unwraps,
-            "dek_cache_hits", (json_int_t)ks_stats.cache_hits, "wraps", (json_int_t)ks_stats.wraps,
-            "threads", (json_int_t)a->threads, "peak_buffer_bytes",
-            (json_int_t)renc_engine_peak_memory(e), "failures", failures);
-        if (root && is_run) {
-            json_object_set_new(root, "in_place", json_integer((json_int_t)p.in_place));
-            json_object_set_new(root, "finished_before",
-                                json_integer((json_int_t)a->finished_before));
-        }
-        if (root && vs.requests)
-            json_object_set_new(
-                root, "key_vault",
-                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I}",
-                          "requests", (json_int_t)vs.requests, "unwraps", (json_int_t)vs.unwraps,
-                          "wraps", (json_int_t)vs.wraps, "gets", (json_int_t)vs.gets,
-                          "tokens", (json_int_t)vs.tokens, "retries", (json_int_t)vs.retries,
-                          "throttled", (json_int_t)vs.throttled,
-                          "server_errors", (json_int_t)vs.server_errors,
-                          "network_errors", (json_int_t)vs.network_errors,
-                          "paced", (json_int_t)vs.paced, "paced_seconds", vs.paced_s,
-                          "rate_limit", (json_int_t)vs.rate_limit, "rate_window_seconds",
-                          vs.rate_window_s, "rate_at_end", (json_int_t)vs.rate_now,
-                          "rate_cuts", (json_int_t)vs.pace_cuts));
-        if (root && sess) {
-            json_object_set_new(root, "journal", json_string(sess->journal_path));
-            json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));
-            json_object_set_new(root, "attempt", json_integer(sess->attempt));
-        }
-        int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
-        json_decref(root);
-        if (rc)
-            renc_err(cmd, "report %s: %s", QP(q, a->report), renc_strerror(rc));
-    } else {
-        json_decref(failures);
-    }
-    return p.failed + scan->error_count + a->held || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;
-}
-
-/* renc_stop_flag (above) is atomic, not volatile sig_atomic_t: the engine's
- * workers read it while the handler may run on any thread (ThreadSanitizer
- * reported the race). */
 
 static void renc_on_signal(int sig)
 {
@@ -953,40 +284,6 @@ static void renc_on_signal(int sig)
     int saved = errno;
     atomic_store(&renc_stop_flag, 1); /* in-flight blobs finish; nothing new is started */
     errno = saved;
-}
-
-/* Removes the temporaries crashed attempts of this run left in the sources:
- * those whose tag is the run's id (tags: the resumed run's, and the one a
- * --restart forgets), which the journal recorded before any was made.  The
- * caller holds the sources' locks, so no live run is writing them.  Other
- * files with a temporary's name are not provably ours: they are left alone
- * and reported. */
-static void renc_sweep_temps(const char *cmd, const struct renc_scan *scan,
-                             const char *const *tags, size_t ntags)
-{
-    uint64_t removed = 0, foreign = 0;
-    const char *example = NULL;
-    for (size_t i = 0; i < scan->temp_count; i++) {
-        const char *slash = strrchr(scan->temps[i], '/');
-        char tag[RENC_TMP_TAG_MAX + 1];
-        if (!renc_tmpname_parse(slash ? slash + 1 : scan->temps[i], tag, sizeof tag, NULL, 0))
-            continue;
-        int ours = 0;
-        for (size_t k = 0; k < ntags && !ours; k++)
-            ours = tags[k] && strcmp(tags[k], tag) == 0;
-        if (ours && unlink(scan->temps[i]) == 0) {
-            removed++;
-        } else if (!ours) {
-            foreign++;
-            example = example ? example : scan->temps[i];
-        }
-    }
-    if (removed)
-        printf("%s: removed %llu temporary files left by crashed attempts of this run\n", cmd,
-               (unsigned long long)removed);
-    if (foreign)
-        printf("%s: left alone %llu files named like temporaries that this run did not make"
-               " (for example %s)\n", cmd, (unsigned long long)foreign, example);
 }
 
 /* The run's transformer, to target.  Returns -1 to continue or an exit. */
@@ -1019,18 +316,85 @@ static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a
     return -1;
 }
 
-/* One run (or verify) over the sources of a. */
-static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_op op,
-                          struct renc_bulk_args *a)
+/* One run (or verify) while it works: what renc_bulk_exec acquires, in
+ * the order renc_bulk_exec_cleanup releases it. */
+struct renc_bulk_run {
+    const char *cmd;
+    enum renc_engine_op op;
+    struct renc_bulk_args *a;
+    int writes, journaled;
+    char out_real[PATH_MAX]; /* the canonical --out, or "" */
+    struct renc_session_want want;
+    struct renc_session sess;
+    struct renc_keyring *kr;
+    struct renc_keystore *ks;
+    struct renc_transformer *t;
+    struct renc_scan scan, work; /* work: the blobs left to do, a subset of scan */
+    int64_t *rows;
+    uint8_t *finished;
+    struct renc_engine *e;
+};
+
+/* After the engine: the summary and report, the journal's end with the
+ * run's outcome (a failed flush stopped the run: it is a failure, not an
+ * interruption), and what the catalog learns (a->outcome).  Returns the
+ * exit. */
+static int renc_bulk_outcome(struct renc_bulk_run *r, struct renc_progress_ctx *pc)
 {
-    int status = -1;
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
     char q[RENC_PATH_QUOTE_MAX];
-    if (op == RENC_ENGINE_VERIFY && a->run_only) {
+    struct renc_engine_progress p;
+    int interrupted = atomic_load(&renc_stop_flag) && pc->journal_rc == 0;
+    int status = renc_bulk_finish(cmd, a, r->e, &r->work, r->ks,
+                                  r->t ? renc_transformer_target(r->t) : NULL, pc,
+                                  r->journaled ? &r->sess : NULL);
+    if (r->journaled) {
+        renc_engine_snapshot(r->e, &p);
+        const char *outcome = pc->journal_rc ? "failed"
+                              : interrupted ? "interrupted"
+                              : p.failed || r->work.error_count || a->held ||
+                                        p.items_finished < p.items_total
+                                  ? "failed"
+                                  : "finished";
+        int rc = pc->journal_rc ? pc->journal_rc : renc_journal_end(r->sess.journal, outcome);
+        if (rc) {
+            renc_err(cmd, "journal %s: %s; blobs finished since its last commit will be checked "
+                          "again (by their headers) when the run is resumed",
+                     QP(q, r->sess.journal_path), renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+        }
+    }
+    renc_engine_snapshot(r->e, &p);
+    if (interrupted) {
+        renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
+                      "%llu blobs left; run the same command again to continue%s%s%s",
+                 (unsigned long long)(p.items_total - p.items_finished),
+                 r->journaled ? " (journal " : "", r->journaled ? QP(q, r->sess.journal_path) : "",
+                 r->journaled ? ")" : "");
+        status = RENC_EXIT_INTERRUPTED;
+    }
+    a->failed_total = p.failed + r->work.error_count + a->held;
+    a->outcome = interrupted ? "interrupted" : status == RENC_EXIT_OK ? "finished" : "failed";
+    if (r->journaled)
+        snprintf(a->journal_path, sizeof a->journal_path, "%s", r->sess.journal_path);
+    return status;
+}
+
+/* The checks of a's options that need no keys and no files: usage
+ * errors.  Canonicalises --out into r->out_real.  Returns -1 to go on, or
+ * an exit. */
+static int renc_bulk_check_args(struct renc_bulk_run *r, const char *usage)
+{
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
+    char q[RENC_PATH_QUOTE_MAX];
+    if (r->op == RENC_ENGINE_VERIFY && a->run_only) {
         renc_err(cmd, "--%s is an option of run, not of verify", a->run_only);
         fputs(usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (op == RENC_ENGINE_RUN && !a->to) {
+    if (r->op == RENC_ENGINE_RUN && !a->to) {
         renc_err(cmd, "--to REF is required");
         return RENC_EXIT_USAGE;
     }
@@ -1050,246 +414,187 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
      * the provider's bound) while the rest of the pipeline goes on. */
     if (a->to && strncmp(a->to, "akv:", 4) == 0 && !a->threads_given && a->threads < 16)
         a->threads = 16;
-    char out_real[PATH_MAX] = "";
-    a->out_dir = a->out ? out_real : NULL;
+    a->out_dir = a->out ? r->out_real : NULL;
     if (a->out) {
-        int rc = renc_out_inside_source(a, out_real, sizeof out_real);
+        int rc = renc_mirror_out_inside(a, r->out_real, sizeof r->out_real);
         if (rc != 0) {
             renc_err(cmd, "--out %s: %s", QP(q, a->out),
                      rc > 0 ? "the output directory is inside a source" : renc_strerror(rc));
             return RENC_EXIT_USAGE;
         }
     }
-
-    struct renc_keyring *kr = NULL;
-    struct renc_keystore *ks = NULL;
-    struct renc_transformer *t = NULL;
-    struct renc_engine *e = NULL;
-    struct renc_scan scan, work;
-    memset(&scan, 0, sizeof scan);
-    memset(&work, 0, sizeof work);
-    struct renc_session sess;
-    renc_session_init(&sess);
-    int64_t *rows = NULL;
-    uint8_t *finished = NULL;
-    int writes = op == RENC_ENGINE_RUN && !a->dry_run;
-    int journaled = writes && !a->no_journal;
-    struct renc_session_want want = {
-        .mode = a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a->to,
-        .keep_old = a->keep_old, .drop = a->drop, .drop_count = a->drop_count,
-        .restart = a->restart,
-    };
-    int rc;
     if (a->memory < renc_engine_min_memory()) {
         renc_err(cmd, "--memory %llu is too small to hold one segment (at least %zu bytes)",
                  (unsigned long long)a->memory, renc_engine_min_memory());
         return RENC_EXIT_USAGE;
     }
-    if (writes) {
-        /* One run at a time over a source or an output directory. */
-        char busy[PATH_MAX] = "";
-        rc = renc_session_lock(&sess, (const char *const *)a->sources, (size_t)a->source_count,
-                               a->manifest, a->out ? out_real : NULL, busy, sizeof busy);
-        if (rc) {
-            if (rc == -RENC_E_BUSY)
-                renc_err(cmd, "%s: another run is working on it, on a folder inside it or on one "
-                              "holding it (runs over overlapping trees are refused); wait for it "
-                              "to end or stop it", QP(q, busy));
-            else
-                renc_err(cmd, "%s: %s", QP(q, busy), renc_strerror(rc));
-            status = RENC_EXIT_FAILED;
-            goto out;
-        }
-        if (a->env_cat && !a->dry_run &&
-            (rc = renc_stage_settle(cmd, stdout, a->env_cat, a->g.data_dir, a->env_id, NULL,
-                                    NULL, NULL))) {
-            renc_err(cmd, "environment %s: settling an interrupted write: %s", a->env_id,
-                     renc_strerror(rc));
-            status = renc_exit_for(rc);
-            goto out;
-        }
+    return -1;
+}
+
+/* One run at a time over a source or an output directory; an
+ * environment's staged writes a killed command left are settled once its
+ * lock is held.  Returns -1 to go on, or an exit. */
+static int renc_bulk_lock(struct renc_bulk_run *r)
+{
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
+    char q[RENC_PATH_QUOTE_MAX], busy[PATH_MAX] = "";
+    int rc = renc_session_lock(&r->sess, (const char *const *)a->sources, (size_t)a->source_count,
+                               a->manifest, a->out ? r->out_real : NULL, busy, sizeof busy);
+    if (rc) {
+        if (rc == -RENC_E_BUSY)
+            renc_err(cmd, "%s: another run is working on it, on a folder inside it or on one "
+                          "holding it (runs over overlapping trees are refused); wait for it "
+                          "to end or stop it", QP(q, busy));
+        else
+            renc_err(cmd, "%s: %s", QP(q, busy), renc_strerror(rc));
+        return RENC_EXIT_FAILED;
     }
-    if ((rc = renc_open_keys(&a->g, 0, &kr, &ks))) {
-        renc_err(cmd, "keyring %s: %s", QP(q, a->g.keyring_dir), renc_strerror(rc));
-        status = RENC_EXIT_FAILED;
-        goto out;
+    if (a->env_cat && !a->dry_run &&
+        (rc = renc_stage_settle(cmd, stdout, a->env_cat, a->g.data_dir, a->env_id, NULL,
+                                NULL, NULL))) {
+        renc_err(cmd, "environment %s: settling an interrupted write: %s", a->env_id,
+                 renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    return -1;
+}
+
+/* The keys, their DEK cache and, for run, the transformer to --to.
+ * Returns -1 to go on, or an exit. */
+static int renc_bulk_keys(struct renc_bulk_run *r)
+{
+    char q[RENC_PATH_QUOTE_MAX];
+    int rc = renc_open_keys(&r->a->g, 0, &r->kr, &r->ks);
+    if (rc) {
+        renc_err(r->cmd, "keyring %s: %s", QP(q, r->a->g.keyring_dir), renc_strerror(rc));
+        return RENC_EXIT_FAILED;
     }
     /* 64Ki DEKs of 32 bytes: 2 MiB, within the locked secure heap. */
-    if ((rc = renc_keystore_cache_deks(ks, 1u << 16)))
-        goto out_err;
-    if (op == RENC_ENGINE_RUN && (status = renc_bulk_transformer(cmd, a, ks, a->to, &t)) >= 0)
-        goto out;
-    if (journaled) {
-        long holder = 0;
-        char why[2048] = "";
-        if ((rc = renc_global_resolve(&a->g, 1)) == 0)
-            rc = renc_session_open(&sess, a->g.state_dir, a->journal, &want, &holder, why,
-                                   sizeof why, renc_recover_report, (void *)cmd);
-        if (rc == -RENC_E_BUSY) {
-            renc_err(cmd, "journal %s is in use by another run (pid %ld); wait for it to end "
-                          "or stop it", QP(q, sess.journal_path), holder);
-            status = RENC_EXIT_FAILED;
-            goto out;
-        }
-        if (rc == -RENC_E_INVALID) {
-            renc_err(cmd, "%s", why);
-            status = RENC_EXIT_USAGE;
-            goto out;
-        }
-        if (rc) {
-            renc_err(cmd, "journal %s: %s", QP(q, sess.journal_path),
-                     renc_strerror(rc));
-            status = renc_exit_for(rc);
-            goto out;
-        }
-        const struct renc_recover_stats *r = &sess.recovered;
-        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
-            printf("%s: recovered in-place header writes of a crashed attempt: %llu found "
-                   "rewritten, %llu found as they were, %llu completed from the journal, "
-                   "%llu unresolved",
-                   cmd, (unsigned long long)r->found_new, (unsigned long long)r->found_old,
-                   (unsigned long long)r->repaired, (unsigned long long)r->unresolved);
-        if (r->gone + r->replaced)
-            printf("; %llu gone, %llu replaced by another writer (left as they are)",
-                   (unsigned long long)r->gone, (unsigned long long)r->replaced);
-        if (r->found_new + r->found_old + r->repaired + r->gone + r->replaced + r->unresolved)
-            putchar('\n');
+    if ((rc = renc_keystore_cache_deks(r->ks, 1u << 16))) {
+        renc_err(r->cmd, "%s", renc_strerror(rc));
+        return RENC_EXIT_FAILED;
     }
-    if (sess.resumed && strcmp(sess.target, renc_transformer_target(t)) != 0) {
-        /* A resumed run keeps the target version it started with. */
-        renc_transformer_free(t);
-        t = NULL;
-        if ((status = renc_bulk_transformer(cmd, a, ks, sess.target, &t)) >= 0)
-            goto out;
+    if (r->op == RENC_ENGINE_RUN)
+        return renc_bulk_transformer(r->cmd, r->a, r->ks, r->a->to, &r->t);
+    return -1;
+}
+
+/* Lists the blobs, refuses --out mirror paths that would collide or write
+ * a source, and sweeps the temporaries earlier attempts left.  Returns -1
+ * to go on, or an exit. */
+static int renc_bulk_list(struct renc_bulk_run *r)
+{
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
+    int status = renc_bulk_scan(cmd, a, &r->scan, a->out ? r->out_real : NULL);
+    if (status >= 0)
+        return status;
+    if (r->op == RENC_ENGINE_RUN && a->out &&
+        (status = renc_mirror_check_paths(cmd, a->out, &r->scan)) >= 0)
+        return status;
+    if (r->op == RENC_ENGINE_RUN && a->out &&
+        (status = renc_mirror_check_not_source(cmd, a, r->out_real, &r->scan)) >= 0)
+        return status;
+    if (r->writes) {
+        const char *tags[2] = {r->sess.resumed ? renc_journal_run_id(r->sess.journal) : NULL,
+                               r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL};
+        renc_run_sweep_temps(cmd, &r->scan, tags, r->journaled ? 2 : 0);
     }
-    if ((status = renc_bulk_scan(cmd, a, &scan, a->out ? out_real : NULL)) >= 0)
-        goto out;
-    if (op == RENC_ENGINE_RUN && a->out && (status = renc_check_mirror_paths(cmd, a->out, &scan)) >= 0)
-        goto out;
-    if (op == RENC_ENGINE_RUN && a->out &&
-        (status = renc_check_out_not_source(cmd, a, out_real, &scan)) >= 0)
-        goto out;
-    if (writes) {
-        const char *tags[2] = {sess.resumed ? renc_journal_run_id(sess.journal) : NULL,
-                               sess.prev_run_id[0] ? sess.prev_run_id : NULL};
-        renc_sweep_temps(cmd, &scan, tags, journaled ? 2 : 0);
-    }
-    work = scan;
-    if (journaled) {
-        if ((rc = renc_session_start(&sess, &want, renc_transformer_target(t))))
-            goto out_journal;
-        rows = renc_calloc(scan.count ? scan.count : 1, sizeof *rows);
-        finished = renc_calloc(scan.count ? scan.count : 1, 1);
-        work.items = renc_calloc(scan.count ? scan.count : 1, sizeof *work.items);
-        if (!rows || !finished || !work.items) {
-            rc = -RENC_E_NOMEM;
-            goto out_err;
-        }
-        if ((rc = renc_journal_register(sess.journal, &scan, rows, finished)))
-            goto out_journal;
-        /* Blobs an earlier attempt finished are not read again. */
-        work.count = 0;
-        work.total_bytes = 0;
-        for (size_t i = 0; i < scan.count; i++) {
-            if (finished[i] == 2) {
-                renc_err(cmd, "%s: its in-place header write could not be settled (see above); "
-                              "left alone (its old and new header are in the journal)",
-                         QP(q, scan.items[i].path));
-                a->held++;
-                continue;
-            }
-            if (finished[i])
-                continue;
-            rows[work.count] = rows[i];
-            work.items[work.count++] = scan.items[i];
-            work.total_bytes += scan.items[i].size;
-        }
-        a->finished_before = scan.count - work.count - a->held;
-        if (sess.resumed)
-            printf("%s: resuming run %s (attempt %u, journal %s): %llu blobs finished earlier "
-                   "are not read again, %zu to go\n",
-                   cmd, renc_journal_run_id(sess.journal), sess.attempt, QP(q, sess.journal_path),
-                   (unsigned long long)a->finished_before, work.count);
-    }
-    struct renc_engine_opts eo = {
-        .op = op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
-        .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? out_real : NULL,
-        .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
-        .direct = a->direct, .journal = sess.journal, .rows = rows,
-        .header_in_place = journaled && !a->copy,
-        .tmp_tag = journaled ? renc_journal_run_id(sess.journal) : NULL,
-        .clean_tmp = sess.resumed,
-        .stale_tag = journaled && sess.prev_run_id[0] ? sess.prev_run_id : NULL,
-    };
-    if ((rc = renc_engine_new(&e, &eo, ks, t, &work)))
-        goto out_err;
+    return -1;
+}
+
+/* SIGINT and SIGTERM stop the run between blobs (renc_on_signal). */
+static void renc_bulk_catch_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = renc_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct renc_progress_ctx pc = {.mode = a->progress, .cmd = cmd, .journal = sess.journal};
-    if (pc.mode == RENC_PROGRESS_AUTO)
-        pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
-    if ((rc = renc_engine_run(e, 200, renc_progress_cb, &pc)))
-        goto out_err;
-    int interrupted = atomic_load(&renc_stop_flag) && pc.journal_rc == 0;
-    status = renc_bulk_finish(cmd, a, e, &work, ks, t ? renc_transformer_target(t) : NULL, &pc,
-                              journaled ? &sess : NULL);
-    if (journaled) {
-        struct renc_engine_progress p;
-        renc_engine_snapshot(e, &p);
-        const char *outcome = pc.journal_rc ? "failed"
-                              : interrupted ? "interrupted"
-                              : p.failed || work.error_count || a->held || p.items_finished < p.items_total
-                                  ? "failed"
-                                  : "finished";
-        rc = pc.journal_rc ? pc.journal_rc : renc_journal_end(sess.journal, outcome);
-        if (rc) {
-            renc_err(cmd, "journal %s: %s; blobs finished since its last commit will be checked "
-                          "again (by their headers) when the run is resumed",
-                     QP(q, sess.journal_path), renc_strerror(rc));
-            status = RENC_EXIT_FAILED;
-        }
-    }
-    if (interrupted) {
-        struct renc_engine_progress p;
-        renc_engine_snapshot(e, &p);
-        renc_err(cmd, "interrupted: blobs in flight were finished or left wholly old; "
-                      "%llu blobs left; run the same command again to continue%s%s%s",
-                 (unsigned long long)(p.items_total - p.items_finished),
-                 journaled ? " (journal " : "", journaled ? QP(q, sess.journal_path) : "",
-                 journaled ? ")" : "");
-        status = RENC_EXIT_INTERRUPTED;
-    }
-    {
-        struct renc_engine_progress p;
-        renc_engine_snapshot(e, &p);
-        a->failed_total = p.failed + work.error_count + a->held;
-        a->outcome = interrupted ? "interrupted" : status == RENC_EXIT_OK ? "finished" : "failed";
-        if (journaled)
-            snprintf(a->journal_path, sizeof a->journal_path, "%s", sess.journal_path);
-    }
-    goto out;
+}
 
-out_journal:
-    renc_err(cmd, "journal %s: %s", QP(q, sess.journal_path), renc_strerror(rc));
-    status = RENC_EXIT_FAILED;
-    goto out;
-out_err:
+/* Runs the engine over r->work and says what it came to.  Returns the
+ * exit. */
+static int renc_bulk_engine(struct renc_bulk_run *r)
+{
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
+    struct renc_engine_opts eo = {
+        .op = r->op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
+        .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
+        .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
+        .direct = a->direct, .journal = r->sess.journal, .rows = r->rows,
+        .header_in_place = r->journaled && !a->copy,
+        .tmp_tag = r->journaled ? renc_journal_run_id(r->sess.journal) : NULL,
+        .clean_tmp = r->sess.resumed,
+        .stale_tag = r->journaled && r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL,
+    };
+    int rc = renc_engine_new(&r->e, &eo, r->ks, r->t, &r->work);
+    if (rc == 0) {
+        renc_bulk_catch_signals();
+        struct renc_progress_ctx pc = {.mode = a->progress, .cmd = cmd,
+                                       .journal = r->sess.journal, .stop = &renc_stop_flag};
+        if (pc.mode == RENC_PROGRESS_AUTO)
+            pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
+        rc = renc_engine_run(r->e, 200, renc_run_progress_cb, &pc);
+        if (rc == 0)
+            return renc_bulk_outcome(r, &pc);
+    }
     renc_err(cmd, "%s", renc_strerror(rc));
-    status = RENC_EXIT_FAILED;
+    return RENC_EXIT_FAILED;
+}
+
+static void renc_bulk_exec_cleanup(struct renc_bulk_run *r)
+{
+    renc_engine_free(r->e);
+    if (r->work.items != r->scan.items)
+        renc_free(r->work.items);
+    renc_free(r->rows);
+    renc_free(r->finished);
+    renc_scan_cleanup(&r->scan);
+    renc_transformer_free(r->t);
+    renc_keystore_free(r->ks);
+    renc_keyring_free(r->kr);
+    renc_session_cleanup(&r->sess);
+}
+
+/* One run (or verify) over the sources of a. */
+static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_op op,
+                          struct renc_bulk_args *a)
+{
+    struct renc_bulk_run r = {.cmd = cmd, .op = op, .a = a};
+    int status = renc_bulk_check_args(&r, usage);
+    if (status >= 0)
+        return status;
+    renc_session_init(&r.sess);
+    r.writes = op == RENC_ENGINE_RUN && !a->dry_run;
+    r.journaled = r.writes && !a->no_journal;
+    r.want = (struct renc_session_want){
+        .mode = a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a->to,
+        .keep_old = a->keep_old, .drop = a->drop, .drop_count = a->drop_count,
+        .restart = a->restart,
+    };
+    if ((r.writes && (status = renc_bulk_lock(&r)) >= 0) || (status = renc_bulk_keys(&r)) >= 0 ||
+        (r.journaled && (status = renc_run_journal_open(cmd, a, &r.sess, &r.want)) >= 0))
+        goto out;
+    if (r.sess.resumed && strcmp(r.sess.target, renc_transformer_target(r.t)) != 0) {
+        /* A resumed run keeps the target version it started with. */
+        renc_transformer_free(r.t);
+        r.t = NULL;
+        if ((status = renc_bulk_transformer(cmd, a, r.ks, r.sess.target, &r.t)) >= 0)
+            goto out;
+    }
+    if ((status = renc_bulk_list(&r)) >= 0)
+        goto out;
+    r.work = r.scan;
+    if (r.journaled &&
+        (status = renc_run_work_list(cmd, a, &r.sess, &r.want, renc_transformer_target(r.t),
+                                     &r.scan, &r.work, &r.rows, &r.finished)) >= 0)
+        goto out;
+    status = renc_bulk_engine(&r);
 out:
-    renc_engine_free(e);
-    if (work.items != scan.items)
-        renc_free(work.items);
-    renc_free(rows);
-    renc_free(finished);
-    renc_scan_cleanup(&scan);
-    renc_transformer_free(t);
-    renc_keystore_free(ks);
-    renc_keyring_free(kr);
-    renc_session_cleanup(&sess);
+    renc_bulk_exec_cleanup(&r);
     return status;
 }
 

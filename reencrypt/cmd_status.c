@@ -130,7 +130,16 @@ static void renc_status_settled(const struct renc_journal_status *st)
     putchar('\n');
 }
 
-int renc_cmd_status(int argc, char **argv)
+/* What status was asked. */
+struct renc_status_args {
+    struct renc_global g;
+    const char *path, *env;
+    int json;
+    uint64_t max_failures;
+};
+
+/* Returns -1 to go on, or an exit. */
+static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"journal", required_argument, NULL, 'J'},
@@ -140,16 +149,11 @@ int renc_cmd_status(int argc, char **argv)
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct renc_global g;
-    memset(&g, 0, sizeof g);
-    const char *path = NULL, *env = NULL;
-    int json = 0;
-    uint64_t max_failures = 20;
     uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int took = renc_global_opt(&g, opt, optarg);
+        int took = renc_global_opt(&a->g, opt, optarg);
         if (took < 0)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
@@ -157,11 +161,11 @@ int renc_cmd_status(int argc, char **argv)
         if (renc_opt_once("status", opts, "Jfe", opt, &seen))
             return RENC_EXIT_USAGE;
         switch (opt) {
-        case 'J': path = optarg; break;
-        case 'e': env = optarg; break;
-        case 'j': json = 1; break;
+        case 'J': a->path = optarg; break;
+        case 'e': a->env = optarg; break;
+        case 'j': a->json = 1; break;
         case 'f':
-            if (renc_parse_size(optarg, &max_failures) != 0) {
+            if (renc_parse_size(optarg, &a->max_failures) != 0) {
                 renc_err("status", "--failures must be a count (0: all)");
                 return RENC_EXIT_USAGE;
             }
@@ -174,136 +178,142 @@ int renc_cmd_status(int argc, char **argv)
         fputs(renc_status_usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    char found[4400];
-    unsigned journals = 1;
-    int rc;
-    if (env) {
-        /* The journal run --env keeps: the default one for its one source. */
-        char dir[4096], real[PATH_MAX];
-        if (path) {
-            renc_err("status", "give --journal or --env, not both");
-            return RENC_EXIT_USAGE;
-        }
-        if (!renc_env_id_ok("status", "--env", env))
-            return RENC_EXIT_USAGE;
-        rc = renc_global_resolve(&g, 0);
-        if (rc == 0)
-            rc = renc_envdata_path(dir, sizeof dir, g.data_dir, env, NULL);
-        if (rc == 0 && !realpath(dir, real))
-            rc = -errno;
-        /* The run keys its journal by the source as its journal stores it. */
-        char stored[RENC_PATH_QUOTE_MAX];
-        if (rc == 0)
-            rc = renc_journal_default_path(g.state_dir,
-                                           renc_cli_path_quote(stored, sizeof stored, real), "",
-                                           found, sizeof found);
-        if (rc == 0 && access(found, F_OK) != 0)
-            rc = -ENOENT;
-        if (rc) {
-            renc_err("status", "environment %s has no run journal (%s): 'reencrypt run --env %s' "
-                               "keeps one", env, renc_strerror(rc), env);
-            return RENC_EXIT_USAGE;
-        }
-        path = found;
+    return -1;
+}
+
+/* The journal run --env keeps: the default one for its one source.
+ * Returns -1 to go on, or an exit. */
+static int renc_status_env_journal(struct renc_status_args *a, char *found, size_t max)
+{
+    char dir[4096], real[PATH_MAX];
+    if (a->path) {
+        renc_err("status", "give --journal or --env, not both");
+        return RENC_EXIT_USAGE;
     }
-    if (!path) {
-        if ((rc = renc_global_resolve(&g, 0)) == 0)
-            rc = renc_latest_journal(g.state_dir, found, sizeof found, &journals);
-        if (rc) {
-            char qs[RENC_PATH_QUOTE_MAX];
-            renc_err("status", "no journal under %s/journals (a run keeps one there unless "
-                               "given --journal or --no-journal)",
-                     renc_cli_path_quote(qs, sizeof qs, g.state_dir ? g.state_dir : ""));
-            return RENC_EXIT_USAGE;
-        }
-        path = found;
+    if (!renc_env_id_ok("status", "--env", a->env))
+        return RENC_EXIT_USAGE;
+    int rc = renc_global_resolve(&a->g, 0);
+    if (rc == 0)
+        rc = renc_envdata_path(dir, sizeof dir, a->g.data_dir, a->env, NULL);
+    if (rc == 0 && !realpath(dir, real))
+        rc = -errno;
+    /* The run keys its journal by the source as its journal stores it. */
+    char stored[RENC_PATH_QUOTE_MAX];
+    if (rc == 0)
+        rc = renc_journal_default_path(a->g.state_dir,
+                                       renc_cli_path_quote(stored, sizeof stored, real), "",
+                                       found, max);
+    if (rc == 0 && access(found, F_OK) != 0)
+        rc = -ENOENT;
+    if (rc) {
+        renc_err("status", "environment %s has no run journal (%s): 'reencrypt run --env %s' "
+                           "keeps one", a->env, renc_strerror(rc), a->env);
+        return RENC_EXIT_USAGE;
     }
-    struct renc_journal *j = NULL;
-    if ((rc = renc_journal_open_readonly(&j, path))) {
-        char qp[RENC_PATH_QUOTE_MAX];
-        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, path),
-                 renc_strerror(rc));
-        return renc_exit_for(rc) == RENC_EXIT_USAGE || rc == -ENOENT ? RENC_EXIT_USAGE
-                                                                     : RENC_EXIT_FAILED;
+    a->path = found;
+    return -1;
+}
+
+/* Which journal: --journal, --env's, or the latest.  Returns -1 to go on,
+ * or an exit. */
+static int renc_status_find(struct renc_status_args *a, char *found, size_t max,
+                            unsigned *journals)
+{
+    int status = a->env ? renc_status_env_journal(a, found, max) : -1;
+    if (status >= 0 || a->path)
+        return status;
+    int rc = renc_global_resolve(&a->g, 0);
+    if (rc == 0)
+        rc = renc_latest_journal(a->g.state_dir, found, max, journals);
+    if (rc) {
+        char qs[RENC_PATH_QUOTE_MAX];
+        renc_err("status", "no journal under %s/journals (a run keeps one there unless "
+                           "given --journal or --no-journal)",
+                 renc_cli_path_quote(qs, sizeof qs, a->g.state_dir ? a->g.state_dir : ""));
+        return RENC_EXIT_USAGE;
     }
-    struct renc_journal_status st;
-    if ((rc = renc_journal_status(j, &st))) {
-        char qp[RENC_PATH_QUOTE_MAX];
-        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, path),
-                 renc_strerror(rc));
-        renc_journal_close(j);
-        return RENC_EXIT_FAILED;
-    }
-    uint64_t total = 0, total_bytes = 0;
+    a->path = found;
+    return -1;
+}
+
+/* The figures both outputs show, from the journal's counts. */
+struct renc_status_figures {
+    uint64_t total, total_bytes, left, left_bytes;
+    double secs, bps, mbps, eta; /* eta < 0: no estimate */
+    const char *state;
+    char started[32], updated[32];
+};
+
+static void renc_status_figure(struct renc_status_figures *f, const struct renc_journal_status *st)
+{
+    memset(f, 0, sizeof *f);
     for (int k = 0; k < RENC_J_COUNT; k++) {
         if (k == RENC_J_GONE)
             continue;
-        total += st.count[k];
-        total_bytes += st.bytes[k];
+        f->total += st->count[k];
+        f->total_bytes += st->bytes[k];
     }
-    uint64_t left = st.count[RENC_J_PENDING] + st.count[RENC_J_FAILED];
-    uint64_t left_bytes = st.bytes[RENC_J_PENDING] + st.bytes[RENC_J_FAILED];
-    double end = st.running ? st.updated : st.last_ended > 0 ? st.last_ended : st.updated;
-    double secs = st.attempts && end > st.last_started ? end - st.last_started : 0;
-    double bps = secs > 0 ? st.last_blobs / secs : 0;
-    double mbps = secs > 0 ? st.last_bytes / 1e6 / secs : 0;
+    f->left = st->count[RENC_J_PENDING] + st->count[RENC_J_FAILED];
+    f->left_bytes = st->bytes[RENC_J_PENDING] + st->bytes[RENC_J_FAILED];
+    double end = st->running ? st->updated : st->last_ended > 0 ? st->last_ended : st->updated;
+    f->secs = st->attempts && end > st->last_started ? end - st->last_started : 0;
+    f->bps = f->secs > 0 ? st->last_blobs / f->secs : 0;
+    f->mbps = f->secs > 0 ? st->last_bytes / 1e6 / f->secs : 0;
     /* Time left only for a run going on: a stopped one has no rate now. */
-    double eta = !st.running ? -1 : mbps > 0 ? left_bytes / 1e6 / mbps : bps > 0 ? left / bps : -1;
-    const char *state = renc_run_state(&st);
-    char started[32], updated[32];
-    renc_time_str(started, sizeof started, st.last_started);
-    renc_time_str(updated, sizeof updated, st.updated);
-    struct renc_fail_ctx fc = {.json = json};
-    if (json) {
-        fc.arr = json_array();
-        renc_journal_failures(j, (size_t)max_failures, renc_status_failure, &fc);
-        json_t *root = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-            " s:{s:I, s:I, s:I}, s:I, s:s, s:s, s:f, s:f, s:o}",
-            "journal", path, "run_id", st.run_id, "state", state,
-            "mode", st.params.mode ? st.params.mode : "",
-            "target", st.params.target ? st.params.target : "",
-            "out", st.params.out ? st.params.out : "", "attempts", (int)st.attempts,
-            "blobs", "total", (json_int_t)total, "pending", (json_int_t)st.count[RENC_J_PENDING],
-            "done", (json_int_t)st.count[RENC_J_DONE],
-            "skipped", (json_int_t)st.count[RENC_J_SKIPPED],
-            "not_renc", (json_int_t)st.count[RENC_J_NOT_RENC],
-            "failed", (json_int_t)st.count[RENC_J_FAILED],
-            "gone", (json_int_t)st.count[RENC_J_GONE],
-            "bytes", "total", (json_int_t)total_bytes,
-            "finished", (json_int_t)(total_bytes - left_bytes), "left", (json_int_t)left_bytes,
-            "header_intents", (json_int_t)st.header_intents, "attempt_started", started,
-            "updated", updated, "blobs_per_s", bps, "mb_per_s", mbps, "failures", fc.arr);
-        if (root && st.running)
-            json_object_set_new(root, "pid", json_integer(st.holder_pid));
-        json_t *settled = root ? json_object() : NULL;
-        for (int k = 0; settled && k < RENC_SETTLE_COUNT; k++)
-            json_object_set_new(settled, renc_settle_name((enum renc_settle)k),
-                                json_integer((json_int_t)st.settled[k]));
-        if (settled)
-            json_object_set_new(root, "header_settled", settled);
-        if (root)
-            json_object_set_new(root, "eta_s", eta >= 0 ? json_real(eta) : json_null());
-        json_dumpf(root, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(root);
-        renc_journal_close(j);
-        return RENC_EXIT_OK;
-    }
+    f->eta = !st->running ? -1 : f->mbps > 0 ? f->left_bytes / 1e6 / f->mbps
+                               : f->bps > 0 ? f->left / f->bps : -1;
+    f->state = renc_run_state(st);
+    renc_time_str(f->started, sizeof f->started, st->last_started);
+    renc_time_str(f->updated, sizeof f->updated, st->updated);
+}
+
+static void renc_status_json(struct renc_journal *j, const struct renc_status_args *a,
+                             const struct renc_journal_status *st,
+                             const struct renc_status_figures *f)
+{
+    struct renc_fail_ctx fc = {.json = 1};
+    fc.arr = json_array();
+    renc_journal_failures(j, (size_t)a->max_failures, renc_status_failure, &fc);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I}, s:I, s:s, s:s, s:f, s:f, s:o}",
+        "journal", a->path, "run_id", st->run_id, "state", f->state,
+        "mode", st->params.mode ? st->params.mode : "",
+        "target", st->params.target ? st->params.target : "",
+        "out", st->params.out ? st->params.out : "", "attempts", (int)st->attempts,
+        "blobs", "total", (json_int_t)f->total, "pending", (json_int_t)st->count[RENC_J_PENDING],
+        "done", (json_int_t)st->count[RENC_J_DONE],
+        "skipped", (json_int_t)st->count[RENC_J_SKIPPED],
+        "not_renc", (json_int_t)st->count[RENC_J_NOT_RENC],
+        "failed", (json_int_t)st->count[RENC_J_FAILED],
+        "gone", (json_int_t)st->count[RENC_J_GONE],
+        "bytes", "total", (json_int_t)f->total_bytes,
+        "finished", (json_int_t)(f->total_bytes - f->left_bytes), "left",
+        (json_int_t)f->left_bytes, "header_intents", (json_int_t)st->header_intents,
+        "attempt_started", f->started, "updated", f->updated, "blobs_per_s", f->bps,
+        "mb_per_s", f->mbps, "failures", fc.arr);
+    if (root && st->running)
+        json_object_set_new(root, "pid", json_integer(st->holder_pid));
+    json_t *settled = root ? json_object() : NULL;
+    for (int k = 0; settled && k < RENC_SETTLE_COUNT; k++)
+        json_object_set_new(settled, renc_settle_name((enum renc_settle)k),
+                            json_integer((json_int_t)st->settled[k]));
+    if (settled)
+        json_object_set_new(root, "header_settled", settled);
+    if (root)
+        json_object_set_new(root, "eta_s", f->eta >= 0 ? json_real(f->eta) : json_null());
+    json_dumpf(root, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(root);
+}
+
+/* One source a line, escaped as the run stored it (a journal of an older
+ * run may hold a raw control character: escaped here). */
+static void renc_status_sources(const struct renc_journal_status *st)
+{
     char q[RENC_PATH_QUOTE_MAX];
-    printf("journal   %s%s\n", renc_cli_path_quote(q, sizeof q, path),
-           journals > 1 ? "  (the latest of several: --journal FILE)" : "");
-    if (!st.has_run) {
-        printf("run       none recorded\n");
-        renc_journal_close(j);
-        return RENC_EXIT_OK;
-    }
-    printf("run       %s: %s to %s, %s\n", st.run_id, st.params.mode, st.params.target,
-           st.params.out[0] ? renc_cli_path_quote(q, sizeof q, st.params.out) : "in place");
-    /* One source a line, escaped as the run stored it (a journal of an
-     * older run may hold a raw control character: escaped here). */
     printf("sources   ");
-    for (const char *s = st.params.sources; *s;) {
+    for (const char *s = st->params.sources; *s;) {
         size_t n = strcspn(s, "\n");
         char one[4200];
         snprintf(one, sizeof one, "%.*s", (int)n, s);
@@ -316,41 +326,101 @@ int renc_cmd_status(int argc, char **argv)
             fputs("\n          ", stdout);
     }
     printf("\n");
-    if (st.running)
-        printf("state     running (pid %ld), attempt %u since %s\n", st.holder_pid, st.attempts,
-               started);
+}
+
+/* The state, progress and rate lines. */
+static void renc_status_progress(const struct renc_journal_status *st,
+                                 const struct renc_status_figures *f)
+{
+    if (st->running)
+        printf("state     running (pid %ld), attempt %u since %s\n", st->holder_pid,
+               st->attempts, f->started);
     else
-        printf("state     %s (attempt %u, started %s)\n", state, st.attempts, started);
+        printf("state     %s (attempt %u, started %s)\n", f->state, st->attempts, f->started);
     printf("progress  %llu of %llu blobs finished (%.1f%%), %.1f of %.1f MB\n",
-           (unsigned long long)(total - left), (unsigned long long)total,
-           total ? 100.0 * (total - left) / total : 100.0, (total_bytes - left_bytes) / 1e6,
-           total_bytes / 1e6);
+           (unsigned long long)(f->total - f->left), (unsigned long long)f->total,
+           f->total ? 100.0 * (f->total - f->left) / f->total : 100.0,
+           (f->total_bytes - f->left_bytes) / 1e6, f->total_bytes / 1e6);
     printf("          %llu done, %llu skipped (already under the target), %llu not RENC, "
            "%llu failed, %llu pending%s",
-           (unsigned long long)st.count[RENC_J_DONE], (unsigned long long)st.count[RENC_J_SKIPPED],
-           (unsigned long long)st.count[RENC_J_NOT_RENC],
-           (unsigned long long)st.count[RENC_J_FAILED],
-           (unsigned long long)st.count[RENC_J_PENDING], st.count[RENC_J_GONE] ? "" : "\n");
-    if (st.count[RENC_J_GONE])
-        printf(", %llu gone (no longer found)\n", (unsigned long long)st.count[RENC_J_GONE]);
-    if (secs > 0)
-        printf("rate      %.0f blobs/s, %.1f MB/s in the last attempt%s", bps, mbps,
-               left && eta >= 0 ? "" : "\n");
-    if (secs > 0 && left && eta >= 0)
-        printf("; about %.0f s left at that rate\n", eta);
-    if (st.header_intents)
+           (unsigned long long)st->count[RENC_J_DONE],
+           (unsigned long long)st->count[RENC_J_SKIPPED],
+           (unsigned long long)st->count[RENC_J_NOT_RENC],
+           (unsigned long long)st->count[RENC_J_FAILED],
+           (unsigned long long)st->count[RENC_J_PENDING], st->count[RENC_J_GONE] ? "" : "\n");
+    if (st->count[RENC_J_GONE])
+        printf(", %llu gone (no longer found)\n", (unsigned long long)st->count[RENC_J_GONE]);
+    if (f->secs > 0)
+        printf("rate      %.0f blobs/s, %.1f MB/s in the last attempt%s", f->bps, f->mbps,
+               f->left && f->eta >= 0 ? "" : "\n");
+    if (f->secs > 0 && f->left && f->eta >= 0)
+        printf("; about %.0f s left at that rate\n", f->eta);
+}
+
+static void renc_status_text(struct renc_journal *j, const struct renc_status_args *a,
+                             unsigned journals, const struct renc_journal_status *st,
+                             const struct renc_status_figures *f)
+{
+    char q[RENC_PATH_QUOTE_MAX];
+    uint64_t max_failures = a->max_failures;
+    printf("journal   %s%s\n", renc_cli_path_quote(q, sizeof q, a->path),
+           journals > 1 ? "  (the latest of several: --journal FILE)" : "");
+    if (!st->has_run) {
+        printf("run       none recorded\n");
+        return;
+    }
+    printf("run       %s: %s to %s, %s\n", st->run_id, st->params.mode, st->params.target,
+           st->params.out[0] ? renc_cli_path_quote(q, sizeof q, st->params.out) : "in place");
+    renc_status_sources(st);
+    renc_status_progress(st, f);
+    if (st->header_intents)
         printf("headers   %llu in-place header writes not yet settled: the next run settles "
-               "them first\n", (unsigned long long)st.header_intents);
-    renc_status_settled(&st);
-    if (st.count[RENC_J_FAILED]) {
-        printf("failures  (%s%llu)\n", max_failures && st.count[RENC_J_FAILED] > max_failures
+               "them first\n", (unsigned long long)st->header_intents);
+    renc_status_settled(st);
+    if (st->count[RENC_J_FAILED]) {
+        struct renc_fail_ctx fc = {.json = 0};
+        printf("failures  (%s%llu)\n", max_failures && st->count[RENC_J_FAILED] > max_failures
                                             ? "first " : "",
-               (unsigned long long)(max_failures && st.count[RENC_J_FAILED] > max_failures
-                                        ? max_failures : st.count[RENC_J_FAILED]));
+               (unsigned long long)(max_failures && st->count[RENC_J_FAILED] > max_failures
+                                        ? max_failures : st->count[RENC_J_FAILED]));
         renc_journal_failures(j, (size_t)max_failures, renc_status_failure, &fc);
     }
-    if (!st.running && (left || st.header_intents))
+    if (!st->running && (f->left || st->header_intents))
         printf("next      run the same command again (or with --resume) to continue\n");
+}
+
+int renc_cmd_status(int argc, char **argv)
+{
+    struct renc_status_args a = {.max_failures = 20};
+    char found[4400];
+    unsigned journals = 1;
+    int status = renc_status_parse(&a, argc, argv);
+    if (status >= 0 || (status = renc_status_find(&a, found, sizeof found, &journals)) >= 0)
+        return status;
+    struct renc_journal *j = NULL;
+    char qp[RENC_PATH_QUOTE_MAX];
+    int rc = renc_journal_open_readonly(&j, a.path);
+    if (rc) {
+        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, a.path),
+                 renc_strerror(rc));
+        return renc_exit_for(rc) == RENC_EXIT_USAGE || rc == -ENOENT ? RENC_EXIT_USAGE
+                                                                     : RENC_EXIT_FAILED;
+    }
+    struct renc_journal_status st;
+    if ((rc = renc_journal_status(j, &st))) {
+        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, a.path),
+                 renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+        goto out_close;
+    }
+    struct renc_status_figures f;
+    renc_status_figure(&f, &st);
+    if (a.json)
+        renc_status_json(j, &a, &st, &f);
+    else
+        renc_status_text(j, &a, journals, &st, &f);
+    status = RENC_EXIT_OK;
+out_close:
     renc_journal_close(j);
-    return RENC_EXIT_OK;
+    return status;
 }

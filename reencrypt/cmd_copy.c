@@ -1,0 +1,289 @@
+/* reencrypt copy | copy-check — one environment's blobs into another,
+ * when the copy rule allows it (docs/ENVIRONMENTS.md); shared helpers in
+ * cmd_data.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "crypto/keyref.h"
+#include "reencrypt/blobfile.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/cmd_data.h"
+#include "reencrypt/envctl.h"
+#include "reencrypt/rules.h"
+#include "reencrypt/scan.h"
+#include "reencrypt/session.h"
+#include "reencrypt/stage.h"
+
+static const char renc_copy_usage[] =
+    "usage: reencrypt copy --from A --to B\n"
+    "copies A's blobs into DATA/B/blobs/ (same names replaced), sealed under B's policy key,\n"
+    "when the copy rule allows it.\n";
+static const char renc_copy_check_usage[] =
+    "usage: reencrypt copy-check --from A --to B [--json]\n"
+    "says whether A may be copied into B and why, and opens every record of A's blobs with\n"
+    "the keys B holds; writes nothing.\n";
+
+/* One copy or copy-check while it runs. */
+struct renc_copy {
+    struct renc_data_ctx c;
+    int check;
+    struct renc_env from, to;
+    struct renc_check_result *r;
+    struct renc_scan scan;
+    struct renc_stage stage;
+    struct renc_dest_sink dest;
+    struct renc_blob_status seal_st; /* the sealer's; outlives it */
+    uint64_t records, failed;
+    char held[2048], what[256];
+    char refs_seen[1024]; /* the keys that opened the blobs, for the check */
+};
+
+/* Loads both environments and judges the copy rule.  Returns -1 to go on,
+ * or an exit (a refused copy, or a check that stops at a locked one). */
+static int renc_copy_judge(struct renc_copy *k)
+{
+    struct renc_data_ctx *c = &k->c;
+    struct renc_check_result *r = k->r;
+    char why[1024] = "";
+    int rc = renc_envctl_ready(c->cat, c->ks, c->a.from, &k->from, NULL, 0, why, sizeof why);
+    if (rc == 0 || rc == -RENC_E_ENV_LOCKED)
+        rc = renc_envctl_ready(c->cat, c->ks, c->a.to, &k->to, NULL, 0, why, sizeof why);
+    if (rc && rc != -RENC_E_ENV_LOCKED) {
+        renc_err(c->cmd, "%s", why[0] ? why : renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    renc_rule_copy(&r->verdict, &k->from, &k->to);
+    if (!k->check && !r->verdict.allowed) {
+        renc_err(c->cmd, "%s -> %s: refused: %s", c->a.from, c->a.to, r->verdict.reason);
+        return RENC_EXIT_FAILED;
+    }
+    if (r->verdict.rc == -RENC_E_ENV_LOCKED) {
+        renc_textf(r->detail, sizeof r->detail, "an environment is locked: nothing is read");
+        return renc_data_check_print(c->cmd, k->what, c->a.json, r);
+    }
+    return -1;
+}
+
+/* The source's blobs, by name, size and time: tells a rerun.  Returns -1
+ * to go on, or an exit. */
+static int renc_copy_request(struct renc_copy *k, struct renc_data_text *request)
+{
+    renc_data_text_add(request, "from=%s\n", k->from.id);
+    for (size_t i = 0; i < k->scan.count; i++)
+        renc_data_text_file(request, k->scan.items[i].path);
+    if (!request->rc)
+        return -1;
+    renc_err(k->c.cmd, "%s", renc_strerror(request->rc));
+    return RENC_EXIT_FAILED;
+}
+
+/* Rewinds the blob at fd after reading its header and, for a copy, opens
+ * its staged destination rel and a sealer writing to *out_fd under the
+ * target's policy key; *dest_rc keeps a failure the destination caused. */
+static int renc_copy_dest_open(struct renc_copy *k, size_t i, int fd, char *rel, size_t max,
+                               int *out_fd, int *dest_rc)
+{
+    uint64_t len = RENC_PLAINTEXT_UNKNOWN;
+    struct renc_header h;
+    memset(&h, 0, sizeof h);
+    if (renc_blob_read_header(fd, &h, NULL) == 0)
+        len = h.plaintext_len;
+    const char *name = renc_context_get(&h.ctx, "name");
+    int rc = lseek(fd, 0, SEEK_SET) != 0 ? -errno : 0;
+    if (rc == 0 && !k->check) {
+        if (snprintf(rel, max, "blobs/%s", k->scan.items[i].rel) >= (int)max)
+            rc = -ENAMETOOLONG;
+        const char *refs[] = {k->to.key_ref};
+        struct renc_seal_opts so = {
+            .env = k->to.id, .kind = "blob", .name = name ? name : k->scan.items[i].rel,
+            .key_refs = refs, .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+            .header_room = RENC_DEFAULT_HEADER_ROOM,
+        };
+        if (rc == 0)
+            rc = *dest_rc = renc_stage_open(&k->stage, rel, out_fd);
+        if (rc == 0)
+            rc = renc_data_dest_note(&k->dest, renc_sealer_new(&k->dest.sealer, k->c.ks, &so,
+                                                               *out_fd, len, &k->seal_st));
+    }
+    renc_header_cleanup(&h);
+    return rc;
+}
+
+/* Opens every record of source blob i, and for a copy seals its plaintext
+ * into the staged destination rel.  bs says what opening found. */
+static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, int *dest_rc,
+                         struct renc_blob_status *bs)
+{
+    int out_fd = -1;
+    *dest_rc = 0;
+    k->dest.write_rc = 0;
+    int fd = open(k->scan.items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = renc_copy_dest_open(k, i, fd, rel, max, &out_fd, dest_rc);
+    memset(bs, 0, sizeof *bs);
+    bs->slot = -1;
+    if (rc == 0)
+        rc = renc_blob_open_to(k->c.ks, fd, k->dest.sealer ? renc_data_dest_write : NULL,
+                               &k->dest, NULL, bs);
+    if (rc == 0 && k->dest.sealer)
+        rc = renc_data_dest_note(&k->dest, renc_sealer_finish(k->dest.sealer));
+    renc_sealer_free(k->dest.sealer);
+    k->dest.sealer = NULL;
+    if (out_fd >= 0) {
+        int rc2 = renc_data_dest_note(&k->dest, renc_stage_close(&k->stage, out_fd));
+        rc = rc ? rc : rc2;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Copies (or, for the check, opens) every source blob.  A copy stops at
+ * the first failure; a check counts the failures and keeps the first.
+ * Returns -1 to go on, or an exit. */
+static int renc_copy_blobs(struct renc_copy *k)
+{
+    struct renc_check_result *r = k->r;
+    for (size_t i = 0; i < k->scan.count; i++) {
+        const char *path = k->scan.items[i].path;
+        char rel[8192];
+        int dest_rc = 0;
+        struct renc_blob_status bs = {.slot = -1};
+        int rc = renc_copy_one(k, i, rel, sizeof rel, &dest_rc, &bs);
+        if (rc) {
+            k->failed++;
+            if (k->check) {
+                if (k->failed == 1)
+                    renc_data_check_validation(r, rc, &bs, path, k->held);
+                continue;
+            }
+            if (dest_rc)
+                renc_data_dest_err(&k->c, &k->stage, rel, dest_rc);
+            else if (k->dest.write_rc)
+                renc_err(k->c.cmd, "writing %s (from %s): %s", k->stage.tmp, path,
+                         renc_strerror(k->dest.write_rc));
+            else
+                renc_blob_err(k->c.cmd, path, rc, &bs);
+            renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
+            return RENC_EXIT_FAILED;
+        }
+        r->entries++;
+        r->bytes += bs.plaintext_bytes;
+        k->records += bs.records;
+        size_t used = strlen(k->refs_seen);
+        if (bs.ref[0] && !strstr(k->refs_seen, bs.ref) &&
+            used + strlen(bs.ref) + 3 < sizeof k->refs_seen)
+            renc_textf(k->refs_seen + used, sizeof k->refs_seen - used, "%s%s",
+                       k->refs_seen[0] ? ", " : "", bs.ref);
+    }
+    return -1;
+}
+
+/* The check's report once every blob was tried. */
+static int renc_copy_check_report(struct renc_copy *k)
+{
+    struct renc_check_result *r = k->r;
+    if (k->failed) {
+        char first[2048];
+        renc_textf(first, sizeof first, "%s", r->detail);
+        renc_textf(r->detail, sizeof r->detail, "%llu of %zu blobs of %s do not open with "
+                 "the keys %s holds; the first: %s",
+                 (unsigned long long)k->failed, k->scan.count, k->from.id, k->to.id, first);
+    } else {
+        struct renc_blob_status all = {.records = k->records};
+        snprintf(all.ref, sizeof all.ref, "%s", k->refs_seen);
+        renc_data_check_validation(r, 0, &all, k->what, k->held);
+    }
+    return renc_data_check_print(k->c.cmd, k->what, k->c.a.json, r);
+}
+
+/* Puts the staged blobs in place (the commit point is inside
+ * renc_stage_commit) and says what was done. */
+static int renc_copy_commit(struct renc_copy *k)
+{
+    struct renc_check_result *r = k->r;
+    char current[RENC_MAX_REF_LEN + 1] = "", in[512], out_detail[512];
+    renc_keystore_resolve(k->c.ks, current, sizeof current, k->to.key_ref);
+    renc_textf(in, sizeof in, "%llu blobs from %s", (unsigned long long)r->entries, k->from.id);
+    renc_textf(out_detail, sizeof out_detail, "%llu blobs to %s", (unsigned long long)r->entries,
+               k->to.id);
+    struct renc_stage_note notes[] = {{k->to.id, "copy-in", in},
+                                      {k->from.id, "copy-out", out_detail}};
+    int rc = renc_stage_commit(&k->stage, notes, 2);
+    if (rc) {
+        renc_data_commit_err(&k->c, &k->stage, rc);
+        renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
+        return RENC_EXIT_FAILED;
+    }
+    printf("copy: %s -> %s: %llu blobs (%llu bytes) copied, sealed under %s (%s)\n", k->from.id,
+           k->to.id, (unsigned long long)r->entries, (unsigned long long)r->bytes, current,
+           r->verdict.reason);
+    return RENC_EXIT_OK;
+}
+
+static int renc_copy_common(int argc, char **argv, int check)
+{
+    struct renc_copy k = {.c = {.cmd = check ? "copy-check" : "copy"}, .check = check};
+    struct renc_data_ctx *c = &k.c;
+    const char *usage = check ? renc_copy_check_usage : renc_copy_usage;
+    int status = renc_data_parse(c, usage, argc, argv);
+    if (status >= 0)
+        return status;
+    if (c->a.arg_count != 0 || !c->a.from || !c->a.to || (!check && c->a.json)) {
+        fputs(usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    k.r = renc_calloc(1, sizeof *k.r);
+    renc_stage_init(&k.stage, 1);
+    struct renc_data_text request = {0};
+    int same = 0;
+    snprintf(k.what, sizeof k.what, "%s -> %s", c->a.from, c->a.to);
+    if (!k.r) {
+        renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        return RENC_EXIT_FAILED;
+    }
+    if ((status = renc_data_open(c)) >= 0 || (status = renc_copy_judge(&k)) >= 0)
+        goto out;
+    if ((status = renc_data_hold_keys(c, k.to.id, k.held, sizeof k.held)) >= 0 ||
+        (!check && (status = renc_data_lock(c, k.to.id)) >= 0) ||
+        (status = renc_data_scan_blobs(c, k.from.id, &k.scan)) >= 0 ||
+        (status = renc_copy_request(&k, &request)) >= 0)
+        goto out;
+    if (!check && (status = renc_data_settle(c, k.to.id, c->cmd, request.p, &same)) >= 0)
+        goto out;
+    if (same) {
+        printf("copy: the interrupted copy was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if (!check && (status = renc_data_stage_begin(c, &k.stage, k.to.id, request.p)) >= 0)
+        goto out;
+    if ((status = renc_copy_blobs(&k)) >= 0)
+        goto out;
+    status = check ? renc_copy_check_report(&k) : renc_copy_commit(&k);
+out:
+    renc_sealer_free(k.dest.sealer);
+    renc_free(request.p);
+    renc_stage_cleanup(&k.stage);
+    renc_scan_cleanup(&k.scan);
+    renc_free(k.r);
+    renc_data_close(c);
+    return status;
+}
+
+int renc_cmd_copy(int argc, char **argv)
+{
+    return renc_copy_common(argc, argv, 0);
+}
+
+int renc_cmd_copy_check(int argc, char **argv)
+{
+    return renc_copy_common(argc, argv, 1);
+}

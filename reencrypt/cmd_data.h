@@ -1,0 +1,108 @@
+/* reencrypt/cmd_data.h — what the environment-data commands (put, backup,
+ * restore, restore-check, copy, copy-check: cmd_put.c, cmd_backup.c,
+ * cmd_restore.c, cmd_copy.c) share: their options, the keys, catalog and
+ * lock they hold, the staged write's messages, and the check report.
+ *
+ * The helpers that return "-1 or an exit" have printed why when they
+ * return an exit code; the caller only passes it on.
+ */
+#ifndef RENC_APP_CMD_DATA_H
+#define RENC_APP_CMD_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reencrypt/blobfile.h"
+#include "reencrypt/catalog.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/rules.h"
+#include "reencrypt/scan.h"
+#include "reencrypt/session.h"
+#include "reencrypt/stage.h"
+
+struct renc_data_args {
+    struct renc_global g;
+    const char *env, *name, *target, *from, *to;
+    int replace, json;
+    char **args;
+    int arg_count;
+};
+
+/* What every command here holds while it works. */
+struct renc_data_ctx {
+    const char *cmd;
+    struct renc_data_args a;
+    struct renc_keyring *kr;
+    struct renc_keystore *ks;
+    struct renc_catalog *cat;
+    struct renc_session sess; /* the written environment's lock */
+};
+
+
+/* A sealer whose output is the destination: its first failure to write
+ * (an errno: a full disk, an I/O error) is kept, so the message can blame
+ * the file being written rather than the one being read. */
+struct renc_dest_sink {
+    struct renc_sealer *sealer;
+    int write_rc;
+};
+
+/* A growing text: the request a staged write records. */
+struct renc_data_text {
+    char *p;
+    size_t n, cap;
+    int rc;
+};
+
+/* What a restore or copy check found. */
+struct renc_check_result {
+    struct renc_verdict_text verdict;
+    int validated, valid, rc;
+    char detail[2048];  /* what validation opened, or where it failed */
+    uint64_t entries, bytes, records;
+    char opened_by[RENC_MAX_REF_LEN + 1];
+};
+
+/* renc_data_parse: the options of every data command.  Returns -1 to
+ * continue or an exit (usage printed, or --help answered). */
+int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv);
+/* renc_data_open: opens the keys and the catalog.  Returns -1 or an exit.
+ * renc_data_close undoes it, and copes with a context never opened past
+ * renc_data_open's first step. */
+int renc_data_open(struct renc_data_ctx *c);
+void renc_data_close(struct renc_data_ctx *c);
+int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *env,
+                    char *current, size_t max);
+int renc_data_lock(struct renc_data_ctx *c, const char *id);
+int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, size_t max);
+int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_scan *scan);
+int renc_data_settle(struct renc_data_ctx *c, const char *id, const char *op,
+                     const char *request, int *same);
+int renc_data_stage_begin(struct renc_data_ctx *c, struct renc_stage *stage,
+                          const char *id, const char *request);
+void renc_data_dest_err(struct renc_data_ctx *c, const struct renc_stage *stage,
+                        const char *rel, int rc);
+void renc_data_commit_err(struct renc_data_ctx *c, const struct renc_stage *stage, int rc);
+
+/* renc_data_dest_note: keeps rc as d's first write failure when it is an
+ * errno; returns rc.  renc_data_dest_write is a renc_blob_open_to sink
+ * writing into d's sealer. */
+int renc_data_dest_note(struct renc_dest_sink *d, int rc);
+int renc_data_dest_write(void *arg, const uint8_t *buf, size_t len);
+
+/* renc_data_text_add appends to t; its first allocation failure stays in
+ * t->rc and makes later calls do nothing.  The caller frees t->p. */
+void renc_data_text_add(struct renc_data_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void renc_data_text_file(struct renc_data_text *t, const char *path);
+
+/* renc_data_check_print: prints a check's report (text or JSON) about
+ * what; returns the check's exit code.  renc_data_check_validation records
+ * what opening the blobs found (rc, bs) in r. */
+int renc_data_check_print(const char *cmd, const char *what, int json,
+                          const struct renc_check_result *r);
+void renc_data_check_validation(struct renc_check_result *r, int rc,
+                                const struct renc_blob_status *bs, const char *subject,
+                                const char *held);
+
+#endif

@@ -1,0 +1,257 @@
+/* reencrypt put — seals files into an environment under its policy key
+ * (docs/ENVIRONMENTS.md); shared helpers in cmd_data.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/path.h"
+#include "crypto/keyref.h"
+#include "reencrypt/archive.h"
+#include "reencrypt/blobfile.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/cmd_data.h"
+#include "reencrypt/envdata.h"
+#include "reencrypt/scan.h"
+#include "reencrypt/session.h"
+#include "reencrypt/stage.h"
+
+static const char renc_put_usage[] =
+    "usage: reencrypt put --env ID [--name NAME] [--replace] (FILE | DIR)...\n"
+    "seals each FILE into DATA/ID/blobs/ (as NAME, or its own name), and every file below a\n"
+    "DIR (as DIR's name, or NAME, then its path below DIR), under the environment's policy\n"
+    "key; all or none of them appear.  A blob of that name is refused unless --replace.\n";
+
+/* One file to seal: its path and the blob name it gets. */
+struct renc_put_item {
+    char *path, *want;
+};
+
+struct renc_put_plan {
+    struct renc_put_item *items;
+    size_t count, cap;
+    struct renc_data_text request; /* every (name, file, size, mtime): tells a rerun */
+};
+
+static void renc_put_plan_cleanup(struct renc_put_plan *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        renc_free(p->items[i].path);
+        renc_free(p->items[i].want);
+    }
+    renc_free(p->items);
+    renc_free(p->request.p);
+}
+
+static int renc_put_plan_add(struct renc_put_plan *p, const char *path, const char *want)
+{
+    if (p->count == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        struct renc_put_item *grown = renc_realloc(p->items, cap * sizeof *grown);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        p->items = grown;
+        p->cap = cap;
+    }
+    struct renc_put_item *it = &p->items[p->count];
+    it->path = renc_strdup(path);
+    it->want = renc_strdup(want);
+    if (!it->path || !it->want) {
+        renc_free(it->path);
+        renc_free(it->want);
+        return -RENC_E_NOMEM;
+    }
+    p->count++;
+    renc_data_text_add(&p->request, "%s", want);
+    renc_data_text_file(&p->request, path);
+    return p->request.rc;
+}
+
+/* Seals one file into the environment as `want` (a blob name).  Returns -1
+ * to go on, or an exit. */
+static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
+                        struct renc_stage *stage, const char *in, const char *want,
+                        uint64_t *bytes)
+{
+    char rel[8192];
+    if (snprintf(rel, sizeof rel, "blobs/%s", want) >= (int)sizeof rel) {
+        renc_err(c->cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
+        return RENC_EXIT_USAGE;
+    }
+    int in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (in_fd < 0 || fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = in_fd < 0 ? errno : EISDIR;
+        renc_err(c->cmd, "%s: %s", in, in_fd < 0 ? strerror(e) : "not a regular file");
+        if (in_fd >= 0)
+            close(in_fd);
+        return RENC_EXIT_USAGE;
+    }
+    int out_fd = -1;
+    int rc = renc_stage_open(stage, rel, &out_fd);
+    if (rc) {
+        renc_data_dest_err(c, stage, rel, rc);
+        close(in_fd);
+        return rc == -EEXIST ? renc_exit_for(rc) : RENC_EXIT_FAILED;
+    }
+    const char *refs[] = {env->key_ref};
+    struct renc_seal_opts so = {
+        .env = env->id, .kind = "blob", .name = want, .key_refs = refs, .key_ref_count = 1,
+        .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    struct renc_blob_status bs;
+    rc = renc_blob_seal(c->ks, &so, in_fd, out_fd, (uint64_t)st.st_size, &bs);
+    close(in_fd);
+    int rc2 = renc_stage_close(stage, out_fd);
+    if (rc == 0)
+        rc = rc2;
+    if (rc) {
+        if (rc == -RENC_E_LENGTH_MISMATCH)
+            renc_blob_err(c->cmd, in, rc, &bs);
+        else
+            renc_err(c->cmd, "writing %s (from %s): %s; nothing is sealed", stage->tmp, in,
+                     renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    *bytes += bs.plaintext_bytes;
+    return -1;
+}
+
+/* The files of one FILE or DIR argument, added to the plan, each name
+ * checked.  Returns -1 to go on, or an exit. */
+static int renc_put_gather(struct renc_data_ctx *c, const char *arg, struct renc_put_plan *plan)
+{
+    struct stat ast;
+    if (stat(arg, &ast) != 0) {
+        renc_err(c->cmd, "%s: %s", arg, strerror(errno));
+        return RENC_EXIT_USAGE;
+    }
+    /* The tool's own files are never sealed into an environment, and an
+     * environment's blobs move with 'copy', not 'put'. */
+    char why[PATH_MAX + 64];
+    if (renc_global_overlap(&c->a.g, arg, why, sizeof why)) {
+        renc_err(c->cmd, "%s: %s, whose files are never sealed into an environment; "
+                         "nothing is sealed ('reencrypt copy' moves blobs between "
+                         "environments)", arg, why);
+        return RENC_EXIT_USAGE;
+    }
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    int rc = renc_envdata_scan(&scan, arg);
+    for (size_t k = 0; rc == 0 && k < scan.error_count; k++)
+        rc = scan.errors[k].rc;
+    int status = -1;
+    if (rc) {
+        renc_err(c->cmd, "%s: %s", scan.error_count ? scan.errors[0].path : arg,
+                 renc_strerror(rc));
+        status = renc_exit_for(rc);
+    }
+    /* A reserved name is the tool's temporary: never user data. */
+    for (size_t k = 0; status < 0 && k < scan.temp_count; k++) {
+        renc_err(c->cmd, "%s: a name of the form .NAME.renc-tmp.TAG is reserved for the "
+                         "tool's temporary files; rename it; nothing is sealed", scan.temps[k]);
+        status = RENC_EXIT_USAGE;
+    }
+    char tidy[4096];
+    const char *prefix = c->a.name;
+    if (!prefix && S_ISDIR(ast.st_mode) && renc_path_tidy(tidy, sizeof tidy, arg, 0) == 0) {
+        const char *b = strrchr(tidy, '/');
+        prefix = b ? b + 1 : tidy;
+    }
+    for (size_t k = 0; status < 0 && k < scan.count; k++) {
+        char want[8192];
+        if (S_ISDIR(ast.st_mode) && prefix && prefix[0] && strcmp(prefix, ".") != 0)
+            renc_textf(want, sizeof want, "%s/%s", prefix, scan.items[k].rel);
+        else
+            renc_textf(want, sizeof want, "%s", prefix ? prefix : scan.items[k].rel);
+        const char *wb = strrchr(want, '/');
+        const char *ib = strrchr(scan.items[k].path, '/');
+        if (renc_tmpname_reserved(wb ? wb + 1 : want) ||
+            renc_tmpname_reserved(ib ? ib + 1 : scan.items[k].path)) {
+            renc_err(c->cmd, "%s: a name of the form .NAME.renc-tmp.TAG is reserved for the "
+                             "tool's temporary files; rename it (or --name); nothing is sealed",
+                     scan.items[k].path);
+            status = RENC_EXIT_USAGE;
+        } else if (!renc_archive_name_ok((const uint8_t *)want, strlen(want))) {
+            renc_err(c->cmd, "%s: '%s' cannot name a blob (names are UTF-8, not absolute, "
+                             "without empty, '.' or '..' parts; --name gives another)",
+                     scan.items[k].path, want);
+            status = RENC_EXIT_USAGE;
+        } else if ((rc = renc_put_plan_add(plan, scan.items[k].path, want))) {
+            renc_err(c->cmd, "%s", renc_strerror(rc));
+            status = RENC_EXIT_FAILED;
+        }
+    }
+    renc_scan_cleanup(&scan);
+    return status;
+}
+
+int renc_cmd_put(int argc, char **argv)
+{
+    struct renc_data_ctx c = {.cmd = "put"};
+    int status = renc_data_parse(&c, renc_put_usage, argc, argv);
+    if (status >= 0)
+        return status;
+    if (!c.a.env || c.a.arg_count < 1 || (c.a.name && c.a.arg_count != 1)) {
+        renc_err(c.cmd, "give --env ID and one or more FILEs (--name with one FILE)");
+        fputs(renc_put_usage, stderr);
+        return RENC_EXIT_USAGE;
+    }
+    struct renc_env env;
+    char current[RENC_MAX_REF_LEN + 1];
+    struct renc_stage stage;
+    renc_stage_init(&stage, c.a.replace);
+    struct renc_put_plan plan;
+    memset(&plan, 0, sizeof plan);
+    renc_data_text_add(&plan.request, "replace=%d\n", c.a.replace);
+    uint64_t bytes = 0;
+    int same = 0;
+    if ((status = renc_data_open(&c)) >= 0 ||
+        (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0 ||
+        (status = renc_data_lock(&c, c.a.env)) >= 0)
+        goto out;
+    /* Every file is listed and every name checked before anything is written. */
+    for (int i = 0; i < c.a.arg_count && status < 0; i++)
+        status = renc_put_gather(&c, c.a.args[i], &plan);
+    if (status < 0 && plan.request.rc) {
+        renc_err(c.cmd, "%s", renc_strerror(plan.request.rc));
+        status = RENC_EXIT_FAILED;
+    }
+    if (status >= 0 ||
+        (status = renc_data_settle(&c, env.id, c.cmd, plan.request.p, &same)) >= 0)
+        goto out;
+    if (same) {
+        printf("put: the interrupted put was this one: nothing more to do\n");
+        status = RENC_EXIT_OK;
+        goto out;
+    }
+    if ((status = renc_data_stage_begin(&c, &stage, env.id, plan.request.p)) >= 0)
+        goto out;
+    for (size_t i = 0; i < plan.count && status < 0; i++)
+        status = renc_put_one(&c, &env, &stage, plan.items[i].path, plan.items[i].want, &bytes);
+    if (status >= 0)
+        goto out;
+    char detail[256];
+    renc_textf(detail, sizeof detail, "%zu files, %llu bytes, under %s", plan.count,
+               (unsigned long long)bytes, current);
+    struct renc_stage_note note = {env.id, "put", detail};
+    int rc = renc_stage_commit(&stage, &note, 1);
+    if (rc) {
+        renc_data_commit_err(&c, &stage, rc);
+        status = RENC_EXIT_FAILED;
+        goto out;
+    }
+    printf("put: sealed %zu files (%llu bytes) into %s under %s\n", plan.count,
+           (unsigned long long)bytes, env.id, current);
+    status = RENC_EXIT_OK;
+out:
+    renc_stage_cleanup(&stage);
+    renc_put_plan_cleanup(&plan);
+    renc_data_close(&c);
+    return status;
+}

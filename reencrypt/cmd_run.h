@@ -1,0 +1,115 @@
+/* reencrypt/cmd_run.h — what the run and verify commands (cmd_run.c) share
+ * with their path rules (run_paths.c) and their progress display and
+ * reports (run_report.c) and its journal (run_journal.c): the parsed
+ * options and the progress context.
+ */
+#ifndef RENC_APP_CMD_RUN_H
+#define RENC_APP_CMD_RUN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/aead.h"
+#include "crypto/keystore.h"
+#include "reencrypt/catalog.h"
+#include "reencrypt/cli.h"
+#include "reencrypt/engine.h"
+#include "reencrypt/journal.h"
+#include "reencrypt/scan.h"
+#include "reencrypt/session.h"
+#include "reencrypt/transform.h"
+
+/* QP(buf, path): path quoted for a message (renc_cli_path_quote) into the
+ * char array buf. */
+#define QP(buf, path) renc_cli_path_quote((buf), sizeof(buf), (path))
+
+enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
+
+struct renc_bulk_args {
+    struct renc_global g;
+    const char *to, *out, *manifest, *report;
+    const char *drop[16];
+    size_t drop_count;
+    enum renc_run_mode mode;
+    int keep_old, dry_run, no_verify, fail_fast, direct, identity;
+    const char *journal;
+    int no_journal, resume, restart, copy;
+    uint64_t finished_before; /* blobs finished by earlier attempts of the run */
+    uint64_t held;            /* blobs held by a header write recovery could not settle */
+    const char *out_dir;      /* the canonical --out (NULL: in place) */
+    unsigned threads, share_dek;
+    int threads_given;
+    uint64_t memory;
+    enum renc_progress_mode progress;
+    enum renc_aead_backend backend;
+    char **sources;
+    int source_count;
+    const char *run_only; /* the first option given that only run takes */
+    /* Environments (--env, --all-envs): each is one run over DATA/<id>
+     * to its policy key. */
+    const char *envs[64];
+    size_t env_count;
+    int all_envs;
+    /* What one run came to, for the catalog. */
+    const char *outcome;      /* "finished", "failed", "interrupted" or NULL */
+    char withdrawn_ref[RENC_MAX_REF_LEN + 1]; /* a key found revoked or disabled at its vault */
+    int withdrawn_rc;
+    uint64_t failed_total;
+    char journal_path[4096];
+    /* An environment's run: its staged writes left by a killed put,
+     * restore or copy are settled once its lock is held. */
+    struct renc_catalog *env_cat;
+    const char *env_id;
+};
+
+struct renc_progress_ctx {
+    enum renc_progress_mode mode;
+    const char *cmd;
+    double last_json;
+    int drew;
+    struct renc_journal *journal; /* flushed at every tick */
+    int journal_rc;               /* a flush failed: the run is stopped */
+    atomic_int *stop;             /* set when a flush fails */
+};
+
+/* ---- run_paths.c: where a run writes, and what crashed attempts left */
+
+/* renc_mirror_out_inside: 1 when --out lies inside a source (the run would
+ * read its own output), 0 when not (out_real gets --out canonical), or a
+ * negative error; a missing --out is created once it is known to be
+ * outside every source. */
+int renc_mirror_out_inside(const struct renc_bulk_args *a, char *out_real, size_t max);
+/* renc_mirror_check_paths, renc_mirror_check_not_source: the --out mirror
+ * rules; each returns -1 to continue or an exit code (said why). */
+int renc_mirror_check_paths(const char *cmd, const char *out, struct renc_scan *scan);
+int renc_mirror_check_not_source(const char *cmd, const struct renc_bulk_args *a,
+                                 const char *out, const struct renc_scan *scan);
+void renc_run_sweep_temps(const char *cmd, const struct renc_scan *scan,
+                          const char *const *tags, size_t ntags);
+
+/* ---- run_journal.c: the run's journal and the work list it leaves */
+
+/* renc_run_journal_open, renc_run_work_list: each returns -1 to continue
+ * or an exit code (said why). */
+int renc_run_journal_open(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
+                          const struct renc_session_want *want);
+int renc_run_work_list(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
+                       const struct renc_session_want *want, const char *target,
+                       const struct renc_scan *scan, struct renc_scan *work, int64_t **rows,
+                       uint8_t **finished);
+
+/* ---- run_report.c: progress, recovery lines, the summary and --report */
+
+/* renc_run_progress_cb: the engine's progress callback; arg is a struct
+ * renc_progress_ctx.  It flushes the journal too. */
+void renc_run_progress_cb(const struct renc_engine_progress *p, void *arg);
+/* renc_run_recover_report: the journal's recovery callback; arg is cmd. */
+void renc_run_recover_report(void *arg, const char *path, enum renc_settle what, int rc);
+/* renc_bulk_finish: the failures, the summary and the --report of one run
+ * or verify over scan; returns its exit code. */
+int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,
+                     const struct renc_scan *scan, struct renc_keystore *ks, const char *target,
+                     struct renc_progress_ctx *pc, const struct renc_session *sess);
+
+#endif
