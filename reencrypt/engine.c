@@ -343,6 +343,70 @@ static void renc_small_mark_write(struct renc_engine *e, struct renc_small *s)
         s->write = 1;
 }
 
+/* Passes a blob's records through the plan's resealer, in memory, and puts
+ * the new header before them: in place when only the header changes and
+ * fits (renc_in_place_ok), else a whole new blob for a temporary.  Nothing
+ * is written yet: a failure here leaves the blob wholly old. */
+static void renc_small_reseal(struct renc_engine *e, struct renc_small *s)
+{
+    struct renc_blob_plan *p = &s->plan;
+    int rc;
+    size_t old_hl = p->old_h.header_len;
+    struct renc_resealer r;
+    if ((rc = renc_resealer_init(&r, p, e->opts.backend)) == 0) {
+        rc = renc_transform_records(&r, p, s->buf + old_hl, s->len - old_hl, 0,
+                                    renc_header_seg_count(&p->old_h), 1, NULL);
+        renc_resealer_cleanup(&r);
+    }
+    if (rc) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    if (e->opts.dry_run) {
+        renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
+        return;
+    }
+    if (renc_in_place_ok(e, p)) {
+        /* Only the header changes: it is rewritten where it is. */
+        s->old_hdr = renc_malloc(old_hl);
+        if (!s->old_hdr || (rc = renc_final_path(e, s->idx, s->final, sizeof s->final))) {
+            renc_small_fail(e, s, s->old_hdr ? rc : -RENC_E_NOMEM, NULL);
+            return;
+        }
+        memcpy(s->old_hdr, s->buf, old_hl);
+        memcpy(s->buf, p->new_hdr, old_hl);
+        s->len = old_hl;
+        s->in_place = 1;
+        renc_small_mark_write(e, s);
+        return;
+    }
+    /* The new blob: the new header, then the records unchanged in length. */
+    if (p->new_hdr_len != old_hl) {
+        size_t new_len = s->len - old_hl + p->new_hdr_len;
+        if (new_len > s->buf_len) {
+            uint8_t *grown = renc_malloc(new_len);
+            if (!grown) {
+                renc_small_fail(e, s, -RENC_E_NOMEM, NULL);
+                return;
+            }
+            memcpy(grown + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+            renc_pool_release(e->pool, s->buf, s->buf_len);
+            s->buf = grown;
+            s->buf_len = 0; /* not from the pool */
+        } else {
+            memmove(s->buf + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+        }
+        s->len = new_len;
+    }
+    memcpy(s->buf, p->new_hdr, p->new_hdr_len);
+    if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
+        (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    renc_small_mark_write(e, s);
+}
+
 /* Transforms (or verifies) one read blob in memory.  Sets s->write when the
  * result is to be written; finishes the item otherwise. */
 static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
@@ -399,60 +463,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_small_mark_write(e, s);
         return;
     }
-    size_t old_hl = p->old_h.header_len;
-    struct renc_resealer r;
-    if ((rc = renc_resealer_init(&r, p, e->opts.backend)) == 0) {
-        rc = renc_transform_records(&r, p, s->buf + old_hl, s->len - old_hl, 0,
-                                    renc_header_seg_count(&p->old_h), 1, NULL);
-        renc_resealer_cleanup(&r);
-    }
-    if (rc) {
-        renc_small_fail(e, s, rc, NULL);
-        return;
-    }
-    if (e->opts.dry_run) {
-        renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
-        return;
-    }
-    if (renc_in_place_ok(e, p)) {
-        /* Only the header changes: it is rewritten where it is. */
-        s->old_hdr = renc_malloc(old_hl);
-        if (!s->old_hdr || (rc = renc_final_path(e, s->idx, s->final, sizeof s->final))) {
-            renc_small_fail(e, s, s->old_hdr ? rc : -RENC_E_NOMEM, NULL);
-            return;
-        }
-        memcpy(s->old_hdr, s->buf, old_hl);
-        memcpy(s->buf, p->new_hdr, old_hl);
-        s->len = old_hl;
-        s->in_place = 1;
-        renc_small_mark_write(e, s);
-        return;
-    }
-    /* The new blob: the new header, then the records unchanged in length. */
-    if (p->new_hdr_len != old_hl) {
-        size_t new_len = s->len - old_hl + p->new_hdr_len;
-        if (new_len > s->buf_len) {
-            uint8_t *grown = renc_malloc(new_len);
-            if (!grown) {
-                renc_small_fail(e, s, -RENC_E_NOMEM, NULL);
-                return;
-            }
-            memcpy(grown + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
-            renc_pool_release(e->pool, s->buf, s->buf_len);
-            s->buf = grown;
-            s->buf_len = 0; /* not from the pool */
-        } else {
-            memmove(s->buf + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
-        }
-        s->len = new_len;
-    }
-    memcpy(s->buf, p->new_hdr, p->new_hdr_len);
-    if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
-        (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
-        renc_small_fail(e, s, rc, NULL);
-        return;
-    }
-    renc_small_mark_write(e, s);
+    renc_small_reseal(e, s);
 }
 
 /* Makes the directories of the batch's renamed files durable, once each. */
@@ -738,6 +749,15 @@ struct renc_big {
     struct renc_blk **blks;       /* blocks waiting for their other part */
     size_t nblks, blks_cap;
     int read_rc;                  /* a failed read-ahead */
+    /* The blob being run (renc_run_big). */
+    size_t idx;
+    int in_fd;                    /* the blob as read: its identity, kept open to the commit */
+    struct stat st;
+    uint64_t size;
+    uint8_t *hdr;                 /* its header as read */
+    size_t hdr_len;
+    char final[4096];
+    char tmp[4200];
 };
 
 struct renc_chunk {
@@ -1351,177 +1371,232 @@ static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const s
     return rc ? rc : renc_file_fsync_parent(final);
 }
 
+/* Makes the temporary durable and puts it in the blob's place
+ * (renc_big_commit: the checked rename is the commit point).  The
+ * temporary's descriptor is closed either way. */
+static int renc_big_commit_out(struct renc_engine *e, struct renc_big *b)
+{
+    int fd = b->out_fd;
+    b->out_fd = -1;
+    return renc_big_commit(e, b->idx, b->in_fd, &b->st, fd, b->tmp, b->final);
+}
+
+/* Bench ceiling (--bench-identity): the whole file copied as it is,
+ * committed the same way.  Recovery: roll back (the temporary is removed
+ * here on a failure before the commit). */
+static int renc_big_identity(struct renc_engine *e, struct renc_big *b)
+{
+    int rc;
+    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) == 0 &&
+        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)) == 0) {
+        b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->st.st_mode & 0777);
+        rc = b->out_fd < 0 ? -errno : renc_big_copy_records(b->in_fd, b->out_fd, 0, 0, b->size);
+        if (rc == 0)
+            rc = renc_big_commit_out(e, b);
+    }
+    if (b->out_fd >= 0)
+        renc_file_abort(b->out_fd, b->tmp);
+    return rc;
+}
+
+/* Reads the blob's header (up to the largest a header may be). */
+static int renc_big_read_header(struct renc_big *b)
+{
+    b->hdr = renc_malloc(RENC_MAX_HEADER_LEN);
+    if (!b->hdr)
+        return -RENC_E_NOMEM;
+    return renc_file_pread_full(b->in_fd, b->hdr, RENC_MAX_HEADER_LEN, 0, &b->hdr_len);
+}
+
+/* Verify: the records are spread over the workers like a rekey's, opened
+ * and checked, and nothing is written (no recovery needed).  *ref: the key
+ * ref a failure concerns. */
+static int renc_big_verify(struct renc_engine *e, struct renc_ring *ring, struct renc_big *b,
+                           const char **ref)
+{
+    int failed = -1;
+    int rc;
+    if ((rc = renc_header_parse(&b->plan.old_h, b->hdr, b->hdr_len)) == 0 &&
+        (rc = renc_keystore_open_header(e->ks, &b->plan.old, &b->plan.old_h, b->hdr, &failed)) !=
+            0 &&
+        failed >= 0)
+        *ref = b->plan.old_h.slots[failed].ref;
+    if (rc == 0 && e->opts.direct)
+        rc = renc_open_direct(b, e->scan->items[b->idx].path);
+    if (rc == 0) {
+        b->count = renc_header_seg_count(&b->plan.old_h);
+        rc = renc_big_rekey(e, ring, b, b->in_fd, b->size);
+    }
+    return rc;
+}
+
+/* A blob already under the target.  --out: the mirror is complete, so it
+ * is mirrored as it is, in the kernel, committed the same way; in place
+ * nothing is written.  Recovery: roll back (the caller removes the
+ * temporary); the commit point is renc_big_commit's rename. */
+static int renc_big_mirror(struct renc_engine *e, struct renc_big *b)
+{
+    if (!e->opts.out_dir || e->opts.dry_run)
+        return 0;
+    int rc;
+    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) ||
+        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)))
+        return rc;
+    b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                     b->st.st_mode & 0777);
+    if (b->out_fd < 0)
+        return -errno;
+    if ((rc = renc_big_copy_records(b->in_fd, b->out_fd, 0, 0, b->size)))
+        return rc;
+    return renc_big_commit_out(e, b);
+}
+
+/* Opens the temporary beside the final path and writes the new header into
+ * it (with O_DIRECT the header goes out through the block assembler, in
+ * renc_big_rekey).  Recovery: roll back (the caller removes the
+ * temporary). */
+static int renc_big_open_out(struct renc_engine *e, struct renc_big *b)
+{
+    int rc;
+    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) ||
+        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)))
+        return rc;
+    /* O_DIRECT writes need the records to keep their place within a
+     * block: the header length may change only by whole blocks. */
+    b->direct_out = e->opts.direct && b->plan.new_dek &&
+                    (b->plan.new_hdr_len - b->plan.old_h.header_len) % RENC_DIRECT_ALIGN == 0;
+    b->out_size = b->size - b->plan.old_h.header_len + b->plan.new_hdr_len;
+    b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
+                                 (b->direct_out ? O_DIRECT : 0), b->st.st_mode & 0777);
+    if (b->out_fd < 0)
+        return errno == EINVAL && b->direct_out ? -EOPNOTSUPP : -errno;
+    rc = renc_fault_check("write");
+    /* Reserve the whole output at once: O_DIRECT writes that extend a
+     * file are serialised by the filesystem, writes inside it are not.
+     * Not every filesystem can; then it only costs the speed. */
+    if (rc == 0 && b->direct_out)
+        (void)fallocate(b->out_fd, 0, 0, (off_t)b->out_size);
+    /* With O_DIRECT the header goes out through the block assembler. */
+    if (rc == 0 && !b->direct_out &&
+        pwrite(b->out_fd, b->plan.new_hdr, b->plan.new_hdr_len, 0) != (ssize_t)b->plan.new_hdr_len)
+        rc = errno ? -errno : -EIO;
+    return rc;
+}
+
+/* The records into the temporary: rekeyed chunk by chunk, or (a rewrap)
+ * copied unchanged in the kernel; a dry run rekeys without writing.
+ * Recovery: roll back (the caller removes the temporary). */
+static int renc_big_records(struct renc_engine *e, struct renc_ring *ring, struct renc_big *b)
+{
+    int rc = 0;
+    if (e->opts.direct && b->plan.new_dek)
+        rc = renc_open_direct(b, e->scan->items[b->idx].path);
+    if (rc)
+        return rc;
+    if (b->plan.new_dek)
+        return renc_big_rekey(e, ring, b, b->in_fd, b->size);
+    if (!e->opts.dry_run)
+        return renc_big_copy_records(b->in_fd, b->out_fd, b->plan.old_h.header_len,
+                                     b->plan.new_hdr_len, b->size - b->plan.old_h.header_len);
+    return 0;
+}
+
+/* One big blob: opened (its identity taken), its header read, then by its
+ * plan verified, skipped (mirrored under --out), its header rewritten in
+ * place, or a new blob written to a temporary and committed.  The commit
+ * point is the checked rename in renc_big_commit (in place: the header's
+ * durable write, after its journaled intent).  A failure before it rolls
+ * back: the temporary is removed, the blob stays wholly old and is noted
+ * failed, and the next attempt reads it again (after a crash the resume's
+ * sweep removes the temporary).  The journal notes the outcome only once
+ * the commit is durable. */
 static void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
 {
     const struct renc_scan_item *it = &e->scan->items[idx];
     struct renc_big b;
     memset(&b, 0, sizeof b);
     b.e = e;
+    b.idx = idx;
     b.out_fd = -1;
     b.direct_in_fd = -1;
     pthread_mutex_init(&b.lock, NULL);
-    char final[4096], tmp[4200];
     const char *ref = NULL;
     int rc = 0;
 
-    struct stat st;
-    int in_fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (in_fd < 0 || fstat(in_fd, &st) != 0) {
+    b.in_fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (b.in_fd < 0 || fstat(b.in_fd, &b.st) != 0) {
         renc_finish(e, idx, RENC_ITEM_FAILED, -errno, NULL);
-        if (in_fd >= 0)
-            close(in_fd);
+        if (b.in_fd >= 0)
+            close(b.in_fd);
         pthread_mutex_destroy(&b.lock);
         return;
     }
     /* The blob as opened (it may have changed since the scan): its commit
      * checks it is still this file. */
-    uint64_t size = (uint64_t)st.st_size;
+    b.size = (uint64_t)b.st.st_size;
     if (e->opts.identity) {
-        /* Bench ceiling: the whole file copied as it is, committed the same way. */
-        if ((rc = renc_final_path(e, idx, final, sizeof final)) == 0 &&
-            (rc = renc_tmp_path(e, final, tmp, sizeof tmp)) == 0) {
-            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
-            rc = b.out_fd < 0 ? -errno : renc_big_copy_records(in_fd, b.out_fd, 0, 0, size);
-            if (rc == 0) {
-                rc = renc_big_commit(e, idx, in_fd, &st, b.out_fd, tmp, final);
-                b.out_fd = -1;
-            }
-        }
-        if (b.out_fd >= 0)
-            renc_file_abort(b.out_fd, tmp);
+        rc = renc_big_identity(e, &b);
         renc_finish(e, idx, rc ? RENC_ITEM_FAILED : RENC_ITEM_DONE, rc, NULL);
-        close(in_fd);
+        close(b.in_fd);
         pthread_mutex_destroy(&b.lock);
         return;
     }
-    uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);
-    size_t got = 0;
-    if (!hdr)
-        rc = -RENC_E_NOMEM;
-    else
-        rc = renc_file_pread_full(in_fd, hdr, RENC_MAX_HEADER_LEN, 0, &got);
-    if (rc == 0 && (got < 4 || memcmp(hdr, "RENC", 4) != 0)) {
+    rc = renc_big_read_header(&b);
+    if (rc == 0 && (b.hdr_len < 4 || memcmp(b.hdr, "RENC", 4) != 0)) {
         renc_finish(e, idx, RENC_ITEM_NOT_RENC, 0, NULL);
         goto out;
     }
     if (rc == 0 && e->opts.op == RENC_ENGINE_VERIFY) {
-        /* Verify: the records are spread over the workers like a rekey's,
-         * opened and checked, and nothing is written. */
-        int failed = -1;
-        if ((rc = renc_header_parse(&b.plan.old_h, hdr, got)) == 0 &&
-            (rc = renc_keystore_open_header(e->ks, &b.plan.old, &b.plan.old_h, hdr, &failed)) != 0 &&
-            failed >= 0)
-            ref = b.plan.old_h.slots[failed].ref;
-        if (rc == 0 && e->opts.direct)
-            rc = renc_open_direct(&b, it->path);
-        if (rc == 0) {
-            b.count = renc_header_seg_count(&b.plan.old_h);
-            rc = renc_big_rekey(e, ring, &b, in_fd, size);
-        }
-        if (rc)
+        if ((rc = renc_big_verify(e, ring, &b, &ref)))
             goto out_fail;
         renc_finish(e, idx, RENC_ITEM_DONE, 0, NULL);
         goto out;
     }
-    if (rc == 0 && (rc = renc_transform_plan(e->t, &b.plan, hdr, got)) != 0)
+    if (rc == 0 && (rc = renc_transform_plan(e->t, &b.plan, b.hdr, b.hdr_len)) != 0)
         ref = b.plan.failed_ref;
     if (rc)
         goto out_fail;
     if (b.plan.verdict == RENC_VERDICT_SKIP) {
-        /* --out: mirrored as it is, in the kernel, committed the same way. */
-        if (e->opts.out_dir && !e->opts.dry_run) {
-            if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
-                (rc = renc_tmp_path(e, final, tmp, sizeof tmp)))
-                goto out_fail;
-            b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                            st.st_mode & 0777);
-            if (b.out_fd < 0) {
-                rc = -errno;
-                goto out_fail;
-            }
-            if ((rc = renc_big_copy_records(in_fd, b.out_fd, 0, 0, size)))
-                goto out_fail;
-            int fd = b.out_fd;
-            b.out_fd = -1;
-            if ((rc = renc_big_commit(e, idx, in_fd, &st, fd, tmp, final)))
-                goto out_fail_noabort;
-        }
+        if ((rc = renc_big_mirror(e, &b)))
+            goto out_fail;
         renc_finish_plan(e, idx, RENC_ITEM_SKIPPED, 0, NULL, &b.plan);
         goto out;
     }
     b.count = renc_header_seg_count(&b.plan.old_h);
-    if (!e->opts.out_dir && st.st_nlink > 1 && !e->opts.dry_run) {
+    if (!e->opts.out_dir && b.st.st_nlink > 1 && !e->opts.dry_run) {
         rc = -RENC_E_HARDLINKED; /* see renc_small_mark_write */
         goto out_fail;
     }
     if (renc_in_place_ok(e, &b.plan)) {
-        if ((rc = renc_header_in_place(e, idx, it->path, hdr, &b.plan, &st)))
+        if ((rc = renc_header_in_place(e, idx, it->path, b.hdr, &b.plan, &b.st)))
             goto out_fail;
         atomic_fetch_add(&e->in_place, 1);
         renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
         goto out;
     }
-    if (!e->opts.dry_run) {
-        if ((rc = renc_final_path(e, idx, final, sizeof final)) ||
-            (rc = renc_tmp_path(e, final, tmp, sizeof tmp)))
-            goto out_fail;
-        /* O_DIRECT writes need the records to keep their place within a
-         * block: the header length may change only by whole blocks. */
-        b.direct_out = e->opts.direct && b.plan.new_dek &&
-                       (b.plan.new_hdr_len - b.plan.old_h.header_len) % RENC_DIRECT_ALIGN == 0;
-        b.out_size = size - b.plan.old_h.header_len + b.plan.new_hdr_len;
-        b.out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
-                             (b.direct_out ? O_DIRECT : 0), st.st_mode & 0777);
-        if (b.out_fd < 0) {
-            rc = errno == EINVAL && b.direct_out ? -EOPNOTSUPP : -errno;
-            goto out_fail;
-        }
-        rc = renc_fault_check("write");
-        /* Reserve the whole output at once: O_DIRECT writes that extend a
-         * file are serialised by the filesystem, writes inside it are not.
-         * Not every filesystem can; then it only costs the speed. */
-        if (rc == 0 && b.direct_out)
-            (void)fallocate(b.out_fd, 0, 0, (off_t)b.out_size);
-        /* With O_DIRECT the header goes out through the block assembler. */
-        if (rc == 0 && !b.direct_out &&
-            pwrite(b.out_fd, b.plan.new_hdr, b.plan.new_hdr_len, 0) != (ssize_t)b.plan.new_hdr_len)
-            rc = errno ? -errno : -EIO;
-    }
-    if (rc == 0 && e->opts.direct && b.plan.new_dek)
-        rc = renc_open_direct(&b, it->path);
-    if (rc == 0) {
-        if (b.plan.new_dek)
-            rc = renc_big_rekey(e, ring, &b, in_fd, size);
-        else if (!e->opts.dry_run)
-            rc = renc_big_copy_records(in_fd, b.out_fd, b.plan.old_h.header_len,
-                                       b.plan.new_hdr_len, size - b.plan.old_h.header_len);
-    }
-    if (rc)
+    if (!e->opts.dry_run && (rc = renc_big_open_out(e, &b)))
         goto out_fail;
-    if (!e->opts.dry_run) {
-        /* Commit: durable temporary, rename (the commit point), directory. */
-        int fd = b.out_fd;
-        b.out_fd = -1;
-        if ((rc = renc_big_commit(e, idx, in_fd, &st, fd, tmp, final)))
-            goto out_fail_noabort;
-    }
+    if ((rc = renc_big_records(e, ring, &b)))
+        goto out_fail;
+    /* Commit: durable temporary, rename (the commit point), directory. */
+    if (!e->opts.dry_run && (rc = renc_big_commit_out(e, &b)))
+        goto out_fail; /* the temporary is gone: renc_big_commit removed it */
     renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
     goto out;
 
 out_fail:
     if (b.out_fd >= 0)
-        renc_file_abort(b.out_fd, tmp);
+        renc_file_abort(b.out_fd, b.tmp);
     b.out_fd = -1;
-out_fail_noabort:
     renc_finish(e, idx, RENC_ITEM_FAILED, rc, ref);
 out:
     atomic_fetch_sub(&e->bytes_partial, b.credited);
     if (b.out_fd >= 0)
-        renc_file_abort(b.out_fd, tmp);
+        renc_file_abort(b.out_fd, b.tmp);
     if (b.direct_in_fd >= 0)
         close(b.direct_in_fd);
-    renc_free(hdr);
-    close(in_fd);
+    renc_free(b.hdr);
+    close(b.in_fd);
     renc_blob_plan_cleanup(&b.plan);
     pthread_mutex_destroy(&b.lock);
 }
