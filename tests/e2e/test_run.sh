@@ -593,7 +593,7 @@ summary_is run "$NB" 0 "$NP" 0
 expect_report "$WORK/o3.json" "$NT" "$NB" 0 "$NP" 0 0
 expect_unchanged "rewrap --out: the source" "$C" "$WORK/corpus.sha"
 expect_no_temporaries "rewrap --out" "$C" "$O3"
-# Documented by engine.c: a non-RENC file is counted and left alone; it is
+# Documented by engine_batch.c and engine_big.c: a non-RENC file is counted and left alone; it is
 # not copied to the mirror.
 mirror_is "$O3" "$BLOBS"
 facts "$O3" "$BLOBS" "$WORK/facts.o3"
