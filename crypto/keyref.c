@@ -161,6 +161,11 @@ int renc_keyref_text_same_version(const char *a, const char *b)
 {
     if (strcmp(a, b) == 0)
         return 1;
+    /* Local and pkcs11 refs are equal only as the same text: parse only
+     * the vault refs, which per blob (a slot against the target) are the
+     * only ones that can differ in spelling. */
+    if (strncmp(a, "akv:", 4) != 0 || strncmp(b, "akv:", 4) != 0)
+        return 0;
     struct renc_keyref ra, rb;
     return renc_keyref_parse(&ra, a) == 0 && renc_keyref_parse(&rb, b) == 0 &&
            renc_keyref_same_version(&ra, &rb);

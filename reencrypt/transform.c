@@ -71,6 +71,19 @@ const char *renc_transformer_target(const struct renc_transformer *t)
     return t->target;
 }
 
+/* 1 when a slot's ref names the run's target version (in any spelling the
+ * vault treats as the same, keyref.h).  Per blob: the target is parsed
+ * once, in renc_transformer_new; a slot only when it is a vault ref whose
+ * text differs. */
+static int renc_is_target(const struct renc_transformer *t, const char *ref)
+{
+    if (strcmp(ref, t->target) == 0)
+        return 1;
+    struct renc_keyref r;
+    return t->target_ref.provider == RENC_PROVIDER_AKV && strncmp(ref, "akv:", 4) == 0 &&
+           renc_keyref_parse(&r, ref) == 0 && renc_keyref_same_version(&r, &t->target_ref);
+}
+
 /* 1 when the slot is one the run was told to drop: a --drop ref with a
  * version names that version only, one without names every version. */
 static int renc_slot_dropped(const struct renc_transformer *t, const struct renc_slot *s)
@@ -151,7 +164,7 @@ static int renc_build_new_header(struct renc_transformer *t, struct renc_blob_pl
         return rc;
     }
     int keep = t->opts.keep_old && !renc_slot_dropped(t, opener) &&
-               !renc_keyref_text_same_version(opener->ref, t->target);
+               !renc_is_target(t, opener->ref);
     if (t->opts.mode == RENC_MODE_REWRAP) {
         rc = renc_keystore_wrap_slot(t->ks, &p->new_h, t->target, p->old.dek);
         if (rc == 0 && keep)
@@ -183,7 +196,7 @@ static int renc_verify_new_header(struct renc_transformer *t, const struct renc_
         return rc;
     int slot = -1;
     for (unsigned i = 0; i < h.slot_count; i++)
-        if (renc_keyref_text_same_version(h.slots[i].ref, t->target))
+        if (renc_is_target(t, h.slots[i].ref))
             slot = (int)i;
     if (slot < 0)
         rc = -RENC_E_NO_SLOT;
@@ -216,7 +229,7 @@ int renc_transform_plan(struct renc_transformer *t, struct renc_blob_plan *p,
     int under_target = 0, droppable = 0, kept = 0;
     for (unsigned i = 0; i < p->old_h.slot_count; i++) {
         const struct renc_slot *s = &p->old_h.slots[i];
-        under_target |= renc_keyref_text_same_version(s->ref, t->target);
+        under_target |= renc_is_target(t, s->ref);
         if (renc_slot_dropped(t, s))
             droppable = 1;
         else
