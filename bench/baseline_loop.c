@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "crypto/secmem.h"
 #include "io/file.h"
-#include "reencrypt/transform.h"
+#include "blob/transform.h"
 
 static struct renc_transformer *g_t;
 static unsigned long g_done, g_failed;

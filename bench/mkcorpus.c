@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "crypto/secmem.h"
 #include "io/file.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 
 int main(int argc, char **argv)
 {

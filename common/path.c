@@ -36,3 +36,43 @@ int renc_path_tidy(char *out, size_t max, const char *in, unsigned flags)
     out[w] = '\0';
     return 0;
 }
+
+const char *renc_path_quote(char *out, size_t max, const char *path)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    if (max == 0)
+        return out;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        char esc[5];
+        size_t n = 0;
+        unsigned char c = *p;
+        const char *named = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
+                          : c == '\\' ? "\\\\" : NULL;
+        if (named) {
+            n = 2;
+            memcpy(esc, named, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            n = 4;
+        } else {
+            esc[0] = (char)c;
+            n = 1;
+        }
+        if (w + n + 1 > max) {
+            /* Cut: "..." in place of the tail (when there is room for it). */
+            size_t keep = max > 4 ? max - 4 : 0;
+            w = w < keep ? w : keep;
+            for (size_t i = 0; i < 3 && w + 1 < max; i++)
+                out[w++] = '.';
+            break;
+        }
+        memcpy(out + w, esc, n);
+        w += n;
+    }
+    out[w] = '\0';
+    return out;
+}

@@ -17,4 +17,13 @@ enum {
  * with no component left; out is unspecified on failure. */
 int renc_path_tidy(char *out, size_t max, const char *in, unsigned flags);
 
+/* renc_path_quote: path as a message may print it: each control
+ * character (a newline, a tab, ESC...) and DEL as a C escape (\n, \t,
+ * \x1b), a backslash as \\, everything else as it is; so a name can never
+ * break a message's line or forge another one.  Cut with "..." when it does
+ * not fit in max (RENC_PATH_QUOTE_MAX holds any path of PATH_MAX bytes).
+ * Returns out.  JSON output needs none of this: jansson escapes. */
+#define RENC_PATH_QUOTE_MAX (4 * 4096 + 1)
+const char *renc_path_quote(char *out, size_t max, const char *path);
+
 #endif

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "crypto/akv.h"
-#include "reencrypt/catalog.h"
+#include "keys/akv.h"
+#include "state/catalog.h"
 
 /* A count option: 1..max, or 0 when not given. */
 static int renc_count_opt(const char *text, unsigned max, unsigned *out)
@@ -158,7 +158,7 @@ int renc_global_overlap(const struct renc_global *g, const char *path, char *why
         int holds = strlen(real) <= strlen(mine);
         char q[RENC_PATH_QUOTE_MAX];
         snprintf(why, max, "%s %s (%s)", holds ? "holds" : "lies inside", names[i],
-                 renc_cli_path_quote(q, sizeof q, mine));
+                 renc_path_quote(q, sizeof q, mine));
         return 1;
     }
     return 0;
@@ -352,51 +352,11 @@ void renc_err(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-const char *renc_cli_path_quote(char *out, size_t max, const char *path)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t w = 0;
-    if (max == 0)
-        return out;
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-        char esc[5];
-        size_t n = 0;
-        unsigned char c = *p;
-        const char *named = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
-                          : c == '\\' ? "\\\\" : NULL;
-        if (named) {
-            n = 2;
-            memcpy(esc, named, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            esc[0] = '\\';
-            esc[1] = 'x';
-            esc[2] = hex[c >> 4];
-            esc[3] = hex[c & 15];
-            n = 4;
-        } else {
-            esc[0] = (char)c;
-            n = 1;
-        }
-        if (w + n + 1 > max) {
-            /* Cut: "..." in place of the tail (when there is room for it). */
-            size_t keep = max > 4 ? max - 4 : 0;
-            w = w < keep ? w : keep;
-            for (size_t i = 0; i < 3 && w + 1 < max; i++)
-                out[w++] = '.';
-            break;
-        }
-        memcpy(out + w, esc, n);
-        w += n;
-    }
-    out[w] = '\0';
-    return out;
-}
-
 void renc_blob_err(const char *cmd, const char *path_raw, int rc,
                    const struct renc_blob_status *st)
 {
     char path[RENC_PATH_QUOTE_MAX];
-    renc_cli_path_quote(path, sizeof path, path_raw);
+    renc_path_quote(path, sizeof path, path_raw);
     int key_error = rc == -RENC_E_KEY_NOT_FOUND || rc == -RENC_E_KEY_DISABLED ||
                     rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_TYPE ||
                     rc == -RENC_E_UNWRAP || rc == -RENC_E_HEADER_AUTH ||

@@ -7,9 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
-#include "reencrypt/blobfile.h"
+#include "common/path.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
+#include "blob/blobfile.h"
 
 /* Exit codes (docs/CLI.md). */
 enum renc_exit {
@@ -83,15 +84,6 @@ int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
 
 /* Messages: "reencrypt: <cmd>: <what>" on stderr. */
 void renc_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* renc_cli_path_quote: path as a message may print it: each control
- * character (a newline, a tab, ESC...) and DEL as a C escape (\n, \t,
- * \x1b), a backslash as \\, everything else as it is; so a name can never
- * break a message's line or forge another one.  Cut with "..." when it does
- * not fit in max (RENC_PATH_QUOTE_MAX holds any path of PATH_MAX bytes).
- * Returns out.  JSON output needs none of this: jansson escapes. */
-#define RENC_PATH_QUOTE_MAX (4 * 4096 + 1)
-const char *renc_cli_path_quote(char *out, size_t max, const char *path);
 
 /* renc_blob_err: one blob's failure: the key ref for a key error, the
  * record for a record error, else the cause. */

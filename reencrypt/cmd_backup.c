@@ -12,13 +12,13 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "crypto/keyref.h"
-#include "reencrypt/archive.h"
-#include "reencrypt/blobfile.h"
+#include "keys/keyref.h"
+#include "env/archive.h"
+#include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 #define RENC_BACKUP_COMPRESS_LEVEL 3

@@ -13,7 +13,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/file.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 
 static const char renc_encrypt_usage[] =

@@ -10,14 +10,14 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "crypto/keyref.h"
-#include "reencrypt/blobfile.h"
+#include "keys/keyref.h"
+#include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/rules.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "env/rules.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 static const char renc_copy_usage[] =

@@ -19,13 +19,13 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/envdata.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "env/envdata.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv)

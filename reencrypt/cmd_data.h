@@ -12,12 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "reencrypt/blobfile.h"
-#include "reencrypt/catalog.h"
+#include "blob/blobfile.h"
+#include "state/catalog.h"
 #include "reencrypt/cli.h"
-#include "reencrypt/rules.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "env/rules.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 struct renc_data_args {

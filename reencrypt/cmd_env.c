@@ -11,11 +11,11 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "crypto/keyref.h"
+#include "keys/keyref.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/envdata.h"
-#include "reencrypt/session.h"
+#include "env/envdata.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 static const char renc_env_usage[] =

@@ -10,10 +10,10 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "crypto/akv.h"
+#include "keys/akv.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/envdata.h"
+#include "env/envdata.h"
 
 static const char renc_keys_usage[] =
     "usage: reencrypt keys create NAME [--type aes256|rsa2048|rsa3072|rsa4096]\n"

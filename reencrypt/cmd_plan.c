@@ -14,10 +14,10 @@
 #include "common/error.h"
 #include "crypto/aead.h"
 #include "io/file.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "reencrypt/cli.h"
-#include "reencrypt/scan.h"
+#include "store/scan.h"
 
 static const char renc_plan_usage[] =
     "usage: reencrypt plan [--json] [--check-keys] [--threads N] [--storage-mbps N]\n"

@@ -13,15 +13,15 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "crypto/keyref.h"
-#include "reencrypt/archive.h"
-#include "reencrypt/blobfile.h"
+#include "keys/keyref.h"
+#include "env/archive.h"
+#include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/rules.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "env/rules.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
 
 static const char renc_restore_usage[] =

@@ -18,13 +18,13 @@
 #include "common/error.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_run.h"
-#include "reencrypt/engine.h"
+#include "run/engine.h"
 #include "reencrypt/envctl.h"
-#include "reencrypt/envdata.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "env/envdata.h"
+#include "store/scan.h"
+#include "run/session.h"
 #include "reencrypt/stage.h"
-#include "reencrypt/transform.h"
+#include "blob/transform.h"
 
 static const char renc_run_usage[] =
     "usage: reencrypt run (--env ID... | --all-envs) [--mode rewrap|rekey] [options below]\n"

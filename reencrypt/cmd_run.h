@@ -11,18 +11,18 @@
 #include <stdint.h>
 
 #include "crypto/aead.h"
-#include "crypto/keystore.h"
-#include "reencrypt/catalog.h"
+#include "keys/keystore.h"
+#include "state/catalog.h"
 #include "reencrypt/cli.h"
-#include "reencrypt/engine.h"
-#include "reencrypt/journal.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
-#include "reencrypt/transform.h"
+#include "run/engine.h"
+#include "state/journal.h"
+#include "store/scan.h"
+#include "run/session.h"
+#include "blob/transform.h"
 
-/* QP(buf, path): path quoted for a message (renc_cli_path_quote) into the
+/* QP(buf, path): path quoted for a message (renc_path_quote) into the
  * char array buf. */
-#define QP(buf, path) renc_cli_path_quote((buf), sizeof(buf), (path))
+#define QP(buf, path) renc_path_quote((buf), sizeof(buf), (path))
 
 enum renc_progress_mode { RENC_PROGRESS_AUTO, RENC_PROGRESS_BAR, RENC_PROGRESS_JSON, RENC_PROGRESS_NONE };
 

@@ -17,8 +17,8 @@
 
 #include "common/error.h"
 #include "reencrypt/cli.h"
-#include "reencrypt/envdata.h"
-#include "reencrypt/journal.h"
+#include "env/envdata.h"
+#include "state/journal.h"
 
 static const char renc_status_usage[] =
     "usage: reencrypt status [--journal FILE | --env ID] [--json] [--failures N]\n"
@@ -101,7 +101,7 @@ static void renc_status_failure(void *arg, const char *path, const char *error, 
         json_array_append_new(c->arr, f);
     } else {
         char q[RENC_PATH_QUOTE_MAX];
-        printf("  %s: %s%s%s%s\n", renc_cli_path_quote(q, sizeof q, path), error,
+        printf("  %s: %s%s%s%s\n", renc_path_quote(q, sizeof q, path), error,
                ref ? " (key " : "", ref ? ref : "", ref ? ")" : "");
     }
 }
@@ -201,7 +201,7 @@ static int renc_status_env_journal(struct renc_status_args *a, char *found, size
     char stored[RENC_PATH_QUOTE_MAX];
     if (rc == 0)
         rc = renc_journal_default_path(a->g.state_dir,
-                                       renc_cli_path_quote(stored, sizeof stored, real), "",
+                                       renc_path_quote(stored, sizeof stored, real), "",
                                        found, max);
     if (rc == 0 && access(found, F_OK) != 0)
         rc = -ENOENT;
@@ -229,7 +229,7 @@ static int renc_status_find(struct renc_status_args *a, char *found, size_t max,
         char qs[RENC_PATH_QUOTE_MAX];
         renc_err("status", "no journal under %s/journals (a run keeps one there unless "
                            "given --journal or --no-journal)",
-                 renc_cli_path_quote(qs, sizeof qs, a->g.state_dir ? a->g.state_dir : ""));
+                 renc_path_quote(qs, sizeof qs, a->g.state_dir ? a->g.state_dir : ""));
         return RENC_EXIT_USAGE;
     }
     a->path = found;
@@ -320,7 +320,7 @@ static void renc_status_sources(const struct renc_journal_status *st)
         int raw = 0;
         for (const unsigned char *c = (const unsigned char *)one; *c; c++)
             raw |= *c < 0x20 || *c == 0x7f;
-        fputs(raw ? renc_cli_path_quote(q, sizeof q, one) : one, stdout);
+        fputs(raw ? renc_path_quote(q, sizeof q, one) : one, stdout);
         s += n;
         if (*s == '\n' && *++s)
             fputs("\n          ", stdout);
@@ -363,14 +363,14 @@ static void renc_status_text(struct renc_journal *j, const struct renc_status_ar
 {
     char q[RENC_PATH_QUOTE_MAX];
     uint64_t max_failures = a->max_failures;
-    printf("journal   %s%s\n", renc_cli_path_quote(q, sizeof q, a->path),
+    printf("journal   %s%s\n", renc_path_quote(q, sizeof q, a->path),
            journals > 1 ? "  (the latest of several: --journal FILE)" : "");
     if (!st->has_run) {
         printf("run       none recorded\n");
         return;
     }
     printf("run       %s: %s to %s, %s\n", st->run_id, st->params.mode, st->params.target,
-           st->params.out[0] ? renc_cli_path_quote(q, sizeof q, st->params.out) : "in place");
+           st->params.out[0] ? renc_path_quote(q, sizeof q, st->params.out) : "in place");
     renc_status_sources(st);
     renc_status_progress(st, f);
     if (st->header_intents)
@@ -401,14 +401,14 @@ int renc_cmd_status(int argc, char **argv)
     char qp[RENC_PATH_QUOTE_MAX];
     int rc = renc_journal_open_readonly(&j, a.path);
     if (rc) {
-        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, a.path),
+        renc_err("status", "journal %s: %s", renc_path_quote(qp, sizeof qp, a.path),
                  renc_strerror(rc));
         return renc_exit_for(rc) == RENC_EXIT_USAGE || rc == -ENOENT ? RENC_EXIT_USAGE
                                                                      : RENC_EXIT_FAILED;
     }
     struct renc_journal_status st;
     if ((rc = renc_journal_status(j, &st))) {
-        renc_err("status", "journal %s: %s", renc_cli_path_quote(qp, sizeof qp, a.path),
+        renc_err("status", "journal %s: %s", renc_path_quote(qp, sizeof qp, a.path),
                  renc_strerror(rc));
         status = RENC_EXIT_FAILED;
         goto out_close;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "crypto/keyref.h"
+#include "keys/keyref.h"
 
 int renc_envctl_open(struct renc_global *g, int create, struct renc_catalog **cat)
 {

@@ -6,9 +6,9 @@
 
 #include <stddef.h>
 
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
-#include "reencrypt/catalog.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
+#include "state/catalog.h"
 #include "reencrypt/cli.h"
 
 /* renc_envctl_open: resolves the global options and opens the catalog

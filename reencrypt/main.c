@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "crypto/akv.h"
+#include "keys/akv.h"
 #include "crypto/secmem.h"
 #include "reencrypt/cli.h"
 

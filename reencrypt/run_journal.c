@@ -9,9 +9,9 @@
 #include "common/error.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_run.h"
-#include "reencrypt/journal.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "state/journal.h"
+#include "store/scan.h"
+#include "run/session.h"
 
 /* What the journal's recovery of a crashed attempt did, in one line. */
 static void renc_bulk_say_recovered(const char *cmd, const struct renc_recover_stats *r)

@@ -16,7 +16,7 @@
 #include "io/tmpname.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_run.h"
-#include "reencrypt/scan.h"
+#include "store/scan.h"
 
 /* --out must not lie inside a source (the run would read its own output). */
 int renc_mirror_out_inside(const struct renc_bulk_args *a, char *out_real, size_t max)
@@ -207,21 +207,21 @@ static const char *renc_mirror_hits_source(const struct renc_scan *scan, size_t 
         hit = bsearch(&key, by_inode, scan->count, sizeof *by_inode, renc_src_by_inode);
     }
     if (hit) {
-        renc_cli_path_quote(q1, sizeof q1, it->path);
+        renc_path_quote(q1, sizeof q1, it->path);
         if (hit->idx == i)
             renc_textf(why, max, "%s would be written over itself (its mirror is the same file)",
                        q1);
         else
             renc_textf(why, max, "%s would be written over the source %s (its mirror is that file)",
-                       q1, renc_cli_path_quote(q2, sizeof q2, scan->items[hit->idx].path));
+                       q1, renc_path_quote(q2, sizeof q2, scan->items[hit->idx].path));
         return why;
     }
     for (size_t r = 0; r < nroots; r++) {
         if (!renc_path_within(canon, roots[r]))
             continue;
-        renc_cli_path_quote(q1, sizeof q1, it->path);
+        renc_path_quote(q1, sizeof q1, it->path);
         renc_textf(why, max, "%s would be mirrored to %s, inside the source %s", q1,
-                   renc_cli_path_quote(q2, sizeof q2, canon), roots[r]);
+                   renc_path_quote(q2, sizeof q2, canon), roots[r]);
         return why;
     }
     return NULL;
@@ -283,7 +283,7 @@ int renc_mirror_check_not_source(const char *cmd, const struct renc_bulk_args *a
             char q[RENC_PATH_QUOTE_MAX];
             renc_err(cmd, "--out %s: %s; sources are never written with --out: choose an "
                           "output folder outside the sources",
-                     renc_cli_path_quote(q, sizeof q, a->out), why);
+                     renc_path_quote(q, sizeof q, a->out), why);
         }
     }
     if (bad > 5)

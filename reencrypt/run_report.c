@@ -13,14 +13,14 @@
 #include <jansson.h>
 
 #include "common/error.h"
-#include "crypto/akv.h"
+#include "keys/akv.h"
 #include "io/file.h"
 #include "io/replace.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_run.h"
-#include "reencrypt/engine.h"
-#include "reencrypt/scan.h"
-#include "reencrypt/session.h"
+#include "run/engine.h"
+#include "store/scan.h"
+#include "run/session.h"
 
 void renc_run_progress_cb(const struct renc_engine_progress *p, void *arg)
 {
@@ -99,7 +99,7 @@ void renc_run_recover_report(void *arg, const char *path, enum renc_settle what,
 {
     const char *cmd = arg;
     char q[RENC_PATH_QUOTE_MAX];
-    renc_cli_path_quote(q, sizeof q, path);
+    renc_path_quote(q, sizeof q, path);
     switch (what) {
     case RENC_SETTLE_COMPLETED:
         printf("%s: recovery: %s: header found half written: completed from the journal\n", cmd,

@@ -18,7 +18,7 @@
 #include "io/file.h"
 #include "io/ring.h"
 #include "reencrypt/cli.h"
-#include "reencrypt/envdata.h"
+#include "env/envdata.h"
 
 #define RENC_STAGE_SWEEP_DEPTH 256
 

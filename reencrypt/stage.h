@@ -39,7 +39,7 @@
 #include <stdio.h>
 
 #include "io/tmpname.h"
-#include "reencrypt/catalog.h"
+#include "state/catalog.h"
 
 #define RENC_STAGE_BATCH 64
 

@@ -15,7 +15,8 @@
 #      (LAYERS below; "#include \"../x.h\"" is refused everywhere);
 #   2. the allowed edges have no circle (tsort);
 #   3. a library's headers are included only where that library belongs:
-#      OpenSSL and libcurl in crypto/, liburing in io/, SQLite in reencrypt/;
+#      OpenSSL in crypto/ and the key layers, libcurl in net/, liburing in
+#      io/, SQLite in state/;
 #   4. only reencrypt/ prints (printf, fprintf, puts, fputs, putchar, perror).
 # The build enforces rule 1 as well (cmake/RencHelpers.cmake,
 # renc_layer_include): an upward include does not compile.
@@ -25,16 +26,24 @@ set -uo pipefail
 # README.md's picture and each folder's CMakeLists.txt DEPS.
 LAYERS=(
   "common:"
-  "io:common"
   "crypto:common"
-  "reencrypt:crypto io common"
+  "io:common"
+  "net:crypto common"
+  "azure:net crypto common"
+  "keys:azure net crypto common"
+  "store:io common"
+  "state:store keys crypto io common"
+  "blob:keys crypto io common"
+  "run:blob state store keys crypto io common"
+  "env:blob state store keys crypto io common"
+  "reencrypt:env run blob state store keys azure net crypto io common"
 )
 # header prefix (as included with <>): the folders that may include it.
 LIBS=(
-  "openssl/:crypto"
-  "curl/:crypto"
+  "openssl/:crypto net azure keys"
+  "curl/:net"
   "liburing:io"
-  "sqlite3.h:reencrypt"
+  "sqlite3.h:state"
 )
 
 allowed_of() {
@@ -131,11 +140,12 @@ self_test() {
     fi
   }
   plant upward common/path.c '#include "crypto/aead.h"' "common/ may include only"
-  plant sideways io/file.c '#include "crypto/keyref.h"' "io/ may include only"
+  plant sideways io/file.c '#include "keys/keyref.h"' "io/ may include only"
   plant app crypto/aead.c '#include "reencrypt/cli.h"' "crypto/ may include only"
   plant dotdot crypto/aead.c '#include "../io/file.h"' "a path with '..'"
   plant library crypto/aead.c '#include <liburing.h>' "only io/ may use"
-  plant sqlite io/file.c '#include <sqlite3.h>' "only reencrypt/ may use"
+  plant sqlite io/file.c '#include <sqlite3.h>' "only state/ may use"
+  plant store_up store/scan.c '#include "run/engine.h"' "store/ may include only"
   plant prints io/file.c 'static void f(void) { fprintf(stderr, "x"); }' "io/ prints"
   # snprintf writes to memory: not printing.
   rm -rf "$tmp/snprintf" && cp -r "$tmp/clean" "$tmp/snprintf"

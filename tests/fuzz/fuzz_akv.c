@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_akv.c — what the akv provider reads from a key vault and
  * its token endpoints, fed as-is: the 401 challenge, vault error bodies,
- * KeyBundles, and base64url values (crypto/akv_internal.h).
+ * KeyBundles, and base64url values (keys/akv_internal.h).
  *
  * Input: first byte selects the parser (mod 4), the rest is the text.
  * Checks (abort() if not):
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "crypto/akv_internal.h"
+#include "keys/akv_internal.h"
 
 static void check(int ok)
 {

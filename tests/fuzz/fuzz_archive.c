@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_archive.c — the backup archive reader (reencrypt/archive.h)
+/* tests/fuzz/fuzz_archive.c — the backup archive reader (env/archive.h)
  * fed untrusted bytes in two chunks.
  *
  * Input: two bytes (big-endian) choosing where to split, taken mod the
@@ -21,7 +21,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "reencrypt/archive.h"
+#include "env/archive.h"
 #include "tests/unit/membuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

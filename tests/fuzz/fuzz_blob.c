@@ -26,10 +26,10 @@
 #include "common/alloc.h"
 #include "crypto/header.h"
 #include "crypto/hkdf.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "crypto/secmem.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 #include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

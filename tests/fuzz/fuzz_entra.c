@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_entra.c — what the Entra token pieces read from outside
- * (crypto/entra_internal.h): the Azure CLI's `az account get-access-token`
+ * (azure/entra_internal.h): the Azure CLI's `az account get-access-token`
  * output, and the authority and tenant joined into a token URL.
  *
  * Input: the first byte selects the parser (mod 2), the rest is the text.
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "crypto/entra_internal.h"
+#include "azure/entra_internal.h"
 
 static void check(int ok)
 {

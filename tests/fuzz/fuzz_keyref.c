@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_keyref.c — key references (crypto/keyref.h): the parser
+/* tests/fuzz/fuzz_keyref.c — key references (keys/keyref.h): the parser
  * every slot, policy and command-line ref goes through, and "the same key".
  *
  * Input: two refs separated by the first NUL (the second may be empty).
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto/keyref.h"
+#include "keys/keyref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
  * "The local keyring"): the state file KEYRING/NAME/state, and the two kinds
  * of key material file, VERSION.key (32 raw bytes) and VERSION.pem (PEM
  * PKCS#8 RSA private key).  No file is touched: the state parser is the one
- * renc_keyring_get uses (crypto/keyring_internal.h), with the file system
+ * renc_keyring_get uses (keys/keyring_internal.h), with the file system
  * question it asks (which material file a version has) answered here; the
  * material parsers are the ones renc_keyring_load hands a file's bytes to.
  *
@@ -36,8 +36,8 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "crypto/kek.h"
-#include "crypto/keyring.h"
-#include "crypto/keyring_internal.h"
+#include "keys/keyring.h"
+#include "keys/keyring_internal.h"
 #include "crypto/secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_manifest.c — the manifest parser of `run --manifest`,
- * `plan --manifest` and `verify --manifest` (reencrypt/scan.h): one path per
+ * `plan --manifest` and `verify --manifest` (store/scan.h): one path per
  * line, '#' comments and blank lines ignored, a file named twice (in any
  * spelling) listed once and counted, a missing or non-regular file recorded
  * as an error.
@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
-#include "reencrypt/scan.h"
+#include "store/scan.h"
 #include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -5,7 +5,7 @@
  *             the plaintext cut into segments, each sealed as record i (last
  *             on the final one), the records laid back to back, then each
  *             opened both ways (in place, and read-only into scratch).
- *   blob      reencrypt/blobfile.h: renc_blob_seal from a memfd into a memfd
+ *   blob      blob/blobfile.h: renc_blob_seal from a memfd into a memfd
  *             through the keystore (a fixed AES KEK, local:rt/1, and with
  *             option bit 5 a second slot under local:rt2/1), then
  *             renc_blob_verify_mem over the bytes and renc_blob_open into a
@@ -47,11 +47,11 @@
 #include "crypto/aead.h"
 #include "crypto/header.h"
 #include "crypto/hkdf.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "crypto/record.h"
 #include "crypto/secmem.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 #include "tests/fuzz/fuzz_tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "crypto/akv_internal.h"
+#include "keys/akv_internal.h"
 
 static void test_challenge_resource(void **state)
 {

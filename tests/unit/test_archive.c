@@ -19,7 +19,7 @@
 #include "common/alloc.h"
 #include "common/bytes.h"
 #include "common/error.h"
-#include "reencrypt/archive.h"
+#include "env/archive.h"
 
 #include "tests/unit/leakcheck.h"
 #include "tests/unit/membuf.h"

@@ -23,8 +23,8 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "reencrypt/catalog.h"
-#include "reencrypt/journal.h"
+#include "state/catalog.h"
+#include "state/journal.h"
 
 #include "tests/unit/tmpdir.h"
 

@@ -26,7 +26,7 @@
 #include <openssl/x509.h>
 
 #include "common/error.h"
-#include "crypto/entra_internal.h"
+#include "azure/entra_internal.h"
 #include "tests/unit/tmpdir.h"
 
 static int setup_entra(void **state)

@@ -16,7 +16,7 @@
 #include <openssl/x509.h>
 
 #include "common/error.h"
-#include "crypto/http.h"
+#include "net/http.h"
 
 static void test_http_same_origin(void **state)
 {

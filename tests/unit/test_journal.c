@@ -23,8 +23,8 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/file.h"
-#include "reencrypt/journal.h"
-#include "reencrypt/scan.h"
+#include "state/journal.h"
+#include "store/scan.h"
 
 #include "tests/unit/tmpdir.h"
 

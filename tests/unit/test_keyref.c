@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "crypto/keyref.h"
+#include "keys/keyref.h"
 
 static int same(const char *a, const char *b)
 {

@@ -12,8 +12,8 @@
 
 #include "common/error.h"
 #include "crypto/header.h"
-#include "reencrypt/catalog.h"
-#include "reencrypt/rules.h"
+#include "state/catalog.h"
+#include "env/rules.h"
 
 #include "tests/unit/leakcheck.h"
 

@@ -1,6 +1,6 @@
 /* tests/unit/test_sealer.c — the push-fed sealer and the open-to-a-sink
- * path (reencrypt/blobfile.h), and the keystore's restriction to some keys
- * (crypto/keystore.h): blobs sealed by pushing odd splits open back to the
+ * path (blob/blobfile.h), and the keystore's restriction to some keys
+ * (keys/keystore.h): blobs sealed by pushing odd splits open back to the
  * same bytes at every segment boundary, with and without compression, with
  * the length known or not; a known length the input misses either way
  * fails; the sealer lays out the same records as renc_blob_seal; open_to
@@ -25,10 +25,10 @@
 #include "common/bytes.h"
 #include "common/error.h"
 #include "crypto/header.h"
-#include "crypto/keyring.h"
-#include "crypto/keystore.h"
+#include "keys/keyring.h"
+#include "keys/keystore.h"
 #include "crypto/record.h"
-#include "reencrypt/blobfile.h"
+#include "blob/blobfile.h"
 
 #include "tests/unit/membuf.h"
 #include "tests/unit/tmpdir.h"

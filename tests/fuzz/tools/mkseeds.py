@@ -163,7 +163,7 @@ rt('s16-zstd-mixed', 4 | COMPRESS, 65535, 0x55, text(9000) + randb(9000))
 rt('s12-zstd-random-stays-raw', COMPRESS, 12345, 3, randb(10000))
 rt('all-options', 0xff, 0xffff, 0xff, text(16384))
 
-# ---- archive: split(2, BE), then the archive (reencrypt/archive.h) --------
+# ---- archive: split(2, BE), then the archive (env/archive.h) --------
 # A valid seed is exactly what renc_archive_writer writes for its entries:
 # fuzz_archive checks that every archive it accepts is rewritten byte for
 # byte by the writer.

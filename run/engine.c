@@ -1,0 +1,428 @@
+/* run/engine.c — see engine.h for the shape of the pipeline, and
+ * engine_internal.h for how it is split across files.  This file: the work
+ * queue (workers claiming items), results and their journal notes, paths
+ * and temporaries, the commit helpers both paths use, the engine's life
+ * cycle. */
+#include "run/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "crypto/header.h"
+#include "crypto/record.h"
+#include "io/file.h"
+#include "io/pool.h"
+#include "io/replace.h"
+#include "io/ring.h"
+#include "blob/blobfile.h"
+#include "run/engine_internal.h"
+
+/* ---- results ---------------------------------------------------------- */
+
+int renc_engine_key_wide(int rc)
+{
+    return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_AUTH ||
+           rc == -RENC_E_VAULT_DENIED || rc == -RENC_E_VAULT_NETWORK ||
+           rc == -RENC_E_VAULT_THROTTLED;
+}
+
+int renc_engine_run_wide(int rc)
+{
+    /* The destination filesystem is full, read-only or failing: every blob
+     * after this one would fail the same way. */
+    return renc_engine_key_wide(rc) || rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
+}
+
+/* Records item idx's outcome (durable by now, for a written blob) and
+ * notes it in the journal.  plan (may be NULL) names the keys involved. */
+void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
+                      const char *ref, const struct renc_blob_plan *plan)
+{
+    struct renc_item_result *r = &e->results[idx];
+    r->state = (uint8_t)st;
+    r->rc = rc;
+    if (ref && ref[0])
+        r->ref = renc_strdup(ref);
+    enum renc_jstate js = RENC_J_FAILED;
+    switch (st) {
+    case RENC_ITEM_DONE: atomic_fetch_add(&e->done, 1); js = RENC_J_DONE; break;
+    case RENC_ITEM_SKIPPED: atomic_fetch_add(&e->skipped, 1); js = RENC_J_SKIPPED; break;
+    case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); js = RENC_J_NOT_RENC; break;
+    default:
+        atomic_fetch_add(&e->failed, 1);
+        /* A key whose access is withdrawn, or a vault that cannot be reached
+         * even after retries, fails every blob that follows: stop now, and
+         * leave the rest wholly old for the resume. */
+        if (e->opts.fail_fast || renc_engine_run_wide(rc))
+            atomic_store(&e->stopping, 1);
+        break;
+    }
+    if (e->opts.journal && e->opts.op == RENC_ENGINE_RUN && !e->opts.dry_run) {
+        const char *old_ref = ref, *new_ref = NULL;
+        if (plan && plan->old.dek && plan->old.slot >= 0 &&
+            plan->old.slot < (int)plan->old_h.slot_count)
+            old_ref = plan->old_h.slots[plan->old.slot].ref;
+        if (js == RENC_J_DONE)
+            new_ref = renc_transformer_target(e->t);
+        renc_journal_note(e->opts.journal, e->opts.rows[idx], js, rc, old_ref, new_ref);
+    }
+    atomic_fetch_add(&e->finished, 1);
+    atomic_fetch_add(&e->bytes_finished, e->scan->items[idx].size);
+}
+
+/* The final path of item idx (the original, or its mirror under --out) and
+ * the parent directories created for it. */
+int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t max)
+{
+    const struct renc_scan_item *it = &e->scan->items[idx];
+    if (!e->opts.out_dir) {
+        int n = snprintf(out, max, "%s", it->path);
+        return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+    }
+    int n = snprintf(out, max, "%s/%s", e->opts.out_dir, it->rel);
+    if (n < 0 || (size_t)n >= max)
+        return -ENAMETOOLONG;
+    /* The mirror's folders are made or found, never followed: a symbolic
+     * link among them would send the blob outside the mirror. */
+    for (char *p = out + strlen(e->opts.out_dir) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        struct stat st;
+        int rc = mkdir(out, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+        if (rc == 0 && lstat(out, &st) != 0)
+            rc = -errno;
+        else if (rc == 0 && !S_ISDIR(st.st_mode))
+            rc = -RENC_E_NOT_REGULAR;
+        *p = '/';
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The temporary beside a final path (io/tmpname.h): tagged with the
+ * journal's run id (the same in every attempt, recorded before any
+ * temporary is made), else a random tag of this engine.  With clean_tmp one
+ * left by a crashed attempt is removed first. */
+int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max)
+{
+    int rc = renc_tmpname_make(out, max, final, e->tag);
+    if (rc)
+        return rc;
+    if (e->opts.clean_tmp && unlink(out) != 0 && errno != ENOENT)
+        return -errno;
+    if (e->opts.stale_tag) {
+        char stale[4200];
+        if (renc_tmpname_make(stale, sizeof stale, final, e->opts.stale_tag) == 0 &&
+            unlink(stale) != 0 && errno != ENOENT)
+            return -errno;
+    }
+    return 0;
+}
+
+/* ---- ring helpers ----------------------------------------------------- */
+
+static void renc_sync_done(struct renc_ring_op *op, int result)
+{
+    struct renc_sync_op *s = (struct renc_sync_op *)op;
+    s->result = result;
+    s->finished = 1;
+}
+
+/* Runs one op through the ring and waits for it (other ops in flight keep
+ * completing meanwhile). */
+int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s)
+{
+    s->op.done = renc_sync_done;
+    s->finished = 0;
+    renc_ring_submit(ring, &s->op);
+    while (!s->finished) {
+        int rc = renc_ring_wait(ring, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return s->result;
+}
+
+/* ---- commit helpers (both paths) -------------------------------------- */
+
+/* In-place header rewrap: a rewrap in place whose new header has the old
+ * one's length, with a journal to hold both across the overwrite. */
+int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_plan *p)
+{
+    return e->opts.header_in_place && e->opts.journal && !e->opts.out_dir && !e->opts.dry_run &&
+           !p->new_dek && p->new_hdr_len == p->old_h.header_len;
+}
+
+/* After a failed in-place header write: puts the old header back through
+ * the descriptor that was written (never by path: the name may be another
+ * file by now), so the blob is wholly old again (if this fails too, the
+ * journal's intent is left for the next attempt's recovery). */
+void renc_restore_header(int fd, const uint8_t *old_hdr, size_t len)
+{
+    if (pwrite(fd, old_hdr, len, 0) == (ssize_t)len)
+        (void)fdatasync(fd);
+}
+
+/* Replaces item idx's final file with the durable temporary tmp, if the
+ * blob is still the one that was read (st): in place an exchange checked on
+ * both sides; under --out the source checked unchanged, then the mirror's
+ * file renamed.  tmp is gone afterwards either way. */
+int renc_commit_checked(struct renc_engine *e, size_t idx, const struct stat *st,
+                        const char *tmp, const char *final)
+{
+    if (!e->opts.out_dir)
+        return renc_replace_checked(AT_FDCWD, tmp, final, st);
+    int rc = renc_unchanged_at(AT_FDCWD, e->scan->items[idx].path, st);
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static void *renc_worker_main(void *arg)
+{
+    struct renc_engine *e = arg;
+    struct renc_ring *ring = NULL;
+    struct renc_small *items = renc_batch_new();
+    int rc = items ? renc_ring_new(&ring, RENC_RING_DEPTH) : -RENC_E_NOMEM;
+    if (rc) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
+        atomic_store(&e->stopping, 1);
+    }
+    while (rc == 0) {
+        if (renc_help_one(e))
+            continue;
+        size_t n = 0, bytes = 0;
+        ssize_t big = -1;
+        while (!renc_should_stop(e) && n < RENC_BATCH_MAX && bytes < RENC_BATCH_BYTES) {
+            size_t idx = atomic_fetch_add(&e->next_item, 1);
+            if (idx >= e->scan->count)
+                break;
+            const struct renc_scan_item *it = &e->scan->items[idx];
+            if (it->size > e->small_max) {
+                big = (ssize_t)idx;
+                break;
+            }
+            uint8_t *buf;
+            /* One byte more shows a file that grew since the scan; the rest
+             * is room for a new header larger than the old one, so the new
+             * blob is assembled in the same pool buffer. */
+            size_t want = (size_t)it->size + 1 + 8192;
+            int arc = n == 0 ? renc_pool_acquire(e->pool, want, &buf)
+                             : renc_pool_try_acquire(e->pool, want, &buf);
+            if (arc == -EAGAIN) {
+                /* Pool busy: run what we have, this one waits for later. */
+                arc = renc_pool_acquire(e->pool, want, &buf);
+            }
+            if (arc) {
+                renc_finish(e, idx, RENC_ITEM_FAILED, arc, NULL);
+                continue;
+            }
+            renc_batch_add(items, n, idx, buf, want);
+            n++;
+            bytes += want;
+        }
+        if (n) {
+            renc_run_batch(e, ring, items, n);
+            renc_batch_release(e, items, n);
+        }
+        if (big >= 0) {
+            pthread_mutex_lock(&e->lock);
+            e->coordinators++;
+            pthread_mutex_unlock(&e->lock);
+            renc_run_big(e, ring, (size_t)big);
+            pthread_mutex_lock(&e->lock);
+            e->coordinators--;
+            pthread_cond_broadcast(&e->cond);
+            pthread_mutex_unlock(&e->lock);
+        }
+        if (n == 0 && big < 0) {
+            /* Nothing left to claim: help big blobs until none is fed. */
+            pthread_mutex_lock(&e->lock);
+            if (!e->queue_head && e->coordinators == 0) {
+                pthread_mutex_unlock(&e->lock);
+                break;
+            }
+            if (!e->queue_head) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 2000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+            }
+            pthread_mutex_unlock(&e->lock);
+        }
+    }
+    renc_ring_free(ring);
+    renc_free(items);
+    pthread_mutex_lock(&e->lock);
+    e->workers_running--;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+/* ---- the engine ------------------------------------------------------- */
+
+/* A chunk must hold the largest record (16 MiB segments) with room. */
+static size_t renc_engine_chunk_bytes(void)
+{
+    size_t chunk = (size_t)4 << 20;
+    size_t max_record = renc_record_max_len(1u << RENC_SEG_SHIFT_MAX);
+    if (chunk < max_record)
+        chunk = (max_record + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
+    return chunk;
+}
+
+size_t renc_engine_min_memory(void)
+{
+    return renc_engine_chunk_bytes() + RENC_POOL_ALIGN;
+}
+
+int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,
+                    struct renc_keystore *ks, struct renc_transformer *t,
+                    const struct renc_scan *scan)
+{
+    RENC_RETURN_IF(opts->threads == 0, -RENC_E_INVALID);
+    RENC_RETURN_IF(opts->op == RENC_ENGINE_RUN && !t, -RENC_E_INVALID);
+    size_t chunk = renc_engine_chunk_bytes();
+    RENC_RETURN_IF(opts->memory_bytes < renc_engine_min_memory(), -RENC_E_TOO_BIG);
+
+    struct renc_engine *e = renc_calloc(1, sizeof *e);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    e->opts = *opts;
+    e->ks = ks;
+    e->t = t;
+    e->scan = scan;
+    e->chunk_bytes = chunk;
+    /* Small enough to be read whole: a quarter of the pool per worker, at
+     * most 4 MiB, so the batches of all workers fit together. */
+    e->small_max = opts->memory_bytes / (4 * opts->threads);
+    if (e->small_max > ((size_t)4 << 20))
+        e->small_max = (size_t)4 << 20;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cond, NULL);
+    e->results = renc_calloc(scan->count ? scan->count : 1, sizeof *e->results);
+    int rc = e->results ? renc_pool_new(&e->pool, opts->memory_bytes) : -RENC_E_NOMEM;
+    if (rc == 0 && opts->tmp_tag)
+        rc = snprintf(e->tag, sizeof e->tag, "%s", opts->tmp_tag) < (int)sizeof e->tag
+                 ? 0 : -RENC_E_INVALID;
+    else if (rc == 0)
+        rc = renc_tmpname_random_tag(e->tag);
+    if (rc) {
+        renc_engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void renc_engine_free(struct renc_engine *e)
+{
+    if (!e)
+        return;
+    if (e->results)
+        for (size_t i = 0; i < e->scan->count; i++)
+            renc_free(e->results[i].ref);
+    renc_free(e->results);
+    renc_pool_free(e->pool);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->cond);
+    renc_free(e);
+}
+
+void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    p->items_total = e->scan->count;
+    p->items_finished = atomic_load(&e->finished);
+    p->done = atomic_load(&e->done);
+    p->skipped = atomic_load(&e->skipped);
+    p->not_renc = atomic_load(&e->not_renc);
+    p->in_place = atomic_load(&e->in_place);
+    p->failed = atomic_load(&e->failed);
+    p->bytes_total = e->scan->total_bytes;
+    p->bytes_finished = atomic_load(&e->bytes_finished) + atomic_load(&e->bytes_partial);
+    if (p->bytes_finished > p->bytes_total)
+        p->bytes_finished = p->bytes_total;
+    p->elapsed_s = (double)(now.tv_sec - e->start.tv_sec) +
+                   (double)(now.tv_nsec - e->start.tv_nsec) / 1e9;
+}
+
+int renc_engine_run(struct renc_engine *e, unsigned interval_ms,
+                    void (*progress)(const struct renc_engine_progress *p, void *arg), void *arg)
+{
+    clock_gettime(CLOCK_MONOTONIC, &e->start);
+    pthread_t *th = renc_calloc(e->opts.threads, sizeof *th);
+    RENC_RETURN_IF(!th, -RENC_E_NOMEM);
+    unsigned started = 0;
+    pthread_mutex_lock(&e->lock);
+    for (; started < e->opts.threads; started++) {
+        if (pthread_create(&th[started], NULL, renc_worker_main, e) != 0)
+            break;
+        e->workers_running++;
+    }
+    double last_ms = 0;
+    while (e->workers_running > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        if (e->opts.stop && atomic_load(e->opts.stop))
+            atomic_store(&e->stopping, 1);
+        /* Workers wake this thread for their own reasons (a chunk queued, a
+         * worker done); progress goes out once per interval. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double now_ms = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+        if (progress && now_ms - last_ms >= interval_ms) {
+            last_ms = now_ms;
+            pthread_mutex_unlock(&e->lock);
+            struct renc_engine_progress p;
+            renc_engine_snapshot(e, &p);
+            progress(&p, arg);
+            pthread_mutex_lock(&e->lock);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    renc_free(th);
+    if (started == 0)
+        return -EAGAIN;
+    return atomic_load(&e->engine_rc);
+}
+
+const struct renc_item_result *renc_engine_results(const struct renc_engine *e)
+{
+    return e->results;
+}
+
+unsigned renc_engine_attrs_lost(struct renc_engine *e)
+{
+    return atomic_load(&e->attrs_lost);
+}
+
+size_t renc_engine_peak_memory(struct renc_engine *e)
+{
+    return renc_pool_peak(e->pool);
+}

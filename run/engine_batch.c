@@ -1,0 +1,517 @@
+/* run/engine_batch.c — small blobs, in batches (engine.h has the
+ * pipeline, engine_internal.h what the engine's files share). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "crypto/header.h"
+#include "crypto/record.h"
+#include "io/file.h"
+#include "io/pool.h"
+#include "io/replace.h"
+#include "io/ring.h"
+#include "blob/blobfile.h"
+#include "run/engine_internal.h"
+
+/* A batch item's ring op: result stored, counted down. */
+struct renc_batch_op {
+    struct renc_ring_op op;
+    int *result; /* the item's error, set on failure */
+    int *value;  /* the op's non-negative result (a descriptor, a byte count) */
+};
+
+static void renc_batch_done(struct renc_ring_op *op, int result)
+{
+    struct renc_batch_op *b = (struct renc_batch_op *)op;
+    if (result < 0)
+        *b->result = result;
+    else
+        *b->value = result;
+}
+
+struct renc_small {
+    size_t idx;
+    uint8_t *buf;
+    size_t buf_len;
+    size_t len;
+    int fd;                  /* the blob as read: kept open until the batch ends */
+    int ofd;                 /* the temporary (or, in place, the blob) being written */
+    struct stat st;          /* the blob as read (renc_same_file identity) */
+    int rc;
+    int value;               /* the last op's result */
+    int write;               /* 1 when it is to be written */
+    int copy_only;           /* --out: already under the target, mirrored as it is */
+    int in_place;            /* rewrap: only the header is rewritten, in place */
+    uint8_t *old_hdr;        /* in place: the header it replaces (for the journal) */
+    struct renc_blob_plan plan;
+    char final[4096];
+    char tmp[4200];
+    struct renc_batch_op ops[2];
+};
+
+/* A worker's batch: RENC_BATCH_MAX items, filled by renc_batch_add. */
+struct renc_small *renc_batch_new(void)
+{
+    return renc_calloc(RENC_BATCH_MAX, sizeof(struct renc_small));
+}
+
+void renc_batch_add(struct renc_small *items, size_t n, size_t idx, uint8_t *buf,
+                    size_t buf_len)
+{
+    memset(&items[n], 0, sizeof items[n]);
+    items[n].idx = idx;
+    items[n].buf = buf;
+    items[n].buf_len = buf_len;
+    items[n].fd = -1;
+    items[n].ofd = -1;
+    items[n].plan.failed_slot = -1;
+}
+
+static void renc_small_fail(struct renc_engine *e, struct renc_small *s, int rc, const char *ref)
+{
+    if (s->rc == 0)
+        s->rc = rc;
+    renc_finish(e, s->idx, RENC_ITEM_FAILED, s->rc, ref);
+    s->write = 0;
+}
+
+/* Which items of a batch a step is for. */
+enum renc_step_for { RENC_STEP_ALL, RENC_STEP_WRITES };
+
+/* Submits one op per live item and waits for all. */
+static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, size_t n,
+                           void (*prep)(struct renc_small *, struct renc_batch_op *, void *),
+                           void *arg, enum renc_step_for which)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (s->rc || (which != RENC_STEP_ALL && !s->write))
+            continue;
+        memset(&s->ops[0], 0, sizeof s->ops[0]);
+        s->ops[0].result = &s->rc;
+        s->ops[0].value = &s->value;
+        s->ops[0].op.done = renc_batch_done;
+        prep(s, &s->ops[0], arg);
+        renc_ring_submit(ring, &s->ops[0].op);
+    }
+    return renc_ring_drain(ring);
+}
+
+static void renc_prep_open_read(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    const struct renc_scan *scan = arg;
+    b->op.kind = RENC_RING_OPENAT;
+    b->op.fd = AT_FDCWD;
+    b->op.path = scan->items[s->idx].path;
+    b->op.open_flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+}
+
+static void renc_prep_read(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_READ;
+    b->op.fd = s->fd;
+    b->op.buf = s->buf;
+    b->op.len = (size_t)((const struct renc_scan *)arg)->items[s->idx].size + 1;
+    b->op.offset = 0;
+}
+
+static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    const struct renc_scan *scan = arg;
+    b->op.kind = RENC_RING_OPENAT;
+    b->op.fd = AT_FDCWD;
+    b->op.path = s->in_place ? s->final : s->tmp;
+    b->op.open_flags = s->in_place ? O_WRONLY | O_CLOEXEC | O_NOFOLLOW
+                                   : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    b->op.mode = scan->items[s->idx].mode & 07777;
+}
+
+static void renc_prep_write(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_WRITE;
+    b->op.fd = s->ofd;
+    b->op.buf = s->buf;
+    b->op.len = s->len;
+    b->op.offset = 0;
+}
+
+/* A full fsync: the owner, mode, extended attributes and mtime given to the
+ * new file are metadata fdatasync may leave behind. */
+static void renc_prep_fsync(struct renc_small *s, struct renc_batch_op *b, void *arg)
+{
+    b->op.kind = RENC_RING_FSYNC;
+    b->op.fd = s->ofd;
+    b->op.flags = 0;
+}
+
+/* A blob is to be written: in place (not --out), one with other hard links
+ * is left alone — a new file renamed over this name would leave the other
+ * names on the old version, a header written in place would rewrite them
+ * too, and they may lie outside the run's sources. */
+static void renc_small_mark_write(struct renc_engine *e, struct renc_small *s)
+{
+    if (!e->opts.out_dir && !e->opts.identity && s->st.st_nlink > 1)
+        renc_small_fail(e, s, -RENC_E_HARDLINKED, NULL);
+    else
+        s->write = 1;
+}
+
+/* Passes a blob's records through the plan's resealer, in memory, and puts
+ * the new header before them: in place when only the header changes and
+ * fits (renc_in_place_ok), else a whole new blob for a temporary.  Nothing
+ * is written yet: a failure here leaves the blob wholly old. */
+static void renc_small_reseal(struct renc_engine *e, struct renc_small *s)
+{
+    struct renc_blob_plan *p = &s->plan;
+    int rc;
+    size_t old_hl = p->old_h.header_len;
+    struct renc_resealer r;
+    if ((rc = renc_resealer_init(&r, p, e->opts.backend)) == 0) {
+        rc = renc_transform_records(&r, p, s->buf + old_hl, s->len - old_hl, 0,
+                                    renc_header_seg_count(&p->old_h), 1, NULL);
+        renc_resealer_cleanup(&r);
+    }
+    if (rc) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    if (e->opts.dry_run) {
+        renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
+        return;
+    }
+    if (renc_in_place_ok(e, p)) {
+        /* Only the header changes: it is rewritten where it is. */
+        s->old_hdr = renc_malloc(old_hl);
+        if (!s->old_hdr || (rc = renc_final_path(e, s->idx, s->final, sizeof s->final))) {
+            renc_small_fail(e, s, s->old_hdr ? rc : -RENC_E_NOMEM, NULL);
+            return;
+        }
+        memcpy(s->old_hdr, s->buf, old_hl);
+        memcpy(s->buf, p->new_hdr, old_hl);
+        s->len = old_hl;
+        s->in_place = 1;
+        renc_small_mark_write(e, s);
+        return;
+    }
+    /* The new blob: the new header, then the records unchanged in length. */
+    if (p->new_hdr_len != old_hl) {
+        size_t new_len = s->len - old_hl + p->new_hdr_len;
+        if (new_len > s->buf_len) {
+            uint8_t *grown = renc_malloc(new_len);
+            if (!grown) {
+                renc_small_fail(e, s, -RENC_E_NOMEM, NULL);
+                return;
+            }
+            memcpy(grown + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+            renc_pool_release(e->pool, s->buf, s->buf_len);
+            s->buf = grown;
+            s->buf_len = 0; /* not from the pool */
+        } else {
+            memmove(s->buf + p->new_hdr_len, s->buf + old_hl, s->len - old_hl);
+        }
+        s->len = new_len;
+    }
+    memcpy(s->buf, p->new_hdr, p->new_hdr_len);
+    if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
+        (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
+        renc_small_fail(e, s, rc, NULL);
+        return;
+    }
+    renc_small_mark_write(e, s);
+}
+
+/* Transforms (or verifies) one read blob in memory.  Sets s->write when the
+ * result is to be written; finishes the item otherwise. */
+static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
+{
+    const struct renc_scan_item *it = &e->scan->items[s->idx];
+    if (s->len < 4 || memcmp(s->buf, "RENC", 4) != 0) {
+        renc_finish(e, s->idx, RENC_ITEM_NOT_RENC, 0, NULL);
+        return;
+    }
+    if (s->len != (size_t)s->st.st_size) {
+        renc_small_fail(e, s, -RENC_E_CHANGED, NULL); /* written to while it was read */
+        return;
+    }
+    (void)it;
+    if (e->opts.identity) {
+        /* The bare file-work ceiling: every step of a run but the crypto. */
+        int rc = renc_final_path(e, s->idx, s->final, sizeof s->final);
+        if (rc == 0)
+            rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp);
+        if (rc)
+            renc_small_fail(e, s, rc, NULL);
+        else
+            renc_small_mark_write(e, s);
+        return;
+    }
+    if (e->opts.op == RENC_ENGINE_VERIFY) {
+        struct renc_blob_status st;
+        int rc = renc_blob_verify_mem(e->ks, s->buf, s->len, &st);
+        if (rc)
+            renc_small_fail(e, s, rc, st.ref);
+        else
+            renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
+        return;
+    }
+    struct renc_blob_plan *p = &s->plan;
+    int rc = renc_transform_plan(e->t, p, s->buf, s->len);
+    if (rc) {
+        renc_small_fail(e, s, rc, p->failed_ref);
+        return;
+    }
+    if (p->verdict == RENC_VERDICT_SKIP && (!e->opts.out_dir || e->opts.dry_run)) {
+        renc_finish_plan(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL, p);
+        return;
+    }
+    if (p->verdict == RENC_VERDICT_SKIP) {
+        /* --out: the mirror is complete, so a blob already under the target
+         * is copied into it as it is (and counted as skipped). */
+        if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
+            (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
+            renc_small_fail(e, s, rc, NULL);
+            return;
+        }
+        s->copy_only = 1;
+        renc_small_mark_write(e, s);
+        return;
+    }
+    renc_small_reseal(e, s);
+}
+
+/* Makes the directories of the batch's renamed files durable, once each. */
+static int renc_sync_dirs(struct renc_small *items, size_t n)
+{
+    char done[RENC_BATCH_MAX][4096];
+    size_t ndone = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write || items[i].rc || items[i].in_place)
+            continue;
+        char dir[4096];
+        const char *slash = strrchr(items[i].final, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - items[i].final) : 1,
+                 slash ? items[i].final : ".");
+        if (dir[0] == '\0')
+            strcpy(dir, "/");
+        int seen = 0;
+        for (size_t k = 0; k < ndone && !seen; k++)
+            seen = strcmp(done[k], dir) == 0;
+        if (seen)
+            continue;
+        strcpy(done[ndone++], dir);
+        int r = renc_fault_check("fsync");
+        if (r == 0) {
+            int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            r = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (r && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].fd >= 0)
+            close(items[i].fd); /* read-only: closing cannot lose data */
+        if (items[i].ofd >= 0)
+            close(items[i].ofd);
+        if (items[i].buf_len)
+            renc_pool_release(e->pool, items[i].buf, items[i].buf_len);
+        else if (items[i].buf) {
+            renc_secmem_wipe(items[i].buf, items[i].len);
+            renc_free(items[i].buf);
+        }
+        renc_blob_plan_cleanup(&items[i].plan);
+        renc_free(items[i].old_hdr);
+    }
+}
+
+/* Journals the batch's in-place header intents in one durable commit; on
+ * failure those blobs fail, untouched. */
+static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    int64_t rows[RENC_BATCH_MAX];
+    const char *paths[RENC_BATCH_MAX];
+    const uint8_t *olds[RENC_BATCH_MAX], *news[RENC_BATCH_MAX];
+    size_t lens[RENC_BATCH_MAX], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write || !items[i].in_place)
+            continue;
+        rows[k] = e->opts.rows[items[i].idx];
+        paths[k] = items[i].final;
+        olds[k] = items[i].old_hdr;
+        news[k] = items[i].buf;
+        lens[k] = items[i].len;
+        k++;
+    }
+    if (k == 0)
+        return;
+    int rc = renc_journal_header_intents(e->opts.journal, k, rows, paths, olds, news, lens);
+    if (rc == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].write && items[i].in_place)
+            renc_small_fail(e, &items[i], rc, NULL);
+}
+
+/* Reads the batch: open, identity, read, with the whole batch in flight.
+ * The descriptors stay open until the batch ends: the identity taken here is
+ * what each commit checks it replaces. */
+static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring,
+                            struct renc_small *items, size_t n)
+{
+    renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, RENC_STEP_ALL);
+    for (size_t i = 0; i < n; i++) {
+        items[i].fd = items[i].rc ? -1 : items[i].value;
+        if (items[i].fd >= 0 && fstat(items[i].fd, &items[i].st) != 0)
+            items[i].rc = -errno;
+    }
+    renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, RENC_STEP_ALL);
+    for (size_t i = 0; i < n; i++)
+        if (items[i].rc == 0)
+            items[i].len = (size_t)items[i].value;
+}
+
+/* Opens what each write goes to: the temporary, or in place the blob itself
+ * (which must still be the file that was read). */
+static void renc_batch_open_out(struct renc_engine *e, struct renc_ring *ring,
+                                struct renc_small *items, size_t n)
+{
+    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, RENC_STEP_WRITES);
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write)
+            continue;
+        if (s->rc) {
+            renc_small_fail(e, s, s->rc, NULL);
+            continue;
+        }
+        s->ofd = s->value;
+        struct stat now;
+        if (s->in_place && (fstat(s->ofd, &now) != 0 || !renc_same_file(&s->st, &now))) {
+            /* Replaced or written since it was read: its header is not
+             * ours to write (the journal drops the intent). */
+            close(s->ofd);
+            s->ofd = -1;
+            renc_small_fail(e, s, -RENC_E_CHANGED, NULL);
+        }
+    }
+}
+
+/* After the data is written and before it is made durable: the new file
+ * gets the blob's owner, mode, extended attributes and mtime; a header
+ * written in place keeps the blob's mtime. */
+static void renc_batch_attrs(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write || s->rc)
+            continue;
+        unsigned lost = 0;
+        s->rc = s->in_place ? renc_keep_mtime(s->ofd, &s->st)
+                            : renc_copy_attrs(s->fd, &s->st, s->ofd, &lost);
+        renc_note_attrs(e, lost);
+    }
+}
+
+/* Closes what was written; a failed write undoes itself. */
+static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write)
+            continue;
+        if (s->rc && s->in_place)
+            renc_restore_header(s->ofd, s->old_hdr, s->len);
+        if (close(s->ofd) != 0 && s->rc == 0)
+            s->rc = -errno; /* in place: the journal's intent settles what is there */
+        s->ofd = -1;
+        if (s->rc && s->in_place) {
+            renc_small_fail(e, s, s->rc, NULL);
+        } else if (s->rc) {
+            unlink(s->tmp);
+            renc_small_fail(e, s, s->rc, NULL);
+        }
+    }
+}
+
+/* Commit point: each blob still the one that was read is replaced by its
+ * new version (an exchange checked on both sides; under --out, the source
+ * is checked and the mirror's file renamed).  A header written in place is
+ * committed once durable. */
+static void renc_batch_commit(struct renc_engine *e, struct renc_small *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct renc_small *s = &items[i];
+        if (!s->write || s->rc || s->in_place)
+            continue;
+        int rc = renc_commit_checked(e, s->idx, &s->st, s->tmp, s->final);
+        if (rc)
+            renc_small_fail(e, s, rc, NULL);
+    }
+}
+
+void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
+                    struct renc_small *items, size_t n)
+{
+    renc_batch_read(e, ring, items, n);
+    for (size_t i = 0; i < n; i++) {
+        /* Stopping (fail-fast, a run-wide failure, a signal): the rest of
+         * the batch is left as it is, untouched and not finished, for the
+         * next attempt. */
+        if (renc_should_stop(e))
+            break;
+        if (items[i].rc) {
+            renc_small_fail(e, &items[i], items[i].rc, NULL);
+            continue;
+        }
+        renc_small_transform(e, &items[i]);
+    }
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= items[i].write;
+    if (!any)
+        return;
+
+    /* In-place headers: the old and new header of each go durably into the
+     * journal, for all of the batch at once, before any is overwritten. */
+    renc_batch_intents(e, items, n);
+
+    /* Write: temporaries opened, written, made durable and closed with the
+     * whole batch in flight.  Recovery: roll back (remove temporaries). */
+    renc_batch_open_out(e, ring, items, n);
+    renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
+    renc_batch_attrs(e, items, n);
+    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
+    renc_batch_close_out(e, items, n);
+    renc_batch_commit(e, items, n);
+    /* One durability barrier per directory for the whole batch. */
+    int rc = renc_sync_dirs(items, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].write)
+            continue;
+        if (items[i].in_place) {
+            atomic_fetch_add(&e->in_place, 1);
+            renc_finish_plan(e, items[i].idx, RENC_ITEM_DONE, 0, NULL, &items[i].plan);
+        } else if (rc) {
+            renc_small_fail(e, &items[i], rc, NULL); /* renamed, durability unknown */
+        } else {
+            renc_finish_plan(e, items[i].idx,
+                             items[i].copy_only ? RENC_ITEM_SKIPPED : RENC_ITEM_DONE, 0, NULL,
+                             &items[i].plan);
+        }
+    }
+}

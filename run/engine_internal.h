@@ -1,0 +1,164 @@
+/* run/engine_internal.h — what the engine's files share (engine.h
+ * has the pipeline's shape and the public entry points):
+ *
+ *   engine.c        the work queue (workers claiming items), results and the
+ *                   journal notes, paths and temporaries, the commit helpers
+ *                   both paths use, the engine's life cycle
+ *   engine_batch.c  small blobs, in batches through the ring
+ *   engine_big.c    one big blob from open to commit
+ *   engine_chunk.c  a big blob's records in chunks: fed to the workers'
+ *                   crypto, written at their offsets (the O_DIRECT block
+ *                   assembler with them)
+ *
+ * Only the engine's own files include this header. */
+#ifndef RENC_RUN_ENGINE_INTERNAL_H
+#define RENC_RUN_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "io/ring.h"
+#include "io/tmpname.h"
+#include "run/engine.h"
+
+#define RENC_BATCH_MAX 32
+#define RENC_BATCH_BYTES (16u << 20)
+#define RENC_RING_DEPTH 256
+#define RENC_CHUNK_INFLIGHT 8
+#define RENC_DIRECT_ALIGN 4096u
+
+struct renc_chunk;
+struct renc_blk;
+struct renc_small;
+
+struct renc_engine {
+    struct renc_engine_opts opts;
+    struct renc_keystore *ks;
+    struct renc_transformer *t;
+    const struct renc_scan *scan;
+    struct renc_item_result *results;
+    struct renc_pool *pool;
+    size_t small_max;      /* blobs up to this size go through batches */
+    size_t chunk_bytes;    /* the largest chunk: one largest record (sizes --memory) */
+
+    _Atomic size_t next_item;
+    _Atomic int stopping;  /* fail-fast or a signal: claim nothing new */
+    _Atomic int engine_rc; /* a failure of the engine itself */
+    _Atomic uint64_t done, skipped, not_renc, failed, finished, bytes_finished, in_place;
+    _Atomic uint64_t bytes_partial; /* of big blobs in flight: chunks through their crypto */
+    _Atomic unsigned attrs_lost;    /* RENC_ATTR_* that some new file could not keep */
+    char tag[RENC_TMP_TAG_MAX + 1]; /* the temporaries' tag */
+    struct timespec start;
+
+    /* Chunks of big blobs waiting for a worker's crypto. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct renc_chunk *queue_head, *queue_tail;
+    unsigned coordinators; /* workers currently feeding big blobs */
+    unsigned workers_running;
+};
+
+/* A big blob in flight (engine_big.c runs it, engine_chunk.c feeds its
+ * chunks). */
+struct renc_big {
+    struct renc_engine *e;
+    struct renc_blob_plan plan;
+    uint64_t count;               /* records, or 0 when unknown */
+    pthread_mutex_t lock;
+    struct renc_chunk *done;      /* chunks whose crypto finished */
+    int out_fd;
+    int write_rc;
+    unsigned inflight;
+    int direct_in_fd;             /* --direct: the source opened O_DIRECT, or -1 */
+    int direct_out;               /* --direct: out_fd is O_DIRECT */
+    uint64_t out_size;
+    uint64_t credited;            /* bytes counted in e->bytes_partial */
+    struct renc_blk **blks;       /* blocks waiting for their other part */
+    size_t nblks, blks_cap;
+    int read_rc;                  /* a failed read-ahead */
+    /* The blob being run (renc_run_big). */
+    size_t idx;
+    int in_fd;                    /* the blob as read: its identity, kept open to the commit */
+    struct stat st;
+    uint64_t size;
+    uint8_t *hdr;                 /* its header as read */
+    size_t hdr_len;
+    char final[4096];
+    char tmp[4200];
+};
+
+/* A ring op run synchronously (renc_ring_run). */
+struct renc_sync_op {
+    struct renc_ring_op op;
+    int result;
+    int finished;
+};
+
+/* ---- engine.c ----------------------------------------------------------- */
+
+/* Records item idx's outcome and notes it in the journal (see engine.c). */
+void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
+                      const char *ref, const struct renc_blob_plan *plan);
+/* The final path of item idx, its mirror's folders made (see engine.c). */
+int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t max);
+/* The temporary beside a final path, a crash's leftover removed (see engine.c). */
+int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max);
+/* Runs one op through the ring and waits for it. */
+int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s);
+/* In-place header rewrap allowed for this plan (see engine.c). */
+int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_plan *p);
+/* After a failed in-place header write: the old header put back. */
+void renc_restore_header(int fd, const uint8_t *old_hdr, size_t len);
+/* The checked replacement of a final file by its durable temporary. */
+int renc_commit_checked(struct renc_engine *e, size_t idx, const struct stat *st,
+                        const char *tmp, const char *final);
+
+static inline void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state st,
+                               int rc, const char *ref)
+{
+    renc_finish_plan(e, idx, st, rc, ref, NULL);
+}
+
+static inline int renc_should_stop(struct renc_engine *e)
+{
+    return atomic_load(&e->stopping) || (e->opts.stop && atomic_load(e->opts.stop));
+}
+
+/* Notes what a new file could not keep of the blob's attributes. */
+static inline void renc_note_attrs(struct renc_engine *e, unsigned lost)
+{
+    if (lost)
+        atomic_fetch_or(&e->attrs_lost, lost);
+}
+
+/* ---- engine_batch.c ----------------------------------------------------- */
+
+/* The RENC_BATCH_MAX items of one worker's batches (renc_free frees them). */
+struct renc_small *renc_batch_new(void);
+/* Sets item n of a batch to scan item idx, read into buf (from the pool). */
+void renc_batch_add(struct renc_small *items, size_t n, size_t idx, uint8_t *buf,
+                    size_t buf_len);
+/* Runs a batch of n small blobs, start to finish. */
+void renc_run_batch(struct renc_engine *e, struct renc_ring *ring, struct renc_small *items,
+                    size_t n);
+/* Closes, releases and frees what a batch's items hold. */
+void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n);
+
+/* ---- engine_chunk.c ----------------------------------------------------- */
+
+/* Takes one queued chunk and does its crypto; 0 when none was queued. */
+int renc_help_one(struct renc_engine *e);
+/* Rekeys (or verifies) a big blob's records into its temporary. */
+int renc_big_rekey(struct renc_engine *e, struct renc_ring *ring, struct renc_big *b, int in_fd,
+                   uint64_t size);
+
+/* ---- engine_big.c ------------------------------------------------------- */
+
+/* Runs big blob idx from open to commit. */
+void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx);
+
+#endif

@@ -1,0 +1,164 @@
+/* state/journal.h — a run's journal: SQLite in WAL mode, one row per
+ * blob (docs/JOURNAL.md has the schema).
+ *
+ * The journal is never ahead of durability: a blob is noted done only after
+ * its new content, the rename and the directory are durable, and notes are
+ * written in batches (renc_journal_flush, a few times a second).  A note
+ * lost in a crash costs nothing but a header read: on resume the blob's own
+ * header says whether it is under the target already.
+ *
+ * In-place header rewrap is the one write that needs the journal first: the
+ * old and new header go into it durably before the overwrite
+ * (renc_journal_header_intents), and renc_journal_recover repairs any header
+ * a crash left half written.
+ *
+ * One run at a time: renc_journal_open takes an exclusive flock on
+ * "PATH.lock", which the kernel drops when the process dies, so a crashed
+ * run never leaves it stuck.  All functions are thread-safe.
+ */
+#ifndef RENC_STATE_JOURNAL_H
+#define RENC_STATE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/scan.h"
+
+enum renc_jstate {
+    RENC_J_PENDING = 0,
+    RENC_J_DONE,      /* transformed, durably */
+    RENC_J_SKIPPED,   /* already under the target */
+    RENC_J_NOT_RENC,  /* not a RENC file: left alone */
+    RENC_J_FAILED,    /* the last attempt failed: retried on resume */
+    RENC_J_GONE,      /* no longer found by the scan */
+    RENC_J_COUNT
+};
+
+/* What the recovery of one header intent found, and did (docs/JOURNAL.md).
+ * Every intent ends in one of these, or stays open when its blob cannot be
+ * read (renc_recover_stats.unresolved): a settled intent is recorded in the
+ * journal (table header_settled) and never holds a later run back. */
+enum renc_settle {
+    RENC_SETTLE_REWRITTEN = 0, /* the new header on disk: made durable, blob done */
+    RENC_SETTLE_AS_IT_WAS,     /* the old header on disk: the blob is done again */
+    RENC_SETTLE_COMPLETED,     /* each sector old or new: new header written, blob done */
+    RENC_SETTLE_GONE,          /* nothing at the blob's path any more: blob gone */
+    RENC_SETTLE_REPLACED,      /* something there holds neither header: left as it is,
+                                * and looked at afresh like any file the scan finds */
+    RENC_SETTLE_COUNT
+};
+
+/* What identifies a run: a rerun with other parameters is another run. */
+struct renc_journal_params {
+    const char *mode;     /* "rewrap" or "rekey" */
+    const char *target;   /* the versioned target ref */
+    int keep_old;
+    const char *drop;     /* the --drop refs, one per line ("" for none) */
+    const char *out;      /* the canonical --out directory ("" for in place) */
+    const char *sources;  /* canonical sources (or "manifest:PATH"), one per line */
+};
+
+struct renc_journal_status {
+    char run_id[17];
+    int has_run;
+    int running;          /* another process holds the lock */
+    long holder_pid;      /* its pid, when running */
+    struct renc_journal_params params; /* strings owned by the journal */
+    uint64_t count[RENC_J_COUNT];
+    uint64_t bytes[RENC_J_COUNT];
+    uint64_t header_intents;          /* open: not settled yet */
+    uint64_t settled[RENC_SETTLE_COUNT]; /* intents of this run settled after a crash */
+    unsigned attempts;
+    double created, updated;          /* Unix times */
+    double last_started, last_ended; /* the last attempt; last_ended 0 while it runs */
+    uint64_t last_blobs, last_bytes; /* finished by the last attempt */
+    char last_outcome[32];
+};
+
+struct renc_journal;
+
+/* renc_journal_open: opens (creating, 0600 in a 0700 directory, when
+ * create is set) the journal at path and takes its lock.  -RENC_E_BUSY when
+ * another run holds it (*holder_pid gets its pid, when known);
+ * -RENC_E_INSECURE_PERMS when group or others can read it;
+ * -RENC_E_BAD_JOURNAL when it is not one of ours. */
+int renc_journal_open(struct renc_journal **out, const char *path, int create, long *holder_pid);
+
+/* renc_journal_open_readonly: for `status` while a run may be going on. */
+int renc_journal_open_readonly(struct renc_journal **out, const char *path);
+
+void renc_journal_close(struct renc_journal *j);
+
+/* renc_journal_status: the run's parameters, counts and times. */
+int renc_journal_status(struct renc_journal *j, struct renc_journal_status *st);
+
+/* renc_journal_unfinished: 1 when the journal holds a run with blobs
+ * pending or failed, or header writes to recover. */
+int renc_journal_unfinished(const struct renc_journal_status *st);
+
+/* renc_journal_start: starts a new run with params (forgetting any earlier
+ * one) or, with resume, a new attempt of the run in the journal. */
+int renc_journal_start(struct renc_journal *j, const struct renc_journal_params *p, int resume);
+const char *renc_journal_run_id(const struct renc_journal *j);
+
+/* renc_journal_register: enters each scanned blob (pending when new) and
+ * gives its row id in rows[i], and in finished[i] 1 when an earlier attempt
+ * finished it (done, skipped or not RENC: not to be read again), 2 when it
+ * is held by an in-place header write recovery could not settle (not to be
+ * touched), else 0.  Blobs of the run that the scan no longer finds become
+ * gone. */
+int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
+                          uint8_t *finished);
+
+/* renc_journal_note: queues a blob's outcome until the next flush.  Call it
+ * only once the outcome is durable.  old_ref and new_ref may be NULL. */
+void renc_journal_note(struct renc_journal *j, int64_t row, enum renc_jstate st, int rc,
+                       const char *old_ref, const char *new_ref);
+
+/* renc_journal_flush: writes the queued notes in one transaction. */
+int renc_journal_flush(struct renc_journal *j);
+
+/* renc_journal_header_intents: records, durably, that each blob rows[i]
+ * (at paths[i]) is about to have its header old[i] (len[i] bytes at offset
+ * 0) overwritten by new[i] of the same length. */
+int renc_journal_header_intents(struct renc_journal *j, size_t n, const int64_t *rows,
+                                const char *const *paths, const uint8_t *const *old_hdr,
+                                const uint8_t *const *new_hdr, const size_t *len);
+
+/* renc_settle_name: the outcome's name in the journal and in JSON
+ * ("rewritten", "as_it_was", "completed", "gone", "replaced"). */
+const char *renc_settle_name(enum renc_settle s);
+
+/* renc_journal_recover: settles every header intent left by an earlier
+ * attempt (see enum renc_settle).  A header is written only onto a regular
+ * file (opened without following a symlink) whose whole header region holds
+ * each 512-byte sector as the old or the new header, never onto anything
+ * else.  An intent whose blob cannot be read (a permission, an I/O error)
+ * stays open, its blob failed and held.  report (may be NULL) is called for
+ * each intent completed, gone, replaced or left open (rc < 0); path is the
+ * blob's absolute path. */
+struct renc_recover_stats {
+    uint64_t found_new, found_old, repaired, gone, replaced, unresolved;
+};
+int renc_journal_recover(struct renc_journal *j, struct renc_recover_stats *st,
+                         void (*report)(void *arg, const char *path, enum renc_settle what,
+                                        int rc),
+                         void *arg);
+
+/* renc_journal_end: closes the current attempt with its outcome
+ * ("finished", "failed", "interrupted"). */
+int renc_journal_end(struct renc_journal *j, const char *outcome);
+
+/* renc_journal_failures: calls fn for each failed blob, at most limit
+ * (0: all), in path order. */
+int renc_journal_failures(struct renc_journal *j, size_t limit,
+                          void (*fn)(void *arg, const char *path, const char *error, int code,
+                                     const char *ref),
+                          void *arg);
+
+/* renc_journal_default_path: STATE/journals/<name>-<hash>.db for a run
+ * over the canonical sources and out directory. */
+int renc_journal_default_path(const char *state_dir, const char *sources, const char *out,
+                              char *path, size_t max);
+
+#endif

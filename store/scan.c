@@ -1,0 +1,323 @@
+#include "store/scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "io/tmpname.h"
+
+#define RENC_SCAN_MAX_DEPTH 256
+
+int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
+                         const struct stat *st)
+{
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        struct renc_scan_item *items = renc_realloc(s->items, cap * sizeof *items);
+        RENC_RETURN_IF(!items, -RENC_E_NOMEM);
+        s->items = items;
+        s->cap = cap;
+    }
+    struct renc_scan_item *it = &s->items[s->count];
+    it->path = renc_strdup(path);
+    it->rel = renc_strdup(rel);
+    if (!it->path || !it->rel) {
+        renc_free(it->path);
+        renc_free(it->rel);
+        return -RENC_E_NOMEM;
+    }
+    it->size = (uint64_t)st->st_size;
+    it->mode = st->st_mode;
+    s->total_bytes += it->size;
+    s->count++;
+    return 0;
+}
+
+static int renc_scan_error(struct renc_scan *s, const char *path, int rc)
+{
+    struct renc_scan_error *e = renc_realloc(s->errors, (s->error_count + 1) * sizeof *e);
+    RENC_RETURN_IF(!e, -RENC_E_NOMEM);
+    s->errors = e;
+    e[s->error_count].path = renc_strdup(path);
+    RENC_RETURN_IF(!e[s->error_count].path, -RENC_E_NOMEM);
+    e[s->error_count++].rc = rc;
+    return 0;
+}
+
+static int renc_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks dir (path, and rel relative to the root) depth-first in name order. */
+/* A temporary of this tool, not listed: kept so a run can remove the
+ * stale ones a crash left (see renc_scan.temps). */
+static int renc_scan_temp(struct renc_scan *s, const char *path)
+{
+    if (s->temp_count == s->temp_cap) {
+        size_t cap = s->temp_cap ? 2 * s->temp_cap : 16;
+        char **grown = renc_realloc(s->temps, cap * sizeof *grown);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        s->temps = grown;
+        s->temp_cap = cap;
+    }
+    char *copy = renc_strdup(path);
+    RENC_RETURN_IF(!copy, -RENC_E_NOMEM);
+    s->temps[s->temp_count++] = copy;
+    return 0;
+}
+
+static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
+                         const char *exclude, int depth)
+{
+    if (depth > RENC_SCAN_MAX_DEPTH)
+        return renc_scan_error(s, path, -ELOOP);
+    DIR *d = opendir(path);
+    if (!d)
+        return renc_scan_error(s, path, -errno);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = renc_realloc(names, cap * sizeof *names);
+            if (!grown) {
+                rc = -RENC_E_NOMEM;
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n] = renc_strdup(e->d_name))) {
+            rc = -RENC_E_NOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(names, n, sizeof *names, renc_name_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char child[4096], child_rel[4096];
+        int a = snprintf(child, sizeof child, "%s/%s", path, names[i]);
+        int b = rel[0] ? snprintf(child_rel, sizeof child_rel, "%s/%s", rel, names[i])
+                       : snprintf(child_rel, sizeof child_rel, "%s", names[i]);
+        if (a < 0 || b < 0 || (size_t)a >= sizeof child || (size_t)b >= sizeof child_rel) {
+            rc = renc_scan_error(s, path, -ENAMETOOLONG);
+            continue;
+        }
+        struct stat st;
+        if (lstat(child, &st) != 0) {
+            rc = renc_scan_error(s, child, -errno);
+            continue;
+        }
+        if (exclude && strcmp(child, exclude) == 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
+        else if (S_ISREG(st.st_mode))
+            rc = renc_tmpname_reserved(names[i]) ? renc_scan_temp(s, child)
+                                                 : renc_scan_add(s, child, child_rel, &st);
+        else
+            s->skipped_special++;
+    }
+    for (size_t i = 0; i < n; i++)
+        renc_free(names[i]);
+    renc_free(names);
+    return rc;
+}
+
+int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
+                    const char *exclude)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (lstat(sources[i], &st) != 0) {
+            int rc = renc_scan_error(s, sources[i], -errno);
+            if (rc)
+                return rc;
+            continue;
+        }
+        int rc;
+        if (S_ISDIR(st.st_mode)) {
+            char root[4096];
+            size_t len = strlen(sources[i]);
+            if (len >= sizeof root)
+                return -ENAMETOOLONG;
+            memcpy(root, sources[i], len + 1);
+            while (len > 1 && root[len - 1] == '/')
+                root[--len] = '\0';
+            rc = renc_scan_dir(s, root, "", exclude, 0);
+        } else if (S_ISREG(st.st_mode)) {
+            const char *slash = strrchr(sources[i], '/');
+            rc = renc_scan_add(s, sources[i], slash ? slash + 1 : sources[i], &st);
+        } else {
+            rc = renc_scan_error(s, sources[i], -RENC_E_NOT_REGULAR);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A set of strings (open addressing), for the manifest's duplicates. */
+struct renc_seen {
+    char **slots;
+    size_t cap, count;
+};
+
+static uint64_t renc_hash(const char *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*p)
+        h = (h ^ (uint8_t)*p++) * 1099511628211ull;
+    return h;
+}
+
+/* 1 when key was already there, 0 when added, or an error. */
+static int renc_seen_add(struct renc_seen *set, const char *key)
+{
+    if (2 * (set->count + 1) > set->cap) {
+        size_t cap = set->cap ? 2 * set->cap : 1024;
+        char **slots = renc_calloc(cap, sizeof *slots);
+        RENC_RETURN_IF(!slots, -RENC_E_NOMEM);
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slots[i])
+                continue;
+            size_t j = renc_hash(set->slots[i]) & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = set->slots[i];
+        }
+        renc_free(set->slots);
+        set->slots = slots;
+        set->cap = cap;
+    }
+    size_t j = renc_hash(key) & (set->cap - 1);
+    for (; set->slots[j]; j = (j + 1) & (set->cap - 1))
+        if (strcmp(set->slots[j], key) == 0)
+            return 1;
+    RENC_RETURN_IF(!(set->slots[j] = renc_strdup(key)), -RENC_E_NOMEM);
+    set->count++;
+    return 0;
+}
+
+static void renc_seen_cleanup(struct renc_seen *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        renc_free(set->slots[i]);
+    renc_free(set->slots);
+}
+
+/* One line of a manifest, as getline gives it (with its newline, if any;
+ * line[len] is a NUL that line holds room for).  Lists the file it names,
+ * counts it as a duplicate, or records an error against it (or against the
+ * manifest, `name`, for a NUL byte inside the line).  Returns 0, or an
+ * error that must stop the scan (out of memory). */
+static int renc_manifest_line(struct renc_scan *s, struct renc_seen *seen, const char *name,
+                              char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    if (len == 0 || line[0] == '#')
+        return 0;
+    if (len != strlen(line))
+        return renc_scan_error(s, name, -RENC_E_INVALID); /* NUL inside a line */
+    struct stat st;
+    if (lstat(line, &st) != 0)
+        return renc_scan_error(s, line, -errno);
+    if (!S_ISREG(st.st_mode))
+        return renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -RENC_E_NOT_REGULAR);
+    /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
+    char canon[PATH_MAX];
+    const char *key = realpath(line, canon) ? canon : line;
+    int dup = renc_seen_add(seen, key);
+    if (dup < 0)
+        return dup;
+    if (dup) {
+        s->duplicates++;
+        return 0;
+    }
+    const char *rel = line;
+    while (*rel == '/')
+        rel++;
+    return renc_scan_add(s, line, rel, &st);
+}
+
+int renc_scan_manifest(struct renc_scan *s, const char *manifest)
+{
+    struct renc_seen seen = {0};
+    FILE *f = fopen(manifest, "re");
+    if (!f)
+        return -errno;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    /* Streamed line by line: a manifest of millions of paths is never held
+     * whole.  renc_scan_manifest_buf splits the same way. */
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0)
+        rc = renc_manifest_line(s, &seen, manifest, line, (size_t)len);
+    free(line);
+    fclose(f);
+    renc_seen_cleanup(&seen);
+    return rc;
+}
+
+int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *buf, size_t len)
+{
+    struct renc_seen seen = {0};
+    char *line = NULL;
+    size_t cap = 0, off = 0;
+    int rc = 0;
+    /* As getline does: a line runs to its '\n' inclusive, or to the end of
+     * the buffer; each is copied out, NUL-terminated, for the line parser
+     * (which cuts it in place). */
+    while (rc == 0 && off < len) {
+        const char *nl = memchr(buf + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
+        if (n + 1 > cap) {
+            char *grown = renc_realloc(line, n + 1);
+            if (!grown) {
+                rc = -RENC_E_NOMEM;
+                break;
+            }
+            line = grown;
+            cap = n + 1;
+        }
+        memcpy(line, buf + off, n);
+        line[n] = '\0';
+        off += n;
+        rc = renc_manifest_line(s, &seen, name, line, n);
+    }
+    renc_free(line);
+    renc_seen_cleanup(&seen);
+    return rc;
+}
+
+void renc_scan_cleanup(struct renc_scan *s)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        renc_free(s->items[i].path);
+        renc_free(s->items[i].rel);
+    }
+    for (size_t i = 0; i < s->error_count; i++)
+        renc_free(s->errors[i].path);
+    for (size_t i = 0; i < s->temp_count; i++)
+        renc_free(s->temps[i]);
+    renc_free(s->items);
+    renc_free(s->errors);
+    renc_free(s->temps);
+    memset(s, 0, sizeof *s);
+}
