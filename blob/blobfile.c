@@ -308,6 +308,32 @@ static int renc_open_noting_slot(struct renc_keystore *ks, struct renc_opened *o
     return rc;
 }
 
+/* Reads the record whose word is in word (rec_len bytes in all) into *rec,
+ * grown as needed, then the next record's word into word (got: its bytes,
+ * 0 at end of file).  The buffer grows to the largest record met (at most
+ * one segment's): a small blob costs a small buffer, and a small wipe. */
+static int renc_read_record(int in_fd, uint8_t **rec, size_t *rec_max, size_t rec_len,
+                            uint8_t word[RENC_RECORD_WORD_LEN], size_t *got)
+{
+    if (rec_len > *rec_max) {
+        uint8_t *grown = renc_malloc(rec_len);
+        RENC_RETURN_IF(!grown, -RENC_E_NOMEM);
+        if (*rec) {
+            renc_secmem_wipe(*rec, *rec_max);
+            renc_free(*rec);
+        }
+        *rec = grown;
+        *rec_max = rec_len;
+    }
+    memcpy(*rec, word, RENC_RECORD_WORD_LEN);
+    int rc = renc_file_read_full(in_fd, *rec + RENC_RECORD_WORD_LEN,
+                                 rec_len - RENC_RECORD_WORD_LEN, got);
+    if (rc)
+        return rc;
+    RENC_RETURN_IF(*got != rec_len - RENC_RECORD_WORD_LEN, -RENC_E_TRUNCATED);
+    return renc_file_read_full(in_fd, word, RENC_RECORD_WORD_LEN, got);
+}
+
 int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, void *arg,
                       struct renc_header *header_out, struct renc_blob_status *st)
 {
@@ -358,29 +384,7 @@ int renc_blob_open_to(struct renc_keystore *ks, int in_fd, renc_sink_fn sink, vo
         size_t rec_len;
         if ((rc = renc_record_parse_word(renc_load_be32(word), h.flags, seg, &rec_len)))
             goto out;
-        /* The record buffer grows to the largest record met (at most one
-         * segment's): a small blob costs a small buffer, and a small wipe. */
-        if (rec_len > rec_max) {
-            uint8_t *grown = renc_malloc(rec_len);
-            if (!grown) {
-                rc = -RENC_E_NOMEM;
-                goto out;
-            }
-            if (rec) {
-                renc_secmem_wipe(rec, rec_max);
-                renc_free(rec);
-            }
-            rec = grown;
-            rec_max = rec_len;
-        }
-        memcpy(rec, word, sizeof word);
-        if ((rc = renc_file_read_full(in_fd, rec + sizeof word, rec_len - sizeof word, &got)))
-            goto out;
-        if (got != rec_len - sizeof word) {
-            rc = -RENC_E_TRUNCATED;
-            goto out;
-        }
-        if ((rc = renc_file_read_full(in_fd, word, sizeof word, &got)))
+        if ((rc = renc_read_record(in_fd, &rec, &rec_max, rec_len, word, &got)))
             goto out;
         int at_eof = got == 0;
         int last = count ? i + 1 == count : at_eof;

@@ -53,7 +53,10 @@ static int renc_open_input(const char *cmd, const char *path, int allow_stdin, i
     return 0;
 }
 
-int renc_cmd_encrypt(int argc, char **argv)
+/* encrypt's options into g, so and refs (so->key_refs points at refs);
+ * -1 to go on, or an exit code (after saying why). */
+static int renc_encrypt_opts(int argc, char **argv, struct renc_global *g,
+                             struct renc_seal_opts *so, const char **refs)
 {
     static const struct option opts[] = {
         {"env", required_argument, NULL, 'e'},
@@ -67,18 +70,12 @@ int renc_cmd_encrypt(int argc, char **argv)
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
-    struct renc_global g = {0};
-    struct renc_seal_opts so = {
-        .kind = "blob", .seg_shift = RENC_SEG_SHIFT_DEFAULT,
-        .header_room = RENC_DEFAULT_HEADER_ROOM,
-    };
-    const char *refs[RENC_MAX_SLOTS];
     uint64_t v;
     int opt;
     uint64_t seen = 0; /* options with one value given (renc_opt_once) */
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int took = renc_global_opt(&g, opt, optarg);
+        int took = renc_global_opt(g, opt, optarg);
         if (took < 0)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
@@ -86,25 +83,25 @@ int renc_cmd_encrypt(int argc, char **argv)
         if (renc_opt_once("encrypt", opts, "eKnscSR", opt, &seen))
             return RENC_EXIT_USAGE;
         switch (opt) {
-        case 'e': so.env = optarg; break;
+        case 'e': so->env = optarg; break;
         case 'k':
-            if (so.key_ref_count == RENC_MAX_SLOTS) {
+            if (so->key_ref_count == RENC_MAX_SLOTS) {
                 renc_err("encrypt", "at most %d --key options (one slot each)", RENC_MAX_SLOTS);
                 return RENC_EXIT_USAGE;
             }
-            refs[so.key_ref_count++] = optarg;
+            refs[so->key_ref_count++] = optarg;
             break;
-        case 'K': so.kind = optarg; break;
-        case 'n': so.name = optarg; break;
-        case 's': so.source_env = optarg; break;
+        case 'K': so->kind = optarg; break;
+        case 'n': so->name = optarg; break;
+        case 's': so->source_env = optarg; break;
         case 'c':
-            so.compress_level = 3;
+            so->compress_level = 3;
             if (optarg && (renc_parse_size(optarg, &v) || v < 1 || v > 19)) {
                 renc_err("encrypt", "--compress level must be 1..19");
                 return RENC_EXIT_USAGE;
             }
             if (optarg)
-                so.compress_level = (int)v;
+                so->compress_level = (int)v;
             break;
         case 'S':
             if (renc_parse_size(optarg, &v) || v < (1u << RENC_SEG_SHIFT_MIN) ||
@@ -112,69 +109,73 @@ int renc_cmd_encrypt(int argc, char **argv)
                 renc_err("encrypt", "--segment-size must be a power of two from 4K to 16M");
                 return RENC_EXIT_USAGE;
             }
-            so.seg_shift = (uint8_t)__builtin_ctzll(v);
+            so->seg_shift = (uint8_t)__builtin_ctzll(v);
             break;
         case 'R':
             if (renc_parse_size(optarg, &v) || v > 60000) {
                 renc_err("encrypt", "--header-room must be 0..60000 bytes");
                 return RENC_EXIT_USAGE;
             }
-            so.header_room = (size_t)v;
+            so->header_room = (size_t)v;
             break;
         case 'h': fputs(renc_encrypt_usage, stdout); return RENC_EXIT_OK;
         default: fputs(renc_encrypt_usage, stderr); return RENC_EXIT_USAGE;
         }
     }
-    if (argc - optind != 2 || !so.env || so.key_ref_count == 0) {
+    so->key_refs = refs;
+    return -1;
+}
+
+/* The operands and option values encrypt needs together: -1 when they
+ * hold, or an exit code (after saying why).  Names the blob from IN when
+ * --name is not given. */
+static int renc_encrypt_check(int argc, char **argv, struct renc_seal_opts *so)
+{
+    if (argc - optind != 2 || !so->env || so->key_ref_count == 0) {
         fputs(renc_encrypt_usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (!renc_env_id_ok("encrypt", "--env", so.env) ||
-        (so.source_env && !renc_env_id_ok("encrypt", "--source-env", so.source_env)))
+    if (!renc_env_id_ok("encrypt", "--env", so->env) ||
+        (so->source_env && !renc_env_id_ok("encrypt", "--source-env", so->source_env)))
         return RENC_EXIT_USAGE;
-    if (strcmp(so.kind, "blob") != 0 && strcmp(so.kind, "backup") != 0) {
+    if (strcmp(so->kind, "blob") != 0 && strcmp(so->kind, "backup") != 0) {
         renc_err("encrypt", "--kind must be blob or backup");
         return RENC_EXIT_USAGE;
     }
-    for (size_t i = 0; i < so.key_ref_count; i++) {
+    for (size_t i = 0; i < so->key_ref_count; i++) {
         struct renc_keyref r;
-        if (renc_keyref_parse(&r, refs[i]) != 0) {
-            renc_err("encrypt", "'%s': %s", refs[i], renc_strerror(-RENC_E_BAD_KEYREF));
+        if (renc_keyref_parse(&r, so->key_refs[i]) != 0) {
+            renc_err("encrypt", "'%s': %s", so->key_refs[i], renc_strerror(-RENC_E_BAD_KEYREF));
             return RENC_EXIT_USAGE;
         }
     }
-    so.key_refs = refs;
-    const char *in = argv[optind], *out = argv[optind + 1];
-    if (!so.name && strcmp(in, "-") != 0) {
+    const char *in = argv[optind];
+    if (!so->name && strcmp(in, "-") != 0) {
         const char *slash = strrchr(in, '/');
-        so.name = slash ? slash + 1 : in;
+        so->name = slash ? slash + 1 : in;
     }
-    if (so.name && !renc_utf8_valid((const uint8_t *)so.name, strlen(so.name))) {
+    if (so->name && !renc_utf8_valid((const uint8_t *)so->name, strlen(so->name))) {
         renc_err("encrypt", "%s: the blob's name '%s' is not UTF-8 (a header's context is); "
-                            "give another with --name", in, so.name);
+                            "give another with --name", in, so->name);
         return RENC_EXIT_USAGE;
     }
+    return -1;
+}
 
-    int in_fd, out_fd = -1, status;
-    uint64_t size;
-    if ((status = renc_open_input("encrypt", in, 1, &in_fd, &size)))
-        return status;
-    struct renc_keyring *kr = NULL;
-    struct renc_keystore *ks = NULL;
+/* Seals in_fd (size bytes) to a temporary beside out, committed once
+ * every record is written; the exit code. */
+static int renc_encrypt_to(struct renc_keystore *ks, const struct renc_seal_opts *so,
+                           const char *in, int in_fd, uint64_t size, const char *out)
+{
     char tmp[4096];
-    int rc = renc_open_keys(&g, 0, &kr, &ks);
+    int out_fd = -1;
+    int rc = renc_file_tmp_open(out, 0644, tmp, sizeof tmp, &out_fd);
     if (rc) {
-        renc_err("encrypt", "keyring %s: %s", g.keyring_dir, renc_strerror(rc));
-        status = renc_exit_for(rc) == RENC_EXIT_USAGE ? RENC_EXIT_FAILED : renc_exit_for(rc);
-        goto out_close;
-    }
-    if ((rc = renc_file_tmp_open(out, 0644, tmp, sizeof tmp, &out_fd))) {
         renc_err("encrypt", "%s: %s", out, renc_strerror(rc));
-        status = RENC_EXIT_FAILED;
-        goto out_close;
+        return RENC_EXIT_FAILED;
     }
     struct renc_blob_status st;
-    rc = renc_blob_seal(ks, &so, in_fd, out_fd, size, &st);
+    rc = renc_blob_seal(ks, so, in_fd, out_fd, size, &st);
     if (rc == 0)
         rc = renc_file_commit(out_fd, tmp, out);
     else
@@ -183,15 +184,40 @@ int renc_cmd_encrypt(int argc, char **argv)
         renc_blob_err("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : out, rc, &st);
         /* A key ref that does not parse, or an OUT that cannot be a file
          * (a folder, a missing folder), is bad usage; the rest failed work. */
-        status = rc == -RENC_E_BAD_KEYREF || rc == -EISDIR || rc == -ENOTDIR || rc == -ENOENT
-                     ? RENC_EXIT_USAGE
-                     : RENC_EXIT_FAILED;
-    } else {
-        printf("sealed %s -> %s: %llu bytes in %llu records\n", in, out,
-               (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records);
-        status = RENC_EXIT_OK;
+        return rc == -RENC_E_BAD_KEYREF || rc == -EISDIR || rc == -ENOTDIR || rc == -ENOENT
+                   ? RENC_EXIT_USAGE
+                   : RENC_EXIT_FAILED;
     }
-out_close:
+    printf("sealed %s -> %s: %llu bytes in %llu records\n", in, out,
+           (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records);
+    return RENC_EXIT_OK;
+}
+
+int renc_cmd_encrypt(int argc, char **argv)
+{
+    struct renc_global g = {0};
+    struct renc_seal_opts so = {
+        .kind = "blob", .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+        .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    const char *refs[RENC_MAX_SLOTS];
+    int status = renc_encrypt_opts(argc, argv, &g, &so, refs);
+    if (status >= 0 || (status = renc_encrypt_check(argc, argv, &so)) >= 0)
+        return status;
+    const char *in = argv[optind], *out = argv[optind + 1];
+    int in_fd;
+    uint64_t size;
+    if ((status = renc_open_input("encrypt", in, 1, &in_fd, &size)))
+        return status;
+    struct renc_keyring *kr = NULL;
+    struct renc_keystore *ks = NULL;
+    int rc = renc_open_keys(&g, 0, &kr, &ks);
+    if (rc) {
+        renc_err("encrypt", "keyring %s: %s", g.keyring_dir, renc_strerror(rc));
+        status = renc_exit_for(rc) == RENC_EXIT_USAGE ? RENC_EXIT_FAILED : renc_exit_for(rc);
+    } else {
+        status = renc_encrypt_to(ks, &so, in, in_fd, size, out);
+    }
     if (in_fd != STDIN_FILENO)
         close(in_fd);
     renc_keystore_free(ks);
