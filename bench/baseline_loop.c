@@ -98,7 +98,8 @@ int main(int argc, char **argv)
     struct renc_keyring *kr = NULL;
     struct renc_keystore *ks = NULL;
     struct renc_transform_opts o = {.mode = RENC_MODE_REKEY, .target = argv[2], .verify = 1};
-    if (renc_secmem_init() || renc_keyring_open(&kr, argv[1], 0) || renc_keystore_new(&ks, kr) ||
+    if (renc_secmem_init() || renc_keyring_open(&kr, argv[1], 0) ||
+        renc_keystore_new(&ks, &(struct renc_provider_config){.keyring = kr}) ||
         renc_keystore_cache_deks(ks, 1 << 16) || renc_transformer_new(&g_t, ks, &o)) {
         fprintf(stderr, "baseline_loop: cannot open keyring or target\n");
         return 1;

@@ -33,7 +33,8 @@ int main(int argc, char **argv)
     unsigned long per_dir = argc > 6 ? strtoul(argv[6], NULL, 10) : 1000;
     struct renc_keyring *kr = NULL;
     struct renc_keystore *ks = NULL;
-    if (renc_secmem_init() || renc_keyring_open(&kr, argv[1], 0) || renc_keystore_new(&ks, kr)) {
+    if (renc_secmem_init() || renc_keyring_open(&kr, argv[1], 0) ||
+        renc_keystore_new(&ks, &(struct renc_provider_config){.keyring = kr})) {
         fprintf(stderr, "mkcorpus: cannot open keyring %s\n", argv[1]);
         return 1;
     }

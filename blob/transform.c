@@ -77,11 +77,7 @@ const char *renc_transformer_target(const struct renc_transformer *t)
  * text differs. */
 static int renc_is_target(const struct renc_transformer *t, const char *ref)
 {
-    if (strcmp(ref, t->target) == 0)
-        return 1;
-    struct renc_keyref r;
-    return t->target_ref.provider == RENC_PROVIDER_AKV && strncmp(ref, "akv:", 4) == 0 &&
-           renc_keyref_parse(&r, ref) == 0 && renc_keyref_same_version(&r, &t->target_ref);
+    return renc_keyref_text_is_version(&t->target_ref, t->target, ref);
 }
 
 /* 1 when the slot is one the run was told to drop: a --drop ref with a

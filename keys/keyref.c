@@ -170,3 +170,12 @@ int renc_keyref_text_same_version(const char *a, const char *b)
     return renc_keyref_parse(&ra, a) == 0 && renc_keyref_parse(&rb, b) == 0 &&
            renc_keyref_same_version(&ra, &rb);
 }
+
+int renc_keyref_text_is_version(const struct renc_keyref *r, const char *r_text, const char *text)
+{
+    if (strcmp(r_text, text) == 0)
+        return 1;
+    struct renc_keyref t;
+    return r->provider == RENC_PROVIDER_AKV && strncmp(text, "akv:", 4) == 0 &&
+           renc_keyref_parse(&t, text) == 0 && renc_keyref_same_version(&t, r);
+}

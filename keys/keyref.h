@@ -51,6 +51,13 @@ int renc_keyref_same_version(const struct renc_keyref *a, const struct renc_keyr
  * (0 when either does not parse, unless they are equal). */
 int renc_keyref_text_same_version(const char *a, const char *b);
 
+/* renc_keyref_text_is_version: renc_keyref_text_same_version of r (whose
+ * text is r_text) and text, parsing text only when its spelling could
+ * differ from r_text's and still name the same version (vault refs): for
+ * a per-blob check against one target parsed once. */
+int renc_keyref_text_is_version(const struct renc_keyref *r, const char *r_text,
+                                const char *text);
+
 /* renc_keyref_vault_origin: vault ("https://host[:port]") as an origin to
  * compare: lower case, without the default port 443. */
 int renc_keyref_vault_origin(char *out, size_t max_out, const char *vault);

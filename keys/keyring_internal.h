@@ -2,13 +2,14 @@
  * (docs/FORMAT.md "The local keyring"), without the file system, so that a
  * fuzz target and tests can drive the very parser renc_keyring_get uses.
  *
- * Only keys/keyring.c implements this; nothing outside crypto/ and tests/
+ * keys/keyring_state.c implements this; nothing outside keys/ and tests/
  * includes it.
  */
 #ifndef RENC_KEYS_KEYRING_INTERNAL_H
 #define RENC_KEYS_KEYRING_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keys/keyring.h"
 
@@ -33,5 +34,12 @@ int renc_keyring_state_parse(struct renc_keyring_key *key, char *text, size_t le
  * *out_len is its length without the NUL.  *out is written only on
  * success. */
 int renc_keyring_state_format(char **out, size_t *out_len, const struct renc_keyring_key *key);
+
+/* renc_keyring_key_add_version: appends a version to key's record (not to
+ * any file).  -RENC_E_TOO_BIG past 1024 versions, -RENC_E_NOMEM; key is
+ * unchanged on failure. */
+int renc_keyring_key_add_version(struct renc_keyring_key *key, const char *version,
+                                 enum renc_kek_type type, enum renc_key_state state,
+                                 int64_t created);
 
 #endif

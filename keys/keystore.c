@@ -1,6 +1,13 @@
+/* keys/keystore.c — the keystore (keystore.h): every key operation goes to
+ * the provider of the ref's scheme through the provider table (provider.h);
+ * here are only what all providers share: the DEK cache, the wrap cache,
+ * the restriction to some keys and the counters.  No provider is named in
+ * this file. */
 #include "keys/keystore.h"
 
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -8,14 +15,9 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "keys/akv.h"
+#include "keys/provider.h"
 
-#define RENC_KEK_CACHE_MAX 64
-
-struct renc_kek_entry {
-    char ref[RENC_MAX_REF_LEN + 1];
-    struct renc_kek *kek;
-};
+#define RENC_PROVIDERS_MAX 8
 
 /* A cached DEK, found by a digest of its slot's ref and wrapped bytes (both
  * public); the same wrapped bytes under the same KEK version always unwrap to
@@ -40,11 +42,10 @@ struct renc_wrap_entry {
 };
 
 struct renc_keystore {
-    struct renc_keyring *local;
-    struct renc_akv *akv; /* owned; NULL: akv: refs are not supported */
+    /* The state of each provider of the registry (renc_providers[i]),
+     * owned; NULL: its refs are not served (-RENC_E_UNSUPPORTED). */
+    void *prov[RENC_PROVIDERS_MAX];
     pthread_mutex_t lock;
-    struct renc_kek_entry cache[RENC_KEK_CACHE_MAX];
-    size_t cached;
     struct renc_dek_entry **deks; /* RENC_DEK_BUCKETS chains, NULL: no DEK cache */
     size_t dek_count, dek_max;
     struct renc_wrap_entry **wraps; /* RENC_DEK_BUCKETS chains, with the DEK cache */
@@ -55,12 +56,19 @@ struct renc_keystore {
     size_t allowed_count;
 };
 
-int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local)
+int renc_keystore_new(struct renc_keystore **out, const struct renc_provider_config *config)
 {
     struct renc_keystore *ks = renc_calloc(1, sizeof *ks);
     RENC_RETURN_IF(!ks, -RENC_E_NOMEM);
-    ks->local = local;
     pthread_mutex_init(&ks->lock, NULL);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && renc_providers[i]; i++)
+        rc = i < RENC_PROVIDERS_MAX ? renc_providers[i]->open(&ks->prov[i], config)
+                                    : -RENC_E_TOO_BIG;
+    if (rc) {
+        renc_keystore_free(ks);
+        return rc;
+    }
     *out = ks;
     return 0;
 }
@@ -89,62 +97,38 @@ void renc_keystore_free(struct renc_keystore *ks)
     }
     renc_free(ks->wraps);
     renc_key_free(ks->wrap_id_key);
-    for (size_t i = 0; i < ks->cached; i++)
-        renc_kek_free(ks->cache[i].kek);
+    for (size_t i = 0; i < RENC_PROVIDERS_MAX && renc_providers[i]; i++)
+        if (ks->prov[i])
+            renc_providers[i]->close(ks->prov[i]);
     renc_free(ks->allowed);
-    renc_akv_free(ks->akv);
     pthread_mutex_destroy(&ks->lock);
     renc_free(ks);
 }
 
-void renc_keystore_set_akv(struct renc_keystore *ks, struct renc_akv *akv)
+/* The provider of a parsed ref and its state: -RENC_E_UNSUPPORTED when no
+ * provider serves the ref's scheme, or this keystore was not configured
+ * with it. */
+static int renc_keystore_provider(struct renc_keystore *ks, const struct renc_keyref *ref,
+                                  const struct renc_provider_ops **ops, void **state)
 {
-    renc_akv_free(ks->akv);
-    ks->akv = akv;
+    for (size_t i = 0; i < RENC_PROVIDERS_MAX && renc_providers[i]; i++) {
+        if (renc_providers[i]->id != ref->provider)
+            continue;
+        RENC_RETURN_IF(!ks->prov[i], -RENC_E_UNSUPPORTED);
+        *ops = renc_providers[i];
+        *state = ks->prov[i];
+        return 0;
+    }
+    return -RENC_E_UNSUPPORTED;
 }
 
-struct renc_akv *renc_keystore_akv(struct renc_keystore *ks)
+/* Parses ref_text and finds its provider. */
+static int renc_keystore_lookup(struct renc_keystore *ks, const char *ref_text,
+                                struct renc_keyref *ref, const struct renc_provider_ops **ops,
+                                void **state)
 {
-    return ks->akv;
-}
-
-/* Loads the KEK of a versioned or unversioned ref; *versioned gets the
- * versioned text.  The KEK stays owned by the cache. */
-static int renc_keystore_kek(struct renc_keystore *ks, const char *ref_text,
-                             const struct renc_kek **kek_out, char *versioned, size_t max)
-{
-    struct renc_keyref ref;
-    int rc = renc_keyref_parse(&ref, ref_text);
-    if (rc)
-        return rc;
-    if (ref.provider != RENC_PROVIDER_LOCAL)
-        return -RENC_E_UNSUPPORTED;
-    RENC_RETURN_IF(!ks->local, -RENC_E_KEY_NOT_FOUND);
-
-    /* States first, on every call: a revoke or disable takes effect at once
-     * even for a KEK already cached. */
-    if ((rc = renc_keyring_load(ks->local, ref.name, ref.version, NULL, ref.version)))
-        return rc;
-    if ((rc = renc_keyref_format(versioned, max, &ref)))
-        return rc;
-    pthread_mutex_lock(&ks->lock);
-    for (size_t i = 0; i < ks->cached; i++) {
-        if (strcmp(ks->cache[i].ref, versioned) == 0) {
-            *kek_out = ks->cache[i].kek;
-            pthread_mutex_unlock(&ks->lock);
-            return 0;
-        }
-    }
-    struct renc_kek *kek = NULL;
-    if (ks->cached >= RENC_KEK_CACHE_MAX)
-        rc = -RENC_E_TOO_BIG; /* more distinct KEKs in one run than cached */
-    else if ((rc = renc_keyring_load(ks->local, ref.name, ref.version, &kek, NULL)) == 0) {
-        strcpy(ks->cache[ks->cached].ref, versioned);
-        ks->cache[ks->cached++].kek = kek;
-        *kek_out = kek;
-    }
-    pthread_mutex_unlock(&ks->lock);
-    return rc;
+    int rc = renc_keyref_parse(ref, ref_text);
+    return rc ? rc : renc_keystore_provider(ks, ref, ops, state);
 }
 
 static int renc_dek_id(uint8_t id[32], const char *ref, const uint8_t *wrapped, size_t len)
@@ -275,63 +259,41 @@ void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *o
     pthread_mutex_unlock(&ks->lock);
 }
 
-/* The vault's view of an akv: ref (the latest version when unversioned). */
-static int renc_keystore_akv_key(struct renc_keystore *ks, const char *ref_text,
-                                 struct renc_akv_key *k)
-{
-    struct renc_keyref ref;
-    int rc = renc_keyref_parse(&ref, ref_text);
-    if (rc)
-        return rc;
-    RENC_RETURN_IF(!ks->akv, -RENC_E_UNSUPPORTED);
-    return renc_akv_get_key(ks->akv, &ref, k);
-}
-
-static int renc_is_akv(const char *ref)
-{
-    return strncmp(ref, "akv:", 4) == 0;
-}
-
 int renc_keystore_resolve(struct renc_keystore *ks, char *out, size_t max_out, const char *ref)
 {
-    if (renc_is_akv(ref)) {
-        struct renc_akv_key k;
-        int rc = renc_keystore_akv_key(ks, ref, &k);
-        if (rc == 0 && snprintf(out, max_out, "%s", k.ref) >= (int)max_out)
-            rc = -RENC_E_TOO_BIG;
-        return rc;
-    }
-    const struct renc_kek *kek;
-    return renc_keystore_kek(ks, ref, &kek, out, max_out);
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup(ks, ref, &r, &p, &st);
+    return rc ? rc : p->resolve(st, &r, out, max_out);
 }
 
 int renc_keystore_may_wrap(struct renc_keystore *ks, char *versioned, size_t max_out,
                            const char *ref)
 {
+    const struct renc_provider_ops *p;
+    struct renc_provider_target t;
+    struct renc_keyref r;
+    void *st;
     versioned[0] = '\0';
-    if (!renc_is_akv(ref)) {
-        const struct renc_kek *kek; /* the keyring refuses a disabled version itself */
-        return renc_keystore_kek(ks, ref, &kek, versioned, max_out);
-    }
-    struct renc_akv_key k;
-    int rc = renc_keystore_akv_key(ks, ref, &k);
-    if (rc == 0 && snprintf(versioned, max_out, "%s", k.ref) >= (int)max_out)
-        rc = -RENC_E_TOO_BIG;
-    return rc ? rc : renc_akv_wrap_allowed(&k);
+    t.versioned[0] = '\0';
+    int rc = renc_keystore_lookup(ks, ref, &r, &p, &st);
+    if (rc == 0)
+        rc = p->wrap_target(st, &r, &t);
+    /* The version is named even when refused, so that the refusal can
+     * name it. */
+    if (t.versioned[0] && snprintf(versioned, max_out, "%s", t.versioned) >= (int)max_out)
+        rc = rc ? rc : -RENC_E_TOO_BIG;
+    return rc;
 }
 
 int renc_keystore_can_unwrap(struct renc_keystore *ks, const char *ref)
 {
-    if (!renc_is_akv(ref)) {
-        const struct renc_kek *kek;
-        char versioned[RENC_MAX_REF_LEN + 1];
-        return renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
-    }
-    struct renc_akv_key k;
-    int rc = renc_keystore_akv_key(ks, ref, &k);
-    /* The vault refuses unwraps under a disabled version; an expired one
-     * still unwraps (docs/KEYVAULT.md, "What the vault's answers do"). */
-    return rc ? rc : k.enabled ? 0 : -RENC_E_KEY_DISABLED;
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup(ks, ref, &r, &p, &st);
+    return rc ? rc : p->can_unwrap(st, &r);
 }
 
 /* The identity of (target, DEK) in the wrap cache. */
@@ -350,57 +312,30 @@ static int renc_wrap_id(struct renc_keystore *ks, uint8_t id[32], const char *ve
     return ok ? 0 : -RENC_E_CRYPTO;
 }
 
-int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,
-                            const struct renc_key *dek)
+/* A wrap of dek under versioned found in the wrap cache: 0 and the slot
+ * added to h, -RENC_E_KEY_NOT_FOUND when not cached, or another error. */
+static int renc_wrap_cached(struct renc_keystore *ks, struct renc_header *h,
+                            const char *versioned, const uint8_t id[32])
 {
-    const struct renc_kek *kek = NULL;
-    struct renc_akv_key akv_key;
-    char versioned[RENC_MAX_REF_LEN + 1];
     uint8_t wrapped[RENC_MAX_WRAPPED_LEN];
-    uint8_t id[32];
-    size_t wlen = 0;
-    int akv = renc_is_akv(ref);
-    int rc = akv ? renc_keystore_akv_key(ks, ref, &akv_key)
-                 : renc_keystore_kek(ks, ref, &kek, versioned, sizeof versioned);
-    /* Before the wrap cache: a version disabled (or expired) since the
-     * last wrap seals nothing more once the vault's answer says so. */
-    if (rc == 0 && akv)
-        rc = renc_akv_wrap_allowed(&akv_key);
-    if (rc)
-        return rc;
-    if (akv)
-        strcpy(versioned, akv_key.ref);
-    if (ks->wraps) {
-        /* One wrap per distinct DEK and target: blobs sharing a DEK share
-         * its wrapped form, and a key vault is asked once. */
-        if ((rc = renc_wrap_id(ks, id, versioned, dek)))
-            return rc;
-        pthread_mutex_lock(&ks->lock);
-        for (struct renc_wrap_entry *e = ks->wraps[renc_dek_bucket(id)]; e; e = e->next) {
-            if (memcmp(e->id, id, 32) == 0) {
-                uint8_t alg = e->alg;
-                wlen = e->wrapped_len;
-                memcpy(wrapped, e->wrapped, wlen);
-                pthread_mutex_unlock(&ks->lock);
-                return renc_header_add_slot(h, alg, versioned, wrapped, wlen);
-            }
+    pthread_mutex_lock(&ks->lock);
+    for (struct renc_wrap_entry *e = ks->wraps[renc_dek_bucket(id)]; e; e = e->next) {
+        if (memcmp(e->id, id, 32) == 0) {
+            uint8_t alg = e->alg;
+            size_t wlen = e->wrapped_len;
+            memcpy(wrapped, e->wrapped, wlen);
+            pthread_mutex_unlock(&ks->lock);
+            return renc_header_add_slot(h, alg, versioned, wrapped, wlen);
         }
-        pthread_mutex_unlock(&ks->lock);
     }
-    int alg;
-    if (akv) {
-        /* The slot names the versioned kid the vault answers with. */
-        struct renc_keyref vref;
-        alg = renc_akv_default_alg(&akv_key);
-        if ((rc = renc_keyref_parse(&vref, versioned)) ||
-            (rc = renc_akv_wrap(ks->akv, &vref, alg, dek, wrapped, sizeof wrapped, &wlen,
-                                versioned, sizeof versioned)))
-            return rc;
-    } else {
-        alg = renc_kek_default_alg(kek);
-        if ((rc = renc_kek_wrap(kek, alg, wrapped, sizeof wrapped, &wlen, dek)))
-            return rc;
-    }
+    pthread_mutex_unlock(&ks->lock);
+    return -RENC_E_KEY_NOT_FOUND;
+}
+
+/* Counts a wrap, and keeps it in the wrap cache when there is one. */
+static void renc_wrap_note(struct renc_keystore *ks, const uint8_t id[32], int alg,
+                           const uint8_t *wrapped, size_t wlen)
+{
     pthread_mutex_lock(&ks->lock);
     ks->stats.wraps++;
     if (ks->wraps && ks->wrap_count < ks->dek_max) {
@@ -416,47 +351,74 @@ int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, con
         }
     }
     pthread_mutex_unlock(&ks->lock);
+}
+
+int renc_keystore_wrap_slot(struct renc_keystore *ks, struct renc_header *h, const char *ref,
+                            const struct renc_key *dek)
+{
+    const struct renc_provider_ops *p;
+    struct renc_provider_target t;
+    struct renc_keyref r;
+    void *st;
+    char versioned[RENC_MAX_REF_LEN + 1];
+    uint8_t wrapped[RENC_MAX_WRAPPED_LEN];
+    uint8_t id[32];
+    size_t wlen = 0;
+    /* Before the wrap cache: a version disabled (or expired) since the
+     * last wrap seals nothing more once the provider's answer says so. */
+    int rc = renc_keystore_lookup(ks, ref, &r, &p, &st);
+    if (rc || (rc = p->wrap_target(st, &r, &t)))
+        return rc;
+    strcpy(versioned, t.versioned);
+    if (ks->wraps) {
+        /* One wrap per distinct DEK and target: blobs sharing a DEK share
+         * its wrapped form, and a remote provider is asked once. */
+        if ((rc = renc_wrap_id(ks, id, versioned, dek)) ||
+            (rc = renc_wrap_cached(ks, h, versioned, id)) != -RENC_E_KEY_NOT_FOUND)
+            return rc;
+    }
+    if ((rc = p->wrap(st, &t, dek, wrapped, sizeof wrapped, &wlen, versioned, sizeof versioned)))
+        return rc;
+    renc_wrap_note(ks, id, t.alg, wrapped, wlen);
     if ((rc = renc_keystore_remember(ks, versioned, wrapped, wlen, dek)))
         return rc;
-    return renc_header_add_slot(h, (uint8_t)alg, versioned, wrapped, wlen);
+    return renc_header_add_slot(h, (uint8_t)t.alg, versioned, wrapped, wlen);
 }
 
 int renc_keystore_unwrap_slot(struct renc_keystore *ks, const struct renc_slot *slot,
                               struct renc_key **dek)
 {
-    const struct renc_kek *kek = NULL;
-    char versioned[RENC_MAX_REF_LEN + 1];
+    const struct renc_provider_ops *p = NULL;
+    struct renc_provider_target t;
     struct renc_keyref ref;
+    void *st = NULL;
     int rc = renc_keyref_parse(&ref, slot->ref);
     if (rc)
         return rc;
+    int served = renc_keystore_provider(ks, &ref, &p, &st);
     /* A slot must name one version: an unversioned ref in a slot would
-     * silently follow rotation to a key that never wrapped it. */
-    RENC_RETURN_IF(ref.provider != RENC_PROVIDER_PKCS11 && ref.version[0] == '\0',
-                   -RENC_E_BAD_KEYREF);
+     * silently follow rotation to a key that never wrapped it.  (A scheme
+     * no provider serves yet is refused below as unsupported.) */
+    RENC_RETURN_IF(renc_provider_for(&ref) && ref.version[0] == '\0', -RENC_E_BAD_KEYREF);
     /* Before the DEK cache: a DEK cached before the restriction must not
      * open a slot the restriction refuses. */
     RENC_RETURN_IF(!renc_keystore_allows(ks, &ref), -RENC_E_KEY_NOT_FOUND);
-    int akv = ref.provider == RENC_PROVIDER_AKV;
-    if (akv) {
-        /* The vault checks the key's state on each unwrap; a DEK cache hit
-         * does not ask it (that is the cache's purpose). */
-        RENC_RETURN_IF(!ks->akv, -RENC_E_UNSUPPORTED);
-        snprintf(versioned, sizeof versioned, "%s", slot->ref);
-    } else {
-        if ((rc = renc_keystore_kek(ks, slot->ref, &kek, versioned, sizeof versioned)))
-            return rc;
-        RENC_RETURN_IF(!renc_kek_alg_fits(kek, slot->alg), -RENC_E_KEY_TYPE);
-    }
+    if (served)
+        return served;
+    /* The provider's checks (states, alg) come before the DEK cache too;
+     * t.versioned starts as the slot's spelling, which a provider may make
+     * canonical. */
+    snprintf(t.versioned, sizeof t.versioned, "%s", slot->ref);
+    if ((rc = p->unwrap_target(st, &ref, slot->alg, &t)))
+        return rc;
     uint8_t id[32];
     if (ks->deks) {
-        if ((rc = renc_dek_id(id, versioned, slot->wrapped, slot->wrapped_len)))
+        if ((rc = renc_dek_id(id, t.versioned, slot->wrapped, slot->wrapped_len)))
             return rc;
         if ((rc = renc_dek_lookup(ks, id, dek)) != -RENC_E_KEY_NOT_FOUND)
             return rc;
     }
-    rc = akv ? renc_akv_unwrap(ks->akv, &ref, slot->alg, slot->wrapped, slot->wrapped_len, dek)
-             : renc_kek_unwrap(kek, slot->alg, dek, slot->wrapped, slot->wrapped_len);
+    rc = p->unwrap(st, &t, slot->wrapped, slot->wrapped_len, dek);
     pthread_mutex_lock(&ks->lock);
     ks->stats.unwraps++;
     pthread_mutex_unlock(&ks->lock);
@@ -531,4 +493,84 @@ int renc_keystore_open_header(struct renc_keystore *ks, struct renc_opened *out,
     if (failed_slot)
         *failed_slot = best_slot;
     return best_rc;
+}
+
+size_t renc_keystore_provider_stats(struct renc_keystore *ks,
+                                    struct renc_keystore_provider_stats *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < RENC_PROVIDERS_MAX && renc_providers[i] && n < max; i++) {
+        if (!ks->prov[i] || !renc_providers[i]->stats)
+            continue;
+        out[n].ops = renc_providers[i];
+        renc_providers[i]->stats(ks->prov[i], &out[n].stats);
+        n++;
+    }
+    return n;
+}
+
+/* renc_keystore_lookup, and -RENC_E_UNSUPPORTED when the provider leaves
+ * the op at op_offset NULL (to its holder). */
+static int renc_keystore_lookup_op(struct renc_keystore *ks, const char *ref_text,
+                                   size_t op_offset, struct renc_keyref *ref,
+                                   const struct renc_provider_ops **ops, void **state)
+{
+    void (*fn)(void) = NULL;
+    int rc = renc_keystore_lookup(ks, ref_text, ref, ops, state);
+    if (rc == 0)
+        memcpy(&fn, (const char *)*ops + op_offset, sizeof fn);
+    return rc ? rc : fn ? 0 : -RENC_E_UNSUPPORTED;
+}
+
+#define RENC_OP(name) offsetof(struct renc_provider_ops, name)
+
+int renc_keystore_describe(struct renc_keystore *ks, const char *ref,
+                           struct renc_provider_version *out)
+{
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup_op(ks, ref, RENC_OP(describe), &r, &p, &st);
+    return rc ? rc : p->describe(st, &r, out);
+}
+
+int renc_keystore_list_versions(struct renc_keystore *ks, const char *ref,
+                                int (*fn)(void *arg, const struct renc_provider_version *v),
+                                void *arg)
+{
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup_op(ks, ref, RENC_OP(list_versions), &r, &p, &st);
+    return rc ? rc : p->list_versions(st, &r, fn, arg);
+}
+
+int renc_keystore_key_create(struct renc_keystore *ks, const char *ref, enum renc_kek_type type,
+                             unsigned bits)
+{
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup_op(ks, ref, RENC_OP(create), &r, &p, &st);
+    return rc ? rc : p->create(st, &r, type, bits);
+}
+
+int renc_keystore_key_rotate(struct renc_keystore *ks, const char *ref, char *versioned,
+                             size_t max)
+{
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup_op(ks, ref, RENC_OP(rotate), &r, &p, &st);
+    return rc ? rc : p->rotate(st, &r, versioned, max);
+}
+
+int renc_keystore_key_set_state(struct renc_keystore *ks, const char *ref,
+                                enum renc_key_state state)
+{
+    const struct renc_provider_ops *p;
+    struct renc_keyref r;
+    void *st;
+    int rc = renc_keystore_lookup_op(ks, ref, RENC_OP(set_state), &r, &p, &st);
+    return rc ? rc : p->set_state(st, &r, state);
 }

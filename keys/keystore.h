@@ -3,8 +3,10 @@
  * slot, and open a header (unwrap a DEK from one of its slots and verify the
  * header_tag with it).
  *
- * Loaded KEKs are cached by versioned ref for the keystore's lifetime; the
- * keystore may be shared by threads.
+ * Every key operation goes to the provider of the ref's scheme through the
+ * provider table (provider.h); the keystore owns one state per provider,
+ * and the caches every provider shares (DEKs, wraps).  The keystore may be
+ * shared by threads.
  */
 #ifndef RENC_KEYS_KEYSTORE_H
 #define RENC_KEYS_KEYSTORE_H
@@ -15,20 +17,16 @@
 #include "crypto/header.h"
 #include "crypto/hkdf.h"
 #include "keys/keyring.h"
+#include "keys/provider.h"
 
 struct renc_keystore;
 
-/* renc_keystore_new: local (borrowed, may be NULL) serves local: refs. */
-int renc_keystore_new(struct renc_keystore **out, struct renc_keyring *local);
+/* renc_keystore_new: a keystore whose providers are opened from config
+ * (each provider takes what it needs; one the config does not ask for
+ * leaves its refs -RENC_E_UNSUPPORTED).  config is not kept; what it
+ * points to (the keyring) is borrowed for the keystore's life. */
+int renc_keystore_new(struct renc_keystore **out, const struct renc_provider_config *config);
 void renc_keystore_free(struct renc_keystore *ks);
-
-struct renc_akv;
-
-/* renc_keystore_set_akv: from now on akv: refs are served by akv, which the
- * keystore owns (and frees). */
-void renc_keystore_set_akv(struct renc_keystore *ks, struct renc_akv *akv);
-/* renc_keystore_akv: the akv provider, or NULL (for its stats). */
-struct renc_akv *renc_keystore_akv(struct renc_keystore *ks);
 
 /* renc_keystore_cache_deks: from now on the keystore unwraps each distinct
  * wrapped DEK (same versioned ref, same wrapped bytes) once and keeps the
@@ -62,6 +60,16 @@ struct renc_keystore_stats {
     uint64_t wraps;
 };
 void renc_keystore_stats(struct renc_keystore *ks, struct renc_keystore_stats *out);
+
+/* renc_keystore_provider_stats: the statistics of each provider the
+ * keystore serves (in registry order), at most max; returns how many were
+ * written.  Data only: reencrypt/ prints them. */
+struct renc_keystore_provider_stats {
+    const struct renc_provider_ops *ops;
+    struct renc_provider_stats stats;
+};
+size_t renc_keystore_provider_stats(struct renc_keystore *ks,
+                                    struct renc_keystore_provider_stats *out, size_t max);
 
 /* renc_keystore_resolve: the versioned ref text of `ref` (the current
  * version when ref has none) into out. */
@@ -104,5 +112,31 @@ int renc_keystore_open_header(struct renc_keystore *ks, struct renc_opened *out,
                               const struct renc_header *h, const uint8_t *hdr_bytes,
                               int *failed_slot);
 void renc_opened_cleanup(struct renc_opened *o);
+
+/* Key management through the ref's provider.  Each fails
+ * -RENC_E_UNSUPPORTED when the provider leaves the op to its holder
+ * (renc_provider_for_text(ref)->managed_at says why) or is not served,
+ * -RENC_E_BAD_KEYREF when ref does not parse. */
+
+/* renc_keystore_describe: one version of ref (its current one when ref
+ * has none). */
+int renc_keystore_describe(struct renc_keystore *ks, const char *ref,
+                           struct renc_provider_version *out);
+/* renc_keystore_list_versions: fn for each version of ref's key; a
+ * non-zero return from fn stops the walk and is returned. */
+int renc_keystore_list_versions(struct renc_keystore *ks, const char *ref,
+                                int (*fn)(void *arg, const struct renc_provider_version *v),
+                                void *arg);
+/* renc_keystore_key_create: a new key (ref unversioned) with its first
+ * version. */
+int renc_keystore_key_create(struct renc_keystore *ks, const char *ref, enum renc_kek_type type,
+                             unsigned bits);
+/* renc_keystore_key_rotate: a new current version; versioned gets its ref. */
+int renc_keystore_key_rotate(struct renc_keystore *ks, const char *ref, char *versioned,
+                             size_t max);
+/* renc_keystore_key_set_state: a version's state, or the whole key's when
+ * ref is unversioned (ENABLED or REVOKED only). */
+int renc_keystore_key_set_state(struct renc_keystore *ks, const char *ref,
+                                enum renc_key_state state);
 
 #endif

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "keys/akv.h"
+#include "keys/provider.h"
 #include "state/catalog.h"
 
 /* A count option: 1..max, or 0 when not given. */
@@ -29,23 +29,73 @@ static int renc_count_opt(const char *text, unsigned max, unsigned *out)
     return 0;
 }
 
-/* The global options: where each is kept, and for the counts the range. */
-static const struct {
+/* What a global option's value is, and so how it is checked and where it
+ * goes in struct renc_provider_config. */
+enum renc_gopt_kind {
+    RENC_GOPT_DIR,     /* the tool's own folders: struct renc_global only */
+    RENC_GOPT_PATH,    /* const char * */
+    RENC_GOPT_COUNT,   /* unsigned, 1..max */
+    RENC_GOPT_SECONDS, /* double, from a count of 1..max seconds */
+    RENC_GOPT_CRED,    /* enum renc_akv_cred_mode, by name (renc_cred_modes) */
+};
+
+#define RENC_G(field) offsetof(struct renc_global, field)
+#define RENC_CFG(field) offsetof(struct renc_provider_config, field)
+
+/* The global options: where each is kept as given, the variable that
+ * stands in for it, where it goes in the providers' configuration, and
+ * for the counts the range.  A new provider's options are new rows here
+ * (and lines in RENC_GLOBAL_OPTS), with fields of its own in struct
+ * renc_provider_config. */
+static const struct renc_global_def {
     int opt;
     const char *name;
-    size_t offset;
-    unsigned max; /* 0: a path */
+    size_t given;
+    const char *env;
+    size_t config;
+    enum renc_gopt_kind kind;
+    unsigned max;
     const char *unit;
 } renc_globals[] = {
-    {0x1001, "state", offsetof(struct renc_global, state_dir), 0, NULL},
-    {0x1002, "keyring", offsetof(struct renc_global, keyring_dir), 0, NULL},
-    {0x1003, "data", offsetof(struct renc_global, data_dir), 0, NULL},
-    {0x1004, "ca-file", offsetof(struct renc_global, ca_file), 0, NULL},
-    {0x1005, "akv-rate", offsetof(struct renc_global, akv_rate), 1000000, " requests per 10 s"},
-    {0x1006, "akv-inflight", offsetof(struct renc_global, akv_inflight), 256, ""},
-    {0x1007, "akv-throttle-wait", offsetof(struct renc_global, akv_throttle_wait), 86400,
-     " seconds"},
-    {0x1008, "akv-credential", offsetof(struct renc_global, akv_credential), 0, NULL},
+    {0x1001, "state", RENC_G(state_dir), NULL, 0, RENC_GOPT_DIR, 0, NULL},
+    {0x1002, "keyring", RENC_G(keyring_dir), NULL, 0, RENC_GOPT_DIR, 0, NULL},
+    {0x1003, "data", RENC_G(data_dir), NULL, 0, RENC_GOPT_DIR, 0, NULL},
+    {0x1004, "ca-file", RENC_G(provider_opt[0]), "RENC_CA_FILE", RENC_CFG(akv.ca_file),
+     RENC_GOPT_PATH, 0, NULL},
+    {0x1005, "akv-rate", RENC_G(provider_opt[1]), "RENC_AKV_RATE", RENC_CFG(akv.rate_limit),
+     RENC_GOPT_COUNT, 1000000, " requests per 10 s"},
+    {0x1006, "akv-inflight", RENC_G(provider_opt[2]), "RENC_AKV_INFLIGHT",
+     RENC_CFG(akv.max_inflight), RENC_GOPT_COUNT, 256, ""},
+    {0x1007, "akv-throttle-wait", RENC_G(provider_opt[3]), "RENC_AKV_THROTTLE_WAIT",
+     RENC_CFG(akv.throttle_wait_s), RENC_GOPT_SECONDS, 86400, " seconds"},
+    {0x1008, "akv-credential", RENC_G(provider_opt[4]), "RENC_AKV_CREDENTIAL",
+     RENC_CFG(akv.cred.mode), RENC_GOPT_CRED, 0, NULL},
+};
+
+/* Provider settings only the environment gives (docs/KEYVAULT.md,
+ * "Credentials"): the variable, and where it goes when set and the field
+ * is still empty.  Secrets are passed on as they are and copied into
+ * secure memory by the provider. */
+static const struct {
+    const char *env;
+    size_t config;
+} renc_provider_env[] = {
+    {"NO_PROXY", RENC_CFG(akv.no_proxy)},
+    {"no_proxy", RENC_CFG(akv.no_proxy)},
+    {"AZURE_TENANT_ID", RENC_CFG(akv.cred.tenant)},
+    {"AZURE_CLIENT_ID", RENC_CFG(akv.cred.client_id)},
+    /* As DefaultAzureCredential: AZURE_CLIENT_ID also picks a
+     * user-assigned managed identity. */
+    {"AZURE_CLIENT_ID", RENC_CFG(akv.cred.mi_client_id)},
+    {"AZURE_CLIENT_SECRET", RENC_CFG(akv.cred.client_secret)},
+    {"AZURE_CLIENT_SECRET_FILE", RENC_CFG(akv.cred.client_secret_file)},
+    {"AZURE_CLIENT_CERTIFICATE_PATH", RENC_CFG(akv.cred.client_certificate_path)},
+    {"AZURE_CLIENT_CERTIFICATE_PASSWORD", RENC_CFG(akv.cred.client_certificate_password)},
+    {"AZURE_FEDERATED_TOKEN_FILE", RENC_CFG(akv.cred.federated_token_file)},
+    {"AZURE_AUTHORITY_HOST", RENC_CFG(akv.cred.authority)},
+    {"IDENTITY_ENDPOINT", RENC_CFG(akv.cred.identity_endpoint)},
+    {"IDENTITY_HEADER", RENC_CFG(akv.cred.identity_header)},
+    {"RENC_IMDS_ENDPOINT", RENC_CFG(akv.cred.imds_endpoint)},
 };
 
 /* The values of --akv-credential (and RENC_AKV_CREDENTIAL). */
@@ -80,7 +130,7 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
     for (size_t i = 0; i < sizeof renc_globals / sizeof renc_globals[0]; i++) {
         if (renc_globals[i].opt != opt)
             continue;
-        const char **slot = (const char **)((char *)g + renc_globals[i].offset);
+        const char **slot = (const char **)((char *)g + renc_globals[i].given);
         unsigned v;
         /* One value each: a second would silently win over the first. */
         if (*slot) {
@@ -88,13 +138,15 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
                     renc_globals[i].name, *slot, arg);
             return -1;
         }
+        enum renc_gopt_kind kind = renc_globals[i].kind;
         enum renc_akv_cred_mode mode;
-        if (opt == 0x1008 && renc_cred_mode_parse(arg, &mode)) {
-            fprintf(stderr, "reencrypt: --akv-credential '%s': must be " RENC_CRED_MODE_LIST "\n",
-                    arg);
+        if (kind == RENC_GOPT_CRED && renc_cred_mode_parse(arg, &mode)) {
+            fprintf(stderr, "reencrypt: --%s '%s': must be " RENC_CRED_MODE_LIST "\n",
+                    renc_globals[i].name, arg);
             return -1;
         }
-        if (renc_globals[i].max && renc_count_opt(arg, renc_globals[i].max, &v)) {
+        if ((kind == RENC_GOPT_COUNT || kind == RENC_GOPT_SECONDS) &&
+            renc_count_opt(arg, renc_globals[i].max, &v)) {
             fprintf(stderr, "reencrypt: --%s '%s': must be 1..%u%s\n", renc_globals[i].name,
                     arg, renc_globals[i].max, renc_globals[i].unit);
             return -1;
@@ -249,92 +301,84 @@ static void renc_find_az(char *out, size_t max)
     out[0] = '\0';
 }
 
-/* The token sources' settings from the environment (docs/KEYVAULT.md,
- * "Credentials"); the password and the secret are passed on as they are and
- * copied into secure memory by the provider.  -1 (after saying why) when
- * RENC_AKV_CREDENTIAL is not a known value. */
-static int renc_akv_credentials_from_env(const struct renc_global *g,
-                                         struct renc_akv_credentials *c, char *az, size_t az_max)
-{
-    const char *mode = renc_env_or(g->akv_credential, "RENC_AKV_CREDENTIAL");
-    if (renc_cred_mode_parse(mode, &c->mode)) {
-        fprintf(stderr, "reencrypt: RENC_AKV_CREDENTIAL '%s': must be " RENC_CRED_MODE_LIST "\n",
-                mode);
-        return -1;
-    }
-    c->tenant = renc_env_or(NULL, "AZURE_TENANT_ID");
-    c->client_id = renc_env_or(NULL, "AZURE_CLIENT_ID");
-    c->client_secret = renc_env_or(NULL, "AZURE_CLIENT_SECRET");
-    c->client_secret_file = renc_env_or(NULL, "AZURE_CLIENT_SECRET_FILE");
-    c->client_certificate_path = renc_env_or(NULL, "AZURE_CLIENT_CERTIFICATE_PATH");
-    c->client_certificate_password = renc_env_or(NULL, "AZURE_CLIENT_CERTIFICATE_PASSWORD");
-    c->federated_token_file = renc_env_or(NULL, "AZURE_FEDERATED_TOKEN_FILE");
-    c->authority = renc_env_or(NULL, "AZURE_AUTHORITY_HOST");
-    c->identity_endpoint = renc_env_or(NULL, "IDENTITY_ENDPOINT");
-    c->identity_header = renc_env_or(NULL, "IDENTITY_HEADER");
-    c->imds_endpoint = renc_env_or(NULL, "RENC_IMDS_ENDPOINT");
-    /* As DefaultAzureCredential: AZURE_CLIENT_ID also picks a user-assigned
-     * managed identity. */
-    c->mi_client_id = c->client_id;
-    renc_find_az(az, az_max);
-    c->az_path = az[0] ? az : NULL;
-    return 0;
-}
-
-static void renc_akv_note_stderr(void *arg, const char *line)
+static void renc_note_stderr(void *arg, const char *line)
 {
     (void)arg;
     fprintf(stderr, "reencrypt: %s\n", line);
 }
 
-/* The akv provider, configured from the options and the environment (the
- * credential variables of docs/KEYVAULT.md).  Nothing is contacted until a
- * command uses an akv: ref. */
-static int renc_open_akv(struct renc_global *g, struct renc_akv **out)
+/* One option's value (given, or from its variable) into config.  -1
+ * after saying why when the variable's value is out of range (a given
+ * value was checked when it was given). */
+static int renc_global_to_config(const struct renc_global *g, const struct renc_global_def *d,
+                                 struct renc_provider_config *config)
 {
-    struct renc_akv_options o;
-    char az[PATH_MAX];
-    memset(&o, 0, sizeof o);
-    o.ca_file = renc_env_or(g->ca_file, "RENC_CA_FILE");
-    o.no_proxy = renc_env_or(NULL, "NO_PROXY");
-    if (!o.no_proxy)
-        o.no_proxy = renc_env_or(NULL, "no_proxy");
-    if (renc_count_opt(renc_env_or(g->akv_rate, "RENC_AKV_RATE"), 1000000, &o.rate_limit)) {
-        fprintf(stderr, "reencrypt: --akv-rate (RENC_AKV_RATE) must be 1..1000000 requests "
-                        "per 10 s\n");
-        return -RENC_E_INVALID;
+    const char *text = renc_env_or(*(const char *const *)((const char *)g + d->given), d->env);
+    void *field = (char *)config + d->config;
+    unsigned v = 0;
+    switch (d->kind) {
+    case RENC_GOPT_DIR:
+        return 0;
+    case RENC_GOPT_PATH:
+        *(const char **)field = text;
+        return 0;
+    case RENC_GOPT_CRED:
+        if (renc_cred_mode_parse(text, (enum renc_akv_cred_mode *)field) == 0)
+            return 0;
+        fprintf(stderr, "reencrypt: %s '%s': must be " RENC_CRED_MODE_LIST "\n", d->env, text);
+        return -1;
+    case RENC_GOPT_COUNT:
+    case RENC_GOPT_SECONDS:
+        if (renc_count_opt(text, d->max, &v)) {
+            fprintf(stderr, "reencrypt: --%s (%s) must be 1..%u%s\n", d->name, d->env, d->max,
+                    d->unit);
+            return -1;
+        }
+        if (d->kind == RENC_GOPT_COUNT)
+            *(unsigned *)field = v;
+        else
+            *(double *)field = v;
+        return 0;
     }
-    if (renc_count_opt(renc_env_or(g->akv_inflight, "RENC_AKV_INFLIGHT"), 256, &o.max_inflight)) {
-        fprintf(stderr, "reencrypt: --akv-inflight (RENC_AKV_INFLIGHT) must be 1..256\n");
-        return -RENC_E_INVALID;
+    return 0;
+}
+
+/* The providers' configuration from the options and the environment.
+ * Nothing is contacted here, nor when the keystore opens: a provider
+ * reaches its holder when a command first uses one of its refs.  az is
+ * the caller's buffer for the Azure CLI's path. */
+static int renc_provider_config_from(const struct renc_global *g, struct renc_keyring *kr,
+                                     struct renc_provider_config *config, char *az, size_t az_max)
+{
+    memset(config, 0, sizeof *config);
+    config->keyring = kr;
+    config->open_remote = 1;
+    config->note = renc_note_stderr;
+    for (size_t i = 0; i < sizeof renc_globals / sizeof renc_globals[0]; i++)
+        if (renc_global_to_config(g, &renc_globals[i], config))
+            return -RENC_E_INVALID;
+    for (size_t i = 0; i < sizeof renc_provider_env / sizeof renc_provider_env[0]; i++) {
+        const char **field = (const char **)((char *)config + renc_provider_env[i].config);
+        if (!*field)
+            *field = renc_env_or(NULL, renc_provider_env[i].env);
     }
-    unsigned wait_s = 0;
-    if (renc_count_opt(renc_env_or(g->akv_throttle_wait, "RENC_AKV_THROTTLE_WAIT"), 86400,
-                       &wait_s)) {
-        fprintf(stderr, "reencrypt: --akv-throttle-wait (RENC_AKV_THROTTLE_WAIT) must be "
-                        "1..86400 seconds\n");
-        return -RENC_E_INVALID;
-    }
-    o.throttle_wait_s = wait_s;
-    if (renc_akv_credentials_from_env(g, &o.cred, az, sizeof az))
-        return -RENC_E_INVALID;
-    o.note = renc_akv_note_stderr;
-    return renc_akv_new(out, &o);
+    renc_find_az(az, az_max);
+    config->akv.cred.az_path = az[0] ? az : NULL;
+    return 0;
 }
 
 int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
                    struct renc_keystore **ks)
 {
+    struct renc_provider_config config;
+    char az[PATH_MAX];
     int rc = renc_global_resolve(g, create);
     if (rc)
         return rc;
     if ((rc = renc_keyring_open(kr, g->keyring_dir, create)))
         return rc;
-    struct renc_akv *akv = NULL;
-    if (ks && (rc = renc_open_akv(g, &akv)) == 0 && (rc = renc_keystore_new(ks, *kr)) == 0)
-        renc_keystore_set_akv(*ks, akv);
-    else if (ks)
-        renc_akv_free(akv);
+    if (ks && (rc = renc_provider_config_from(g, *kr, &config, az, sizeof az)) == 0)
+        rc = renc_keystore_new(ks, &config);
     if (rc) {
         renc_keyring_free(*kr);
         *kr = NULL;

@@ -20,16 +20,17 @@ enum renc_exit {
     RENC_EXIT_INTERRUPTED = 130, /* stopped by SIGINT or SIGTERM */
 };
 
+#define RENC_PROVIDER_OPTS_MAX 16
+
 /* Options every command takes. */
 struct renc_global {
     const char *state_dir;   /* --state, $RENC_HOME, or the default */
     const char *keyring_dir; /* --keyring, or STATE/keyring */
     const char *data_dir;    /* --data, $RENC_DATA, or STATE/data: DATA/<env>/blobs|backups */
-    const char *ca_file;     /* --ca-file, $RENC_CA_FILE: extra CAs for key vaults */
-    const char *akv_rate;    /* --akv-rate, $RENC_AKV_RATE: vault requests per 10 s */
-    const char *akv_inflight;/* --akv-inflight, $RENC_AKV_INFLIGHT: concurrent vault requests */
-    const char *akv_throttle_wait; /* --akv-throttle-wait, $RENC_AKV_THROTTLE_WAIT: seconds */
-    const char *akv_credential; /* --akv-credential, $RENC_AKV_CREDENTIAL: default|secret|... */
+    /* The key providers' options as given (--ca-file, --akv-rate, ...),
+     * one per row of the option table in cli.c, which says where each goes
+     * in struct renc_provider_config and which variable stands in for it. */
+    const char *provider_opt[RENC_PROVIDER_OPTS_MAX];
     char state_buf[4096];
     char keyring_buf[4096];
     char data_buf[4096];
@@ -38,7 +39,8 @@ struct renc_global {
 /* Long options shared by all commands, and their handler: returns 1 when it
  * took the option, 0 when opt is not one of them, and -1 (after saying why
  * on stderr) when the value is out of range or the option was given before:
- * the command then exits RENC_EXIT_USAGE. */
+ * the command then exits RENC_EXIT_USAGE.  A key provider's option is one
+ * line here and one row in cli.c's option table. */
 #define RENC_GLOBAL_OPTS \
     {"state", required_argument, NULL, 0x1001}, \
     {"keyring", required_argument, NULL, 0x1002}, \
@@ -78,7 +80,8 @@ int renc_global_resolve(struct renc_global *g, int create);
 /* renc_mkdirs: mkdir -p, each level it creates with mode 0700. */
 int renc_mkdirs(const char *path);
 
-/* Opens the keyring and a keystore over it. */
+/* Opens the keyring and a keystore over it, its providers configured from
+ * the options and the environment (cli.c's option table). */
 int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
                    struct renc_keystore **ks);
 

@@ -321,7 +321,7 @@ static int renc_env_check_key(const char *cmd, struct renc_keystore *ks, enum re
                  ref, r.name, r.version);
         return RENC_EXIT_USAGE;
     }
-    if (p != RENC_POLICY_CMK && r.provider != RENC_PROVIDER_LOCAL) {
+    if (p != RENC_POLICY_CMK && !(renc_provider_caps(ref) & RENC_PROVIDER_KEYRING)) {
         renc_err(cmd, "'%s': a %s key lives in the service's keyring (local:NAME)", ref,
                  renc_policy_name(p));
         return RENC_EXIT_USAGE;

@@ -1,4 +1,5 @@
-/* reencrypt keys — the local keyring. */
+/* reencrypt keys — the local keyring, and the versions and locks of keys
+ * other providers hold. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
-#include "keys/akv.h"
+#include "keys/provider.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/envctl.h"
 #include "env/envdata.h"
@@ -145,12 +146,11 @@ static int renc_keys_versions(struct renc_global *g, struct renc_keyring *kr, co
     return RENC_EXIT_OK;
 }
 
-/* keys disable refuses a version any blob or backup still names. */
-static int renc_keys_disable_check(struct renc_global *g, const char *name, const char *version)
+/* keys disable refuses a version (ref) any blob or backup still names. */
+static int renc_keys_disable_check(struct renc_global *g, const char *ref)
 {
     struct renc_keys_needs needs;
-    char ref[RENC_MAX_REF_LEN + 1], by[4096];
-    snprintf(ref, sizeof ref, "local:%s/%s", name, version);
+    char by[4096];
     int rc = renc_keys_needs_take(g, &needs);
     uint64_t files = rc ? 0 : renc_keys_needed(&needs, ref, by, sizeof by);
     /* A symbolic link or special file in an environment's data is never
@@ -217,20 +217,21 @@ static void renc_keys_lock_envs(struct renc_global *g, const char *ref, int revo
     renc_catalog_close(cat);
 }
 
-struct renc_akv_versions_ctx {
+struct renc_held_versions_ctx {
     struct renc_keys_needs *needs;
     json_t *arr;
     const char *current;
     size_t count;
 };
 
-static int renc_akv_version_row(void *arg, const struct renc_akv_key *k)
+static int renc_held_version_row(void *arg, const struct renc_provider_version *k)
 {
-    struct renc_akv_versions_ctx *c = arg;
+    struct renc_held_versions_ctx *c = arg;
     char by[4096];
     uint64_t files = renc_keys_needed(c->needs, k->ref, by, sizeof by);
     int64_t now = (int64_t)time(NULL);
-    const char *state = !k->enabled ? "disabled"
+    const char *state = k->revoked ? "revoked"
+                        : !k->enabled ? "disabled"
                         : (k->exp && now >= k->exp) ? "expired"
                         : (k->nbf && now < k->nbf) ? "not-yet-valid"
                                                    : "enabled";
@@ -246,23 +247,94 @@ static int renc_akv_version_row(void *arg, const struct renc_akv_key *k)
     return 0;
 }
 
-/* keys versions|revoke|restore for a key vault key.  revoke and restore
- * change nothing at the vault (access is granted and withdrawn there): they
- * lock or unlock the environments on that key in the catalog; restore first
- * checks that the vault serves the key again. */
-static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref_text, int json)
+/* --type: the KEK type and bits; 0 after saying why when it is none. */
+static int renc_keys_type(const char *type, enum renc_kek_type *kt, unsigned *bits)
+{
+    *kt = RENC_KEK_AES256;
+    *bits = 0;
+    if (strcmp(type, "aes256") == 0)
+        return 1;
+    if (strcmp(type, "rsa2048") == 0 || strcmp(type, "rsa3072") == 0 ||
+        strcmp(type, "rsa4096") == 0) {
+        *kt = RENC_KEK_RSA;
+        *bits = (unsigned)atoi(type + 3);
+        return 1;
+    }
+    renc_err("keys create", "unknown --type '%s' (aes256, rsa2048, rsa3072, rsa4096)", type);
+    return 0;
+}
+
+/* What `keys` does with a held key beyond versions, revoke and restore:
+ * create and rotate (RENC_KEYS_MANAGE_KEY), disable and enable
+ * (RENC_KEYS_MANAGE_VERSION, a versioned ref), where its provider has the
+ * op; 0 where it leaves that to its holder. */
+enum { RENC_KEYS_MANAGE_KEY = 1, RENC_KEYS_MANAGE_VERSION = 2 };
+static int renc_keys_held_manages(const struct renc_provider_ops *p, const char *sub)
+{
+    if ((strcmp(sub, "create") == 0 && p->create) || (strcmp(sub, "rotate") == 0 && p->rotate))
+        return RENC_KEYS_MANAGE_KEY;
+    if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && p->set_state)
+        return RENC_KEYS_MANAGE_VERSION;
+    return 0;
+}
+
+/* keys create|rotate|disable|enable REF through the key's provider. */
+static int renc_keys_held_manage(struct renc_global *g, struct renc_keystore *ks,
+                                 const char *sub, const char *ref_text, const char *type,
+                                 int force)
+{
+    char versioned[RENC_MAX_REF_LEN + 1];
+    enum renc_kek_type kt;
+    unsigned bits;
+    int rc, status;
+    if (strcmp(sub, "create") == 0) {
+        if (!renc_keys_type(type, &kt, &bits))
+            return RENC_EXIT_USAGE;
+        if ((rc = renc_keystore_key_create(ks, ref_text, kt, bits)) == 0)
+            printf("created %s (%s)\n", ref_text, type);
+    } else if (strcmp(sub, "rotate") == 0) {
+        if ((rc = renc_keystore_key_rotate(ks, ref_text, versioned, sizeof versioned)) == 0)
+            printf("rotated %s: current version is now %s\n", ref_text, versioned);
+    } else {
+        if (sub[0] == 'd' && !force &&
+            (status = renc_keys_disable_check(g, ref_text)) != RENC_EXIT_OK)
+            return status; /* still needed (the message is printed) */
+        rc = renc_keystore_key_set_state(ks, ref_text,
+                                         sub[0] == 'd' ? RENC_KEY_DISABLED : RENC_KEY_ENABLED);
+        if (rc == 0)
+            printf("%sd %s\n", sub, ref_text);
+    }
+    if (rc) {
+        renc_err("keys", "%s %s: %s", sub, ref_text, renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    return RENC_EXIT_OK;
+}
+
+/* keys SUB REF for a key held outside the keyring (a vault key).  revoke
+ * and restore change nothing at the holder (access is granted and
+ * withdrawn there): they lock or unlock the environments on that key in
+ * the catalog; restore first checks that the holder serves the key again.
+ * What the provider leaves to its holder (its create, rotate or set_state
+ * op NULL) is refused saying so. */
+static int renc_keys_held(struct renc_global *g, const char *sub,
+                          const struct renc_provider_ops *p, const char *ref_text,
+                          const char *type, int json, int force)
 {
     struct renc_keyref ref;
     struct renc_keyring *kr = NULL;
     struct renc_keystore *ks = NULL;
-    if (renc_keyref_parse(&ref, ref_text) != 0 || ref.version[0]) {
-        renc_err("keys", "'%s': give akv:https://VAULT/keys/NAME (no version)", ref_text);
+    int manage = renc_keys_held_manages(p, sub);
+    if (renc_keyref_parse(&ref, ref_text) != 0 ||
+        (ref.version[0] != '\0') != (manage == RENC_KEYS_MANAGE_VERSION)) {
+        renc_err("keys", "'%s': give %s (%s)", ref_text, p->key_form,
+                 manage == RENC_KEYS_MANAGE_VERSION ? "with a version" : "no version");
         return RENC_EXIT_USAGE;
     }
     int is_versions = strcmp(sub, "versions") == 0;
-    if (!is_versions && strcmp(sub, "revoke") != 0 && strcmp(sub, "restore") != 0) {
-        renc_err("keys", "%s: vault keys are created, rotated and disabled at the vault; "
-                         "here: versions, revoke, restore", sub);
+    if (!manage && !is_versions && strcmp(sub, "revoke") != 0 && strcmp(sub, "restore") != 0) {
+        renc_err("keys", "%s: %s; here: versions, revoke, restore", sub,
+                 p->managed_at ? p->managed_at : "not offered by this provider");
         return RENC_EXIT_USAGE;
     }
     int rc = renc_open_keys(g, 0, &kr, &ks);
@@ -272,23 +344,25 @@ static int renc_keys_akv(struct renc_global *g, const char *sub, const char *ref
     }
     int status = RENC_EXIT_OK;
     char current[RENC_MAX_REF_LEN + 1] = "";
-    if (strcmp(sub, "revoke") == 0) {
+    if (manage) {
+        status = renc_keys_held_manage(g, ks, sub, ref_text, type, force);
+    } else if (strcmp(sub, "revoke") == 0) {
         renc_keys_lock_envs(g, ref_text, 1);
     } else if ((rc = renc_keystore_resolve(ks, current, sizeof current, ref_text)) != 0) {
         renc_err("keys", "%s %s: %s", sub, ref_text, renc_strerror(rc));
         status = renc_exit_for(rc);
     } else if (!is_versions) {
-        printf("%s serves %s again\n", ref.vault, current);
+        printf("%s serves %s again\n", ref.vault[0] ? ref.vault : p->holder, current);
         renc_keys_lock_envs(g, ref_text, 0);
     } else {
         struct renc_keys_needs needs;
-        struct renc_akv_versions_ctx c = {.needs = &needs, .current = current};
+        struct renc_held_versions_ctx c = {.needs = &needs, .current = current};
         if ((rc = renc_keys_needs_take(g, &needs)) == 0) {
             c.arr = json ? json_array() : NULL;
             if (!json)
                 printf("%-*s  %-13s %-7s %-10s %s\n", (int)strlen(current), "VERSION", "STATE",
                        "CURRENT", "NEEDED", "BY");
-            rc = renc_akv_list_versions(renc_keystore_akv(ks), &ref, renc_akv_version_row, &c);
+            rc = renc_keystore_list_versions(ks, ref_text, renc_held_version_row, &c);
         }
         if (rc == 0 && json) {
             json_dumpf(c.arr, stdout, JSON_INDENT(2));
@@ -437,8 +511,11 @@ int renc_cmd_keys(int argc, char **argv)
         fputs(renc_keys_usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (!is_list && strncmp(argv[optind], "akv:", 4) == 0)
-        return renc_keys_akv(&g, sub, argv[optind], json);
+    /* A key the keyring does not hold (a vault key) is named by its ref;
+     * the keyring's own keys by NAME[/VERSION] (below). */
+    const struct renc_provider_ops *held = is_list ? NULL : renc_provider_for_text(argv[optind]);
+    if (held && !(held->caps & RENC_PROVIDER_KEYRING))
+        return renc_keys_held(&g, sub, held, argv[optind], type, json, force);
     char arg[RENC_KEY_NAME_MAX + RENC_KEY_VERSION_MAX + 2] = "";
     const char *problem = is_list ? NULL : renc_key_arg_problem(argv[optind]);
     if (problem) {
@@ -457,17 +534,8 @@ int renc_cmd_keys(int argc, char **argv)
     enum renc_kek_type kt = RENC_KEK_AES256;
     unsigned bits = 0;
     if (strcmp(sub, "create") == 0) {
-        if (strcmp(type, "aes256") == 0)
-            kt = RENC_KEK_AES256;
-        else if (strcmp(type, "rsa2048") == 0 || strcmp(type, "rsa3072") == 0 ||
-                 strcmp(type, "rsa4096") == 0) {
-            kt = RENC_KEK_RSA;
-            bits = (unsigned)atoi(type + 3);
-        } else {
-            renc_err("keys create", "unknown --type '%s' (aes256, rsa2048, rsa3072, rsa4096)",
-                     type);
+        if (!renc_keys_type(type, &kt, &bits))
             return RENC_EXIT_USAGE;
-        }
         if (version) {
             renc_err("keys create", "give a NAME, not NAME/VERSION");
             return RENC_EXIT_USAGE;
@@ -501,7 +569,9 @@ int renc_cmd_keys(int argc, char **argv)
             printf("rotated local:%s: current version is now %s\n", name, v);
     } else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
         struct renc_keyring_key key;
+        char local_ref[RENC_MAX_REF_LEN + 1];
         int revoked = 0;
+        snprintf(local_ref, sizeof local_ref, "local:%s/%s", name, version ? version : "");
         if (version && renc_keyring_get(kr, name, &key) == 0) {
             for (size_t i = 0; i < key.version_count; i++)
                 revoked |= strcmp(key.versions[i].version, version) == 0 &&
@@ -512,7 +582,7 @@ int renc_cmd_keys(int argc, char **argv)
             renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
             status = RENC_EXIT_USAGE;
         } else if (sub[0] == 'd' && !revoked && !force &&
-                   (status = renc_keys_disable_check(&g, name, version)) != RENC_EXIT_OK) {
+                   (status = renc_keys_disable_check(&g, local_ref)) != RENC_EXIT_OK) {
             /* refused: still needed (the message is printed) */
         } else if (revoked) {
             /* A revoke is undone only by restore, never silently by enable

@@ -409,10 +409,11 @@ static int renc_bulk_check_args(struct renc_bulk_run *r, const char *usage)
             return RENC_EXIT_USAGE;
         }
     }
-    /* A worker waiting on a key vault holds no CPU: toward a vault key,
-     * more workers than cores keep the vault's requests in flight (up to
-     * the provider's bound) while the rest of the pipeline goes on. */
-    if (a->to && strncmp(a->to, "akv:", 4) == 0 && !a->threads_given && a->threads < 16)
+    /* A worker waiting on a remote key (a key vault) holds no CPU: toward
+     * one, more workers than cores keep its requests in flight (up to the
+     * provider's bound) while the rest of the pipeline goes on. */
+    if (a->to && (renc_provider_caps(a->to) & RENC_PROVIDER_REMOTE) && !a->threads_given &&
+        a->threads < 16)
         a->threads = 16;
     a->out_dir = a->out ? r->out_real : NULL;
     if (a->out) {

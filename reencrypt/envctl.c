@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "keys/keyref.h"
+#include "keys/provider.h"
 
 int renc_envctl_open(struct renc_global *g, int create, struct renc_catalog **cat)
 {
@@ -25,7 +26,8 @@ int renc_envctl_mmk(struct renc_catalog *cat, struct renc_keyring *kr, char *ref
         return rc;
     if ((rc = renc_keyref_parse(&r, ref)))
         return rc;
-    if (r.provider != RENC_PROVIDER_LOCAL)
+    /* Only a key of the service's own keyring is made here. */
+    if (!(renc_provider_caps(ref) & RENC_PROVIDER_KEYRING))
         return 0;
     rc = renc_keyring_load(kr, r.name, NULL, NULL, NULL);
     if (rc == -RENC_E_KEY_NOT_FOUND) {
@@ -37,10 +39,11 @@ int renc_envctl_mmk(struct renc_catalog *cat, struct renc_keyring *kr, char *ref
 
 void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max)
 {
-    if (env->key_lock[0] && strncmp(env->key_ref, "akv:", 4) == 0)
+    const struct renc_provider_ops *p = renc_provider_for_text(env->key_ref);
+    if (env->key_lock[0] && p && (p->caps & RENC_PROVIDER_HOLDER_GRANTS))
         snprintf(why, max, "environment %s is locked: %s; nothing is read or written (once the "
-                           "vault grants access again, 'reencrypt keys restore %s' unlocks it)",
-                 env->id, env->key_lock, env->key_ref);
+                           "%s grants access again, 'reencrypt keys restore %s' unlocks it)",
+                 env->id, env->key_lock, p->holder, env->key_ref);
     else if (env->key_lock[0])
         snprintf(why, max, "environment %s is locked: %s; nothing is read or written "
                            "('reencrypt keys restore' unlocks it)",

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
-#include "keys/akv.h"
+#include "keys/provider.h"
 #include "io/file.h"
 #include "io/replace.h"
 #include "reencrypt/cli.h"
@@ -238,11 +238,10 @@ static json_t *renc_bulk_failures(const char *cmd, struct renc_bulk_args *a, str
         if (res[i].state != RENC_ITEM_FAILED)
             continue;
         renc_failure_line(cmd, &causes, scan, i, res[i].rc, res[i].ref);
-        /* Access withdrawn at the key's provider (any provider), or a vault
-         * key disabled: the environments on that key get locked. */
-        if (res[i].ref && !a->withdrawn_ref[0] &&
-            (res[i].rc == -RENC_E_KEY_REVOKED ||
-             (res[i].rc == -RENC_E_KEY_DISABLED && strncmp(res[i].ref, "akv:", 4) == 0))) {
+        /* Access withdrawn at the key's provider (any provider), or a key
+         * disabled at a holder that grants access (a vault): the
+         * environments on that key get locked. */
+        if (res[i].ref && !a->withdrawn_ref[0] && renc_provider_withdrawn(res[i].ref, res[i].rc)) {
             snprintf(a->withdrawn_ref, sizeof a->withdrawn_ref, "%s", res[i].ref);
             a->withdrawn_rc = res[i].rc;
         }
@@ -310,18 +309,20 @@ static void renc_bulk_say_totals(const char *cmd, const struct renc_bulk_args *a
                         "not be kept (not permitted or not supported here)\n", cmd);
 }
 
-/* The key vault's requests, retries and pacing, when a vault was used. */
-static void renc_bulk_say_vault(const char *cmd, const struct renc_akv_stats *vs)
+/* A provider's requests, retries and pacing, when it made requests (a
+ * key vault). */
+static void renc_bulk_say_provider(const char *cmd, const char *display,
+                                   const struct renc_provider_stats *vs)
 {
     char pace_note[96] = "";
     if (vs->pace_cuts)
         snprintf(pace_note, sizeof pace_note, " (lowered %llu times after 429s, %u at the end)",
                  (unsigned long long)vs->pace_cuts, vs->rate_now);
     if (vs->requests)
-        printf("%s: key vault: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
+        printf("%s: %s: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
                "tokens), %llu retried (%llu throttled, %llu server errors, %llu network errors); "
                "paced at %u per %.0f s%s, %llu requests held %.1f s in all\n",
-               cmd, (unsigned long long)vs->requests, (unsigned long long)vs->unwraps,
+               cmd, display, (unsigned long long)vs->requests, (unsigned long long)vs->unwraps,
                (unsigned long long)vs->wraps, (unsigned long long)vs->gets,
                (unsigned long long)vs->tokens, (unsigned long long)vs->retries,
                (unsigned long long)vs->throttled, (unsigned long long)vs->server_errors,
@@ -329,13 +330,30 @@ static void renc_bulk_say_vault(const char *cmd, const struct renc_akv_stats *vs
                pace_note, (unsigned long long)vs->paced, vs->paced_s);
 }
 
+/* A provider's statistics in the --report JSON. */
+static json_t *renc_provider_stats_json(const struct renc_provider_stats *vs)
+{
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I}",
+        "requests", (json_int_t)vs->requests, "unwraps", (json_int_t)vs->unwraps,
+        "wraps", (json_int_t)vs->wraps, "gets", (json_int_t)vs->gets,
+        "tokens", (json_int_t)vs->tokens, "retries", (json_int_t)vs->retries,
+        "throttled", (json_int_t)vs->throttled,
+        "server_errors", (json_int_t)vs->server_errors,
+        "network_errors", (json_int_t)vs->network_errors,
+        "paced", (json_int_t)vs->paced, "paced_seconds", vs->paced_s,
+        "rate_limit", (json_int_t)vs->rate_limit, "rate_window_seconds",
+        vs->rate_window_s, "rate_at_end", (json_int_t)vs->rate_now,
+        "rate_cuts", (json_int_t)vs->pace_cuts);
+}
+
 /* --report FILE: the figures and every failure, as JSON.  Takes failures. */
 static void renc_bulk_report(const char *cmd, const struct renc_bulk_args *a,
                              struct renc_engine *e, const struct renc_engine_progress *p,
                              const struct renc_scan *scan, const char *target,
                              const struct renc_keystore_stats *ks_stats,
-                             const struct renc_akv_stats *vs, const struct renc_session *sess,
-                             json_t *failures)
+                             const struct renc_keystore_provider_stats *ps, size_t np,
+                             const struct renc_session *sess, json_t *failures)
 {
     char q[RENC_PATH_QUOTE_MAX];
     int is_run = strcmp(cmd, "run") == 0;
@@ -360,20 +378,10 @@ static void renc_bulk_report(const char *cmd, const struct renc_bulk_args *a,
         json_object_set_new(root, "finished_before",
                             json_integer((json_int_t)a->finished_before));
     }
-    if (root && vs->requests)
-        json_object_set_new(
-            root, "key_vault",
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I}",
-                      "requests", (json_int_t)vs->requests, "unwraps", (json_int_t)vs->unwraps,
-                      "wraps", (json_int_t)vs->wraps, "gets", (json_int_t)vs->gets,
-                      "tokens", (json_int_t)vs->tokens, "retries", (json_int_t)vs->retries,
-                      "throttled", (json_int_t)vs->throttled,
-                      "server_errors", (json_int_t)vs->server_errors,
-                      "network_errors", (json_int_t)vs->network_errors,
-                      "paced", (json_int_t)vs->paced, "paced_seconds", vs->paced_s,
-                      "rate_limit", (json_int_t)vs->rate_limit, "rate_window_seconds",
-                      vs->rate_window_s, "rate_at_end", (json_int_t)vs->rate_now,
-                      "rate_cuts", (json_int_t)vs->pace_cuts));
+    for (size_t i = 0; root && i < np; i++)
+        if (ps[i].stats.requests && ps[i].ops->report_key)
+            json_object_set_new(root, ps[i].ops->report_key,
+                                renc_provider_stats_json(&ps[i].stats));
     if (root && sess) {
         json_object_set_new(root, "journal", json_string(sess->journal_path));
         json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));
@@ -402,13 +410,12 @@ int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engi
     struct renc_keystore_stats ks_stats;
     renc_keystore_stats(ks, &ks_stats);
     renc_bulk_say_totals(cmd, a, e, &p, scan, target, &ks_stats, sess);
-    struct renc_akv_stats vs;
-    memset(&vs, 0, sizeof vs);
-    if (renc_keystore_akv(ks))
-        renc_akv_stats(renc_keystore_akv(ks), &vs);
-    renc_bulk_say_vault(cmd, &vs);
+    struct renc_keystore_provider_stats ps[8];
+    size_t np = renc_keystore_provider_stats(ks, ps, sizeof ps / sizeof ps[0]);
+    for (size_t i = 0; i < np; i++)
+        renc_bulk_say_provider(cmd, ps[i].ops->display, &ps[i].stats);
     if (a->report)
-        renc_bulk_report(cmd, a, e, &p, scan, target, &ks_stats, &vs, sess, failures);
+        renc_bulk_report(cmd, a, e, &p, scan, target, &ks_stats, ps, np, sess, failures);
     else
         json_decref(failures);
     return p.failed + scan->error_count + a->held || pending ? RENC_EXIT_FAILED : RENC_EXIT_OK;

@@ -65,7 +65,7 @@ static void fuzz_setup(void)
     if (fd < 0 || write(fd, fuzz_kek, sizeof fuzz_kek) != (ssize_t)sizeof fuzz_kek)
         abort();
     close(fd);
-    if (renc_keystore_new(&fuzz_ks, fuzz_kr) != 0)
+    if (renc_keystore_new(&fuzz_ks, &(struct renc_provider_config){.keyring = fuzz_kr}) != 0)
         abort();
     atexit(fuzz_teardown);
 }

@@ -104,7 +104,8 @@ static void fuzz_setup(void)
         FUZZ_CHECK(fd >= 0 && write(fd, fuzz_kek[i], 32) == 32);
         close(fd);
     }
-    FUZZ_CHECK(renc_keystore_new(&fuzz_ks, fuzz_kr) == 0);
+    FUZZ_CHECK(renc_keystore_new(&fuzz_ks, &(struct renc_provider_config){.keyring = fuzz_kr}) ==
+               0);
 
     uint8_t dek_bytes[32], salt[32];
     for (int i = 0; i < 32; i++) {

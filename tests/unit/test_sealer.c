@@ -48,7 +48,8 @@ static int setup_keys(void **state)
     if (setup_tmpdir(state, "/tmp/renc-sealer-test.XXXXXX"))
         return -1;
     if (renc_keyring_open(&kr, dir, 1) || renc_keyring_create_key(kr, "ka", RENC_KEK_AES256, 0) ||
-        renc_keyring_create_key(kr, "kb", RENC_KEK_AES256, 0) || renc_keystore_new(&ks, kr))
+        renc_keyring_create_key(kr, "kb", RENC_KEK_AES256, 0) ||
+        renc_keystore_new(&ks, &(struct renc_provider_config){.keyring = kr}))
         return -1;
     return 0;
 }
