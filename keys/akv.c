@@ -13,11 +13,14 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "azure/token.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/pace.h"
-#include "keys/akv_internal.h"
 #include "crypto/kek.h"
+#include "keys/akv_internal.h"
+#include "net/http.h"
+#include "net/retry.h"
 
 #define RENC_AKV_API "api-version=7.4"
 #define RENC_AKV_MAX_VAULTS 16
@@ -62,9 +65,9 @@ struct renc_akv {
     size_t nvaults;
     struct renc_akv_keyent *keys;
     size_t nkeys, capkeys;
-    struct renc_akv_stats stats;
-    struct renc_akv_tokens *tokens;
-    uint64_t jitter; /* xorshift state for backoff jitter */
+    struct renc_akv_stats stats; /* what this file counts; the rest is the policy's */
+    struct renc_retry retry;     /* every request, the token endpoints' too */
+    struct renc_azure_tokens *tokens;
 };
 
 /* ---- jansson allocations are wiped: JSON here carries DEKs and tokens -- */
@@ -158,20 +161,22 @@ int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o)
         a->o.rate_window_s = 10;
     if (a->o.rate_share <= 0 || a->o.rate_share > 1)
         a->o.rate_share = 0.9;
-    if (!a->o.retries)
-        a->o.retries = 6;
-    if (a->o.throttle_wait_s <= 0)
-        a->o.throttle_wait_s = 120;
     if (!a->o.timeout_ms)
         a->o.timeout_ms = 30000;
+    struct renc_retry_options ro = {.name = "akv", .retries = o->retries,
+                                    .throttle_wait_s = o->throttle_wait_s, .note = o->note,
+                                    .note_arg = o->note_arg};
+    renc_retry_init(&a->retry, &ro);
+    struct renc_azure_token_hooks th = {.name = "akv", .retry = &a->retry, .note = o->note,
+                                        .note_arg = o->note_arg};
     a->conns = renc_calloc(a->o.max_inflight, sizeof *a->conns);
-    rc = a->conns ? renc_akv_tokens_new(&a->tokens, &o->cred) : -RENC_E_NOMEM;
+    rc = a->conns ? renc_azure_tokens_new(&a->tokens, &o->cred, &th) : -RENC_E_NOMEM;
     if (rc) {
+        renc_retry_cleanup(&a->retry);
         renc_free(a->conns);
         renc_free(a);
         return rc;
     }
-    a->jitter = (uint64_t)time(NULL) * 2654435761u | 1;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->conn_free, NULL);
     *out = a;
@@ -186,7 +191,8 @@ void renc_akv_free(struct renc_akv *a)
         renc_http_free(a->conns[i]);
     for (size_t i = 0; i < a->nvaults; i++)
         renc_pace_destroy(&a->vaults[i].pace);
-    renc_akv_tokens_free(a->tokens);
+    renc_azure_tokens_free(a->tokens);
+    renc_retry_cleanup(&a->retry);
     renc_free(a->conns);
     renc_free(a->keys);
     pthread_cond_destroy(&a->conn_free);
@@ -194,7 +200,11 @@ void renc_akv_free(struct renc_akv *a)
     renc_free(a);
 }
 
-void renc_akv_note(struct renc_akv *a, const char *fmt, ...)
+/* A line for the operator through the options' note hook (never with a
+ * secret in it). */
+static void renc_akv_note(struct renc_akv *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void renc_akv_note(struct renc_akv *a, const char *fmt, ...)
 {
     if (!a->o.note)
         return;
@@ -350,34 +360,6 @@ static void renc_akv_pace_answered(struct renc_akv *a, struct renc_akv_vault *v)
     pthread_mutex_unlock(&a->lock);
 }
 
-/* ---- the retry policy ------------------------------------------------- */
-
-static uint64_t renc_akv_backoff_ns(struct renc_akv *a, unsigned attempt, uint64_t base_ns)
-{
-    uint64_t d = base_ns << (attempt < 6 ? attempt : 6);
-    pthread_mutex_lock(&a->lock);
-    a->jitter ^= a->jitter << 13;
-    a->jitter ^= a->jitter >> 7;
-    a->jitter ^= a->jitter << 17;
-    uint64_t j = a->jitter;
-    pthread_mutex_unlock(&a->lock);
-    return d - d / 5 + j % (d / 5 * 2 + 1); /* +-20% */
-}
-
-/* Retry-After in seconds (a number; the HTTP-date form is treated as 1). */
-static uint64_t renc_akv_retry_after_ns(const char *v)
-{
-    if (!v[0])
-        return 0;
-    char *end;
-    double s = strtod(v, &end);
-    if (end == v || s < 0)
-        s = 1;
-    if (s > 120)
-        s = 120;
-    return (uint64_t)(s * 1e9);
-}
-
 static void renc_akv_count(struct renc_akv *a, uint64_t *field)
 {
     pthread_mutex_lock(&a->lock);
@@ -385,101 +367,35 @@ static void renc_akv_count(struct renc_akv *a, uint64_t *field)
     pthread_mutex_unlock(&a->lock);
 }
 
-void renc_akv_count_token(struct renc_akv *a)
+/* net/'s errors in the vault's terms: the messages and exit codes the
+ * operator knows. */
+static int renc_akv_net_error(int rc)
 {
-    renc_akv_count(a, &a->stats.tokens);
+    if (renc_http_no_answer(rc))
+        return -RENC_E_VAULT_NETWORK;
+    if (rc == -RENC_E_NET_THROTTLED)
+        return -RENC_E_VAULT_THROTTLED;
+    if (rc == -RENC_E_NET_TOO_BIG)
+        return -RENC_E_TOO_BIG;
+    return rc;
 }
 
-/* One request, sent again after a 429, a 5xx or a network error.
- *
- * A 429 is the vault pacing us, not a failure: the request waits the
- * Retry-After (or 1 s), then longer when the vault keeps refusing (1, 2, 4,
- * 8, 16 s, never less than Retry-After), and gives up only when it has
- * waited throttle_wait_s in all.  5xx and network errors back off from
- * 0.25 s (doubling, +-20%) and are sent again up to o.retries times.
- * v (may be NULL: token endpoints) is the vault: its pacer is waited on
- * before each send, held for the Retry-After, and adapted to the answers. */
-static int renc_akv_send_paced(struct renc_akv *a, struct renc_akv_vault *v,
-                               struct renc_http *conn, const char *method, const char *url,
-                               const char *const *headers, const char *body, size_t body_len,
-                               struct renc_http_response *resp)
+/* The pacer's reactions to the answers of one vault (net/retry.h calls). */
+struct renc_akv_pacing {
+    struct renc_akv *a;
+    struct renc_akv_vault *v;
+};
+
+static void renc_akv_on_throttled(void *arg)
 {
-    struct renc_pace *pace = v ? &v->pace : NULL;
-    unsigned failures = 0, throttles = 0;
-    uint64_t throttled_ns = 0;
-    for (;;) {
-        if (pace) {
-            uint64_t t0 = renc_now_ns();
-            renc_pace_wait(pace);
-            uint64_t waited = renc_now_ns() - t0;
-            if (waited > 1000000) {
-                pthread_mutex_lock(&a->lock);
-                a->stats.paced++;
-                a->stats.paced_s += (double)waited / 1e9;
-                pthread_mutex_unlock(&a->lock);
-            }
-        }
-        renc_akv_count(a, &a->stats.requests);
-        int rc = renc_http_request(conn, method, url, headers, body, body_len, resp);
-        uint64_t delay = 0;
-        const char *why = NULL;
-        int give_up = 0;
-        if (rc && rc != -RENC_E_VAULT_NETWORK)
-            renc_http_response_cleanup(resp);
-        if (rc == -RENC_E_VAULT_NETWORK) {
-            renc_akv_count(a, &a->stats.network_errors);
-            delay = renc_akv_backoff_ns(a, failures, 250000000u);
-            why = "no answer (network)";
-            give_up = failures++ >= a->o.retries;
-        } else if (rc) {
-            return rc;
-        } else if (resp->status == 429) {
-            renc_akv_count(a, &a->stats.throttled);
-            uint64_t asked = renc_akv_retry_after_ns(resp->retry_after);
-            uint64_t backoff = (uint64_t)1000000000u << (throttles < 4 ? throttles : 4);
-            delay = asked > backoff ? asked : backoff;
-            throttles++;
-            if (v) {
-                renc_pace_hold(pace, asked ? asked : 1000000000u);
-                renc_akv_pace_throttled(a, v);
-            }
-            why = "throttled (429)";
-            give_up = throttled_ns + delay > (uint64_t)(a->o.throttle_wait_s * 1e9);
-            throttled_ns += delay;
-        } else if (resp->status >= 500) {
-            renc_akv_count(a, &a->stats.server_errors);
-            delay = renc_akv_backoff_ns(a, failures, 250000000u);
-            why = "server error";
-            give_up = failures++ >= a->o.retries;
-        } else {
-            if (v)
-                renc_akv_pace_answered(a, v);
-            return 0;
-        }
-        if (give_up) {
-            if (resp->status == 429 && !rc)
-                renc_akv_note(a, "akv: %s %s: throttled (429) %u times over %.0f s, giving up",
-                              method, url, throttles, (double)throttled_ns / 1e9);
-            else
-                renc_akv_note(a, "akv: %s %s: %s, giving up after %u retries", method, url, why,
-                              failures - 1);
-            if (rc || resp->status == 429) {
-                renc_http_response_cleanup(resp);
-                return rc ? rc : -RENC_E_VAULT_THROTTLED;
-            }
-            return 0; /* a 5xx: the caller reads the error */
-        }
-        renc_akv_count(a, &a->stats.retries);
-        renc_http_response_cleanup(resp);
-        renc_sleep_ns(delay);
-    }
+    struct renc_akv_pacing *p = arg;
+    renc_akv_pace_throttled(p->a, p->v);
 }
 
-int renc_akv_send(struct renc_akv *a, struct renc_http *conn, const char *method, const char *url,
-                  const char *const *headers, const char *body, size_t body_len,
-                  struct renc_http_response *resp)
+static void renc_akv_on_answered(void *arg)
 {
-    return renc_akv_send_paced(a, NULL, conn, method, url, headers, body, body_len, resp);
+    struct renc_akv_pacing *p = arg;
+    renc_akv_pace_answered(p->a, p->v);
 }
 
 /* ---- the 401 challenge ------------------------------------------------ */
@@ -614,7 +530,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
         memcpy(resource, v->resource, sizeof resource);
         pthread_mutex_unlock(&a->lock);
         if (known) {
-            rc = renc_akv_token(a, a->tokens, conn, tenant, scope, resource, &token);
+            rc = renc_azure_token(a->tokens, conn, tenant, scope, resource, &token);
             if (rc)
                 break;
             int n = snprintf(auth, sizeof auth, "Authorization: Bearer %s", (const char *)token->bytes);
@@ -628,13 +544,17 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
         if (body)
             headers[nh++] = "Content-Type: application/json";
         headers[nh] = NULL;
-        rc = renc_akv_send_paced(a, v, conn, method, url, headers, body, body_len, resp);
+        struct renc_akv_pacing pacing = {a, v};
+        struct renc_retry_call call = {&v->pace, renc_akv_on_throttled, renc_akv_on_answered,
+                                       &pacing};
+        rc = renc_retry_request(&a->retry, &call, conn, method, url, headers, body, body_len,
+                                resp);
         renc_secmem_wipe(auth, sizeof auth);
         if (rc || resp->status != 401 || challenged_once)
             break;
         /* 401: learn (or re-learn) the challenge, drop the token, once. */
         if (token)
-            renc_akv_token_drop(a->tokens, tenant, scope, token);
+            renc_azure_token_drop(a->tokens, tenant, scope, token);
         renc_key_free(token);
         token = NULL;
         rc = renc_akv_learn_challenge(a, v, resp->www_authenticate);
@@ -646,7 +566,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
     renc_akv_give(a, conn);
     if (rc == 0 && resp->status == 401)
         rc = -RENC_E_VAULT_AUTH;
-    return rc;
+    return renc_akv_net_error(rc);
 }
 
 /* A 404 KeyNotFound: the vault has no such key (a key is deleted whole; a
@@ -1070,8 +990,19 @@ int renc_akv_unwrap(struct renc_akv *a, const struct renc_keyref *ref, int alg,
 
 void renc_akv_stats(struct renc_akv *a, struct renc_akv_stats *out)
 {
+    struct renc_retry_stats rs;
+    renc_retry_stats(&a->retry, &rs);
+    uint64_t tokens = renc_azure_tokens_requested(a->tokens);
     pthread_mutex_lock(&a->lock);
     *out = a->stats;
+    out->requests = rs.requests;
+    out->retries = rs.retries;
+    out->throttled = rs.throttled;
+    out->server_errors = rs.server_errors;
+    out->network_errors = rs.network_errors;
+    out->paced = rs.paced;
+    out->paced_s = rs.paced_s;
+    out->tokens = tokens;
     out->rate_window_s = a->o.rate_window_s;
     out->rate_limit = a->nvaults ? a->vaults[a->nvaults - 1].limit : a->o.rate_limit;
     out->rate_now = a->nvaults ? a->vaults[a->nvaults - 1].rate : a->o.rate_limit;

@@ -51,20 +51,20 @@ static const struct {
 /* The values of --akv-credential (and RENC_AKV_CREDENTIAL). */
 static const struct {
     const char *name;
-    enum renc_akv_cred_mode mode;
+    enum renc_azure_cred_mode mode;
 } renc_cred_modes[] = {
-    {"default", RENC_AKV_CRED_DEFAULT},
-    {"secret", RENC_AKV_CRED_SECRET},
-    {"certificate", RENC_AKV_CRED_CERTIFICATE},
-    {"workload", RENC_AKV_CRED_WORKLOAD},
-    {"managed-identity", RENC_AKV_CRED_MANAGED_IDENTITY},
-    {"cli", RENC_AKV_CRED_CLI},
+    {"default", RENC_AZURE_CRED_DEFAULT},
+    {"secret", RENC_AZURE_CRED_SECRET},
+    {"certificate", RENC_AZURE_CRED_CERTIFICATE},
+    {"workload", RENC_AZURE_CRED_WORKLOAD},
+    {"managed-identity", RENC_AZURE_CRED_MANAGED_IDENTITY},
+    {"cli", RENC_AZURE_CRED_CLI},
 };
 #define RENC_CRED_MODE_LIST "secret, certificate, workload, managed-identity, cli or default"
 
-static int renc_cred_mode_parse(const char *text, enum renc_akv_cred_mode *out)
+static int renc_cred_mode_parse(const char *text, enum renc_azure_cred_mode *out)
 {
-    *out = RENC_AKV_CRED_DEFAULT;
+    *out = RENC_AZURE_CRED_DEFAULT;
     if (!text)
         return 0;
     for (size_t i = 0; i < sizeof renc_cred_modes / sizeof renc_cred_modes[0]; i++)
@@ -88,7 +88,7 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
                     renc_globals[i].name, *slot, arg);
             return -1;
         }
-        enum renc_akv_cred_mode mode;
+        enum renc_azure_cred_mode mode;
         if (opt == 0x1008 && renc_cred_mode_parse(arg, &mode)) {
             fprintf(stderr, "reencrypt: --akv-credential '%s': must be " RENC_CRED_MODE_LIST "\n",
                     arg);
@@ -254,7 +254,7 @@ static void renc_find_az(char *out, size_t max)
  * copied into secure memory by the provider.  -1 (after saying why) when
  * RENC_AKV_CREDENTIAL is not a known value. */
 static int renc_akv_credentials_from_env(const struct renc_global *g,
-                                         struct renc_akv_credentials *c, char *az, size_t az_max)
+                                         struct renc_azure_credentials *c, char *az, size_t az_max)
 {
     const char *mode = renc_env_or(g->akv_credential, "RENC_AKV_CREDENTIAL");
     if (renc_cred_mode_parse(mode, &c->mode)) {
