@@ -25,6 +25,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/note.h"
 #include "common/pace.h"
 #include "azure/entra_internal.h"
 
@@ -58,15 +59,10 @@ static void renc_token_note(struct renc_azure_tokens *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void renc_token_note(struct renc_azure_tokens *t, const char *fmt, ...)
 {
-    if (!t->h.note)
-        return;
-    char line[512];
-    int n = snprintf(line, sizeof line, "%s: ", t->h.name ? t->h.name : "azure");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    renc_note_vsend(t->h.note, t->h.note_arg, t->h.name ? t->h.name : "azure", fmt, ap);
     va_end(ap);
-    t->h.note(t->h.note_arg, line);
 }
 
 static void renc_token_count(struct renc_azure_tokens *t)

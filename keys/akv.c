@@ -20,6 +20,7 @@
 #include "azure/token.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/note.h"
 #include "common/pace.h"
 #include "crypto/kek.h"
 #include "keys/akv_internal.h"
@@ -165,14 +166,10 @@ void renc_akv_free(struct renc_akv *a)
 
 void renc_akv_note(struct renc_akv *a, const char *fmt, ...)
 {
-    if (!a->o.note)
-        return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    renc_note_vsend(a->o.note, a->o.note_arg, NULL, fmt, ap);
     va_end(ap);
-    a->o.note(a->o.note_arg, line);
 }
 
 /* A connection from the pool, waiting while max_inflight are in use. */
@@ -265,7 +262,7 @@ int renc_akv_vault(struct renc_akv *a, const char *base_given, struct renc_akv_v
 /* Sizes the vault's pacing from a key it serves: the lowest documented
  * limit of the keys in use, times rate_share. */
 void renc_akv_size_pace(struct renc_akv *a, struct renc_akv_vault *v,
-                               const struct renc_akv_key *k)
+                        const struct renc_akv_key *k)
 {
     if (v->limit_fixed || v->mhsm)
         return;
@@ -385,13 +382,13 @@ static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v
 /* A vault request: paced, with a token once the vault's challenge is
  * known; a 401 drops the token and goes through the challenge once. */
 int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, const char *method,
-                               const char *url, const char *body, size_t body_len,
-                               struct renc_http_response *resp)
+                        const char *url, const char *body, size_t body_len,
+                        struct renc_http_response *resp)
 {
     struct renc_http *conn;
     int rc = renc_akv_take(a, &conn);
     if (rc)
-        return rc;
+        return renc_akv_net_error(rc);
     struct renc_key *token = NULL;
     char auth[8192];
     for (int challenged_once = 0;; challenged_once = 1) {

@@ -89,7 +89,7 @@ int renc_akv_map_error(const char *op, long status, const char *body, size_t len
 /* The error of a non-2xx vault answer, noted for the operator when it is
  * not one the domain names on its own. */
 int renc_akv_error(struct renc_akv *a, const char *op, const char *url,
-                          const struct renc_http_response *resp, const struct renc_akv_key *k)
+                   const struct renc_http_response *resp, const struct renc_akv_key *k)
 {
     char code[130];
     int rc = renc_akv_map_error(op, resp->status, resp->body, resp->len,

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/note.h"
 
 #define RENC_RETRY_BACKOFF_NS 250000000ull /* the first 5xx / no-answer wait */
 #define RENC_RETRY_THROTTLE_NS 1000000000ull /* the first 429 wait */
@@ -46,14 +47,10 @@ static void renc_retry_note(struct renc_retry *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void renc_retry_note(struct renc_retry *r, const char *fmt, ...)
 {
-    if (!r->o.note)
-        return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    renc_note_vsend(r->o.note, r->o.note_arg, r->o.name, fmt, ap);
     va_end(ap);
-    r->o.note(r->o.note_arg, line);
 }
 
 static void renc_retry_count(struct renc_retry *r, uint64_t *field)
@@ -135,12 +132,11 @@ static int renc_retry_give_up(struct renc_retry *r, const struct renc_retry_send
                               struct renc_http_response *resp, const struct renc_retry_state *st)
 {
     if (rc == 0 && resp->status == 429)
-        renc_retry_note(r, "%s: %s %s: throttled (429) %u times over %.0f s, giving up",
-                        r->o.name, s->method, s->url, st->throttles,
-                        (double)st->throttled_ns / 1e9);
+        renc_retry_note(r, "%s %s: throttled (429) %u times over %.0f s, giving up",
+                        s->method, s->url, st->throttles, (double)st->throttled_ns / 1e9);
     else
-        renc_retry_note(r, "%s: %s %s: %s, giving up after %u retries", r->o.name, s->method,
-                        s->url, st->why, st->failures - 1);
+        renc_retry_note(r, "%s %s: %s, giving up after %u retries", s->method, s->url,
+                        st->why, st->failures - 1);
     if (rc || resp->status == 429) {
         renc_http_response_cleanup(resp);
         return rc ? rc : -RENC_E_NET_THROTTLED;

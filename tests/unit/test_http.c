@@ -480,6 +480,26 @@ static void test_http_source_error_aborts(void **state)
     renc_http_free(h);
 }
 
+/* The retry policy's counts, as data. */
+static void check_counts(struct renc_retry *r, uint64_t requests, uint64_t retries,
+                         uint64_t throttled, uint64_t server_errors, uint64_t network_errors)
+{
+    struct renc_retry_stats st;
+    renc_retry_stats(r, &st);
+    assert_int_equal(st.requests, requests);
+    assert_int_equal(st.retries, retries);
+    assert_int_equal(st.throttled, throttled);
+    assert_int_equal(st.server_errors, server_errors);
+    assert_int_equal(st.network_errors, network_errors);
+}
+
+static char last_note[512];
+static void keep_note(void *arg, const char *line)
+{
+    (void)arg;
+    snprintf(last_note, sizeof last_note, "%s", line);
+}
+
 static void test_http_no_answer_is_net_error(void **state)
 {
     (void)state;
@@ -506,11 +526,7 @@ static void test_http_no_answer_is_net_error(void **state)
     assert_int_equal(renc_retry_request(&r, NULL, h, "GET", url, NULL, NULL, 0, &resp),
                      -RENC_E_NET_CONNECT);
     renc_http_response_cleanup(&resp);
-    struct renc_retry_stats st;
-    renc_retry_stats(&r, &st);
-    assert_int_equal(st.requests, 2);
-    assert_int_equal(st.retries, 1);
-    assert_int_equal(st.network_errors, 2);
+    check_counts(&r, 2, 1, 0, 0, 2);
     renc_retry_cleanup(&r);
     renc_http_free(h);
 }
@@ -527,7 +543,7 @@ static void test_retry_policy_5xx_and_429(void **state)
     struct server *sv = *state;
     struct renc_http *h = conn_new();
     struct renc_retry r;
-    struct renc_retry_options ro = {.throttle_wait_s = 2.5};
+    struct renc_retry_options ro = {.name = "t", .throttle_wait_s = 2.5, .note = keep_note};
     renc_retry_init(&r, &ro);
     struct renc_pace pace;
     renc_pace_init(&pace, 0, 10);
@@ -547,13 +563,11 @@ static void test_retry_policy_5xx_and_429(void **state)
     assert_int_equal(renc_retry_request(&r, &call, h, "GET", url, NULL, NULL, 0, &resp),
                      -RENC_E_NET_THROTTLED);
     renc_http_response_cleanup(&resp);
-    struct renc_retry_stats st;
-    renc_retry_stats(&r, &st);
-    assert_int_equal(st.server_errors, 2);
-    assert_int_equal(st.throttled, 2);
-    assert_int_equal(st.requests, 5);
-    assert_int_equal(st.retries, 3);
+    check_counts(&r, 5, 3, 2, 2, 0);
     assert_int_equal(answered, 1);
+    char want[200];
+    snprintf(want, sizeof want, "t: GET %s: throttled (429) 2 times over 3 s, giving up", url);
+    assert_string_equal(last_note, want);
     assert_int_equal(renc_retry_after_ns("2"), 2000000000ull);
     assert_int_equal(renc_retry_after_ns("999"), 120000000000ull);
     assert_int_equal(renc_retry_after_ns("Wed, 21 Oct 2015 07:28:00 GMT"), 1000000000ull);
