@@ -1,10 +1,9 @@
-/* azure/entra_internal.h — Microsoft Entra token pieces that do not depend
- * on the key vault (docs/KEYVAULT.md, "Credentials"): the token URL of an authority, the
+/* azure/entra_internal.h — the Microsoft Entra token pieces
+ * (docs/KEYVAULT.md, "Credentials"): the token URL of an authority, the
  * client-credentials form, the token cache, the workload identity's
  * federated token file, the certificate's JWT client assertion, and the
- * Azure CLI.  Each lives in its own file (entra_*.c) so that they can move
- * into a token layer of their own unchanged; keys/akv_token.c chains them.
- * Not for use outside crypto/.  Every secret here (client secret, assertion,
+ * Azure CLI, one file each (entra_*.c); azure/token.c chains them behind
+ * azure/token.h.  Not for use outside azure/ (and its tests).  Every secret here (client secret, assertion,
  * federated token, private key, password, access token) is kept in secure
  * memory (struct renc_key) and never logged. */
 #ifndef RENC_AZURE_ENTRA_INTERNAL_H

@@ -72,6 +72,13 @@ static const char *const renc_messages[] = {
         "the key vault refused this machine by a network rule (its firewall or private-link "
         "setting), not the key's access: nothing is locked; allow this client in the vault's "
         "network settings",
+    [RENC_E_NET_RESOLVE - RENC_E_BASE] = "the host name did not resolve",
+    [RENC_E_NET_CONNECT - RENC_E_BASE] = "the connection could not be made",
+    [RENC_E_NET_TLS - RENC_E_BASE] = "the TLS handshake or the server's certificate failed",
+    [RENC_E_NET_TIMEOUT - RENC_E_BASE] = "no answer within the request's time",
+    [RENC_E_NET_IO - RENC_E_BASE] = "the connection broke off or the answer was malformed",
+    [RENC_E_NET_TOO_BIG - RENC_E_BASE] = "the answer is larger than a buffered request accepts",
+    [RENC_E_NET_THROTTLED - RENC_E_BASE] = "the server kept throttling requests (429), retries exhausted",
 };
 
 const char *renc_strerror(int err)

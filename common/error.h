@@ -66,6 +66,15 @@ enum renc_error {
     RENC_E_HARDLINKED,     /* the file has other hard links: rewriting it would split or reach them */
     RENC_E_KEY_DELETED,    /* the key vault has no such key (deleted, or never created there) */
     RENC_E_VAULT_DENIED,   /* the key vault refused the caller by a network rule, not the key's access */
+    /* net/'s own: a provider or store maps them to its domain at its boundary
+     * (keys/akv.c: the transport ones to RENC_E_VAULT_NETWORK). */
+    RENC_E_NET_RESOLVE,    /* the host (or proxy) name did not resolve */
+    RENC_E_NET_CONNECT,    /* the connection could not be made (refused, unreachable) */
+    RENC_E_NET_TLS,        /* the TLS handshake or the peer's certificate failed */
+    RENC_E_NET_TIMEOUT,    /* no complete answer within the request's time */
+    RENC_E_NET_IO,         /* the exchange broke off (connection dropped, bad answer) */
+    RENC_E_NET_TOO_BIG,    /* a buffered answer exceeds its cap (stream it instead) */
+    RENC_E_NET_THROTTLED,  /* the server kept throttling (429) past the retry policy's wait */
     RENC_E_END
 };
 

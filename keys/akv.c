@@ -1,3 +1,6 @@
+/* keys/akv.c — the vault provider's requests: vaults, the connection pool,
+ * pacing, the 401 challenge and the token, wrap and unwrap, statistics.
+ * Key answers, their cache and the error mapping are in akv_keys.c. */
 #include "keys/akv.h"
 
 #include <ctype.h>
@@ -13,59 +16,23 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "azure/challenge.h"
+#include "azure/token.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/note.h"
 #include "common/pace.h"
-#include "keys/akv_internal.h"
 #include "crypto/kek.h"
+#include "keys/akv_internal.h"
+#include "net/http.h"
+#include "net/retry.h"
 
-#define RENC_AKV_API "api-version=7.4"
-#define RENC_AKV_MAX_VAULTS 16
-#define RENC_AKV_KEY_TTL_NS (60ull * 1000000000ull)
 /* Managed HSM does not throttle cryptographic operations (its scaling
  * guidance): its limit is the HSM partitions' capacity, which no table
  * gives.  So the pacer does not hold requests back ahead of the answers:
  * this ceiling is above what one HSM serves, concurrency stays bounded by
  * max_inflight, and a 429 or 503 still cuts the pace as for a vault. */
 #define RENC_AKV_MHSM_CEILING 50000u
-
-struct renc_akv_vault {
-    char base[RENC_VAULT_MAX + 1]; /* https://host[:port] */
-    char host[256];
-    struct renc_pace pace;
-    unsigned limit;     /* the pacing ceiling, per window; 0: not yet sized */
-    unsigned rate;      /* the pacing in force: limit, or less after 429s */
-    uint64_t cut_ns;    /* when a 429 last lowered rate */
-    uint64_t raised_ns; /* when rate was last raised back toward limit */
-    int limit_fixed;    /* set by the options: never resized */
-    int sized;          /* sized from a key's type at least once */
-    int mhsm;           /* a Managed HSM: not throttled per key type */
-    int challenged;     /* tenant and scope known */
-    char tenant[128];
-    char scope[512];
-    char resource[512];
-};
-
-struct renc_akv_keyent {
-    char ref[RENC_MAX_REF_LEN + 1]; /* the ref asked for (versioned or not) */
-    struct renc_akv_key key;
-    uint64_t fetched_ns;
-};
-
-struct renc_akv {
-    struct renc_akv_options o;
-    pthread_mutex_t lock;
-    pthread_cond_t conn_free;
-    struct renc_http **conns; /* idle connections */
-    size_t idle, created;
-    struct renc_akv_vault vaults[RENC_AKV_MAX_VAULTS];
-    size_t nvaults;
-    struct renc_akv_keyent *keys;
-    size_t nkeys, capkeys;
-    struct renc_akv_stats stats;
-    struct renc_akv_tokens *tokens;
-    uint64_t jitter; /* xorshift state for backoff jitter */
-};
 
 /* ---- jansson allocations are wiped: JSON here carries DEKs and tokens -- */
 
@@ -158,20 +125,22 @@ int renc_akv_new(struct renc_akv **out, const struct renc_akv_options *o)
         a->o.rate_window_s = 10;
     if (a->o.rate_share <= 0 || a->o.rate_share > 1)
         a->o.rate_share = 0.9;
-    if (!a->o.retries)
-        a->o.retries = 6;
-    if (a->o.throttle_wait_s <= 0)
-        a->o.throttle_wait_s = 120;
     if (!a->o.timeout_ms)
         a->o.timeout_ms = 30000;
+    struct renc_retry_options ro = {.name = "akv", .retries = o->retries,
+                                    .throttle_wait_s = o->throttle_wait_s, .note = o->note,
+                                    .note_arg = o->note_arg};
+    renc_retry_init(&a->retry, &ro);
+    struct renc_azure_token_hooks th = {.name = "akv", .retry = &a->retry, .note = o->note,
+                                        .note_arg = o->note_arg};
     a->conns = renc_calloc(a->o.max_inflight, sizeof *a->conns);
-    rc = a->conns ? renc_akv_tokens_new(&a->tokens, &o->cred) : -RENC_E_NOMEM;
+    rc = a->conns ? renc_azure_tokens_new(&a->tokens, &o->cred, &th) : -RENC_E_NOMEM;
     if (rc) {
+        renc_retry_cleanup(&a->retry);
         renc_free(a->conns);
         renc_free(a);
         return rc;
     }
-    a->jitter = (uint64_t)time(NULL) * 2654435761u | 1;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->conn_free, NULL);
     *out = a;
@@ -186,7 +155,8 @@ void renc_akv_free(struct renc_akv *a)
         renc_http_free(a->conns[i]);
     for (size_t i = 0; i < a->nvaults; i++)
         renc_pace_destroy(&a->vaults[i].pace);
-    renc_akv_tokens_free(a->tokens);
+    renc_azure_tokens_free(a->tokens);
+    renc_retry_cleanup(&a->retry);
     renc_free(a->conns);
     renc_free(a->keys);
     pthread_cond_destroy(&a->conn_free);
@@ -196,14 +166,10 @@ void renc_akv_free(struct renc_akv *a)
 
 void renc_akv_note(struct renc_akv *a, const char *fmt, ...)
 {
-    if (!a->o.note)
-        return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    renc_note_vsend(a->o.note, a->o.note_arg, NULL, fmt, ap);
     va_end(ap);
-    a->o.note(a->o.note_arg, line);
 }
 
 /* A connection from the pool, waiting while max_inflight are in use. */
@@ -248,7 +214,7 @@ int renc_akv_is_mhsm_host(const char *host)
 
 /* The state of the vault at base, created on first use; base is compared
  * as an origin (case and an explicit :443 aside). */
-static int renc_akv_vault(struct renc_akv *a, const char *base_given, struct renc_akv_vault **out)
+int renc_akv_vault(struct renc_akv *a, const char *base_given, struct renc_akv_vault **out)
 {
     char base[RENC_VAULT_MAX + 1];
     RENC_RETURN_IF(renc_keyref_vault_origin(base, sizeof base, base_given), -RENC_E_BAD_KEYREF);
@@ -295,8 +261,8 @@ static int renc_akv_vault(struct renc_akv *a, const char *base_given, struct ren
 
 /* Sizes the vault's pacing from a key it serves: the lowest documented
  * limit of the keys in use, times rate_share. */
-static void renc_akv_size_pace(struct renc_akv *a, struct renc_akv_vault *v,
-                               const struct renc_akv_key *k)
+void renc_akv_size_pace(struct renc_akv *a, struct renc_akv_vault *v,
+                        const struct renc_akv_key *k)
 {
     if (v->limit_fixed || v->mhsm)
         return;
@@ -350,229 +316,52 @@ static void renc_akv_pace_answered(struct renc_akv *a, struct renc_akv_vault *v)
     pthread_mutex_unlock(&a->lock);
 }
 
-/* ---- the retry policy ------------------------------------------------- */
-
-static uint64_t renc_akv_backoff_ns(struct renc_akv *a, unsigned attempt, uint64_t base_ns)
-{
-    uint64_t d = base_ns << (attempt < 6 ? attempt : 6);
-    pthread_mutex_lock(&a->lock);
-    a->jitter ^= a->jitter << 13;
-    a->jitter ^= a->jitter >> 7;
-    a->jitter ^= a->jitter << 17;
-    uint64_t j = a->jitter;
-    pthread_mutex_unlock(&a->lock);
-    return d - d / 5 + j % (d / 5 * 2 + 1); /* +-20% */
-}
-
-/* Retry-After in seconds (a number; the HTTP-date form is treated as 1). */
-static uint64_t renc_akv_retry_after_ns(const char *v)
-{
-    if (!v[0])
-        return 0;
-    char *end;
-    double s = strtod(v, &end);
-    if (end == v || s < 0)
-        s = 1;
-    if (s > 120)
-        s = 120;
-    return (uint64_t)(s * 1e9);
-}
-
-static void renc_akv_count(struct renc_akv *a, uint64_t *field)
+void renc_akv_count(struct renc_akv *a, uint64_t *field)
 {
     pthread_mutex_lock(&a->lock);
     (*field)++;
     pthread_mutex_unlock(&a->lock);
 }
 
-void renc_akv_count_token(struct renc_akv *a)
+/* net/'s errors in the vault's terms: the messages and exit codes the
+ * operator knows. */
+static int renc_akv_net_error(int rc)
 {
-    renc_akv_count(a, &a->stats.tokens);
+    if (renc_http_no_answer(rc))
+        return -RENC_E_VAULT_NETWORK;
+    if (rc == -RENC_E_NET_THROTTLED)
+        return -RENC_E_VAULT_THROTTLED;
+    if (rc == -RENC_E_NET_TOO_BIG)
+        return -RENC_E_TOO_BIG;
+    return rc;
 }
 
-/* One request, sent again after a 429, a 5xx or a network error.
- *
- * A 429 is the vault pacing us, not a failure: the request waits the
- * Retry-After (or 1 s), then longer when the vault keeps refusing (1, 2, 4,
- * 8, 16 s, never less than Retry-After), and gives up only when it has
- * waited throttle_wait_s in all.  5xx and network errors back off from
- * 0.25 s (doubling, +-20%) and are sent again up to o.retries times.
- * v (may be NULL: token endpoints) is the vault: its pacer is waited on
- * before each send, held for the Retry-After, and adapted to the answers. */
-static int renc_akv_send_paced(struct renc_akv *a, struct renc_akv_vault *v,
-                               struct renc_http *conn, const char *method, const char *url,
-                               const char *const *headers, const char *body, size_t body_len,
-                               struct renc_http_response *resp)
+/* The pacer's reactions to the answers of one vault (net/retry.h calls). */
+struct renc_akv_pacing {
+    struct renc_akv *a;
+    struct renc_akv_vault *v;
+};
+
+static void renc_akv_on_throttled(void *arg)
 {
-    struct renc_pace *pace = v ? &v->pace : NULL;
-    unsigned failures = 0, throttles = 0;
-    uint64_t throttled_ns = 0;
-    for (;;) {
-        if (pace) {
-            uint64_t t0 = renc_now_ns();
-            renc_pace_wait(pace);
-            uint64_t waited = renc_now_ns() - t0;
-            if (waited > 1000000) {
-                pthread_mutex_lock(&a->lock);
-                a->stats.paced++;
-                a->stats.paced_s += (double)waited / 1e9;
-                pthread_mutex_unlock(&a->lock);
-            }
-        }
-        renc_akv_count(a, &a->stats.requests);
-        int rc = renc_http_request(conn, method, url, headers, body, body_len, resp);
-        uint64_t delay = 0;
-        const char *why = NULL;
-        int give_up = 0;
-        if (rc && rc != -RENC_E_VAULT_NETWORK)
-            renc_http_response_cleanup(resp);
-        if (rc == -RENC_E_VAULT_NETWORK) {
-            renc_akv_count(a, &a->stats.network_errors);
-            delay = renc_akv_backoff_ns(a, failures, 250000000u);
-            why = "no answer (network)";
-            give_up = failures++ >= a->o.retries;
-        } else if (rc) {
-            return rc;
-        } else if (resp->status == 429) {
-            renc_akv_count(a, &a->stats.throttled);
-            uint64_t asked = renc_akv_retry_after_ns(resp->retry_after);
-            uint64_t backoff = (uint64_t)1000000000u << (throttles < 4 ? throttles : 4);
-            delay = asked > backoff ? asked : backoff;
-            throttles++;
-            if (v) {
-                renc_pace_hold(pace, asked ? asked : 1000000000u);
-                renc_akv_pace_throttled(a, v);
-            }
-            why = "throttled (429)";
-            give_up = throttled_ns + delay > (uint64_t)(a->o.throttle_wait_s * 1e9);
-            throttled_ns += delay;
-        } else if (resp->status >= 500) {
-            renc_akv_count(a, &a->stats.server_errors);
-            delay = renc_akv_backoff_ns(a, failures, 250000000u);
-            why = "server error";
-            give_up = failures++ >= a->o.retries;
-        } else {
-            if (v)
-                renc_akv_pace_answered(a, v);
-            return 0;
-        }
-        if (give_up) {
-            if (resp->status == 429 && !rc)
-                renc_akv_note(a, "akv: %s %s: throttled (429) %u times over %.0f s, giving up",
-                              method, url, throttles, (double)throttled_ns / 1e9);
-            else
-                renc_akv_note(a, "akv: %s %s: %s, giving up after %u retries", method, url, why,
-                              failures - 1);
-            if (rc || resp->status == 429) {
-                renc_http_response_cleanup(resp);
-                return rc ? rc : -RENC_E_VAULT_THROTTLED;
-            }
-            return 0; /* a 5xx: the caller reads the error */
-        }
-        renc_akv_count(a, &a->stats.retries);
-        renc_http_response_cleanup(resp);
-        renc_sleep_ns(delay);
-    }
+    struct renc_akv_pacing *p = arg;
+    renc_akv_pace_throttled(p->a, p->v);
 }
 
-int renc_akv_send(struct renc_akv *a, struct renc_http *conn, const char *method, const char *url,
-                  const char *const *headers, const char *body, size_t body_len,
-                  struct renc_http_response *resp)
+static void renc_akv_on_answered(void *arg)
 {
-    return renc_akv_send_paced(a, NULL, conn, method, url, headers, body, body_len, resp);
+    struct renc_akv_pacing *p = arg;
+    renc_akv_pace_answered(p->a, p->v);
 }
 
 /* ---- the 401 challenge ------------------------------------------------ */
-
-/* The value of param `name` in a WWW-Authenticate header, into out. */
-static int renc_akv_challenge_param(const char *hdr, const char *name, char *out, size_t max)
-{
-    size_t nl = strlen(name);
-    for (const char *p = hdr; (p = strstr(p, name)) != NULL; p += nl) {
-        if (p > hdr && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        const char *q = p + nl;
-        while (*q == ' ')
-            q++;
-        if (*q != '=')
-            continue;
-        q++;
-        while (*q == ' ')
-            q++;
-        int quoted = *q == '"';
-        q += quoted;
-        size_t len = quoted ? strcspn(q, "\"") : strcspn(q, ", ");
-        RENC_RETURN_IF(len == 0 || len >= max, -RENC_E_VAULT_AUTH);
-        memcpy(out, q, len);
-        out[len] = '\0';
-        return 0;
-    }
-    return -RENC_E_VAULT_AUTH;
-}
-
-/* The host of an https URL, into out. */
-static int renc_akv_url_host(const char *url, char *out, size_t max)
-{
-    const char *h = strstr(url, "://");
-    RENC_RETURN_IF(!h, -RENC_E_VAULT_AUTH);
-    h += 3;
-    size_t n = strcspn(h, ":/");
-    RENC_RETURN_IF(n == 0 || n >= max, -RENC_E_VAULT_AUTH);
-    memcpy(out, h, n);
-    out[n] = '\0';
-    return 0;
-}
-
-int renc_akv_parse_challenge(const char *hdr, const char *vault_host,
-                             struct renc_akv_challenge *out)
-{
-    char auth[512], rhost[256];
-    memset(out, 0, sizeof *out);
-    RENC_RETURN_IF(strncasecmp(hdr, "Bearer", 6) != 0, -RENC_E_VAULT_AUTH);
-    if (renc_akv_challenge_param(hdr, "authorization", auth, sizeof auth) &&
-        renc_akv_challenge_param(hdr, "authorization_uri", auth, sizeof auth))
-        return -RENC_E_VAULT_AUTH;
-    if (renc_akv_challenge_param(hdr, "resource", out->resource, sizeof out->resource) == 0) {
-        int n = snprintf(out->scope, sizeof out->scope, "%s/.default", out->resource);
-        RENC_RETURN_IF(n < 0 || (size_t)n >= sizeof out->scope, -RENC_E_VAULT_AUTH);
-    } else if (renc_akv_challenge_param(hdr, "scope", out->scope, sizeof out->scope) == 0) {
-        snprintf(out->resource, sizeof out->resource, "%s", out->scope);
-        char *d = strstr(out->resource, "/.default");
-        if (d)
-            *d = '\0';
-    } else {
-        return -RENC_E_VAULT_AUTH;
-    }
-    int rc = renc_akv_url_host(out->resource, rhost, sizeof rhost);
-    if (rc)
-        return rc;
-    /* The resource must be the vault's own domain (or a parent of it), so a
-     * vault cannot send the tool for a token to some other service. */
-    size_t vl = strlen(vault_host), rl = strlen(rhost);
-    int same = strcasecmp(vault_host, rhost) == 0 ||
-               (vl > rl && vault_host[vl - rl - 1] == '.' &&
-                strcasecmp(vault_host + vl - rl, rhost) == 0);
-    if (!same) {
-        out->foreign = 1;
-        return -RENC_E_VAULT_AUTH;
-    }
-    /* The tenant is the authority URL's last path segment. */
-    char *t = auth + strlen(auth);
-    while (t > auth && t[-1] == '/')
-        *--t = '\0';
-    char *slash = strrchr(auth, '/');
-    RENC_RETURN_IF(!slash || !slash[1] || slash - auth < 8 || strlen(slash + 1) >= sizeof out->tenant,
-                   -RENC_E_VAULT_AUTH);
-    snprintf(out->tenant, sizeof out->tenant, "%s", slash + 1);
-    return 0;
-}
 
 /* Learns tenant and scope from a 401's challenge. */
 static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v,
                                     const char *hdr)
 {
-    struct renc_akv_challenge c;
-    int rc = renc_akv_parse_challenge(hdr, v->host, &c);
+    struct renc_azure_challenge c;
+    int rc = renc_azure_parse_challenge(hdr, v->host, &c);
     if (rc) {
         if (c.foreign)
             renc_akv_note(a, "akv: %s asks for a token for %s, which is not its domain: refused",
@@ -592,14 +381,14 @@ static int renc_akv_learn_challenge(struct renc_akv *a, struct renc_akv_vault *v
 
 /* A vault request: paced, with a token once the vault's challenge is
  * known; a 401 drops the token and goes through the challenge once. */
-static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, const char *method,
-                               const char *url, const char *body, size_t body_len,
-                               struct renc_http_response *resp)
+int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, const char *method,
+                        const char *url, const char *body, size_t body_len,
+                        struct renc_http_response *resp)
 {
     struct renc_http *conn;
     int rc = renc_akv_take(a, &conn);
     if (rc)
-        return rc;
+        return renc_akv_net_error(rc);
     struct renc_key *token = NULL;
     char auth[8192];
     for (int challenged_once = 0;; challenged_once = 1) {
@@ -614,7 +403,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
         memcpy(resource, v->resource, sizeof resource);
         pthread_mutex_unlock(&a->lock);
         if (known) {
-            rc = renc_akv_token(a, a->tokens, conn, tenant, scope, resource, &token);
+            rc = renc_azure_token(a->tokens, conn, tenant, scope, resource, &token);
             if (rc)
                 break;
             int n = snprintf(auth, sizeof auth, "Authorization: Bearer %s", (const char *)token->bytes);
@@ -628,13 +417,17 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
         if (body)
             headers[nh++] = "Content-Type: application/json";
         headers[nh] = NULL;
-        rc = renc_akv_send_paced(a, v, conn, method, url, headers, body, body_len, resp);
+        struct renc_akv_pacing pacing = {a, v};
+        struct renc_retry_call call = {&v->pace, renc_akv_on_throttled, renc_akv_on_answered,
+                                       &pacing};
+        rc = renc_retry_request(&a->retry, &call, conn, method, url, headers, body, body_len,
+                                resp);
         renc_secmem_wipe(auth, sizeof auth);
         if (rc || resp->status != 401 || challenged_once)
             break;
         /* 401: learn (or re-learn) the challenge, drop the token, once. */
         if (token)
-            renc_akv_token_drop(a->tokens, tenant, scope, token);
+            renc_azure_token_drop(a->tokens, tenant, scope, token);
         renc_key_free(token);
         token = NULL;
         rc = renc_akv_learn_challenge(a, v, resp->www_authenticate);
@@ -646,325 +439,7 @@ static int renc_akv_vault_call(struct renc_akv *a, struct renc_akv_vault *v, con
     renc_akv_give(a, conn);
     if (rc == 0 && resp->status == 401)
         rc = -RENC_E_VAULT_AUTH;
-    return rc;
-}
-
-/* A 404 KeyNotFound: the vault has no such key (a key is deleted whole; a
- * version cannot be removed on its own), so every blob under it fails the
- * same way.  Any other 404 is a wrong path, not a key's fate. */
-static int renc_akv_map_404(const char *outer)
-{
-    return strcmp(outer, "KeyNotFound") == 0 ? -RENC_E_KEY_DELETED : -RENC_E_KEY_NOT_FOUND;
-}
-
-/* A 403.  Only a denial of the caller's access to the key (an access
- * policy, an RBAC role, or the older AccessDenied, and a 403 that names no
- * cause on a read) means the customer withdrew access: that locks the
- * environments on the key.  A network rule (the vault's firewall, or public
- * access off without a private link) refuses the operator's machine, not the
- * key: the run stops and nothing is locked. */
-static int renc_akv_map_403(const char *op, const char *inner, int has_validity)
-{
-    static const char *const network[] = {"ForbiddenByFirewall", "ForbiddenByConnection",
-                                          "ForbiddenByNetworkAcl"};
-    static const char *const access[] = {"ForbiddenByPolicy", "ForbiddenByRbac", "AccessDenied"};
-    if (strcmp(inner, "KeyDisabled") == 0)
-        return -RENC_E_KEY_DISABLED;
-    if (strcmp(inner, "KeyOperationForbidden") == 0)
-        return -RENC_E_KEY_OP;
-    if (strcmp(op, "wrapkey") == 0 && !inner[0] && has_validity)
-        return -RENC_E_KEY_EXPIRED; /* the vault names no cause; the attributes do */
-    for (size_t i = 0; i < sizeof network / sizeof *network; i++)
-        if (strcmp(inner, network[i]) == 0)
-            return -RENC_E_VAULT_DENIED;
-    for (size_t i = 0; i < sizeof access / sizeof *access; i++)
-        if (strcmp(inner, access[i]) == 0)
-            return -RENC_E_KEY_REVOKED;
-    /* No inner code: the older service's access denial.  An inner code not
-     * known here is not taken as a revocation. */
-    return inner[0] ? -RENC_E_VAULT_DENIED : -RENC_E_KEY_REVOKED;
-}
-
-int renc_akv_map_error(const char *op, long status, const char *body, size_t len,
-                       int has_validity, char *code, size_t code_max)
-{
-    char outer[64] = "", inner[64] = "";
-    json_t *root = json_loadb(body, len, 0, NULL);
-    json_t *err = root ? json_object_get(root, "error") : NULL;
-    if (json_is_object(err)) {
-        const char *c = json_string_value(json_object_get(err, "code"));
-        json_t *ie = json_object_get(err, "innererror");
-        /* innererror may nest: the innermost code is the most specific. */
-        const char *ic = NULL;
-        for (int depth = 0; json_is_object(ie) && depth < 16; depth++) {
-            const char *x = json_string_value(json_object_get(ie, "code"));
-            if (x)
-                ic = x;
-            ie = json_object_get(ie, "innererror");
-        }
-        snprintf(outer, sizeof outer, "%s", c ? c : "");
-        snprintf(inner, sizeof inner, "%s", ic ? ic : "");
-    }
-    json_decref(root);
-    if (code)
-        snprintf(code, code_max, "%s%s%s", outer, inner[0] ? "/" : "", inner);
-    if (status == 404)
-        return renc_akv_map_404(outer);
-    if (status == 403)
-        return renc_akv_map_403(op, inner, has_validity);
-    if (status == 400 && strcmp(op, "unwrapkey") == 0)
-        return -RENC_E_UNWRAP;
-    return -RENC_E_VAULT;
-}
-
-/* The error of a non-2xx vault answer, noted for the operator when it is
- * not one the domain names on its own. */
-static int renc_akv_error(struct renc_akv *a, const char *op, const char *url,
-                          const struct renc_http_response *resp, const struct renc_akv_key *k)
-{
-    char code[130];
-    int rc = renc_akv_map_error(op, resp->status, resp->body, resp->len,
-                                k && (k->exp || k->nbf), code, sizeof code);
-    if (rc == -RENC_E_VAULT || rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_VAULT_DENIED ||
-        rc == -RENC_E_KEY_DELETED)
-        renc_akv_note(a, "akv: %s: HTTP %ld %s (request %s)", url, resp->status, code,
-                      resp->request_id[0] ? resp->request_id : "-");
-    return rc;
-}
-
-/* The URL of ref's key, with suffix ("" or "/wrapkey"...) and the api
- * version. */
-static int renc_akv_url(char *out, size_t max, const struct renc_keyref *ref, const char *suffix)
-{
-    int n = ref->version[0]
-                ? snprintf(out, max, "%s/keys/%s/%s%s?" RENC_AKV_API, ref->vault, ref->name,
-                           ref->version, suffix)
-                : snprintf(out, max, "%s/keys/%s%s?" RENC_AKV_API, ref->vault, ref->name, suffix);
-    return n < 0 || (size_t)n >= max ? -RENC_E_TOO_BIG : 0;
-}
-
-/* A kid of this vault ("https://host/keys/name/version") as a ref. */
-static int renc_akv_kid_ref(char *out, size_t max, const char *kid, const struct renc_keyref *asked)
-{
-    struct renc_keyref r;
-    int n = snprintf(out, max, "akv:%s", kid);
-    RENC_RETURN_IF(n < 0 || (size_t)n >= max, -RENC_E_VAULT);
-    RENC_RETURN_IF(renc_keyref_parse(&r, out) != 0 || !r.version[0], -RENC_E_VAULT);
-    /* The answer must be about the key that was asked for. */
-    RENC_RETURN_IF(!renc_keyref_same_key(&r, asked), -RENC_E_VAULT);
-    RENC_RETURN_IF(asked->version[0] && strcasecmp(r.version, asked->version) != 0, -RENC_E_VAULT);
-    return 0;
-}
-
-static int64_t renc_json_int(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-/* Reads a KeyBundle or KeyItem into k. */
-static int renc_akv_parse_key(const struct renc_keyref *asked, json_t *bundle, struct renc_akv_key *k)
-{
-    memset(k, 0, sizeof *k);
-    json_t *key = json_object_get(bundle, "key");
-    const char *kid = key ? json_string_value(json_object_get(key, "kid"))
-                          : json_string_value(json_object_get(bundle, "kid"));
-    RENC_RETURN_IF(!kid, -RENC_E_VAULT);
-    int rc = renc_akv_kid_ref(k->ref, sizeof k->ref, kid, asked);
-    if (rc)
-        return rc;
-    json_t *attr = json_object_get(bundle, "attributes");
-    json_t *en = json_object_get(attr, "enabled");
-    k->enabled = !json_is_false(en);
-    k->nbf = renc_json_int(attr, "nbf");
-    k->exp = renc_json_int(attr, "exp");
-    if (!key)
-        return 0; /* a KeyItem: no type, no key_ops */
-    const char *kty = json_string_value(json_object_get(key, "kty"));
-    RENC_RETURN_IF(!kty, -RENC_E_VAULT);
-    if (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0) {
-        k->kty = RENC_AKV_RSA;
-        const char *n = json_string_value(json_object_get(key, "n"));
-        RENC_RETURN_IF(!n, -RENC_E_VAULT);
-        size_t nl = strlen(n);
-        while (nl > 0 && n[nl - 1] == '=')
-            nl--;
-        size_t bytes = nl * 3 / 4;
-        k->bits = (unsigned)(bytes * 8);
-        /* A leading zero byte of the modulus does not count. */
-        if (k->bits % 1024 == 8)
-            k->bits -= 8;
-    } else if (strcmp(kty, "oct") == 0 || strcmp(kty, "oct-HSM") == 0) {
-        k->kty = RENC_AKV_OCT;
-        k->bits = 256; /* not in the bundle: see renc_akv_key_op */
-    } else {
-        return -RENC_E_KEY_TYPE; /* EC keys cannot wrap */
-    }
-    k->hsm = strstr(kty, "-HSM") != NULL;
-    json_t *ops = json_object_get(key, "key_ops");
-    if (!json_is_array(ops)) {
-        k->ops = RENC_AKV_OP_WRAP | RENC_AKV_OP_UNWRAP;
-    } else {
-        size_t i;
-        json_t *op;
-        json_array_foreach(ops, i, op) {
-            const char *s = json_string_value(op);
-            if (s && strcmp(s, "wrapKey") == 0)
-                k->ops |= RENC_AKV_OP_WRAP;
-            if (s && strcmp(s, "unwrapKey") == 0)
-                k->ops |= RENC_AKV_OP_UNWRAP;
-        }
-    }
-    return 0;
-}
-
-int renc_akv_parse_key_json(const struct renc_keyref *asked, const char *body, size_t len,
-                            struct renc_akv_key *out)
-{
-    json_t *root = json_loadb(body, len, 0, NULL);
-    int rc = json_is_object(root) ? renc_akv_parse_key(asked, root, out) : -RENC_E_VAULT;
-    json_decref(root);
-    return rc;
-}
-
-static int renc_akv_cached_key(struct renc_akv *a, const char *ref_text, struct renc_akv_key *out)
-{
-    uint64_t now = renc_now_ns();
-    int rc = -RENC_E_KEY_NOT_FOUND;
-    pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < a->nkeys; i++) {
-        if (strcmp(a->keys[i].ref, ref_text) == 0 && now - a->keys[i].fetched_ns < RENC_AKV_KEY_TTL_NS) {
-            *out = a->keys[i].key;
-            rc = 0;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&a->lock);
-    return rc;
-}
-
-static void renc_akv_cache_key(struct renc_akv *a, const char *ref_text, const struct renc_akv_key *k)
-{
-    pthread_mutex_lock(&a->lock);
-    size_t i = 0;
-    while (i < a->nkeys && strcmp(a->keys[i].ref, ref_text) != 0)
-        i++;
-    if (i == a->nkeys && a->nkeys == a->capkeys) {
-        size_t cap = a->capkeys ? a->capkeys * 2 : 8;
-        struct renc_akv_keyent *nk = renc_realloc(a->keys, cap * sizeof *nk);
-        if (!nk) {
-            pthread_mutex_unlock(&a->lock);
-            return; /* not caching only costs a request later */
-        }
-        a->keys = nk;
-        a->capkeys = cap;
-    }
-    if (i == a->nkeys)
-        a->nkeys++;
-    snprintf(a->keys[i].ref, sizeof a->keys[i].ref, "%s", ref_text);
-    a->keys[i].key = *k;
-    a->keys[i].fetched_ns = renc_now_ns();
-    pthread_mutex_unlock(&a->lock);
-}
-
-int renc_akv_get_key(struct renc_akv *a, const struct renc_keyref *ref, struct renc_akv_key *out)
-{
-    char text[RENC_MAX_REF_LEN + 1], url[RENC_MAX_REF_LEN + 64];
-    RENC_RETURN_IF(ref->provider != RENC_PROVIDER_AKV, -RENC_E_INVALID);
-    int rc = renc_keyref_format(text, sizeof text, ref);
-    if (rc || renc_akv_cached_key(a, text, out) == 0)
-        return rc;
-    struct renc_akv_vault *v;
-    if ((rc = renc_akv_vault(a, ref->vault, &v)) || (rc = renc_akv_url(url, sizeof url, ref, "")))
-        return rc;
-    struct renc_http_response resp;
-    renc_akv_count(a, &a->stats.gets);
-    rc = renc_akv_vault_call(a, v, "GET", url, NULL, 0, &resp);
-    if (rc == 0 && resp.status != 200)
-        rc = renc_akv_error(a, "get", url, &resp, NULL);
-    if (rc == 0)
-        rc = renc_akv_parse_key_json(ref, resp.body, resp.len, out);
-    renc_http_response_cleanup(&resp);
-    if (rc)
-        return rc;
-    renc_akv_cache_key(a, text, out);
-    if (!ref->version[0])
-        renc_akv_cache_key(a, out->ref, out);
-    renc_akv_size_pace(a, v, out);
-    return 0;
-}
-
-int renc_akv_list_versions(struct renc_akv *a, const struct renc_keyref *ref,
-                           int (*fn)(void *arg, const struct renc_akv_key *k), void *arg)
-{
-    char url[4096];
-    struct renc_akv_vault *v;
-    int rc = renc_akv_vault(a, ref->vault, &v);
-    if (rc)
-        return rc;
-    int n = snprintf(url, sizeof url, "%s/keys/%s/versions?maxresults=25&" RENC_AKV_API,
-                     ref->vault, ref->name);
-    RENC_RETURN_IF(n < 0 || (size_t)n >= sizeof url, -RENC_E_TOO_BIG);
-    struct renc_keyref key = *ref;
-    key.version[0] = '\0';
-    for (int pages = 0; rc == 0 && url[0]; pages++) {
-        RENC_RETURN_IF(pages > 10000, -RENC_E_VAULT);
-        struct renc_http_response resp;
-        renc_akv_count(a, &a->stats.lists);
-        rc = renc_akv_vault_call(a, v, "GET", url, NULL, 0, &resp);
-        if (rc == 0 && resp.status != 200)
-            rc = renc_akv_error(a, "list", url, &resp, NULL);
-        json_t *root = rc == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
-        if (rc == 0 && !json_is_array(json_object_get(root, "value")))
-            rc = -RENC_E_VAULT;
-        size_t i;
-        json_t *item;
-        json_array_foreach(json_object_get(root, "value"), i, item) {
-            struct renc_akv_key k;
-            if (rc == 0)
-                rc = renc_akv_parse_key(&key, item, &k);
-            if (rc == 0)
-                rc = fn(arg, &k);
-        }
-        /* nextLink is followed verbatim, but only on the same vault. */
-        const char *next = json_string_value(json_object_get(root, "nextLink"));
-        url[0] = '\0';
-        if (rc == 0 && next && next[0]) {
-            if (!renc_http_same_origin(next, ref->vault) || strlen(next) >= sizeof url) {
-                renc_akv_note(a, "akv: %s: a page of versions links outside the vault: not followed",
-                              ref->vault);
-                rc = -RENC_E_VAULT;
-            } else {
-                snprintf(url, sizeof url, "%s", next);
-            }
-        }
-        json_decref(root);
-        renc_http_response_cleanup(&resp);
-    }
-    return rc;
-}
-
-int renc_akv_wrap_allowed(const struct renc_akv_key *k)
-{
-    /* The service wraps under a disabled version (it refuses only the
-     * unwrap), so the check is the client's: a customer who disables the
-     * current version wants nothing new sealed under it. */
-    RENC_RETURN_IF(!k->enabled, -RENC_E_KEY_DISABLED);
-    int64_t now = (int64_t)time(NULL);
-    RENC_RETURN_IF((k->nbf && now < k->nbf) || (k->exp && now >= k->exp), -RENC_E_KEY_EXPIRED);
-    return 0;
-}
-
-int renc_akv_default_alg(const struct renc_akv_key *k)
-{
-    return k->kty == RENC_AKV_OCT ? RENC_ALG_AES_KW : RENC_ALG_RSA_OAEP_256;
-}
-
-int renc_akv_alg_fits(const struct renc_akv_key *k, int alg)
-{
-    if (k->kty == RENC_AKV_OCT)
-        return alg == RENC_ALG_AES_KW;
-    return alg == RENC_ALG_RSA_OAEP_256 || alg == RENC_ALG_RSA_OAEP_SHA1;
+    return renc_akv_net_error(rc);
 }
 
 static const char *renc_akv_alg_name(int alg)
@@ -1070,8 +545,19 @@ int renc_akv_unwrap(struct renc_akv *a, const struct renc_keyref *ref, int alg,
 
 void renc_akv_stats(struct renc_akv *a, struct renc_akv_stats *out)
 {
+    struct renc_retry_stats rs;
+    renc_retry_stats(&a->retry, &rs);
+    uint64_t tokens = renc_azure_tokens_requested(a->tokens);
     pthread_mutex_lock(&a->lock);
     *out = a->stats;
+    out->requests = rs.requests;
+    out->retries = rs.retries;
+    out->throttled = rs.throttled;
+    out->server_errors = rs.server_errors;
+    out->network_errors = rs.network_errors;
+    out->paced = rs.paced;
+    out->paced_s = rs.paced_s;
+    out->tokens = tokens;
     out->rate_window_s = a->o.rate_window_s;
     out->rate_limit = a->nvaults ? a->vaults[a->nvaults - 1].limit : a->o.rate_limit;
     out->rate_now = a->nvaults ? a->vaults[a->nvaults - 1].rate : a->o.rate_limit;

@@ -10,14 +10,17 @@
  *     configured one), so requests stay under the vault's throttle,
  *   - the token scope it learned from the vault's 401 challenge.
  * Requests are retried with backoff on 429 (honouring Retry-After), 5xx and
- * network errors.  Tokens come from the credential chain below
- * (keys/akv_token.c) and are cached per (tenant, scope) until shortly
- * before expiry.
+ * network errors (the policy of net/retry.h).  Tokens come from the
+ * credential chain of azure/token.h and are cached per (tenant, scope)
+ * until shortly before expiry.
  *
  * Errors map to the domain: 403 access withdrawn -> -RENC_E_KEY_REVOKED,
  * disabled key -> -RENC_E_KEY_DISABLED, op outside key_ops -> -RENC_E_KEY_OP,
  * expired or not yet valid (wrap) -> -RENC_E_KEY_EXPIRED, 404 ->
  * -RENC_E_KEY_NOT_FOUND, unwrap refused as bad data -> -RENC_E_UNWRAP.
+ * net/'s errors stop here: no answer -> -RENC_E_VAULT_NETWORK, throttled
+ * past the wait -> -RENC_E_VAULT_THROTTLED, an answer over the buffered
+ * cap -> -RENC_E_TOO_BIG.
  */
 #ifndef RENC_KEYS_AKV_H
 #define RENC_KEYS_AKV_H
@@ -25,48 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "azure/token.h"
 #include "crypto/header.h"
-#include "keys/keyref.h"
 #include "crypto/secmem.h"
-
-/* Where tokens come from (docs/KEYVAULT.md, "Credentials").  By default
- * the chain of the Azure SDKs' DefaultAzureCredential, each step skipped
- * when its settings are absent: client secret (client_id and a secret),
- * client certificate (client_id and client_certificate_path), workload
- * identity (client_id and federated_token_file), managed identity (the App
- * Service endpoint when identity_endpoint and identity_header are set, else
- * the VM metadata endpoint), then the Azure CLI (az_path).  A managed
- * identity that cannot be reached (or an IMDS without an identity) passes
- * on to the next step; any other failure of a step that applies ends the
- * chain with its error.  The first step that gives a token is kept for the
- * process's life.  mode forces one step. */
-enum renc_akv_cred_mode {
-    RENC_AKV_CRED_DEFAULT = 0,
-    RENC_AKV_CRED_SECRET,
-    RENC_AKV_CRED_CERTIFICATE,
-    RENC_AKV_CRED_WORKLOAD,
-    RENC_AKV_CRED_MANAGED_IDENTITY,
-    RENC_AKV_CRED_CLI,
-};
-
-struct renc_akv_credentials {
-    enum renc_akv_cred_mode mode;
-    const char *tenant;             /* may be NULL: the tenant of the challenge */
-    const char *client_id;
-    const char *client_secret;      /* copied into secure memory */
-    const char *client_secret_file; /* read into secure memory; 0600 or stricter */
-    const char *client_certificate_path;     /* PEM (certificate + key) or PKCS#12 */
-    const char *client_certificate_password; /* PKCS#12 / encrypted PEM; copied into
-                                                secure memory, dropped once loaded */
-    const char *federated_token_file; /* workload identity; read at every request */
-    const char *authority;          /* NULL: https://login.microsoftonline.com; a
-                                       trailing '/' is dropped */
-    const char *identity_endpoint;  /* App Service / Container Apps */
-    const char *identity_header;
-    const char *imds_endpoint;      /* NULL: http://169.254.169.254 */
-    const char *mi_client_id;       /* a user-assigned managed identity */
-    const char *az_path;            /* the Azure CLI (found on PATH); NULL: not found */
-};
+#include "keys/keyref.h"
 
 struct renc_akv_options {
     const char *ca_file;      /* CAs (PEM) trusted besides the system's; NULL: none */
@@ -78,7 +43,7 @@ struct renc_akv_options {
     unsigned retries;         /* 5xx and network errors; 0: 6 */
     double throttle_wait_s;   /* the most one request waits out 429s; 0: 120 */
     long timeout_ms;          /* 0: 30000 */
-    struct renc_akv_credentials cred;
+    struct renc_azure_credentials cred; /* where tokens come from (azure/token.h) */
     /* Called (from any thread) with a one-line note on retries and limits;
      * may be NULL.  Never given secrets. */
     void (*note)(void *arg, const char *line);

@@ -27,7 +27,7 @@ static int renc_http_init_rc;
 
 static void renc_http_init_once(void)
 {
-    renc_http_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -RENC_E_VAULT_NETWORK;
+    renc_http_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -RENC_E_NET_IO;
 }
 
 int renc_http_global_init(void)
@@ -156,42 +156,37 @@ void renc_http_free(struct renc_http *h)
     renc_free(h);
 }
 
-/* The response body: grown as it arrives, refused past the bound.  The
- * old buffer is wiped before it is freed, since it may hold a secret. */
-struct renc_http_sink {
-    struct renc_http_response *resp;
-    size_t cap;
-    int too_big;
+/* The buffered call's sink: the body grown as it arrives, refused past
+ * max.  The old buffer is wiped before it is freed, since it may hold a
+ * secret. */
+struct renc_http_buf {
+    char *data; /* NUL-terminated */
+    size_t len, cap, max;
 };
 
-static size_t renc_http_write(char *data, size_t size, size_t n, void *arg)
+static int renc_http_buf_write(void *arg, long status, const void *data, size_t len)
 {
-    struct renc_http_sink *s = arg;
-    struct renc_http_response *r = s->resp;
-    size_t len = size * n;
-    if (r->len + len > RENC_HTTP_BODY_MAX) {
-        s->too_big = 1;
-        return 0;
-    }
-    if (r->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (cap < r->len + len + 1)
+    (void)status; /* an error answer's body is read by the caller too */
+    struct renc_http_buf *b = arg;
+    RENC_RETURN_IF(len > b->max - b->len, -RENC_E_NET_TOO_BIG);
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len + 1)
             cap *= 2;
         char *nb = renc_malloc(cap);
-        if (!nb)
-            return 0;
-        if (r->body) {
-            memcpy(nb, r->body, r->len);
-            renc_secmem_wipe(r->body, s->cap);
-            renc_free(r->body);
+        RENC_RETURN_IF(!nb, -RENC_E_NOMEM);
+        if (b->data) {
+            memcpy(nb, b->data, b->len);
+            renc_secmem_wipe(b->data, b->cap);
+            renc_free(b->data);
         }
-        r->body = nb;
-        s->cap = cap;
+        b->data = nb;
+        b->cap = cap;
     }
-    memcpy(r->body + r->len, data, len);
-    r->len += len;
-    r->body[r->len] = '\0';
-    return len;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 /* Copies the value of header line `line` into out when its name is `name`. */
@@ -227,12 +222,118 @@ static size_t renc_http_header(char *line, size_t size, size_t n, void *arg)
     return len;
 }
 
-int renc_http_request(struct renc_http *h, const char *method, const char *url,
-                      const char *const *headers, const char *body, size_t body_len,
-                      struct renc_http_response *resp)
+/* One request's callbacks and what they came to: a callback's error is
+ * kept here and returned instead of libcurl's "aborted by callback". */
+struct renc_http_xfer {
+    CURL *curl;
+    const struct renc_http_source *src;
+    const struct renc_http_sink *sink;
+    struct renc_http_response *resp;
+    int rc;
+};
+
+static size_t renc_http_write(char *data, size_t size, size_t n, void *arg)
+{
+    struct renc_http_xfer *x = arg;
+    size_t len = size * n;
+    if (!x->resp->status) /* the headers are in: a sink can tell an error body */
+        curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
+    int rc = x->sink ? x->sink->write(x->sink->arg, x->resp->status, data, len) : 0;
+    if (rc) {
+        x->rc = rc;
+        return len ? 0 : 1; /* anything but len aborts */
+    }
+    return len;
+}
+
+static size_t renc_http_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct renc_http_xfer *x = arg;
+    size_t got = 0;
+    int rc = x->src->read(x->src->arg, buf, size * n, &got);
+    if (rc || got > size * n) {
+        x->rc = rc ? rc : -RENC_E_INVALID;
+        return CURL_READFUNC_ABORT;
+    }
+    return got;
+}
+
+/* libcurl's failure as net/'s own error. */
+static int renc_http_curl_error(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_OUT_OF_MEMORY: return -RENC_E_NOMEM;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return -RENC_E_NET_RESOLVE;
+    case CURLE_COULDNT_CONNECT: return -RENC_E_NET_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT: return -RENC_E_NET_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED: return -RENC_E_NET_TLS;
+    default: return -RENC_E_NET_IO;
+    }
+}
+
+int renc_http_no_answer(int rc)
+{
+    return rc <= -RENC_E_NET_RESOLVE && rc >= -RENC_E_NET_IO;
+}
+
+/* The method and the body: a buffered body goes as POST fields (what every
+ * vault and token call sends); a streamed one is read as it is sent, with
+ * its length when known (else chunked). */
+static int renc_http_set_body(CURL *c, const char *method, const char *body, size_t body_len,
+                              const struct renc_http_source *src, struct renc_http_xfer *x)
+{
+    int ok = 1;
+    if (body) {
+        ok = curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) == CURLE_OK;
+    } else if (src && strcmp(method, "POST") == 0) {
+        ok = curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_READFUNCTION, renc_http_read) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_READDATA, x) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)src->len) == CURLE_OK;
+    } else if (src) {
+        ok = curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_READFUNCTION, renc_http_read) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_READDATA, x) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)src->len) == CURLE_OK;
+    } else {
+        ok = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+    }
+    /* GET and POST are what the options above ask for; PUT is UPLOAD's. */
+    int named = strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ||
+                (src && !body && strcmp(method, "PUT") == 0);
+    return ok && curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, named ? NULL : method) == CURLE_OK;
+}
+
+/* The handle must not keep pointers to what the caller frees next, nor a
+ * streamed call's upload mode into the next request. */
+static void renc_http_reset_body(CURL *c)
+{
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 0L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
+    curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
+}
+
+/* One request with either body kind (or none). */
+static int renc_http_perform(struct renc_http *h, const char *method, const char *url,
+                             const char *const *headers, const char *body, size_t body_len,
+                             const struct renc_http_source *src,
+                             const struct renc_http_sink *sink, struct renc_http_response *resp)
 {
     memset(resp, 0, sizeof *resp);
-    struct renc_http_sink sink = {.resp = resp};
     struct curl_slist *list = NULL;
     for (size_t i = 0; headers && headers[i]; i++) {
         struct curl_slist *next = curl_slist_append(list, headers[i]);
@@ -243,41 +344,50 @@ int renc_http_request(struct renc_http *h, const char *method, const char *url,
         list = next;
     }
     CURL *c = h->curl;
+    struct renc_http_xfer x = {.curl = c, .src = src, .sink = sink, .resp = resp};
     h->errbuf[0] = '\0';
     int ok = curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_HTTPHEADER, list) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, renc_http_write) == CURLE_OK &&
-             curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_WRITEDATA, &x) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, renc_http_header) == CURLE_OK &&
-             curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) == CURLE_OK;
-    if (ok && body) {
-        ok = curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
-             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) == CURLE_OK &&
-             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) == CURLE_OK;
-    } else if (ok) {
-        ok = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
-    }
-    if (ok && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-        ok = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
-    else if (ok)
-        ok = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL) == CURLE_OK;
+             curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) == CURLE_OK &&
+             renc_http_set_body(c, method, body, body_len, src, &x);
     CURLcode cc = ok ? curl_easy_perform(c) : CURLE_FAILED_INIT;
-    /* The handle must not keep pointers to what the caller frees next. */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
+    renc_http_reset_body(c);
     curl_slist_free_all(list);
-    if (sink.too_big)
-        return -RENC_E_TOO_BIG;
-    if (cc == CURLE_OUT_OF_MEMORY || (cc == CURLE_WRITE_ERROR && !sink.too_big))
-        return -RENC_E_NOMEM;
+    if (x.rc)
+        return x.rc;
     if (cc != CURLE_OK)
-        return -RENC_E_VAULT_NETWORK;
+        return renc_http_curl_error(cc);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (!resp->body) {
-        resp->body = renc_malloc(1);
-        RENC_RETURN_IF(!resp->body, -RENC_E_NOMEM);
-        resp->body[0] = '\0';
+    return 0;
+}
+
+int renc_http_stream(struct renc_http *h, const char *method, const char *url,
+                     const char *const *headers, const struct renc_http_source *body,
+                     const struct renc_http_sink *sink, struct renc_http_response *resp)
+{
+    return renc_http_perform(h, method, url, headers, NULL, 0, body, sink, resp);
+}
+
+int renc_http_request(struct renc_http *h, const char *method, const char *url,
+                      const char *const *headers, const char *body, size_t body_len,
+                      struct renc_http_response *resp)
+{
+    struct renc_http_buf buf = {.max = RENC_HTTP_BODY_MAX};
+    struct renc_http_sink sink = {renc_http_buf_write, &buf};
+    int rc = renc_http_perform(h, method, url, headers, body, body_len, NULL, &sink, resp);
+    if (rc == 0 && !buf.data)
+        rc = renc_http_buf_write(&buf, resp->status, "", 0);
+    if (rc) {
+        if (buf.data)
+            renc_secmem_wipe(buf.data, buf.cap);
+        renc_free(buf.data);
+        return rc;
     }
+    resp->body = buf.data;
+    resp->len = buf.len;
     return 0;
 }
 

@@ -36,7 +36,7 @@ enum renc_gopt_kind {
     RENC_GOPT_PATH,    /* const char * */
     RENC_GOPT_COUNT,   /* unsigned, 1..max */
     RENC_GOPT_SECONDS, /* double, from a count of 1..max seconds */
-    RENC_GOPT_CRED,    /* enum renc_akv_cred_mode, by name (renc_cred_modes) */
+    RENC_GOPT_CRED,    /* enum renc_azure_cred_mode, by name (renc_cred_modes) */
 };
 
 #define RENC_G(field) offsetof(struct renc_global, field)
@@ -101,20 +101,20 @@ static const struct {
 /* The values of --akv-credential (and RENC_AKV_CREDENTIAL). */
 static const struct {
     const char *name;
-    enum renc_akv_cred_mode mode;
+    enum renc_azure_cred_mode mode;
 } renc_cred_modes[] = {
-    {"default", RENC_AKV_CRED_DEFAULT},
-    {"secret", RENC_AKV_CRED_SECRET},
-    {"certificate", RENC_AKV_CRED_CERTIFICATE},
-    {"workload", RENC_AKV_CRED_WORKLOAD},
-    {"managed-identity", RENC_AKV_CRED_MANAGED_IDENTITY},
-    {"cli", RENC_AKV_CRED_CLI},
+    {"default", RENC_AZURE_CRED_DEFAULT},
+    {"secret", RENC_AZURE_CRED_SECRET},
+    {"certificate", RENC_AZURE_CRED_CERTIFICATE},
+    {"workload", RENC_AZURE_CRED_WORKLOAD},
+    {"managed-identity", RENC_AZURE_CRED_MANAGED_IDENTITY},
+    {"cli", RENC_AZURE_CRED_CLI},
 };
 #define RENC_CRED_MODE_LIST "secret, certificate, workload, managed-identity, cli or default"
 
-static int renc_cred_mode_parse(const char *text, enum renc_akv_cred_mode *out)
+static int renc_cred_mode_parse(const char *text, enum renc_azure_cred_mode *out)
 {
-    *out = RENC_AKV_CRED_DEFAULT;
+    *out = RENC_AZURE_CRED_DEFAULT;
     if (!text)
         return 0;
     for (size_t i = 0; i < sizeof renc_cred_modes / sizeof renc_cred_modes[0]; i++)
@@ -139,7 +139,7 @@ int renc_global_opt(struct renc_global *g, int opt, const char *arg)
             return -1;
         }
         enum renc_gopt_kind kind = renc_globals[i].kind;
-        enum renc_akv_cred_mode mode;
+        enum renc_azure_cred_mode mode;
         if (kind == RENC_GOPT_CRED && renc_cred_mode_parse(arg, &mode)) {
             fprintf(stderr, "reencrypt: --%s '%s': must be " RENC_CRED_MODE_LIST "\n",
                     renc_globals[i].name, arg);
@@ -323,7 +323,7 @@ static int renc_global_to_config(const struct renc_global *g, const struct renc_
         *(const char **)field = text;
         return 0;
     case RENC_GOPT_CRED:
-        if (renc_cred_mode_parse(text, (enum renc_akv_cred_mode *)field) == 0)
+        if (renc_cred_mode_parse(text, (enum renc_azure_cred_mode *)field) == 0)
             return 0;
         fprintf(stderr, "reencrypt: %s '%s': must be " RENC_CRED_MODE_LIST "\n", d->env, text);
         return -1;

@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_akv.c — what the akv provider reads from a key vault and
  * its token endpoints, fed as-is: the 401 challenge, vault error bodies,
- * KeyBundles, and base64url values (keys/akv_internal.h).
+ * KeyBundles, and base64url values (azure/challenge.h, keys/akv_internal.h).
  *
  * Input: first byte selects the parser (mod 4), the rest is the text.
  * Checks (abort() if not):
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "azure/challenge.h"
 #include "keys/akv_internal.h"
 
 static void check(int ok)
@@ -27,8 +28,8 @@ static void check(int ok)
 
 static void fuzz_challenge(const char *s)
 {
-    struct renc_akv_challenge c;
-    if (renc_akv_parse_challenge(s, "myvault.vault.azure.net", &c) != 0)
+    struct renc_azure_challenge c;
+    if (renc_azure_parse_challenge(s, "myvault.vault.azure.net", &c) != 0)
         return;
     check(c.tenant[0] != '\0' && c.scope[0] != '\0' && c.resource[0] != '\0');
     check(strstr(c.resource, "://") != NULL);

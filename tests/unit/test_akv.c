@@ -1,7 +1,7 @@
 /* tests/unit/test_akv.c — the pure parts of the akv provider: the 401
- * challenge and its domain check, the mapping of vault errors to the
- * domain's, KeyBundle parsing (type, size, attributes, key_ops, the kid
- * naming the key asked for), and base64url.  The provider's requests are
+ * challenge and its domain check (azure/challenge.c), the mapping of vault
+ * errors to the domain's, KeyBundle parsing (type, size, attributes,
+ * key_ops, the kid naming the key asked for), and base64url.  The provider's requests are
  * tested end to end against the local test double (e2e/test_akv*.sh). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,32 +13,33 @@
 #include <cmocka.h>
 
 #include "common/error.h"
+#include "azure/challenge.h"
 #include "keys/akv_internal.h"
 
 static void test_challenge_resource(void **state)
 {
     (void)state;
-    struct renc_akv_challenge c;
+    struct renc_azure_challenge c;
     const char *h = "Bearer authorization=\"https://login.microsoftonline.com/72f988bf-86f1\", "
                     "resource=\"https://vault.azure.net\"";
-    assert_int_equal(renc_akv_parse_challenge(h, "myvault.vault.azure.net", &c), 0);
+    assert_int_equal(renc_azure_parse_challenge(h, "myvault.vault.azure.net", &c), 0);
     assert_string_equal(c.tenant, "72f988bf-86f1");
     assert_string_equal(c.scope, "https://vault.azure.net/.default");
     assert_string_equal(c.resource, "https://vault.azure.net");
     /* The same host is its own domain (the local test double). */
     h = "Bearer authorization=\"https://127.0.0.1:4443/t1/\", resource=\"https://127.0.0.1\"";
-    assert_int_equal(renc_akv_parse_challenge(h, "127.0.0.1", &c), 0);
+    assert_int_equal(renc_azure_parse_challenge(h, "127.0.0.1", &c), 0);
     assert_string_equal(c.tenant, "t1");
 }
 
 static void test_challenge_variants(void **state)
 {
     (void)state;
-    struct renc_akv_challenge c;
+    struct renc_azure_challenge c;
     /* authorization_uri and scope, unquoted order swapped. */
     const char *h = "Bearer scope=\"https://managedhsm.azure.net/.default\", "
                     "authorization_uri=\"https://login.microsoftonline.com/tid\"";
-    assert_int_equal(renc_akv_parse_challenge(h, "myhsm.managedhsm.azure.net", &c), 0);
+    assert_int_equal(renc_azure_parse_challenge(h, "myhsm.managedhsm.azure.net", &c), 0);
     assert_string_equal(c.tenant, "tid");
     assert_string_equal(c.scope, "https://managedhsm.azure.net/.default");
     assert_string_equal(c.resource, "https://managedhsm.azure.net");
@@ -47,20 +48,20 @@ static void test_challenge_variants(void **state)
 static void test_challenge_refused(void **state)
 {
     (void)state;
-    struct renc_akv_challenge c;
+    struct renc_azure_challenge c;
     const char *other = "Bearer authorization=\"https://login.example/t\", "
                         "resource=\"https://vault.example.net\"";
-    assert_int_equal(renc_akv_parse_challenge(other, "myvault.vault.azure.net", &c),
+    assert_int_equal(renc_azure_parse_challenge(other, "myvault.vault.azure.net", &c),
                      -RENC_E_VAULT_AUTH);
     assert_int_equal(c.foreign, 1);
     /* A suffix that is not a parent domain. */
     const char *tail = "Bearer authorization=\"https://l/t\", resource=\"https://azure.net\"";
-    assert_int_equal(renc_akv_parse_challenge(tail, "evilazure.net", &c), -RENC_E_VAULT_AUTH);
+    assert_int_equal(renc_azure_parse_challenge(tail, "evilazure.net", &c), -RENC_E_VAULT_AUTH);
     assert_int_equal(c.foreign, 1);
     /* A parent of the resource is not enough either. */
     const char *deeper = "Bearer authorization=\"https://l/t\", "
                          "resource=\"https://x.vault.azure.net\"";
-    assert_int_equal(renc_akv_parse_challenge(deeper, "vault.azure.net", &c), -RENC_E_VAULT_AUTH);
+    assert_int_equal(renc_azure_parse_challenge(deeper, "vault.azure.net", &c), -RENC_E_VAULT_AUTH);
     const char *const bad[] = {
         "Basic realm=\"x\"",
         "Bearer resource=\"https://vault.azure.net\"",                 /* no authority */
@@ -70,7 +71,7 @@ static void test_challenge_refused(void **state)
         "Bearer authorization=\"https://l/t\", resource=\"vault.azure.net\"",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(renc_akv_parse_challenge(bad[i], "myvault.vault.azure.net", &c),
+        assert_int_equal(renc_azure_parse_challenge(bad[i], "myvault.vault.azure.net", &c),
                          -RENC_E_VAULT_AUTH);
 }
 

@@ -1,4 +1,4 @@
-/* tests/unit/test_entra.c — the Entra token pieces (crypto/entra_*.c): the
+/* tests/unit/test_entra.c — the Entra token pieces (azure/entra_*.c): the
  * authority's token URL, the client-credentials form, the token cache keyed
  * by (tenant, scope), the federated token file, the certificate's JWT client
  * assertion (decoded and its signature verified here with OpenSSL), and the

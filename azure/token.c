@@ -1,15 +1,17 @@
-/* keys/akv_token.c — tokens for key vaults (docs/KEYVAULT.md, "Credentials"): the
- * credential chain of the Azure SDKs' DefaultAzureCredential — client
- * secret, client certificate, workload identity, managed identity (App
- * Service endpoint or VM metadata endpoint), Azure CLI — or the one source
- * forced by the caller.  Tokens are cached per (tenant, scope) and fetched
- * again about 5 minutes before they expire (or at half their life, when
- * that is shorter).  The sources' pieces are in crypto/entra_*.c; this file
- * chooses among them and talks HTTP.  Tokens, secrets, assertions and
- * passwords live in secure memory and never reach a log. */
+/* azure/token.c — Microsoft Entra tokens (docs/KEYVAULT.md, "Credentials";
+ * docs/internals/azure.md): the credential chain of the Azure SDKs'
+ * DefaultAzureCredential — client secret, client certificate, workload
+ * identity, managed identity (App Service endpoint or VM metadata
+ * endpoint), Azure CLI — or the one source forced by the caller.  Tokens
+ * are cached per (tenant, scope) and fetched again about 5 minutes before
+ * they expire (or at half their life, when that is shorter).  The sources'
+ * pieces are in entra_*.c; this file chooses among them and talks HTTP
+ * through the caller's connection and retry policy.  Tokens, secrets,
+ * assertions and passwords live in secure memory and never reach a log. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +21,12 @@
 
 #include <jansson.h>
 
+#include "azure/token.h"
+
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/note.h"
 #include "common/pace.h"
-#include "keys/akv_internal.h"
 #include "azure/entra_internal.h"
 
 enum renc_source { RENC_SRC_SECRET, RENC_SRC_CERT, RENC_SRC_WORKLOAD, RENC_SRC_MI, RENC_SRC_CLI,
@@ -32,7 +36,7 @@ static const char *const renc_source_name[RENC_SRC_N] = {
     "client secret", "client certificate", "workload identity", "managed identity",
     "Azure CLI"};
 
-struct renc_akv_tokens {
+struct renc_azure_tokens {
     char *tenant, *client_id, *secret_file, *authority, *endpoint, *identity_header, *imds,
         *mi_client_id, *cert_path, *federated_file, *az;
     struct renc_key *secret;        /* the client secret, once read */
@@ -42,10 +46,39 @@ struct renc_akv_tokens {
     size_t nchain;
     int forced;
     int chosen;                     /* the source that gave a token, or -1 */
-    pthread_mutex_t lock;           /* the cache */
+    pthread_mutex_t lock;           /* the cache and the count */
     pthread_mutex_t fetch;          /* one fetch at a time: others wait, then hit the cache */
     struct renc_entra_cache cache;
+    struct renc_azure_token_hooks h;
+    uint64_t requests;              /* token requests made (HTTP or az) */
 };
+
+/* A note for the operator through the hooks, after the caller's name
+ * (never with a secret in it). */
+static void renc_token_note(struct renc_azure_tokens *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void renc_token_note(struct renc_azure_tokens *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    renc_note_vsend(t->h.note, t->h.note_arg, t->h.name ? t->h.name : "azure", fmt, ap);
+    va_end(ap);
+}
+
+static void renc_token_count(struct renc_azure_tokens *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->requests++;
+    pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t renc_azure_tokens_requested(struct renc_azure_tokens *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t n = t->requests;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
 
 /* What one attempt of a source came to, beyond its return code. */
 struct renc_attempt {
@@ -62,7 +95,7 @@ static int renc_dup_opt(char **out, const char *s)
     return *out ? 0 : -RENC_E_NOMEM;
 }
 
-static int renc_tokens_copy(struct renc_akv_tokens *t, const struct renc_akv_credentials *c)
+static int renc_tokens_copy(struct renc_azure_tokens *t, const struct renc_azure_credentials *c)
 {
     const char *authority = c->authority ? c->authority : "https://login.microsoftonline.com";
     const char *imds = c->imds_endpoint ? c->imds_endpoint : "http://169.254.169.254";
@@ -91,7 +124,7 @@ static int renc_tokens_copy(struct renc_akv_tokens *t, const struct renc_akv_cre
 }
 
 /* NULL when source s has what it needs, else which settings it lacks. */
-static const char *renc_source_missing(const struct renc_akv_tokens *t, enum renc_source s)
+static const char *renc_source_missing(const struct renc_azure_tokens *t, enum renc_source s)
 {
     switch (s) {
     case RENC_SRC_SECRET:
@@ -111,16 +144,16 @@ static const char *renc_source_missing(const struct renc_akv_tokens *t, enum ren
 }
 
 /* The chain: the forced source, or every source whose settings are there. */
-static void renc_tokens_chain(struct renc_akv_tokens *t, enum renc_akv_cred_mode mode)
+static void renc_tokens_chain(struct renc_azure_tokens *t, enum renc_azure_cred_mode mode)
 {
     static const enum renc_source by_mode[] = {
-        [RENC_AKV_CRED_SECRET] = RENC_SRC_SECRET,
-        [RENC_AKV_CRED_CERTIFICATE] = RENC_SRC_CERT,
-        [RENC_AKV_CRED_WORKLOAD] = RENC_SRC_WORKLOAD,
-        [RENC_AKV_CRED_MANAGED_IDENTITY] = RENC_SRC_MI,
-        [RENC_AKV_CRED_CLI] = RENC_SRC_CLI};
+        [RENC_AZURE_CRED_SECRET] = RENC_SRC_SECRET,
+        [RENC_AZURE_CRED_CERTIFICATE] = RENC_SRC_CERT,
+        [RENC_AZURE_CRED_WORKLOAD] = RENC_SRC_WORKLOAD,
+        [RENC_AZURE_CRED_MANAGED_IDENTITY] = RENC_SRC_MI,
+        [RENC_AZURE_CRED_CLI] = RENC_SRC_CLI};
     t->chosen = -1;
-    if (mode != RENC_AKV_CRED_DEFAULT && mode <= RENC_AKV_CRED_CLI) {
+    if (mode != RENC_AZURE_CRED_DEFAULT && mode <= RENC_AZURE_CRED_CLI) {
         t->forced = 1;
         t->chain[t->nchain++] = by_mode[mode];
         return;
@@ -130,15 +163,18 @@ static void renc_tokens_chain(struct renc_akv_tokens *t, enum renc_akv_cred_mode
             t->chain[t->nchain++] = (enum renc_source)s;
 }
 
-int renc_akv_tokens_new(struct renc_akv_tokens **out, const struct renc_akv_credentials *c)
+int renc_azure_tokens_new(struct renc_azure_tokens **out, const struct renc_azure_credentials *c,
+                          const struct renc_azure_token_hooks *h)
 {
-    struct renc_akv_tokens *t = renc_calloc(1, sizeof *t);
+    RENC_RETURN_IF(!h->retry, -RENC_E_INVALID);
+    struct renc_azure_tokens *t = renc_calloc(1, sizeof *t);
     RENC_RETURN_IF(!t, -RENC_E_NOMEM);
+    t->h = *h;
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->fetch, NULL);
     int rc = renc_tokens_copy(t, c);
     if (rc) {
-        renc_akv_tokens_free(t);
+        renc_azure_tokens_free(t);
         return rc;
     }
     renc_tokens_chain(t, c->mode);
@@ -146,7 +182,7 @@ int renc_akv_tokens_new(struct renc_akv_tokens **out, const struct renc_akv_cred
     return 0;
 }
 
-void renc_akv_tokens_free(struct renc_akv_tokens *t)
+void renc_azure_tokens_free(struct renc_azure_tokens *t)
 {
     if (!t)
         return;
@@ -166,7 +202,7 @@ void renc_akv_tokens_free(struct renc_akv_tokens *t)
 
 /* Reads the client secret file into secure memory: a regular file that
  * only its owner can read, first line only. */
-static int renc_read_secret_file(struct renc_akv_tokens *t)
+static int renc_read_secret_file(struct renc_azure_tokens *t)
 {
     struct renc_key *buf = NULL;
     int rc = renc_entra_read_file(t->secret_file, 4096,
@@ -214,7 +250,7 @@ static int renc_parse_token(const char *body, size_t len, struct renc_key **toke
 
 /* The error code of a refused token request, for the operator: the OAuth
  * "error" and the AADSTS number, never the body as a whole. */
-static void renc_token_refused(struct renc_akv *a, const char *url,
+static void renc_token_refused(struct renc_azure_tokens *t, const char *url,
                                const struct renc_http_response *resp)
 {
     json_t *root = json_loadb(resp->body, resp->len, 0, NULL);
@@ -223,19 +259,19 @@ static void renc_token_refused(struct renc_akv *a, const char *url,
     char code[32] = "";
     if (desc && strncmp(desc, "AADSTS", 6) == 0)
         snprintf(code, sizeof code, " (%.*s)", (int)strcspn(desc, ":"), desc);
-    renc_akv_note(a, "akv: token request to %s refused: HTTP %ld %s%s", url, resp->status,
+    renc_token_note(t, "token request to %s refused: HTTP %ld %s%s", url, resp->status,
                   err ? err : "", code);
     json_decref(root);
 }
 
 /* A token endpoint's answer: the token, or a note and -RENC_E_VAULT_AUTH. */
-static int renc_token_answer(struct renc_akv *a, const char *url,
+static int renc_token_answer(struct renc_azure_tokens *t, const char *url,
                              struct renc_http_response *resp, struct renc_key **token,
                              int64_t *lifetime)
 {
     int rc;
     if (resp->status != 200) {
-        renc_token_refused(a, url, resp);
+        renc_token_refused(t, url, resp);
         rc = -RENC_E_VAULT_AUTH;
     } else {
         rc = renc_parse_token(resp->body, resp->len, token, lifetime);
@@ -246,7 +282,7 @@ static int renc_token_answer(struct renc_akv *a, const char *url,
 
 /* The credential a form source sends: the client secret, a fresh signed
  * assertion, or the federated token file as it is now. */
-static int renc_form_credential(struct renc_akv *a, struct renc_akv_tokens *t,
+static int renc_form_credential(struct renc_azure_tokens *t,
                                 enum renc_source s, const char *url, struct renc_key **cred)
 {
     int rc = 0;
@@ -258,7 +294,7 @@ static int renc_form_credential(struct renc_akv *a, struct renc_akv_tokens *t,
     if (s == RENC_SRC_WORKLOAD) {
         rc = renc_entra_read_federated(t->federated_file, cred);
         if (rc && rc != -RENC_E_NOMEM) {
-            renc_akv_note(a, "akv: workload identity: the federated token file %s: %s",
+            renc_token_note(t, "workload identity: the federated token file %s: %s",
                           t->federated_file,
                           rc == -RENC_E_NOT_REGULAR ? "not a regular file"
                           : rc == -RENC_E_VAULT_AUTH ? "empty"
@@ -272,7 +308,7 @@ static int renc_form_credential(struct renc_akv *a, struct renc_akv_tokens *t,
         renc_key_free(t->cert_password); /* read once: never needed again */
         t->cert_password = NULL;
         if (rc && rc != -RENC_E_NOMEM) {
-            renc_akv_note(a, "akv: client certificate %s: %s", t->cert_path,
+            renc_token_note(t, "client certificate %s: %s", t->cert_path,
                           rc == -RENC_E_VAULT_AUTH
                               ? "not a PEM certificate with its private key, nor a PKCS#12 "
                                 "file this password opens"
@@ -289,25 +325,25 @@ static int renc_form_credential(struct renc_akv *a, struct renc_akv_tokens *t,
 
 /* Client secret, certificate or workload identity: the client-credentials
  * POST to the authority (https only: it carries a credential). */
-static int renc_fetch_form(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_http *conn,
+static int renc_fetch_form(struct renc_azure_tokens *t, struct renc_http *conn,
                            enum renc_source s, const char *tenant, const char *scope,
                            struct renc_key **token, int64_t *lifetime)
 {
     const char *tn = t->tenant ? t->tenant : tenant;
     char url[2048];
     if (strncmp(t->authority, "https://", 8) != 0) {
-        renc_akv_note(a, "akv: authority %s is not https: the client credential is not sent",
+        renc_token_note(t, "authority %s is not https: the client credential is not sent",
                       t->authority);
         return -RENC_E_VAULT_AUTH;
     }
     int rc = renc_entra_token_url(url, sizeof url, t->authority, tn ? tn : "");
     if (rc) {
-        renc_akv_note(a, "akv: no token URL for authority %s and tenant '%s'", t->authority,
+        renc_token_note(t, "no token URL for authority %s and tenant '%s'", t->authority,
                       tn ? tn : "");
         return -RENC_E_VAULT_AUTH;
     }
     struct renc_key *cred = NULL, *form = NULL;
-    if ((rc = renc_form_credential(a, t, s, url, &cred)))
+    if ((rc = renc_form_credential(t, s, url, &cred)))
         return rc;
     rc = renc_entra_form(&form, t->client_id, scope, cred, s != RENC_SRC_SECRET);
     renc_key_free(cred);
@@ -316,18 +352,18 @@ static int renc_fetch_form(struct renc_akv *a, struct renc_akv_tokens *t, struct
     const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
                              "Accept: application/json", NULL};
     struct renc_http_response resp;
-    renc_akv_count_token(a);
-    rc = renc_akv_send(a, conn, "POST", url, headers, (const char *)form->bytes,
+    renc_token_count(t);
+    rc = renc_retry_request(t->h.retry, NULL, conn, "POST", url, headers, (const char *)form->bytes,
                        strlen((char *)form->bytes), &resp);
     renc_key_free(form);
-    return rc ? rc : renc_token_answer(a, url, &resp, token, lifetime);
+    return rc ? rc : renc_token_answer(t, url, &resp, token, lifetime);
 }
 
 /* A managed identity: the App Service endpoint or the VM metadata endpoint.
  * probe: a later source waits, so no answer at all (or an IMDS without an
  * identity, 400) means "not here" at once, as DefaultAzureCredential's
  * probe does, instead of after the network retries. */
-static int renc_fetch_mi(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_http *conn,
+static int renc_fetch_mi(struct renc_azure_tokens *t, struct renc_http *conn,
                          const char *resource, int probe, struct renc_key **token,
                          int64_t *lifetime, struct renc_attempt *at)
 {
@@ -348,13 +384,13 @@ static int renc_fetch_mi(struct renc_akv *a, struct renc_akv_tokens *t, struct r
         snprintf(hdr, sizeof hdr, "X-IDENTITY-HEADER: %s", t->identity_header);
     const char *headers[] = {app ? hdr : "Metadata: true", "Accept: application/json", NULL};
     struct renc_http_response resp;
-    renc_akv_count_token(a);
+    renc_token_count(t);
     /* The metadata endpoint answers 404 or 410 while it updates (up to
      * about 70 s): try again with backoff. */
     for (unsigned i = 0;; i++) {
         rc = probe && i == 0 ? renc_http_request(conn, "GET", url, headers, NULL, 0, &resp)
-                             : renc_akv_send(a, conn, "GET", url, headers, NULL, 0, &resp);
-        if (rc == -RENC_E_VAULT_NETWORK)
+                             : renc_retry_request(t->h.retry, NULL, conn, "GET", url, headers, NULL, 0, &resp);
+        if (renc_http_no_answer(rc))
             renc_http_response_cleanup(&resp);
         if (rc || app || (resp.status != 404 && resp.status != 410) || i >= 6)
             break;
@@ -364,7 +400,7 @@ static int renc_fetch_mi(struct renc_akv *a, struct renc_akv_tokens *t, struct r
     renc_secmem_wipe(hdr, sizeof hdr);
     snprintf(at->why, sizeof at->why, "%s %s", app ? "App Service endpoint" : "IMDS",
              app ? t->endpoint : t->imds);
-    if (rc == -RENC_E_VAULT_NETWORK || (probe && !app && rc == 0 && resp.status == 400)) {
+    if (renc_http_no_answer(rc) || (probe && !app && rc == 0 && resp.status == 400)) {
         at->unavailable = 1;
         snprintf(at->why + strlen(at->why), sizeof at->why - strlen(at->why), ": %s",
                  rc ? "no answer" : "no identity (400)");
@@ -372,11 +408,11 @@ static int renc_fetch_mi(struct renc_akv *a, struct renc_akv_tokens *t, struct r
             renc_http_response_cleanup(&resp);
         return rc ? rc : -RENC_E_VAULT_AUTH;
     }
-    return rc ? rc : renc_token_answer(a, url, &resp, token, lifetime);
+    return rc ? rc : renc_token_answer(t, url, &resp, token, lifetime);
 }
 
 /* The Azure CLI, when one was found on PATH. */
-static int renc_fetch_cli(struct renc_akv *a, struct renc_akv_tokens *t, const char *tenant,
+static int renc_fetch_cli(struct renc_azure_tokens *t, const char *tenant,
                           const char *resource, struct renc_key **token, int64_t *lifetime,
                           struct renc_attempt *at)
 {
@@ -393,7 +429,7 @@ static int renc_fetch_cli(struct renc_akv *a, struct renc_akv_tokens *t, const c
     }
     enum renc_entra_cli_why why = RENC_CLI_OK;
     int64_t expires_on = 0;
-    renc_akv_count_token(a);
+    renc_token_count(t);
     int rc = renc_entra_cli_token(t->az, resource, t->tenant ? t->tenant : tenant,
                                   RENC_ENTRA_CLI_TIMEOUT_MS, token, &expires_on, &why);
     if (rc == 0) {
@@ -410,7 +446,7 @@ static int renc_fetch_cli(struct renc_akv *a, struct renc_akv_tokens *t, const c
     return rc;
 }
 
-static int renc_fetch_source(struct renc_akv *a, struct renc_akv_tokens *t,
+static int renc_fetch_source(struct renc_azure_tokens *t,
                              struct renc_http *conn, enum renc_source s, int probe,
                              const char *tenant, const char *scope, const char *resource,
                              struct renc_key **token, int64_t *lifetime, struct renc_attempt *at)
@@ -421,17 +457,17 @@ static int renc_fetch_source(struct renc_akv *a, struct renc_akv_tokens *t,
         return -RENC_E_VAULT_AUTH;
     }
     if (s == RENC_SRC_MI)
-        return renc_fetch_mi(a, t, conn, resource, probe, token, lifetime, at);
+        return renc_fetch_mi(t, conn, resource, probe, token, lifetime, at);
     if (s == RENC_SRC_CLI)
-        return renc_fetch_cli(a, t, tenant, resource, token, lifetime, at);
-    return renc_fetch_form(a, t, conn, s, tenant, scope, token, lifetime);
+        return renc_fetch_cli(t, tenant, resource, token, lifetime, at);
+    return renc_fetch_form(t, conn, s, tenant, scope, token, lifetime);
 }
 
 /* Runs the chain (or the source that worked before); the first source that
  * gives a token is kept.  A source that is not there passes on; any other
  * failure ends the chain.  When nothing gave a token, one note lists what
  * was tried and why each failed. */
-static int renc_fetch_token(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_http *conn,
+static int renc_fetch_token(struct renc_azure_tokens *t, struct renc_http *conn,
                             const char *tenant, const char *scope, const char *resource,
                             struct renc_key **token, int64_t *lifetime)
 {
@@ -441,7 +477,7 @@ static int renc_fetch_token(struct renc_akv *a, struct renc_akv_tokens *t, struc
         enum renc_source s = t->chosen >= 0 ? (enum renc_source)t->chosen : t->chain[i];
         struct renc_attempt at = {0, ""};
         int probe = t->chosen < 0 && i + 1 < n;
-        int rc = renc_fetch_source(a, t, conn, s, probe, tenant, scope, resource, token,
+        int rc = renc_fetch_source(t, conn, s, probe, tenant, scope, resource, token,
                                    lifetime, &at);
         if (rc == 0) {
             t->chosen = (int)s;
@@ -457,13 +493,13 @@ static int renc_fetch_token(struct renc_akv *a, struct renc_akv_tokens *t, struc
         if (!at.unavailable)
             break;
     }
-    renc_akv_note(a, "akv: no credential gave a token%s; tried: %s (docs/KEYVAULT.md, "
+    renc_token_note(t, "no credential gave a token%s; tried: %s (docs/KEYVAULT.md, "
                      "\"Credentials\")",
                   t->forced ? " (--akv-credential)" : "", tried[0] ? tried : "nothing");
     return -RENC_E_VAULT_AUTH;
 }
 
-int renc_akv_token(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_http *conn,
+int renc_azure_token(struct renc_azure_tokens *t, struct renc_http *conn,
                    const char *tenant, const char *scope, const char *resource,
                    struct renc_key **token)
 {
@@ -482,7 +518,7 @@ int renc_akv_token(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_ht
     }
     int64_t life = 0;
     struct renc_key *fresh = NULL;
-    rc = renc_fetch_token(a, t, conn, tenant, scope, resource, &fresh, &life);
+    rc = renc_fetch_token(t, conn, tenant, scope, resource, &fresh, &life);
     if (rc == 0)
         rc = renc_key_dup(token, fresh);
     if (rc == 0) {
@@ -498,7 +534,7 @@ int renc_akv_token(struct renc_akv *a, struct renc_akv_tokens *t, struct renc_ht
     return rc;
 }
 
-void renc_akv_token_drop(struct renc_akv_tokens *t, const char *tenant, const char *scope,
+void renc_azure_token_drop(struct renc_azure_tokens *t, const char *tenant, const char *scope,
                          const struct renc_key *token)
 {
     pthread_mutex_lock(&t->lock);
