@@ -189,11 +189,11 @@ struct renc_journal_batch {
 
 /* renc_journal_claim: up to max blobs of the run that are pending or
  * failed, not yet claimed in this attempt and not held by an unsettled
- * header intent, in row order, into *out (count 0: none left).  A claimed
- * blob stays claimed until its outcome is noted or the journal is closed:
- * a crash gives it back to the next attempt, which redoes at most what was
- * claimed and not noted.  Free with renc_journal_batch_cleanup; on failure
- * *out is left empty. */
+ * header intent, in row order, into *out (count 0: none left).  Each blob
+ * is claimed at most once per attempt (renc_journal_start begins afresh),
+ * whatever its note says; a crash gives the claims back to the next
+ * attempt, which redoes at most what was claimed and not noted.  Free with
+ * renc_journal_batch_cleanup; on failure *out is left empty. */
 int renc_journal_claim(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
 
 /* renc_journal_batch_cleanup: frees what a claim gave; the batch is left
