@@ -230,7 +230,7 @@ int renc_cat_each_row(sqlite3_stmt *st, int (*row)(void *arg, sqlite3_stmt *st),
  * when sql takes no parameter; else the environment the rows are about,
  * sql's one parameter, and it must exist.  On failure out is freed. */
 int renc_cat_read_rows(struct renc_catalog *c, const char *sql, const char *id,
-                          int (*row)(void *out, sqlite3_stmt *st), struct renc_cat_vec *out)
+                       int (*row)(void *out, sqlite3_stmt *st), struct renc_cat_vec *out)
 {
     int rc = renc_cat_exec(c, "BEGIN");
     if (rc)
@@ -286,7 +286,7 @@ static int renc_catalog_has_tables(struct renc_catalog *c, int *yes)
 {
     int64_t n = 0;
     int rc = renc_cat_query_int(c, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
-                               " name IN ('env', 'history', 'env_keys', 'config')", &n);
+                                   " name IN ('env', 'history', 'env_keys', 'config')", &n);
     if (rc == 0)
         *yes = n == 4;
     return rc;
@@ -450,7 +450,7 @@ int renc_catalog_config_set(struct renc_catalog *c, const char *key, const char 
         return rc;
     sqlite3_stmt *st = NULL;
     rc = renc_cat_prepare(c, &st, "INSERT INTO config(key, value) VALUES (?, ?)"
-                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+                                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value");
     if (rc == 0) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);

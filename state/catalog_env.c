@@ -17,7 +17,6 @@
     "id, region, policy, key_ref, locked_by_operator, key_lock, created, policy_since,"   \
     " last_run, last_run_failed, last_run_at, last_run_journal"
 
-
 static const char *const renc_policy_names[] = {"mmk", "byok", "cmk"};
 
 const char *renc_policy_name(enum renc_policy p)
@@ -70,11 +69,11 @@ static int renc_unversioned(char *out, size_t max, const char *ref)
 
 /* Appends a history row; *n (may be NULL) receives its number. */
 int renc_cat_history_add(struct renc_catalog *c, const char *id, const char *action,
-                            const char *detail, int64_t *n)
+                         const char *detail, int64_t *n)
 {
     sqlite3_stmt *st = NULL;
     int rc = renc_cat_prepare(c, &st, "INSERT INTO history(env, at, action, detail) "
-                                  "VALUES (?, ?, ?, ?)");
+                                      "VALUES (?, ?, ?, ?)");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -98,8 +97,8 @@ static int renc_env_key_note(struct renc_catalog *c, const char *id, const char 
         return rc;
     sqlite3_stmt *st = NULL;
     rc = renc_cat_prepare(c, &st, "INSERT INTO env_keys(env, key_ref, last_set) VALUES (?, ?, ?)"
-                              " ON CONFLICT (env, key_ref) DO UPDATE SET"
-                              " last_set = excluded.last_set");
+                                  " ON CONFLICT (env, key_ref) DO UPDATE SET"
+                                  " last_set = excluded.last_set");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -273,7 +272,7 @@ int renc_catalog_list(struct renc_catalog *c, struct renc_env **out, size_t *cou
 {
     struct renc_cat_vec all = RENC_CAT_VEC_OF(struct renc_env);
     int rc = renc_cat_read_rows(c, "SELECT " RENC_ENV_COLUMNS " FROM env ORDER BY id", NULL,
-                            renc_env_row, &all);
+                                renc_env_row, &all);
     if (rc == 0) {
         *out = all.items;
         *count = all.n;
@@ -397,7 +396,8 @@ int renc_catalog_key_lock(struct renc_catalog *c, const char *ref, const char *r
         sqlite3_reset(up);
         rc = step == SQLITE_DONE ? 0 : renc_cat_rc(step);
         if (rc == 0)
-            rc = renc_cat_history_add(c, touched[i], reason ? "key-lock" : "key-unlock", detail, NULL);
+            rc = renc_cat_history_add(c, touched[i], reason ? "key-lock" : "key-unlock", detail,
+                                      NULL);
     }
     sqlite3_finalize(up);
     rc = renc_cat_end(c, rc);
@@ -423,8 +423,8 @@ int renc_catalog_reset(struct renc_catalog *c, const char *id, const char *mmk_r
     /* The key lock goes with the key: the environment no longer uses it,
      * and nothing else would ever lift it.  The operator's lock stays. */
     rc = renc_cat_prepare(c, &st, "UPDATE env SET policy = 'mmk', key_ref = ?, policy_since = ?,"
-                              " key_lock = '', last_run = '', last_run_failed = 0,"
-                              " last_run_at = 0, last_run_journal = '' WHERE id = ?");
+                                  " key_lock = '', last_run = '', last_run_failed = 0,"
+                                  " last_run_at = 0, last_run_journal = '' WHERE id = ?");
     if (rc == 0) {
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, renc_cat_now());
@@ -491,8 +491,8 @@ int renc_catalog_history(struct renc_catalog *c, const char *id,
 {
     RENC_RETURN_IF(!id, -RENC_E_ENV_NOT_FOUND);
     struct renc_cat_vec all = RENC_CAT_VEC_OF(struct renc_env_event);
-    int rc = renc_cat_read_rows(c, "SELECT at, action, detail FROM history WHERE env = ? ORDER BY n",
-                            id, renc_event_row, &all);
+    int rc = renc_cat_read_rows(c, "SELECT at, action, detail FROM history WHERE env = ?"
+                                   " ORDER BY n", id, renc_event_row, &all);
     if (rc == 0) {
         *out = all.items;
         *count = all.n;
@@ -507,9 +507,9 @@ int renc_catalog_env_keys(struct renc_catalog *c, const char *id, char ***refs, 
     /* The current key is also the one set last; it is put first by name
      * all the same, so the order never rests on that alone. */
     int rc = renc_cat_read_rows(c, "SELECT k.key_ref FROM env_keys k JOIN env e ON e.id = k.env"
-                               " WHERE k.env = ?"
-                               " ORDER BY k.key_ref = e.key_ref DESC, k.last_set DESC",
-                            id, renc_string_row, &all);
+                                   " WHERE k.env = ?"
+                                   " ORDER BY k.key_ref = e.key_ref DESC, k.last_set DESC",
+                                id, renc_string_row, &all);
     if (rc == 0) {
         *refs = all.items;
         *count = all.n;

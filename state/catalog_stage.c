@@ -9,7 +9,6 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
-
 /* ---- staged writes ---------------------------------------------------- */
 
 int renc_catalog_stage_begin(struct renc_catalog *c, const char *env, const char *tag,
@@ -17,7 +16,7 @@ int renc_catalog_stage_begin(struct renc_catalog *c, const char *env, const char
 {
     sqlite3_stmt *st = NULL;
     int rc = renc_cat_prepare(c, &st, "INSERT INTO stage(tag, env, op, started, state, request)"
-                                  " VALUES (?, ?, ?, ?, 'writing', ?)");
+                                      " VALUES (?, ?, ?, ?, 'writing', ?)");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
@@ -122,7 +121,8 @@ int renc_catalog_stage_done(struct renc_catalog *c, const char *tag, const char 
             /* The history's details are bounded (struct renc_env_event). */
             struct renc_env_event ev;
             renc_cat_copy_text(ev.detail, sizeof ev.detail, detail);
-            rc = renc_cat_history_add(c, renc_cat_col_text(st, 0), renc_cat_col_text(st, 1), ev.detail, NULL);
+            rc = renc_cat_history_add(c, renc_cat_col_text(st, 0), renc_cat_col_text(st, 1),
+                                      ev.detail, NULL);
         }
         if (rc == 0 && step != SQLITE_DONE)
             rc = renc_cat_rc(step);
@@ -187,9 +187,9 @@ int renc_catalog_stage_list(struct renc_catalog *c, const char *env,
     if (rc)
         return rc;
     rc = renc_cat_prepare(c, &st, env ? "SELECT tag, env, op, started, state, request FROM stage"
-                                    " WHERE env = ? ORDER BY started, tag"
-                                  : "SELECT tag, env, op, started, state, request FROM stage"
-                                    " ORDER BY started, tag");
+                                        " WHERE env = ? ORDER BY started, tag"
+                                      : "SELECT tag, env, op, started, state, request FROM stage"
+                                        " ORDER BY started, tag");
     if (rc == 0) {
         if (env)
             sqlite3_bind_text(st, 1, env, -1, SQLITE_STATIC);

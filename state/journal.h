@@ -165,7 +165,6 @@ int renc_journal_failures(struct renc_journal *j, size_t limit,
 int renc_journal_default_path(const char *state_dir, const char *sources, const char *out,
                               char *path, size_t max);
 
-
 /* ---- claiming work ------------------------------------------------------
  *
  * A batch of blobs to work on, taken from the journal's pending and failed

@@ -165,7 +165,6 @@ static void renc_recover_count(struct renc_recover_stats *s, int out)
     }
 }
 
-
 /* What renc_journal_recover passes through the kind's settle_intents. */
 struct renc_recover_ctx {
     struct renc_recover_stats *stats;
