@@ -16,9 +16,11 @@
  * (renc_journal_header_intents), and renc_journal_recover repairs any header
  * a crash left half written.
  *
- * One run at a time: renc_journal_open takes an exclusive flock on
- * "PATH.lock", which the kernel drops when the process dies, so a crashed
- * run never leaves it stuck.  All functions are thread-safe.
+ * One run at a time (SQLite): renc_journal_open takes an exclusive flock
+ * on "PATH.lock", which the kernel drops when the process dies, so a
+ * crashed run never leaves it stuck; a journal shared by many workers will
+ * hand out claims under leases instead (renc_journal_claim).  All
+ * functions are thread-safe.
  */
 #ifndef RENC_STATE_JOURNAL_H
 #define RENC_STATE_JOURNAL_H
@@ -206,8 +208,8 @@ void renc_journal_batch_cleanup(struct renc_journal_batch *b);
  * prefix; a plain path is SQLite) and every renc_journal_* call goes
  * through it.  What stays above the table, the same for every kind: the
  * queue of notes (renc_journal_note only queues; flush hands the batch to
- * write_outcomes), the settling of header intents on disk (the backend only
- * reads and records them), the names of states and outcomes, and the
+ * write_outcomes), the settling of header intents on disk (the kind only
+ * lists and records them), the names of states and outcomes, and the
  * default location.  Each function returns 0 or a negative error as the
  * public call it serves says; docs/internals/state.md says how SQLite does
  * each and how PostgreSQL will. */
@@ -256,7 +258,7 @@ struct renc_journal_ops {
                           const uint8_t *const *new_hdr, const size_t *len);
     /* settle_intents: for each open intent, settle(arg, intent) looks at
      * the disk and returns an enum renc_settle or a negative error; the
-     * backend records it durably in one transaction (the blob's state,
+     * kind records it durably in one transaction (the blob's state,
      * the settled row, the intent gone; an error leaves the intent open and
      * the blob failed), then calls settled(arg, intent, out). */
     int (*settle_intents)(struct renc_journal *j,
