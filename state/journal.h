@@ -1,5 +1,9 @@
-/* state/journal.h — a run's journal: SQLite in WAL mode, one row per
- * blob (docs/JOURNAL.md has the schema).
+/* state/journal.h — a run's journal: one row per blob, behind an
+ * interface (struct renc_journal_ops below) chosen by where the journal
+ * lives.  Today every location is a path, and the journal a SQLite file in
+ * WAL mode (state/journal_sqlite.c; docs/JOURNAL.md has the schema);
+ * issue 17 adds postgresql://... as one more file behind the same table.
+ * docs/internals/state.md says what each operation promises.
  *
  * The journal is never ahead of durability: a blob is noted done only after
  * its new content, the rename and the directory are durable, and notes are
@@ -12,9 +16,11 @@
  * (renc_journal_header_intents), and renc_journal_recover repairs any header
  * a crash left half written.
  *
- * One run at a time: renc_journal_open takes an exclusive flock on
- * "PATH.lock", which the kernel drops when the process dies, so a crashed
- * run never leaves it stuck.  All functions are thread-safe.
+ * One run at a time (SQLite): renc_journal_open takes an exclusive flock
+ * on "PATH.lock", which the kernel drops when the process dies, so a
+ * crashed run never leaves it stuck; a journal shared by many workers will
+ * hand out claims under leases instead (renc_journal_claim).  All
+ * functions are thread-safe.
  */
 #ifndef RENC_STATE_JOURNAL_H
 #define RENC_STATE_JOURNAL_H
@@ -160,5 +166,113 @@ int renc_journal_failures(struct renc_journal *j, size_t limit,
  * over the canonical sources and out directory. */
 int renc_journal_default_path(const char *state_dir, const char *sources, const char *out,
                               char *path, size_t max);
+
+/* ---- claiming work ------------------------------------------------------
+ *
+ * A batch of blobs to work on, taken from the journal's pending and failed
+ * rows.  Today's engine takes its work list from renc_journal_register (and
+ * shares it among its workers itself); claims are the interface issue 17's
+ * workers on many machines will share a run through. */
+
+struct renc_journal_item {
+    int64_t row;      /* the blob's row: what renc_journal_note takes */
+    uint64_t size;    /* as the last listing saw it */
+    char *path;       /* absolute; owned by the batch */
+};
+
+struct renc_journal_batch {
+    struct renc_journal_item *items;
+    size_t count;
+    /* When the claim lapses unless renewed (Unix time); 0 when it lasts as
+     * long as the journal is open (SQLite: the run's flock is the lease). */
+    double lease_until;
+};
+
+/* renc_journal_claim: up to max blobs of the run that are pending or
+ * failed, not yet claimed in this attempt and not held by an unsettled
+ * header intent, in row order, into *out (count 0: none left).  Each blob
+ * is claimed at most once per attempt (renc_journal_start begins afresh),
+ * whatever its note says; a crash gives the claims back to the next
+ * attempt, which redoes at most what was claimed and not noted.  Free with
+ * renc_journal_batch_cleanup; on failure *out is left empty. */
+int renc_journal_claim(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
+
+/* renc_journal_batch_cleanup: frees what a claim gave; the batch is left
+ * empty (cleaning an empty one does nothing). */
+void renc_journal_batch_cleanup(struct renc_journal_batch *b);
+
+/* ---- the interface a journal implements ----------------------------------
+ *
+ * One table per kind of journal, as curl's struct Curl_ssl is one per TLS
+ * backend: renc_journal_open picks it by the location's form (a scheme
+ * prefix; a plain path is SQLite) and every renc_journal_* call goes
+ * through it.  What stays above the table, the same for every kind: the
+ * queue of notes (renc_journal_note only queues; flush hands the batch to
+ * write_outcomes), the settling of header intents on disk (the kind only
+ * lists and records them), the names of states and outcomes, and the
+ * default location.  Each function returns 0 or a negative error as the
+ * public call it serves says; docs/internals/state.md says how SQLite does
+ * each and how PostgreSQL will. */
+
+/* One queued outcome: what renc_journal_note was given. */
+struct renc_journal_outcome {
+    int64_t row;
+    int rc;                   /* 0, or the blob's error */
+    enum renc_jstate state;
+    char *old_ref, *new_ref;  /* NULL when not given */
+};
+
+/* One open header intent, as the journal holds it (borrowed for one call). */
+struct renc_journal_intent {
+    int64_t row;
+    const char *path;         /* absolute */
+    const uint8_t *old_hdr, *new_hdr;
+    size_t len;
+};
+
+struct renc_journal_ops {
+    const char *name;         /* "sqlite" */
+    /* The location prefix this kind serves ("postgresql://"); NULL for the
+     * one that takes every other location, a file path. */
+    const char *scheme;
+    /* open, open_readonly: as renc_journal_open(_readonly); the journal
+     * they make starts with renc_journal_base_init (journal_internal.h). */
+    int (*open)(struct renc_journal **out, const char *where, int create, long *holder_pid);
+    int (*open_readonly)(struct renc_journal **out, const char *where);
+    /* close: releases everything (the queue is flushed already). */
+    void (*close)(struct renc_journal *j);
+    /* start: a new run or a new attempt (renc_journal_start); sets the run
+     * id in the journal's base and forgets this process's claims. */
+    int (*start)(struct renc_journal *j, const struct renc_journal_params *p, int resume);
+    /* enlist: the work list (renc_journal_register), in one transaction. */
+    int (*enlist)(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
+                  uint8_t *finished);
+    int (*claim)(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
+    /* write_outcomes: n queued notes in one durable transaction, the header
+     * intent of each blob done (or found changed) removed with it; on
+     * failure nothing of them is written (the caller queues them again). */
+    int (*write_outcomes)(struct renc_journal *j, const struct renc_journal_outcome *o,
+                          size_t n);
+    int (*header_intents)(struct renc_journal *j, size_t n, const int64_t *rows,
+                          const char *const *paths, const uint8_t *const *old_hdr,
+                          const uint8_t *const *new_hdr, const size_t *len);
+    /* settle_intents: for each open intent, settle(arg, intent) looks at
+     * the disk and returns an enum renc_settle or a negative error; the
+     * kind records it durably in one transaction (the blob's state,
+     * the settled row, the intent gone; an error leaves the intent open and
+     * the blob failed), then calls settled(arg, intent, out). */
+    int (*settle_intents)(struct renc_journal *j,
+                          int (*settle)(void *arg, const struct renc_journal_intent *in),
+                          void (*settled)(void *arg, const struct renc_journal_intent *in,
+                                          int out),
+                          void *arg);
+    int (*status)(struct renc_journal *j, struct renc_journal_status *st);
+    /* end: closes the attempt (the queue is flushed already). */
+    int (*end)(struct renc_journal *j, const char *outcome);
+    int (*failures)(struct renc_journal *j, size_t limit,
+                    void (*fn)(void *arg, const char *path, const char *error, int code,
+                               const char *ref),
+                    void *arg);
+};
 
 #endif

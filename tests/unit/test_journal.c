@@ -4,7 +4,7 @@
  * created 0600 and others' files refused, and in-place header intents
  * settled after a crash: found new, found old, half written (completed),
  * matching neither (left alone, never through a symlink) and gone, each
- * recorded as settled. */
+ * recorded as settled; claims hand out each unfinished blob once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -363,6 +363,54 @@ static void test_journal_a_failed_flush_keeps_its_notes_for_the_next(void **stat
     renc_free(s.items);
 }
 
+/* Claims: each pending or failed blob once per attempt, in row order, never
+ * one already finished or held by an intent; a new attempt claims afresh. */
+static void test_journal_claims_hand_out_each_unfinished_blob_once(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    char paths[5][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 5);
+    int64_t rows[5];
+    uint8_t fin[5];
+    assert_int_equal(renc_journal_register(j, &s, rows, fin), 0);
+    renc_journal_note(j, rows[1], RENC_J_DONE, 0, NULL, "local:k/2");
+    renc_journal_note(j, rows[2], RENC_J_FAILED, -RENC_E_RECORD_AUTH, NULL, NULL);
+    assert_int_equal(renc_journal_flush(j), 0);
+    uint8_t hdr[512] = {0};
+    const uint8_t *hp = hdr;
+    const char *p4 = paths[4];
+    size_t len = sizeof hdr;
+    assert_int_equal(renc_journal_header_intents(j, 1, &rows[4], &p4, &hp, &hp, &len), 0);
+
+    struct renc_journal_batch b;
+    assert_int_equal(renc_journal_claim(j, 2, &b), 0);
+    assert_int_equal(b.count, 2);
+    assert_true(b.items[0].row == rows[0] && b.items[1].row == rows[2]);
+    assert_string_equal(b.items[0].path, paths[0]);
+    assert_int_equal(b.items[1].size, 1002);
+    assert_true(b.lease_until == 0);
+    renc_journal_batch_cleanup(&b);
+    assert_int_equal(renc_journal_claim(j, 2, &b), 0);
+    assert_int_equal(b.count, 1);
+    assert_true(b.items[0].row == rows[3]);
+    renc_journal_batch_cleanup(&b);
+    assert_int_equal(renc_journal_claim(j, 2, &b), 0);
+    assert_int_equal(b.count, 0);
+    renc_journal_batch_cleanup(&b);
+
+    assert_int_equal(renc_journal_end(j, "interrupted"), 0);
+    assert_int_equal(renc_journal_start(j, &params, 1), 0);
+    assert_int_equal(renc_journal_claim(j, 10, &b), 0);
+    assert_int_equal(b.count, 3);
+    renc_journal_batch_cleanup(&b);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
 static void test_journal_default_path_depends_on_sources_and_out(void **state)
 {
     (void)state;
@@ -393,6 +441,7 @@ int main(void)
         T(test_journal_recovery_settles_gone_and_never_follows_a_replacement),
         T(test_journal_a_done_note_clears_its_intent),
         T(test_journal_a_failed_flush_keeps_its_notes_for_the_next),
+        T(test_journal_claims_hand_out_each_unfinished_blob_once),
         T(test_journal_default_path_depends_on_sources_and_out),
     };
     return cmocka_run_group_tests(tests, setup_group, NULL);
