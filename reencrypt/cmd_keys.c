@@ -471,6 +471,59 @@ static int renc_keys_list(struct renc_keyring *kr, int json)
     return status;
 }
 
+/* keys disable|enable NAME/VERSION of a keyring key: the exit code; *rc
+ * the keyring's failure, for the caller's message. */
+static int renc_keys_local_toggle(struct renc_global *g, struct renc_keyring *kr, const char *sub,
+                                  const char *name, const char *version, int force, int *rc)
+{
+    struct renc_keyring_key key;
+    char local_ref[RENC_MAX_REF_LEN + 1];
+    int revoked = 0, status = RENC_EXIT_OK;
+    snprintf(local_ref, sizeof local_ref, "local:%s/%s", name, version ? version : "");
+    if (version && renc_keyring_get(kr, name, &key) == 0) {
+        for (size_t i = 0; i < key.version_count; i++)
+            revoked |= strcmp(key.versions[i].version, version) == 0 &&
+                       key.versions[i].state == RENC_KEY_REVOKED;
+        renc_keyring_key_cleanup(&key);
+    }
+    if (!version) {
+        renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
+        return RENC_EXIT_USAGE;
+    }
+    if (sub[0] == 'd' && !revoked && !force &&
+        (status = renc_keys_disable_check(g, local_ref)) != RENC_EXIT_OK)
+        return status; /* refused: still needed (the message is printed) */
+    if (revoked) {
+        /* A revoke is undone only by restore, never silently by enable or
+         * overwritten by disable. */
+        renc_err(sub, "local:%s/%s is revoked: 'keys restore %s/%s' first", name, version, name,
+                 version);
+        return RENC_EXIT_FAILED;
+    }
+    if ((*rc = renc_keyring_set_state(kr, name, version,
+                                      sub[0] == 'd' ? RENC_KEY_DISABLED : RENC_KEY_ENABLED)) == 0)
+        printf("%sd local:%s/%s\n", sub, name, version);
+    return status;
+}
+
+/* keys revoke|restore NAME[/VERSION] of a keyring key; a whole key's
+ * revoke locks its environments, its restore unlocks them. */
+static int renc_keys_local_revoke(struct renc_global *g, struct renc_keyring *kr, int revoke,
+                                  const char *name, const char *version)
+{
+    int rc = renc_keyring_set_state(kr, name, version, revoke ? RENC_KEY_REVOKED : RENC_KEY_ENABLED);
+    if (rc == 0) {
+        printf("%s local:%s%s%s\n", revoke ? "revoked" : "restored", name, version ? "/" : "",
+               version ? version : "");
+        if (!version) {
+            char ref[RENC_MAX_REF_LEN + 1];
+            snprintf(ref, sizeof ref, "local:%s", name);
+            renc_keys_lock_envs(g, ref, revoke);
+        }
+    }
+    return rc;
+}
+
 int renc_cmd_keys(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -568,45 +621,9 @@ int renc_cmd_keys(int argc, char **argv)
         else if ((rc = renc_keyring_rotate(kr, name, v)) == 0)
             printf("rotated local:%s: current version is now %s\n", name, v);
     } else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
-        struct renc_keyring_key key;
-        char local_ref[RENC_MAX_REF_LEN + 1];
-        int revoked = 0;
-        snprintf(local_ref, sizeof local_ref, "local:%s/%s", name, version ? version : "");
-        if (version && renc_keyring_get(kr, name, &key) == 0) {
-            for (size_t i = 0; i < key.version_count; i++)
-                revoked |= strcmp(key.versions[i].version, version) == 0 &&
-                           key.versions[i].state == RENC_KEY_REVOKED;
-            renc_keyring_key_cleanup(&key);
-        }
-        if (!version) {
-            renc_err(sub, "give NAME/VERSION: a version is disabled or enabled, not a key");
-            status = RENC_EXIT_USAGE;
-        } else if (sub[0] == 'd' && !revoked && !force &&
-                   (status = renc_keys_disable_check(&g, local_ref)) != RENC_EXIT_OK) {
-            /* refused: still needed (the message is printed) */
-        } else if (revoked) {
-            /* A revoke is undone only by restore, never silently by enable
-             * or overwritten by disable. */
-            renc_err(sub, "local:%s/%s is revoked: 'keys restore %s/%s' first", name, version,
-                     name, version);
-            status = RENC_EXIT_FAILED;
-        } else if ((rc = renc_keyring_set_state(kr, name, version,
-                       sub[0] == 'd' ? RENC_KEY_DISABLED : RENC_KEY_ENABLED)) == 0) {
-            printf("%sd local:%s/%s\n", sub, name, version);
-        }
+        status = renc_keys_local_toggle(&g, kr, sub, name, version, force, &rc);
     } else if (strcmp(sub, "revoke") == 0 || strcmp(sub, "restore") == 0) {
-        int revoke = sub[2] == 'v';
-        rc = renc_keyring_set_state(kr, name, version,
-                                    revoke ? RENC_KEY_REVOKED : RENC_KEY_ENABLED);
-        if (rc == 0) {
-            printf("%s local:%s%s%s\n", revoke ? "revoked" : "restored", name,
-                   version ? "/" : "", version ? version : "");
-            if (!version) {
-                char ref[RENC_MAX_REF_LEN + 1];
-                snprintf(ref, sizeof ref, "local:%s", name);
-                renc_keys_lock_envs(&g, ref, revoke);
-            }
-        }
+        rc = renc_keys_local_revoke(&g, kr, sub[2] == 'v', name, version);
     } else {
         fputs(renc_keys_usage, stderr);
         status = RENC_EXIT_USAGE;
