@@ -1,9 +1,9 @@
 /* reencrypt run | verify — the bulk commands: their options, and the calls
  * one run makes in order (locks, keys, journal, scan, engine, outcome).
- * What those calls need beside them lives in run_paths.c (the --out mirror
- * rules, the temp-file sweep), run_journal.c (the journal and the work list)
- * and run_report.c (progress, summary, --report); cmd_run.h is what they
- * share. */
+ * What those calls need beside them lives in run_paths.c (what the
+ * store's --out mirror rules and temp-file sweep found), run_journal.c
+ * (the journal and the work list) and run_report.c (progress, summary,
+ * --report); cmd_run.h is what they share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
