@@ -1,9 +1,9 @@
 /* reencrypt run | verify — the bulk commands: their options, and the calls
  * one run makes in order (locks, keys, journal, scan, engine, outcome).
- * What those calls need beside them lives in run_paths.c (the --out mirror
- * rules, the temp-file sweep), run_journal.c (the journal and the work list)
- * and run_report.c (progress, summary, --report); cmd_run.h is what they
- * share. */
+ * What those calls need beside them lives in run_paths.c (what the
+ * store's --out mirror rules and temp-file sweep found), run_journal.c
+ * (the journal and the work list) and run_report.c (progress, summary,
+ * --report); cmd_run.h is what they share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +22,7 @@
 #include "reencrypt/envctl.h"
 #include "env/envdata.h"
 #include "store/scan.h"
+#include "store/store.h"
 #include "run/session.h"
 #include "reencrypt/stage.h"
 #include "blob/transform.h"
@@ -249,14 +250,18 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
     return renc_bulk_parse_what(cmd, usage, a);
 }
 
-/* Lists the blobs; prints scan errors.  Returns -1 to continue or an exit. */
-static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_scan *scan,
-                          const char *exclude)
+/* Opens the store the blobs are in and lists them; prints listing errors.
+ * Returns -1 to continue or an exit. */
+static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_store **store,
+                          struct renc_scan *scan, const char *exclude)
 {
     char q[RENC_PATH_QUOTE_MAX];
-    int rc = a->manifest ? renc_scan_manifest(scan, a->manifest)
-                         : renc_scan_paths(scan, (const char *const *)a->sources,
-                                           (size_t)a->source_count, exclude);
+    struct renc_store_spec spec = {.sources = (const char *const *)a->sources,
+                                   .source_count = (size_t)a->source_count,
+                                   .manifest = a->manifest, .exclude = exclude};
+    int rc = renc_store_open(store, &spec);
+    if (rc == 0)
+        rc = renc_store_list_scan(*store, scan);
     if (rc) {
         renc_err(cmd, "%s: %s", a->manifest ? QP(q, a->manifest) : "scan", renc_strerror(rc));
         return renc_exit_for(rc);
@@ -329,6 +334,7 @@ struct renc_bulk_run {
     struct renc_keyring *kr;
     struct renc_keystore *ks;
     struct renc_transformer *t;
+    struct renc_store *store; /* where the blobs are (store/store.h) */
     struct renc_scan scan, work; /* work: the blobs left to do, a subset of scan */
     int64_t *rows;
     uint8_t *finished;
@@ -488,7 +494,7 @@ static int renc_bulk_list(struct renc_bulk_run *r)
 {
     const char *cmd = r->cmd;
     struct renc_bulk_args *a = r->a;
-    int status = renc_bulk_scan(cmd, a, &r->scan, a->out ? r->out_real : NULL);
+    int status = renc_bulk_scan(cmd, a, &r->store, &r->scan, a->out ? r->out_real : NULL);
     if (status >= 0)
         return status;
     if (r->op == RENC_ENGINE_RUN && a->out &&
@@ -500,7 +506,7 @@ static int renc_bulk_list(struct renc_bulk_run *r)
     if (r->writes) {
         const char *tags[2] = {r->sess.resumed ? renc_journal_run_id(r->sess.journal) : NULL,
                                r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL};
-        renc_run_sweep_temps(cmd, &r->scan, tags, r->journaled ? 2 : 0);
+        renc_run_sweep_temps(cmd, r->store, &r->scan, tags, r->journaled ? 2 : 0);
     }
     return -1;
 }
@@ -525,7 +531,7 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
         .op = r->op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
-        .direct = a->direct, .journal = r->sess.journal, .rows = r->rows,
+        .direct = a->direct, .journal = r->sess.journal, .rows = r->rows, .store = r->store,
         .header_in_place = r->journaled && !a->copy,
         .tmp_tag = r->journaled ? renc_journal_run_id(r->sess.journal) : NULL,
         .clean_tmp = r->sess.resumed,
@@ -554,6 +560,7 @@ static void renc_bulk_exec_cleanup(struct renc_bulk_run *r)
     renc_free(r->rows);
     renc_free(r->finished);
     renc_scan_cleanup(&r->scan);
+    renc_store_free(r->store);
     renc_transformer_free(r->t);
     renc_keystore_free(r->ks);
     renc_keyring_free(r->kr);

@@ -73,7 +73,8 @@ struct renc_progress_ctx {
     atomic_int *stop;             /* set when a flush fails */
 };
 
-/* ---- run_paths.c: where a run writes, and what crashed attempts left */
+/* ---- run_paths.c: where a run writes, and what crashed attempts left,
+ * as the run says them (the rules are the store's: store/mirror.h) */
 
 /* renc_mirror_out_inside: 1 when --out lies inside a source (the run would
  * read its own output), 0 when not (out_real gets --out canonical), or a
@@ -85,7 +86,10 @@ int renc_mirror_out_inside(const struct renc_bulk_args *a, char *out_real, size_
 int renc_mirror_check_paths(const char *cmd, const char *out, struct renc_scan *scan);
 int renc_mirror_check_not_source(const char *cmd, const struct renc_bulk_args *a,
                                  const char *out, const struct renc_scan *scan);
-void renc_run_sweep_temps(const char *cmd, const struct renc_scan *scan,
+/* renc_run_sweep_temps: the store's temp sweep over the temporaries the
+ * listing met, and what it did said. */
+struct renc_store;
+void renc_run_sweep_temps(const char *cmd, struct renc_store *store, const struct renc_scan *scan,
                           const char *const *tags, size_t ntags);
 
 /* ---- run_journal.c: the run's journal and the work list it leaves */

@@ -1,8 +1,8 @@
 /* run/engine.c — see engine.h for the shape of the pipeline, and
  * engine_internal.h for how it is split across files.  This file: the work
  * queue (workers claiming items), results and their journal notes, paths
- * and temporaries, the commit helpers both paths use, the engine's life
- * cycle. */
+ * and temporaries, the commit mode and the commit helpers both paths use,
+ * the engine's life cycle. */
 #include "run/engine.h"
 
 #include <errno.h>
@@ -21,7 +21,6 @@
 #include "crypto/record.h"
 #include "io/file.h"
 #include "io/pool.h"
-#include "io/replace.h"
 #include "io/ring.h"
 #include "blob/blobfile.h"
 #include "run/engine_internal.h"
@@ -79,55 +78,6 @@ void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st
     atomic_fetch_add(&e->bytes_finished, e->scan->items[idx].size);
 }
 
-/* The final path of item idx (the original, or its mirror under --out) and
- * the parent directories created for it. */
-int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t max)
-{
-    const struct renc_scan_item *it = &e->scan->items[idx];
-    if (!e->opts.out_dir) {
-        int n = snprintf(out, max, "%s", it->path);
-        return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
-    }
-    int n = snprintf(out, max, "%s/%s", e->opts.out_dir, it->rel);
-    if (n < 0 || (size_t)n >= max)
-        return -ENAMETOOLONG;
-    /* The mirror's folders are made or found, never followed: a symbolic
-     * link among them would send the blob outside the mirror. */
-    for (char *p = out + strlen(e->opts.out_dir) + 1; (p = strchr(p, '/')) != NULL; p++) {
-        *p = '\0';
-        struct stat st;
-        int rc = mkdir(out, 0755) == 0 || errno == EEXIST ? 0 : -errno;
-        if (rc == 0 && lstat(out, &st) != 0)
-            rc = -errno;
-        else if (rc == 0 && !S_ISDIR(st.st_mode))
-            rc = -RENC_E_NOT_REGULAR;
-        *p = '/';
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* The temporary beside a final path (io/tmpname.h): tagged with the
- * journal's run id (the same in every attempt, recorded before any
- * temporary is made), else a random tag of this engine.  With clean_tmp one
- * left by a crashed attempt is removed first. */
-int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max)
-{
-    int rc = renc_tmpname_make(out, max, final, e->tag);
-    if (rc)
-        return rc;
-    if (e->opts.clean_tmp && unlink(out) != 0 && errno != ENOENT)
-        return -errno;
-    if (e->opts.stale_tag) {
-        char stale[4200];
-        if (renc_tmpname_make(stale, sizeof stale, final, e->opts.stale_tag) == 0 &&
-            unlink(stale) != 0 && errno != ENOENT)
-            return -errno;
-    }
-    return 0;
-}
-
 /* ---- ring helpers ----------------------------------------------------- */
 
 static void renc_sync_done(struct renc_ring_op *op, int result)
@@ -152,41 +102,53 @@ int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s)
     return s->result;
 }
 
-/* ---- commit helpers (both paths) -------------------------------------- */
+/* ---- the commit mode ------------------------------------------------- */
 
-/* In-place header rewrap: a rewrap in place whose new header has the old
- * one's length, with a journal to hold both across the overwrite. */
-int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_plan *p)
+/* renc_commit_mode: how the new version of a blob with plan p is committed,
+ * decided here and nowhere else (p NULL: the run's mode, before a blob has
+ * a plan).  Under --out the new blob goes to the mirror and the source is
+ * never written.  In place, a rewrap whose new header has the old one's
+ * length rewrites only the header where it is, with the journal holding
+ * both across the overwrite; everything else is a replacement staged aside
+ * and renamed over the blob.  Blob storage adds its Put Block List commit
+ * here: a rewrap of a blob laid out as blocks commits a new header block
+ * with the record blocks it already has (docs/internals/store.md). */
+enum renc_commit_mode renc_commit_mode(const struct renc_engine *e, const struct renc_blob_plan *p)
 {
-    return e->opts.header_in_place && e->opts.journal && !e->opts.out_dir && !e->opts.dry_run &&
-           !p->new_dek && p->new_hdr_len == p->old_h.header_len;
+    if (e->run_mode == RENC_COMMIT_MIRROR || !p)
+        return e->run_mode;
+    if (e->opts.header_in_place && e->opts.journal && !e->opts.dry_run && !p->new_dek &&
+        p->new_hdr_len == p->old_h.header_len)
+        return RENC_COMMIT_HEADER_IN_PLACE;
+    return RENC_COMMIT_REPLACE;
 }
 
-/* After a failed in-place header write: puts the old header back through
- * the descriptor that was written (never by path: the name may be another
- * file by now), so the blob is wholly old again (if this fails too, the
- * journal's intent is left for the next attempt's recovery). */
-void renc_restore_header(int fd, const uint8_t *old_hdr, size_t len)
+/* Where item idx's new version goes (under --out its mirror, folders made)
+ * and, but for a header in place, the staging temporary beside it: tagged
+ * with the journal's run id (the same in every attempt, recorded before
+ * any temporary is made), else a random tag of this engine; on a resume
+ * the one a crashed attempt left is removed first. */
+int renc_commit_begin(struct renc_engine *e, size_t idx, enum renc_commit_mode mode,
+                      struct renc_store_txn *txn)
 {
-    if (pwrite(fd, old_hdr, len, 0) == (ssize_t)len)
-        (void)fdatasync(fd);
+    return e->dst->ops->begin(e->dst, &e->scan->items[idx], mode, &e->tags, txn);
 }
 
-/* Replaces item idx's final file with the durable temporary tmp, if the
- * blob is still the one that was read (st): in place an exchange checked on
+/* Commit point: item idx's durable staged version replaces the blob if it
+ * is still the one that was read (st): in place an exchange checked on
  * both sides; under --out the source checked unchanged, then the mirror's
- * file renamed.  tmp is gone afterwards either way. */
-int renc_commit_checked(struct renc_engine *e, size_t idx, const struct stat *st,
-                        const char *tmp, const char *final)
+ * file put in place.  The staging copy is gone afterwards either way. */
+int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
+                    struct renc_store_txn *txn)
 {
-    if (!e->opts.out_dir)
-        return renc_replace_checked(AT_FDCWD, tmp, final, st);
-    int rc = renc_unchanged_at(AT_FDCWD, e->scan->items[idx].path, st);
-    if (rc == 0 && rename(tmp, final) != 0)
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
+    if (txn->mode == RENC_COMMIT_MIRROR) {
+        int rc = e->src->ops->unchanged(e->src, &e->scan->items[idx], st);
+        if (rc) {
+            e->dst->ops->abort(e->dst, txn);
+            return rc;
+        }
+    }
+    return e->dst->ops->commit(e->dst, txn, st);
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -295,6 +257,21 @@ size_t renc_engine_min_memory(void)
     return renc_engine_chunk_bytes() + RENC_POOL_ALIGN;
 }
 
+/* The engine's stores: the caller's source store (or one for the items'
+ * names), and the --out mirror's. */
+static int renc_engine_stores(struct renc_engine *e)
+{
+    struct renc_store_spec none = {0}, out = {.root = e->opts.out_dir};
+    int rc = 0;
+    e->src = e->opts.store;
+    if (!e->src && (rc = renc_store_open(&e->own_src, &none)) == 0)
+        e->src = e->own_src;
+    e->dst = e->src;
+    if (rc == 0 && e->opts.out_dir && (rc = renc_store_open(&e->own_dst, &out)) == 0)
+        e->dst = e->own_dst;
+    return rc;
+}
+
 int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,
                     struct renc_keystore *ks, struct renc_transformer *t,
                     const struct renc_scan *scan)
@@ -311,6 +288,9 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
     e->t = t;
     e->scan = scan;
     e->chunk_bytes = chunk;
+    e->run_mode = opts->out_dir ? RENC_COMMIT_MIRROR : RENC_COMMIT_REPLACE;
+    e->tags = (struct renc_store_tags){.tag = e->tag, .stale_tag = opts->stale_tag,
+                                       .clean = opts->clean_tmp};
     /* Small enough to be read whole: a quarter of the pool per worker, at
      * most 4 MiB, so the batches of all workers fit together. */
     e->small_max = opts->memory_bytes / (4 * opts->threads);
@@ -325,6 +305,8 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
                  ? 0 : -RENC_E_INVALID;
     else if (rc == 0)
         rc = renc_tmpname_random_tag(e->tag);
+    if (rc == 0)
+        rc = renc_engine_stores(e);
     if (rc) {
         renc_engine_free(e);
         return rc;
@@ -342,6 +324,8 @@ void renc_engine_free(struct renc_engine *e)
             renc_free(e->results[i].ref);
     renc_free(e->results);
     renc_pool_free(e->pool);
+    renc_store_free(e->own_dst);
+    renc_store_free(e->own_src);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
     renc_free(e);

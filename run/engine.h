@@ -1,7 +1,7 @@
 /* run/engine.h — the run pipeline (DESIGN.md §3).
  *
  *   scan --> [read: io_uring] --> [open old / seal new: N workers]
- *        --> [write: io_uring] --> [commit: durable temp, rename, directory]
+ *        --> [write: io_uring] --> [commit: the store's, by the blob's commit mode]
  *
  * Every worker thread owns one io_uring ring.  Small blobs are handled in
  * batches: opened, read and closed through the ring with the whole batch in
@@ -12,7 +12,10 @@
  * crypto to whichever worker is free, and writes the results at their
  * offsets through its ring.  Buffers come from a pool bounded by --memory,
  * so memory stays bounded whatever the corpus.  Each blob is wholly old or
- * wholly new at every instant: the rename is the commit point.
+ * wholly new at every instant: the store's commit (a checked rename, for a
+ * local tree) is the commit point; how each blob is committed (replaced,
+ * its header rewritten in place, or mirrored to --out) is decided in one
+ * place, renc_commit_mode (engine.c).
  */
 #ifndef RENC_RUN_ENGINE_H
 #define RENC_RUN_ENGINE_H
@@ -25,6 +28,7 @@
 #include "keys/keystore.h"
 #include "state/journal.h"
 #include "store/scan.h"
+#include "store/store.h"
 #include "blob/transform.h"
 
 enum renc_engine_op {
@@ -38,7 +42,11 @@ struct renc_engine_opts {
     size_t memory_bytes;       /* buffer pool budget */
     int fail_fast;
     int dry_run;
-    const char *out_dir;       /* NULL: in place */
+    const char *out_dir;       /* --out: where the mirror is (a store is opened over it);
+                                * NULL: in place */
+    /* The store the scan's items are in (store/store.h; borrowed).  NULL:
+     * the engine opens one by the items' names. */
+    struct renc_store *store;
     enum renc_aead_backend backend;
     atomic_int *stop;          /* set by a signal handler: finish in-flight blobs and stop
                                 * (atomic: workers read it while any thread may run the

@@ -49,11 +49,10 @@ struct renc_small {
     int value;               /* the last op's result */
     int write;               /* 1 when it is to be written */
     int copy_only;           /* --out: already under the target, mirrored as it is */
-    int in_place;            /* rewrap: only the header is rewritten, in place */
+    int in_place;            /* txn.mode is RENC_COMMIT_HEADER_IN_PLACE */
     uint8_t *old_hdr;        /* in place: the header it replaces (for the journal) */
     struct renc_blob_plan plan;
-    char final[4096];
-    char tmp[4200];
+    struct renc_store_txn txn; /* its new version (renc_commit_begin) */
     struct renc_batch_op ops[2];
 };
 
@@ -105,12 +104,14 @@ static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, siz
     return renc_ring_drain(ring);
 }
 
+/* The store's local fast path: the blob opened through the ring by the
+ * path the store gives (store/store.h, ring_path). */
 static void renc_prep_open_read(struct renc_small *s, struct renc_batch_op *b, void *arg)
 {
-    const struct renc_scan *scan = arg;
+    struct renc_engine *e = arg;
     b->op.kind = RENC_RING_OPENAT;
     b->op.fd = AT_FDCWD;
-    b->op.path = scan->items[s->idx].path;
+    b->op.path = e->src->ops->ring_path(e->src, &e->scan->items[s->idx]);
     b->op.open_flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
 }
 
@@ -119,7 +120,7 @@ static void renc_prep_read(struct renc_small *s, struct renc_batch_op *b, void *
     b->op.kind = RENC_RING_READ;
     b->op.fd = s->fd;
     b->op.buf = s->buf;
-    b->op.len = (size_t)((const struct renc_scan *)arg)->items[s->idx].size + 1;
+    b->op.len = (size_t)((const struct renc_engine *)arg)->scan->items[s->idx].size + 1;
     b->op.offset = 0;
 }
 
@@ -128,7 +129,7 @@ static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, vo
     const struct renc_scan *scan = arg;
     b->op.kind = RENC_RING_OPENAT;
     b->op.fd = AT_FDCWD;
-    b->op.path = s->in_place ? s->final : s->tmp;
+    b->op.path = s->in_place ? s->txn.final : s->txn.tmp;
     b->op.open_flags = s->in_place ? O_WRONLY | O_CLOEXEC | O_NOFOLLOW
                                    : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
     b->op.mode = scan->items[s->idx].mode & 07777;
@@ -158,7 +159,8 @@ static void renc_prep_fsync(struct renc_small *s, struct renc_batch_op *b, void 
  * too, and they may lie outside the run's sources. */
 static void renc_small_mark_write(struct renc_engine *e, struct renc_small *s)
 {
-    if (!e->opts.out_dir && !e->opts.identity && s->st.st_nlink > 1)
+    if (renc_commit_mode(e, NULL) != RENC_COMMIT_MIRROR && !e->opts.identity &&
+        s->st.st_nlink > 1)
         renc_small_fail(e, s, -RENC_E_HARDLINKED, NULL);
     else
         s->write = 1;
@@ -166,7 +168,7 @@ static void renc_small_mark_write(struct renc_engine *e, struct renc_small *s)
 
 /* Passes a blob's records through the plan's resealer, in memory, and puts
  * the new header before them: in place when only the header changes and
- * fits (renc_in_place_ok), else a whole new blob for a temporary.  Nothing
+ * fits (renc_commit_mode), else a whole new blob for a temporary.  Nothing
  * is written yet: a failure here leaves the blob wholly old. */
 static void renc_small_reseal(struct renc_engine *e, struct renc_small *s)
 {
@@ -187,10 +189,11 @@ static void renc_small_reseal(struct renc_engine *e, struct renc_small *s)
         renc_finish(e, s->idx, RENC_ITEM_DONE, 0, NULL);
         return;
     }
-    if (renc_in_place_ok(e, p)) {
+    enum renc_commit_mode mode = renc_commit_mode(e, p);
+    if (mode == RENC_COMMIT_HEADER_IN_PLACE) {
         /* Only the header changes: it is rewritten where it is. */
         s->old_hdr = renc_malloc(old_hl);
-        if (!s->old_hdr || (rc = renc_final_path(e, s->idx, s->final, sizeof s->final))) {
+        if (!s->old_hdr || (rc = renc_commit_begin(e, s->idx, mode, &s->txn))) {
             renc_small_fail(e, s, s->old_hdr ? rc : -RENC_E_NOMEM, NULL);
             return;
         }
@@ -220,8 +223,7 @@ static void renc_small_reseal(struct renc_engine *e, struct renc_small *s)
         s->len = new_len;
     }
     memcpy(s->buf, p->new_hdr, p->new_hdr_len);
-    if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
-        (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
+    if ((rc = renc_commit_begin(e, s->idx, mode, &s->txn))) {
         renc_small_fail(e, s, rc, NULL);
         return;
     }
@@ -244,9 +246,7 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
     (void)it;
     if (e->opts.identity) {
         /* The bare file-work ceiling: every step of a run but the crypto. */
-        int rc = renc_final_path(e, s->idx, s->final, sizeof s->final);
-        if (rc == 0)
-            rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp);
+        int rc = renc_commit_begin(e, s->idx, renc_commit_mode(e, NULL), &s->txn);
         if (rc)
             renc_small_fail(e, s, rc, NULL);
         else
@@ -268,15 +268,15 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
         renc_small_fail(e, s, rc, p->failed_ref);
         return;
     }
-    if (p->verdict == RENC_VERDICT_SKIP && (!e->opts.out_dir || e->opts.dry_run)) {
+    if (p->verdict == RENC_VERDICT_SKIP &&
+        (renc_commit_mode(e, p) != RENC_COMMIT_MIRROR || e->opts.dry_run)) {
         renc_finish_plan(e, s->idx, RENC_ITEM_SKIPPED, 0, NULL, p);
         return;
     }
     if (p->verdict == RENC_VERDICT_SKIP) {
         /* --out: the mirror is complete, so a blob already under the target
          * is copied into it as it is (and counted as skipped). */
-        if ((rc = renc_final_path(e, s->idx, s->final, sizeof s->final)) ||
-            (rc = renc_tmp_path(e, s->final, s->tmp, sizeof s->tmp))) {
+        if ((rc = renc_commit_begin(e, s->idx, RENC_COMMIT_MIRROR, &s->txn))) {
             renc_small_fail(e, s, rc, NULL);
             return;
         }
@@ -287,38 +287,16 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
     renc_small_reseal(e, s);
 }
 
-/* Makes the directories of the batch's renamed files durable, once each. */
-static int renc_sync_dirs(struct renc_small *items, size_t n)
+/* Makes the batch's commits durable: the store's barrier over them (a
+ * local tree syncs each directory once, for the whole batch). */
+static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, size_t n)
 {
-    char done[RENC_BATCH_MAX][4096];
-    size_t ndone = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].write || items[i].rc || items[i].in_place)
-            continue;
-        char dir[4096];
-        const char *slash = strrchr(items[i].final, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - items[i].final) : 1,
-                 slash ? items[i].final : ".");
-        if (dir[0] == '\0')
-            strcpy(dir, "/");
-        int seen = 0;
-        for (size_t k = 0; k < ndone && !seen; k++)
-            seen = strcmp(done[k], dir) == 0;
-        if (seen)
-            continue;
-        strcpy(done[ndone++], dir);
-        int r = renc_fault_check("fsync");
-        if (r == 0) {
-            int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            r = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
-            if (fd >= 0)
-                close(fd);
-        }
-        if (r && rc == 0)
-            rc = r;
-    }
-    return rc;
+    struct renc_store_txn *txns[RENC_BATCH_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].write && !items[i].rc && !items[i].in_place)
+            txns[k++] = &items[i].txn;
+    return e->dst->ops->barrier(e->dst, txns, k);
 }
 
 void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
@@ -351,7 +329,7 @@ static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, 
         if (!items[i].write || !items[i].in_place)
             continue;
         rows[k] = e->opts.rows[items[i].idx];
-        paths[k] = items[i].final;
+        paths[k] = items[i].txn.final;
         olds[k] = items[i].old_hdr;
         news[k] = items[i].buf;
         lens[k] = items[i].len;
@@ -373,13 +351,13 @@ static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, 
 static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring,
                             struct renc_small *items, size_t n)
 {
-    renc_batch_step(ring, items, n, renc_prep_open_read, (void *)e->scan, RENC_STEP_ALL);
+    renc_batch_step(ring, items, n, renc_prep_open_read, e, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++) {
         items[i].fd = items[i].rc ? -1 : items[i].value;
         if (items[i].fd >= 0 && fstat(items[i].fd, &items[i].st) != 0)
             items[i].rc = -errno;
     }
-    renc_batch_step(ring, items, n, renc_prep_read, (void *)e->scan, RENC_STEP_ALL);
+    renc_batch_step(ring, items, n, renc_prep_read, e, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc == 0)
             items[i].len = (size_t)items[i].value;
@@ -435,30 +413,30 @@ static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items
         if (!s->write)
             continue;
         if (s->rc && s->in_place)
-            renc_restore_header(s->ofd, s->old_hdr, s->len);
+            renc_store_fd_restore_header(s->ofd, s->old_hdr, s->len);
         if (close(s->ofd) != 0 && s->rc == 0)
             s->rc = -errno; /* in place: the journal's intent settles what is there */
         s->ofd = -1;
         if (s->rc && s->in_place) {
             renc_small_fail(e, s, s->rc, NULL);
         } else if (s->rc) {
-            unlink(s->tmp);
+            e->dst->ops->abort(e->dst, &s->txn);
             renc_small_fail(e, s, s->rc, NULL);
         }
     }
 }
 
 /* Commit point: each blob still the one that was read is replaced by its
- * new version (an exchange checked on both sides; under --out, the source
- * is checked and the mirror's file renamed).  A header written in place is
- * committed once durable. */
+ * new version (renc_commit_txn: an exchange checked on both sides; under
+ * --out, the source is checked and the mirror's file renamed).  A header
+ * written in place is committed once durable. */
 static void renc_batch_commit(struct renc_engine *e, struct renc_small *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct renc_small *s = &items[i];
         if (!s->write || s->rc || s->in_place)
             continue;
-        int rc = renc_commit_checked(e, s->idx, &s->st, s->tmp, s->final);
+        int rc = renc_commit_txn(e, s->idx, &s->st, &s->txn);
         if (rc)
             renc_small_fail(e, s, rc, NULL);
     }
@@ -499,7 +477,7 @@ void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
     renc_batch_close_out(e, items, n);
     renc_batch_commit(e, items, n);
     /* One durability barrier per directory for the whole batch. */
-    int rc = renc_sync_dirs(items, n);
+    int rc = renc_batch_barrier(e, items, n);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;

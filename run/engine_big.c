@@ -44,57 +44,53 @@ static int renc_big_copy_records(int in_fd, int out_fd, uint64_t in_off, uint64_
     return 0;
 }
 
-/* --direct: the source opened a second time, O_DIRECT, for the records. */
-static int renc_open_direct(struct renc_big *b, const char *path)
+/* --direct: the source opened a second time, O_DIRECT, for the records
+ * (the store's local fast path: by the path it gives). */
+static int renc_open_direct(struct renc_big *b)
 {
+    struct renc_store *src = b->e->src;
+    const char *path = src->ops->ring_path(src, &b->e->scan->items[b->idx]);
+    if (!path)
+        return -EOPNOTSUPP;
     b->direct_in_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
     if (b->direct_in_fd < 0)
         return errno == EINVAL ? -EOPNOTSUPP : -errno; /* e.g. tmpfs */
     return 0;
 }
 
-/* In-place header rewrap of one blob: the old and new header durably into
- * the journal, then the new header over the old one and made durable.  On
- * a failure the old header is put back. */
-static int renc_header_in_place(struct renc_engine *e, size_t idx, const char *path,
-                                const uint8_t *old_hdr, const struct renc_blob_plan *p,
-                                const struct stat *st)
+/* The blob's staging copy dropped: its descriptor closed, the file removed
+ * by the store (the blob stays wholly old). */
+static void renc_big_abort(struct renc_big *b)
 {
-    size_t len = p->new_hdr_len;
-    const uint8_t *new_hdr = p->new_hdr;
-    int rc = renc_journal_header_intents(e->opts.journal, 1, &e->opts.rows[idx], &path,
+    if (b->out_fd >= 0)
+        close(b->out_fd);
+    b->out_fd = -1;
+    b->e->dst->ops->abort(b->e->dst, &b->txn);
+}
+
+/* In-place header rewrap of one blob: the old and new header durably into
+ * the journal, then the store writes the new header over the old one and
+ * makes it durable (putting the old one back on a failure). */
+static int renc_header_in_place(struct renc_engine *e, struct renc_big *b)
+{
+    size_t len = b->plan.new_hdr_len;
+    const uint8_t *new_hdr = b->plan.new_hdr, *old_hdr = b->hdr;
+    int rc = renc_commit_begin(e, b->idx, RENC_COMMIT_HEADER_IN_PLACE, &b->txn);
+    const char *path = b->txn.final;
+    if (rc == 0)
+        rc = renc_journal_header_intents(e->opts.journal, 1, &e->opts.rows[b->idx], &path,
                                          &old_hdr, &new_hdr, &len);
-    if (rc)
-        return rc;
-    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return errno == ENOENT ? -RENC_E_CHANGED : -errno;
-    struct stat now;
-    if (fstat(fd, &now) != 0 || !renc_same_file(st, &now)) {
-        close(fd); /* not the blob that was read: not ours to write */
-        return -RENC_E_CHANGED;
-    }
-    rc = renc_fault_check("write");
-    if (rc == 0 && pwrite(fd, new_hdr, len, 0) != (ssize_t)len)
-        rc = errno ? -errno : -EIO;
     if (rc == 0)
-        rc = renc_keep_mtime(fd, st);
-    if (rc == 0)
-        rc = renc_fault_check("fsync");
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (rc)
-        renc_restore_header(fd, old_hdr, len);
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno; /* after a durable write: the header is new, as journaled */
+        rc = e->dst->ops->write_header(e->dst, &b->txn, &b->st, new_hdr, old_hdr, len);
     return rc;
 }
 
 /* Commits a big blob's durable temporary (fd is closed either way): the
- * blob's attributes, fsync, then the checked replacement (under --out: the
- * source checked unchanged, the mirror's file renamed), then the directory. */
+ * blob's attributes, fsync, then the checked replacement (renc_commit_txn;
+ * under --out: the source checked unchanged, the mirror's file renamed),
+ * then the store's barrier (the directory). */
 static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const struct stat *st,
-                           int fd, const char *tmp, const char *final)
+                           int fd, struct renc_store_txn *txn)
 {
     unsigned lost = 0;
     int rc = renc_copy_attrs(in_fd, st, fd, &lost);
@@ -106,11 +102,11 @@ static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const s
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc) {
-        unlink(tmp);
+        e->dst->ops->abort(e->dst, txn);
         return rc;
     }
-    rc = renc_commit_checked(e, idx, st, tmp, final);
-    return rc ? rc : renc_file_fsync_parent(final);
+    rc = renc_commit_txn(e, idx, st, txn);
+    return rc ? rc : e->dst->ops->barrier(e->dst, &txn, 1);
 }
 
 /* Makes the temporary durable and puts it in the blob's place
@@ -120,7 +116,7 @@ static int renc_big_commit_out(struct renc_engine *e, struct renc_big *b)
 {
     int fd = b->out_fd;
     b->out_fd = -1;
-    return renc_big_commit(e, b->idx, b->in_fd, &b->st, fd, b->tmp, b->final);
+    return renc_big_commit(e, b->idx, b->in_fd, &b->st, fd, &b->txn);
 }
 
 /* Bench ceiling (--bench-identity): the whole file copied as it is,
@@ -129,15 +125,14 @@ static int renc_big_commit_out(struct renc_engine *e, struct renc_big *b)
 static int renc_big_identity(struct renc_engine *e, struct renc_big *b)
 {
     int rc;
-    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) == 0 &&
-        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)) == 0) {
-        b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->st.st_mode & 0777);
+    if ((rc = renc_commit_begin(e, b->idx, renc_commit_mode(e, NULL), &b->txn)) == 0) {
+        b->out_fd = open(b->txn.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, b->st.st_mode & 0777);
         rc = b->out_fd < 0 ? -errno : renc_big_copy_records(b->in_fd, b->out_fd, 0, 0, b->size);
         if (rc == 0)
             rc = renc_big_commit_out(e, b);
     }
     if (b->out_fd >= 0)
-        renc_file_abort(b->out_fd, b->tmp);
+        renc_big_abort(b);
     return rc;
 }
 
@@ -147,7 +142,8 @@ static int renc_big_read_header(struct renc_big *b)
     b->hdr = renc_malloc(RENC_MAX_HEADER_LEN);
     if (!b->hdr)
         return -RENC_E_NOMEM;
-    return renc_file_pread_full(b->in_fd, b->hdr, RENC_MAX_HEADER_LEN, 0, &b->hdr_len);
+    return b->e->src->ops->read_range(b->e->src, b->in_fd, 0, b->hdr, RENC_MAX_HEADER_LEN,
+                                      &b->hdr_len);
 }
 
 /* Verify: the records are spread over the workers like a rekey's, opened
@@ -164,7 +160,7 @@ static int renc_big_verify(struct renc_engine *e, struct renc_ring *ring, struct
         failed >= 0)
         *ref = b->plan.old_h.slots[failed].ref;
     if (rc == 0 && e->opts.direct)
-        rc = renc_open_direct(b, e->scan->items[b->idx].path);
+        rc = renc_open_direct(b);
     if (rc == 0) {
         b->count = renc_header_seg_count(&b->plan.old_h);
         rc = renc_big_rekey(e, ring, b, b->in_fd, b->size);
@@ -178,13 +174,12 @@ static int renc_big_verify(struct renc_engine *e, struct renc_ring *ring, struct
  * temporary); the commit point is renc_big_commit's rename. */
 static int renc_big_mirror(struct renc_engine *e, struct renc_big *b)
 {
-    if (!e->opts.out_dir || e->opts.dry_run)
+    if (renc_commit_mode(e, &b->plan) != RENC_COMMIT_MIRROR || e->opts.dry_run)
         return 0;
     int rc;
-    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) ||
-        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)))
+    if ((rc = renc_commit_begin(e, b->idx, RENC_COMMIT_MIRROR, &b->txn)))
         return rc;
-    b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+    b->out_fd = open(b->txn.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                      b->st.st_mode & 0777);
     if (b->out_fd < 0)
         return -errno;
@@ -200,16 +195,15 @@ static int renc_big_mirror(struct renc_engine *e, struct renc_big *b)
 static int renc_big_open_out(struct renc_engine *e, struct renc_big *b)
 {
     int rc;
-    if ((rc = renc_final_path(e, b->idx, b->final, sizeof b->final)) ||
-        (rc = renc_tmp_path(e, b->final, b->tmp, sizeof b->tmp)))
+    if ((rc = renc_commit_begin(e, b->idx, renc_commit_mode(e, &b->plan), &b->txn)))
         return rc;
     /* O_DIRECT writes need the records to keep their place within a
      * block: the header length may change only by whole blocks. */
     b->direct_out = e->opts.direct && b->plan.new_dek &&
                     (b->plan.new_hdr_len - b->plan.old_h.header_len) % RENC_DIRECT_ALIGN == 0;
     b->out_size = b->size - b->plan.old_h.header_len + b->plan.new_hdr_len;
-    b->out_fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
-                                 (b->direct_out ? O_DIRECT : 0), b->st.st_mode & 0777);
+    b->out_fd = open(b->txn.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW |
+                                     (b->direct_out ? O_DIRECT : 0), b->st.st_mode & 0777);
     if (b->out_fd < 0)
         return errno == EINVAL && b->direct_out ? -EOPNOTSUPP : -errno;
     rc = renc_fault_check("write");
@@ -232,7 +226,7 @@ static int renc_big_records(struct renc_engine *e, struct renc_ring *ring, struc
 {
     int rc = 0;
     if (e->opts.direct && b->plan.new_dek)
-        rc = renc_open_direct(b, e->scan->items[b->idx].path);
+        rc = renc_open_direct(b);
     if (rc)
         return rc;
     if (b->plan.new_dek)
@@ -265,11 +259,10 @@ void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
     const char *ref = NULL;
     int rc = 0;
 
-    b.in_fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (b.in_fd < 0 || fstat(b.in_fd, &b.st) != 0) {
-        renc_finish(e, idx, RENC_ITEM_FAILED, -errno, NULL);
-        if (b.in_fd >= 0)
-            close(b.in_fd);
+    b.in_fd = -1;
+    rc = e->src->ops->open_read(e->src, it, &b.in_fd, &b.st);
+    if (rc) {
+        renc_finish(e, idx, RENC_ITEM_FAILED, rc, NULL);
         pthread_mutex_destroy(&b.lock);
         return;
     }
@@ -305,12 +298,13 @@ void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
         goto out;
     }
     b.count = renc_header_seg_count(&b.plan.old_h);
-    if (!e->opts.out_dir && b.st.st_nlink > 1 && !e->opts.dry_run) {
+    enum renc_commit_mode mode = renc_commit_mode(e, &b.plan);
+    if (mode != RENC_COMMIT_MIRROR && b.st.st_nlink > 1 && !e->opts.dry_run) {
         rc = -RENC_E_HARDLINKED; /* see renc_small_mark_write */
         goto out_fail;
     }
-    if (renc_in_place_ok(e, &b.plan)) {
-        if ((rc = renc_header_in_place(e, idx, it->path, b.hdr, &b.plan, &b.st)))
+    if (mode == RENC_COMMIT_HEADER_IN_PLACE) {
+        if ((rc = renc_header_in_place(e, &b)))
             goto out_fail;
         atomic_fetch_add(&e->in_place, 1);
         renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
@@ -320,7 +314,8 @@ void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
         goto out_fail;
     if ((rc = renc_big_records(e, ring, &b)))
         goto out_fail;
-    /* Commit: durable temporary, rename (the commit point), directory. */
+    /* Commit: durable temporary, the store's commit (the commit point),
+     * its barrier. */
     if (!e->opts.dry_run && (rc = renc_big_commit_out(e, &b)))
         goto out_fail; /* the temporary is gone: renc_big_commit removed it */
     renc_finish_plan(e, idx, RENC_ITEM_DONE, 0, NULL, &b.plan);
@@ -328,13 +323,12 @@ void renc_run_big(struct renc_engine *e, struct renc_ring *ring, size_t idx)
 
 out_fail:
     if (b.out_fd >= 0)
-        renc_file_abort(b.out_fd, b.tmp);
-    b.out_fd = -1;
+        renc_big_abort(&b);
     renc_finish(e, idx, RENC_ITEM_FAILED, rc, ref);
 out:
     atomic_fetch_sub(&e->bytes_partial, b.credited);
     if (b.out_fd >= 0)
-        renc_file_abort(b.out_fd, b.tmp);
+        renc_big_abort(&b);
     if (b.direct_in_fd >= 0)
         close(b.direct_in_fd);
     renc_free(b.hdr);

@@ -24,6 +24,7 @@
 #include "io/ring.h"
 #include "io/tmpname.h"
 #include "run/engine.h"
+#include "store/store.h"
 
 #define RENC_BATCH_MAX 32
 #define RENC_BATCH_BYTES (16u << 20)
@@ -40,6 +41,11 @@ struct renc_engine {
     struct renc_keystore *ks;
     struct renc_transformer *t;
     const struct renc_scan *scan;
+    struct renc_store *src;   /* where the blobs are read (opts.store, or one of ours) */
+    struct renc_store *dst;   /* where new versions are committed: src, or the --out mirror */
+    struct renc_store *own_src, *own_dst; /* the ones the engine opened itself */
+    enum renc_commit_mode run_mode; /* MIRROR under --out, else REPLACE (renc_commit_mode) */
+    struct renc_store_tags tags;    /* the temporaries' tags (store/store.h) */
     struct renc_item_result *results;
     struct renc_pool *pool;
     size_t small_max;      /* blobs up to this size go through batches */
@@ -87,8 +93,7 @@ struct renc_big {
     uint64_t size;
     uint8_t *hdr;                 /* its header as read */
     size_t hdr_len;
-    char final[4096];
-    char tmp[4200];
+    struct renc_store_txn txn;    /* its new version, once begun */
 };
 
 /* A ring op run synchronously (renc_ring_run). */
@@ -103,19 +108,16 @@ struct renc_sync_op {
 /* Records item idx's outcome and notes it in the journal (see engine.c). */
 void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
                       const char *ref, const struct renc_blob_plan *plan);
-/* The final path of item idx, its mirror's folders made (see engine.c). */
-int renc_final_path(struct renc_engine *e, size_t idx, char *out, size_t max);
-/* The temporary beside a final path, a crash's leftover removed (see engine.c). */
-int renc_tmp_path(struct renc_engine *e, const char *final, char *out, size_t max);
 /* Runs one op through the ring and waits for it. */
 int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s);
-/* In-place header rewrap allowed for this plan (see engine.c). */
-int renc_in_place_ok(const struct renc_engine *e, const struct renc_blob_plan *p);
-/* After a failed in-place header write: the old header put back. */
-void renc_restore_header(int fd, const uint8_t *old_hdr, size_t len);
-/* The checked replacement of a final file by its durable temporary. */
-int renc_commit_checked(struct renc_engine *e, size_t idx, const struct stat *st,
-                        const char *tmp, const char *final);
+/* How plan p's blob is committed (NULL: the run's mode, before a plan). */
+enum renc_commit_mode renc_commit_mode(const struct renc_engine *e, const struct renc_blob_plan *p);
+/* Where item idx's new version goes, committed by mode (see engine.c). */
+int renc_commit_begin(struct renc_engine *e, size_t idx, enum renc_commit_mode mode,
+                      struct renc_store_txn *txn);
+/* The commit point of item idx's durable staged version (see engine.c). */
+int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
+                    struct renc_store_txn *txn);
 
 static inline void renc_finish(struct renc_engine *e, size_t idx, enum renc_item_state st,
                                int rc, const char *ref)

@@ -16,8 +16,8 @@
 
 #define RENC_SCAN_MAX_DEPTH 256
 
-int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
-                         const struct stat *st)
+/* Moves it->path and rel into a new item of s (it keeps NULLs). */
+int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it)
 {
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
@@ -26,22 +26,24 @@ int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
         s->items = items;
         s->cap = cap;
     }
-    struct renc_scan_item *it = &s->items[s->count];
-    it->path = renc_strdup(path);
-    it->rel = renc_strdup(rel);
-    if (!it->path || !it->rel) {
-        renc_free(it->path);
-        renc_free(it->rel);
-        return -RENC_E_NOMEM;
-    }
-    it->size = (uint64_t)st->st_size;
-    it->mode = st->st_mode;
+    s->items[s->count++] = *it;
+    it->path = it->rel = NULL;
     s->total_bytes += it->size;
-    s->count++;
     return 0;
 }
 
-static int renc_scan_error(struct renc_scan *s, const char *path, int rc)
+int renc_scan_add(struct renc_scan *s, const char *path, const char *rel,
+                         const struct stat *st)
+{
+    struct renc_scan_item it = {.path = renc_strdup(path), .rel = renc_strdup(rel),
+                                .size = (uint64_t)st->st_size, .mode = st->st_mode};
+    int rc = it.path && it.rel ? renc_scan_take(s, &it) : -RENC_E_NOMEM;
+    renc_free(it.path);
+    renc_free(it.rel);
+    return rc;
+}
+
+int renc_scan_add_error(struct renc_scan *s, const char *path, int rc)
 {
     struct renc_scan_error *e = renc_realloc(s->errors, (s->error_count + 1) * sizeof *e);
     RENC_RETURN_IF(!e, -RENC_E_NOMEM);
@@ -60,7 +62,7 @@ static int renc_name_cmp(const void *a, const void *b)
 /* Walks dir (path, and rel relative to the root) depth-first in name order. */
 /* A temporary of this tool, not listed: kept so a run can remove the
  * stale ones a crash left (see renc_scan.temps). */
-static int renc_scan_temp(struct renc_scan *s, const char *path)
+int renc_scan_add_temp(struct renc_scan *s, const char *path)
 {
     if (s->temp_count == s->temp_cap) {
         size_t cap = s->temp_cap ? 2 * s->temp_cap : 16;
@@ -79,10 +81,10 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
                          const char *exclude, int depth)
 {
     if (depth > RENC_SCAN_MAX_DEPTH)
-        return renc_scan_error(s, path, -ELOOP);
+        return renc_scan_add_error(s, path, -ELOOP);
     DIR *d = opendir(path);
     if (!d)
-        return renc_scan_error(s, path, -errno);
+        return renc_scan_add_error(s, path, -errno);
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -114,12 +116,12 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
         int b = rel[0] ? snprintf(child_rel, sizeof child_rel, "%s/%s", rel, names[i])
                        : snprintf(child_rel, sizeof child_rel, "%s", names[i]);
         if (a < 0 || b < 0 || (size_t)a >= sizeof child || (size_t)b >= sizeof child_rel) {
-            rc = renc_scan_error(s, path, -ENAMETOOLONG);
+            rc = renc_scan_add_error(s, path, -ENAMETOOLONG);
             continue;
         }
         struct stat st;
         if (lstat(child, &st) != 0) {
-            rc = renc_scan_error(s, child, -errno);
+            rc = renc_scan_add_error(s, child, -errno);
             continue;
         }
         if (exclude && strcmp(child, exclude) == 0)
@@ -127,7 +129,7 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
         if (S_ISDIR(st.st_mode))
             rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
         else if (S_ISREG(st.st_mode))
-            rc = renc_tmpname_reserved(names[i]) ? renc_scan_temp(s, child)
+            rc = renc_tmpname_reserved(names[i]) ? renc_scan_add_temp(s, child)
                                                  : renc_scan_add(s, child, child_rel, &st);
         else
             s->skipped_special++;
@@ -144,7 +146,7 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         if (lstat(sources[i], &st) != 0) {
-            int rc = renc_scan_error(s, sources[i], -errno);
+            int rc = renc_scan_add_error(s, sources[i], -errno);
             if (rc)
                 return rc;
             continue;
@@ -163,7 +165,7 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
             const char *slash = strrchr(sources[i], '/');
             rc = renc_scan_add(s, sources[i], slash ? slash + 1 : sources[i], &st);
         } else {
-            rc = renc_scan_error(s, sources[i], -RENC_E_NOT_REGULAR);
+            rc = renc_scan_add_error(s, sources[i], -RENC_E_NOT_REGULAR);
         }
         if (rc)
             return rc;
@@ -233,12 +235,12 @@ static int renc_manifest_line(struct renc_scan *s, struct renc_seen *seen, const
     if (len == 0 || line[0] == '#')
         return 0;
     if (len != strlen(line))
-        return renc_scan_error(s, name, -RENC_E_INVALID); /* NUL inside a line */
+        return renc_scan_add_error(s, name, -RENC_E_INVALID); /* NUL inside a line */
     struct stat st;
     if (lstat(line, &st) != 0)
-        return renc_scan_error(s, line, -errno);
+        return renc_scan_add_error(s, line, -errno);
     if (!S_ISREG(st.st_mode))
-        return renc_scan_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -RENC_E_NOT_REGULAR);
+        return renc_scan_add_error(s, line, S_ISDIR(st.st_mode) ? -EISDIR : -RENC_E_NOT_REGULAR);
     /* One file named two ways (a/x, ./a/x, /abs/a/x) is one blob. */
     char canon[PATH_MAX];
     const char *key = realpath(line, canon) ? canon : line;

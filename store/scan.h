@@ -54,6 +54,13 @@ int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *bu
 struct stat;
 int renc_scan_add(struct renc_scan *s, const char *path, const char *rel, const struct stat *st);
 
+/* renc_scan_take: it appended to s, its path and rel moved (it keeps
+ * NULLs); renc_scan_add_error, renc_scan_add_temp: an unlisted entry, a
+ * reserved temporary name met (both copied).  0 or -RENC_E_NOMEM. */
+int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it);
+int renc_scan_add_error(struct renc_scan *s, const char *path, int rc);
+int renc_scan_add_temp(struct renc_scan *s, const char *path);
+
 void renc_scan_cleanup(struct renc_scan *s);
 
 #endif
