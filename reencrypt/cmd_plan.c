@@ -18,6 +18,7 @@
 #include "keys/keystore.h"
 #include "reencrypt/cli.h"
 #include "store/scan.h"
+#include "store/store.h"
 
 static const char renc_plan_usage[] =
     "usage: reencrypt plan [--json] [--check-keys] [--threads N] [--storage-mbps N]\n"
@@ -369,9 +370,14 @@ int renc_cmd_plan(int argc, char **argv)
         return status;
     struct renc_scan scan;
     memset(&scan, 0, sizeof scan);
-    int rc = a.manifest ? renc_scan_manifest(&scan, a.manifest)
-                        : renc_scan_paths(&scan, (const char *const *)a.sources, (size_t)a.nsrc,
-                                          NULL);
+    /* The sources are listed by their store, as a run lists them. */
+    struct renc_store_spec spec = {.sources = (const char *const *)a.sources,
+                                   .source_count = (size_t)a.nsrc, .manifest = a.manifest};
+    struct renc_store *store = NULL;
+    int rc = renc_store_open(&store, &spec);
+    if (rc == 0)
+        rc = renc_store_list_scan(store, &scan);
+    renc_store_free(store);
     if (rc) {
         renc_err("plan", "%s", renc_strerror(rc));
         renc_scan_cleanup(&scan);
