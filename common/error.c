@@ -79,6 +79,11 @@ static const char *const renc_messages[] = {
     [RENC_E_NET_IO - RENC_E_BASE] = "the connection broke off or the answer was malformed",
     [RENC_E_NET_TOO_BIG - RENC_E_BASE] = "the answer is larger than a buffered request accepts",
     [RENC_E_NET_THROTTLED - RENC_E_BASE] = "the server kept throttling requests (429), retries exhausted",
+    [RENC_E_STORE_AUTH - RENC_E_BASE] = "the storage account refused the credentials (or none were given)",
+    [RENC_E_STORE_NOT_FOUND - RENC_E_BASE] = "the storage container does not exist",
+    [RENC_E_STORE_NETWORK - RENC_E_BASE] = "the storage account could not be reached (network, TLS or timeout)",
+    [RENC_E_STORE_BUSY - RENC_E_BASE] = "the storage service stayed busy (503/500/408), retries exhausted",
+    [RENC_E_STORE - RENC_E_BASE] = "the storage service answered with an unexpected error",
 };
 
 const char *renc_strerror(int err)

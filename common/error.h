@@ -75,6 +75,12 @@ enum renc_error {
     RENC_E_NET_IO,         /* the exchange broke off (connection dropped, bad answer) */
     RENC_E_NET_TOO_BIG,    /* a buffered answer exceeds its cap (stream it instead) */
     RENC_E_NET_THROTTLED,  /* the server kept throttling (429) past the retry policy's wait */
+    /* Blob storage (azure/blob.c maps the service's answers to these). */
+    RENC_E_STORE_AUTH,     /* the storage account refused the credentials, or none were given */
+    RENC_E_STORE_NOT_FOUND,/* the storage container does not exist */
+    RENC_E_STORE_NETWORK,  /* the storage account could not be reached (network, TLS, timeout) */
+    RENC_E_STORE_BUSY,     /* the storage service kept answering busy (503/500/408) past the retries */
+    RENC_E_STORE,          /* the storage service answered with an error it does not document */
     RENC_E_END
 };
 
