@@ -219,13 +219,17 @@ int renc_blob_block_id(const char *tag, uint64_t index, char out[96]);
 int renc_blob_put_block(struct renc_blob_conn *c, const char *container, const char *name,
                         const char *id_b64, const void *data, size_t len);
 
-/* renc_blob_put_block_list: commits ids (each "Latest") as name's content,
- * with If-Match: if_match (NULL: none; "*"-less), or If-None-Match: * when
- * if_none_match; the properties, metadata and tags of props (may be NULL:
- * none) and tags ("k=v&…" or NULL) set on the new version.  new_etag (may
- * be NULL) gets the committed version's ETag. */
+/* renc_blob_put_block_list: commits ids as name's content: the first
+ * n_new as <Uncommitted> (just staged by the caller), the rest as
+ * <Committed> (blocks the blob already has: a rewrap keeps its records so;
+ * never <Latest>, which would take an uncommitted block of the same id
+ * left by someone else).  With If-Match: if_match (NULL: none), or
+ * If-None-Match: * when if_none_match; the properties, metadata and tags
+ * of props (may be NULL: none) and tags ("k=v&…" or NULL) set on the new
+ * version.  new_etag (may be NULL) gets the committed version's ETag. */
 int renc_blob_put_block_list(struct renc_blob_conn *c, const char *container, const char *name,
-                             char *const *ids, size_t n, const char *if_match, int if_none_match,
+                             char *const *ids, size_t n, size_t n_new, const char *if_match,
+                             int if_none_match,
                              const struct renc_blob_props *props, const char *tags,
                              char new_etag[RENC_BLOB_ETAG_MAX]);
 

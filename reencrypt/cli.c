@@ -367,6 +367,27 @@ static int renc_provider_config_from(const struct renc_global *g, struct renc_ke
     return 0;
 }
 
+/* Blob storage's credentials: the variables Azure's own tools read
+ * (azure/blob.h says in which order they apply), the Microsoft Entra
+ * sources the key vault's tokens come from, and --ca-file. */
+int renc_store_creds_from(const struct renc_global *g, struct renc_store_creds *c)
+{
+    memset(c, 0, sizeof *c);
+    int rc = renc_provider_config_from(g, NULL, &c->config, c->az, sizeof c->az);
+    if (rc)
+        return rc;
+    c->blob = (struct renc_blob_account_opts){
+        .connection_string = getenv("AZURE_STORAGE_CONNECTION_STRING"),
+        .account_name = getenv("AZURE_STORAGE_ACCOUNT"),
+        .account_key = getenv("AZURE_STORAGE_KEY"),
+        .sas_token = getenv("AZURE_STORAGE_SAS_TOKEN"),
+        .entra = &c->config.akv.cred,
+        .ca_file = c->config.akv.ca_file,
+        .note = renc_note_stderr,
+    };
+    return 0;
+}
+
 int renc_open_keys(struct renc_global *g, int create, struct renc_keyring **kr,
                    struct renc_keystore **ks)
 {

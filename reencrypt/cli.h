@@ -7,9 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "azure/blob.h"
 #include "common/path.h"
 #include "keys/keyring.h"
 #include "keys/keystore.h"
+#include "keys/provider.h"
 #include "blob/blobfile.h"
 
 /* Exit codes (docs/CLI.md). */
@@ -52,6 +54,14 @@ struct renc_global {
     {"akv-credential", required_argument, NULL, 0x1008}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
+
+/* Blob storage's credentials from the environment and g (cli.c). */
+struct renc_store_creds {
+    struct renc_blob_account_opts blob;
+    struct renc_provider_config config; /* the Entra settings blob.entra points into */
+    char az[4096];
+};
+int renc_store_creds_from(const struct renc_global *g, struct renc_store_creds *c);
 
 /* renc_opt_once: in a getopt loop, for an option that takes one value (its
  * val among the characters of singles, at most 64): 0 the first time, and

@@ -249,25 +249,29 @@ static void renc_plan_note_dek(struct renc_plan_group *grp, const uint8_t fp[32]
 /* Reads item's header into hdr and adds it to its group.  Returns 0 to go
  * on (an unreadable or other file counted and said), or -RENC_E_NOMEM to
  * stop the scan. */
-static int renc_plan_read_one(struct renc_plan *p, const struct renc_scan_item *item,
-                              uint8_t *hdr)
+static int renc_plan_read_one(struct renc_plan *p, struct renc_store *store,
+                              const struct renc_scan_item *item, uint8_t *hdr)
 {
-    int fd = open(item->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = -1;
+    struct stat id;
     size_t got = 0;
-    if (fd < 0 || renc_file_pread_full(fd, hdr, RENC_MAX_HEADER_LEN, 0, &got) != 0) {
-        renc_err("plan", "%s: %s", item->path, renc_strerror(-errno));
+    size_t want = item->size < RENC_MAX_HEADER_LEN ? (size_t)item->size : RENC_MAX_HEADER_LEN;
+    int rc = store->ops->open_read(store, item, &fd, &id);
+    if (rc == 0)
+        rc = store->ops->read_range(store, item, fd, 0, hdr, want, &got);
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        renc_err("plan", "%s: %s", item->path, renc_strerror(rc));
         p->bad++;
-        if (fd >= 0)
-            close(fd);
         return 0;
     }
-    close(fd);
     if (got < 4 || memcmp(hdr, "RENC", 4) != 0) {
         p->not_renc++;
         return 0;
     }
     struct renc_header h;
-    int rc = renc_header_parse(&h, hdr, got);
+    rc = renc_header_parse(&h, hdr, got);
     if (rc) {
         renc_err("plan", "%s: %s", item->path, renc_strerror(rc));
         p->bad++;
@@ -371,15 +375,21 @@ int renc_cmd_plan(int argc, char **argv)
     struct renc_scan scan;
     memset(&scan, 0, sizeof scan);
     /* The sources are listed by their store, as a run lists them. */
+    struct renc_store_creds creds;
+    char why[512] = "";
+    if (renc_store_creds_from(&a.g, &creds))
+        return RENC_EXIT_USAGE;
     struct renc_store_spec spec = {.sources = (const char *const *)a.sources,
-                                   .source_count = (size_t)a.nsrc, .manifest = a.manifest};
+                                   .source_count = (size_t)a.nsrc, .manifest = a.manifest,
+                                   .blob = &creds.blob, .why = why, .why_max = sizeof why};
     struct renc_store *store = NULL;
     int rc = renc_store_open(&store, &spec);
     if (rc == 0)
         rc = renc_store_list_scan(store, &scan);
-    renc_store_free(store);
     if (rc) {
-        renc_err("plan", "%s", renc_strerror(rc));
+        renc_err("plan", "%s%s%s%s%s", store ? store->ops->describe(store) : "",
+                 store ? ": " : "", renc_strerror(rc), why[0] ? ": " : "", why);
+        renc_store_free(store);
         renc_scan_cleanup(&scan);
         return renc_exit_for(rc);
     }
@@ -390,9 +400,10 @@ int renc_cmd_plan(int argc, char **argv)
     struct renc_plan p = {0};
     uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);
     for (size_t i = 0; hdr && i < scan.count; i++)
-        if (renc_plan_read_one(&p, &scan.items[i], hdr))
+        if (renc_plan_read_one(&p, store, &scan.items[i], hdr))
             break;
     renc_free(hdr);
+    renc_store_free(store);
     renc_plan_estimate(&p, &a);
     json_t *states = json_object();
     uint64_t closed = a.check_keys ? renc_plan_check_keys(&a.g, p.groups, p.ngroups, states) : 0;

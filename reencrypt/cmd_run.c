@@ -253,17 +253,28 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
 /* Opens the store the blobs are in and lists them; prints listing errors.
  * Returns -1 to continue or an exit. */
 static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_store **store,
-                          struct renc_scan *scan, const char *exclude)
+                          struct renc_scan *scan, const char *exclude,
+                          const struct renc_blob_account_opts *blob)
 {
-    char q[RENC_PATH_QUOTE_MAX];
+    char q[RENC_PATH_QUOTE_MAX], why[512] = "";
     struct renc_store_spec spec = {.sources = (const char *const *)a->sources,
                                    .source_count = (size_t)a->source_count,
-                                   .manifest = a->manifest, .exclude = exclude};
+                                   .manifest = a->manifest, .exclude = exclude, .blob = blob,
+                                   .why = why, .why_max = sizeof why};
     int rc = renc_store_open(store, &spec);
     if (rc == 0)
         rc = renc_store_list_scan(*store, scan);
     if (rc) {
-        renc_err(cmd, "%s: %s", a->manifest ? QP(q, a->manifest) : "scan", renc_strerror(rc));
+        char name[RENC_PATH_QUOTE_MAX];
+        if (*store)
+            snprintf(name, sizeof name, "%s", (*store)->ops->describe(*store));
+        else if (a->manifest)
+            QP(name, a->manifest);
+        else if (a->source_count == 1 && renc_store_name_clean(a->sources[0], q, sizeof q) == 0)
+            snprintf(name, sizeof name, "%s", q);
+        else
+            snprintf(name, sizeof name, "scan");
+        renc_err(cmd, "%s: %s%s%s", name, renc_strerror(rc), why[0] ? ": " : "", why);
         return renc_exit_for(rc);
     }
     for (size_t i = 0; i < scan->error_count; i++)
@@ -328,7 +339,9 @@ struct renc_bulk_run {
     enum renc_engine_op op;
     struct renc_bulk_args *a;
     int writes, journaled;
-    char out_real[PATH_MAX]; /* the canonical --out, or "" */
+    char out_real[PATH_MAX]; /* the canonical --out (a container: without its SAS), or "" */
+    struct renc_store_creds creds; /* blob storage's credentials */
+    struct renc_store *out_store;  /* an --out container, opened here with creds */
     struct renc_session_want want;
     struct renc_session sess;
     struct renc_keyring *kr;
@@ -421,11 +434,22 @@ static int renc_bulk_check_args(struct renc_bulk_run *r, const char *usage)
     if (a->to && (renc_provider_caps(a->to) & RENC_PROVIDER_REMOTE) && !a->threads_given &&
         a->threads < 16)
         a->threads = 16;
+    /* Blob storage on either side: a worker waits on its requests, not on
+     * the CPU, so more workers keep more of them in flight. */
+    int remote = a->out && renc_store_is_url(a->out);
+    for (int i = 0; i < a->source_count; i++)
+        remote |= renc_store_is_url(a->sources[i]);
+    if (remote && !a->threads_given && a->threads < 16)
+        a->threads = 16;
+    if (renc_store_creds_from(&a->g, &r->creds))
+        return RENC_EXIT_USAGE;
     a->out_dir = a->out ? r->out_real : NULL;
     if (a->out) {
         int rc = renc_mirror_out_inside(a, r->out_real, sizeof r->out_real);
         if (rc != 0) {
-            renc_err(cmd, "--out %s: %s", QP(q, a->out),
+            if (renc_store_name_clean(a->out, q, sizeof q) != 0)
+                snprintf(q, sizeof q, "(a name too long)");
+            renc_err(cmd, "--out %s: %s", q,
                      rc > 0 ? "the output directory is inside a source" : renc_strerror(rc));
             return RENC_EXIT_USAGE;
         }
@@ -494,7 +518,17 @@ static int renc_bulk_list(struct renc_bulk_run *r)
 {
     const char *cmd = r->cmd;
     struct renc_bulk_args *a = r->a;
-    int status = renc_bulk_scan(cmd, a, &r->store, &r->scan, a->out ? r->out_real : NULL);
+    char why[512] = "";
+    struct renc_store_spec out = {.root = a->out, .blob = &r->creds.blob, .why = why,
+                                  .why_max = sizeof why};
+    int rc = a->out && renc_store_is_url(a->out) ? renc_store_open(&r->out_store, &out) : 0;
+    if (rc) {
+        renc_err(cmd, "--out %s: %s%s%s", r->out_real, renc_strerror(rc), why[0] ? ": " : "",
+                 why);
+        return renc_exit_for(rc);
+    }
+    int status = renc_bulk_scan(cmd, a, &r->store, &r->scan, a->out ? r->out_real : NULL,
+                                &r->creds.blob);
     if (status >= 0)
         return status;
     if (r->op == RENC_ENGINE_RUN && a->out &&
@@ -532,6 +566,7 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
         .direct = a->direct, .journal = r->sess.journal, .rows = r->rows, .store = r->store,
+        .out_store = r->out_store,
         .header_in_place = r->journaled && !a->copy,
         .tmp_tag = r->journaled ? renc_journal_run_id(r->sess.journal) : NULL,
         .clean_tmp = r->sess.resumed,
@@ -561,6 +596,7 @@ static void renc_bulk_exec_cleanup(struct renc_bulk_run *r)
     renc_free(r->finished);
     renc_scan_cleanup(&r->scan);
     renc_store_free(r->store);
+    renc_store_free(r->out_store);
     renc_transformer_free(r->t);
     renc_keystore_free(r->ks);
     renc_keyring_free(r->kr);

@@ -19,6 +19,13 @@
 /* --out must not lie inside a source (the run would read its own output). */
 int renc_mirror_out_inside(const struct renc_bulk_args *a, char *out_real, size_t max)
 {
+    /* A container and a local tree never hold one another; an --out
+     * container is named without its SAS from here on. */
+    int remote = renc_store_is_url(a->out);
+    for (int i = 0; i < a->source_count; i++)
+        remote |= renc_store_is_url(a->sources[i]);
+    if (remote)
+        return renc_store_name_clean(a->out, out_real, max);
     return renc_store_out_inside(a->out, (const char *const *)a->sources,
                                  (size_t)a->source_count, out_real, max);
 }
@@ -74,6 +81,8 @@ int renc_mirror_check_not_source(const char *cmd, const struct renc_bulk_args *a
 {
     struct renc_mirror_issues m;
     memset(&m, 0, sizeof m);
+    if (renc_store_is_url(out) || (a->source_count && renc_store_is_url(a->sources[0])))
+        return -1; /* one side in blob storage: the mirror cannot be a source file */
     int rc = renc_store_mirror_check_not_source(out, (const char *const *)a->sources,
                                                 a->manifest ? 0 : (size_t)a->source_count,
                                                 scan, &m);

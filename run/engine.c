@@ -36,9 +36,12 @@ int renc_engine_key_wide(int rc)
 
 int renc_engine_run_wide(int rc)
 {
-    /* The destination filesystem is full, read-only or failing: every blob
-     * after this one would fail the same way. */
-    return renc_engine_key_wide(rc) || rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS;
+    /* The destination filesystem is full, read-only or failing, or the
+     * storage account refuses us, is gone or cannot be reached after the
+     * retries: every blob after this one would fail the same way. */
+    return renc_engine_key_wide(rc) || rc == -ENOSPC || rc == -EDQUOT || rc == -EROFS ||
+           rc == -RENC_E_STORE_AUTH || rc == -RENC_E_STORE_NOT_FOUND ||
+           rc == -RENC_E_STORE_NETWORK || rc == -RENC_E_STORE_BUSY;
 }
 
 /* Records item idx's outcome (durable by now, for a written blob) and
@@ -110,13 +113,15 @@ int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s)
  * never written.  In place, a rewrap whose new header has the old one's
  * length rewrites only the header where it is, with the journal holding
  * both across the overwrite; everything else is a replacement staged aside
- * and renamed over the blob.  Blob storage adds its Put Block List commit
- * here: a rewrap of a blob laid out as blocks commits a new header block
- * with the record blocks it already has (docs/internals/store.md). */
+ * and renamed over the blob.  In blob storage a rewrap commits a new header
+ * block with the record blocks the blob already has (the store says when
+ * the blob is not laid out so; engine_remote.c then rewrites it whole). */
 enum renc_commit_mode renc_commit_mode(const struct renc_engine *e, const struct renc_blob_plan *p)
 {
     if (e->run_mode == RENC_COMMIT_MIRROR || !p)
         return e->run_mode;
+    if (e->dst->ops->commit_header && !p->new_dek && !e->opts.dry_run)
+        return RENC_COMMIT_HEADER_BLOCK;
     if (e->opts.header_in_place && e->opts.journal && !e->opts.dry_run && !p->new_dek &&
         p->new_hdr_len == p->old_h.header_len)
         return RENC_COMMIT_HEADER_IN_PLACE;
@@ -164,7 +169,13 @@ static void *renc_worker_main(void *arg)
         atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
         atomic_store(&e->stopping, 1);
     }
-    while (rc == 0) {
+    while (rc == 0 && e->streamed && !renc_should_stop(e)) {
+        size_t idx = atomic_fetch_add(&e->next_item, 1);
+        if (idx >= e->scan->count)
+            break;
+        renc_run_remote(e, idx);
+    }
+    while (rc == 0 && !e->streamed) {
         if (renc_help_one(e))
             continue;
         size_t n = 0, bytes = 0;
@@ -267,8 +278,13 @@ static int renc_engine_stores(struct renc_engine *e)
     if (!e->src && (rc = renc_store_open(&e->own_src, &none)) == 0)
         e->src = e->own_src;
     e->dst = e->src;
-    if (rc == 0 && e->opts.out_dir && (rc = renc_store_open(&e->own_dst, &out)) == 0)
+    if (e->opts.out_store)
+        e->dst = e->opts.out_store;
+    else if (rc == 0 && e->opts.out_dir && (rc = renc_store_open(&e->own_dst, &out)) == 0)
         e->dst = e->own_dst;
+    if (rc == 0)
+        e->streamed = e->src->ops->kind != RENC_STORE_LOCAL ||
+                      e->dst->ops->kind != RENC_STORE_LOCAL;
     return rc;
 }
 

@@ -47,6 +47,9 @@ struct renc_engine_opts {
     /* The store the scan's items are in (store/store.h; borrowed).  NULL:
      * the engine opens one by the items' names. */
     struct renc_store *store;
+    /* The --out store when the caller opened it (blob storage, with its
+     * credentials; borrowed).  NULL: opened over out_dir. */
+    struct renc_store *out_store;
     enum renc_aead_backend backend;
     atomic_int *stop;          /* set by a signal handler: finish in-flight blobs and stop
                                 * (atomic: workers read it while any thread may run the

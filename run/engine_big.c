@@ -142,8 +142,8 @@ static int renc_big_read_header(struct renc_big *b)
     b->hdr = renc_malloc(RENC_MAX_HEADER_LEN);
     if (!b->hdr)
         return -RENC_E_NOMEM;
-    return b->e->src->ops->read_range(b->e->src, b->in_fd, 0, b->hdr, RENC_MAX_HEADER_LEN,
-                                      &b->hdr_len);
+    return b->e->src->ops->read_range(b->e->src, &b->e->scan->items[b->idx], b->in_fd, 0, b->hdr,
+                                      RENC_MAX_HEADER_LEN, &b->hdr_len);
 }
 
 /* Verify: the records are spread over the workers like a rekey's, opened

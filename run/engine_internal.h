@@ -9,6 +9,9 @@
  *   engine_chunk.c  a big blob's records in chunks: fed to the workers'
  *                   crypto, written at their offsets (the O_DIRECT block
  *                   assembler with them)
+ *   engine_remote.c one blob through the streamed path: read by ranges,
+ *                   staged through the store's append (a store with no
+ *                   local file: blob storage, on either side)
  *
  * Only the engine's own files include this header. */
 #ifndef RENC_RUN_ENGINE_INTERNAL_H
@@ -45,6 +48,8 @@ struct renc_engine {
     struct renc_store *dst;   /* where new versions are committed: src, or the --out mirror */
     struct renc_store *own_src, *own_dst; /* the ones the engine opened itself */
     enum renc_commit_mode run_mode; /* MIRROR under --out, else REPLACE (renc_commit_mode) */
+    int streamed;             /* a store on either side has no local files: every blob
+                               * takes the streamed path (engine_remote.c) */
     struct renc_store_tags tags;    /* the temporaries' tags (store/store.h) */
     struct renc_item_result *results;
     struct renc_pool *pool;
@@ -108,6 +113,11 @@ struct renc_sync_op {
 /* Records item idx's outcome and notes it in the journal (see engine.c). */
 void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
                       const char *ref, const struct renc_blob_plan *plan);
+/* ---- engine_remote.c ---------------------------------------------------- */
+
+/* One blob through the streamed path, from open to its journal note. */
+void renc_run_remote(struct renc_engine *e, size_t idx);
+
 /* Runs one op through the ring and waits for it. */
 int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s);
 /* How plan p's blob is committed (NULL: the run's mode, before a plan). */

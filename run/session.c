@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "keys/keyref.h"
 #include "store/scan.h"
+#include "store/store.h"
 #include "common/path.h"
 
 void renc_session_init(struct renc_session *s)
@@ -202,7 +203,11 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
     for (size_t i = 0; rc == 0 && i < count; i++) {
         const char *src = manifest ? manifest : sources[i];
         char real[PATH_MAX];
-        if (!realpath(src, real)) {
+        if (!manifest && renc_store_is_url(src)) {
+            /* A container: named without its SAS; no local tree to lock
+             * (the journal's own lock keeps a second run of it off). */
+            rc = renc_store_name_clean(src, real, sizeof real);
+        } else if (!realpath(src, real)) {
             rc = -errno;
             snprintf(busy, max, "%s", src);
             break;
@@ -242,8 +247,19 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
         rc = canon[ntrees] ? 0 : -RENC_E_NOMEM;
         ntrees++;
     }
+    size_t local = 0;
+    for (size_t i = 0; rc == 0 && i < ntrees; i++) {
+        char *t = canon[i];
+        if (renc_store_is_url(t)) {
+            canon[i] = NULL;
+            renc_free(t);
+        } else {
+            canon[i] = NULL;
+            canon[local++] = t;
+        }
+    }
     if (rc == 0)
-        rc = renc_lock_trees(s, canon, ntrees, busy, max);
+        rc = renc_lock_trees(s, canon, local, busy, max);
     for (size_t i = 0; i < count + 2; i++)
         renc_free(canon[i]);
     renc_free(canon);

@@ -31,7 +31,7 @@ LAYERS=(
   "net:crypto common"
   "azure:net crypto common"
   "keys:azure net crypto common"
-  "store:io common"
+  "store:azure net crypto io common"
   "state:store keys crypto io common"
   "blob:keys crypto io common"
   "run:blob state store keys crypto io common"

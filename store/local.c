@@ -83,10 +83,11 @@ static int renc_local_open_read(struct renc_store *s, const struct renc_scan_ite
     return 0;
 }
 
-static int renc_local_read_range(struct renc_store *s, int fd, uint64_t off, void *buf,
-                                 size_t len, size_t *got)
+static int renc_local_read_range(struct renc_store *s, const struct renc_scan_item *it, int fd,
+                                 uint64_t off, void *buf, size_t len, size_t *got)
 {
     (void)s;
+    (void)it;
     return renc_file_pread_full(fd, buf, len, off, got);
 }
 
@@ -135,6 +136,9 @@ static int renc_local_begin(struct renc_store *s, const struct renc_scan_item *i
     const struct renc_store_spec *sp = renc_local_spec(s);
     txn->mode = mode;
     txn->tmp[0] = '\0';
+    txn->fd = -1;
+    txn->priv = NULL;
+    txn->appended = 0;
     int n = mode == RENC_COMMIT_MIRROR
                 ? snprintf(txn->final, sizeof txn->final, "%s/%s", sp->root, it->rel)
                 : snprintf(txn->final, sizeof txn->final, "%s", it->path);
@@ -183,6 +187,39 @@ static int renc_local_write_header(struct renc_store *s, const struct renc_store
     return rc;
 }
 
+/* The streamed path's staging file (a blob read from another store):
+ * created on the first append, written in order, made durable by commit. */
+static int renc_local_append(struct renc_store *s, struct renc_store_txn *txn, const void *buf,
+                             size_t len)
+{
+    (void)s;
+    if (txn->fd < 0) {
+        txn->fd = open(txn->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (txn->fd < 0)
+            return -errno;
+    }
+    int rc = renc_fault_check("write");
+    if (rc == 0)
+        rc = renc_file_write_full(txn->fd, buf, len);
+    if (rc == 0)
+        txn->appended += len;
+    return rc;
+}
+
+/* An appended staging file made durable and closed before its commit. */
+static int renc_local_seal(struct renc_store_txn *txn)
+{
+    if (txn->fd < 0)
+        return 0;
+    int rc = renc_fault_check("fsync");
+    if (rc == 0 && fsync(txn->fd) != 0)
+        rc = -errno;
+    if (close(txn->fd) != 0 && rc == 0)
+        rc = -errno;
+    txn->fd = -1;
+    return rc;
+}
+
 static int renc_local_unchanged(struct renc_store *s, const struct renc_scan_item *it,
                                 const struct stat *id)
 {
@@ -196,9 +233,14 @@ static int renc_local_commit(struct renc_store *s, struct renc_store_txn *txn,
                              const struct stat *id)
 {
     (void)s;
+    int rc = renc_local_seal(txn);
+    if (rc) {
+        unlink(txn->tmp);
+        return rc;
+    }
     if (txn->mode == RENC_COMMIT_REPLACE)
         return renc_replace_checked(AT_FDCWD, txn->tmp, txn->final, id);
-    int rc = rename(txn->tmp, txn->final) == 0 ? 0 : -errno;
+    rc = rename(txn->tmp, txn->final) == 0 ? 0 : -errno;
     if (rc)
         unlink(txn->tmp);
     return rc;
@@ -240,6 +282,9 @@ static int renc_local_barrier(struct renc_store *s, struct renc_store_txn *const
 static void renc_local_abort(struct renc_store *s, struct renc_store_txn *txn)
 {
     (void)s;
+    if (txn->fd >= 0)
+        close(txn->fd);
+    txn->fd = -1;
     if (txn->tmp[0])
         unlink(txn->tmp);
 }
@@ -292,6 +337,7 @@ static const struct renc_store_ops renc_store_local_ops = {
     .read_range = renc_local_read_range,
     .begin = renc_local_begin,
     .write_header = renc_local_write_header,
+    .append = renc_local_append,
     .unchanged = renc_local_unchanged,
     .commit = renc_local_commit,
     .barrier = renc_local_barrier,

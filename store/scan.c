@@ -16,7 +16,7 @@
 
 #define RENC_SCAN_MAX_DEPTH 256
 
-/* Moves it->path and rel into a new item of s (it keeps NULLs). */
+/* Moves it->path, rel and etag into a new item of s (it keeps NULLs). */
 int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it)
 {
     if (s->count == s->cap) {
@@ -27,7 +27,7 @@ int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it)
         s->cap = cap;
     }
     s->items[s->count++] = *it;
-    it->path = it->rel = NULL;
+    it->path = it->rel = it->etag = NULL;
     s->total_bytes += it->size;
     return 0;
 }
@@ -313,6 +313,7 @@ void renc_scan_cleanup(struct renc_scan *s)
     for (size_t i = 0; i < s->count; i++) {
         renc_free(s->items[i].path);
         renc_free(s->items[i].rel);
+        renc_free(s->items[i].etag);
     }
     for (size_t i = 0; i < s->error_count; i++)
         renc_free(s->errors[i].path);

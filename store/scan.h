@@ -10,6 +10,7 @@ struct renc_scan_item {
     char *rel;    /* relative to its source root (mirror path under --out) */
     uint64_t size;
     uint32_t mode;
+    char *etag;   /* blob storage: the version listed (quoted ETag); NULL for a file */
 };
 
 struct renc_scan_error {

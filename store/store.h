@@ -30,6 +30,7 @@
 
 enum renc_store_kind {
     RENC_STORE_LOCAL = 1, /* a local filesystem tree (store/local.c) */
+    RENC_STORE_AZBLOB,    /* an Azure Blob Storage container or prefix (store/azblob.c) */
 };
 
 /* How one blob's new version is committed; the engine decides it once per
@@ -43,6 +44,9 @@ enum renc_commit_mode {
                                   * header journaled first (a rewrap whose header fits) */
     RENC_COMMIT_MIRROR,          /* the new blob written under --out; the source is only
                                   * checked unchanged, never written */
+    RENC_COMMIT_HEADER_BLOCK,    /* a rewrap of a blob laid out as [header][records...]
+                                  * blocks: a new header block committed with the record
+                                  * blocks it has (commit_header; blob storage) */
 };
 
 /* One replacement in progress (renc_store_ops.begin fills it). */
@@ -50,6 +54,10 @@ struct renc_store_txn {
     enum renc_commit_mode mode;
     char final[RENC_STORE_PATH_MAX]; /* the blob's name once committed (local: its path) */
     char tmp[RENC_STORE_PATH_MAX];   /* local: the staging file ("" for HEADER_IN_PLACE) */
+    int fd;      /* local: the staging file once append opened it, else -1 */
+    void *priv;  /* the store's own state of a staged version (blob storage: its
+                  * blocks, the properties to carry over); freed by commit or abort */
+    uint64_t appended; /* bytes staged through append */
 };
 
 /* The temporaries' tags of a run (io/tmpname.h): tag names this run's,
@@ -102,10 +110,12 @@ struct renc_store_ops {
      * read by ranges only) and its identity as read (what commit checks). */
     int (*open_read)(struct renc_store *s, const struct renc_scan_item *it, int *fd,
                      struct stat *id);
-    /* read_range: len bytes at off of a blob open_read opened (fewer at its
-     * end: *got says how many). */
-    int (*read_range)(struct renc_store *s, int fd, uint64_t off, void *buf, size_t len,
-                      size_t *got);
+    /* read_range: len bytes at off of item it, which open_read opened as fd
+     * (fewer at its end: *got says how many).  Blob storage reads the
+     * version it listed (If-Match on its ETag): a blob changed since gives
+     * -RENC_E_CHANGED, never a mix of two versions. */
+    int (*read_range)(struct renc_store *s, const struct renc_scan_item *it, int fd, uint64_t off,
+                      void *buf, size_t len, size_t *got);
     /* begin: where it's new version goes for mode (MIRROR: under the store's
      * root by it->rel, folders made, never followed; else the blob itself),
      * and its staging file (tags), a crashed attempt's left-over removed. */
@@ -118,6 +128,20 @@ struct renc_store_ops {
     int (*write_header)(struct renc_store *s, const struct renc_store_txn *txn,
                         const struct stat *id, const uint8_t *new_hdr, const uint8_t *old_hdr,
                         size_t len);
+    /* append: len bytes added to the staged version of txn (a store read
+     * and written by ranges: the engine's streamed path).  Local: written
+     * to the staging file (opened on the first call).  Blob storage: one
+     * block each call, so the first call (the header alone) is the header
+     * block a later rewrap replaces. */
+    int (*append)(struct renc_store *s, struct renc_store_txn *txn, const void *buf, size_t len);
+    /* commit_header: RENC_COMMIT_HEADER_BLOCK: new_hdr (new_len bytes, any
+     * length) becomes the header of the blob txn names, whose header is
+     * old_len bytes, keeping its records where they are; only if the blob
+     * is still the one read.  -EOPNOTSUPP when the blob is not laid out
+     * so (the caller rewrites it whole).  NULL for a store without it. */
+    int (*commit_header)(struct renc_store *s, struct renc_store_txn *txn,
+                         const struct renc_scan_item *it, const uint8_t *new_hdr, size_t new_len,
+                         size_t old_len);
     /* unchanged: 0 when the source blob is still the one read (id),
      * -RENC_E_CHANGED when not. */
     int (*unchanged)(struct renc_store *s, const struct renc_scan_item *it, const struct stat *id);
@@ -146,18 +170,32 @@ struct renc_store {
 
 /* What a store is opened over: the SOURCEs, or a manifest naming blobs,
  * or (an --out) one root.  exclude: a tree not to list (the --out). */
+struct renc_blob_account_opts;
 struct renc_store_spec {
     const char *const *sources;
     size_t source_count;
     const char *manifest;
     const char *exclude;
     const char *root;
+    /* Blob storage's credentials (azure/blob.h), for a source or root that
+     * is a container URL; NULL: none given (an anonymous or SAS URL). */
+    const struct renc_blob_account_opts *blob;
+    char *why;       /* may be NULL: why a store could not be opened */
+    size_t why_max;
 };
 
-/* renc_store_open: the store for spec, chosen by its form (today every
- * form is local).  *out is freed with renc_store_free. */
+/* renc_store_open: the store for spec, chosen by its form: a container
+ * URL (https://, http://, az://) is blob storage, anything else a local
+ * path.  *out is freed with renc_store_free. */
 int renc_store_open(struct renc_store **out, const struct renc_store_spec *spec);
 void renc_store_free(struct renc_store *s);
+
+/* renc_store_is_url: 1 when name is a blob storage URL, not a local path. */
+int renc_store_is_url(const char *name);
+
+/* renc_store_name_clean: name as it may be printed and recorded (a URL's
+ * SAS signature removed; a path as it is), into out. */
+int renc_store_name_clean(const char *name, char *out, size_t max);
 
 /* renc_store_list_scan: the whole listing into scan (items, errors,
  * temporaries, counts), for callers that work on a list in memory. */

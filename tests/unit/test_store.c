@@ -140,7 +140,7 @@ static void test_store_local_replace_is_invisible_until_commit(void **state)
     assert_int_equal(st->ops->open_read(st, it, &fd, &id), 0);
     char buf[16];
     size_t got = 0;
-    assert_int_equal(st->ops->read_range(st, fd, 4, buf, sizeof buf, &got), 0);
+    assert_int_equal(st->ops->read_range(st, it, fd, 4, buf, sizeof buf, &got), 0);
     assert_int_equal(got, 3);
     assert_memory_equal(buf, "two", 3);
     close(fd);
