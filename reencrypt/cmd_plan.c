@@ -199,6 +199,8 @@ struct renc_plan {
     size_t ngroups;
     uint64_t not_renc, bad, renc_bytes, renc_blobs, unwraps;
     double crypto, rekey_s, rewrap_s;
+    int layout_known;    /* the store tells whether a rewrap moves only the header */
+    uint64_t header_only; /* blobs whose rewrap commits only a new header block */
 };
 
 static void renc_plan_cleanup(struct renc_plan *p)
@@ -289,6 +291,14 @@ static int renc_plan_read_one(struct renc_plan *p, struct renc_store *store,
     }
     grp->blobs++;
     grp->bytes += item->size;
+    if (store->ops->header_layout) {
+        int lay = store->ops->header_layout(store, item, h.header_len);
+        p->layout_known = 1;
+        if (lay > 0)
+            p->header_only++;
+        else if (lay < 0)
+            renc_err("plan", "%s: its block list: %s", item->path, renc_strerror(lay));
+    }
     p->renc_blobs++;
     p->renc_bytes += item->size;
     uint8_t fp[32];
@@ -335,6 +345,8 @@ static void renc_plan_json(const struct renc_plan *p, const struct renc_plan_arg
                              "estimate_rewrap_s", p->rewrap_s);
     if (a->check_keys)
         json_object_set(root, "key_versions", states);
+    if (p->layout_known)
+        json_object_set_new(root, "rewrap_header_only", json_integer((json_int_t)p->header_only));
     json_dumpf(root, stdout, JSON_INDENT(2));
     putchar('\n');
     json_decref(root);
@@ -356,6 +368,10 @@ static void renc_plan_text(const struct renc_plan *p, const struct renc_plan_arg
     printf("estimate: rekey %.1f s (two AES-GCM passes at %.0f MB/s on %u threads, measured "
            "now%s)\n", p->rekey_s, p->crypto / 1e6, a->threads,
            a->storage_mbps > 0 ? ", or storage if slower" : "; storage not included");
+    if (p->layout_known)
+        printf("rewrap in place: %llu of %llu RENC blobs are laid out as [header][records] "
+               "blocks and move only a new header block; the rest are rewritten whole once\n",
+               (unsigned long long)p->header_only, (unsigned long long)p->renc_blobs);
     if (a->check_keys)
         renc_plan_print_keys(groups, p->ngroups, states);
     if (a->storage_mbps > 0)

@@ -419,6 +419,23 @@ static int renc_azb_commit_header(struct renc_store *s, struct renc_store_txn *t
     return rc;
 }
 
+static int renc_azb_header_layout(struct renc_store *s, const struct renc_scan_item *it,
+                                  size_t hdr_len)
+{
+    struct renc_store_azblob *z = renc_azb(s);
+    struct renc_blob_conn *c;
+    struct renc_blob_block *bl = NULL;
+    size_t n = 0;
+    int rc = renc_azb_conn(z, &c);
+    if (rc)
+        return rc;
+    rc = renc_azb_layout(c, z->loc.container, renc_azb_name(z, it->path), it->etag, hdr_len,
+                         &bl, &n);
+    renc_azb_release(z, c);
+    renc_free(bl);
+    return rc == 0 ? 1 : rc == -EOPNOTSUPP ? 0 : rc;
+}
+
 static int renc_azb_barrier(struct renc_store *s, struct renc_store_txn *const *txns, size_t n)
 {
     (void)s;
@@ -481,6 +498,7 @@ static const struct renc_store_ops renc_store_azblob_ops = {
     .write_header = NULL,
     .append = renc_azb_append,
     .commit_header = renc_azb_commit_header,
+    .header_layout = renc_azb_header_layout,
     .unchanged = renc_azb_unchanged,
     .commit = renc_azb_commit,
     .barrier = renc_azb_barrier,

@@ -142,6 +142,10 @@ struct renc_store_ops {
     int (*commit_header)(struct renc_store *s, struct renc_store_txn *txn,
                          const struct renc_scan_item *it, const uint8_t *new_hdr, size_t new_len,
                          size_t old_len);
+    /* header_layout: 1 when a rewrap of it (its header hdr_len bytes) can
+     * go through commit_header, 0 when it would be rewritten whole, or a
+     * negative error.  NULL where commit_header is. */
+    int (*header_layout)(struct renc_store *s, const struct renc_scan_item *it, size_t hdr_len);
     /* unchanged: 0 when the source blob is still the one read (id),
      * -RENC_E_CHANGED when not. */
     int (*unchanged)(struct renc_store *s, const struct renc_scan_item *it, const struct stat *id);
