@@ -17,6 +17,7 @@
 #include "keys/keyring.h"
 #include "keys/keystore.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_run.h"
 #include "store/scan.h"
 #include "store/store.h"
 
@@ -419,6 +420,7 @@ int renc_cmd_plan(int argc, char **argv)
         if (renc_plan_read_one(&p, store, &scan.items[i], hdr))
             break;
     renc_free(hdr);
+    renc_store_warn_retained("plan", store);
     renc_store_free(store);
     renc_plan_estimate(&p, &a);
     json_t *states = json_object();

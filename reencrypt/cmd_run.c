@@ -637,6 +637,8 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
                                      &r.scan, &r.work, &r.rows, &r.finished)) >= 0)
         goto out;
     status = renc_bulk_engine(&r);
+    if (r.writes)
+        renc_store_warn_retained(cmd, r.store);
 out:
     renc_bulk_exec_cleanup(&r);
     return status;

@@ -91,6 +91,9 @@ int renc_mirror_check_not_source(const char *cmd, const struct renc_bulk_args *a
 struct renc_store;
 void renc_run_sweep_temps(const char *cmd, struct renc_store *store, const struct renc_scan *scan,
                           const char *const *tags, size_t ntags);
+/* renc_store_warn_retained: a warning when the store keeps previous
+ * versions or soft-deleted blobs (data still under old keys). */
+void renc_store_warn_retained(const char *cmd, struct renc_store *store);
 
 /* ---- run_journal.c: the run's journal and the work list it leaves */
 

@@ -122,3 +122,23 @@ void renc_run_sweep_temps(const char *cmd, struct renc_store *store, const struc
         printf("%s: left alone %llu files named like temporaries that this run did not make"
                " (for example %s)\n", cmd, (unsigned long long)sw.foreign, sw.example);
 }
+
+/* What blob storage keeps besides the current versions (previous versions,
+ * soft-deleted blobs) still holds data under the old keys: plan and run
+ * say so (on stderr: plan's --json stays JSON), with the counts the
+ * service gives. */
+void renc_store_warn_retained(const char *cmd, struct renc_store *store)
+{
+    struct renc_store_retention r;
+    if (!store->ops->retention || store->ops->retention(store, &r) != 0)
+        return;
+    if (r.old_versions > 0 || r.deleted > 0)
+        renc_err(cmd, "warning: %s also holds %lld previous versions and %lld soft-deleted "
+                      "blobs: they keep their data under the keys they were written with until "
+                      "the account's retention removes them; keep those key versions until then",
+               store->ops->describe(store), (long long)(r.old_versions > 0 ? r.old_versions : 0),
+               (long long)(r.deleted > 0 ? r.deleted : 0));
+    else if (r.soft_delete == 1)
+        renc_err(cmd, "warning: the account keeps deleted blobs for a while (soft delete): "
+                      "blobs deleted before this run may still hold data under old keys");
+}

@@ -474,6 +474,20 @@ static int renc_azb_sweep(struct renc_store *s, char *const *temps, size_t ntemp
     return 0;
 }
 
+static int renc_azb_retention(struct renc_store *s, struct renc_store_retention *r)
+{
+    struct renc_store_azblob *z = renc_azb(s);
+    struct renc_blob_conn *c;
+    struct renc_blob_retention br = {.soft_delete = -1, .old_versions = -1, .deleted = -1};
+    int rc = renc_azb_conn(z, &c);
+    if (rc == 0) {
+        rc = renc_blob_retention(c, z->loc.container, z->prefix, &br);
+        renc_azb_release(z, c);
+    }
+    *r = (struct renc_store_retention){br.soft_delete, br.old_versions, br.deleted};
+    return rc;
+}
+
 static void renc_azb_free(struct renc_store *s)
 {
     struct renc_store_azblob *z = renc_azb(s);
@@ -505,6 +519,7 @@ static const struct renc_store_ops renc_store_azblob_ops = {
     .abort = renc_azb_abort,
     .remove = renc_azb_remove,
     .sweep = renc_azb_sweep,
+    .retention = renc_azb_retention,
     .free = renc_azb_free,
 };
 

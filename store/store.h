@@ -92,6 +92,15 @@ struct renc_store_sweep {
     char example[RENC_STORE_PATH_MAX]; /* one of the foreign ones */
 };
 
+/* What a store keeps besides the current versions (blob storage: previous
+ * versions, soft-deleted blobs): data still under the old key after a run.
+ * -1: the service does not say. */
+struct renc_store_retention {
+    int soft_delete;      /* 1 on, 0 off, -1 unknown */
+    int64_t old_versions; /* previous versions under the store's prefix */
+    int64_t deleted;      /* soft-deleted blobs under it */
+};
+
 struct renc_store;
 
 struct renc_store_ops {
@@ -164,6 +173,9 @@ struct renc_store_ops {
      * callbacks) whose tag is one of tags are removed; others reported. */
     int (*sweep)(struct renc_store *s, char *const *temps, size_t ntemps,
                  const char *const *tags, size_t ntags, struct renc_store_sweep *out);
+    /* retention: what the store keeps besides the current versions; NULL
+     * for a store that keeps nothing else (a local tree). */
+    int (*retention)(struct renc_store *s, struct renc_store_retention *r);
     void (*free)(struct renc_store *s);
 };
 
