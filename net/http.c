@@ -206,22 +206,6 @@ static void renc_http_header_value(const char *line, size_t len, const char *nam
     out[vl] = '\0';
 }
 
-static size_t renc_http_header(char *line, size_t size, size_t n, void *arg)
-{
-    struct renc_http_response *r = arg;
-    size_t len = size * n;
-    /* A new status line (after a 100 Continue) starts the headers over. */
-    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
-        r->retry_after[0] = r->www_authenticate[0] = r->request_id[0] = '\0';
-        return len;
-    }
-    renc_http_header_value(line, len, "Retry-After", r->retry_after, sizeof r->retry_after);
-    renc_http_header_value(line, len, "WWW-Authenticate", r->www_authenticate,
-                           sizeof r->www_authenticate);
-    renc_http_header_value(line, len, "x-ms-request-id", r->request_id, sizeof r->request_id);
-    return len;
-}
-
 /* One request's callbacks and what they came to: a callback's error is
  * kept here and returned instead of libcurl's "aborted by callback". */
 struct renc_http_xfer {
@@ -231,6 +215,49 @@ struct renc_http_xfer {
     struct renc_http_response *resp;
     int rc;
 };
+
+/* A header line to the sink's header callback, cut into name and value. */
+static int renc_http_sink_header(const struct renc_http_sink *sink, const char *line,
+                                 size_t len)
+{
+    const char *colon = memchr(line, ':', len), *end = line + len;
+    if (!colon)
+        return 0; /* the blank line that ends the headers */
+    const char *v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && isspace((unsigned char)end[-1]))
+        end--;
+    return sink->header(sink->arg, line, (size_t)(colon - line), v, (size_t)(end - v));
+}
+
+static size_t renc_http_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct renc_http_xfer *x = arg;
+    struct renc_http_response *r = x->resp;
+    const struct renc_http_sink *sink = x->sink;
+    size_t len = size * n;
+    int rc = 0;
+    /* A new status line (after a 100 Continue) starts the headers over. */
+    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        r->retry_after[0] = r->www_authenticate[0] = r->request_id[0] = '\0';
+        if (sink && sink->header)
+            rc = sink->header(sink->arg, NULL, 0, NULL, 0);
+    } else {
+        renc_http_header_value(line, len, "Retry-After", r->retry_after, sizeof r->retry_after);
+        renc_http_header_value(line, len, "WWW-Authenticate", r->www_authenticate,
+                               sizeof r->www_authenticate);
+        renc_http_header_value(line, len, "x-ms-request-id", r->request_id,
+                               sizeof r->request_id);
+        if (sink && sink->header)
+            rc = renc_http_sink_header(sink, line, len);
+    }
+    if (rc) {
+        x->rc = rc;
+        return 0; /* anything but len aborts */
+    }
+    return len;
+}
 
 static size_t renc_http_write(char *data, size_t size, size_t n, void *arg)
 {
@@ -307,6 +334,10 @@ static int renc_http_set_body(CURL *c, const char *method, const char *body, siz
              curl_easy_setopt(c, CURLOPT_READFUNCTION, renc_http_read) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_READDATA, x) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)src->len) == CURLE_OK;
+    } else if (strcmp(method, "HEAD") == 0) {
+        /* Not a custom GET: libcurl would wait for the body the headers announce. */
+        return curl_easy_setopt(c, CURLOPT_NOBODY, 1L) == CURLE_OK &&
+               curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL) == CURLE_OK;
     } else {
         ok = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     }
@@ -323,6 +354,7 @@ static void renc_http_reset_body(CURL *c)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
     curl_easy_setopt(c, CURLOPT_UPLOAD, 0L);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
     curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
 }
@@ -351,7 +383,7 @@ static int renc_http_perform(struct renc_http *h, const char *method, const char
              curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, renc_http_write) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_WRITEDATA, &x) == CURLE_OK &&
              curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, renc_http_header) == CURLE_OK &&
-             curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) == CURLE_OK &&
+             curl_easy_setopt(c, CURLOPT_HEADERDATA, &x) == CURLE_OK &&
              renc_http_set_body(c, method, body, body_len, src, &x);
     CURLcode cc = ok ? curl_easy_perform(c) : CURLE_FAILED_INIT;
     renc_http_reset_body(c);
@@ -376,7 +408,7 @@ int renc_http_request(struct renc_http *h, const char *method, const char *url,
                       struct renc_http_response *resp)
 {
     struct renc_http_buf buf = {.max = RENC_HTTP_BODY_MAX};
-    struct renc_http_sink sink = {renc_http_buf_write, &buf};
+    struct renc_http_sink sink = {.write = renc_http_buf_write, .arg = &buf};
     int rc = renc_http_perform(h, method, url, headers, body, body_len, NULL, &sink, resp);
     if (rc == 0 && !buf.data)
         rc = renc_http_buf_write(&buf, resp->status, "", 0);

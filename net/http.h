@@ -84,6 +84,12 @@ int renc_http_no_answer(int rc);
 struct renc_http_sink {
     int (*write)(void *arg, long status, const void *data, size_t len);
     void *arg;
+    /* May be NULL.  Each response header as it arrives: name and value
+     * (surrounding blanks trimmed), not NUL-terminated; name NULL when a
+     * new status line starts the headers over (after a 100 Continue).  A
+     * negative return aborts the request as write's does. */
+    int (*header)(void *arg, const char *name, size_t name_len, const char *value,
+                  size_t value_len);
 };
 
 /* A request body source.  read fills at most max bytes of buf and sets

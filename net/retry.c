@@ -165,7 +165,7 @@ int renc_retry_run(struct renc_retry *r, const struct renc_retry_call *call,
             give_up = st.failures++ >= r->o.retries;
         } else if (resp->status == 429) {
             give_up = renc_retry_throttled(r, call, resp, &st);
-        } else if (resp->status >= 500) {
+        } else if (resp->status >= 500 || resp->status == 408) {
             renc_retry_count(r, &r->stats.server_errors);
             st.delay = renc_retry_backoff_ns(r, st.failures);
             st.why = "server error";

@@ -2,12 +2,13 @@
  * a provider or a store owns and passes with each request
  * (docs/internals/net.md).
  *
- * A request is sent again after a 429, a 5xx or no answer at all:
+ * A request is sent again after a 429, a 5xx, a 408 or no answer at all:
  *   - a 429 is the server pacing us, not a failure: the request waits the
  *     Retry-After (or 1 s), then longer when the server keeps refusing (1, 2,
  *     4, 8, 16 s, never less than Retry-After, which counts up to 120 s), and
  *     gives up only when it has waited throttle_wait_s in all;
- *   - a 5xx or no answer (renc_http_no_answer) backs off from 0.25 s
+ *   - a 5xx, a 408 (the server timed the request out) or no answer
+ *     (renc_http_no_answer) backs off from 0.25 s
  *     (doubling up to 16 s, +-20% jitter) and is sent again up to
  *     `retries` times.
  * A call may bring a pacer (common/pace.h): it is waited on before each

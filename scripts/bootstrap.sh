@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev openssl liburing-dev libzstd-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
+  libexpat1-dev
   libjansson-dev libcmocka-dev libbenchmark-dev g++
   clang libclang-rt-14-dev llvm
   valgrind xxd jq fio python3 python3-cryptography curl coreutils util-linux time strace

@@ -334,7 +334,7 @@ static void test_http_stream_get_to_sink(void **state)
     uint64_t n = 8ull << 20; /* 8 MiB: eight times the buffered cap */
     snprintf(url, sizeof url, "http://127.0.0.1:%u/big?n=%llu", sv->port, (unsigned long long)n);
     struct check_sink c = {0};
-    struct renc_http_sink sink = {check_write, &c};
+    struct renc_http_sink sink = {.write = check_write, .arg = &c};
     struct renc_http_response resp;
     assert_int_equal(renc_http_stream(h, "GET", url, NULL, NULL, &sink, &resp), 0);
     assert_int_equal(resp.status, 200);
@@ -362,7 +362,7 @@ static void test_http_sink_error_aborts(void **state)
     char url[128];
     url_of(url, sizeof url, sv, "/big?n=4194304");
     struct check_sink c = {.fail_at = 2};
-    struct renc_http_sink sink = {check_write, &c};
+    struct renc_http_sink sink = {.write = check_write, .arg = &c};
     struct renc_http_response resp;
     assert_int_equal(renc_http_stream(h, "GET", url, NULL, NULL, &sink, &resp), -RENC_E_INVALID);
     renc_http_response_cleanup(&resp);
@@ -440,7 +440,7 @@ static void upload(const struct server *sv, const char *method, uint64_t len, in
     struct pattern_source ps = {0, len};
     struct renc_http_source src = {pattern_read, &ps, known ? (long long)len : -1};
     struct text_sink t = {"", 0};
-    struct renc_http_sink sink = {text_write, &t};
+    struct renc_http_sink sink = {.write = text_write, .arg = &t};
     struct renc_http_response resp;
     assert_int_equal(renc_http_stream(h, method, url, NULL, &src, &sink, &resp), 0);
     assert_int_equal(resp.status, 201);
