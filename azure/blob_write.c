@@ -116,14 +116,14 @@ static int renc_blob_b64_ok(const char *s)
 }
 
 int renc_blob_put_block_list(struct renc_blob_conn *c, const char *container, const char *name,
-                             char *const *ids, size_t n, const char *if_match, int if_none_match,
-                             const struct renc_blob_props *props, const char *tags,
-                             char new_etag[RENC_BLOB_ETAG_MAX])
+                             char *const *ids, size_t n, size_t n_new, const char *if_match,
+                             int if_none_match, const struct renc_blob_props *props,
+                             const char *tags, char new_etag[RENC_BLOB_ETAG_MAX])
 {
     static const char head[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     static const char tail[] = "</BlockList>";
-    RENC_RETURN_IF(n > 50000, -RENC_E_TOO_BIG);
-    size_t cap = sizeof head + sizeof tail + n * (96 + 17);
+    RENC_RETURN_IF(n > 50000 || n_new > n, -RENC_E_TOO_BIG);
+    size_t cap = sizeof head + sizeof tail + n * (96 + 27);
     char *body = renc_malloc(cap), *o = body;
     RENC_RETURN_IF(!body, -RENC_E_NOMEM);
     o += sprintf(o, "%s", head);
@@ -132,7 +132,8 @@ int renc_blob_put_block_list(struct renc_blob_conn *c, const char *container, co
             renc_free(body);
             return -RENC_E_INVALID; /* ids go into the XML as they are */
         }
-        o += sprintf(o, "<Latest>%s</Latest>", ids[i]);
+        const char *kind = i < n_new ? "Uncommitted" : "Committed";
+        o += sprintf(o, "<%s>%s</%s>", kind, ids[i], kind);
     }
     o += sprintf(o, "%s", tail);
     struct renc_blob_req req = {.method = "PUT", .container = container, .name = name,

@@ -313,6 +313,8 @@ static void renc_note_stderr(void *arg, const char *line)
 static int renc_global_to_config(const struct renc_global *g, const struct renc_global_def *d,
                                  struct renc_provider_config *config)
 {
+    if (d->kind == RENC_GOPT_DIR)
+        return 0; /* the tool's own folders: not a provider's */
     const char *text = renc_env_or(*(const char *const *)((const char *)g + d->given), d->env);
     void *field = (char *)config + d->config;
     unsigned v = 0;

@@ -21,11 +21,13 @@ int renc_mirror_out_inside(const struct renc_bulk_args *a, char *out_real, size_
 {
     /* A container and a local tree never hold one another; an --out
      * container is named without its SAS from here on. */
-    int remote = renc_store_is_url(a->out);
+    if (renc_store_is_url(a->out))
+        return renc_store_name_clean(a->out, out_real, max);
+    int remote = 0;
     for (int i = 0; i < a->source_count; i++)
         remote |= renc_store_is_url(a->sources[i]);
-    if (remote)
-        return renc_store_name_clean(a->out, out_real, max);
+    if (remote) /* a local --out for a container: made and canonical, nothing to hold it */
+        return renc_store_out_inside(a->out, NULL, 0, out_real, max);
     return renc_store_out_inside(a->out, (const char *const *)a->sources,
                                  (size_t)a->source_count, out_real, max);
 }
