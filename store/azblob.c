@@ -28,6 +28,7 @@
 #include "azure/blob.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "io/file.h"
 
 struct renc_store_azblob {
     struct renc_store base;
@@ -312,7 +313,9 @@ static int renc_azb_stage(struct renc_store_azblob *z, struct renc_store_txn *tx
         t->cap = cap;
     }
     char id[96];
-    int rc = renc_blob_block_id(t->tag, t->n, id);
+    int rc = renc_fault_check("write"); /* crash tests: die before a block is staged */
+    if (rc == 0)
+        rc = renc_blob_block_id(t->tag, t->n, id);
     struct renc_blob_conn *c;
     if (rc == 0 && (rc = renc_azb_conn(z, &c)) == 0) {
         rc = renc_blob_put_block(c, z->loc.container, txn->final, id, buf, len);
@@ -334,6 +337,42 @@ static int renc_azb_append(struct renc_store *s, struct renc_store_txn *txn, con
     return len ? renc_azb_stage(renc_azb(s), txn, buf, len) : 0;
 }
 
+/* After a 412 on a commit: 1 when the blob's committed blocks are exactly
+ * ids, i.e. the commit that answered 412 was a retry of our own commit
+ * that had gone through (its answer lost with the connection), not
+ * another writer's change. */
+static int renc_azb_ours(struct renc_store_azblob *z, struct renc_blob_conn *c, const char *name,
+                         char *const *ids, size_t n)
+{
+    struct renc_blob_block *bl = NULL;
+    size_t m = 0;
+    int ours = renc_blob_block_list(c, z->loc.container, name, NULL, &bl, &m) == 0 && m == n;
+    for (size_t i = 0; ours && i < n; i++)
+        ours = strcmp(bl[i].id, ids[i]) == 0;
+    renc_free(bl);
+    return ours;
+}
+
+/* Put Block List (see renc_blob_put_block_list), a 412 checked against
+ * our own commit having gone through already (renc_azb_ours). */
+static int renc_azb_put_list(struct renc_store_azblob *z, const char *name, char *const *ids,
+                             size_t n, size_t n_new, const char *if_match,
+                             const struct renc_azblob_txn *t)
+{
+    struct renc_blob_conn *c;
+    int rc = renc_azb_conn(z, &c);
+    if (rc)
+        return rc;
+    rc = renc_fault_check("fsync"); /* crash tests: die just before the commit point */
+    if (rc == 0)
+        rc = renc_blob_put_block_list(c, z->loc.container, name, ids, n, n_new, if_match, 0,
+                                      t->have_props ? &t->props : NULL, t->tags, NULL);
+    if (rc == -RENC_E_CHANGED && n > 0 && renc_azb_ours(z, c, name, ids, n))
+        rc = 0;
+    renc_azb_release(z, c);
+    return rc;
+}
+
 /* Commit point: Put Block List of the staged blocks.  In place, only onto
  * the version read (If-Match: a 412 is a blob changed during the run, left
  * as its other writer made it); a mirror's copy replaces what its name
@@ -345,15 +384,8 @@ static int renc_azb_commit(struct renc_store *s, struct renc_store_txn *txn,
     struct renc_store_azblob *z = renc_azb(s);
     struct renc_azblob_txn *t = txn->priv;
     RENC_RETURN_IF(!t, -RENC_E_INVALID);
-    struct renc_blob_conn *c;
-    int rc = renc_azb_conn(z, &c);
-    if (rc == 0) {
-        int guarded = txn->mode != RENC_COMMIT_MIRROR && t->etag[0];
-        rc = renc_blob_put_block_list(c, z->loc.container, txn->final, t->ids, t->n, t->n,
-                                      guarded ? t->etag : NULL, 0,
-                                      t->have_props ? &t->props : NULL, t->tags, NULL);
-        renc_azb_release(z, c);
-    }
+    int guarded = txn->mode != RENC_COMMIT_MIRROR && t->etag[0];
+    int rc = renc_azb_put_list(z, txn->final, t->ids, t->n, t->n, guarded ? t->etag : NULL, t);
     renc_azb_txn_free(txn);
     return rc;
 }
@@ -407,11 +439,7 @@ static int renc_azb_commit_header(struct renc_store *s, struct renc_store_txn *t
         ids[0] = t->ids[0];
         for (size_t i = 1; i < n; i++)
             ids[i] = bl[i].id;
-        if ((rc = renc_azb_conn(z, &c)) == 0) {
-            rc = renc_blob_put_block_list(c, z->loc.container, txn->final, ids, n, 1, t->etag,
-                                          0, &t->props, t->tags, NULL);
-            renc_azb_release(z, c);
-        }
+        rc = renc_azb_put_list(z, txn->final, ids, n, 1, t->etag, t);
     }
     renc_free(ids);
     renc_free(bl);

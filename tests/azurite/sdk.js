@@ -19,6 +19,8 @@
 //                                      "blk-000000"..., base64), then Put
 //                                      Block List with OPTS as above
 //   download C NAME FILE [--offset N --count N]
+//   download-prefix C PREFIX DIR       every blob under PREFIX into DIR (the
+//                                      prefix cut from the names); prints the count
 //   props C NAME                       JSON: etag, contentLength, contentType,
 //       contentEncoding, contentLanguage, cacheControl, contentDisposition,
 //       contentMD5 (base64), lastModified, blobType, metadata, tags,
@@ -144,6 +146,26 @@ async function uploadBlocks(c, name, file, size, opts) {
   console.log(res.etag);
 }
 
+// Every blob under prefix into dir/NAME-without-the-prefix (folders made),
+// eight downloads at a time.
+async function downloadPrefix(c, prefix, dir) {
+  const path = require("path");
+  const cc = service().getContainerClient(c);
+  const names = [];
+  for await (const b of cc.listBlobsFlat({ prefix })) names.push(b.name);
+  let next = 0;
+  async function worker() {
+    while (next < names.length) {
+      const name = names[next++];
+      const out = path.join(dir, name.slice(prefix.length));
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      fs.writeFileSync(out, await cc.getBlockBlobClient(name).downloadToBuffer());
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker));
+  console.log(names.length);
+}
+
 async function props(c, name) {
   const client = blob(c, name);
   const p = await client.getProperties();
@@ -244,6 +266,7 @@ async function main(argv) {
       fs.writeFileSync(rest[2], buf);
       return 0;
     }
+    case "download-prefix": need(3); await downloadPrefix(rest[0], rest[1], rest[2]); return 0;
     case "props": need(2); await props(rest[0], rest[1]); return 0;
     case "etag": need(2); console.log((await blob(rest[0], rest[1]).getProperties()).etag); return 0;
     case "list": need(1); await list(rest[0], rest[1], false); return 0;
