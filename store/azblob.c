@@ -98,6 +98,16 @@ uint64_t renc_store_azblob_bytes_sent(struct renc_store *s)
     return n;
 }
 
+void renc_store_azblob_make_container(struct renc_store *s)
+{
+    struct renc_store_azblob *z = renc_azb(s);
+    struct renc_blob_conn *c;
+    if (renc_azb_conn(z, &c) == 0) {
+        (void)renc_blob_create_container(c, z->loc.container);
+        renc_azb_release(z, c);
+    }
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 /* An item's path is BASE_URL/NAME: the blob's name is what follows. */

@@ -14,6 +14,11 @@ struct renc_blob_account_opts;
 int renc_store_azblob_new(struct renc_store **out, const char *url,
                           const struct renc_blob_account_opts *o, char *why, size_t why_max);
 
+/* renc_store_azblob_make_container: the container made when missing
+ * (a credential that may not make one, such as a container SAS, is not an
+ * error here: the first commit says whether the container is there). */
+void renc_store_azblob_make_container(struct renc_store *s);
+
 /* renc_store_azblob_bytes_sent: request-body bytes sent so far (what a
  * rewrap's header-only upload is measured by). */
 uint64_t renc_store_azblob_bytes_sent(struct renc_store *s);

@@ -36,8 +36,13 @@ static const char *renc_store_single(const struct renc_store_spec *spec)
 int renc_store_open(struct renc_store **out, const struct renc_store_spec *spec)
 {
     const char *one = renc_store_single(spec);
-    if (one && renc_store_is_url(one))
-        return renc_store_azblob_new(out, one, spec->blob, spec->why, spec->why_max);
+    if (one && renc_store_is_url(one)) {
+        int rc = renc_store_azblob_new(out, one, spec->blob, spec->why, spec->why_max);
+        /* An --out container is made when missing, as an --out folder is. */
+        if (rc == 0 && spec->root)
+            renc_store_azblob_make_container(*out);
+        return rc;
+    }
     for (size_t i = 0; !spec->root && i < spec->source_count; i++)
         if (renc_store_is_url(spec->sources[i]))
             return -RENC_E_UNSUPPORTED; /* one container per run, not mixed with paths */

@@ -36,7 +36,7 @@ U=$BP_URL_BASE/$C/env1
 expect_ok renc keys create old --type aes256
 expect_ok renc keys create new --type aes256
 expect_ok renc keys create rsa --type rsa2048
-ref_of() { renc keys list --json 2>/dev/null | jq -r --arg n "$1" '.[] | select(.name == $n) | .current'; }
+ref_of() { echo "local:$1/$(renc keys list --json 2>/dev/null | jq -r --arg n "$1" '.[] | select(.name == $n) | .current')"; }
 OLD=$(ref_of old)
 [ -n "$OLD" ] || { fail "keys list gives the current version of old"; finish; }
 
@@ -48,7 +48,7 @@ SPEC=$WORK/seal.spec
 for i in $(seq 1 24); do
   printf 'corpus/s%02d.renc\t%s\t%d\n' "$i" "$OLD" $((i * 2731 % 70000)) >>"$SPEC"
 done
-printf 'corpus/big1.renc\t%s\t%d\n' "$OLD" $((9 * 1024 * 1024 + 5)) >>"$SPEC"
+printf 'corpus/big1.renc\t%s\t%d\n' "$OLD" $((17 * 1024 * 1024 + 5)) >>"$SPEC"
 printf 'corpus/big2.renc\t%s\t%d\n' "$OLD" $((5 * 1024 * 1024)) >>"$SPEC"
 printf 'corpus/empty.renc\t%s\t0\n' "$OLD" >>"$SPEC"
 renc_check --seal "$SPEC" >seal.out || { fail "renc_check --seal"; finish; }
@@ -106,7 +106,7 @@ check "plan: no blob can rewrap header-only yet" [ "$(jq -r .rewrap_header_only 
 
 # ---- first rewrap: rewritten whole, as blocks -----------------------------------
 section "rewrap (first: rewritten whole)"
-expect_ok tool run --rewrap --to new "$U" --progress none
+expect_ok tool run --mode rewrap --to local:new "$U" --progress none
 NEW=$(ref_of new)
 cloud_check "$NEW" env1
 check "metadata, tags and content headers carried over" props_ok
@@ -125,7 +125,7 @@ section "rewrap (header blocks only)"
 expect_ok renc keys rotate new
 NEW2=$(ref_of new)
 bp_clear
-expect_ok tool run --rewrap --to new "$U" --progress none
+expect_ok tool run --mode rewrap --to local:new "$U" --progress none
 cloud_check "$NEW2" env1
 check "metadata and tags survive a header-only rewrap" props_ok
 sent=$(bp_stats | jq '[to_entries[] | select(.key | startswith("PUT")) | .value.bytes] | add // 0')
@@ -136,7 +136,7 @@ check "a header-only rewrap sends a few KiB per blob, not the records" \
 
 # ---- rekey, then verify ----------------------------------------------------------
 section "rekey + verify"
-expect_ok tool run --rekey --to rsa "$U" --progress none
+expect_ok tool run --mode rekey --to local:rsa "$U" --progress none
 RSA=$(ref_of rsa)
 cloud_check "$RSA" env1
 expect_ok tool verify "$U" --progress none
@@ -144,12 +144,12 @@ check "props after a rekey" props_ok
 
 # ---- --out: container -> local, local -> container -------------------------------
 section "--out"
-expect_ok tool run --rewrap --to new "$U" --out "$WORK/mirror" --progress none
+expect_ok tool run --mode rewrap --to local:new "$U" --out "$WORK/mirror" --progress none
 bad=$(cut -f1 "$EXPECT" | sed "s#^#$WORK/mirror/#" | renc_check --only "$NEW2" --list /dev/stdin |
   jq -r 'select(.status != "ok") | .path')
 check "container -> local mirror opens under new ($bad)" [ -z "$bad" ]
 check "the source container still opens under rsa" cloud_check "$RSA" env1
-expect_ok tool run --rekey --to new "$WORK/corpus" --out "$BP_URL_BASE/$C/env2" --progress none
+expect_ok tool run --mode rekey --to local:new "$WORK/corpus" --out "$BP_URL_BASE/$C/env2" --progress none
 cloud_check "$NEW2" env2
 
 # ---- a blob changed by another writer between listing and commit --------------
@@ -157,17 +157,17 @@ section "changed during the run (412)"
 bp_clear
 printf 'another writer\n' >other.bin
 bp_rule '{"action": "overwrite", "method": "PUT", "match": "env1/s05\\.renc\\?.*comp=blocklist"}' >/dev/null
-run tool run --rekey --to old "$U" --progress none
+run tool run --mode rekey --to local:old "$U" --progress none
 check "the run fails (exit 1) when a blob changed under it" [ "$RC" = 1 ]
 expect_msg "s05.renc" "changed"
 check "the other writer's version is left as it made it" \
   cmp -s <(az_sdk download "$C" env1/s05.renc /dev/stdout) other.bin
 bp_clear
 # The next run picks it up: not RENC now, counted as such; the rest is done.
-run tool run --rekey --to old "$U" --progress none
+run tool run --mode rekey --to local:old "$U" --progress none
 check "the next run finishes" [ "$RC" = 0 ]
 az_sdk upload "$C" env1/s05.renc corpus/s05.renc >/dev/null
-expect_ok tool run --rekey --to old "$U" --progress none
+expect_ok tool run --mode rekey --to local:old "$U" --progress none
 cloud_check "$OLD" env1
 
 # ---- faults ridden through ---------------------------------------------------
@@ -178,27 +178,31 @@ bp_rule '{"action": "error", "method": "PUT", "match": "comp=block&", "status": 
 bp_rule '{"action": "error", "method": "PUT", "match": "comp=blocklist", "status": 408, "times": 2}' >/dev/null
 bp_rule '{"action": "reset", "method": "GET", "skip": 5, "times": 2}' >/dev/null
 bp_rule '{"action": "delay", "method": "HEAD", "seconds": 1, "times": 2}' >/dev/null
-expect_ok tool run --rekey --to new "$U" --progress none
+expect_ok tool run --mode rekey --to local:new "$U" --progress none
 cloud_check "$NEW2" env1
 bp_clear
 
 # ---- what stops a run ---------------------------------------------------------
 section "missing container, refused credentials, SAS kept secret"
-run tool run --rekey --to old "$BP_URL_BASE/nosuch" --progress none
+run tool run --mode rekey --to local:old "$BP_URL_BASE/nosuch" --progress none
 check "a missing container fails the run" [ "$RC" != 0 ]
 expect_msg "nosuch" "container does not exist"
 BADKEY=$(printf 'x%.0s' $(seq 1 64) | base64 -w0)
 run env AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$BADKEY;BlobEndpoint=$BP_ENDPOINT;" \
-  "$RENC_BIN" run --state "$STATE" --rekey --to old "$U" --progress none
+  "$RENC_BIN" run --state "$STATE" --mode rekey --to local:old "$U" --progress none
 check "refused credentials fail the run" [ "$RC" != 0 ]
 expect_msg "refused the credentials"
 SAS=$(az_sdk sas "$C" racwdl 1)
 SIG=$(sed -n 's/.*sig=\([^&]*\).*/\1/p' <<<"$SAS")
-run env -u AZURE_STORAGE_CONNECTION_STRING "$RENC_BIN" run --state "$STATE" --rekey --to new \
+run env -u AZURE_STORAGE_CONNECTION_STRING "$RENC_BIN" run --state "$STATE" --mode rekey --to local:new \
   "$BP_URL_BASE/$C/env1?$SAS" --progress none
 check "a SAS in the URL is enough to run" [ "$RC" = 0 ]
-check "no output names the SAS signature" ! grep -qF -- "$SIG" "$WORK/out" "$WORK/err"
-check "no state file holds the SAS signature" ! grep -rqF -- "$SIG" "$STATE"
+absent() { ! grep -rqF -- "$@"; }
+SIGD=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.unquote(sys.argv[1]))' "$SIG")
+check "no output names the decoded SAS signature" absent "$SIGD" "$WORK/out" "$WORK/err"
+check "no state file holds the decoded SAS signature" absent "$SIGD" "$STATE"
+check "no output names the SAS signature" absent "$SIG" "$WORK/out" "$WORK/err"
+check "no state file holds the SAS signature" absent "$SIG" "$STATE"
 cloud_check "$NEW2" env1
 
 finish
