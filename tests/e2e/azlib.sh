@@ -9,7 +9,9 @@
 #       ~/.cache/reencrypt-tests), once per lock file; later tests reuse it.
 #       Sets AZ_MODULES.  Returns 77 after printing "SKIP: why" without
 #       Node.js 20 or later, npm, openssl or the npm registry; 1 when npm
-#       failed with the registry reachable.  Use: `az_setup || exit $?`.
+#       failed with the registry reachable.  Use: `az_setup || exit $?`, in
+#       the test's own shell (not in $(...)): it also starts the SDK server
+#       az_sdk uses (see there).
 #   az_start [--https] [AZURITE ARGS...]
 #       Starts Azurite's blob service on 127.0.0.1, a free port, memory only,
 #       in a folder of its own under $WORK; waits until it answers (a couple
@@ -29,21 +31,29 @@
 #       --skipApiVersionCheck, ...); AZURITE_ACCOUNTS in the environment adds
 #       accounts; AZ_MEMORY_MB (default 2048) bounds the blob bytes it keeps.
 #   az_stop        stops every server and proxy this shell started; safe to repeat
-#   az_sdk ARGS... runs tests/azurite/sdk.js (the SDK against
-#                  AZURE_STORAGE_CONNECTION_STRING; trusts AZ_CA)
-#   bp_start [UPSTREAM]
+#   az_sdk ARGS... runs a command of tests/azurite/sdk.js (the SDK against
+#                  AZURE_STORAGE_CONNECTION_STRING; trusts AZ_CA): stdout,
+#                  stderr and exit status as if run alone.  Loading the SDK
+#                  takes about half a second, so az_setup starts one
+#                  `sdk.js serve` per test and az_sdk hands it each command
+#                  (curl on a unix socket; one at a time, 120 s at most);
+#                  AZ_SDK_DIRECT=1 runs a node process per command instead.
+#   bp_start [UPSTREAM [CAFILE]]
 #       Starts tests/e2e/blob_proxy.py in front of UPSTREAM (default: the
-#       newest Azurite, http://127.0.0.1:AZ_PORT or https) and exports
+#       newest Azurite, http://127.0.0.1:AZ_PORT or https; CAFILE, default
+#       AZ_CA, to trust over https) and exports
 #         BP_PORT BP_PID BP_ORIGIN (http://127.0.0.1:BP_PORT)
 #         BP_ENDPOINT / BP_URL_BASE  http://127.0.0.1:BP_PORT/devstoreaccount1
 #         BP_CONNECTION_STRING       AZURE_STORAGE_CONNECTION_STRING through it
 #       The proxy speaks plain HTTP to its clients whatever UPSTREAM is.
+#       Its "overwrite" rules write with the key of the
+#       AZURE_STORAGE_CONNECTION_STRING it was started with.
 #   bp_rule JSON   adds a fault rule (see blob_proxy.py); prints its id
 #   bp_stats       prints the proxy's counters (JSON); bp_stats_field KEY.FIELD
 #   bp_log         prints the requests it saw (JSON lines)
 #   bp_clear       drops every rule and zeroes the counters and the log
 #
-# Needs node (20 or later), npm, openssl, python3 and curl.
+# Needs node (20 or later), npm, openssl, python3, curl and jq.
 
 AZ_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../azurite" && pwd)
 AZ_PROXY_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/blob_proxy.py
@@ -61,7 +71,7 @@ _AZ_TRAP_SET=
 az_setup() {
   [ -n "${AZ_MODULES:-}" ] && [ -e "$AZ_MODULES/azurite" ] && return 0
   local tool
-  for tool in node npm openssl python3 curl; do
+  for tool in node npm openssl python3 curl jq; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; return 77; }
   done
   node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
@@ -94,8 +104,33 @@ az_setup() {
     touch "$tmp/.installed" && rm -rf "$dir" && mv "$tmp" "$dir"
   ) 9>"$base/.lock"
   local rc=$?
-  [ $rc -eq 0 ] && export AZ_MODULES=$dir/node_modules
-  return $rc
+  [ $rc -eq 0 ] || return $rc
+  export AZ_MODULES=$dir/node_modules
+  [ -n "${AZ_SDK_DIRECT:-}" ] || _az_sdk_serve
+}
+
+# _az_sdk_serve: starts `sdk.js serve` on a socket in $WORK, trusting the
+# test's CA (made now: every --https server of the test uses it).
+_az_sdk_serve() {
+  local parent=${WORK:-${TMPDIR:-/tmp}}
+  _az_tls "$parent/azurite-tls" || return 1
+  _AZ_SDK_DIR=$parent/sdk-serve
+  _AZ_SDK_CA=$parent/azurite-tls/ca.pem
+  mkdir -p "$_AZ_SDK_DIR" || return 1
+  (NODE_PATH=$AZ_MODULES NODE_EXTRA_CA_CERTS=$_AZ_SDK_CA RENC_AZ_EXIT_WITH=$$ exec node \
+     --require "$AZ_SRC/exit_with.js" "$AZ_SRC/sdk.js" serve "$_AZ_SDK_DIR/sock") \
+     >"$_AZ_SDK_DIR/log" 2>&1 &
+  local pid=$! i
+  _AZ_PIDS+=("$pid")
+  _az_install_trap
+  for ((i = 0; i < 300; i++)); do
+    [ -S "$_AZ_SDK_DIR/sock" ] && { _AZ_SDK_SOCK=$_AZ_SDK_DIR/sock; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "az_setup: sdk.js serve did not start:" >&2
+  cat "$_AZ_SDK_DIR/log" >&2
+  return 1
 }
 
 # _az_tls DIR: a throw-away CA (DIR/ca.pem) and a server certificate it
@@ -210,6 +245,11 @@ az_stop() {
 
 az_sdk() {
   [ -n "${AZ_MODULES:-}" ] || { echo "az_sdk: run az_setup first" >&2; return 1; }
+  if [ -n "${_AZ_SDK_SOCK:-}" ] && [ -z "${AZ_SDK_DIRECT:-}" ] &&
+     { [ -z "${AZ_CA:-}" ] || [ "$AZ_CA" = "$_AZ_SDK_CA" ]; }; then
+    _az_sdk_send "$@"
+    return
+  fi
   if [ -n "${AZ_CA:-}" ]; then
     NODE_PATH=$AZ_MODULES NODE_EXTRA_CA_CERTS=$AZ_CA timeout 120 node "$AZ_SRC/sdk.js" "$@"
   else
@@ -217,11 +257,26 @@ az_sdk() {
   fi
 }
 
+# _az_sdk_send ARGS...: one command through the SDK server.
+_az_sdk_send() {
+  local out err code
+  out=$(mktemp "$_AZ_SDK_DIR/out.XXXXXX") && err=$(mktemp "$_AZ_SDK_DIR/err.XXXXXX") || return 1
+  code=$(jq -nc --arg cwd "$PWD" --arg out "$out" --arg err "$err" \
+           --arg conn "${AZURE_STORAGE_CONNECTION_STRING-}" \
+           '{args: $ARGS.positional, cwd: $cwd, conn: $conn, stdout: $out, stderr: $err}' --args -- "$@" |
+         curl -s --max-time 120 --unix-socket "$_AZ_SDK_SOCK" --data-binary @- http://sdk/run)
+  cat "$out"
+  cat "$err" >&2
+  rm -f "$out" "$err"
+  [[ $code =~ ^[0-9]+$ ]] || { echo "az_sdk: the SDK server gave no answer (see $_AZ_SDK_DIR/log)" >&2; return 1; }
+  return "$code"
+}
+
 bp_start() {
-  local upstream=${1:-${AZ_ENDPOINT%/"$AZ_ACCOUNT"}}
+  local upstream=${1:-${AZ_ENDPOINT%/"$AZ_ACCOUNT"}} ca=${2:-${AZ_CA:-}}
   local dir=${WORK:-${TMPDIR:-/tmp}}/blob_proxy.$((++_AZ_COUNT))
   mkdir -p "$dir" || return 1
-  python3 "$AZ_PROXY_PY" --upstream "$upstream" ${AZ_CA:+--cafile "$AZ_CA"} \
+  python3 "$AZ_PROXY_PY" --upstream "$upstream" ${ca:+--cafile "$ca"} \
     --port-file "$dir/port" --exit-with $$ >"$dir/proxy.log" 2>&1 &
   local pid=$! i
   _AZ_PIDS+=("$pid")
