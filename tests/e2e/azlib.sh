@@ -37,7 +37,8 @@
 #                  takes about half a second, so az_setup starts one
 #                  `sdk.js serve` per test and az_sdk hands it each command
 #                  (curl on a unix socket; one at a time, 120 s at most);
-#                  AZ_SDK_DIRECT=1 runs a node process per command instead.
+#                  AZ_SDK_DIRECT=1 runs a node process per command instead,
+#                  as does a command naming /dev/stdout or another /dev file.
 #   bp_start [UPSTREAM [CAFILE]]
 #       Starts tests/e2e/blob_proxy.py in front of UPSTREAM (default: the
 #       newest Azurite, http://127.0.0.1:AZ_PORT or https; CAFILE, default
@@ -245,7 +246,13 @@ az_stop() {
 
 az_sdk() {
   [ -n "${AZ_MODULES:-}" ] || { echo "az_sdk: run az_setup first" >&2; return 1; }
-  if [ -n "${_AZ_SDK_SOCK:-}" ] && [ -z "${AZ_SDK_DIRECT:-}" ] &&
+  # A file of this shell's (/dev/stdout, a /dev/fd/N of <(...)) means
+  # nothing to the server: such a command runs in a process of its own.
+  local direct=${AZ_SDK_DIRECT:-} a
+  for a in "$@"; do
+    case $a in /dev/* | /proc/*) direct=1 ;; esac
+  done
+  if [ -n "${_AZ_SDK_SOCK:-}" ] && [ -z "$direct" ] &&
      { [ -z "${AZ_CA:-}" ] || [ "$AZ_CA" = "$_AZ_SDK_CA" ]; }; then
     _az_sdk_send "$@"
     return

@@ -76,6 +76,7 @@ expect_same "Put Blob reads back" "$WORK/data" "$WORK/a.back"
 expect_ok az_sdk download "$C" dir/b.bin "$WORK/b.back"
 expect_same "Put Block + Put Block List read back" "$WORK/data" "$WORK/b.back"
 expect_ok az_sdk download "$C" dir/a.bin "$WORK/part" --offset 1000 --count 10
+check "download to /dev/stdout" cmp -s <(az_sdk download "$C" dir/a.bin /dev/stdout) "$WORK/data"
 check "a ranged read" cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 10)
 
 az_sdk props "$C" dir/a.bin >"$WORK/props" || fail "props"
