@@ -66,9 +66,7 @@ _AZ_PIDS=()
 _AZ_COUNT=0
 _AZ_TRAP_SET=
 
-# az_setup: see the header.  The install is what test_akv_sdk.sh does for
-# the key vault SDK: one installer at a time (flock), a finished install
-# renamed into place whole, so a killed `npm ci` never leaves half a cache.
+# az_setup: see the header; the install is lib.sh's npm_ci_cached.
 az_setup() {
   [ -n "${AZ_MODULES:-}" ] && [ -e "$AZ_MODULES/azurite" ] && return 0
   local tool
@@ -77,36 +75,17 @@ az_setup() {
   done
   node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
     { echo "SKIP: Node.js $(node --version) is older than 20, which @azure/storage-blob 12.32 needs"; return 77; }
-  local base=${RENC_SDK_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/reencrypt-tests}
-  local lock_hash dir
-  lock_hash=$(cat "$AZ_SRC/package.json" "$AZ_SRC/package-lock.json" | sha256sum | cut -c1-16)
-  dir=$base/azurite-$lock_hash
-  mkdir -p "$base" || return 1
-  (
-    flock -w 600 9 || { echo "another install holds $base/.lock"; exit 1; }
-    [ -e "$dir/.installed" ] && exit 0
-    tmp=$(mktemp -d "$base/.install.XXXXXX") || exit 1
-    cp "$AZ_SRC/package.json" "$AZ_SRC/package-lock.json" "$tmp/" || exit 1
-    # --ignore-scripts: no package here needs an install script.  Azurite
-    # 3.37 declares Node 22 but runs on 20 (what the machines have): npm only
-    # warns, and the tests hold it to its work.
-    if ! (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline \
-            --fetch-retries=1 --fetch-timeout=60000) >"$tmp/npm.log" 2>&1; then
-      if ! npm ping --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1; then
-        echo "SKIP: the npm registry cannot be reached ($(npm config get registry)):" \
-          "$(grep -m 3 -E 'npm error (code|errno|syscall|request|network)' "$tmp/npm.log" | tr '\n' ' ')"
-        rm -rf "$tmp"
-        exit 77
-      fi
-      echo "npm ci failed with the registry reachable:" && tail -n 20 "$tmp/npm.log"
-      rm -rf "$tmp"
-      exit 1
-    fi
-    touch "$tmp/.installed" && rm -rf "$dir" && mv "$tmp" "$dir"
-  ) 9>"$base/.lock"
-  local rc=$?
-  [ $rc -eq 0 ] || return $rc
-  export AZ_MODULES=$dir/node_modules
+  # Azurite 3.37 declares Node 22 but runs on 20 (what the machines have):
+  # npm only warns, and the tests hold it to its work.
+  local msg=${WORK:-${TMPDIR:-/tmp}}/npm-azurite.msg rc
+  npm_ci_cached "$AZ_SRC" azurite >"$msg" 2>&1
+  rc=$?
+  case $rc in
+    0) ;;
+    77) echo "SKIP: $(cat "$msg")"; return 77 ;;
+    *) cat "$msg"; return "$rc" ;;
+  esac
+  export AZ_MODULES=$NPM_MODULES
   [ -n "${AZ_SDK_DIRECT:-}" ] || _az_sdk_serve
 }
 
