@@ -31,6 +31,10 @@
 //   blocks C NAME                      committed blocks, JSON
 //                                      [{"name": base64 id, "size": n}, ...]
 //   uncommitted C NAME                 the same for the uncommitted blocks
+//   stage C NAME ID FILE               Put Block of FILE with block id ID
+//                                      (the text before base64: "hdr-2")
+//   commit C NAME ID... [OPTS]         Put Block List, each ID (as for
+//                                      stage) as <Latest>; prints the ETag
 //   overwrite C NAME FILE              another writer: Put Blob with no
 //                                      condition, the metadata kept
 //   set-meta C NAME k=v ...            Set Blob Metadata (replaces all)
@@ -43,6 +47,12 @@
 //   blob-sas C NAME [PERMS] [HOURS]    the same for one blob
 //   account-sas [PERMS] [HOURS]        an account SAS (services b, all
 //                                      resource types)
+//
+//   serve SOCKET                       stays up, runs commands sent to the
+//       unix socket SOCKET one at a time: POST a JSON object {args, cwd,
+//       conn (the connection string), stdout, stderr (files it writes)};
+//       the answer is the exit status.  az_sdk uses it: loading the SDK
+//       takes about half a second, a request a few milliseconds.
 "use strict";
 const fs = require("fs");
 const {
@@ -57,9 +67,10 @@ const {
   generateAccountSASQueryParameters,
 } = require("@azure/storage-blob");
 
+class UsageError extends Error {}
+
 function usage(msg) {
-  process.stderr.write(`sdk: ${msg}\n`);
-  process.exit(2);
+  throw new UsageError(msg);
 }
 
 function connString() {
@@ -273,6 +284,18 @@ async function main(argv) {
     case "list-json": need(1); await list(rest[0], rest[1], true); return 0;
     case "blocks": need(2); await blocks(rest[0], rest[1], "committed"); return 0;
     case "uncommitted": need(2); await blocks(rest[0], rest[1], "uncommitted"); return 0;
+    case "stage": {
+      need(4);
+      const data = fs.readFileSync(rest[3]);
+      await blob(rest[0], rest[1]).stageBlock(Buffer.from(rest[2]).toString("base64"), data, data.length);
+      return 0;
+    }
+    case "commit": {
+      need(3);
+      const ids = rest.slice(2).map((id) => Buffer.from(id).toString("base64"));
+      console.log((await blob(rest[0], rest[1]).commitBlockList(ids, opts)).etag);
+      return 0;
+    }
     case "overwrite": need(3); await overwrite(rest[0], rest[1], rest[2]); return 0;
     case "set-meta":
       need(2); await blob(rest[0], rest[1]).setMetadata(pairs(rest.slice(2), "set-meta")); return 0;
@@ -290,15 +313,72 @@ async function main(argv) {
   return 2;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    // A HEAD answers errors without a body: the code is then in the header.
-    const code = (e.details && e.details.errorCode) ||
-      (e.response && e.response.headers && e.response.headers.get("x-ms-error-code")) || e.code;
-    const status = e.statusCode ? ` (HTTP ${e.statusCode}${code ? " " + code : ""})` : "";
-    const text = String(e.message || e).split("\n")[0];
-    process.stderr.write(`sdk: ${text}${status}\n`);
-    process.exit(1);
-  },
-);
+// describe: a failure as the exit status and the line for stderr.
+function describe(e) {
+  if (e instanceof UsageError) return { code: 2, text: `sdk: ${e.message}\n` };
+  // A HEAD answers errors without a body: the code is then in the header.
+  const code = (e.details && e.details.errorCode) ||
+    (e.response && e.response.headers && e.response.headers.get("x-ms-error-code")) || e.code;
+  const status = e.statusCode ? ` (HTTP ${e.statusCode}${code ? " " + code : ""})` : "";
+  const text = String(e.message || e).split("\n")[0];
+  return { code: 1, text: `sdk: ${text}${status}\n` };
+}
+
+// runJob: one command for `serve`, with the caller's folder and connection
+// string, its output caught into the files the caller named.
+async function runJob(job) {
+  const util = require("util");
+  const out = [];
+  let err = "", code;
+  const log = console.log;
+  console.log = (...a) => out.push(util.format(...a) + "\n");
+  try {
+    if (job.conn) process.env.AZURE_STORAGE_CONNECTION_STRING = job.conn;
+    else delete process.env.AZURE_STORAGE_CONNECTION_STRING;
+    process.chdir(job.cwd);
+    code = await main(job.args);
+  } catch (e) {
+    ({ code, text: err } = describe(e));
+  } finally {
+    console.log = log;
+  }
+  fs.writeFileSync(job.stdout, out.join(""));
+  fs.writeFileSync(job.stderr, err);
+  return code;
+}
+
+function serve(socket) {
+  const http = require("http");
+  let queue = Promise.resolve();
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      // One job at a time: the connection string and the folder are global.
+      queue = queue.then(async () => {
+        let code;
+        try {
+          code = await runJob(JSON.parse(Buffer.concat(chunks).toString()));
+        } catch (e) {
+          code = 1;
+          process.stderr.write(`sdk serve: ${e.message}\n`);
+        }
+        res.end(String(code));
+      });
+    });
+  });
+  server.listen(socket);
+}
+
+if (process.argv[2] === "serve") {
+  serve(process.argv[3] || usage("serve wants a socket path"));
+} else {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      const d = describe(e);
+      process.stderr.write(d.text);
+      process.exit(d.code);
+    },
+  );
+}

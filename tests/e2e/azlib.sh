@@ -9,7 +9,9 @@
 #       ~/.cache/reencrypt-tests), once per lock file; later tests reuse it.
 #       Sets AZ_MODULES.  Returns 77 after printing "SKIP: why" without
 #       Node.js 20 or later, npm, openssl or the npm registry; 1 when npm
-#       failed with the registry reachable.  Use: `az_setup || exit $?`.
+#       failed with the registry reachable.  Use: `az_setup || exit $?`, in
+#       the test's own shell (not in $(...)): it also starts the SDK server
+#       az_sdk uses (see there).
 #   az_start [--https] [AZURITE ARGS...]
 #       Starts Azurite's blob service on 127.0.0.1, a free port, memory only,
 #       in a folder of its own under $WORK; waits until it answers (a couple
@@ -29,21 +31,30 @@
 #       --skipApiVersionCheck, ...); AZURITE_ACCOUNTS in the environment adds
 #       accounts; AZ_MEMORY_MB (default 2048) bounds the blob bytes it keeps.
 #   az_stop        stops every server and proxy this shell started; safe to repeat
-#   az_sdk ARGS... runs tests/azurite/sdk.js (the SDK against
-#                  AZURE_STORAGE_CONNECTION_STRING; trusts AZ_CA)
-#   bp_start [UPSTREAM]
+#   az_sdk ARGS... runs a command of tests/azurite/sdk.js (the SDK against
+#                  AZURE_STORAGE_CONNECTION_STRING; trusts AZ_CA): stdout,
+#                  stderr and exit status as if run alone.  Loading the SDK
+#                  takes about half a second, so az_setup starts one
+#                  `sdk.js serve` per test and az_sdk hands it each command
+#                  (curl on a unix socket; one at a time, 120 s at most);
+#                  AZ_SDK_DIRECT=1 runs a node process per command instead,
+#                  as does a command naming /dev/stdout or another /dev file.
+#   bp_start [UPSTREAM [CAFILE]]
 #       Starts tests/e2e/blob_proxy.py in front of UPSTREAM (default: the
-#       newest Azurite, http://127.0.0.1:AZ_PORT or https) and exports
+#       newest Azurite, http://127.0.0.1:AZ_PORT or https; CAFILE, default
+#       AZ_CA, to trust over https) and exports
 #         BP_PORT BP_PID BP_ORIGIN (http://127.0.0.1:BP_PORT)
 #         BP_ENDPOINT / BP_URL_BASE  http://127.0.0.1:BP_PORT/devstoreaccount1
 #         BP_CONNECTION_STRING       AZURE_STORAGE_CONNECTION_STRING through it
 #       The proxy speaks plain HTTP to its clients whatever UPSTREAM is.
+#       Its "overwrite" rules write with the key of the
+#       AZURE_STORAGE_CONNECTION_STRING it was started with.
 #   bp_rule JSON   adds a fault rule (see blob_proxy.py); prints its id
 #   bp_stats       prints the proxy's counters (JSON); bp_stats_field KEY.FIELD
 #   bp_log         prints the requests it saw (JSON lines)
 #   bp_clear       drops every rule and zeroes the counters and the log
 #
-# Needs node (20 or later), npm, openssl, python3 and curl.
+# Needs node (20 or later), npm, openssl, python3, curl and jq.
 
 AZ_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../azurite" && pwd)
 AZ_PROXY_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/blob_proxy.py
@@ -55,47 +66,51 @@ _AZ_PIDS=()
 _AZ_COUNT=0
 _AZ_TRAP_SET=
 
-# az_setup: see the header.  The install is what test_akv_sdk.sh does for
-# the key vault SDK: one installer at a time (flock), a finished install
-# renamed into place whole, so a killed `npm ci` never leaves half a cache.
+# az_setup: see the header; the install is lib.sh's npm_ci_cached.
 az_setup() {
   [ -n "${AZ_MODULES:-}" ] && [ -e "$AZ_MODULES/azurite" ] && return 0
   local tool
-  for tool in node npm openssl python3 curl; do
+  for tool in node npm openssl python3 curl jq; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; return 77; }
   done
   node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
     { echo "SKIP: Node.js $(node --version) is older than 20, which @azure/storage-blob 12.32 needs"; return 77; }
-  local base=${RENC_SDK_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/reencrypt-tests}
-  local lock_hash dir
-  lock_hash=$(cat "$AZ_SRC/package.json" "$AZ_SRC/package-lock.json" | sha256sum | cut -c1-16)
-  dir=$base/azurite-$lock_hash
-  mkdir -p "$base" || return 1
-  (
-    flock -w 600 9 || { echo "another install holds $base/.lock"; exit 1; }
-    [ -e "$dir/.installed" ] && exit 0
-    tmp=$(mktemp -d "$base/.install.XXXXXX") || exit 1
-    cp "$AZ_SRC/package.json" "$AZ_SRC/package-lock.json" "$tmp/" || exit 1
-    # --ignore-scripts: no package here needs an install script.  Azurite
-    # 3.37 declares Node 22 but runs on 20 (what the machines have): npm only
-    # warns, and the tests hold it to its work.
-    if ! (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline \
-            --fetch-retries=1 --fetch-timeout=60000) >"$tmp/npm.log" 2>&1; then
-      if ! npm ping --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1; then
-        echo "SKIP: the npm registry cannot be reached ($(npm config get registry)):" \
-          "$(grep -m 3 -E 'npm error (code|errno|syscall|request|network)' "$tmp/npm.log" | tr '\n' ' ')"
-        rm -rf "$tmp"
-        exit 77
-      fi
-      echo "npm ci failed with the registry reachable:" && tail -n 20 "$tmp/npm.log"
-      rm -rf "$tmp"
-      exit 1
-    fi
-    touch "$tmp/.installed" && rm -rf "$dir" && mv "$tmp" "$dir"
-  ) 9>"$base/.lock"
-  local rc=$?
-  [ $rc -eq 0 ] && export AZ_MODULES=$dir/node_modules
-  return $rc
+  # Azurite 3.37 declares Node 22 but runs on 20 (what the machines have):
+  # npm only warns, and the tests hold it to its work.
+  local msg=${WORK:-${TMPDIR:-/tmp}}/npm-azurite.msg rc
+  npm_ci_cached "$AZ_SRC" azurite >"$msg" 2>&1
+  rc=$?
+  case $rc in
+    0) ;;
+    77) echo "SKIP: $(cat "$msg")"; return 77 ;;
+    *) cat "$msg"; return "$rc" ;;
+  esac
+  export AZ_MODULES=$NPM_MODULES
+  [ -n "${AZ_SDK_DIRECT:-}" ] || _az_sdk_serve
+}
+
+# _az_sdk_serve: starts `sdk.js serve` on a socket in $WORK, trusting the
+# test's CA (made now: every --https server of the test uses it).
+_az_sdk_serve() {
+  local parent=${WORK:-${TMPDIR:-/tmp}}
+  _az_tls "$parent/azurite-tls" || return 1
+  _AZ_SDK_DIR=$parent/sdk-serve
+  _AZ_SDK_CA=$parent/azurite-tls/ca.pem
+  mkdir -p "$_AZ_SDK_DIR" || return 1
+  (NODE_PATH=$AZ_MODULES NODE_EXTRA_CA_CERTS=$_AZ_SDK_CA RENC_AZ_EXIT_WITH=$$ exec node \
+     --require "$AZ_SRC/exit_with.js" "$AZ_SRC/sdk.js" serve "$_AZ_SDK_DIR/sock") \
+     >"$_AZ_SDK_DIR/log" 2>&1 &
+  local pid=$! i
+  _AZ_PIDS+=("$pid")
+  _az_install_trap
+  for ((i = 0; i < 300; i++)); do
+    [ -S "$_AZ_SDK_DIR/sock" ] && { _AZ_SDK_SOCK=$_AZ_SDK_DIR/sock; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "az_setup: sdk.js serve did not start:" >&2
+  cat "$_AZ_SDK_DIR/log" >&2
+  return 1
 }
 
 # _az_tls DIR: a throw-away CA (DIR/ca.pem) and a server certificate it
@@ -210,6 +225,17 @@ az_stop() {
 
 az_sdk() {
   [ -n "${AZ_MODULES:-}" ] || { echo "az_sdk: run az_setup first" >&2; return 1; }
+  # A file of this shell's (/dev/stdout, a /dev/fd/N of <(...)) means
+  # nothing to the server: such a command runs in a process of its own.
+  local direct=${AZ_SDK_DIRECT:-} a
+  for a in "$@"; do
+    case $a in /dev/* | /proc/*) direct=1 ;; esac
+  done
+  if [ -n "${_AZ_SDK_SOCK:-}" ] && [ -z "$direct" ] &&
+     { [ -z "${AZ_CA:-}" ] || [ "$AZ_CA" = "$_AZ_SDK_CA" ]; }; then
+    _az_sdk_send "$@"
+    return
+  fi
   if [ -n "${AZ_CA:-}" ]; then
     NODE_PATH=$AZ_MODULES NODE_EXTRA_CA_CERTS=$AZ_CA timeout 120 node "$AZ_SRC/sdk.js" "$@"
   else
@@ -217,11 +243,26 @@ az_sdk() {
   fi
 }
 
+# _az_sdk_send ARGS...: one command through the SDK server.
+_az_sdk_send() {
+  local out err code
+  out=$(mktemp "$_AZ_SDK_DIR/out.XXXXXX") && err=$(mktemp "$_AZ_SDK_DIR/err.XXXXXX") || return 1
+  code=$(jq -nc --arg cwd "$PWD" --arg out "$out" --arg err "$err" \
+           --arg conn "${AZURE_STORAGE_CONNECTION_STRING-}" \
+           '{args: $ARGS.positional, cwd: $cwd, conn: $conn, stdout: $out, stderr: $err}' --args -- "$@" |
+         curl -s --max-time 120 --unix-socket "$_AZ_SDK_SOCK" --data-binary @- http://sdk/run)
+  cat "$out"
+  cat "$err" >&2
+  rm -f "$out" "$err"
+  [[ $code =~ ^[0-9]+$ ]] || { echo "az_sdk: the SDK server gave no answer (see $_AZ_SDK_DIR/log)" >&2; return 1; }
+  return "$code"
+}
+
 bp_start() {
-  local upstream=${1:-${AZ_ENDPOINT%/"$AZ_ACCOUNT"}}
+  local upstream=${1:-${AZ_ENDPOINT%/"$AZ_ACCOUNT"}} ca=${2:-${AZ_CA:-}}
   local dir=${WORK:-${TMPDIR:-/tmp}}/blob_proxy.$((++_AZ_COUNT))
   mkdir -p "$dir" || return 1
-  python3 "$AZ_PROXY_PY" --upstream "$upstream" ${AZ_CA:+--cafile "$AZ_CA"} \
+  python3 "$AZ_PROXY_PY" --upstream "$upstream" ${ca:+--cafile "$ca"} \
     --port-file "$dir/port" --exit-with $$ >"$dir/proxy.log" 2>&1 &
   local pid=$! i
   _AZ_PIDS+=("$pid")

@@ -12,7 +12,9 @@ URL and Azurite accepts it.  The one change: a request that carries
 `Expect: 100-continue` is answered `100 Continue` by the proxy itself and goes
 upstream without that header (it is not signed).  Each request goes upstream
 on a connection of its own, which is then closed; the client's connection is
-kept alive (HTTP/1.1, Content-Length or chunked bodies, streamed).
+kept alive (HTTP/1.1, Content-Length or chunked bodies, streamed) for up to
+300 s idle, not Azurite's 5: a test of a stale keep-alive connection goes to
+Azurite directly.
 
 Control API (the proxy's own paths, never forwarded; an account name cannot
 start with '_'):
@@ -45,7 +47,9 @@ The first rule that fires for a request decides.  Actions:
   reset-after  forward it (the write happens), then reset the connection
              instead of answering: the client never learns the outcome
   cut        forward it, relay the response head and the first "bytes"
-             (default 0) body bytes, then reset the connection
+             (default 0) body bytes, then reset the connection (an answer
+             with a Content-Length, as Get Blob's; a chunked one is relayed
+             whole before the reset)
   overwrite  first write the target blob (the request's path) through
              UPSTREAM as another writer would: a Put Blob with "data" (default
              "another writer\\n") signed with the connection string's key

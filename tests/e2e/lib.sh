@@ -20,7 +20,7 @@
 #                    error or leak of any process (valgrind_reports)
 # and file helpers: mkdata, same/expect_same, file_mode/expect_mode,
 # file_size, no_output_left/expect_no_output (no OUT and no .OUT.renc-tmp.*),
-# no_temporaries, inspect_field.
+# no_temporaries, inspect_field; npm_ci_cached (npm packages, installed once).
 #
 # The scripts do not use `set -e`: a failed check is counted and the script
 # goes on, so one run reports every broken case.
@@ -301,6 +301,46 @@ finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
   exit $?
+}
+
+# ---- npm packages (test_akv_sdk.sh, azlib.sh) ---------------------------------
+
+# npm_ci_cached SRC NAME: SRC's package.json and package-lock.json installed
+# with `npm ci` into the cache folder RENC_SDK_CACHE (default
+# ~/.cache/reencrypt-tests), as NAME-HASH (HASH: of those two files), once:
+# later tests and runs reuse it.  Sets NPM_MODULES to its node_modules.
+# Returns 77 when the npm registry cannot be reached, 1 when npm failed
+# otherwise, and prints why.  One installer at a time (flock); a finished
+# install is renamed into place whole, so a killed `npm ci` leaves no half.
+npm_ci_cached() {
+  local src=$1 name=$2
+  local base=${RENC_SDK_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/reencrypt-tests}
+  local lock_hash dir
+  lock_hash=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
+  dir=$base/$name-$lock_hash
+  mkdir -p "$base" || return 1
+  (
+    flock -w 600 9 || { echo "another install holds $base/.lock"; exit 1; }
+    [ -e "$dir/.installed" ] && exit 0
+    tmp=$(mktemp -d "$base/.install.XXXXXX") || exit 1
+    cp "$src/package.json" "$src/package-lock.json" "$tmp/" || exit 1
+    if ! (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline \
+            --fetch-retries=1 --fetch-timeout=60000) >"$tmp/npm.log" 2>&1; then
+      if ! npm ping --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1; then
+        echo "the npm registry cannot be reached ($(npm config get registry)):" \
+          "$(grep -m 3 -E 'npm error (code|errno|syscall|request|network)' "$tmp/npm.log" | tr '\n' ' ')"
+        rm -rf "$tmp"
+        exit 77
+      fi
+      echo "npm ci failed with the registry reachable:" && tail -n 20 "$tmp/npm.log"
+      rm -rf "$tmp"
+      exit 1
+    fi
+    touch "$tmp/.installed" && rm -rf "$dir" && mv "$tmp" "$dir"
+  ) 9>"$base/.lock"
+  local rc=$?
+  [ $rc -eq 0 ] && NPM_MODULES=$dir/node_modules
+  return $rc
 }
 
 # ---- bulk helpers (test_run.sh, test_run_big.sh) ----------------------------

@@ -41,34 +41,8 @@ _sdk_install() {
     { echo "Node.js and npm are not installed"; return 77; }
   node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
     { echo "Node.js $(node --version) is older than 20, which @azure/identity 4.13 needs"; return 77; }
-  local base=${RENC_SDK_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/reencrypt-tests}
-  local lock_hash dir
-  lock_hash=$(cat "$SDK_SRC/package.json" "$SDK_SRC/package-lock.json" | sha256sum | cut -c1-16)
-  dir=$base/vault-sdk-$lock_hash
-  mkdir -p "$base" || return 1
-  (
-    # One installer at a time; a finished install is renamed into place whole.
-    flock -w 600 9 || { echo "another install holds $base/.lock"; exit 1; }
-    [ -e "$dir/.installed" ] && exit 0
-    tmp=$(mktemp -d "$base/.install.XXXXXX") || exit 1
-    cp "$SDK_SRC/package.json" "$SDK_SRC/package-lock.json" "$tmp/" || exit 1
-    if ! (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline \
-            --fetch-retries=1 --fetch-timeout=60000) >"$tmp/npm.log" 2>&1; then
-      if ! npm ping --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1; then
-        echo "the npm registry cannot be reached ($(npm config get registry)):" \
-          "$(grep -m 3 -E 'npm error (code|errno|syscall|request|network)' "$tmp/npm.log" | tr '\n' ' ')"
-        rm -rf "$tmp"
-        exit 77
-      fi
-      echo "npm ci failed with the registry reachable:" && tail -n 20 "$tmp/npm.log"
-      rm -rf "$tmp"
-      exit 1
-    fi
-    touch "$tmp/.installed" && rm -rf "$dir" && mv "$tmp" "$dir"
-  ) 9>"$base/.lock"
-  local rc=$?
-  [ $rc -eq 0 ] && SDK_MODULES=$dir/node_modules
-  return $rc
+  npm_ci_cached "$SDK_SRC" vault-sdk || return $?
+  SDK_MODULES=$NPM_MODULES
 }
 
 # sdk ARGS...: conformance.js with the SDK, resolving *.localhost to loopback.

@@ -39,7 +39,7 @@ http_code() {
 # ---- HTTPS --------------------------------------------------------------------
 t0=$SECONDS
 az_start --https || { fail "Azurite did not start over HTTPS"; finish; }
-HTTPS_PID=$AZ_PID
+HTTPS_PID=$AZ_PID HTTPS_ENDPOINT=$AZ_ENDPOINT HTTPS_CA=$AZ_CA HTTPS_CONN=$AZURE_STORAGE_CONNECTION_STRING
 check "HTTPS endpoint ($AZ_ENDPOINT)" like "$AZ_ENDPOINT" "https://127.0.0.1:*/devstoreaccount1"
 check "a CA file for HTTPS" [ -s "$AZ_CA" ]
 code=$(http_code --cacert "$AZ_CA" "$AZ_ENDPOINT?comp=list")
@@ -76,6 +76,7 @@ expect_same "Put Blob reads back" "$WORK/data" "$WORK/a.back"
 expect_ok az_sdk download "$C" dir/b.bin "$WORK/b.back"
 expect_same "Put Block + Put Block List read back" "$WORK/data" "$WORK/b.back"
 expect_ok az_sdk download "$C" dir/a.bin "$WORK/part" --offset 1000 --count 10
+check "download to /dev/stdout" cmp -s <(az_sdk download "$C" dir/a.bin /dev/stdout) "$WORK/data"
 check "a ranged read" cmp -s "$WORK/part" <(tail -c +1001 "$WORK/data" | head -c 10)
 
 az_sdk props "$C" dir/a.bin >"$WORK/props" || fail "props"
@@ -140,6 +141,18 @@ ms=$((($(date +%s%N) - t1) / 1000000))
 check "Expect: 100-continue: the body went up (HTTP $code)" [ "$code" = 201 ]
 check "  at once, not after curl's 1 s wait ($ms ms)" [ "$ms" -lt 900 ]
 
+# The proxy in front of the HTTPS server (plain HTTP to its clients); its
+# overwrite rule writes with that server's connection string.
+AZURE_STORAGE_CONNECTION_STRING=$HTTPS_CONN bp_start "${HTTPS_ENDPOINT%/*}" "$HTTPS_CA" ||
+  fail "blob_proxy.py in front of HTTPS did not start"
+bp_rule '{"action": "overwrite", "method": "PUT", "match": "/tls\\.bin\\?.*comp=blocklist"}' >/dev/null
+ETAG_T=$(AZURE_STORAGE_CONNECTION_STRING=$HTTPS_CONN AZ_CA=$HTTPS_CA az_sdk etag "$C" tls.bin)
+expect_exit 1 az_via upload-blocks "$C" tls.bin "$WORK/small" 1024 --if-match "$ETAG_T"
+expect_msg 412 ConditionNotMet
+expect_ok az_via download "$C" tls.bin "$WORK/tls.via"
+check "through the proxy to HTTPS: the other writer's bytes" [ "$(cat "$WORK/tls.via")" = "another writer" ]
+bp_start "${AZ_ENDPOINT%/*}" || fail "blob_proxy.py did not start again"
+
 # ---- the proxy: faults ------------------------------------------------------------
 bp_clear
 bp_rule '{"action": "error", "status": 503, "method": "GET", "match": "comp=list", "times": 1}' >/dev/null
@@ -197,17 +210,25 @@ bp_rule '{"action": "delay", "seconds": 1.5, "method": "GET", "match": "/top\\.b
 t=$(curl -s -o /dev/null -w '%{time_total}' "$BP_URL_BASE/$C/top.bin?$SAS")
 check "delay: a slow answer ($t s)" [ "${t%%.*}" -ge 1 ]
 
-# Byte counts: a new header block and a commit that keeps the rest sends
-# only the header's bytes (the pattern a rewrap uses).
+# Byte counts: a new header block and a commit that keeps the records
+# sends only the header's bytes (the pattern of a rewrap).
+printf 'header one' >"$WORK/hdr1"
+printf 'header two!' >"$WORK/hdr2"
+mkdata "$WORK/rec" 200000
+expect_ok az_sdk stage "$C" rewrap.bin hdr-1 "$WORK/hdr1"
+expect_ok az_sdk stage "$C" rewrap.bin rec-1 "$WORK/rec"
+expect_ok az_sdk commit "$C" rewrap.bin hdr-1 rec-1
 bp_clear
-bp_rule '{"action": "error", "status": 400, "method": "PUT", "match": "never-matches"}' >/dev/null
-printf 'hdr2' >"$WORK/hdr"
-HDR_ID=$(printf 'blk-999999' | base64)
-code=$(http_code -X PUT --data-binary @"$WORK/hdr" "$BP_URL_BASE/$C/dir/a2.bin?comp=block&blockid=$(jq -rn --arg s "$HDR_ID" '$s|@uri')&$WSAS")
-check "Put Block through the proxy (HTTP $code)" [ "$code" = 201 ]
+expect_ok az_via stage "$C" rewrap.bin hdr-2 "$WORK/hdr2"
+expect_ok az_via commit "$C" rewrap.bin hdr-2 rec-1
 run bp_stats
-check "stats: Put Block sent 4 bytes once" [ "$(jq -c '.["PUT block"] | [.requests, .bytes]' "$WORK/out")" = '[1,4]' ]
-check "stats: nothing else was counted" [ "$(jq -c 'keys' "$WORK/out")" = '["PUT block"]' ]
+check "stats: one Put Block of 11 bytes" [ "$(jq -c '.["PUT block"] | [.requests, .bytes]' "$WORK/out")" = '[1,11]' ]
+check "stats: one small Put Block List" [ "$(jq -c '.["PUT blocklist"] | [.requests, .bytes < 200]' "$WORK/out")" = '[1,true]' ]
+check "stats: nothing else" [ "$(jq -c 'keys' "$WORK/out")" = '["PUT block","PUT blocklist"]' ]
+expect_ok az_sdk download "$C" rewrap.bin "$WORK/rewrap.back"
+check "the blob is the new header and the old records" cmp -s "$WORK/rewrap.back" <(cat "$WORK/hdr2" "$WORK/rec")
+run az_sdk blocks "$C" rewrap.bin
+check "committed blocks [11, 200000]" [ "$(jq -c '[.[].size]' "$WORK/out")" = '[11,200000]' ]
 run bp_rule '{"action": "nonsense"}'
 check "a bad rule is refused" [ "$RC" != 0 ]
 
