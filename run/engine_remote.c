@@ -115,8 +115,6 @@ static int renc_remote_stream(struct renc_remote *r, uint64_t from, enum renc_pa
             rc = e->dst->ops->append(e->dst, &r->txn, p, span);
         off += span;
         index += records;
-        if (rc == 0 && renc_should_stop(e) && off < r->size)
-            rc = -EINTR; /* stopping: this blob stays wholly old */
     }
     return rc;
 }

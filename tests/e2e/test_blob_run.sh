@@ -205,4 +205,51 @@ check "no output names the SAS signature" absent "$SIG" "$WORK/out" "$WORK/err"
 check "no state file holds the SAS signature" absent "$SIG" "$STATE"
 cloud_check "$NEW2" env1
 
+# ---- HTTPS, with a private CA (--ca-file / RENC_CA_FILE) ------------------------
+section "https"
+HTTP_CS=$AZURE_STORAGE_CONNECTION_STRING
+az_start --https || { fail "Azurite over HTTPS did not start"; finish; }
+expect_ok az_sdk mkcontainer "$C"
+expect_ok az_sdk upload "$C" tls/s01.renc corpus/s01.renc
+expect_ok az_sdk upload "$C" tls/big2.renc corpus/big2.renc
+run renc run --mode rekey --to local:new "$AZ_URL_BASE/$C/tls" --progress none
+check "without the test CA the TLS handshake is refused" [ "$RC" != 0 ]
+expect_msg "could not be reached"
+run env RENC_CA_FILE="$AZ_CA" "$RENC_BIN" run --state "$STATE" --mode rekey --to local:new \
+  "$AZ_URL_BASE/$C/tls" --progress none
+check "with --ca-file's CA the run over HTTPS finishes" [ "$RC" = 0 ]
+mkdir -p tls
+az_sdk download "$C" tls/big2.renc tls/big2.renc >/dev/null
+tls_ok() { renc_check --only "$NEW2" tls/big2.renc | jq -e 'select(.status == "ok")' >/dev/null; }
+check "the blob rekeyed over HTTPS opens under new" tls_ok
+AZURE_STORAGE_CONNECTION_STRING=$HTTP_CS
+
+# ---- Microsoft Entra: a bearer token from the token endpoint -------------------
+# The key vault's test double issues the tokens (as login.microsoftonline.com
+# would: iss https://sts.windows.net/TENANT/, aud the scope's resource), and
+# Azurite with --oauth basic checks them on every request (HTTPS only).
+section "Entra token"
+. "$RENC_TESTS_DIR/vault/vaultlib.sh"
+if vault_start "$WORK/vault" --resource https://storage.azure.com >/dev/null; then
+  az_start --https --oauth basic || { fail "Azurite with --oauth basic did not start"; finish; }
+  expect_ok az_sdk mkcontainer "$C"
+  expect_ok az_sdk upload "$C" entra/s03.renc corpus/s03.renc
+  cat "$AZ_CA" "$VAULT_CA" >both-ca.pem
+  run env -u AZURE_STORAGE_CONNECTION_STRING RENC_CA_FILE="$WORK/both-ca.pem" \
+    "$RENC_BIN" run --state "$STATE" --mode rekey --to local:new "$AZ_URL_BASE/$C/entra" --progress none
+  check "a run with only an Entra token (client secret) finishes" [ "$RC" = 0 ]
+  check "the token endpoint issued the token" \
+    grep -q "token" "$VAULT_LOG"
+  mkdir -p entra
+  az_sdk download "$C" entra/s03.renc entra/s03.renc >/dev/null
+  entra_ok() { renc_check --only "$NEW2" entra/s03.renc | jq -e 'select(.status == "ok")' >/dev/null; }
+  check "the blob rekeyed with an Entra token opens under new" entra_ok
+  run env -u AZURE_STORAGE_CONNECTION_STRING -u AZURE_CLIENT_SECRET_FILE RENC_CA_FILE="$WORK/both-ca.pem" \
+    AZURE_CLIENT_SECRET=wrong "$RENC_BIN" run --state "$STATE" --mode rekey --to local:old \
+    "$AZ_URL_BASE/$C/entra" --progress none
+  check "a refused client secret fails the run" [ "$RC" != 0 ]
+else
+  fail "the token endpoint (tests/vault/vault_server.py) did not start"
+fi
+
 finish
