@@ -201,6 +201,28 @@ static void step_blocks(void)
     free(rec);
 }
 
+/* A block past libcurl's 1 MiB Expect: 100-continue threshold, read back
+ * whole and by its last bytes. */
+static void step_large(void)
+{
+    size_t n = 3 * 1024 * 1024 + 1, got;
+    char *data = malloc(n), *back = malloc(n), id[96];
+    CHECK(data && back);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i ^ (i >> 11));
+    CHECK_RC(renc_blob_block_id("large", 0, id), 0);
+    CHECK_RC(renc_blob_put_block(c, container, "large", id, data, n), 0);
+    char *ids1[] = {id};
+    CHECK_RC(renc_blob_put_block_list(c, container, "large", ids1, 1, NULL, 1, NULL, NULL, NULL),
+             0);
+    CHECK_RC(renc_blob_get_range(c, container, "large", NULL, 0, back, n, &got), 0);
+    CHECK(got == n && memcmp(back, data, n) == 0);
+    CHECK_RC(renc_blob_get_range(c, container, "large", NULL, n - 5, back, 100, &got), 0);
+    CHECK(got == 5 && memcmp(back, data + n - 5, 5) == 0);
+    free(data);
+    free(back);
+}
+
 /* A SAS in the URL (no Authorization header), and a wrong key. */
 static void step_auth(const char *base, const char *conn_string)
 {
@@ -275,6 +297,7 @@ int main(void)
     step_list();
     step_read();
     step_blocks();
+    step_large();
     step_auth(base, conn_string);
     step_misc();
     struct renc_retry_stats st;
