@@ -28,8 +28,10 @@ int renc_url_split(struct renc_url *u, const char *url);
 void renc_url_cleanup(struct renc_url *u);
 
 /* renc_url_build: scheme://host[:port]path[?query] into *out (malloc'd,
- * renc_free).  path must start with '/' and, like query (may be NULL), be
- * escaped already: nothing is encoded or normalised here. */
+ * renc_free), checked by libcurl's parser.  path must start with '/' and,
+ * like query (may be NULL), be escaped already: nothing is encoded or
+ * normalised here, escapes keep their case (a signature covers the path
+ * as sent).  -RENC_E_INVALID for what does not parse back. */
 int renc_url_build(char **out, const char *scheme, const char *host, unsigned port,
                    const char *path, const char *query);
 

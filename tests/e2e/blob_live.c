@@ -119,6 +119,18 @@ static void step_read(void)
     CHECK(strcmp(renc_blob_last_error(c, &status), "ConditionNotMet") == 0 && status == 412);
     CHECK_RC(renc_blob_head(c, container, "p/nothing", NULL, &p), -RENC_E_CHANGED);
     renc_blob_props_cleanup(&p);
+    /* A name that needs escaping: the signature covers the path as sent. */
+    static const char odd[] = "odd name/\xc3\xa9+%2F&=?.bin";
+    CHECK_RC(renc_blob_put(c, container, odd, "odd", 3, NULL, 1, NULL, NULL), 0);
+    CHECK_RC(renc_blob_head(c, container, odd, NULL, &p), 0);
+    CHECK(p.size == 3);
+    renc_blob_props_cleanup(&p);
+    struct names s = {0};
+    char marker[256];
+    CHECK_RC(renc_blob_list_page(c, container, "odd name/", NULL, 0, collect, &s, marker,
+                                 sizeof marker), 0);
+    CHECK(s.n == 1 && strcmp(s.name[0], odd) == 0);
+    CHECK_RC(renc_blob_delete(c, container, odd, NULL), 0);
     CHECK_RC(renc_blob_put(c, container, "empty", "", 0, NULL, 0, NULL, NULL), 0);
     CHECK_RC(renc_blob_get_range(c, container, "empty", NULL, 0, buf, 4, &got), 0);
     CHECK(got == 0);
