@@ -435,15 +435,5 @@ void renc_http_response_cleanup(struct renc_http_response *resp)
 
 int renc_http_escape(char *out, size_t max, const char *s)
 {
-    char *e = NULL;
-    int rc = renc_url_escape(&e, s, 0); /* one encoder for net/: url.c's */
-    RENC_RETURN_IF(rc, rc);
-    size_t n = strlen(e);
-    if (n >= max) {
-        renc_free(e);
-        return -RENC_E_TOO_BIG;
-    }
-    memcpy(out, e, n + 1);
-    renc_free(e);
-    return 0;
+    return renc_url_escape_into(out, max, s, 0); /* one encoder for net/: url.c's */
 }

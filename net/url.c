@@ -96,29 +96,40 @@ int renc_url_build(char **out, const char *scheme, const char *host, unsigned po
     return rc;
 }
 
-int renc_url_escape(char **out, const char *s, int keep_slash)
+int renc_url_escape_into(char *out, size_t max, const char *s, int keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    *out = NULL;
-    RENC_RETURN_IF(n > (SIZE_MAX - 1) / 3, -RENC_E_TOO_BIG);
-    char *o = renc_malloc(n * 3 + 1);
-    RENC_RETURN_IF(!o, -RENC_E_NOMEM);
     size_t k = 0;
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
                     ch == '~' || (keep_slash && ch == '/');
+        RENC_RETURN_IF(k + (plain ? 1 : 3) >= max, -RENC_E_TOO_BIG);
         if (plain) {
-            o[k++] = (char)ch;
+            out[k++] = (char)ch;
         } else {
-            o[k++] = '%';
-            o[k++] = hex[ch >> 4];
-            o[k++] = hex[ch & 15];
+            out[k++] = '%';
+            out[k++] = hex[ch >> 4];
+            out[k++] = hex[ch & 15];
         }
     }
-    o[k] = '\0';
+    out[k] = '\0';
+    return 0;
+}
+
+int renc_url_escape(char **out, const char *s, int keep_slash)
+{
+    size_t n = strlen(s);
+    *out = NULL;
+    RENC_RETURN_IF(n > (SIZE_MAX - 1) / 3, -RENC_E_TOO_BIG);
+    char *o = renc_malloc(n * 3 + 1);
+    RENC_RETURN_IF(!o, -RENC_E_NOMEM);
+    int rc = renc_url_escape_into(o, n * 3 + 1, s, keep_slash);
+    if (rc) {
+        renc_free(o);
+        return rc;
+    }
     *out = o;
     return 0;
 }
