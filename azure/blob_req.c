@@ -517,3 +517,11 @@ int renc_blob_call(struct renc_blob_conn *c, struct renc_blob_req *req,
     renc_free(path);
     return rc;
 }
+
+int renc_blob_call_ok(struct renc_blob_conn *c, struct renc_blob_req *req,
+                      struct renc_blob_answer *ans)
+{
+    int rc = renc_blob_call(c, req, ans);
+    RENC_RETURN_IF(rc, rc);
+    return ans->status >= 200 && ans->status < 300 ? 0 : renc_blob_map(c, ans);
+}
