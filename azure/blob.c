@@ -48,15 +48,6 @@ uint64_t renc_blob_conn_bytes_sent(const struct renc_blob_conn *c)
     return c->bytes_sent;
 }
 
-/* 2xx: 0; anything else mapped (and kept in c). */
-static int renc_blob_do(struct renc_blob_conn *c, struct renc_blob_req *req,
-                        struct renc_blob_answer *ans)
-{
-    int rc = renc_blob_call(c, req, ans);
-    RENC_RETURN_IF(rc, rc);
-    return ans->status >= 200 && ans->status < 300 ? 0 : renc_blob_map(c, ans);
-}
-
 /* ---- XML answers ---------------------------------------------------------------- */
 
 /* A streamed XML answer: the parser starts over with each send; once
@@ -104,7 +95,7 @@ static int renc_blob_do_xml(struct renc_blob_conn *c, struct renc_blob_req *req,
     req->data = renc_blob_xml_data;
     req->start = renc_blob_xml_start;
     req->arg = &s;
-    int rc = renc_blob_do(c, req, &ans);
+    int rc = renc_blob_call_ok(c, req, &ans);
     if (!rc && s.restarted)
         rc = -RENC_E_STORE_NETWORK;
     if (!rc)
@@ -171,7 +162,7 @@ int renc_blob_head(struct renc_blob_conn *c, const char *container, const char *
         .method = "HEAD", .container = container, .name = name, .if_match = if_match,
         .props = &got};
     struct renc_blob_answer ans;
-    int rc = renc_blob_do(c, &req, &ans);
+    int rc = renc_blob_call_ok(c, &req, &ans);
     if (rc) {
         renc_blob_props_cleanup(&got);
         return rc;

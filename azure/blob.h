@@ -16,6 +16,7 @@
  *     policy: 5xx, 408, 429 and no answer, with backoff and jitter), its
  *     answer mapped to the tool's errors:
  *        412 ConditionNotMet, 404 BlobNotFound  -> -RENC_E_CHANGED
+ *        409 BlobAlreadyExists (If-None-Match: *) -> -RENC_E_CHANGED
  *        404 ContainerNotFound                  -> -RENC_E_STORE_NOT_FOUND
  *        401/403                                -> -RENC_E_STORE_AUTH
  *        5xx/408 after the retries              -> -RENC_E_STORE_BUSY

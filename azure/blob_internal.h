@@ -106,6 +106,10 @@ struct renc_blob_answer {
  * renc_blob_map), the error otherwise (already mapped). */
 int renc_blob_call(struct renc_blob_conn *c, struct renc_blob_req *req,
                    struct renc_blob_answer *ans);
+/* renc_blob_call_ok: renc_blob_call, and a non-2xx answer mapped: 0 only
+ * for a 2xx. */
+int renc_blob_call_ok(struct renc_blob_conn *c, struct renc_blob_req *req,
+                      struct renc_blob_answer *ans);
 /* renc_blob_map: a non-2xx answer as blob.h's error, kept in c. */
 int renc_blob_map(struct renc_blob_conn *c, const struct renc_blob_answer *ans);
 /* renc_blob_string_to_sign (tests): the SharedKey text of one request. */

@@ -362,7 +362,7 @@ static int renc_blob_auth_header(struct renc_blob_xfer *x, const char *date, cha
 
 /* The header lines of one send, into lines (NULL-terminated); their text
  * in one buffer. */
-#define RENC_BLOB_HDR_TEXT 16384
+#define RENC_BLOB_HDR_TEXT 65536 /* 8 KiB of metadata and 10 tags, escaped, fit */
 static int renc_blob_header_lines(struct renc_blob_xfer *x, const char *date, char *text,
                                   const char **lines, char *auth)
 {
@@ -396,7 +396,7 @@ static int renc_blob_header_lines(struct renc_blob_xfer *x, const char *date, ch
 static int renc_blob_send(void *arg, struct renc_http_response *resp)
 {
     struct renc_blob_xfer *x = arg;
-    char date[40], auth[8192], *text = renc_malloc(RENC_BLOB_HDR_TEXT);
+    char date[40], auth[16384], *text = renc_malloc(RENC_BLOB_HDR_TEXT); /* auth: a token too */
     const char *lines[RENC_BLOB_MAX_HEADERS + 8];
     RENC_RETURN_IF(!text, -RENC_E_NOMEM);
     renc_blob_date(date, sizeof date);
@@ -516,4 +516,12 @@ int renc_blob_call(struct renc_blob_conn *c, struct renc_blob_req *req,
     }
     renc_free(path);
     return rc;
+}
+
+int renc_blob_call_ok(struct renc_blob_conn *c, struct renc_blob_req *req,
+                      struct renc_blob_answer *ans)
+{
+    int rc = renc_blob_call(c, req, ans);
+    RENC_RETURN_IF(rc, rc);
+    return ans->status >= 200 && ans->status < 300 ? 0 : renc_blob_map(c, ans);
 }

@@ -140,22 +140,31 @@ static void renc_blob_trim_slash(char *s)
         s[--n] = '\0';
 }
 
+/* https://ACCOUNT.blob.core.windows.net, or another protocol and suffix. */
+static int renc_blob_default_endpoint(const char *proto, const char *account,
+                                      const char *suffix, char **out)
+{
+    proto = proto ? proto : "https";
+    suffix = suffix ? suffix : RENC_BLOB_DEFAULT_SUFFIX;
+    size_t n = strlen(proto) + strlen(account) + strlen(suffix) + 16;
+    *out = renc_malloc(n);
+    RENC_RETURN_IF(!*out, -RENC_E_NOMEM);
+    snprintf(*out, n, "%s://%s.blob.%s", proto, account, suffix);
+    return 0;
+}
+
 int renc_blob_connstr_endpoint(const struct renc_blob_connstr *cs, char **out)
 {
     *out = NULL;
     if (cs->blob_endpoint) {
         *out = renc_strdup(cs->blob_endpoint);
+        RENC_RETURN_IF(!*out, -RENC_E_NOMEM);
     } else if (cs->account) {
-        const char *proto = cs->protocol ? cs->protocol : "https";
-        const char *suffix = cs->suffix ? cs->suffix : RENC_BLOB_DEFAULT_SUFFIX;
-        size_t n = strlen(proto) + strlen(cs->account) + strlen(suffix) + 16;
-        *out = renc_malloc(n);
-        if (*out)
-            snprintf(*out, n, "%s://%s.blob.%s", proto, cs->account, suffix);
+        int rc = renc_blob_default_endpoint(cs->protocol, cs->account, cs->suffix, out);
+        RENC_RETURN_IF(rc, rc);
     } else {
         return 0;
     }
-    RENC_RETURN_IF(!*out, -RENC_E_NOMEM);
     renc_blob_trim_slash(*out);
     return 0;
 }
@@ -218,18 +227,10 @@ static int renc_blob_az_endpoint(const char *account, const char *conn_string, c
         RENC_RETURN_IF(rc, rc);
     }
     int rc = 0;
-    if (cs.account && strcasecmp(cs.account, account) == 0) {
+    if (cs.account && strcasecmp(cs.account, account) == 0)
         rc = renc_blob_connstr_endpoint(&cs, out);
-    } else {
-        const char *proto = cs.protocol ? cs.protocol : "https";
-        const char *suffix = cs.suffix ? cs.suffix : RENC_BLOB_DEFAULT_SUFFIX;
-        size_t n = strlen(proto) + strlen(account) + strlen(suffix) + 16;
-        *out = renc_malloc(n);
-        if (*out)
-            snprintf(*out, n, "%s://%s.blob.%s", proto, account, suffix);
-        else
-            rc = -RENC_E_NOMEM;
-    }
+    else
+        rc = renc_blob_default_endpoint(cs.protocol, account, cs.suffix, out);
     renc_blob_connstr_cleanup(&cs);
     return rc;
 }

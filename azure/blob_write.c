@@ -12,14 +12,6 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
-static int renc_blob_ok(struct renc_blob_conn *c, struct renc_blob_req *req,
-                        struct renc_blob_answer *ans)
-{
-    int rc = renc_blob_call(c, req, ans);
-    RENC_RETURN_IF(rc, rc);
-    return ans->status >= 200 && ans->status < 300 ? 0 : renc_blob_map(c, ans);
-}
-
 int renc_blob_block_id(const char *tag, uint64_t index, char out[96])
 {
     size_t n = strlen(tag);
@@ -42,7 +34,7 @@ int renc_blob_put_block(struct renc_blob_conn *c, const char *container, const c
     renc_blob_req_query(&req, "comp", "block");
     renc_blob_req_query(&req, "blockid", id_b64);
     struct renc_blob_answer ans;
-    return renc_blob_ok(c, &req, &ans);
+    return renc_blob_call_ok(c, &req, &ans);
 }
 
 /* The x-ms-* headers that set props on the new version; the "x-ms-meta-"
@@ -98,7 +90,7 @@ static int renc_blob_write(struct renc_blob_conn *c, struct renc_blob_req *req,
         rc = renc_blob_req_header(req, "x-ms-tags", tags);
     struct renc_blob_answer ans;
     if (!rc)
-        rc = renc_blob_ok(c, req, &ans);
+        rc = renc_blob_call_ok(c, req, &ans);
     if (!rc && new_etag)
         snprintf(new_etag, RENC_BLOB_ETAG_MAX, "%s", ans.etag);
     renc_blob_free_names(names);
@@ -160,7 +152,7 @@ int renc_blob_delete(struct renc_blob_conn *c, const char *container, const char
     struct renc_blob_req req = {
         .method = "DELETE", .container = container, .name = name, .if_match = if_match};
     struct renc_blob_answer ans;
-    return renc_blob_ok(c, &req, &ans);
+    return renc_blob_call_ok(c, &req, &ans);
 }
 
 int renc_blob_create_container(struct renc_blob_conn *c, const char *container)

@@ -336,7 +336,7 @@ int renc_blob_xml_feed(struct renc_blob_xml *x, const void *data, size_t len)
 
 int renc_blob_xml_finish(struct renc_blob_xml *x)
 {
-    return renc_blob_xml_parse(x, NULL, 0, 1);
+    return renc_blob_xml_parse(x, "", 0, 1); /* not NULL: the loop steps the pointer */
 }
 
 void renc_blob_xml_free(struct renc_blob_xml *x)

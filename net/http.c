@@ -1,4 +1,5 @@
 #include "net/http.h"
+#include "net/url.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -434,20 +435,5 @@ void renc_http_response_cleanup(struct renc_http_response *resp)
 
 int renc_http_escape(char *out, size_t max, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        int plain = isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~';
-        RENC_RETURN_IF(o + (plain ? 1 : 3) >= max, -RENC_E_TOO_BIG);
-        if (plain) {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        }
-    }
-    out[o] = '\0';
-    return 0;
+    return renc_url_escape_into(out, max, s, 0); /* one encoder for net/: url.c's */
 }

@@ -27,7 +27,7 @@
 
 struct renc_retry_options {
     const char *name;        /* starts each note ("akv"); NULL: "http" */
-    unsigned retries;        /* 5xx and no answer; 0: 6 */
+    unsigned retries;        /* 5xx, 408 and no answer; 0: 6 */
     double throttle_wait_s;  /* the most one request waits out 429s; 0: 120 */
     /* A one-line note when a request gives up (never with a secret in
      * it); may be NULL.  Called from any thread. */
@@ -40,7 +40,7 @@ struct renc_retry_stats {
     uint64_t requests;       /* sent, retries included */
     uint64_t retries;        /* sent again after a 429, 5xx or no answer */
     uint64_t throttled;      /* 429 answers */
-    uint64_t server_errors;  /* 5xx answers */
+    uint64_t server_errors;  /* 5xx and 408 answers */
     uint64_t network_errors; /* no answer */
     uint64_t paced;          /* requests a pacer held back (over 1 ms) */
     double paced_s;          /* their total wait */

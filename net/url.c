@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "crypto/secmem.h"
 
 void renc_url_cleanup(struct renc_url *u)
 {
@@ -73,45 +74,62 @@ int renc_url_build(char **out, const char *scheme, const char *host, unsigned po
 {
     *out = NULL;
     RENC_RETURN_IF(!path || path[0] != '/', -RENC_E_INVALID);
+    /* Put together as text, then through curl_url whole: setting the path
+     * or query as parts would lower-case their escapes ("%2F" -> "%2f"),
+     * and a SharedKey signature covers the path exactly as it is sent. */
+    size_t n = strlen(scheme) + strlen(host) + strlen(path) + (query ? strlen(query) : 0) + 32;
+    char *text = renc_malloc(n), port_text[16] = "";
+    RENC_RETURN_IF(!text, -RENC_E_NOMEM);
+    if (port)
+        snprintf(port_text, sizeof port_text, ":%u", port);
+    snprintf(text, n, "%s://%s%s%s%s%s", scheme, host, port_text, path, query ? "?" : "",
+             query ? query : "");
     CURLU *h = curl_url();
-    RENC_RETURN_IF(!h, -RENC_E_NOMEM);
-    char portbuf[16];
-    snprintf(portbuf, sizeof portbuf, "%u", port);
-    int ok = curl_url_set(h, CURLUPART_SCHEME, scheme, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-             curl_url_set(h, CURLUPART_HOST, host, 0) == CURLUE_OK &&
-             (!port || curl_url_set(h, CURLUPART_PORT, portbuf, 0) == CURLUE_OK) &&
-             curl_url_set(h, CURLUPART_PATH, path, 0) == CURLUE_OK &&
-             (!query || curl_url_set(h, CURLUPART_QUERY, query, 0) == CURLUE_OK);
-    int rc = ok ? renc_url_part(h, CURLUPART_URL, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS,
-                                out, 0)
-                : -RENC_E_INVALID;
+    unsigned flags = CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS;
+    int rc = !h ? -RENC_E_NOMEM
+                : curl_url_set(h, CURLUPART_URL, text, flags) == CURLUE_OK ? 0 : -RENC_E_INVALID;
+    if (!rc)
+        rc = renc_url_part(h, CURLUPART_URL, flags, out, 0);
     curl_url_cleanup(h);
+    renc_secmem_wipe(text, n); /* the query may hold a SAS */
+    renc_free(text);
     return rc;
 }
 
-int renc_url_escape(char **out, const char *s, int keep_slash)
+int renc_url_escape_into(char *out, size_t max, const char *s, int keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    *out = NULL;
-    RENC_RETURN_IF(n > (SIZE_MAX - 1) / 3, -RENC_E_TOO_BIG);
-    char *o = renc_malloc(n * 3 + 1);
-    RENC_RETURN_IF(!o, -RENC_E_NOMEM);
     size_t k = 0;
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
                     ch == '~' || (keep_slash && ch == '/');
+        RENC_RETURN_IF(k + (plain ? 1 : 3) >= max, -RENC_E_TOO_BIG);
         if (plain) {
-            o[k++] = (char)ch;
+            out[k++] = (char)ch;
         } else {
-            o[k++] = '%';
-            o[k++] = hex[ch >> 4];
-            o[k++] = hex[ch & 15];
+            out[k++] = '%';
+            out[k++] = hex[ch >> 4];
+            out[k++] = hex[ch & 15];
         }
     }
-    o[k] = '\0';
+    out[k] = '\0';
+    return 0;
+}
+
+int renc_url_escape(char **out, const char *s, int keep_slash)
+{
+    size_t n = strlen(s);
+    *out = NULL;
+    RENC_RETURN_IF(n > (SIZE_MAX - 1) / 3, -RENC_E_TOO_BIG);
+    char *o = renc_malloc(n * 3 + 1);
+    RENC_RETURN_IF(!o, -RENC_E_NOMEM);
+    int rc = renc_url_escape_into(o, n * 3 + 1, s, keep_slash);
+    if (rc) {
+        renc_free(o);
+        return rc;
+    }
     *out = o;
     return 0;
 }

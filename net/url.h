@@ -28,8 +28,10 @@ int renc_url_split(struct renc_url *u, const char *url);
 void renc_url_cleanup(struct renc_url *u);
 
 /* renc_url_build: scheme://host[:port]path[?query] into *out (malloc'd,
- * renc_free).  path must start with '/' and, like query (may be NULL), be
- * escaped already: nothing is encoded or normalised here. */
+ * renc_free), checked by libcurl's parser.  path must start with '/' and,
+ * like query (may be NULL), be escaped already: nothing is encoded or
+ * normalised here, escapes keep their case (a signature covers the path
+ * as sent).  -RENC_E_INVALID for what does not parse back. */
 int renc_url_build(char **out, const char *scheme, const char *host, unsigned port,
                    const char *path, const char *query);
 
@@ -37,6 +39,11 @@ int renc_url_build(char **out, const char *scheme, const char *host, unsigned po
  * too when keep_slash, for a path of several segments) into *out
  * (malloc'd). */
 int renc_url_escape(char **out, const char *s, int keep_slash);
+/* renc_url_escape_into: the same into out (max bytes with the NUL);
+ * -RENC_E_TOO_BIG when it does not fit.  No copy is made, so a secret
+ * (a client secret in a token form) can be escaped straight into secure
+ * memory. */
+int renc_url_escape_into(char *out, size_t max, const char *s, int keep_slash);
 
 /* renc_url_unescape: the len bytes at s percent-decoded into *out
  * (malloc'd, NUL-terminated).  '+' stays '+'.  -RENC_E_INVALID for a

@@ -8,7 +8,8 @@
 # answers: the 401 challenge, error bodies, KeyBundles, base64url), tmpname
 # (the temporary-name rule: what is reserved, parse inverting make), keyref
 # (key references: round trip, the same key), entra (the Azure CLI's
-# get-access-token output, the authority's token URL).
+# get-access-token output, the authority's token URL), blobxml (the blob
+# service's XML answers fed in pieces, blob URLs and their redaction).
 #
 # Each target runs on a scratch corpus seeded from the checked-in one,
 # tests/fuzz/corpus/<target>/; afterwards the scratch corpus is merged

@@ -259,7 +259,11 @@ static void test_url_split_build_escape(void **state)
     assert_int_equal(renc_url_split(&u, "no scheme"), -RENC_E_INVALID);
     char *s;
     assert_int_equal(renc_url_build(&s, "https", "h", 0, "/a%20b/./c", "q=%2B"), 0);
-    assert_int_equal(strcasecmp(s, "https://h/a%20b/./c?q=%2B"), 0); /* libcurl may lower %2B */
+    assert_string_equal(s, "https://h/a%20b/./c?q=%2B");
+    renc_free(s);
+    /* Escapes keep their case: a signature covers the path as sent. */
+    assert_int_equal(renc_url_build(&s, "http", "[::1]", 1, "/x%2Fy%C3%A9", "q=%2F"), 0);
+    assert_string_equal(s, "http://[::1]:1/x%2Fy%C3%A9?q=%2F");
     renc_free(s);
     assert_int_equal(renc_url_build(&s, "http", "127.0.0.1", 10000, "/x", NULL), 0);
     assert_string_equal(s, "http://127.0.0.1:10000/x");
@@ -280,6 +284,37 @@ static void test_url_split_build_escape(void **state)
     assert_int_equal(renc_url_query_add(&q, "b", ""), 0);
     assert_string_equal(q, "a=x%20y%26z&b=");
     renc_free(q);
+}
+
+static void test_blob_error_map(void **state)
+{
+    (void)state;
+    static const struct {
+        long status;
+        const char *code;
+        int want;
+    } cases[] = {
+        {412, "ConditionNotMet", -RENC_E_CHANGED},
+        {404, "BlobNotFound", -RENC_E_CHANGED},
+        {404, "ContainerNotFound", -RENC_E_STORE_NOT_FOUND},
+        {409, "BlobAlreadyExists", -RENC_E_CHANGED},
+        {409, "LeaseIdMissing", -RENC_E_STORE},
+        {401, "", -RENC_E_STORE_AUTH},
+        {403, "AuthorizationFailure", -RENC_E_STORE_AUTH},
+        {503, "ServerBusy", -RENC_E_STORE_BUSY},
+        {500, "OperationTimedOut", -RENC_E_STORE_BUSY},
+        {408, "", -RENC_E_STORE_BUSY},
+        {400, "InvalidHeaderValue", -RENC_E_STORE},
+    };
+    struct renc_blob_conn c = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct renc_blob_answer ans = {.status = cases[i].status};
+        snprintf(ans.error_code, sizeof ans.error_code, "%s", cases[i].code);
+        assert_int_equal(renc_blob_map(&c, &ans), cases[i].want);
+        long st;
+        assert_string_equal(renc_blob_last_error(&c, &st), cases[i].code);
+        assert_int_equal(st, cases[i].status);
+    }
 }
 
 /* ---- XML, fed in pieces of every size ---- */
@@ -483,6 +518,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_credential_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_block_ids_equal_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_split_build_escape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_error_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_list_in_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_blocks_tags_error_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_refuses_malformed, setup, teardown),

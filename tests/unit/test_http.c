@@ -244,6 +244,13 @@ static void serve_one(struct server *sv, int fd)
         } else {
             answer(fd, 200, "", "fine");
         }
+    } else if (strcmp(path, "/flaky408") == 0) {
+        if (sv->flaky_left > 0) {
+            sv->flaky_left--;
+            answer(fd, 408, "", "timed out");
+        } else {
+            answer(fd, 200, "", "fine");
+        }
     } else if (strcmp(path, "/throttle") == 0) {
         answer(fd, 429, "Retry-After: 0\r\n", "slow down");
     } else {
@@ -558,13 +565,20 @@ static void test_retry_policy_5xx_and_429(void **state)
     assert_string_equal(resp.body, "fine");
     renc_http_response_cleanup(&resp);
     assert_int_equal(answered, 1);
+    /* A 408 (the server timed the request out) is sent again too. */
+    sv->flaky_left = 1;
+    url_of(url, sizeof url, sv, "/flaky408");
+    assert_int_equal(renc_retry_request(&r, &call, h, "GET", url, NULL, NULL, 0, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    renc_http_response_cleanup(&resp);
+    assert_int_equal(answered, 2);
     /* 429s past throttle_wait_s (1 s, then 2 s > 2.5 s in all): given up. */
     url_of(url, sizeof url, sv, "/throttle");
     assert_int_equal(renc_retry_request(&r, &call, h, "GET", url, NULL, NULL, 0, &resp),
                      -RENC_E_NET_THROTTLED);
     renc_http_response_cleanup(&resp);
-    check_counts(&r, 5, 3, 2, 2, 0);
-    assert_int_equal(answered, 1);
+    check_counts(&r, 7, 4, 2, 3, 0);
+    assert_int_equal(answered, 2);
     char want[200];
     snprintf(want, sizeof want, "t: GET %s: throttled (429) 2 times over 3 s, giving up", url);
     assert_string_equal(last_note, want);
