@@ -169,7 +169,7 @@ static void step_blocks(void)
                                     .cache_control = "no-cache", .meta_names = meta_n,
                                     .meta_values = meta_v, .meta_count = 2};
     char *first[] = {ids[0], ids[1], ids[2]};
-    CHECK_RC(renc_blob_put_block_list(c, container, "big", first, 3, NULL, 1, &props,
+    CHECK_RC(renc_blob_put_block_list(c, container, "big", first, 3, 3, NULL, 1, &props,
                                       "k1=v1&k2=v%202", etag1), 0);
     check_content("header-one!", 11, rec);
     /* What a rewrap carries over: the properties, metadata and tags. */
@@ -185,7 +185,7 @@ static void step_blocks(void)
     uint64_t sent = renc_blob_conn_bytes_sent(c);
     CHECK_RC(renc_blob_put_block(c, container, "big", ids[3], "header-number-two!", 18), 0);
     char *second[] = {ids[3], ids[1], ids[2]};
-    CHECK_RC(renc_blob_put_block_list(c, container, "big", second, 3, etag1, 0, &p, tags,
+    CHECK_RC(renc_blob_put_block_list(c, container, "big", second, 3, 1, etag1, 0, &p, tags,
                                       etag2), 0);
     uint64_t delta = renc_blob_conn_bytes_sent(c) - sent;
     CHECK(delta >= 18 && delta < 18 + 512); /* the header and the block list, no record */
@@ -203,7 +203,7 @@ static void step_blocks(void)
     CHECK(q.meta_count == 2 && q.tag_count == 2);
     renc_blob_props_cleanup(&q);
     /* The first commit's ETag is stale now. */
-    CHECK_RC(renc_blob_put_block_list(c, container, "big", first, 3, etag1, 0, &p, tags, NULL),
+    CHECK_RC(renc_blob_put_block_list(c, container, "big", first, 3, 0, etag1, 0, &p, tags, NULL),
              -RENC_E_CHANGED);
     CHECK_RC(renc_blob_delete(c, container, "big", etag1), -RENC_E_CHANGED);
     CHECK_RC(renc_blob_delete(c, container, "big", etag2), 0);
@@ -225,7 +225,7 @@ static void step_large(void)
     CHECK_RC(renc_blob_block_id("large", 0, id), 0);
     CHECK_RC(renc_blob_put_block(c, container, "large", id, data, n), 0);
     char *ids1[] = {id};
-    CHECK_RC(renc_blob_put_block_list(c, container, "large", ids1, 1, NULL, 1, NULL, NULL, NULL),
+    CHECK_RC(renc_blob_put_block_list(c, container, "large", ids1, 1, 1, NULL, 1, NULL, NULL, NULL),
              0);
     CHECK_RC(renc_blob_get_range(c, container, "large", NULL, 0, back, n, &got), 0);
     CHECK(got == n && memcmp(back, data, n) == 0);
