@@ -479,6 +479,7 @@ static int renc_blob_call_once(struct renc_blob_xfer *x)
 {
     struct renc_retry_send s = {renc_blob_send, x, x->req->method, x->path};
     struct renc_http_response resp;
+    memset(&resp, 0, sizeof resp);
     int rc = renc_retry_run(&x->c->a->retry, NULL, &s, &resp);
     if (!rc) {
         x->ans->status = resp.status;

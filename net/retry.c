@@ -152,6 +152,9 @@ int renc_retry_run(struct renc_retry *r, const struct renc_retry_call *call,
         if (call && call->pace)
             renc_retry_pace(r, call->pace);
         renc_retry_count(r, &r->stats.requests);
+        /* A send that fails before its request (no token, say) leaves resp
+         * as it found it: start each from a clean one. */
+        memset(resp, 0, sizeof *resp);
         int rc = s->send(s->arg, resp);
         int give_up = 0;
         if (rc && !renc_http_no_answer(rc)) {

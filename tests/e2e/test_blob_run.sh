@@ -185,12 +185,12 @@ bp_clear
 # ---- what stops a run ---------------------------------------------------------
 section "missing container, refused credentials, SAS kept secret"
 run tool run --mode rekey --to local:old "$BP_URL_BASE/nosuch" --progress none
-check "a missing container fails the run" [ "$RC" != 0 ]
+check "a missing container fails the run" [ "$RC" = 1 ]
 expect_msg "nosuch" "container does not exist"
 BADKEY=$(printf 'x%.0s' $(seq 1 64) | base64 -w0)
 run env AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$BADKEY;BlobEndpoint=$BP_ENDPOINT;" \
   "$RENC_BIN" run --state "$STATE" --mode rekey --to local:old "$U" --progress none
-check "refused credentials fail the run" [ "$RC" != 0 ]
+check "refused credentials fail the run" [ "$RC" = 1 ]
 expect_msg "refused the credentials"
 SAS=$(az_sdk sas "$C" racwdl 1)
 SIG=$(sed -n 's/.*sig=\([^&]*\).*/\1/p' <<<"$SAS")
@@ -213,7 +213,7 @@ expect_ok az_sdk mkcontainer "$C"
 expect_ok az_sdk upload "$C" tls/s01.renc corpus/s01.renc
 expect_ok az_sdk upload "$C" tls/big2.renc corpus/big2.renc
 run renc run --mode rekey --to local:new "$AZ_URL_BASE/$C/tls" --progress none
-check "without the test CA the TLS handshake is refused" [ "$RC" != 0 ]
+check "without the test CA the TLS handshake is refused" [ "$RC" = 1 ]
 expect_msg "could not be reached"
 run env RENC_CA_FILE="$AZ_CA" "$RENC_BIN" run --state "$STATE" --mode rekey --to local:new \
   "$AZ_URL_BASE/$C/tls" --progress none
@@ -247,7 +247,8 @@ if vault_start "$WORK/vault" --resource https://storage.azure.com >/dev/null; th
   run env -u AZURE_STORAGE_CONNECTION_STRING -u AZURE_CLIENT_SECRET_FILE RENC_CA_FILE="$WORK/both-ca.pem" \
     AZURE_CLIENT_SECRET=wrong "$RENC_BIN" run --state "$STATE" --mode rekey --to local:old \
     "$AZ_URL_BASE/$C/entra" --progress none
-  check "a refused client secret fails the run" [ "$RC" != 0 ]
+  check "a refused client secret fails the run (exit 1)" [ "$RC" = 1 ]
+  expect_msg "refused the credentials"
 else
   fail "the token endpoint (tests/vault/vault_server.py) did not start"
 fi
