@@ -234,11 +234,12 @@ int renc_blob_put_block_list(struct renc_blob_conn *c, const char *container, co
                              const struct renc_blob_props *props, const char *tags,
                              char new_etag[RENC_BLOB_ETAG_MAX]);
 
-/* renc_blob_put: one Put Blob of len bytes (tests, small blobs): BlockBlob,
- * the same conditions and properties as above. */
+/* renc_blob_put: one Put Blob of len bytes (small blobs): BlockBlob, the
+ * same conditions, properties and tags as above. */
 int renc_blob_put(struct renc_blob_conn *c, const char *container, const char *name,
                   const void *data, size_t len, const char *if_match, int if_none_match,
-                  const struct renc_blob_props *props, char new_etag[RENC_BLOB_ETAG_MAX]);
+                  const struct renc_blob_props *props, const char *tags,
+                  char new_etag[RENC_BLOB_ETAG_MAX]);
 
 /* renc_blob_delete: Delete Blob with If-Match (NULL: none). */
 int renc_blob_delete(struct renc_blob_conn *c, const char *container, const char *name,

@@ -138,12 +138,13 @@ int renc_blob_put_block_list(struct renc_blob_conn *c, const char *container, co
 
 int renc_blob_put(struct renc_blob_conn *c, const char *container, const char *name,
                   const void *data, size_t len, const char *if_match, int if_none_match,
-                  const struct renc_blob_props *props, char new_etag[RENC_BLOB_ETAG_MAX])
+                  const struct renc_blob_props *props, const char *tags,
+                  char new_etag[RENC_BLOB_ETAG_MAX])
 {
     struct renc_blob_req req = {.method = "PUT", .container = container, .name = name,
                                 .body = data, .body_len = len, .has_body = 1};
     renc_blob_req_header(&req, "x-ms-blob-type", "BlockBlob");
-    return renc_blob_write(c, &req, if_match, if_none_match, props, NULL, new_etag);
+    return renc_blob_write(c, &req, if_match, if_none_match, props, tags, new_etag);
 }
 
 int renc_blob_delete(struct renc_blob_conn *c, const char *container, const char *name,

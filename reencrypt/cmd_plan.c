@@ -371,7 +371,8 @@ static void renc_plan_text(const struct renc_plan *p, const struct renc_plan_arg
            a->storage_mbps > 0 ? ", or storage if slower" : "; storage not included");
     if (p->layout_known)
         printf("rewrap in place: %llu of %llu RENC blobs are laid out as [header][records] "
-               "blocks and move only a new header block; the rest are rewritten whole once\n",
+               "blocks and move only a new header block; the rest are rewritten whole (once, "
+               "if over 256 KiB; a smaller blob is always one request)\n",
                (unsigned long long)p->header_only, (unsigned long long)p->renc_blobs);
     if (a->check_keys)
         renc_plan_print_keys(groups, p->ngroups, states);

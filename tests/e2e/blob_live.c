@@ -76,9 +76,9 @@ static void step_list(void)
     for (int i = 0; i < 5; i++) {
         snprintf(name, sizeof name, "p/b%d", i);
         snprintf(body, sizeof body, "0123456789");
-        CHECK_RC(renc_blob_put(c, container, name, body, 10, NULL, 1, NULL, NULL), 0);
+        CHECK_RC(renc_blob_put(c, container, name, body, 10, NULL, 1, NULL, NULL, NULL), 0);
     }
-    CHECK_RC(renc_blob_put(c, container, "q/x", "x", 1, NULL, 0, NULL, NULL), 0);
+    CHECK_RC(renc_blob_put(c, container, "q/x", "x", 1, NULL, 0, NULL, NULL, NULL), 0);
     struct names s = {0};
     size_t pages = 0;
     do {
@@ -94,7 +94,7 @@ static void step_list(void)
         CHECK(strcmp(s.name[i], name) == 0);
     }
     /* If-None-Match: * on a blob that is there. */
-    CHECK_RC(renc_blob_put(c, container, "p/b0", "y", 1, NULL, 1, NULL, NULL), -RENC_E_CHANGED);
+    CHECK_RC(renc_blob_put(c, container, "p/b0", "y", 1, NULL, 1, NULL, NULL, NULL), -RENC_E_CHANGED);
 }
 
 /* HEAD, ranged reads (past the end too), If-Match both ways. */
@@ -121,7 +121,7 @@ static void step_read(void)
     renc_blob_props_cleanup(&p);
     /* A name that needs escaping: the signature covers the path as sent. */
     static const char odd[] = "odd name/\xc3\xa9+%2F&=?.bin";
-    CHECK_RC(renc_blob_put(c, container, odd, "odd", 3, NULL, 1, NULL, NULL), 0);
+    CHECK_RC(renc_blob_put(c, container, odd, "odd", 3, NULL, 1, NULL, NULL, NULL), 0);
     CHECK_RC(renc_blob_head(c, container, odd, NULL, &p), 0);
     CHECK(p.size == 3);
     renc_blob_props_cleanup(&p);
@@ -131,7 +131,7 @@ static void step_read(void)
                                  sizeof marker), 0);
     CHECK(s.n == 1 && strcmp(s.name[0], odd) == 0);
     CHECK_RC(renc_blob_delete(c, container, odd, NULL), 0);
-    CHECK_RC(renc_blob_put(c, container, "empty", "", 0, NULL, 0, NULL, NULL), 0);
+    CHECK_RC(renc_blob_put(c, container, "empty", "", 0, NULL, 0, NULL, NULL, NULL), 0);
     CHECK_RC(renc_blob_get_range(c, container, "empty", NULL, 0, buf, 4, &got), 0);
     CHECK(got == 0);
 }
@@ -251,7 +251,7 @@ static void step_auth(const char *base, const char *conn_string)
         CHECK_RC(renc_blob_list_page(c, container, "p/", NULL, 0, collect, &s, marker,
                                      sizeof marker), 0);
         CHECK(s.n == 5 && marker[0] == '\0');
-        CHECK_RC(renc_blob_put(c, container, "sas-made", "s", 1, NULL, 0, NULL, NULL), 0);
+        CHECK_RC(renc_blob_put(c, container, "sas-made", "s", 1, NULL, 0, NULL, NULL, NULL), 0);
         char buf[4];
         size_t got;
         CHECK_RC(renc_blob_get_range(c, container, "sas-made", NULL, 0, buf, 4, &got), 0);
