@@ -376,6 +376,15 @@ static int renc_http_perform(struct renc_http *h, const char *method, const char
         }
         list = next;
     }
+    /* No "Expect: 100-continue" (libcurl sends it for bodies over 1 MiB):
+     * a server that does not answer 100 costs a second per upload (curl's
+     * wait), and ours are sent whole anyway. */
+    struct curl_slist *next = curl_slist_append(list, "Expect:");
+    if (!next) {
+        curl_slist_free_all(list);
+        return -RENC_E_NOMEM;
+    }
+    list = next;
     CURL *c = h->curl;
     struct renc_http_xfer x = {.curl = c, .src = src, .sink = sink, .resp = resp};
     h->errbuf[0] = '\0';

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,11 +170,25 @@ static void *renc_worker_main(void *arg)
         atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
         atomic_store(&e->stopping, 1);
     }
-    while (rc == 0 && e->streamed && !renc_should_stop(e)) {
-        size_t idx = atomic_fetch_add(&e->next_item, 1);
-        if (idx >= e->scan->count)
-            break;
+    while (rc == 0 && e->streamed) {
+        /* A chunk of a blob spread over the workers first, then a blob of
+         * our own; with none left, help until no blob is spread. */
+        if (renc_spread_help(e))
+            continue;
+        size_t idx = renc_should_stop(e) ? SIZE_MAX : atomic_fetch_add(&e->next_item, 1);
+        if (idx >= e->scan->count) {
+            if (!renc_spread_wait(e))
+                break;
+            continue;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->coordinators++; /* a blob that may yet be spread: idle workers stay */
+        pthread_mutex_unlock(&e->lock);
         renc_run_remote(e, idx);
+        pthread_mutex_lock(&e->lock);
+        e->coordinators--;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
     }
     while (rc == 0 && !e->streamed) {
         if (renc_help_one(e))

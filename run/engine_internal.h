@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "blob/transform.h"
 #include "io/ring.h"
 #include "io/tmpname.h"
 #include "run/engine.h"
@@ -69,6 +70,7 @@ struct renc_engine {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct renc_chunk *queue_head, *queue_tail;
+    struct renc_rjob *rjobs; /* streamed blobs spread over the workers (engine_spread.c) */
     unsigned coordinators; /* workers currently feeding big blobs */
     unsigned workers_running;
 };
@@ -113,10 +115,43 @@ struct renc_sync_op {
 /* Records item idx's outcome and notes it in the journal (see engine.c). */
 void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
                       const char *ref, const struct renc_blob_plan *plan);
-/* ---- engine_remote.c ---------------------------------------------------- */
+/* ---- engine_remote.c, engine_spread.c -------------------------------------- */
+
+/* What the records of a streamed blob go through. */
+enum renc_pass { RENC_PASS_COPY, RENC_PASS_RESEAL, RENC_PASS_VERIFY };
+
+struct renc_remote {
+    struct renc_engine *e;
+    size_t idx;
+    const struct renc_scan_item *it;
+    int fd;                /* a local source's descriptor, or -1 */
+    struct stat st;        /* the source's identity as opened */
+    uint64_t size;
+    uint8_t *buf;          /* one chunk, from the pool */
+    size_t buf_len;
+    uint64_t buf_off;      /* the blob's offset buf[0] holds */
+    size_t buf_have;       /* bytes of the blob in buf */
+    struct renc_blob_plan plan;
+    struct renc_store_txn txn;
+    int begun;             /* txn staged, not yet committed or aborted */
+    const char *ref;       /* the key ref a failure concerns */
+};
+
+struct renc_rjob;
 
 /* One blob through the streamed path, from open to its journal note. */
 void renc_run_remote(struct renc_engine *e, size_t idx);
+/* renc_spread_stream: the records of r's blob from `from` spread over the
+ * workers in chunks, when they can be cut without reading them first (a
+ * copy, or records of a fixed size) and there is more than one chunk;
+ * *taken 0: not spread, the caller streams them itself. */
+int renc_spread_stream(struct renc_remote *r, uint64_t from, enum renc_pass pass, int *taken);
+/* renc_spread_help: one chunk of a spread blob done by this worker; 0 when
+ * there was none to take (or no buffer free). */
+int renc_spread_help(struct renc_engine *e);
+/* renc_spread_wait: 1 after a short wait while some blob is spread or
+ * still being worked on (it may yet be), 0 when none is. */
+int renc_spread_wait(struct renc_engine *e);
 
 /* Runs one op through the ring and waits for it. */
 int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s);

@@ -26,25 +26,9 @@
 #include "blob/blobfile.h"
 #include "run/engine_internal.h"
 
-/* What the records of a streamed blob go through. */
-enum renc_pass { RENC_PASS_COPY, RENC_PASS_RESEAL, RENC_PASS_VERIFY };
-
-struct renc_remote {
-    struct renc_engine *e;
-    size_t idx;
-    const struct renc_scan_item *it;
-    int fd;                /* a local source's descriptor, or -1 */
-    struct stat st;        /* the source's identity as opened */
-    uint64_t size;
-    uint8_t *buf;          /* one chunk, from the pool */
-    size_t buf_len;
-    uint64_t buf_off;      /* the blob's offset buf[0] holds */
-    size_t buf_have;       /* bytes of the blob in buf */
-    struct renc_blob_plan plan;
-    struct renc_store_txn txn;
-    int begun;             /* txn staged, not yet committed or aborted */
-    const char *ref;       /* the key ref a failure concerns */
-};
+/* The first read of a blob: its header (at most 64 KiB) and, for a small
+ * blob, all of it; a big file that is not RENC costs no more than this. */
+#define RENC_REMOTE_FIRST_READ ((size_t)256 << 10)
 
 /* The bytes [off, off + want) of the blob: from buf when it holds them
  * (all of them, or up to the blob's end), else read into it. */
@@ -90,9 +74,12 @@ static int renc_remote_stream(struct renc_remote *r, uint64_t from, enum renc_pa
                               struct renc_resealer *rs)
 {
     struct renc_engine *e = r->e;
+    int taken, rc = renc_spread_stream(r, from, pass, &taken);
+    if (taken)
+        return rc;
     uint64_t off = from, index = 0;
     uint64_t count = pass == RENC_PASS_COPY ? 0 : renc_header_seg_count(&r->plan.old_h);
-    int fresh = 0, rc = 0;
+    int fresh = 0;
     while (rc == 0 && off < r->size) {
         size_t want = r->size - off < r->buf_len ? (size_t)(r->size - off) : r->buf_len;
         uint8_t *p;
@@ -143,12 +130,13 @@ static int renc_remote_commit(struct renc_remote *r)
 }
 
 /* The blob copied as it is into a new version (a mirror of a blob already
- * under the target; the identity ceiling). */
-static int renc_remote_copy(struct renc_remote *r, enum renc_commit_mode mode)
+ * under the target; the identity ceiling).  hdr_len: its header, appended
+ * alone first (so a container gets it as its own block), or 0. */
+static int renc_remote_copy(struct renc_remote *r, enum renc_commit_mode mode, size_t hdr_len)
 {
-    int rc = renc_remote_begin(r, mode, NULL, 0);
+    int rc = renc_remote_begin(r, mode, r->buf, hdr_len);
     if (rc == 0)
-        rc = renc_remote_stream(r, 0, RENC_PASS_COPY, NULL);
+        rc = renc_remote_stream(r, hdr_len, RENC_PASS_COPY, NULL);
     return rc ? rc : renc_remote_commit(r);
 }
 
@@ -198,7 +186,9 @@ static int renc_remote_run(struct renc_remote *r, enum renc_item_state *st)
     enum renc_commit_mode mode = renc_commit_mode(e, &r->plan);
     if (r->plan.verdict == RENC_VERDICT_SKIP) {
         *st = RENC_ITEM_SKIPPED;
-        return mode == RENC_COMMIT_MIRROR && !e->opts.dry_run ? renc_remote_copy(r, mode) : 0;
+        return mode == RENC_COMMIT_MIRROR && !e->opts.dry_run
+                   ? renc_remote_copy(r, mode, r->plan.old_h.header_len)
+                   : 0;
     }
     *st = RENC_ITEM_DONE;
     if (mode == RENC_COMMIT_HEADER_BLOCK) {
@@ -238,7 +228,7 @@ static int renc_remote_open(struct renc_remote *r)
         return rc;
     uint8_t *p;
     size_t have;
-    size_t want = r->size < r->buf_len ? (size_t)r->size : r->buf_len;
+    size_t want = r->size < RENC_REMOTE_FIRST_READ ? (size_t)r->size : RENC_REMOTE_FIRST_READ;
     return want ? renc_remote_window(r, 0, want, 1, &p, &have) : 0;
 }
 
@@ -250,7 +240,7 @@ static int renc_remote_one(struct renc_remote *r, enum renc_item_state *st)
         return rc;
     if (e->opts.identity) {
         *st = RENC_ITEM_DONE;
-        return renc_remote_copy(r, renc_commit_mode(e, NULL));
+        return renc_remote_copy(r, renc_commit_mode(e, NULL), 0);
     }
     if (r->buf_have < 4 || memcmp(r->buf, "RENC", 4) != 0) {
         *st = RENC_ITEM_NOT_RENC;

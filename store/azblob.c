@@ -350,6 +350,48 @@ static int renc_azb_stage(struct renc_store_azblob *z, struct renc_store_txn *tx
     return rc;
 }
 
+/* Room for n blocks staged out of order after those appended (their ids
+ * filled in by stage_at, each by its own thread). */
+static int renc_azb_reserve(struct renc_store *s, struct renc_store_txn *txn, uint64_t n,
+                            uint64_t *first)
+{
+    (void)s;
+    struct renc_azblob_txn *t = txn->priv;
+    RENC_RETURN_IF(!t || t->single, -RENC_E_INVALID);
+    RENC_RETURN_IF(t->n + n > 50000, -RENC_E_TOO_BIG); /* the service's committed-block limit */
+    if (t->n + n > t->cap) {
+        char **g = renc_realloc(t->ids, (t->n + n) * sizeof *g);
+        RENC_RETURN_IF(!g, -RENC_E_NOMEM);
+        t->ids = g;
+        t->cap = t->n + n;
+    }
+    memset(t->ids + t->n, 0, n * sizeof *t->ids);
+    *first = t->n;
+    t->n += n;
+    return 0;
+}
+
+static int renc_azb_stage_at(struct renc_store *s, struct renc_store_txn *txn, uint64_t index,
+                             uint64_t offset, const void *buf, size_t len)
+{
+    (void)offset;
+    struct renc_store_azblob *z = renc_azb(s);
+    struct renc_azblob_txn *t = txn->priv;
+    RENC_RETURN_IF(!t || index >= t->n || t->ids[index], -RENC_E_INVALID);
+    char id[96];
+    int rc = renc_fault_check("write");
+    if (rc == 0)
+        rc = renc_blob_block_id(t->tag, index, id);
+    struct renc_blob_conn *c;
+    if (rc == 0 && (rc = renc_azb_conn(z, &c)) == 0) {
+        rc = renc_blob_put_block(c, z->loc.container, txn->final, id, buf, len);
+        renc_azb_release(z, c);
+    }
+    if (rc == 0 && !(t->ids[index] = renc_strdup(id)))
+        rc = -RENC_E_NOMEM;
+    return rc;
+}
+
 /* A small blob's bytes kept for its one Put Blob. */
 static int renc_azb_keep(struct renc_azblob_txn *t, const void *buf, size_t len)
 {
@@ -461,6 +503,11 @@ static int renc_azb_commit(struct renc_store *s, struct renc_store_txn *txn,
     struct renc_store_azblob *z = renc_azb(s);
     struct renc_azblob_txn *t = txn->priv;
     RENC_RETURN_IF(!t, -RENC_E_INVALID);
+    for (size_t i = 0; i < t->n; i++)
+        if (!t->ids[i]) { /* a reserved block never staged: nothing to commit */
+            renc_azb_txn_free(txn);
+            return -RENC_E_INVALID;
+        }
     int guarded = txn->mode != RENC_COMMIT_MIRROR && t->etag[0];
     const char *if_match = guarded ? t->etag : NULL;
     int rc = t->single ? renc_azb_put_single(z, txn->final, if_match, t)
@@ -618,6 +665,8 @@ static const struct renc_store_ops renc_store_azblob_ops = {
     .begin = renc_azb_begin,
     .write_header = NULL,
     .append = renc_azb_append,
+    .reserve = renc_azb_reserve,
+    .stage_at = renc_azb_stage_at,
     .commit_header = renc_azb_commit_header,
     .header_layout = renc_azb_header_layout,
     .unchanged = renc_azb_unchanged,

@@ -206,6 +206,35 @@ static int renc_local_append(struct renc_store *s, struct renc_store_txn *txn, c
     return rc;
 }
 
+static int renc_local_reserve(struct renc_store *s, struct renc_store_txn *txn, uint64_t n,
+                              uint64_t *first)
+{
+    (void)s;
+    (void)n;
+    *first = 0;
+    return txn->fd >= 0 ? 0 : -RENC_E_INVALID; /* the header was appended first */
+}
+
+/* A piece of the staging file at its offset (pwrite: many threads at once). */
+static int renc_local_stage_at(struct renc_store *s, struct renc_store_txn *txn, uint64_t index,
+                               uint64_t offset, const void *buf, size_t len)
+{
+    (void)s;
+    (void)index;
+    int rc = renc_fault_check("write");
+    for (size_t done = 0; rc == 0 && done < len;) {
+        ssize_t n = pwrite(txn->fd, (const uint8_t *)buf + done, len - done,
+                           (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : -EIO;
+        else
+            done += (size_t)n;
+    }
+    return rc;
+}
+
 /* An appended staging file made durable and closed before its commit. */
 static int renc_local_seal(struct renc_store_txn *txn)
 {
@@ -338,6 +367,8 @@ static const struct renc_store_ops renc_store_local_ops = {
     .begin = renc_local_begin,
     .write_header = renc_local_write_header,
     .append = renc_local_append,
+    .reserve = renc_local_reserve,
+    .stage_at = renc_local_stage_at,
     .unchanged = renc_local_unchanged,
     .commit = renc_local_commit,
     .barrier = renc_local_barrier,

@@ -143,6 +143,16 @@ struct renc_store_ops {
      * block each call, so the first call (the header alone) is the header
      * block a later rewrap replaces. */
     int (*append)(struct renc_store *s, struct renc_store_txn *txn, const void *buf, size_t len);
+    /* reserve, stage_at: a staged version written out of order, by many
+     * threads (a big blob's chunks spread over the workers).  reserve makes
+     * room for n more pieces after what append staged and gives the index
+     * of the first; stage_at stages one piece: blob storage by its index
+     * (its block's place in the list), a file at its offset in the new
+     * version.  NULL: the store takes appends only. */
+    int (*reserve)(struct renc_store *s, struct renc_store_txn *txn, uint64_t n,
+                   uint64_t *first);
+    int (*stage_at)(struct renc_store *s, struct renc_store_txn *txn, uint64_t index,
+                    uint64_t offset, const void *buf, size_t len);
     /* commit_header: RENC_COMMIT_HEADER_BLOCK: new_hdr (new_len bytes, any
      * length) becomes the header of the blob txn names, whose header is
      * old_len bytes, keeping its records where they are; only if the blob
