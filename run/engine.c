@@ -159,6 +159,31 @@ int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
 
 /* ---- workers ---------------------------------------------------------- */
 
+/* A worker of the streamed path: a chunk of a blob spread over the
+ * workers first, then a blob of its own; with none left, it helps until no
+ * blob is worked on (one still being read may yet be spread). */
+static void renc_worker_streamed(struct renc_engine *e)
+{
+    for (;;) {
+        if (renc_spread_help(e))
+            continue;
+        size_t idx = renc_should_stop(e) ? SIZE_MAX : atomic_fetch_add(&e->next_item, 1);
+        if (idx >= e->scan->count) {
+            if (!renc_spread_wait(e))
+                return;
+            continue;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->coordinators++;
+        pthread_mutex_unlock(&e->lock);
+        renc_run_remote(e, idx);
+        pthread_mutex_lock(&e->lock);
+        e->coordinators--;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+    }
+}
+
 static void *renc_worker_main(void *arg)
 {
     struct renc_engine *e = arg;
@@ -170,26 +195,8 @@ static void *renc_worker_main(void *arg)
         atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
         atomic_store(&e->stopping, 1);
     }
-    while (rc == 0 && e->streamed) {
-        /* A chunk of a blob spread over the workers first, then a blob of
-         * our own; with none left, help until no blob is spread. */
-        if (renc_spread_help(e))
-            continue;
-        size_t idx = renc_should_stop(e) ? SIZE_MAX : atomic_fetch_add(&e->next_item, 1);
-        if (idx >= e->scan->count) {
-            if (!renc_spread_wait(e))
-                break;
-            continue;
-        }
-        pthread_mutex_lock(&e->lock);
-        e->coordinators++; /* a blob that may yet be spread: idle workers stay */
-        pthread_mutex_unlock(&e->lock);
-        renc_run_remote(e, idx);
-        pthread_mutex_lock(&e->lock);
-        e->coordinators--;
-        pthread_cond_broadcast(&e->cond);
-        pthread_mutex_unlock(&e->lock);
-    }
+    if (rc == 0 && e->streamed)
+        renc_worker_streamed(e);
     while (rc == 0 && !e->streamed) {
         if (renc_help_one(e))
             continue;
