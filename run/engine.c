@@ -159,6 +159,18 @@ int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
 
 /* ---- workers ---------------------------------------------------------- */
 
+void renc_engine_nap(struct renc_engine *e)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 2000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+}
+
 /* A worker of the streamed path: a chunk of a blob spread over the
  * workers first, then a blob of its own; with none left, it helps until no
  * blob is worked on (one still being read may yet be spread). */
@@ -251,16 +263,8 @@ static void *renc_worker_main(void *arg)
                 pthread_mutex_unlock(&e->lock);
                 break;
             }
-            if (!e->queue_head) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 2000000;
-                if (ts.tv_nsec >= 1000000000) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000;
-                }
-                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
-            }
+            if (!e->queue_head)
+                renc_engine_nap(e);
             pthread_mutex_unlock(&e->lock);
         }
     }

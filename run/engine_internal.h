@@ -153,6 +153,8 @@ int renc_spread_help(struct renc_engine *e);
  * still being worked on (it may yet be), 0 when none is. */
 int renc_spread_wait(struct renc_engine *e);
 
+/* Waits up to 2 ms for the engine's condition (the caller holds its lock). */
+void renc_engine_nap(struct renc_engine *e);
 /* Runs one op through the ring and waits for it. */
 int renc_ring_run(struct renc_ring *ring, struct renc_sync_op *s);
 /* How plan p's blob is committed (NULL: the run's mode, before a plan). */

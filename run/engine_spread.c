@@ -120,16 +120,8 @@ int renc_spread_wait(struct renc_engine *e)
 {
     pthread_mutex_lock(&e->lock);
     int any = e->rjobs != NULL || e->coordinators > 0;
-    if (any) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 2000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&e->cond, &e->lock, &ts);
-    }
+    if (any)
+        renc_engine_nap(e);
     pthread_mutex_unlock(&e->lock);
     return any;
 }
