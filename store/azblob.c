@@ -297,6 +297,8 @@ static int renc_azb_begin(struct renc_store *s, const struct renc_scan_item *it,
     memset(txn, 0, sizeof *txn);
     txn->mode = mode;
     txn->fd = -1;
+    if (mode == RENC_COMMIT_HEADER_BLOCK && it->size <= RENC_AZB_SINGLE_MAX)
+        return -EOPNOTSUPP; /* a small blob is one piece: rewritten whole, in one request */
     int n = mode == RENC_COMMIT_MIRROR
                 ? snprintf(txn->final, sizeof txn->final, "%s%s", z->prefix, it->rel)
                 : snprintf(txn->final, sizeof txn->final, "%s", renc_azb_name(z, it->path));
