@@ -73,6 +73,7 @@ int renc_data_open(struct renc_data_ctx *c);
 void renc_data_close(struct renc_data_ctx *c);
 int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *env,
                     char *current, size_t max);
+int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env);
 int renc_data_lock(struct renc_data_ctx *c, const char *id);
 int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, size_t max);
 int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_scan *scan);

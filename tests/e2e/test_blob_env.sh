@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/e2e/test_blob_env.sh — an environment whose data root is a blob
+# storage container (Azurite from npm, tests/e2e/azlib.sh), with Microsoft's
+# JavaScript client (@azure/storage-blob) as the independent side.
+#
+# Covered: `env create ID --data URL` (the catalog keeps the URL; a URL with
+# a SAS is refused and nothing is recorded), `env show` / `env list` (text and
+# JSON) counting blobs and backups read through the store, `run --env` moving
+# every blob of the container's ID/ prefix to the environment's key (each
+# blob then downloaded by the SDK and opened by the independent reader,
+# renc_check.py, under that key alone), `verify --env`, the status after the
+# run, and a local environment beside it unchanged.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/azlib.sh"
+
+az_setup || exit $?
+have_pycheck || { echo "SKIP: python3 cryptography is needed for renc_check.py"; exit 77; }
+RENC_BIN=$(realpath "$RENC_BIN")
+cd "$WORK" || exit 2
+T0=$SECONDS
+section() { echo "== $* ($((SECONDS - T0)) s)"; }
+
+az_start || { echo "FAIL: Azurite did not start"; cat "${AZ_LOG:-/dev/null}" >&2; exit 1; }
+C=envs
+ROOT=$AZ_URL_BASE/$C
+
+expect_ok renc keys create old --type aes256
+ref_of() { echo "local:$1/$(renc keys list --json 2>/dev/null | jq -r --arg n "$1" '.[] | select(.name == $n) | .current')"; }
+OLD=$(ref_of old)
+[ -n "$OLD" ] || { fail "keys list gives the current version of old"; finish; }
+
+# ---- env create --data URL ------------------------------------------------------
+section "env create --data URL"
+expect_ok az_sdk mkcontainer "$C"
+SAS=$(az_sdk sas "$C" racwdl)
+run renc env create sas1 --data "$ROOT?$SAS"
+check "a data root with a SAS is refused" [ "$RC" = 2 ]
+check "the refusal says where the SAS goes" grep -q AZURE_STORAGE_SAS_TOKEN "$WORK/err"
+no_sig() { ! grep -qs "sig=" "$WORK/out" "$WORK/err"; }
+check "the refusal does not print the SAS" no_sig
+run renc env show sas1
+check "nothing is recorded for it" [ "$RC" != 0 ]
+run renc env create cloud --data "$ROOT/"
+check "env create --data URL exits 0" [ "$RC" = 0 ]
+check "it says where the data is" grep -qF "data in $ROOT/cloud" "$WORK/out"
+expect_ok renc env create loc
+check "a local environment keeps DATA/<id>" [ -d "$RENC_HOME/data/loc/blobs" ]
+check "no local folder is made for the container's" [ ! -e "$RENC_HOME/data/cloud" ]
+run renc env show cloud
+check "env show names the data root" grep -qF "data root     $ROOT " "$WORK/out"
+run renc env show loc --json
+check "a local environment's data_root is null" [ "$(jq -r .data_root "$WORK/out")" = null ]
+
+# ---- the data: sealed by the independent writer, uploaded by the SDK -----------
+section "corpus"
+mkdir -p corpus
+SPEC=$WORK/seal.spec
+: >"$SPEC"
+for i in $(seq 1 6); do
+  printf 'corpus/b%02d.renc\t%s\t%d\n' "$i" "$OLD" $((i * 7919 % 90000)) >>"$SPEC"
+done
+printf 'corpus/big.renc\t%s\t%d\n' "$OLD" $((9 * 1024 * 1024 + 3)) >>"$SPEC"
+printf 'corpus/bk1.renc\t%s\t%d\n' "$OLD" 40000 >>"$SPEC"
+renc_check --seal "$SPEC" >seal.out || { fail "renc_check --seal"; finish; }
+EXPECT=$WORK/expect.tsv # NAME<TAB>sha256 of the plaintext, under cloud/
+: >"$EXPECT"
+while IFS=$'\t' read -r name sum; do
+  case $name in
+    bk*) dest=backups/2026/$name ;;
+    *) dest=blobs/d/$name ;;
+  esac
+  expect_ok az_sdk upload "$C" "cloud/$dest" "corpus/$name"
+  printf '%s\t%s\n' "$dest" "$sum" >>"$EXPECT"
+done < <(sed 's#^corpus/##' seal.out)
+echo "not a RENC blob" >corpus/readme.txt
+expect_ok az_sdk upload "$C" cloud/blobs/readme.txt corpus/readme.txt
+expect_ok az_sdk upload "$C" other/blobs/x.renc corpus/b01.renc
+NB=$(grep -c '^blobs/' "$EXPECT")
+
+run renc env show cloud --json
+J=$WORK/out
+check "env show --json has the data root" [ "$(jq -r .data_root "$J")" = "$ROOT" ]
+check "the blobs in the container are counted ($NB + 1)" [ "$(jq -r .blobs.count "$J")" = $((NB + 1)) ]
+check "the backup is counted" [ "$(jq -r .backups.count "$J")" = 1 ]
+check "the blobs under the old key are not under the policy key" \
+  [ "$(jq -r .not_under_policy_key "$J")" = $((NB + 1)) ]
+check "the file that is not RENC is unreadable" [ "$(jq -r .unreadable "$J")" = 1 ]
+check "its path is its URL" \
+  [ "$(jq -r '.unreadable_paths[0]' "$J")" = "$ROOT/cloud/blobs/readme.txt" ]
+check "the status is warning" [ "$(jq -r .status "$J")" = warning ]
+run renc env list
+check "env list names the data root" grep -qE "^cloud .* $ROOT\$" "$WORK/out"
+check "env list: a local one has -" grep -qE "^loc .* -\$" "$WORK/out"
+
+# ---- run --env, verify --env ------------------------------------------------------
+section "run --env"
+MMK=$(ref_of service-mmk)
+run renc run --env cloud --progress none
+check "run --env over the container exits 0" [ "$RC" = 0 ]
+check "run --env names the environment" grep -q "environment cloud" "$WORK/out"
+dl=$(mktemp -d "$WORK/dl.XXXXXX")
+az_sdk download-prefix "$C" cloud/ "$dl" >/dev/null || fail "download cloud/"
+bad=$(cut -f1 "$EXPECT" | sed "s#^#$dl/#" | renc_check --only "$MMK" --list /dev/stdin |
+  jq -r '[.path, .status, (.sha256 // "")] | @tsv' |
+  sed "s#^$dl/##" | sort | join -t $'\t' - <(sort "$EXPECT") |
+  awk -F'\t' '$2 != "ok" || $3 != $4 { print $1 ": " $2 }')
+check "every blob and backup opens under $MMK to its plaintext${bad:+ ($bad)}" [ -z "$bad" ]
+check "the blob outside the environment is untouched" \
+  cmp -s <(az_sdk download "$C" other/blobs/x.renc /dev/stdout) corpus/b01.renc
+run renc env show cloud --json
+check "after the run nothing is off the policy key" [ "$(jq -r .not_under_policy_key "$J")" = 0 ]
+check "the last run is recorded" [ "$(jq -r .last_run.outcome "$J")" = finished ]
+run renc verify --env cloud --progress none
+check "verify --env over the container exits 0" [ "$RC" = 0 ]
+run renc env show loc
+check "the local environment is still shown" [ "$RC" = 0 ]
+run renc env reset cloud --yes
+check "env reset of a container's environment is refused" [ "$RC" = 1 ]
+echo data >plain.txt
+run renc backup create --env cloud
+check "backup create on it is refused, not done locally" [ "$RC" = 1 ]
+check "no local folder was made for it" [ ! -e "$RENC_HOME/data/cloud" ]
+finish
