@@ -123,7 +123,7 @@ int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *en
  * folder nothing else reads).  Returns -1 to continue or an exit. */
 int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env)
 {
-    if (!env->data_root[0])
+    if (!env->data_root[0] || c->remote_ok)
         return -1;
     renc_err(c->cmd, "environment %s keeps its data in blob storage (%s): %s does not work "
                      "on such an environment yet",

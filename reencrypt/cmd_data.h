@@ -36,6 +36,7 @@ struct renc_data_ctx {
     struct renc_keystore *ks;
     struct renc_catalog *cat;
     struct renc_session sess; /* the written environment's lock */
+    int remote_ok; /* the command works on a data root in blob storage too */
 };
 
 

@@ -114,6 +114,43 @@ run renc verify --env cloud --progress none
 check "verify --env over the container exits 0" [ "$RC" = 0 ]
 run renc env show loc
 check "the local environment is still shown" [ "$RC" = 0 ]
+# ---- put into the container ----------------------------------------------------
+section "put"
+mkdir -p in/sub
+head -c $((9 * 1024 * 1024 + 77)) /dev/urandom >in/sub/large.bin
+echo "hello" >in/sub/small.txt
+run renc put --env cloud in
+check "put into the container exits 0" [ "$RC" = 0 ]
+check "put says where" grep -qF "$ROOT/cloud/blobs" "$WORK/out"
+for f in large.bin small.txt; do
+  dst=$WORK/got.$f
+  az_sdk download "$C" "cloud/blobs/in/sub/$f" "$dst" >/dev/null || fail "download $f"
+  got=$(renc_check --only "$MMK" --list <(echo "$dst") | jq -r .sha256)
+  check "$f opens under $MMK alone to its plaintext" \
+    [ "$got" = "$(sha256sum <"in/sub/$f" | cut -d' ' -f1)" ]
+done
+nblk=$(az_sdk blocks "$C" cloud/blobs/in/sub/large.bin | jq length)
+check "the large blob is laid out as [header][records...] blocks ($nblk)" [ "$nblk" -ge 4 ]
+hdr=$(az_sdk blocks "$C" cloud/blobs/in/sub/large.bin | jq '.[0].size')
+check "its first block is the header alone ($hdr bytes)" [ "$hdr" -lt 65536 ]
+big=$(az_sdk blocks "$C" cloud/blobs/in/sub/large.bin | jq '[.[].size] | max')
+check "no block is over the 4 MiB chunk ($big)" [ "$big" -le $((4 * 1024 * 1024)) ]
+run renc put --env cloud in
+check "put of a name the environment has is refused" [ "$RC" != 0 ]
+check "the refusal names --replace" grep -q -- --replace "$WORK/err"
+echo "hello again" >in/sub/small.txt
+run renc put --env cloud --replace in
+check "put --replace exits 0" [ "$RC" = 0 ]
+az_sdk download "$C" cloud/blobs/in/sub/small.txt "$WORK/got.small2" >/dev/null
+check "the blob is replaced" \
+  [ "$(renc_check --only "$MMK" --list <(echo "$WORK/got.small2") | jq -r .sha256)" = \
+    "$(sha256sum <in/sub/small.txt | cut -d' ' -f1)" ]
+run renc env show cloud --json
+check "env show counts the put blobs" [ "$(jq -r .blobs.count "$J")" = $((NB + 3)) ]
+check "the history has the put" [ "$(jq -r '[.history[] | select(.action == "put")] | length' "$J")" = 2 ]
+run renc plan "$ROOT/cloud" --json
+check "plan: the put blobs rewrap header-only" [ "$(jq -r .rewrap_header_only "$WORK/out")" -ge 2 ]
+
 run renc env reset cloud --yes
 check "env reset of a container's environment is refused" [ "$RC" = 1 ]
 echo data >plain.txt
