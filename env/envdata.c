@@ -17,6 +17,7 @@
 #include "blob/blobfile.h"
 #include "crypto/header.h"
 #include "store/scan.h"
+#include "store/one.h"
 #include "store/store.h"
 
 int renc_envdata_path(char *out, size_t max, const char *data_dir, const char *env,
@@ -269,44 +270,6 @@ int renc_envdata_root(char *out, size_t max, const char *data_dir, const struct 
     return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
 }
 
-/* Reads and parses the header of item it by ranges (what the store's
- * listing saw: a blob changed since is -RENC_E_CHANGED).  A failed read
- * is returned as it is; *bad says the blob itself is not a RENC v1 file. */
-static int renc_store_header(struct renc_store *s, const struct renc_scan_item *it,
-                             struct renc_header *h, int *bad)
-{
-    *bad = 0;
-    if (it->size < RENC_PREFIX_LEN) {
-        *bad = 1;
-        return -RENC_E_TRUNCATED;
-    }
-    int fd = -1;
-    struct stat id;
-    int rc = s->ops->open_read(s, it, &fd, &id);
-    if (rc)
-        return rc;
-    uint8_t prefix[RENC_PREFIX_LEN], *buf = NULL;
-    size_t got = 0;
-    uint16_t hlen = 0;
-    rc = s->ops->read_range(s, it, fd, 0, prefix, sizeof prefix, &got);
-    if (rc == 0 && (rc = renc_header_peek(&hlen, prefix, got)))
-        *bad = 1;
-    if (rc == 0 && !(buf = renc_malloc(hlen)))
-        rc = -RENC_E_NOMEM;
-    if (rc == 0)
-        rc = s->ops->read_range(s, it, fd, 0, buf, hlen, &got);
-    if (rc == 0 && got != hlen) {
-        *bad = 1;
-        rc = -RENC_E_TRUNCATED;
-    }
-    if (rc == 0 && (rc = renc_header_parse(h, buf, hlen)))
-        *bad = 1;
-    renc_free(buf);
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 /* The census of one folder (blobs/ or backups/) below a root in blob
  * storage: listed and read through the store, as a run reads it. */
 static int renc_census_store(struct renc_census *c, const char *url, int backup,
@@ -328,7 +291,7 @@ static int renc_census_store(struct renc_census *c, const char *url, int backup,
         const struct renc_scan_item *it = &scan.items[k];
         struct renc_header h;
         memset(&h, 0, sizeof h);
-        int bad = 0, hrc = renc_store_header(s, it, &h, &bad);
+        int bad = 0, hrc = renc_store_read_header(s, it, &h, &bad);
         if (hrc && !bad)
             rc = hrc; /* the service failed us, not the blob */
         else

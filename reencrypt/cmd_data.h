@@ -75,6 +75,17 @@ void renc_data_close(struct renc_data_ctx *c);
 int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *env,
                     char *current, size_t max);
 int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env);
+
+/* renc_seal_to_store (cmd_put.c): seals in_fd (len bytes; a regular
+ * file's) into the version txn stages, as blocks [header][records...]
+ * within the engine's chunk, so a later rewrap moves only a new header
+ * block.  Memory stays near one block.  The caller began txn and commits
+ * or aborts it. */
+struct renc_store;
+struct renc_store_txn;
+int renc_seal_to_store(struct renc_keystore *ks, const struct renc_seal_opts *so,
+                       struct renc_store *s, struct renc_store_txn *txn, int in_fd, uint64_t len,
+                       struct renc_blob_status *bs);
 int renc_data_lock(struct renc_data_ctx *c, const char *id);
 int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, size_t max);
 int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_scan *scan);

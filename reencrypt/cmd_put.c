@@ -240,7 +240,7 @@ static int renc_put_drain(struct renc_put_pipe *p)
 }
 
 /* Seals in_fd (len bytes) into txn as [header] then record blocks. */
-static int renc_put_seal_blocks(struct renc_data_ctx *c, const struct renc_seal_opts *so,
+static int renc_put_seal_blocks(struct renc_keystore *ks, const struct renc_seal_opts *so,
                                 struct renc_put_pipe *p, int in_fd, uint64_t len,
                                 struct renc_blob_status *bs)
 {
@@ -250,7 +250,7 @@ static int renc_put_seal_blocks(struct renc_data_ctx *c, const struct renc_seal_
                          ? 1
                          : (off_t)(RENC_PUT_BLOCK_BYTES - seg - RENC_PUT_RECORD_ROOM);
     uint8_t *in = renc_malloc(RENC_PUT_READ_BYTES);
-    int rc = in ? renc_sealer_new(&s, c->ks, so, p->mfd, len, bs) : -RENC_E_NOMEM;
+    int rc = in ? renc_sealer_new(&s, ks, so, p->mfd, len, bs) : -RENC_E_NOMEM;
     if (rc == 0)
         rc = renc_put_drain(p); /* the header alone: the block a rewrap replaces */
     for (size_t got = 1; rc == 0 && got > 0;) {
@@ -268,15 +268,28 @@ static int renc_put_seal_blocks(struct renc_data_ctx *c, const struct renc_seal_
     return rc;
 }
 
+int renc_seal_to_store(struct renc_keystore *ks, const struct renc_seal_opts *so,
+                       struct renc_store *s, struct renc_store_txn *txn, int in_fd, uint64_t len,
+                       struct renc_blob_status *bs)
+{
+    struct renc_put_pipe p = {.store = s, .txn = txn,
+                              .mfd = memfd_create("renc-seal", MFD_CLOEXEC)};
+    int rc = p.mfd < 0 ? -errno : renc_put_seal_blocks(ks, so, &p, in_fd, len, bs);
+    if (p.mfd >= 0)
+        close(p.mfd);
+    renc_free(p.buf);
+    return rc;
+}
+
 /* Stages one file as blob `want` under the store's root (nothing visible
  * until its commit).  Returns -1 to go on, or an exit. */
 static int renc_put_stage_remote(struct renc_data_ctx *c, const struct renc_env *env,
-                                 struct renc_put_pipe *p, const char *in, const char *want,
-                                 uint64_t *bytes)
+                                 struct renc_store *st, struct renc_store_txn *txn,
+                                 const char *in, const char *want, uint64_t *bytes)
 {
     int in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    if (in_fd < 0 || fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    struct stat sb;
+    if (in_fd < 0 || fstat(in_fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         renc_err(c->cmd, "%s: %s", in, in_fd < 0 ? strerror(errno) : "not a regular file");
         if (in_fd >= 0)
             close(in_fd);
@@ -284,7 +297,7 @@ static int renc_put_stage_remote(struct renc_data_ctx *c, const struct renc_env 
     }
     struct renc_scan_item it = {.path = (char *)want, .rel = (char *)want};
     struct renc_store_tags tags = {.tag = "put"};
-    int rc = p->store->ops->begin(p->store, &it, RENC_COMMIT_MIRROR, &tags, p->txn);
+    int rc = st->ops->begin(st, &it, RENC_COMMIT_MIRROR, &tags, txn);
     const char *refs[] = {env->key_ref};
     struct renc_seal_opts so = {
         .env = env->id, .kind = "blob", .name = want, .key_refs = refs, .key_ref_count = 1,
@@ -293,13 +306,13 @@ static int renc_put_stage_remote(struct renc_data_ctx *c, const struct renc_env 
     struct renc_blob_status bs;
     memset(&bs, 0, sizeof bs);
     if (rc == 0)
-        rc = renc_put_seal_blocks(c, &so, p, in_fd, (uint64_t)st.st_size, &bs);
+        rc = renc_seal_to_store(c->ks, &so, st, txn, in_fd, (uint64_t)sb.st_size, &bs);
     close(in_fd);
     if (rc == -RENC_E_LENGTH_MISMATCH) {
         renc_blob_err(c->cmd, in, rc, &bs);
     } else if (rc) {
-        renc_err(c->cmd, "%s%s (from %s): %s; nothing is put", p->txn->final[0] ? "" : want,
-                 p->txn->final, in, renc_strerror(rc));
+        renc_err(c->cmd, "%s%s (from %s): %s; nothing is put", txn->final[0] ? "" : want,
+                 txn->final, in, renc_strerror(rc));
     }
     if (rc)
         return RENC_EXIT_FAILED;
@@ -343,18 +356,15 @@ static int renc_put_remote_all(struct renc_data_ctx *c, const struct renc_env *e
                                uint64_t *bytes)
 {
     struct renc_store_txn *txns = renc_calloc(plan->count ? plan->count : 1, sizeof *txns);
-    struct renc_put_pipe p = {.store = s, .mfd = memfd_create("renc-put", MFD_CLOEXEC)};
     int status = -1;
-    if (!txns || p.mfd < 0) {
-        renc_err(c->cmd, "%s", txns ? strerror(errno) : renc_strerror(-RENC_E_NOMEM));
+    if (!txns) {
+        renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
         status = RENC_EXIT_FAILED;
     }
     size_t staged = 0, done = 0;
-    for (; status < 0 && staged < plan->count; staged++) {
-        p.txn = &txns[staged];
-        status = renc_put_stage_remote(c, env, &p, plan->items[staged].path,
+    for (; status < 0 && staged < plan->count; staged++)
+        status = renc_put_stage_remote(c, env, s, &txns[staged], plan->items[staged].path,
                                        plan->items[staged].want, bytes);
-    }
     for (; status < 0 && done < plan->count; done++) {
         int rc = s->ops->commit(s, &txns[done], NULL); /* commit point of this blob */
         if (rc) {
@@ -365,9 +375,6 @@ static int renc_put_remote_all(struct renc_data_ctx *c, const struct renc_env *e
     }
     for (size_t i = done; i < staged; i++) /* staged, never committed: dropped */
         s->ops->abort(s, &txns[i]);
-    if (p.mfd >= 0)
-        close(p.mfd);
-    renc_free(p.buf);
     renc_free(txns);
     return status;
 }

@@ -151,6 +151,37 @@ check "the history has the put" [ "$(jq -r '[.history[] | select(.action == "put
 run renc plan "$ROOT/cloud" --json
 check "plan: the put blobs rewrap header-only" [ "$(jq -r .rewrap_header_only "$WORK/out")" -ge 2 ]
 
+# ---- one blob by URL: inspect, decrypt, encrypt ----------------------------------
+section "inspect / decrypt / encrypt by URL"
+B=$ROOT/cloud/blobs/in/sub/large.bin
+run renc inspect "$B"
+check "inspect URL exits 0" [ "$RC" = 0 ]
+check "inspect URL names the blob" [ "$(jq -r .file "$WORK/out")" = "$B" ]
+check "inspect URL gives its slot" [ "$(jq -r '.slots[0].ref' "$WORK/out")" = "$MMK" ]
+check "inspect URL gives its name" [ "$(jq -r .context.name "$WORK/out")" = in/sub/large.bin ]
+run renc decrypt "$B" "$WORK/large.out"
+check "decrypt URL exits 0" [ "$RC" = 0 ]
+check "decrypt URL gives the plaintext" cmp -s "$WORK/large.out" in/sub/large.bin
+run renc decrypt "$ROOT/cloud/blobs/none" "$WORK/none.out"
+check "decrypt of a missing blob fails" [ "$RC" != 0 ]
+check "and leaves no output" [ ! -e "$WORK/none.out" ]
+run renc inspect "$ROOT/cloud/blobs/"
+check "inspect of a folder URL is a usage error" [ "$RC" = 2 ]
+E=$ROOT/loose/one.renc
+run renc encrypt --env cloud --key "$OLD" in/sub/large.bin "$E"
+check "encrypt IN URL exits 0" [ "$RC" = 0 ]
+az_sdk download "$C" loose/one.renc "$WORK/one.renc" >/dev/null
+check "the independent reader opens it under $OLD" \
+  [ "$(renc_check --only "$OLD" --list <(echo "$WORK/one.renc") | jq -r .sha256)" = \
+    "$(sha256sum <in/sub/large.bin | cut -d' ' -f1)" ]
+nblk=$(az_sdk blocks "$C" loose/one.renc | jq length)
+check "it is laid out as [header][records...] blocks ($nblk)" [ "$nblk" -ge 4 ]
+SAS=$(az_sdk sas "$C" racwdl)
+run env -u AZURE_STORAGE_CONNECTION_STRING "$RENC_BIN" decrypt --state "$STATE" "$E?$SAS" "$WORK/one.out"
+check "decrypt URL?SAS with no other credential exits 0" [ "$RC" = 0 ]
+check "its message has no SAS" no_sig
+check "it gives the plaintext" cmp -s "$WORK/one.out" in/sub/large.bin
+
 run renc env reset cloud --yes
 check "env reset of a container's environment is refused" [ "$RC" = 1 ]
 echo data >plain.txt
