@@ -163,7 +163,8 @@ static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct 
 
 static int renc_restore_common(int argc, char **argv, int check)
 {
-    struct renc_data_ctx c = {.cmd = check ? "restore-check" : "restore"};
+    /* A check writes nothing into the target: its data may be anywhere. */
+    struct renc_data_ctx c = {.cmd = check ? "restore-check" : "restore", .remote_ok = check};
     const char *usage = check ? renc_restore_check_usage : renc_restore_usage;
     int status = renc_data_parse(&c, usage, argc, argv);
     if (status >= 0)

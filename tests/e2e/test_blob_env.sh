@@ -4,12 +4,15 @@
 # JavaScript client (@azure/storage-blob) as the independent side.
 #
 # Covered: `env create ID --data URL` (the catalog keeps the URL; a URL with
-# a SAS is refused and nothing is recorded), `env show` / `env list` (text and
-# JSON) counting blobs and backups read through the store, `run --env` moving
-# every blob of the container's ID/ prefix to the environment's key (each
-# blob then downloaded by the SDK and opened by the independent reader,
-# renc_check.py, under that key alone), `verify --env`, the status after the
-# run, and a local environment beside it unchanged.
+# a SAS is refused, unprinted, and nothing is recorded), `env show` / `env
+# list` (text and JSON) counting blobs and backups read through the store,
+# `run --env` moving every blob of the container's ID/ prefix to the
+# environment's key (each blob then downloaded by the SDK and opened by the
+# independent reader, renc_check.py, under that key alone), `verify --env`,
+# `put` into the container (the [header][records] block layout, --replace),
+# `inspect` / `decrypt` / `encrypt` of one blob by URL (a SAS-only decrypt
+# among them), `restore-check` with such a target, the commands not there
+# yet refused without touching DATA/, and a local environment beside it.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/azlib.sh"
 
@@ -181,6 +184,16 @@ run env -u AZURE_STORAGE_CONNECTION_STRING "$RENC_BIN" decrypt --state "$STATE" 
 check "decrypt URL?SAS with no other credential exits 0" [ "$RC" = 0 ]
 check "its message has no SAS" no_sig
 check "it gives the plaintext" cmp -s "$WORK/one.out" in/sub/large.bin
+
+# ---- restore-check into it (writes nothing there) ---------------------------------
+section "restore-check"
+expect_ok renc put --env loc in/sub/small.txt
+expect_ok renc backup create --env loc --name b1
+run renc restore-check "$RENC_HOME/data/loc/backups/b1" --target cloud --json
+check "restore-check with a container's environment as target runs ($RC)" [ "$RC" -le 1 ]
+check "it gives a verdict" [ "$(jq -r 'has("allowed")' "$WORK/out")" = true ]
+run renc restore "$RENC_HOME/data/loc/backups/b1" --target cloud
+check "restore into it is refused for now" grep -q "blob storage" "$WORK/err"
 
 run renc env reset cloud --yes
 check "env reset of a container's environment is refused" [ "$RC" = 1 ]
