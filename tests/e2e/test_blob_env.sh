@@ -113,6 +113,9 @@ check "the blob outside the environment is untouched" \
 run renc env show cloud --json
 check "after the run nothing is off the policy key" [ "$(jq -r .not_under_policy_key "$J")" = 0 ]
 check "the last run is recorded" [ "$(jq -r .last_run.outcome "$J")" = finished ]
+run renc keys versions service-mmk --json
+check "keys versions counts the container's blobs and backup under the mmk" \
+  [ "$(jq -r '.[].by[] | select(.env == "cloud") | "\(.blobs),\(.backups)"' "$WORK/out")" = "$NB,1" ]
 run renc verify --env cloud --progress none
 check "verify --env over the container exits 0" [ "$RC" = 0 ]
 run renc env show loc
