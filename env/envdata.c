@@ -285,6 +285,8 @@ static int renc_census_store(struct renc_census *c, const char *url, int backup,
     struct renc_scan scan;
     memset(&scan, 0, sizeof scan);
     rc = renc_store_list_scan(s, &scan);
+    if (rc == -RENC_E_STORE_NOT_FOUND)
+        rc = 0; /* no container yet: nothing there yet, as a missing folder */
     c->special += scan.skipped_special;
     c->temporaries += scan.temp_count;
     for (size_t k = 0; rc == 0 && k < scan.count; k++) {

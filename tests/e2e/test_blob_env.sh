@@ -51,6 +51,10 @@ check "a local environment keeps DATA/<id>" [ -d "$RENC_HOME/data/loc/blobs" ]
 check "no local folder is made for the container's" [ ! -e "$RENC_HOME/data/cloud" ]
 run renc env show cloud
 check "env show names the data root" grep -qF "data root     $ROOT " "$WORK/out"
+expect_ok renc env create empty --data "$AZ_URL_BASE/nocontainer"
+run renc env show empty --json
+check "an environment whose container is not made yet has nothing" \
+  [ "$(jq -r '"\(.status),\(.blobs.count),\(.backups.count)"' "$WORK/out")" = encrypted,0,0 ]
 run renc env show loc --json
 check "a local environment's data_root is null" [ "$(jq -r .data_root "$WORK/out")" = null ]
 
