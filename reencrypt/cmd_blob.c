@@ -79,20 +79,7 @@ static int renc_one_fetch(struct renc_one *o, const char *near, int *fd)
     if (f < 0)
         f = memfd_create("renc-blob", MFD_CLOEXEC);
     RENC_RETURN_IF(f < 0, -errno);
-    size_t cap = 4u << 20;
-    uint8_t *buf = renc_malloc(cap);
-    int rc = buf ? 0 : -RENC_E_NOMEM;
-    uint64_t off = 0;
-    while (rc == 0 && off < o->it.size) {
-        size_t want = o->it.size - off < cap ? (size_t)(o->it.size - off) : cap, got = 0;
-        rc = o->store->ops->read_range(o->store, &o->it, -1, off, buf, want, &got);
-        if (rc == 0 && got != want)
-            rc = -RENC_E_TRUNCATED;
-        if (rc == 0)
-            rc = renc_file_write_full(f, buf, got);
-        off += got;
-    }
-    renc_free(buf);
+    int rc = renc_store_fetch(o->store, &o->it, f);
     if (rc == 0 && lseek(f, 0, SEEK_SET) != 0)
         rc = -errno;
     if (rc) {

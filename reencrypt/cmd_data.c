@@ -181,7 +181,7 @@ int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, siz
 
 /* An environment's blobs, in the bytewise order of their names under
  * DATA/<env>/blobs (the archive's order).  Returns -1 or an exit. */
-static int renc_item_rel_cmp(const void *x, const void *y)
+int renc_data_item_rel_cmp(const void *x, const void *y)
 {
     return strcmp(((const struct renc_scan_item *)x)->rel, ((const struct renc_scan_item *)y)->rel);
 }
@@ -205,7 +205,7 @@ int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_sc
     if (scan->error_count)
         return RENC_EXIT_FAILED;
     if (scan->count > 1)
-        qsort(scan->items, scan->count, sizeof *scan->items, renc_item_rel_cmp);
+        qsort(scan->items, scan->count, sizeof *scan->items, renc_data_item_rel_cmp);
     return -1;
 }
 

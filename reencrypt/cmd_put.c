@@ -239,45 +239,80 @@ static int renc_put_drain(struct renc_put_pipe *p)
     return rc;
 }
 
-/* Seals in_fd (len bytes) into txn as [header] then record blocks. */
-static int renc_put_seal_blocks(struct renc_keystore *ks, const struct renc_seal_opts *so,
-                                struct renc_put_pipe *p, int in_fd, uint64_t len,
-                                struct renc_blob_status *bs)
+/* A push-fed sealer into a staged version (cmd_data.h). */
+struct renc_store_sealer {
+    struct renc_put_pipe p;
+    struct renc_sealer *sealer;
+    off_t drain_at; /* one more record might not fit the block: drain */
+};
+
+void renc_store_sealer_free(struct renc_store_sealer *ss)
 {
-    struct renc_sealer *s = NULL;
+    if (!ss)
+        return;
+    renc_sealer_free(ss->sealer);
+    if (ss->p.mfd >= 0)
+        close(ss->p.mfd);
+    renc_free(ss->p.buf);
+    renc_free(ss);
+}
+
+int renc_store_sealer_new(struct renc_store_sealer **out, struct renc_keystore *ks,
+                          const struct renc_seal_opts *so, struct renc_store *s,
+                          struct renc_store_txn *txn, uint64_t len, struct renc_blob_status *bs)
+{
+    struct renc_store_sealer *ss = renc_calloc(1, sizeof *ss);
+    RENC_RETURN_IF(!ss, -RENC_E_NOMEM);
     uint64_t seg = (uint64_t)1 << so->seg_shift;
-    off_t drain_at = seg + RENC_PUT_RECORD_ROOM >= RENC_PUT_BLOCK_BYTES
-                         ? 1
-                         : (off_t)(RENC_PUT_BLOCK_BYTES - seg - RENC_PUT_RECORD_ROOM);
-    uint8_t *in = renc_malloc(RENC_PUT_READ_BYTES);
-    int rc = in ? renc_sealer_new(&s, ks, so, p->mfd, len, bs) : -RENC_E_NOMEM;
+    ss->drain_at = seg + RENC_PUT_RECORD_ROOM >= RENC_PUT_BLOCK_BYTES
+                       ? 1
+                       : (off_t)(RENC_PUT_BLOCK_BYTES - seg - RENC_PUT_RECORD_ROOM);
+    ss->p = (struct renc_put_pipe){.store = s, .txn = txn,
+                                   .mfd = memfd_create("renc-seal", MFD_CLOEXEC)};
+    int rc = ss->p.mfd < 0 ? -errno : renc_sealer_new(&ss->sealer, ks, so, ss->p.mfd, len, bs);
     if (rc == 0)
-        rc = renc_put_drain(p); /* the header alone: the block a rewrap replaces */
-    for (size_t got = 1; rc == 0 && got > 0;) {
-        if ((rc = renc_file_read_full(in_fd, in, RENC_PUT_READ_BYTES, &got)) == 0)
-            rc = renc_sealer_write(s, in, got);
-        if (rc == 0 && lseek(p->mfd, 0, SEEK_CUR) >= drain_at)
-            rc = renc_put_drain(p);
+        rc = renc_put_drain(&ss->p); /* the header alone: the block a rewrap replaces */
+    if (rc) {
+        renc_store_sealer_free(ss);
+        return rc;
     }
-    if (rc == 0)
-        rc = renc_sealer_finish(s);
-    if (rc == 0)
-        rc = renc_put_drain(p);
-    renc_sealer_free(s);
-    renc_free(in);
+    *out = ss;
+    return 0;
+}
+
+int renc_store_sealer_write(struct renc_store_sealer *ss, const uint8_t *buf, size_t len)
+{
+    int rc = renc_sealer_write(ss->sealer, buf, len);
+    if (rc == 0 && lseek(ss->p.mfd, 0, SEEK_CUR) >= ss->drain_at)
+        rc = renc_put_drain(&ss->p);
     return rc;
+}
+
+int renc_store_sealer_sink(void *arg, const uint8_t *buf, size_t len)
+{
+    return renc_store_sealer_write(arg, buf, len);
+}
+
+int renc_store_sealer_finish(struct renc_store_sealer *ss)
+{
+    int rc = renc_sealer_finish(ss->sealer);
+    return rc ? rc : renc_put_drain(&ss->p);
 }
 
 int renc_seal_to_store(struct renc_keystore *ks, const struct renc_seal_opts *so,
                        struct renc_store *s, struct renc_store_txn *txn, int in_fd, uint64_t len,
                        struct renc_blob_status *bs)
 {
-    struct renc_put_pipe p = {.store = s, .txn = txn,
-                              .mfd = memfd_create("renc-seal", MFD_CLOEXEC)};
-    int rc = p.mfd < 0 ? -errno : renc_put_seal_blocks(ks, so, &p, in_fd, len, bs);
-    if (p.mfd >= 0)
-        close(p.mfd);
-    renc_free(p.buf);
+    struct renc_store_sealer *ss = NULL;
+    uint8_t *in = renc_malloc(RENC_PUT_READ_BYTES);
+    int rc = in ? renc_store_sealer_new(&ss, ks, so, s, txn, len, bs) : -RENC_E_NOMEM;
+    for (size_t got = 1; rc == 0 && got > 0;)
+        if ((rc = renc_file_read_full(in_fd, in, RENC_PUT_READ_BYTES, &got)) == 0)
+            rc = renc_store_sealer_write(ss, in, got);
+    if (rc == 0)
+        rc = renc_store_sealer_finish(ss);
+    renc_store_sealer_free(ss);
+    renc_free(in);
     return rc;
 }
 

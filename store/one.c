@@ -9,6 +9,7 @@
 #include "azure/blob.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "io/file.h"
 
 /* The URL of the folder that holds the blob url names: its last name
  * dropped, its query (a SAS) kept. */
@@ -133,5 +134,28 @@ int renc_store_read_header(struct renc_store *s, const struct renc_scan_item *it
     renc_free(buf);
     if (fd >= 0)
         close(fd);
+    return rc;
+}
+
+int renc_store_fetch(struct renc_store *s, const struct renc_scan_item *it, int fd)
+{
+    size_t cap = 4u << 20;
+    uint8_t *buf = renc_malloc(cap);
+    int rc = buf ? 0 : -RENC_E_NOMEM, rfd = -1;
+    struct stat id;
+    if (rc == 0)
+        rc = s->ops->open_read(s, it, &rfd, &id);
+    for (uint64_t off = 0; rc == 0 && off < it->size;) {
+        size_t want = it->size - off < cap ? (size_t)(it->size - off) : cap, got = 0;
+        rc = s->ops->read_range(s, it, rfd, off, buf, want, &got);
+        if (rc == 0 && got != want)
+            rc = -RENC_E_TRUNCATED; /* shorter than found: it changed */
+        if (rc == 0)
+            rc = renc_file_write_full(fd, buf, got);
+        off += got;
+    }
+    if (rfd >= 0)
+        close(rfd);
+    renc_free(buf);
     return rc;
 }

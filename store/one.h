@@ -33,4 +33,8 @@ void renc_store_one_cleanup(struct renc_scan_item *it);
 int renc_store_read_header(struct renc_store *s, const struct renc_scan_item *it,
                            struct renc_header *h, int *bad);
 
+/* renc_store_fetch: item it's bytes (it->size of them, the version s
+ * listed or found) written to fd at its offset, read a range at a time. */
+int renc_store_fetch(struct renc_store *s, const struct renc_scan_item *it, int fd);
+
 #endif

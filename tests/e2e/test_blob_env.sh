@@ -192,6 +192,27 @@ check "decrypt URL?SAS with no other credential exits 0" [ "$RC" = 0 ]
 check "its message has no SAS" no_sig
 check "it gives the plaintext" cmp -s "$WORK/one.out" in/sub/large.bin
 
+# ---- backup create of the container's environment ----------------------------------
+section "backup create"
+run renc backup create --env cloud --name bk2
+check "backup create stops at a blob that is not RENC" [ "$RC" = 1 ]
+expect_ok az_sdk delete "$C" cloud/blobs/readme.txt
+run renc backup create --env cloud --name bk2
+check "backup create of the container's environment exits 0" [ "$RC" = 0 ]
+check "it says where" grep -qF "cloud/backups/bk2" "$WORK/out"
+run renc backup create --env cloud --name bk2
+check "a backup of that name is not replaced" [ "$RC" != 0 ]
+az_sdk download "$C" cloud/backups/bk2 "$WORK/bk2" >/dev/null || fail "download bk2"
+run renc restore-check "$WORK/bk2" --target cloud --json
+check "the backup validates under the environment's keys" [ "$(jq -r .valid "$WORK/out")" = true ]
+check "it holds every blob ($((NB + 2)))" [ "$(jq -r .blobs "$WORK/out")" = $((NB + 2)) ]
+nblk=$(az_sdk blocks "$C" cloud/backups/bk2 | jq length)
+check "the backup is laid out as blocks ($nblk)" [ "$nblk" -ge 2 ]
+run renc env show cloud --json
+check "env show counts the new backup" [ "$(jq -r .backups.count "$J")" = 2 ]
+check "env show: its history has the backup" \
+  [ "$(jq -r '[.history[] | select(.action == "backup")] | length' "$J")" = 1 ]
+
 # ---- restore-check into it (writes nothing there) ---------------------------------
 section "restore-check"
 expect_ok renc put --env loc in/sub/small.txt
@@ -205,7 +226,7 @@ check "restore into it is refused for now" grep -q "blob storage" "$WORK/err"
 run renc env reset cloud --yes
 check "env reset of a container's environment is refused" [ "$RC" = 1 ]
 echo data >plain.txt
-run renc backup create --env cloud
-check "backup create on it is refused, not done locally" [ "$RC" = 1 ]
+run renc copy --from cloud --to loc
+check "copy from it is refused, not done locally" [ "$RC" = 1 ]
 check "no local folder was made for it" [ ! -e "$RENC_HOME/data/cloud" ]
 finish
