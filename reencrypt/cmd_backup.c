@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,6 +247,8 @@ static int renc_backup_remote_open(struct renc_data_ctx *c, const struct renc_en
         qsort(b->scan.items, b->scan.count, sizeof *b->scan.items, renc_data_item_rel_cmp);
     b->lens = rc == 0 ? renc_calloc(b->scan.count + 1, sizeof *b->lens) : NULL;
     b->tmp_fd = open(c->a.g.state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (b->tmp_fd < 0) /* a file system without unnamed files: memory, then */
+        b->tmp_fd = memfd_create("renc-backup", MFD_CLOEXEC);
     if (rc == 0 && (!b->lens || b->tmp_fd < 0))
         rc = b->lens ? -errno : -RENC_E_NOMEM;
     if (rc) {
