@@ -15,7 +15,10 @@
 #include "io/tmpname.h"
 #include "keys/keyref.h"
 #include "blob/blobfile.h"
+#include "crypto/header.h"
 #include "store/scan.h"
+#include "store/one.h"
+#include "store/store.h"
 
 int renc_envdata_path(char *out, size_t max, const char *data_dir, const char *env,
                       const char *sub)
@@ -126,42 +129,52 @@ static int renc_census_note_ref(struct renc_census *c, const char *ref, int back
     return 0;
 }
 
-static int renc_census_file(struct renc_census *c, const struct renc_scan_item *it, int backup,
-                            const struct renc_keyref *policy, const char *current_ref)
+/* Counts one file of the census whose header h was read (rc: how the read
+ * went); path names it in the lists. */
+static int renc_census_header(struct renc_census *c, const char *path, int backup, uint64_t size,
+                              struct renc_header *h, int rc, const struct renc_keyref *policy,
+                              const char *current_ref)
 {
     if (backup) {
         c->backups++;
-        c->backup_bytes += it->size;
+        c->backup_bytes += size;
     } else {
         c->blobs++;
-        c->blob_bytes += it->size;
+        c->blob_bytes += size;
     }
+    if (rc == -RENC_E_NOMEM)
+        return rc;
+    if (rc) {
+        renc_keep_path(c->unreadable_paths, c->unreadable++, path);
+        return 0;
+    }
+    int under_policy = 0, under_current = 0;
+    for (unsigned i = 0; rc == 0 && i < h->slot_count; i++) {
+        struct renc_keyref r;
+        if (renc_keyref_parse(&r, h->slots[i].ref) == 0 && renc_keyref_same_key(&r, policy))
+            under_policy = 1;
+        if (current_ref && renc_keyref_text_same_version(h->slots[i].ref, current_ref))
+            under_current = 1;
+        rc = renc_census_note_ref(c, h->slots[i].ref, backup);
+    }
+    if (!under_policy)
+        renc_keep_path(c->off_policy_paths, c->off_policy++, path);
+    else if (current_ref && !under_current)
+        c->old_version++;
+    return rc;
+}
+
+static int renc_census_file(struct renc_census *c, const struct renc_scan_item *it, int backup,
+                            const struct renc_keyref *policy, const char *current_ref)
+{
     struct renc_header h;
     memset(&h, 0, sizeof h);
     int fd = open(it->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     int rc = fd < 0 ? -errno : renc_blob_read_header(fd, &h, NULL);
     if (fd >= 0)
         close(fd);
-    if (rc == -RENC_E_NOMEM)
-        return rc;
-    if (rc) {
-        renc_keep_path(c->unreadable_paths, c->unreadable++, it->path);
-        return 0;
-    }
-    int under_policy = 0, under_current = 0;
-    for (unsigned i = 0; rc == 0 && i < h.slot_count; i++) {
-        struct renc_keyref r;
-        if (renc_keyref_parse(&r, h.slots[i].ref) == 0 && renc_keyref_same_key(&r, policy))
-            under_policy = 1;
-        if (current_ref && renc_keyref_text_same_version(h.slots[i].ref, current_ref))
-            under_current = 1;
-        rc = renc_census_note_ref(c, h.slots[i].ref, backup);
-    }
+    rc = renc_census_header(c, it->path, backup, it->size, &h, rc, policy, current_ref);
     renc_header_cleanup(&h);
-    if (!under_policy)
-        renc_keep_path(c->off_policy_paths, c->off_policy++, it->path);
-    else if (current_ref && !under_current)
-        c->old_version++;
     return rc;
 }
 
@@ -235,6 +248,82 @@ int renc_census_take(struct renc_census *c, const char *data_dir, const char *en
         for (size_t k = 0; k < scan.error_count; k++)
             renc_keep_path(c->unreadable_paths, c->unreadable++, scan.errors[k].path);
         renc_scan_cleanup(&scan);
+    }
+    if (rc)
+        renc_census_cleanup(c);
+    else if (c->ref_count > 1)
+        qsort(c->refs, c->ref_count, sizeof *c->refs, renc_census_ref_cmp);
+    return rc;
+}
+
+/* ---- census of a data root in blob storage ------------------------------ */
+
+int renc_envdata_root(char *out, size_t max, const char *data_dir, const struct renc_env *e)
+{
+    RENC_RETURN_IF(!renc_env_id_valid(e->id), -RENC_E_INVALID);
+    if (!e->data_root[0])
+        return renc_envdata_path(out, max, data_dir, e->id, NULL);
+    size_t len = strlen(e->data_root);
+    while (len > 0 && e->data_root[len - 1] == '/')
+        len--;
+    int n = snprintf(out, max, "%.*s/%s", (int)len, e->data_root, e->id);
+    return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+}
+
+/* The census of one folder (blobs/ or backups/) below a root in blob
+ * storage: listed and read through the store, as a run reads it. */
+static int renc_census_store(struct renc_census *c, const char *url, int backup,
+                             const struct renc_blob_account_opts *blob,
+                             const struct renc_keyref *policy, const char *current_ref)
+{
+    struct renc_store *s = NULL;
+    const char *sources[1] = {url};
+    struct renc_store_spec spec = {.sources = sources, .source_count = 1, .blob = blob};
+    int rc = renc_store_open(&s, &spec);
+    if (rc)
+        return rc;
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    rc = renc_store_list_scan(s, &scan);
+    if (rc == -RENC_E_STORE_NOT_FOUND)
+        rc = 0; /* no container yet: nothing there yet, as a missing folder */
+    c->special += scan.skipped_special;
+    c->temporaries += scan.temp_count;
+    for (size_t k = 0; rc == 0 && k < scan.count; k++) {
+        const struct renc_scan_item *it = &scan.items[k];
+        struct renc_header h;
+        memset(&h, 0, sizeof h);
+        int bad = 0, hrc = renc_store_read_header(s, it, &h, &bad);
+        if (hrc && !bad)
+            rc = hrc; /* the service failed us, not the blob */
+        else
+            rc = renc_census_header(c, it->path, backup, it->size, &h, hrc, policy,
+                                    current_ref);
+        renc_header_cleanup(&h);
+    }
+    for (size_t k = 0; rc == 0 && k < scan.error_count; k++)
+        renc_keep_path(c->unreadable_paths, c->unreadable++, scan.errors[k].path);
+    renc_scan_cleanup(&scan);
+    renc_store_free(s);
+    return rc;
+}
+
+int renc_census_take_env(struct renc_census *c, const char *data_dir, const struct renc_env *e,
+                         const char *policy_ref, const char *current_ref,
+                         const struct renc_blob_account_opts *blob)
+{
+    if (!e->data_root[0])
+        return renc_census_take(c, data_dir, e->id, policy_ref, current_ref);
+    static const char *const subs[] = {"blobs", "backups"};
+    memset(c, 0, sizeof *c);
+    struct renc_keyref policy;
+    char root[4096], url[4200];
+    int rc = renc_keyref_parse(&policy, policy_ref);
+    if (rc == 0)
+        rc = renc_envdata_root(root, sizeof root, data_dir, e);
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        snprintf(url, sizeof url, "%s/%s", root, subs[i]);
+        rc = renc_census_store(c, url, i == 1, blob, &policy, current_ref);
     }
     if (rc)
         renc_census_cleanup(c);

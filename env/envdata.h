@@ -72,6 +72,21 @@ int renc_census_take(struct renc_census *c, const char *data_dir, const char *en
                      const char *policy_ref, const char *current_ref);
 void renc_census_cleanup(struct renc_census *c);
 
+/* renc_envdata_root: where environment e's data is: DATA/<id>, or, for
+ * an environment whose data root is in blob storage, ROOT/<id> (a URL
+ * without credentials); blobs/ and backups/ are below it either way. */
+int renc_envdata_root(char *out, size_t max, const char *data_dir, const struct renc_env *e);
+
+/* renc_census_take_env: renc_census_take over environment e's data
+ * wherever it is: a data root in blob storage is listed and its headers
+ * read by ranges through the store (blob: the credentials; NULL: none).
+ * A blob the service would not hand over stops the census with its
+ * error; one that is not RENC v1 is counted unreadable, as on a disk. */
+struct renc_blob_account_opts;
+int renc_census_take_env(struct renc_census *c, const char *data_dir, const struct renc_env *e,
+                         const char *policy_ref, const char *current_ref,
+                         const struct renc_blob_account_opts *blob);
+
 /* renc_census_count: blobs and backups with a slot under ref (versioned:
  * exactly that version). */
 void renc_census_count(const struct renc_census *c, const char *ref, uint64_t *blobs,

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,7 +19,10 @@
 #include "blob/blobfile.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
+#include "env/envdata.h"
+#include "store/one.h"
 #include "store/scan.h"
+#include "store/store.h"
 #include "run/session.h"
 #include "reencrypt/stage.h"
 
@@ -155,9 +160,203 @@ static void renc_backup_say(const char *final, uint64_t entries, uint64_t bytes,
                "left out\n", scan->temp_count, env->id);
 }
 
+/* ---- of a data root in blob storage ---------------------------------------- */
+
+/* What a backup in blob storage holds while it is made. */
+struct renc_backup_remote {
+    struct renc_store_creds *creds;
+    struct renc_store *src, *dst; /* URL/ID/blobs, URL/ID/backups */
+    struct renc_scan scan;
+    uint64_t *lens;
+    int tmp_fd; /* one blob's bytes at a time, to open it */
+    struct renc_store_txn txn;
+    int begun;
+    struct renc_store_sealer *ss;
+    struct renc_archive_writer *w;
+};
+
+static void renc_backup_remote_cleanup(struct renc_backup_remote *b)
+{
+    renc_archive_writer_free(b->w);
+    renc_store_sealer_free(b->ss);
+    if (b->begun)
+        b->dst->ops->abort(b->dst, &b->txn);
+    if (b->tmp_fd >= 0)
+        close(b->tmp_fd);
+    renc_free(b->lens);
+    renc_scan_cleanup(&b->scan);
+    renc_store_free(b->src);
+    renc_store_free(b->dst);
+    renc_free(b->creds);
+}
+
+/* Item i's bytes into b->tmp_fd, at offset 0. */
+static int renc_backup_fetch(struct renc_backup_remote *b, size_t i)
+{
+    if (ftruncate(b->tmp_fd, 0) != 0 || lseek(b->tmp_fd, 0, SEEK_SET) != 0)
+        return -errno;
+    int rc = renc_store_fetch(b->src, &b->scan.items[i], b->tmp_fd);
+    if (rc == 0 && lseek(b->tmp_fd, 0, SEEK_SET) != 0)
+        rc = -errno;
+    return rc;
+}
+
+/* 0 when dir has no blob name (a backup is never replaced), -EEXIST
+ * when it has, or the service's error. */
+static int renc_backup_remote_free_name(struct renc_backup_remote *b, const char *dir,
+                                        const char *name)
+{
+    char url[4400];
+    struct renc_store *s = NULL;
+    struct renc_scan_item it;
+    snprintf(url, sizeof url, "%s/%s", dir, name);
+    int rc = renc_store_open_one(&s, &it, url, &b->creds->blob, 0, NULL, 0);
+    renc_store_free(s);
+    if (rc == 0)
+        renc_store_one_cleanup(&it);
+    return rc == 0 ? -EEXIST : rc == -ENOENT || rc == -RENC_E_STORE_NOT_FOUND ? 0 : rc;
+}
+
+/* The stores, the listing (sorted by name) and each blob's plaintext
+ * length (its header's; a blob that does not say is fetched and opened). */
+static int renc_backup_remote_open(struct renc_data_ctx *c, const struct renc_env *env,
+                                   const char *name, struct renc_backup_remote *b,
+                                   uint64_t *total)
+{
+    char root[4096], src[4200], dst[4200], why[512] = "";
+    b->creds = renc_malloc(sizeof *b->creds);
+    int rc = b->creds ? renc_store_creds_from(&c->a.g, b->creds) : -RENC_E_NOMEM;
+    if (rc == 0)
+        rc = renc_envdata_root(root, sizeof root, c->a.g.data_dir, env);
+    snprintf(src, sizeof src, "%s/blobs", root);
+    snprintf(dst, sizeof dst, "%s/backups", root);
+    const char *sources[1] = {src};
+    struct renc_store_spec ss = {.sources = sources, .source_count = 1,
+                                 .blob = b->creds ? &b->creds->blob : NULL, .why = why,
+                                 .why_max = sizeof why};
+    struct renc_store_spec ds = {.root = dst, .blob = ss.blob, .why = why, .why_max = sizeof why};
+    if (rc == 0 && (rc = renc_store_open(&b->src, &ss)) == 0)
+        rc = renc_store_open(&b->dst, &ds);
+    if (rc == 0 && (rc = renc_backup_remote_free_name(b, dst, name)) == -EEXIST) {
+        renc_err(c->cmd, "%s/%s: there is a backup of that name; nothing is written", dst, name);
+        return renc_exit_for(rc);
+    }
+    if (rc == 0 && (rc = renc_store_list_scan(b->src, &b->scan)) == -RENC_E_STORE_NOT_FOUND)
+        rc = 0; /* no container yet: no blobs */
+    if (rc == 0 && b->scan.count > 1)
+        qsort(b->scan.items, b->scan.count, sizeof *b->scan.items, renc_data_item_rel_cmp);
+    b->lens = rc == 0 ? renc_calloc(b->scan.count + 1, sizeof *b->lens) : NULL;
+    b->tmp_fd = open(c->a.g.state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (b->tmp_fd < 0) /* a file system without unnamed files: memory, then */
+        b->tmp_fd = memfd_create("renc-backup", MFD_CLOEXEC);
+    if (rc == 0 && (!b->lens || b->tmp_fd < 0))
+        rc = b->lens ? -errno : -RENC_E_NOMEM;
+    if (rc) {
+        renc_err(c->cmd, "%s: %s", env->data_root, why[0] ? why : renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    *total = 8 + 17;
+    for (size_t i = 0; i < b->scan.count; i++) {
+        const struct renc_scan_item *it = &b->scan.items[i];
+        struct renc_header h;
+        struct renc_blob_status bs;
+        memset(&h, 0, sizeof h);
+        memset(&bs, 0, sizeof bs);
+        int bad = 0;
+        rc = renc_store_read_header(b->src, it, &h, &bad);
+        if (rc == 0 && h.plaintext_len != RENC_PLAINTEXT_UNKNOWN)
+            b->lens[i] = h.plaintext_len;
+        else if (rc == 0 && (rc = renc_backup_fetch(b, i)) == 0)
+            rc = renc_blob_plain_len(c->ks, b->tmp_fd, &b->lens[i], &bs);
+        renc_header_cleanup(&h);
+        if (rc) {
+            renc_blob_err(c->cmd, it->path, rc, &bs);
+            return RENC_EXIT_FAILED;
+        }
+        *total += 1 + 2 + strlen(it->rel) + 8 + b->lens[i];
+    }
+    return -1;
+}
+
+/* Every blob fetched, opened and written into the archive. */
+static int renc_backup_remote_entries(struct renc_data_ctx *c, struct renc_backup_remote *b)
+{
+    for (size_t i = 0; i < b->scan.count; i++) {
+        const struct renc_scan_item *it = &b->scan.items[i];
+        struct renc_blob_status bs;
+        memset(&bs, 0, sizeof bs);
+        bs.slot = -1;
+        int rc = renc_backup_fetch(b, i);
+        if (rc == 0)
+            rc = renc_archive_entry_begin(b->w, it->rel, b->lens[i]);
+        if (rc == 0)
+            rc = renc_blob_open_to(c->ks, b->tmp_fd, renc_archive_data_sink, b->w, NULL, &bs);
+        if (rc == 0)
+            rc = renc_archive_entry_end(b->w);
+        if (rc) {
+            if (rc == -RENC_E_LENGTH_MISMATCH || rc == -RENC_E_CHANGED)
+                renc_err(c->cmd, "%s: changed while the backup was taken", it->path);
+            else
+                renc_blob_err(c->cmd, it->path, rc, &bs);
+            return RENC_EXIT_FAILED;
+        }
+    }
+    return -1;
+}
+
+/* backup create of an environment whose data is in blob storage: its
+ * blobs read by ranges, the backup sealed as it is uploaded to
+ * URL/ID/backups/NAME in the block layout, visible in one commit. */
+static int renc_backup_remote_run(struct renc_data_ctx *c, const struct renc_env *env,
+                                  const char *current, const char *name)
+{
+    struct renc_backup_remote b = {.tmp_fd = -1};
+    uint64_t total = 0, entries = 0, bytes = 0;
+    int status = renc_backup_remote_open(c, env, name, &b, &total);
+    struct renc_scan_item it = {.path = (char *)name, .rel = (char *)name};
+    struct renc_store_tags tags = {.tag = "backup"};
+    const char *refs[] = {env->key_ref};
+    struct renc_seal_opts so = {
+        .env = env->id, .kind = "backup", .name = name, .source_env = env->id,
+        .key_refs = refs, .key_ref_count = 1, .compress_level = RENC_BACKUP_COMPRESS_LEVEL,
+        .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    struct renc_blob_status sealst;
+    int rc = 0;
+    if (status < 0 && (rc = b.dst->ops->begin(b.dst, &it, RENC_COMMIT_MIRROR, &tags, &b.txn)) == 0)
+        b.begun = 1;
+    if (status < 0 && rc == 0 &&
+        (rc = renc_store_sealer_new(&b.ss, c->ks, &so, b.dst, &b.txn, total, &sealst)) == 0)
+        rc = renc_archive_writer_new(&b.w, renc_store_sealer_sink, b.ss);
+    if (status < 0 && rc == 0 && (status = renc_backup_remote_entries(c, &b)) < 0 &&
+        (rc = renc_archive_writer_finish(b.w, &entries, &bytes)) == 0 &&
+        (rc = renc_store_sealer_finish(b.ss)) == 0) {
+        b.begun = 0;
+        rc = b.dst->ops->commit(b.dst, &b.txn, NULL); /* commit point */
+    }
+    if (status < 0 && rc) {
+        renc_err(c->cmd, "%s/backups/%s: %s; no backup is made", env->id, name,
+                 renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+    }
+    if (status < 0) {
+        char detail[512];
+        renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, under %s", name,
+                   (unsigned long long)entries, (unsigned long long)bytes, current);
+        if ((rc = renc_catalog_note(c->cat, env->id, "backup", detail)))
+            renc_err(c->cmd, "catalog: %s: %s", env->id, renc_strerror(rc));
+        printf("backup create: %s/%s: %llu blobs (%llu bytes) of %s, sealed under %s\n",
+               b.dst->ops->describe(b.dst), b.txn.final, (unsigned long long)entries,
+               (unsigned long long)bytes, env->id, current);
+        status = RENC_EXIT_OK;
+    }
+    renc_backup_remote_cleanup(&b);
+    return status;
+}
+
 int renc_cmd_backup(int argc, char **argv)
 {
-    struct renc_data_ctx c = {.cmd = "backup create"};
+    struct renc_data_ctx c = {.cmd = "backup create", .remote_ok = 1};
     int status = renc_data_parse(&c, renc_backup_usage, argc, argv);
     if (status >= 0)
         return status;
@@ -183,8 +382,13 @@ int renc_cmd_backup(int argc, char **argv)
     if (c.a.name)
         snprintf(request, sizeof request, "name=%s", name);
     if ((status = renc_data_open(&c)) >= 0 ||
-        (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0 ||
-        (status = renc_data_lock(&c, c.a.env)) >= 0 ||
+        (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0)
+        goto out;
+    if (env.data_root[0]) {
+        status = renc_backup_remote_run(&c, &env, current, name);
+        goto out;
+    }
+    if ((status = renc_data_lock(&c, c.a.env)) >= 0 ||
         (status = renc_data_settle(&c, c.a.env, c.cmd, request, &same)) >= 0)
         goto out;
     if (same) {

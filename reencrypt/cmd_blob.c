@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,13 +16,114 @@
 #include "io/file.h"
 #include "blob/blobfile.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_data.h"
+#include "store/one.h"
+#include "store/store.h"
 
 static const char renc_encrypt_usage[] =
     "usage: reencrypt encrypt --env ENV --key REF [--key REF ...] [--kind blob|backup]\n"
     "         [--name NAME] [--compress[=LEVEL]] [--segment-size BYTES]\n"
-    "         [--header-room BYTES] IN|- OUT\n";
-static const char renc_decrypt_usage[] = "usage: reencrypt decrypt IN OUT\n";
-static const char renc_inspect_usage[] = "usage: reencrypt inspect BLOB\n";
+    "         [--header-room BYTES] IN OUT|URL\n";
+static const char renc_decrypt_usage[] = "usage: reencrypt decrypt IN|URL OUT\n";
+static const char renc_inspect_usage[] = "usage: reencrypt inspect BLOB|URL\n";
+
+/* ---- one blob in blob storage (store/one.h) ------------------------------ */
+
+/* One blob named by URL, opened as an item of its folder's store. */
+struct renc_one {
+    struct renc_store_creds *creds;
+    struct renc_store *store;
+    struct renc_scan_item it; /* it.path: the URL without its SAS, for messages */
+};
+
+static void renc_one_close(struct renc_one *o)
+{
+    renc_store_free(o->store);
+    renc_store_one_cleanup(&o->it);
+    renc_free(o->creds);
+    memset(o, 0, sizeof *o);
+}
+
+/* Opens url (for_write: a blob to be written).  Returns 0 or an exit. */
+static int renc_one_open(const char *cmd, const struct renc_global *g, const char *url,
+                         int for_write, struct renc_one *o)
+{
+    memset(o, 0, sizeof *o);
+    char why[512] = "", clean[RENC_STORE_PATH_MAX];
+    o->creds = renc_malloc(sizeof *o->creds);
+    int rc = o->creds ? renc_store_creds_from(g, o->creds) : -RENC_E_NOMEM;
+    if (rc == 0)
+        rc = renc_store_open_one(&o->store, &o->it, url, &o->creds->blob, for_write, why,
+                                 sizeof why);
+    if (rc) {
+        if (renc_store_name_clean(url, clean, sizeof clean) != 0)
+            snprintf(clean, sizeof clean, "the URL");
+        renc_err(cmd, "%s: %s", clean,
+                 why[0] ? why : rc == -RENC_E_INVALID ? "names a container or a folder, not "
+                                                        "one blob" : renc_strerror(rc));
+        renc_one_close(o);
+        return rc == -RENC_E_INVALID ? RENC_EXIT_USAGE : renc_exit_for(rc);
+    }
+    return 0;
+}
+
+/* The blob's bytes into an unnamed private file (beside near, else in
+ * memory), read by ranges of the version found; *fd at offset 0. */
+static int renc_one_fetch(struct renc_one *o, const char *near, int *fd)
+{
+    char dir[4096];
+    const char *slash = strrchr(near, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - near) + (slash == near) : 1,
+             slash ? near : ".");
+    int f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (f < 0)
+        f = memfd_create("renc-blob", MFD_CLOEXEC);
+    RENC_RETURN_IF(f < 0, -errno);
+    int rc = renc_store_fetch(o->store, &o->it, f);
+    if (rc == 0 && lseek(f, 0, SEEK_SET) != 0)
+        rc = -errno;
+    if (rc) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
+}
+
+/* encrypt IN URL: sealed as it is uploaded, in the block layout, made
+ * visible in one commit (a blob of that name is replaced). */
+static int renc_encrypt_to_url(const struct renc_global *g, struct renc_keystore *ks,
+                               const struct renc_seal_opts *so, const char *in, int in_fd,
+                               uint64_t size, const char *url)
+{
+    struct renc_one o;
+    int status = renc_one_open("encrypt", g, url, 1, &o);
+    if (status)
+        return status;
+    struct renc_store_txn txn;
+    struct renc_store_tags tags = {.tag = "encrypt"};
+    struct renc_blob_status st;
+    memset(&st, 0, sizeof st);
+    int rc = o.store->ops->begin(o.store, &o.it, RENC_COMMIT_MIRROR, &tags, &txn);
+    int begun = rc == 0;
+    if (rc == 0)
+        rc = renc_seal_to_store(ks, so, o.store, &txn, in_fd, size, &st);
+    if (rc == 0) {
+        begun = 0;
+        rc = o.store->ops->commit(o.store, &txn, NULL); /* commit point */
+    }
+    if (begun && rc)
+        o.store->ops->abort(o.store, &txn);
+    if (rc) {
+        renc_blob_err("encrypt", rc == -RENC_E_LENGTH_MISMATCH ? in : o.it.path, rc, &st);
+        status = rc == -RENC_E_BAD_KEYREF ? RENC_EXIT_USAGE : RENC_EXIT_FAILED;
+    } else {
+        printf("sealed %s -> %s: %llu bytes in %llu records\n", in, o.it.path,
+               (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records);
+    }
+    renc_one_close(&o);
+    return status;
+}
 
 /* Names the key slot in a message when the failure concerns one. */
 /* Opens an input that must be a regular file (or "-" when allowed). */
@@ -215,6 +317,12 @@ int renc_cmd_encrypt(int argc, char **argv)
     if (rc) {
         renc_err("encrypt", "keyring %s: %s", g.keyring_dir, renc_strerror(rc));
         status = renc_exit_for(rc) == RENC_EXIT_USAGE ? RENC_EXIT_FAILED : renc_exit_for(rc);
+    } else if (renc_store_is_url(out)) {
+        status = size == RENC_PLAINTEXT_UNKNOWN
+                     ? (renc_err("encrypt", "a blob in storage is sealed from a file, not "
+                                            "from standard input"),
+                        RENC_EXIT_USAGE)
+                     : renc_encrypt_to_url(&g, ks, &so, in, in_fd, size, out);
     } else {
         status = renc_encrypt_to(ks, &so, in, in_fd, size, out);
     }
@@ -256,10 +364,23 @@ int renc_cmd_decrypt(int argc, char **argv)
     if (status >= 0)
         return status;
     const char *in = argv[optind], *out = argv[optind + 1];
-    int in_fd, out_fd = -1;
+    int in_fd = -1, out_fd = -1;
     uint64_t size;
-    if ((status = renc_open_input("decrypt", in, 0, &in_fd, &size)))
+    struct renc_one one;
+    memset(&one, 0, sizeof one);
+    if (renc_store_is_url(in)) {
+        if ((status = renc_one_open("decrypt", &g, in, 0, &one)))
+            return status;
+        int rc = renc_one_fetch(&one, out, &in_fd);
+        in = one.it.path; /* messages name it without its SAS */
+        if (rc) {
+            renc_err("decrypt", "%s: %s", in, renc_strerror(rc));
+            renc_one_close(&one);
+            return renc_exit_for(rc);
+        }
+    } else if ((status = renc_open_input("decrypt", in, 0, &in_fd, &size))) {
         return status;
+    }
     struct renc_keyring *kr = NULL;
     struct renc_keystore *ks = NULL;
     char tmp[4096];
@@ -295,9 +416,11 @@ int renc_cmd_decrypt(int argc, char **argv)
         printf("opened %s -> %s: %llu bytes in %llu records verified (key %s)\n", in, out,
                (unsigned long long)st.plaintext_bytes, (unsigned long long)st.records, st.ref);
 out_close:
-    close(in_fd);
+    if (in_fd >= 0)
+        close(in_fd);
     renc_keystore_free(ks);
     renc_keyring_free(kr);
+    renc_one_close(&one);
     return status;
 }
 
@@ -319,24 +442,10 @@ static char *renc_hex(const uint8_t *p, size_t n, char *out)
     return out;
 }
 
-int renc_cmd_inspect(int argc, char **argv)
+/* Prints h as JSON (path: what it names) and releases it. */
+static int renc_inspect_print(const char *path, struct renc_header *hp)
 {
-    struct renc_global g = {0};
-    int status = renc_parse_plain(argc, argv, renc_inspect_usage, 1, &g);
-    if (status >= 0)
-        return status;
-    const char *path = argv[optind];
-    int fd;
-    uint64_t size;
-    if ((status = renc_open_input("inspect", path, 0, &fd, &size)))
-        return status;
-    struct renc_header h;
-    int rc = renc_blob_read_header(fd, &h, NULL);
-    close(fd);
-    if (rc) {
-        renc_err("inspect", "%s: %s", path, renc_strerror(rc));
-        return renc_exit_for(rc);
-    }
+    struct renc_header h = *hp;
     char hex[2 * RENC_SALT_LEN + 1];
     json_t *ctx = json_object(), *slots = json_array();
     for (size_t i = 0; i < h.ctx.count; i++)
@@ -368,4 +477,47 @@ int renc_cmd_inspect(int argc, char **argv)
     json_decref(root);
     renc_header_cleanup(&h);
     return RENC_EXIT_OK;
+}
+
+/* inspect URL: the header read by ranges, nothing else fetched. */
+static int renc_inspect_url(const struct renc_global *g, const char *url)
+{
+    struct renc_one one;
+    int status = renc_one_open("inspect", g, url, 0, &one);
+    if (status)
+        return status;
+    struct renc_header h;
+    memset(&h, 0, sizeof h);
+    int bad = 0, rc = renc_store_read_header(one.store, &one.it, &h, &bad);
+    if (rc) {
+        renc_err("inspect", "%s: %s", one.it.path, renc_strerror(rc));
+        status = renc_exit_for(rc);
+    } else {
+        status = renc_inspect_print(one.it.path, &h);
+    }
+    renc_one_close(&one);
+    return status;
+}
+
+int renc_cmd_inspect(int argc, char **argv)
+{
+    struct renc_global g = {0};
+    int status = renc_parse_plain(argc, argv, renc_inspect_usage, 1, &g);
+    if (status >= 0)
+        return status;
+    const char *path = argv[optind];
+    if (renc_store_is_url(path))
+        return renc_inspect_url(&g, path);
+    int fd;
+    uint64_t size;
+    if ((status = renc_open_input("inspect", path, 0, &fd, &size)))
+        return status;
+    struct renc_header h;
+    int rc = renc_blob_read_header(fd, &h, NULL);
+    close(fd);
+    if (rc) {
+        renc_err("inspect", "%s: %s", path, renc_strerror(rc));
+        return renc_exit_for(rc);
+    }
+    return renc_inspect_print(path, &h);
 }

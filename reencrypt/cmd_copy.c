@@ -58,6 +58,11 @@ static int renc_copy_judge(struct renc_copy *k)
         renc_err(c->cmd, "%s", why[0] ? why : renc_strerror(rc));
         return renc_exit_for(rc);
     }
+    int status = renc_data_local(c, &k->from);
+    if (status < 0)
+        status = renc_data_local(c, &k->to);
+    if (status >= 0)
+        return status;
     renc_rule_copy(&r->verdict, &k->from, &k->to);
     if (!k->check && !r->verdict.allowed) {
         renc_err(c->cmd, "%s -> %s: refused: %s", c->a.from, c->a.to, r->verdict.reason);

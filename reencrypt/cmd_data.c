@@ -110,12 +110,25 @@ int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *en
     char why[1024] = "";
     int rc = renc_envctl_ready(c->cat, c->ks, id, env, current, max, why, sizeof why);
     if (rc == 0)
-        return -1;
+        return renc_data_local(c, env);
     if (why[0])
         renc_err(c->cmd, "%s", why);
     else
         renc_err(c->cmd, "%s: %s", id, renc_strerror(rc));
     return renc_exit_for(rc);
+}
+
+/* An environment whose data is in blob storage: refused by the commands
+ * that still work on DATA/<id> only (rather than let them write a local
+ * folder nothing else reads).  Returns -1 to continue or an exit. */
+int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env)
+{
+    if (!env->data_root[0] || c->remote_ok)
+        return -1;
+    renc_err(c->cmd, "environment %s keeps its data in blob storage (%s): %s does not work "
+                     "on such an environment yet",
+             env->id, env->data_root, c->cmd);
+    return RENC_EXIT_FAILED;
 }
 
 /* Takes the lock on DATA/<id>, which `run --env` holds too.  Returns -1 to
@@ -168,7 +181,7 @@ int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, siz
 
 /* An environment's blobs, in the bytewise order of their names under
  * DATA/<env>/blobs (the archive's order).  Returns -1 or an exit. */
-static int renc_item_rel_cmp(const void *x, const void *y)
+int renc_data_item_rel_cmp(const void *x, const void *y)
 {
     return strcmp(((const struct renc_scan_item *)x)->rel, ((const struct renc_scan_item *)y)->rel);
 }
@@ -192,7 +205,7 @@ int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_sc
     if (scan->error_count)
         return RENC_EXIT_FAILED;
     if (scan->count > 1)
-        qsort(scan->items, scan->count, sizeof *scan->items, renc_item_rel_cmp);
+        qsort(scan->items, scan->count, sizeof *scan->items, renc_data_item_rel_cmp);
     return -1;
 }
 

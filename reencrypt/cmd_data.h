@@ -36,6 +36,7 @@ struct renc_data_ctx {
     struct renc_keystore *ks;
     struct renc_catalog *cat;
     struct renc_session sess; /* the written environment's lock */
+    int remote_ok; /* the command works on a data root in blob storage too */
 };
 
 
@@ -73,9 +74,37 @@ int renc_data_open(struct renc_data_ctx *c);
 void renc_data_close(struct renc_data_ctx *c);
 int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *env,
                     char *current, size_t max);
+int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env);
+
+/* renc_seal_to_store (cmd_put.c): seals in_fd (len bytes; a regular
+ * file's) into the version txn stages, as blocks [header][records...]
+ * within the engine's chunk, so a later rewrap moves only a new header
+ * block.  Memory stays near one block.  The caller began txn and commits
+ * or aborts it. */
+struct renc_store;
+struct renc_store_txn;
+int renc_seal_to_store(struct renc_keystore *ks, const struct renc_seal_opts *so,
+                       struct renc_store *s, struct renc_store_txn *txn, int in_fd, uint64_t len,
+                       struct renc_blob_status *bs);
+
+/* renc_store_sealer: the push-fed form of renc_seal_to_store (as
+ * renc_sealer, blob/blobfile.h): new stages the header block, write
+ * seals plaintext (len bytes in all, or RENC_PLAINTEXT_UNKNOWN), finish
+ * the last record and stages what is left.  _sink is write as a
+ * renc_sink_fn (arg: the store sealer). */
+struct renc_store_sealer;
+int renc_store_sealer_new(struct renc_store_sealer **out, struct renc_keystore *ks,
+                          const struct renc_seal_opts *so, struct renc_store *s,
+                          struct renc_store_txn *txn, uint64_t len, struct renc_blob_status *bs);
+int renc_store_sealer_write(struct renc_store_sealer *ss, const uint8_t *buf, size_t len);
+int renc_store_sealer_sink(void *arg, const uint8_t *buf, size_t len);
+int renc_store_sealer_finish(struct renc_store_sealer *ss);
+void renc_store_sealer_free(struct renc_store_sealer *ss); /* NULL: nothing */
 int renc_data_lock(struct renc_data_ctx *c, const char *id);
 int renc_data_hold_keys(struct renc_data_ctx *c, const char *id, char *list, size_t max);
 int renc_data_scan_blobs(struct renc_data_ctx *c, const char *id, struct renc_scan *scan);
+/* qsort's order of scan items by rel, bytewise (the archive's order). */
+int renc_data_item_rel_cmp(const void *x, const void *y);
 int renc_data_settle(struct renc_data_ctx *c, const char *id, const char *op,
                      const char *request, int *same);
 int renc_data_stage_begin(struct renc_data_ctx *c, struct renc_stage *stage,

@@ -16,10 +16,11 @@
 #include "reencrypt/envctl.h"
 #include "env/envdata.h"
 #include "run/session.h"
+#include "store/store.h"
 #include "reencrypt/stage.h"
 
 static const char renc_env_usage[] =
-    "usage: reencrypt env create ID [--region R]\n"
+    "usage: reencrypt env create ID [--region R] [--data URL]\n"
     "       reencrypt env list [--json]\n"
     "       reencrypt env show ID [--json]\n"
     "       reencrypt env set-policy ID (--mmk REF | --byok REF | --cmk REF)\n"
@@ -53,15 +54,15 @@ struct renc_env_view {
 };
 
 static void renc_env_view_take(struct renc_env_view *v, const struct renc_env *env,
-                               struct renc_keystore *ks, const char *data_dir)
+                               struct renc_keystore *ks, const struct renc_global *g)
 {
     memset(v, 0, sizeof *v);
     v->env = *env;
     v->current_rc = renc_keystore_resolve(ks, v->current, sizeof v->current, env->key_ref);
     if (v->current_rc)
         v->current[0] = '\0';
-    v->census_rc = renc_census_take(&v->census, data_dir, env->id, env->key_ref,
-                                    v->current[0] ? v->current : NULL);
+    v->census_rc = renc_envctl_census(g, env, env->key_ref, v->current[0] ? v->current : NULL,
+                                      &v->census);
 }
 
 static const char *renc_env_view_status(const struct renc_env_view *v)
@@ -113,6 +114,8 @@ static json_t *renc_env_view_json(const struct renc_env_view *v, struct renc_cat
     if (j) {
         json_object_set_new(j, "not_covered", json_integer((json_int_t)c->special));
         json_object_set_new(j, "temporaries", json_integer((json_int_t)c->temporaries));
+        json_object_set_new(j, "data_root", e->data_root[0] ? json_string(e->data_root)
+                                                            : json_null());
     }
     if (j && e->last_run[0]) {
         char at[32];
@@ -144,6 +147,9 @@ static void renc_env_view_print(const struct renc_env_view *v, struct renc_catal
     printf("environment %s\n", e->id);
     if (e->region[0])
         printf("  region        %s\n", e->region);
+    if (e->data_root[0])
+        printf("  data root     %s (blob storage; the data is under %s/)\n", e->data_root,
+               e->id);
     renc_time_text(b1, sizeof b1, e->policy_since);
     printf("  policy        %s %s (since %s)\n", renc_policy_name(e->policy), e->key_ref, b1);
     if (v->current[0])
@@ -250,7 +256,7 @@ static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
         return RENC_EXIT_FAILED;
     }
     renc_env_show_settle(a, cat, id);
-    renc_env_view_take(v, &env, ks, a->g.data_dir);
+    renc_env_view_take(v, &env, ks, &a->g);
     if (a->json) {
         json_t *j = renc_env_view_json(v, cat);
         json_dumpf(j, stdout, JSON_INDENT(2));
@@ -282,17 +288,18 @@ static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,
     }
     json_t *arr = a->json ? json_array() : NULL;
     if (!a->json)
-        printf("%-16s %-10s %-5s %-28s %-10s %8s %8s\n", "ID", "REGION", "POLICY", "KEY",
-               "STATUS", "BLOBS", "BACKUPS");
+        printf("%-16s %-10s %-5s %-28s %-10s %8s %8s  %s\n", "ID", "REGION", "POLICY", "KEY",
+               "STATUS", "BLOBS", "BACKUPS", "DATA");
     for (size_t i = 0; i < n; i++) {
-        renc_env_view_take(v, &envs[i], ks, a->g.data_dir);
+        renc_env_view_take(v, &envs[i], ks, &a->g);
         if (a->json) {
             json_array_append_new(arr, renc_env_view_json(v, NULL));
         } else {
-            printf("%-16s %-10s %-5s %-28s %-10s %8llu %8llu\n", envs[i].id,
+            printf("%-16s %-10s %-5s %-28s %-10s %8llu %8llu  %s\n", envs[i].id,
                    envs[i].region[0] ? envs[i].region : "-", renc_policy_name(envs[i].policy),
                    v->current[0] ? v->current : envs[i].key_ref, renc_env_view_status(v),
-                   (unsigned long long)v->census.blobs, (unsigned long long)v->census.backups);
+                   (unsigned long long)v->census.blobs, (unsigned long long)v->census.backups,
+                   envs[i].data_root[0] ? envs[i].data_root : "-");
         }
         renc_census_cleanup(&v->census);
     }
@@ -374,7 +381,9 @@ static int renc_env_set_policy(struct renc_env_args *a, struct renc_catalog *cat
            renc_policy_name(before.policy), before.key_ref, renc_policy_name(a->policy),
            a->policy_ref, current);
     struct renc_census c;
-    if ((rc = renc_census_take(&c, a->g.data_dir, id, a->policy_ref, current)) == 0) {
+    struct renc_env after;
+    if ((rc = renc_catalog_get(cat, id, &after)) == 0 &&
+        (rc = renc_envctl_census(&a->g, &after, a->policy_ref, current, &c)) == 0) {
         if (c.off_policy)
             printf("%s: %llu of %llu blobs and backups are not under %s yet: "
                    "'reencrypt run --env %s' moves them\n",
@@ -399,6 +408,11 @@ static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
     if (rc) {
         renc_err(cmd, "%s: %s", id, renc_strerror(rc));
         return renc_exit_for(rc);
+    }
+    if (env.data_root[0]) {
+        renc_err(cmd, "%s: its data is in blob storage (%s): reset does not delete blobs there "
+                      "yet", id, env.data_root);
+        return RENC_EXIT_FAILED;
     }
     if ((rc = renc_envdata_path(path, sizeof path, a->g.data_dir, id, NULL))) {
         renc_err(cmd, "%s: %s", id, renc_strerror(rc));
@@ -533,6 +547,58 @@ static int renc_env_parse(struct renc_env_args *a, int argc, char **argv)
     return -1;
 }
 
+/* `env create ID --data URL`: a container URL given as --data is the new
+ * environment's data root, not the local DATA folder (which stays the
+ * default for the others).  A SAS in it is refused rather than kept: the
+ * catalog is no place for a secret, and a SAS expires; the credentials
+ * come from the environment at each use (docs/BLOBSTORAGE.md). */
+static int renc_env_data_root(struct renc_env_args *a, int create, char *root, size_t max)
+{
+    root[0] = '\0';
+    if (!a->g.data_dir || !renc_store_is_url(a->g.data_dir))
+        return 0;
+    if (!create) {
+        renc_err("env", "--data URL goes with create (the environment keeps its data root)");
+        return -1;
+    }
+    const char *url = a->g.data_dir;
+    a->g.data_dir = NULL;
+    if (strchr(url, '?')) {
+        renc_err("env create", "--data: a URL with a SAS is not kept in the catalog; give it "
+                               "without the query and the SAS in AZURE_STORAGE_SAS_TOKEN (or "
+                               "another credential: docs/BLOBSTORAGE.md)");
+        return -1;
+    }
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        len--;
+    if (len >= max || len > RENC_DATA_ROOT_MAX) {
+        renc_err("env create", "--data: the URL is too long");
+        return -1;
+    }
+    memcpy(root, url, len);
+    root[len] = '\0';
+    /* Parsed now (no request is made), so a URL no later command could use
+     * is refused here. */
+    struct renc_store *s = NULL;
+    const char *sources[1] = {root};
+    char why[512] = "";
+    struct renc_store_creds *creds = renc_malloc(sizeof *creds);
+    int rc = creds ? renc_store_creds_from(&a->g, creds) : -RENC_E_NOMEM;
+    struct renc_store_spec spec = {.sources = sources, .source_count = 1,
+                                   .blob = creds ? &creds->blob : NULL, .why = why,
+                                   .why_max = sizeof why};
+    if (rc == 0)
+        rc = renc_store_open(&s, &spec);
+    renc_store_free(s);
+    renc_free(creds);
+    if (rc) {
+        renc_err("env create", "--data %s: %s", root, why[0] ? why : renc_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 int renc_cmd_env(int argc, char **argv)
 {
     struct renc_env_args a;
@@ -560,6 +626,9 @@ int renc_cmd_env(int argc, char **argv)
         return RENC_EXIT_USAGE;
     }
     int create = strcmp(sub, "create") == 0;
+    char data_root[RENC_DATA_ROOT_MAX + 1];
+    if (renc_env_data_root(&a, create, data_root, sizeof data_root))
+        return RENC_EXIT_USAGE;
     struct renc_catalog *cat = NULL;
     struct renc_keyring *kr = NULL;
     struct renc_keystore *ks = NULL;
@@ -583,15 +652,16 @@ int renc_cmd_env(int argc, char **argv)
         char mmk[RENC_MAX_REF_LEN + 1];
         int made = 0;
         rc = renc_envctl_mmk(cat, kr, mmk, sizeof mmk, &made);
-        if (rc == 0)
+        if (rc == 0 && !data_root[0])
             rc = renc_envdata_create(a.g.data_dir, id);
         if (rc == 0)
-            rc = renc_catalog_create_env(cat, id, a.region ? a.region : "", mmk);
+            rc = renc_catalog_create_env_at(cat, id, a.region ? a.region : "", mmk, data_root);
         if (rc == 0) {
             if (made)
                 printf("created the service-managed key %s\n", mmk);
             printf("created environment %s%s%s: policy mmk %s, data in %s/%s\n", id,
-                   a.region ? " in " : "", a.region ? a.region : "", mmk, a.g.data_dir, id);
+                   a.region ? " in " : "", a.region ? a.region : "", mmk,
+                   data_root[0] ? data_root : a.g.data_dir, id);
         } else {
             renc_err("env create", "%s: %s", id, renc_strerror(rc));
             status = rc == -RENC_E_INVALID ? RENC_EXIT_USAGE : RENC_EXIT_FAILED;

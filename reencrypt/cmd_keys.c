@@ -51,8 +51,7 @@ static int renc_keys_needs_take(struct renc_global *g, struct renc_keys_needs *n
     n->census = renc_calloc(n->count ? n->count : 1, sizeof *n->census);
     RENC_RETURN_IF(!n->census, -RENC_E_NOMEM);
     for (size_t i = 0; rc == 0 && i < n->count; i++)
-        rc = renc_census_take(&n->census[i], g->data_dir, n->envs[i].id, n->envs[i].key_ref,
-                              NULL);
+        rc = renc_envctl_census(g, &n->envs[i], n->envs[i].key_ref, NULL, &n->census[i]);
     return rc;
 }
 

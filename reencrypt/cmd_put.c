@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,9 @@
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "env/envdata.h"
+#include "io/file.h"
 #include "store/scan.h"
+#include "store/store.h"
 #include "run/session.h"
 #include "reencrypt/stage.h"
 
@@ -26,7 +29,8 @@ static const char renc_put_usage[] =
     "usage: reencrypt put --env ID [--name NAME] [--replace] (FILE | DIR)...\n"
     "seals each FILE into DATA/ID/blobs/ (as NAME, or its own name), and every file below a\n"
     "DIR (as DIR's name, or NAME, then its path below DIR), under the environment's policy\n"
-    "key; all or none of them appear.  A blob of that name is refused unless --replace.\n";
+    "key; all or none of them appear.  A blob of that name is refused unless --replace.\n"
+    "An environment whose data is in blob storage gets them in URL/ID/blobs/.\n";
 
 /* One file to seal: its path and the blob name it gets. */
 struct renc_put_item {
@@ -191,9 +195,268 @@ static int renc_put_gather(struct renc_data_ctx *c, const char *arg, struct renc
     return status;
 }
 
+/* ---- into a data root in blob storage ------------------------------------ */
+
+/* The blocks a blob's records are uploaded in hold whole records and stay
+ * within the engine's chunk (4 MiB), as the blocks it writes itself: the
+ * plaintext is read 64 KiB at a time, and what is sealed is drained into
+ * a block once one more record (a segment and its tag) might not fit. */
+#define RENC_PUT_READ_BYTES (64u << 10)
+#define RENC_PUT_BLOCK_BYTES (4u << 20)
+#define RENC_PUT_RECORD_ROOM 4096u /* a record's bytes beyond its segment */
+
+/* The sealer writes into a memory file; each drain moves what it holds
+ * into one block of txn and empties it, so memory stays near one block. */
+struct renc_put_pipe {
+    struct renc_store *store;
+    struct renc_store_txn *txn;
+    int mfd;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static int renc_put_drain(struct renc_put_pipe *p)
+{
+    off_t end = lseek(p->mfd, 0, SEEK_CUR);
+    if (end <= 0)
+        return end < 0 ? -errno : 0;
+    if ((size_t)end > p->cap) {
+        uint8_t *g = renc_realloc(p->buf, (size_t)end);
+        RENC_RETURN_IF(!g, -RENC_E_NOMEM);
+        p->buf = g;
+        p->cap = (size_t)end;
+    }
+    size_t got = 0;
+    int rc = lseek(p->mfd, 0, SEEK_SET) == 0 ? renc_file_read_full(p->mfd, p->buf, (size_t)end,
+                                                                    &got)
+                                             : -errno;
+    if (rc == 0 && got != (size_t)end)
+        rc = -RENC_E_TRUNCATED;
+    if (rc == 0)
+        rc = p->store->ops->append(p->store, p->txn, p->buf, got);
+    if (rc == 0 && (ftruncate(p->mfd, 0) != 0 || lseek(p->mfd, 0, SEEK_SET) != 0))
+        rc = -errno;
+    return rc;
+}
+
+/* A push-fed sealer into a staged version (cmd_data.h). */
+struct renc_store_sealer {
+    struct renc_put_pipe p;
+    struct renc_sealer *sealer;
+    off_t drain_at; /* one more record might not fit the block: drain */
+};
+
+void renc_store_sealer_free(struct renc_store_sealer *ss)
+{
+    if (!ss)
+        return;
+    renc_sealer_free(ss->sealer);
+    if (ss->p.mfd >= 0)
+        close(ss->p.mfd);
+    renc_free(ss->p.buf);
+    renc_free(ss);
+}
+
+int renc_store_sealer_new(struct renc_store_sealer **out, struct renc_keystore *ks,
+                          const struct renc_seal_opts *so, struct renc_store *s,
+                          struct renc_store_txn *txn, uint64_t len, struct renc_blob_status *bs)
+{
+    struct renc_store_sealer *ss = renc_calloc(1, sizeof *ss);
+    RENC_RETURN_IF(!ss, -RENC_E_NOMEM);
+    uint64_t seg = (uint64_t)1 << so->seg_shift;
+    ss->drain_at = seg + RENC_PUT_RECORD_ROOM >= RENC_PUT_BLOCK_BYTES
+                       ? 1
+                       : (off_t)(RENC_PUT_BLOCK_BYTES - seg - RENC_PUT_RECORD_ROOM);
+    ss->p = (struct renc_put_pipe){.store = s, .txn = txn,
+                                   .mfd = memfd_create("renc-seal", MFD_CLOEXEC)};
+    int rc = ss->p.mfd < 0 ? -errno : renc_sealer_new(&ss->sealer, ks, so, ss->p.mfd, len, bs);
+    if (rc == 0)
+        rc = renc_put_drain(&ss->p); /* the header alone: the block a rewrap replaces */
+    if (rc) {
+        renc_store_sealer_free(ss);
+        return rc;
+    }
+    *out = ss;
+    return 0;
+}
+
+int renc_store_sealer_write(struct renc_store_sealer *ss, const uint8_t *buf, size_t len)
+{
+    int rc = renc_sealer_write(ss->sealer, buf, len);
+    if (rc == 0 && lseek(ss->p.mfd, 0, SEEK_CUR) >= ss->drain_at)
+        rc = renc_put_drain(&ss->p);
+    return rc;
+}
+
+int renc_store_sealer_sink(void *arg, const uint8_t *buf, size_t len)
+{
+    return renc_store_sealer_write(arg, buf, len);
+}
+
+int renc_store_sealer_finish(struct renc_store_sealer *ss)
+{
+    int rc = renc_sealer_finish(ss->sealer);
+    return rc ? rc : renc_put_drain(&ss->p);
+}
+
+int renc_seal_to_store(struct renc_keystore *ks, const struct renc_seal_opts *so,
+                       struct renc_store *s, struct renc_store_txn *txn, int in_fd, uint64_t len,
+                       struct renc_blob_status *bs)
+{
+    struct renc_store_sealer *ss = NULL;
+    uint8_t *in = renc_malloc(RENC_PUT_READ_BYTES);
+    int rc = in ? renc_store_sealer_new(&ss, ks, so, s, txn, len, bs) : -RENC_E_NOMEM;
+    for (size_t got = 1; rc == 0 && got > 0;)
+        if ((rc = renc_file_read_full(in_fd, in, RENC_PUT_READ_BYTES, &got)) == 0)
+            rc = renc_store_sealer_write(ss, in, got);
+    if (rc == 0)
+        rc = renc_store_sealer_finish(ss);
+    renc_store_sealer_free(ss);
+    renc_free(in);
+    return rc;
+}
+
+/* Stages one file as blob `want` under the store's root (nothing visible
+ * until its commit).  Returns -1 to go on, or an exit. */
+static int renc_put_stage_remote(struct renc_data_ctx *c, const struct renc_env *env,
+                                 struct renc_store *st, struct renc_store_txn *txn,
+                                 const char *in, const char *want, uint64_t *bytes)
+{
+    int in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat sb;
+    if (in_fd < 0 || fstat(in_fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        renc_err(c->cmd, "%s: %s", in, in_fd < 0 ? strerror(errno) : "not a regular file");
+        if (in_fd >= 0)
+            close(in_fd);
+        return RENC_EXIT_USAGE;
+    }
+    struct renc_scan_item it = {.path = (char *)want, .rel = (char *)want};
+    struct renc_store_tags tags = {.tag = "put"};
+    int rc = st->ops->begin(st, &it, RENC_COMMIT_MIRROR, &tags, txn);
+    const char *refs[] = {env->key_ref};
+    struct renc_seal_opts so = {
+        .env = env->id, .kind = "blob", .name = want, .key_refs = refs, .key_ref_count = 1,
+        .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    struct renc_blob_status bs;
+    memset(&bs, 0, sizeof bs);
+    if (rc == 0)
+        rc = renc_seal_to_store(c->ks, &so, st, txn, in_fd, (uint64_t)sb.st_size, &bs);
+    close(in_fd);
+    if (rc == -RENC_E_LENGTH_MISMATCH) {
+        renc_blob_err(c->cmd, in, rc, &bs);
+    } else if (rc) {
+        renc_err(c->cmd, "%s%s (from %s): %s; nothing is put", txn->final[0] ? "" : want,
+                 txn->final, in, renc_strerror(rc));
+    }
+    if (rc)
+        return RENC_EXIT_FAILED;
+    *bytes += bs.plaintext_bytes;
+    return -1;
+}
+
+/* Refuses (without --replace) a name the environment already has.
+ * Returns -1 to go on, or an exit. */
+static int renc_put_check_names(struct renc_data_ctx *c, struct renc_store *s,
+                                const struct renc_put_plan *plan)
+{
+    struct renc_scan scan;
+    memset(&scan, 0, sizeof scan);
+    int rc = renc_store_list_scan(s, &scan);
+    int status = -1;
+    if (rc) {
+        renc_err(c->cmd, "%s: %s", s->ops->describe(s), renc_strerror(rc));
+        status = renc_exit_for(rc);
+    }
+    for (size_t i = 0; status < 0 && !c->a.replace && i < plan->count; i++) {
+        for (size_t k = 0; k < scan.count; k++) {
+            if (strcmp(scan.items[k].rel, plan->items[i].want) == 0) {
+                renc_err(c->cmd, "%s: the environment has a blob of that name; --replace "
+                                 "replaces it; nothing is put", scan.items[k].path);
+                status = renc_exit_for(-EEXIST);
+                break;
+            }
+        }
+    }
+    renc_scan_cleanup(&scan);
+    return status;
+}
+
+/* Stages every file, then commits each: nothing is visible until all are
+ * staged (a failure before leaves only uncommitted blocks, which the
+ * service drops); the commits are one per blob, so a crash among them
+ * leaves the first ones put.  Returns an exit. */
+static int renc_put_remote_all(struct renc_data_ctx *c, const struct renc_env *env,
+                               struct renc_store *s, const struct renc_put_plan *plan,
+                               uint64_t *bytes)
+{
+    struct renc_store_txn *txns = renc_calloc(plan->count ? plan->count : 1, sizeof *txns);
+    int status = -1;
+    if (!txns) {
+        renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        status = RENC_EXIT_FAILED;
+    }
+    size_t staged = 0, done = 0;
+    for (; status < 0 && staged < plan->count; staged++)
+        status = renc_put_stage_remote(c, env, s, &txns[staged], plan->items[staged].path,
+                                       plan->items[staged].want, bytes);
+    for (; status < 0 && done < plan->count; done++) {
+        int rc = s->ops->commit(s, &txns[done], NULL); /* commit point of this blob */
+        if (rc) {
+            renc_err(c->cmd, "%s/%s: %s; %zu of %zu files are put", s->ops->describe(s),
+                     txns[done].final, renc_strerror(rc), done, plan->count);
+            status = RENC_EXIT_FAILED;
+        }
+    }
+    for (size_t i = done; i < staged; i++) /* staged, never committed: dropped */
+        s->ops->abort(s, &txns[i]);
+    renc_free(txns);
+    return status;
+}
+
+/* put into an environment whose data is in blob storage: URL/ID/blobs/. */
+static int renc_put_remote(struct renc_data_ctx *c, const struct renc_env *env,
+                           const char *current, struct renc_put_plan *plan)
+{
+    char root[4096];
+    struct renc_store *s = NULL;
+    struct renc_store_creds *creds = renc_malloc(sizeof *creds);
+    char why[512] = "";
+    int rc = creds ? renc_store_creds_from(&c->a.g, creds) : -RENC_E_NOMEM;
+    if (rc == 0 && (rc = renc_envdata_root(root, sizeof root - 8, c->a.g.data_dir, env)) == 0)
+        strcat(root, "/blobs");
+    struct renc_store_spec spec = {.root = root, .blob = creds ? &creds->blob : NULL,
+                                   .why = why, .why_max = sizeof why};
+    if (rc == 0)
+        rc = renc_store_open(&s, &spec);
+    int status = -1;
+    uint64_t bytes = 0;
+    if (rc) {
+        renc_err(c->cmd, "%s: %s", env->data_root, why[0] ? why : renc_strerror(rc));
+        status = renc_exit_for(rc);
+    }
+    if (status < 0)
+        status = renc_put_check_names(c, s, plan);
+    if (status < 0)
+        status = renc_put_remote_all(c, env, s, plan, &bytes);
+    if (status < 0) {
+        char detail[256];
+        renc_textf(detail, sizeof detail, "%zu files, %llu bytes, under %s", plan->count,
+                   (unsigned long long)bytes, current);
+        if ((rc = renc_catalog_note(c->cat, env->id, "put", detail)))
+            renc_err(c->cmd, "catalog: %s: %s", env->id, renc_strerror(rc));
+        printf("put: sealed %zu files (%llu bytes) into %s under %s, in %s/\n", plan->count,
+               (unsigned long long)bytes, env->id, current, root);
+        status = RENC_EXIT_OK;
+    }
+    renc_store_free(s);
+    renc_free(creds);
+    return status;
+}
+
 int renc_cmd_put(int argc, char **argv)
 {
-    struct renc_data_ctx c = {.cmd = "put"};
+    struct renc_data_ctx c = {.cmd = "put", .remote_ok = 1};
     int status = renc_data_parse(&c, renc_put_usage, argc, argv);
     if (status >= 0)
         return status;
@@ -213,7 +476,7 @@ int renc_cmd_put(int argc, char **argv)
     int same = 0;
     if ((status = renc_data_open(&c)) >= 0 ||
         (status = renc_data_ready(&c, c.a.env, &env, current, sizeof current)) >= 0 ||
-        (status = renc_data_lock(&c, c.a.env)) >= 0)
+        (!env.data_root[0] && (status = renc_data_lock(&c, c.a.env)) >= 0))
         goto out;
     /* Every file is listed and every name checked before anything is written. */
     for (int i = 0; i < c.a.arg_count && status < 0; i++)
@@ -221,6 +484,10 @@ int renc_cmd_put(int argc, char **argv)
     if (status < 0 && plan.request.rc) {
         renc_err(c.cmd, "%s", renc_strerror(plan.request.rc));
         status = RENC_EXIT_FAILED;
+    }
+    if (status < 0 && env.data_root[0]) {
+        status = renc_put_remote(&c, &env, current, &plan);
+        goto out;
     }
     if (status >= 0 ||
         (status = renc_data_settle(&c, env.id, c.cmd, plan.request.p, &same)) >= 0)

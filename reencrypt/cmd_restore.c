@@ -148,6 +148,11 @@ static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct 
         renc_err(c->cmd, "%s", why[0] ? why : renc_strerror(rc));
         return renc_exit_for(rc);
     }
+    int status = renc_data_local(c, target);
+    if (status >= 0) {
+        renc_header_cleanup(&h);
+        return status;
+    }
     const char *src_id = renc_context_get(&h.ctx, "source-env");
     struct renc_env source;
     int have_source = src_id && renc_catalog_get(c->cat, src_id, &source) == 0;
@@ -158,7 +163,8 @@ static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct 
 
 static int renc_restore_common(int argc, char **argv, int check)
 {
-    struct renc_data_ctx c = {.cmd = check ? "restore-check" : "restore"};
+    /* A check writes nothing into the target: its data may be anywhere. */
+    struct renc_data_ctx c = {.cmd = check ? "restore-check" : "restore", .remote_ok = check};
     const char *usage = check ? renc_restore_check_usage : renc_restore_usage;
     int status = renc_data_parse(&c, usage, argc, argv);
     if (status >= 0)

@@ -697,9 +697,9 @@ static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_o
         struct renc_env env;
         char why[1024] = "", current[RENC_MAX_REF_LEN + 1] = "", src[4096];
         rc = renc_envctl_ready(cat, ks, id, &env, current, sizeof current, why, sizeof why);
-        if (rc == 0)
-            rc = renc_envdata_path(src, sizeof src, a->g.data_dir, id, NULL);
-        if (rc == 0)
+        if (rc == 0) /* DATA/<id>, or ROOT/<id> in blob storage */
+            rc = renc_envdata_root(src, sizeof src, a->g.data_dir, &env);
+        if (rc == 0 && !env.data_root[0])
             rc = renc_envdata_create(a->g.data_dir, id);
         if (rc) {
             renc_err(cmd, "%s", why[0] ? why : renc_strerror(rc));
@@ -731,7 +731,7 @@ static int renc_bulk_envs(const char *cmd, const char *usage, enum renc_engine_o
                 renc_err(cmd, "catalog: %s: %s", id, renc_strerror(rc));
             struct renc_census c;
             if (renc_catalog_get(cat, id, &env) == 0 &&
-                renc_census_take(&c, a->g.data_dir, id, env.key_ref, current) == 0) {
+                renc_envctl_census(&a->g, &env, env.key_ref, current, &c) == 0) {
                 printf("%s: environment %s is %s\n", cmd, id, renc_env_status(&env, &c));
                 renc_census_cleanup(&c);
             }

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
+#include "env/envdata.h"
 #include "keys/keyref.h"
 #include "keys/provider.h"
 
@@ -91,4 +93,19 @@ int renc_envctl_ready(struct renc_catalog *cat, struct renc_keystore *ks, const 
         return -RENC_E_ENV_LOCKED;
     }
     return 0;
+}
+
+int renc_envctl_census(const struct renc_global *g, const struct renc_env *env,
+                       const char *policy_ref, const char *current, struct renc_census *c)
+{
+    if (!env->data_root[0])
+        return renc_census_take(c, g->data_dir, env->id, policy_ref, current);
+    /* The credentials hold the provider settings: too big for the stack. */
+    struct renc_store_creds *creds = renc_malloc(sizeof *creds);
+    RENC_RETURN_IF(!creds, -RENC_E_NOMEM);
+    int rc = renc_store_creds_from(g, creds);
+    if (rc == 0)
+        rc = renc_census_take_env(c, g->data_dir, env, policy_ref, current, &creds->blob);
+    renc_free(creds);
+    return rc;
 }

@@ -30,6 +30,13 @@ int renc_envctl_ready(struct renc_catalog *cat, struct renc_keystore *ks, const 
                       struct renc_env *env, char *current, size_t max, char *why,
                       size_t why_max);
 
+/* renc_envctl_census: renc_census_take_env over env's data, with blob
+ * storage's credentials from g and the environment when its data root is a
+ * container (policy_ref: the key it is counted against). */
+struct renc_census;
+int renc_envctl_census(const struct renc_global *g, const struct renc_env *env,
+                       const char *policy_ref, const char *current, struct renc_census *c);
+
 /* renc_envctl_lock_why: the sentence saying why env is locked. */
 void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max);
 

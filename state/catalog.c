@@ -6,7 +6,12 @@
  *
  *   env(id PRIMARY KEY, region, policy CHECK IN ('mmk','byok','cmk'),
  *       key_ref, locked_by_operator, key_lock, created, policy_since,
- *       last_run, last_run_failed, last_run_at, last_run_journal)
+ *       last_run, last_run_failed, last_run_at, last_run_journal, data_root)
+ *       data_root: "" for DATA/<id> on this machine, or a container URL
+ *       (never with a SAS) whose <id>/ prefix holds the data; added with
+ *       ALTER TABLE to a catalog made before it, when it is opened (an
+ *       older tool reads the table as it did and takes every environment
+ *       as local)
  *   history(n INTEGER PRIMARY KEY, env, at, action, detail)
  *       one row per change, never deleted (a reset keeps them)
  *   env_keys(env, key_ref, last_set, PRIMARY KEY (env, key_ref))
@@ -62,7 +67,7 @@ static const char renc_catalog_schema[] =
     "  last_run TEXT NOT NULL DEFAULT ''"
     "    CHECK (last_run IN ('', 'finished', 'failed', 'interrupted')),"
     "  last_run_failed INTEGER NOT NULL DEFAULT 0, last_run_at INTEGER NOT NULL DEFAULT 0,"
-    "  last_run_journal TEXT NOT NULL DEFAULT '');"
+    "  last_run_journal TEXT NOT NULL DEFAULT '', data_root TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE history("
     "  n INTEGER PRIMARY KEY, env TEXT NOT NULL, at INTEGER NOT NULL,"
     "  action TEXT NOT NULL, detail TEXT NOT NULL);"
@@ -322,6 +327,25 @@ static int renc_catalog_init(struct renc_catalog *c)
     return renc_cat_end(c, rc);
 }
 
+/* A catalog made before environments could keep their data in a
+ * container gets env.data_root ("" everywhere: DATA/<id>, as before).
+ * Checked again under the write lock: two processes may open it at once. */
+static int renc_catalog_add_data_root(struct renc_catalog *c)
+{
+    static const char has[] = "SELECT count(*) FROM pragma_table_info('env')"
+                              " WHERE name = 'data_root'";
+    int64_t n = 0;
+    int rc = renc_cat_query_int(c, has, &n);
+    if (rc || n == 1)
+        return rc;
+    if ((rc = renc_cat_begin(c)))
+        return rc;
+    rc = renc_cat_query_int(c, has, &n);
+    if (rc == 0 && n != 1)
+        rc = renc_cat_exec(c, "ALTER TABLE env ADD COLUMN data_root TEXT NOT NULL DEFAULT ''");
+    return renc_cat_end(c, rc);
+}
+
 static int renc_catalog_setup(struct renc_catalog *c, int create)
 {
     int64_t app = 0;
@@ -363,6 +387,8 @@ static int renc_catalog_setup(struct renc_catalog *c, int create)
                                " name IN ('stage', 'stage_file', 'stage_note')", &have);
     if (rc == 0 && have != 3)
         rc = renc_cat_exec(c, renc_catalog_stage_schema);
+    if (rc == 0)
+        rc = renc_catalog_add_data_root(c);
     return rc;
 }
 

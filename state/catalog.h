@@ -36,6 +36,7 @@
 #define RENC_REGION_MAX 64
 #define RENC_REASON_MAX 256
 #define RENC_CMK_LIMIT_DEFAULT 25
+#define RENC_DATA_ROOT_MAX 1023
 
 enum renc_policy {
     RENC_POLICY_MMK = 0,
@@ -68,6 +69,11 @@ struct renc_env {
     int64_t last_run_failed;
     int64_t last_run_at;
     char last_run_journal[1024];
+    /* Where its data lives: "" for DATA/<id> on this machine, or a blob
+     * storage URL (a container, or a prefix in one) under whose <id>/ its
+     * blobs/ and backups/ are.  Never holds a SAS: the credentials come
+     * from the environment (docs/BLOBSTORAGE.md, "Credentials"). */
+    char data_root[RENC_DATA_ROOT_MAX + 1];
 };
 
 /* 1 when the environment is locked, whichever lock. */
@@ -100,6 +106,14 @@ const char *renc_catalog_path(const struct renc_catalog *c);
  * region (a region is up to 64 bytes of UTF-8 without control characters). */
 int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *region,
                             const char *mmk_ref);
+
+/* renc_catalog_create_env_at: renc_catalog_create_env with the
+ * environment's data root (NULL or "": DATA/<id>).  A root is up to 1023
+ * bytes of printable ASCII with no query ('?': a SAS is never stored),
+ * else -RENC_E_INVALID; the caller checks it is a URL it can use.  The
+ * history row names it. */
+int renc_catalog_create_env_at(struct renc_catalog *c, const char *id, const char *region,
+                               const char *mmk_ref, const char *data_root);
 
 /* renc_catalog_get: -RENC_E_ENV_NOT_FOUND when there is none. */
 int renc_catalog_get(struct renc_catalog *c, const char *id, struct renc_env *out);

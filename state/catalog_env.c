@@ -15,7 +15,7 @@
 /* The columns of struct renc_env, in its order. */
 #define RENC_ENV_COLUMNS                                                                   \
     "id, region, policy, key_ref, locked_by_operator, key_lock, created, policy_since,"   \
-    " last_run, last_run_failed, last_run_at, last_run_journal"
+    " last_run, last_run_failed, last_run_at, last_run_journal, data_root"
 
 static const char *const renc_policy_names[] = {"mmk", "byok", "cmk"};
 
@@ -124,6 +124,7 @@ static void renc_env_from_row(struct renc_env *e, sqlite3_stmt *st)
     e->last_run_failed = sqlite3_column_int64(st, 9);
     e->last_run_at = sqlite3_column_int64(st, 10);
     renc_cat_copy_text(e->last_run_journal, sizeof e->last_run_journal, renc_cat_col_text(st, 11));
+    renc_cat_copy_text(e->data_root, sizeof e->data_root, renc_cat_col_text(st, 12));
 }
 
 /* Reads one environment (inside or outside a transaction). */
@@ -224,36 +225,66 @@ static int renc_string_row(void *out, sqlite3_stmt *st)
 
 /* ---- environments ----------------------------------------------------- */
 
+/* A data root: printable ASCII, no query (a SAS is never stored). */
+static int renc_data_root_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > RENC_DATA_ROOT_MAX || strchr(s, '?') || strchr(s, '#'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 int renc_catalog_create_env(struct renc_catalog *c, const char *id, const char *region,
                             const char *mmk_ref)
 {
+    return renc_catalog_create_env_at(c, id, region, mmk_ref, NULL);
+}
+
+static int renc_env_insert(struct renc_catalog *c, const char *id, const char *region,
+                           const char *ref, const char *root)
+{
+    int64_t now = renc_cat_now();
+    sqlite3_stmt *st = NULL;
+    int rc = renc_cat_prepare(c, &st, "INSERT INTO env(id, region, policy, key_ref, created,"
+                                      " policy_since, data_root) VALUES (?, ?, 'mmk', ?, ?, ?, ?)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, region, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_text(st, 6, root, -1, SQLITE_STATIC);
+    return renc_cat_step_done(st);
+}
+
+int renc_catalog_create_env_at(struct renc_catalog *c, const char *id, const char *region,
+                               const char *mmk_ref, const char *data_root)
+{
     if (!region)
         region = "";
-    RENC_RETURN_IF(!renc_env_id_valid(id) || !renc_region_valid(region), -RENC_E_INVALID);
+    if (!data_root)
+        data_root = "";
+    RENC_RETURN_IF(!renc_env_id_valid(id) || !renc_region_valid(region) ||
+                       !renc_data_root_valid(data_root),
+                   -RENC_E_INVALID);
     char ref[RENC_MAX_REF_LEN + 1];
     int rc = renc_unversioned(ref, sizeof ref, mmk_ref);
     if (rc)
         return rc;
-    char detail[RENC_MAX_REF_LEN + RENC_REGION_MAX + 32];
-    snprintf(detail, sizeof detail, "mmk %s%s%s", ref, region[0] ? ", region " : "", region);
+    char detail[RENC_MAX_REF_LEN + RENC_REGION_MAX + RENC_DATA_ROOT_MAX + 48];
+    snprintf(detail, sizeof detail, "mmk %s%s%s%s%s", ref, region[0] ? ", region " : "", region,
+             data_root[0] ? ", data in " : "", data_root);
     if ((rc = renc_cat_begin(c)))
         return rc;
-    int64_t now = renc_cat_now();
-    sqlite3_stmt *st = NULL;
     rc = renc_cat_env_exists(c, id);
     if (rc == 0)
         rc = -RENC_E_ENV_EXISTS;
     else if (rc == -RENC_E_ENV_NOT_FOUND)
-        rc = renc_cat_prepare(c, &st, "INSERT INTO env(id, region, policy, key_ref, created,"
-                                  " policy_since) VALUES (?, ?, 'mmk', ?, ?, ?)");
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, region, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_int64(st, 5, now);
-        rc = renc_cat_step_done(st);
-    }
+        rc = renc_env_insert(c, id, region, ref, data_root);
     if (rc == 0)
         rc = renc_env_key_note(c, id, ref, "created", detail);
     return renc_cat_end(c, rc);

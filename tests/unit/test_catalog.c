@@ -892,6 +892,42 @@ static void test_catalog_failed_allocations_leave_nothing_behind(void **state)
     renc_catalog_close(c);
 }
 
+/* An environment keeps its data root (a container URL); one with a SAS is
+ * refused, and a catalog made before the column gets it on open, its
+ * environments local. */
+static void test_catalog_data_root_is_kept_and_added_to_old_catalogs(void **state)
+{
+    (void)state;
+    struct renc_catalog *c = open_catalog();
+    const char *url = "http://127.0.0.1:10000/devstoreaccount1/data";
+    assert_int_equal(renc_catalog_create_env_at(c, "cloud", "", MMK, url), 0);
+    assert_int_equal(renc_catalog_create_env_at(c, "sas", "", MMK, "az://a/c?sv=1&sig=x"),
+                     -RENC_E_INVALID);
+    assert_int_equal(renc_catalog_create_env_at(c, "sp", "", MMK, "az://a/c d"), -RENC_E_INVALID);
+    assert_int_equal(renc_catalog_create_env(c, "local", "", MMK), 0);
+    struct renc_env e;
+    assert_int_equal(renc_catalog_get(c, "cloud", &e), 0);
+    assert_string_equal(e.data_root, url);
+    assert_int_equal(renc_catalog_get(c, "local", &e), 0);
+    assert_string_equal(e.data_root, "");
+    assert_int_equal(renc_catalog_get(c, "sas", &e), -RENC_E_ENV_NOT_FOUND);
+    renc_catalog_close(c);
+
+    /* The catalog as an older tool made it: no data_root column. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE env DROP COLUMN data_root", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    c = open_catalog();
+    assert_int_equal(renc_catalog_get(c, "cloud", &e), 0);
+    assert_string_equal(e.data_root, "");
+    assert_int_equal(renc_catalog_create_env_at(c, "cloud2", "", MMK, url), 0);
+    assert_int_equal(renc_catalog_get(c, "cloud2", &e), 0);
+    assert_string_equal(e.data_root, url);
+    renc_catalog_close(c);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_tmpdir)
 
 int main(void)
@@ -911,6 +947,7 @@ int main(void)
         T(test_catalog_env_keys_latest_first_each_once),
         T(test_catalog_config_defaults_and_settings),
         T(test_catalog_persists_across_close_and_reopen),
+        T(test_catalog_data_root_is_kept_and_added_to_old_catalogs),
         T(test_catalog_refuses_a_file_open_to_others),
         T(test_catalog_refuses_files_that_are_not_catalogs),
         T(test_catalog_two_connections_race_for_the_last_cmk_place),
