@@ -39,6 +39,9 @@ for f in "${flavours[@]}"; do
   # The key vault scale test moves 10,000 blobs in the release build and
   # 2,000 under the sanitizers (its time is the vault's pacing either way).
   if [ "$f" = asan ]; then export RENC_AKV_SCALE_BLOBS=2000; else export RENC_AKV_SCALE_BLOBS=10000; fi
+  # The blob storage crash test kills a run at 7 points in the release
+  # build and at 4 under the sanitizers.
+  if [ "$f" = asan ]; then export RENC_BLOB_CRASH_POINTS="write:4 fsync:9 journal:2 after:1.2"; else unset RENC_BLOB_CRASH_POINTS; fi
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   if ! ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"; then
     status=1
