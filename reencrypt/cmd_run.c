@@ -274,6 +274,9 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
             snprintf(name, sizeof name, "%s", q);
         else
             snprintf(name, sizeof name, "scan");
+        if (rc == -RENC_E_UNSUPPORTED && !*store)
+            snprintf(why, sizeof why, "a run takes one container (or prefix in it), not "
+                                      "several, nor a container and local paths together");
         renc_err(cmd, "%s: %s%s%s", name, renc_strerror(rc), why[0] ? ": " : "", why);
         return renc_exit_for(rc);
     }

@@ -223,7 +223,9 @@ static int renc_remote_open(struct renc_remote *r)
     if (rc)
         return rc;
     r->size = (uint64_t)r->st.st_size;
-    r->buf_len = e->chunk_bytes;
+    /* One chunk, or the blob when it is smaller: a small blob takes (and
+     * the pool wipes) only its own size, not a whole chunk. */
+    r->buf_len = r->size < e->chunk_bytes ? (size_t)r->size + 1 : e->chunk_bytes;
     if ((rc = renc_pool_acquire(e->pool, r->buf_len, &r->buf)))
         return rc;
     uint8_t *p;

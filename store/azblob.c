@@ -56,6 +56,7 @@ struct renc_azblob_txn {
     int single;                    /* a small blob: kept in buf, committed by one Put Blob */
     uint8_t *buf;
     size_t len, buf_cap;
+    size_t first_len;              /* the first append (the header), kept apart */
     struct renc_blob_props props;  /* carried over to the new version */
     char *tags;                    /* index tags carried over, or NULL */
     int have_props;
@@ -307,6 +308,8 @@ static int renc_azb_begin(struct renc_store *s, const struct renc_scan_item *it,
     struct renc_azblob_txn *t = renc_calloc(1, sizeof *t);
     RENC_RETURN_IF(!t, -RENC_E_NOMEM);
     txn->priv = t;
+    /* Small, or of a size not known yet (a file being sealed): kept for one
+     * Put Blob until it grows past the limit (renc_azb_unsingle). */
     t->single = mode != RENC_COMMIT_HEADER_BLOCK && it->size <= RENC_AZB_SINGLE_MAX;
     int rc = renc_azb_random_tag(t->tag, sizeof t->tag);
     if (rc == 0 && mode != RENC_COMMIT_MIRROR) {
@@ -352,14 +355,17 @@ static int renc_azb_stage(struct renc_store_azblob *z, struct renc_store_txn *tx
     return rc;
 }
 
+static int renc_azb_unsingle(struct renc_store_azblob *z, struct renc_store_txn *txn);
+
 /* Room for n blocks staged out of order after those appended (their ids
  * filled in by stage_at, each by its own thread). */
 static int renc_azb_reserve(struct renc_store *s, struct renc_store_txn *txn, uint64_t n,
                             uint64_t *first)
 {
-    (void)s;
     struct renc_azblob_txn *t = txn->priv;
-    RENC_RETURN_IF(!t || t->single, -RENC_E_INVALID);
+    RENC_RETURN_IF(!t, -RENC_E_INVALID);
+    int rc = t->single ? renc_azb_unsingle(renc_azb(s), txn) : 0;
+    RENC_RETURN_IF(rc, rc);
     RENC_RETURN_IF(t->n + n > 50000, -RENC_E_TOO_BIG); /* the service's committed-block limit */
     if (t->n + n > t->cap) {
         char **g = renc_realloc(t->ids, (t->n + n) * sizeof *g);
@@ -411,6 +417,21 @@ static int renc_azb_keep(struct renc_azblob_txn *t, const void *buf, size_t len)
     return 0;
 }
 
+/* A version begun as small (its size was small, or not known) that grew
+ * past the limit: what it kept is staged as blocks, the header (the first
+ * append) alone, and it goes on as blocks. */
+static int renc_azb_unsingle(struct renc_store_azblob *z, struct renc_store_txn *txn)
+{
+    struct renc_azblob_txn *t = txn->priv;
+    uint64_t appended = txn->appended;
+    t->single = 0;
+    int rc = t->first_len ? renc_azb_stage(z, txn, t->buf, t->first_len) : 0;
+    if (rc == 0 && t->len > t->first_len)
+        rc = renc_azb_stage(z, txn, t->buf + t->first_len, t->len - t->first_len);
+    txn->appended = appended;
+    return rc;
+}
+
 static int renc_azb_append(struct renc_store *s, struct renc_store_txn *txn, const void *buf,
                            size_t len)
 {
@@ -418,10 +439,14 @@ static int renc_azb_append(struct renc_store *s, struct renc_store_txn *txn, con
     RENC_RETURN_IF(!t, -RENC_E_INVALID);
     if (!len)
         return 0;
-    if (!t->single)
-        return renc_azb_stage(renc_azb(s), txn, buf, len);
-    int rc = renc_azb_keep(t, buf, len);
-    if (rc == 0)
+    int rc = 0;
+    if (t->single && t->len + len > RENC_AZB_SINGLE_MAX)
+        rc = renc_azb_unsingle(renc_azb(s), txn);
+    if (rc || !t->single)
+        return rc ? rc : renc_azb_stage(renc_azb(s), txn, buf, len);
+    if (t->len == 0)
+        t->first_len = len;
+    if ((rc = renc_azb_keep(t, buf, len)) == 0)
         txn->appended += len;
     return rc;
 }
