@@ -205,6 +205,19 @@ for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT 
         r = v / ceil if ceil else 0
         f[f"rekey_{c}_ratio"] = r
         print(f"{'rekey ' + label:34} {v:10.1f} {unit:8} {ceil:14.1f} {r * 100:6.1f}%  (target 80%: {'ok' if r >= 0.8 else 'BELOW'})")
+# Where the small blobs' time goes: Azurite's CPU per request is about the
+# same for both, so the requests per blob set the pace Azurite allows.
+rq_c, rq_r = req["ceiling copy"]["requests"]["total"], req["rekey"]["requests"]["total"]
+az_c = f["ceil_small_copy_azurite_cpu_s"] * 1000 / n["small"]
+az_r = f["rekey_small_azurite_cpu_s"] * 1000 / n["small"]
+f["azurite_ms_per_request_copy"], f["azurite_ms_per_request_rekey"] = az_c / rq_c, az_r / rq_r
+f["rekey_small_vs_request_bound"] = f["rekey_small_blobs_per_s"] / (f["ceil_small_copy_blobs_per_s"] * rq_c / rq_r)
+print(f"small blobs: Azurite CPU per request {az_c / rq_c:.2f} ms (copy, {rq_c:g} requests a blob) and "
+      f"{az_r / rq_r:.2f} ms (rekey, {rq_r:g} a blob); the copy ceiling scaled by {rq_c:g}/{rq_r:g} requests is "
+      f"{f['ceil_small_copy_blobs_per_s'] * rq_c / rq_r:.1f} blobs/s, the rekey is at "
+      f"{f['rekey_small_vs_request_bound'] * 100:.0f}% of it; tool CPU per blob "
+      f"{f['rekey_small_tool_cpu_s'] * 1000 / n['small']:.2f} ms (ceiling copy "
+      f"{f['ceil_small_copy_tool_cpu_s'] * 1000 / n['small']:.2f} ms)")
 t, h = f["rewrap_tiny_s_per_blob"], f["rewrap_huge_s_per_blob"]
 f["rewrap_size_ratio"] = h / t
 print(f"header-only rewrap, --threads 1: 1 MiB {t * 1000:.1f} ms/blob, $HUGE_MB MiB {h * 1000:.1f} ms/blob: "
