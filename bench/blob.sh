@@ -13,6 +13,8 @@
 #                       ceiling's download, upload and copy (each blob read
 #                       whole, then put: a run's data path without its crypto
 #                       and its extra requests)
+#   verify small / big  `verify` of the same prefixes (the read side alone)
+#                       beside the ceiling's download
 #   requests per blob   counted by tests/e2e/blob_proxy.py on COUNTED blobs
 #                       (not timed): the tool's rekey and header-only rewrap
 #                       against the ceiling's copy
@@ -120,12 +122,22 @@ rekey() {
   fig[rekey_$1_blobs_per_s]=$(jq -r '.blobs_per_s' "$WORK/rekey-$1.json")
   [ "$(jq -r '.blobs.done' "$WORK/rekey-$1.json")" -gt 0 ]
 }
-say "== small: ceiling, then the tool's rekey"
+# verify NAME: the tool's verify of the NAME prefix (the read side alone:
+# ranged GETs and the records opened), beside the ceiling's download.
+verify() {
+  measure "verify_$1" "$R" verify --progress=none --threads "$THREADS" \
+    --report "$WORK/verify-$1.json" "$U/$1"
+  fig[verify_$1_mb_per_s]=$(jq -r '.mb_per_s' "$WORK/verify-$1.json")
+  fig[verify_$1_blobs_per_s]=$(jq -r '.blobs_per_s' "$WORK/verify-$1.json")
+}
+say "== small: ceiling, then the tool's rekey and verify"
 ceiling small
 rekey small
-say "== big: ceiling, then the tool's rekey"
+verify small
+say "== big: ceiling, then the tool's rekey and verify"
 ceiling big
 rekey big
+verify big
 
 # Header-only rewrap: one blob at a time, so the time per blob is the
 # blob's own (no overlap); every blob must have been done in place.
@@ -197,14 +209,18 @@ for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT 
     for p in ("download", "upload", "copy"):
         line(f"  ceiling: {p}", f"ceil_{c}_{p}", c)
     line("  reencrypt run --mode rekey", f"rekey_{c}", c)
+    line("  reencrypt verify", f"verify_{c}", c)
 print()
-print(f"{'figure':34} {'measured':>10} {'unit':8} {'ceiling (copy)':>14} {'ratio':>7}")
+print(f"{'figure':34} {'measured':>10} {'unit':8} {'ceiling':>14} {'ratio':>7}   (rekey: of the copy ceiling)")
 for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT x $BIG_MB MiB")):
     for unit, k in (("MB/s", "mb_per_s"), ("blobs/s", "blobs_per_s")):
         v, ceil = f[f"rekey_{c}_{k}"], f[f"ceil_{c}_copy_{k}"]
         r = v / ceil if ceil else 0
         f[f"rekey_{c}_ratio"] = r
         print(f"{'rekey ' + label:34} {v:10.1f} {unit:8} {ceil:14.1f} {r * 100:6.1f}%  (target 80%: {'ok' if r >= 0.8 else 'BELOW'})")
+    v, ceil = f[f"verify_{c}_mb_per_s"], f[f"ceil_{c}_download_mb_per_s"]
+    f[f"verify_{c}_ratio"] = v / ceil if ceil else 0
+    print(f"{'verify ' + label:34} {v:10.1f} {'MB/s':8} {ceil:14.1f} {v / ceil * 100:6.1f}%  (of the download ceiling)")
 # Where the small blobs' time goes: Azurite's CPU per request is about the
 # same for both, so the requests per blob set the pace Azurite allows.
 rq_c, rq_r = req["ceiling copy"]["requests"]["total"], req["rekey"]["requests"]["total"]
