@@ -216,6 +216,10 @@ static int prepare(struct ceil *c, const char *src_url, const char *dst_url)
     }
     if (rc == 0)
         rc = list_all(c);
+    if (rc == 0 && c->n == 0) {
+        fprintf(stderr, "blob_ceiling: no block blobs under %s\n", src_url);
+        return 1;
+    }
     size_t max = c->max_size ? (size_t)c->max_size : 1;
     if (rc == 0 && (!(c->random = malloc(max)) || !(c->bufs = calloc(c->threads, sizeof *c->bufs))))
         rc = -RENC_E_NOMEM;
