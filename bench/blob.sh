@@ -15,6 +15,8 @@
 #                       and its extra requests)
 #   verify small / big  `verify` of the same prefixes (the read side alone)
 #                       beside the ceiling's download
+#   one-piece rewrap    `run --mode rewrap` of the big blobs as the ceiling's
+#                       copy put them (one Put Blob each): rewritten whole
 #   requests per blob   counted by tests/e2e/blob_proxy.py on COUNTED blobs
 #                       (not timed): the tool's rekey and header-only rewrap
 #                       against the ceiling's copy
@@ -138,6 +140,14 @@ say "== big: ceiling, then the tool's rekey and verify"
 ceiling big
 rekey big
 verify big
+# The ceiling's copy left the big blobs under bench-ceiling/big as one Put
+# Blob each (as another uploader puts them): a rewrap rewrites them whole,
+# in the block layout, the first time.
+say "== big, put in one piece: the first rewrap (rewritten whole)"
+measure rewrap_onepiece "$R" run --mode rewrap --to local:d --progress=none --threads "$THREADS" \
+  --report "$WORK/rewrap-onepiece.json" "$AZ_URL_BASE/bench-ceiling/big"
+fig[rewrap_onepiece_mb_per_s]=$(jq -r '.mb_per_s' "$WORK/rewrap-onepiece.json")
+fig[rewrap_onepiece_blobs_per_s]=$(jq -r '.blobs_per_s' "$WORK/rewrap-onepiece.json")
 
 # Header-only rewrap: one blob at a time, so the time per blob is the
 # blob's own (no overlap); every blob must have been done in place.
@@ -197,12 +207,12 @@ print(f"machine: {cores} cores (load average {load} at the end); Azurite is one 
 print(f"upload by the tool (run --out, from local files): small {f['upload_small_mb_per_s']:.1f} MB/s, "
       f"big {f['upload_big_mb_per_s']:.1f} MB/s, $HUGE_MB MiB blobs {f['upload_huge_mb_per_s']:.1f} MB/s")
 print()
-print(f"{'':34} {'MB/s':>8} {'blobs/s':>8} {'wall s':>7} {'tool CPU s':>10} {'Azurite CPU s':>13} {'Azurite ms/blob':>15}")
+print(f"{'':38} {'MB/s':>8} {'blobs/s':>8} {'wall s':>7} {'tool CPU s':>10} {'Azurite CPU s':>13} {'Azurite ms/blob':>15}")
 def line(label, key, c):
     mb = f.get(f"{key}_mb_per_s", 0)
     bl = f.get(f"{key}_blobs_per_s", 0)
     az = f[f"{key}_azurite_cpu_s"]
-    print(f"{label:34} {mb:8.1f} {bl:8.1f} {f[key + '_wall_s']:7.2f} {f[key + '_tool_cpu_s']:10.2f} "
+    print(f"{label:38} {mb:8.1f} {bl:8.1f} {f[key + '_wall_s']:7.2f} {f[key + '_tool_cpu_s']:10.2f} "
           f"{az:13.2f} {az * 1000 / n[c]:15.2f}")
 for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT x $BIG_MB MiB")):
     print(label)
@@ -210,6 +220,8 @@ for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT 
         line(f"  ceiling: {p}", f"ceil_{c}_{p}", c)
     line("  reencrypt run --mode rekey", f"rekey_{c}", c)
     line("  reencrypt verify", f"verify_{c}", c)
+    if c == "big":
+        line("  run --mode rewrap, one-piece blobs", "rewrap_onepiece", c)
 print()
 print(f"{'figure':34} {'measured':>10} {'unit':8} {'ceiling':>14} {'ratio':>7}   (rekey: of the copy ceiling)")
 for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT x $BIG_MB MiB")):
@@ -218,6 +230,10 @@ for c, label in (("small", "$SMALL_COUNT x $SMALL_KB KiB"), ("big", "$BIG_COUNT 
         r = v / ceil if ceil else 0
         f[f"rekey_{c}_ratio"] = r
         print(f"{'rekey ' + label:34} {v:10.1f} {unit:8} {ceil:14.1f} {r * 100:6.1f}%  (target 80%: {'ok' if r >= 0.8 else 'BELOW'})")
+    if c == "big":
+        v, ceil = f["rewrap_onepiece_mb_per_s"], f["ceil_big_copy_mb_per_s"]
+        f["rewrap_onepiece_ratio"] = v / ceil if ceil else 0
+        print(f"{'rewrap ' + label + ', one piece':34} {v:10.1f} {'MB/s':8} {ceil:14.1f} {v / ceil * 100:6.1f}%  (rewritten whole, of the copy ceiling)")
     v, ceil = f[f"verify_{c}_mb_per_s"], f[f"ceil_{c}_download_mb_per_s"]
     f[f"verify_{c}_ratio"] = v / ceil if ceil else 0
     print(f"{'verify ' + label:34} {v:10.1f} {'MB/s':8} {ceil:14.1f} {v / ceil * 100:6.1f}%  (of the download ceiling)")
