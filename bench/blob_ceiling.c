@@ -122,7 +122,7 @@ static int one_blob(struct ceil *c, struct renc_blob_conn *src, struct renc_blob
         char name[2048];
         snprintf(name, sizeof name, "%s%s", c->dst_prefix, b->rel);
         rc = renc_blob_put(dst, c->dst.container, name, c->phase == 1 ? c->random : buf,
-                           (size_t)b->size, NULL, 0, NULL, NULL);
+                           (size_t)b->size, NULL, 0, NULL, NULL, NULL);
     }
     return rc;
 }
