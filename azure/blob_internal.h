@@ -131,6 +131,7 @@ enum renc_blob_xml_kind {
 struct renc_blob_xml_result {
     int (*item)(void *arg, const struct renc_blob_item *it); /* LIST; may be NULL */
     void *arg;
+    unsigned include;              /* LIST: RENC_BLOB_LIST_* (props, tags per item) */
     char *next_marker;             /* LIST: "" when the page is the last */
     uint64_t items, old_versions, deleted; /* LIST: counts */
     struct renc_blob_block *blocks; /* BLOCKS */

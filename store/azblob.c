@@ -184,7 +184,7 @@ static int renc_azb_list(struct renc_store *s, const struct renc_store_lister *l
     struct renc_azb_lister al = {.z = z, .l = l, .stats = stats};
     char marker[1024] = "", next[1024];
     do {
-        rc = renc_blob_list_page(c, z->loc.container, z->prefix, marker, 5000,
+        rc = renc_blob_list_page(c, z->loc.container, z->prefix, marker, 5000, 0,
                                  renc_azb_list_item, &al, next, sizeof next);
         snprintf(marker, sizeof marker, "%s", next);
     } while (rc == 0 && marker[0]);

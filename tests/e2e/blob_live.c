@@ -83,7 +83,7 @@ static void step_list(void)
     size_t pages = 0;
     do {
         size_t before = s.n;
-        CHECK_RC(renc_blob_list_page(c, container, "p/", marker, 2, collect, &s, marker,
+        CHECK_RC(renc_blob_list_page(c, container, "p/", marker, 2, 0, collect, &s, marker,
                                      sizeof marker), 0);
         CHECK(s.n - before <= 2);
         pages++;
@@ -127,7 +127,7 @@ static void step_read(void)
     renc_blob_props_cleanup(&p);
     struct names s = {0};
     char marker[256];
-    CHECK_RC(renc_blob_list_page(c, container, "odd name/", NULL, 0, collect, &s, marker,
+    CHECK_RC(renc_blob_list_page(c, container, "odd name/", NULL, 0, 0, collect, &s, marker,
                                  sizeof marker), 0);
     CHECK(s.n == 1 && strcmp(s.name[0], odd) == 0);
     CHECK_RC(renc_blob_delete(c, container, odd, NULL), 0);
@@ -248,7 +248,7 @@ static void step_auth(const char *base, const char *conn_string)
         CHECK_RC(renc_blob_conn_new(&c, a), 0);
         struct names s = {0};
         char marker[256];
-        CHECK_RC(renc_blob_list_page(c, container, "p/", NULL, 0, collect, &s, marker,
+        CHECK_RC(renc_blob_list_page(c, container, "p/", NULL, 0, 0, collect, &s, marker,
                                      sizeof marker), 0);
         CHECK(s.n == 5 && marker[0] == '\0');
         CHECK_RC(renc_blob_put(c, container, "sas-made", "s", 1, NULL, 0, NULL, NULL, NULL), 0);
@@ -277,7 +277,7 @@ static void step_auth(const char *base, const char *conn_string)
 static void step_misc(void)
 {
     char marker[64];
-    CHECK_RC(renc_blob_list_page(c, "no-such-container", NULL, NULL, 0, NULL, NULL, marker,
+    CHECK_RC(renc_blob_list_page(c, "no-such-container", NULL, NULL, 0, 0, NULL, NULL, marker,
                                  sizeof marker), -RENC_E_STORE_NOT_FOUND);
     long status;
     CHECK(strcmp(renc_blob_last_error(c, &status), "ContainerNotFound") == 0 && status == 404);
