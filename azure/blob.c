@@ -70,9 +70,11 @@ static void renc_blob_xml_start(void *arg)
     s->xml = NULL;
     int (*item)(void *, const struct renc_blob_item *) = s->res->item;
     void *iarg = s->res->arg;
+    unsigned include = s->res->include;
     renc_blob_xml_result_cleanup(s->res); /* what a broken-off send had read */
     s->res->item = item;
     s->res->arg = iarg;
+    s->res->include = include;
     if (!s->restarted)
         s->rc = renc_blob_xml_new(&s->xml, s->kind, s->res);
 }
