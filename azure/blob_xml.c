@@ -181,22 +181,7 @@ static int renc_blob_xml_meta(struct renc_blob_xml *x, const char *t)
         if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
               (name[i] >= 'A' && name[i] <= 'Z') || (i && name[i] >= '0' && name[i] <= '9')))
             x->meta_unusable = 1;
-    struct renc_blob_props *p = &x->props;
-    char **names = renc_realloc(p->meta_names, (p->meta_count + 1) * sizeof *names);
-    RENC_RETURN_IF(!names, -RENC_E_NOMEM);
-    p->meta_names = names;
-    char **values = renc_realloc(p->meta_values, (p->meta_count + 1) * sizeof *values);
-    RENC_RETURN_IF(!values, -RENC_E_NOMEM);
-    p->meta_values = values;
-    names[p->meta_count] = renc_strdup(name);
-    values[p->meta_count] = renc_strdup(t);
-    if (!names[p->meta_count] || !values[p->meta_count]) {
-        renc_free(names[p->meta_count]);
-        renc_free(values[p->meta_count]);
-        return -RENC_E_NOMEM;
-    }
-    p->meta_count++;
-    return 0;
+    return renc_blob_props_add_meta(&x->props, name, nl, t, tl);
 }
 
 /* An element's text, read whole, into its field. */
