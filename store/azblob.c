@@ -26,10 +26,10 @@
 #include <sys/stat.h>
 
 #include "azure/blob.h"
-#include "store/azblob_attrs.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/file.h"
+#include "store/azblob_attrs.h"
 
 struct renc_store_azblob {
     struct renc_store base;
@@ -144,8 +144,8 @@ struct renc_azb_lister {
 /* One listed blob streamed out as an item: its path the URL (no SAS), rel
  * its name under the prefix, its ETag the version the run reads and
  * replaces, its attrs the props and tags that version carries (so that
- * rewriting it needs no HEAD).  Page and append blobs are not ours to rewrite as blocks:
- * counted and left alone. */
+ * rewriting it needs no HEAD).  Page and append blobs are not ours to
+ * rewrite as blocks: counted and left alone. */
 static int renc_azb_list_item(void *arg, const struct renc_blob_item *bi)
 {
     struct renc_azb_lister *al = arg;
