@@ -70,9 +70,11 @@ static void renc_blob_xml_start(void *arg)
     s->xml = NULL;
     int (*item)(void *, const struct renc_blob_item *) = s->res->item;
     void *iarg = s->res->arg;
+    unsigned include = s->res->include;
     renc_blob_xml_result_cleanup(s->res); /* what a broken-off send had read */
     s->res->item = item;
     s->res->arg = iarg;
+    s->res->include = include;
     if (!s->restarted)
         s->rc = renc_blob_xml_new(&s->xml, s->kind, s->res);
 }
@@ -107,10 +109,11 @@ static int renc_blob_do_xml(struct renc_blob_conn *c, struct renc_blob_req *req,
 /* ---- listing ------------------------------------------------------------------- */
 
 int renc_blob_list_page(struct renc_blob_conn *c, const char *container, const char *prefix,
-                        const char *marker, unsigned maxresults,
+                        const char *marker, unsigned maxresults, unsigned include,
                         int (*item)(void *arg, const struct renc_blob_item *it), void *arg,
                         char *next_marker, size_t next_max)
 {
+    static const char *const what[] = {NULL, "metadata", "tags", "metadata,tags"};
     char maxbuf[16];
     struct renc_blob_req req = {.method = "GET", .container = container};
     renc_blob_req_query(&req, "restype", "container");
@@ -123,7 +126,10 @@ int renc_blob_list_page(struct renc_blob_conn *c, const char *container, const c
         snprintf(maxbuf, sizeof maxbuf, "%u", maxresults < 5000 ? maxresults : 5000);
         renc_blob_req_query(&req, "maxresults", maxbuf);
     }
-    struct renc_blob_xml_result res = {.item = item, .arg = arg};
+    include &= RENC_BLOB_LIST_METADATA | RENC_BLOB_LIST_TAGS;
+    if (include)
+        renc_blob_req_query(&req, "include", what[include]);
+    struct renc_blob_xml_result res = {.item = item, .arg = arg, .include = include};
     int rc = renc_blob_do_xml(c, &req, RENC_BLOB_XML_LIST, &res);
     const char *nm = res.next_marker ? res.next_marker : "";
     if (!rc && strlen(nm) >= next_max)

@@ -149,21 +149,45 @@ uint64_t renc_blob_conn_bytes_sent(const struct renc_blob_conn *c);
 
 /* ---- listing --------------------------------------------------------------- */
 
+struct renc_blob_props;
+
 struct renc_blob_item {
     const char *name;        /* the full blob name */
     uint64_t size;
     const char *etag;        /* quoted, as the ETag header gives it */
     const char *blob_type;   /* "BlockBlob", "PageBlob", "AppendBlob" */
+    /* With RENC_BLOB_LIST_METADATA: the version's properties as listed
+     * (etag, size, blob type, the five content headers, metadata, tag
+     * count), what Get Blob Properties would give for it.  NULL when not
+     * asked, and when the listing cannot say: a metadata name the service
+     * lists but could not send back (not an identifier, e.g. its
+     * "x-ms-invalid-name"): the caller asks Get Blob Properties then. */
+    const struct renc_blob_props *props;
+    /* With RENC_BLOB_LIST_TAGS: the index tags as renc_blob_get_tags gives
+     * them ("k1=v1&k2=v2" URL-encoded, Put Blob's x-ms-tags), "" for none;
+     * NULL when not asked. */
+    const char *tags;
 };
 
+/* What a listing includes besides names, sizes and ETags (include=). */
+#define RENC_BLOB_LIST_METADATA 1u
+#define RENC_BLOB_LIST_TAGS 2u
+
+/* The service's limits a listed item is held to (memory per item stays
+ * bounded): all metadata names and values together, tags per blob. */
+#define RENC_BLOB_META_MAX 8192
+#define RENC_BLOB_TAGS_MAX 10
+
 /* renc_blob_list_page: one page of List Blobs (restype=container&comp=list,
- * prefix, marker, maxresults <= 5000), parsed as it streams (expat): item
- * is called for each blob as its element closes (the pointers live until
+ * prefix, marker, maxresults <= 5000, include= from the RENC_BLOB_LIST_*
+ * flags), parsed as it streams (expat): item is called for each blob as
+ * its element closes (the pointers, props and tags included, live until
  * the call returns; a negative return stops the listing and is returned).
+ * An item past the limits above is -RENC_E_STORE.
  * marker: "" or NULL for the first page; next_marker gets the page's
  * NextMarker ("" on the last page). */
 int renc_blob_list_page(struct renc_blob_conn *c, const char *container, const char *prefix,
-                        const char *marker, unsigned maxresults,
+                        const char *marker, unsigned maxresults, unsigned include,
                         int (*item)(void *arg, const struct renc_blob_item *it), void *arg,
                         char *next_marker, size_t next_max);
 

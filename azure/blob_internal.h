@@ -119,6 +119,11 @@ int renc_blob_string_to_sign(const struct renc_blob_account *a, const struct ren
 int renc_blob_req_query(struct renc_blob_req *r, const char *name, const char *value);
 int renc_blob_req_header(struct renc_blob_req *r, const char *name, const char *value);
 
+/* renc_blob_props_add_meta: one metadata pair (nl, vl bytes) appended to p
+ * (a HEAD's x-ms-meta-* header, a listing's Metadata child). */
+int renc_blob_props_add_meta(struct renc_blob_props *p, const char *name, size_t nl,
+                             const char *v, size_t vl);
+
 /* ---- the XML answers (blob_xml.c): fed piece by piece ---- */
 enum renc_blob_xml_kind {
     RENC_BLOB_XML_LIST = 1, /* EnumerationResults */
@@ -131,6 +136,7 @@ enum renc_blob_xml_kind {
 struct renc_blob_xml_result {
     int (*item)(void *arg, const struct renc_blob_item *it); /* LIST; may be NULL */
     void *arg;
+    unsigned include;              /* LIST: RENC_BLOB_LIST_* (props, tags per item) */
     char *next_marker;             /* LIST: "" when the page is the last */
     uint64_t items, old_versions, deleted; /* LIST: counts */
     struct renc_blob_block *blocks; /* BLOCKS */

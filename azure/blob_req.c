@@ -267,8 +267,8 @@ static void renc_blob_copy(char *out, size_t max, const char *v, size_t n)
     out[n] = '\0';
 }
 
-static int renc_blob_meta(struct renc_blob_props *p, const char *name, size_t nl, const char *v,
-                          size_t vl)
+int renc_blob_props_add_meta(struct renc_blob_props *p, const char *name, size_t nl,
+                             const char *v, size_t vl)
 {
     char **names = renc_realloc(p->meta_names, (p->meta_count + 1) * sizeof *names);
     RENC_RETURN_IF(!names, -RENC_E_NOMEM);
@@ -308,7 +308,7 @@ static int renc_blob_props_header(struct renc_blob_props *p, const char *name, s
     else if (RENC_BLOB_IS("x-ms-tag-count"))
         p->tag_count = (unsigned)strtoul(v, NULL, 10);
     else if (nl > 10 && strncasecmp(name, "x-ms-meta-", 10) == 0)
-        return renc_blob_meta(p, name + 10, nl - 10, v, vl);
+        return renc_blob_props_add_meta(p, name + 10, nl - 10, v, vl);
     return 0;
 }
 

@@ -3,6 +3,11 @@
  * memory stays one item whatever the page), Get Block List, Get Blob Tags,
  * an Error's Code, the service properties' DeleteRetentionPolicy.
  *
+ * A listed blob's content headers, metadata and tags (include=metadata,tags)
+ * are held for that one item, within the service's own limits
+ * (RENC_BLOB_META_MAX bytes of metadata, RENC_BLOB_TAGS_MAX tags): a page
+ * of 5,000 items costs one item's memory.
+ *
  * Only the elements named below are read, each at its full path from the
  * root (text kept up to RENC_BLOB_XML_TEXT bytes); anything else is
  * skipped.  A DOCTYPE is refused (no entities, no expansion), as is a root
@@ -20,11 +25,14 @@
 #define RENC_BLOB_XML_DEPTH 32
 #define RENC_BLOB_XML_PATH 512
 #define RENC_BLOB_XML_TEXT 4096 /* a blob name is at most 1024 characters */
+/* A metadata value may take all of the metadata's bytes. */
+#define RENC_BLOB_XML_META_TEXT (RENC_BLOB_META_MAX + 1)
 
 /* The fields one element at a path fills. */
 enum renc_blob_field {
     F_NONE,
     F_NEXT_MARKER, F_NAME, F_SIZE, F_ETAG, F_TYPE, F_DELETED, F_VERSION, F_CURRENT, /* LIST */
+    F_CTYPE, F_CENC, F_CLANG, F_CDISP, F_CACHE, F_TAG_COUNT, F_META,   /* LIST with props */
     F_BLOCK_NAME, F_BLOCK_SIZE,                                              /* BLOCKS */
     F_TAG_KEY, F_TAG_VALUE,                                                  /* TAGS */
     F_CODE,                                                                  /* ERROR */
@@ -41,6 +49,15 @@ static const struct {
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Content-Length", F_SIZE},
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Etag", F_ETAG},
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/BlobType", F_TYPE},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Content-Type", F_CTYPE},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Content-Encoding", F_CENC},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Content-Language", F_CLANG},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Content-Disposition",
+     F_CDISP},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/Cache-Control", F_CACHE},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Properties/TagCount", F_TAG_COUNT},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Tags/TagSet/Tag/Key", F_TAG_KEY},
+    {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Tags/TagSet/Tag/Value", F_TAG_VALUE},
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/Deleted", F_DELETED},
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/VersionId", F_VERSION},
     {RENC_BLOB_XML_LIST, "/EnumerationResults/Blobs/Blob/IsCurrentVersion", F_CURRENT},
@@ -62,6 +79,10 @@ static const char *const renc_blob_record[] = {
     [RENC_BLOB_XML_SERVICE] = NULL,
 };
 
+/* Where a listed blob's metadata and tags lie. */
+#define RENC_BLOB_XML_META "/EnumerationResults/Blobs/Blob/Metadata"
+#define RENC_BLOB_XML_LTAG "/EnumerationResults/Blobs/Blob/Tags/TagSet/Tag"
+
 static const char *const renc_blob_root[] = {
     [RENC_BLOB_XML_LIST] = "EnumerationResults", [RENC_BLOB_XML_BLOCKS] = "BlockList",
     [RENC_BLOB_XML_TAGS] = "Tags", [RENC_BLOB_XML_ERROR] = "Error",
@@ -77,13 +98,18 @@ struct renc_blob_xml {
     size_t plen[RENC_BLOB_XML_DEPTH + 1];
     char path[RENC_BLOB_XML_PATH];
     enum renc_blob_field field; /* of the element whose text is being read */
-    char text[RENC_BLOB_XML_TEXT];
+    char text[RENC_BLOB_XML_META_TEXT];
     size_t tlen;
     /* The record being read. */
-    char *name, *value;
+    char *name, *key, *value; /* key, value: of a tag */
     char etag[RENC_BLOB_ETAG_MAX], type[16];
     uint64_t size;
     int have_size, deleted, has_version, current;
+    struct renc_blob_props props; /* LIST with include: content headers, metadata */
+    size_t meta_bytes;
+    int meta_unusable;            /* a name that cannot be sent back */
+    char *tags;                   /* LIST with include=tags: "k=v&..." */
+    unsigned ntags;
     size_t blocks_cap;
 };
 
@@ -119,11 +145,43 @@ static int renc_blob_xml_dup(char **slot, const char *s)
 static void renc_blob_xml_record_reset(struct renc_blob_xml *x)
 {
     renc_free(x->name);
+    renc_free(x->key);
     renc_free(x->value);
-    x->name = x->value = NULL;
+    x->name = x->key = x->value = NULL;
     x->etag[0] = x->type[0] = '\0';
     x->size = 0;
     x->have_size = x->deleted = x->has_version = x->current = 0;
+    renc_blob_props_cleanup(&x->props);
+    renc_free(x->tags);
+    x->tags = NULL;
+    x->meta_bytes = 0;
+    x->meta_unusable = 0;
+    x->ntags = 0;
+}
+
+/* A listed content header: "" (the service lists unset ones empty) is
+ * unset, as a HEAD without the header. */
+static int renc_blob_xml_header(char **slot, const char *t)
+{
+    renc_free(*slot);
+    *slot = NULL;
+    return t[0] ? renc_blob_xml_dup(slot, t) : 0;
+}
+
+/* One <Metadata> child: its element name (the path's last part) and text.
+ * A name that is no identifier (the service's x-ms-invalid-name stands for
+ * one it could not send) cannot be carried in an x-ms-meta- header. */
+static int renc_blob_xml_meta(struct renc_blob_xml *x, const char *t)
+{
+    const char *name = x->path + sizeof RENC_BLOB_XML_META;
+    size_t nl = strlen(name), tl = strlen(t);
+    RENC_RETURN_IF(nl + tl > RENC_BLOB_META_MAX - x->meta_bytes, -RENC_E_STORE);
+    x->meta_bytes += nl + tl;
+    for (size_t i = 0; i < nl; i++)
+        if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
+              (name[i] >= 'A' && name[i] <= 'Z') || (i && name[i] >= '0' && name[i] <= '9')))
+            x->meta_unusable = 1;
+    return renc_blob_props_add_meta(&x->props, name, nl, t, tl);
 }
 
 /* An element's text, read whole, into its field. */
@@ -133,9 +191,22 @@ static int renc_blob_xml_field(struct renc_blob_xml *x, const char *t)
     switch (x->field) {
     case F_NEXT_MARKER: return renc_blob_xml_dup(&r->next_marker, t);
     case F_NAME:
-    case F_BLOCK_NAME:
-    case F_TAG_KEY: return renc_blob_xml_dup(&x->name, t);
+    case F_BLOCK_NAME: return renc_blob_xml_dup(&x->name, t);
+    case F_TAG_KEY: return renc_blob_xml_dup(&x->key, t);
     case F_TAG_VALUE: return renc_blob_xml_dup(&x->value, t);
+    case F_CTYPE: return renc_blob_xml_header(&x->props.content_type, t);
+    case F_CENC: return renc_blob_xml_header(&x->props.content_encoding, t);
+    case F_CLANG: return renc_blob_xml_header(&x->props.content_language, t);
+    case F_CDISP: return renc_blob_xml_header(&x->props.content_disposition, t);
+    case F_CACHE: return renc_blob_xml_header(&x->props.cache_control, t);
+    case F_TAG_COUNT: {
+        uint64_t n = 0;
+        int rc = renc_blob_xml_number(t, &n);
+        RENC_RETURN_IF(rc || n > RENC_BLOB_TAGS_MAX, -RENC_E_STORE);
+        x->props.tag_count = (unsigned)n;
+        return 0;
+    }
+    case F_META: return renc_blob_xml_meta(x, t);
     case F_SIZE:
     case F_BLOCK_SIZE: x->have_size = 1; return renc_blob_xml_number(t, &x->size);
     case F_ETAG: {
@@ -172,7 +243,16 @@ static int renc_blob_xml_blob(struct renc_blob_xml *x)
     r->items++;
     if (!r->item)
         return 0;
-    struct renc_blob_item it = {x->name, x->size, x->etag, x->type};
+    struct renc_blob_item it = {x->name, x->size, x->etag, x->type, NULL, NULL};
+    if ((r->include & RENC_BLOB_LIST_METADATA) && !x->meta_unusable) {
+        struct renc_blob_props *p = &x->props;
+        memcpy(p->etag, x->etag, sizeof p->etag);
+        memcpy(p->blob_type, x->type, sizeof p->blob_type);
+        p->size = x->size;
+        it.props = p;
+    }
+    if (r->include & RENC_BLOB_LIST_TAGS)
+        it.tags = x->tags ? x->tags : "";
     return r->item(r->arg, &it);
 }
 
@@ -196,26 +276,35 @@ static int renc_blob_xml_block(struct renc_blob_xml *x)
     return 0;
 }
 
-/* A tag as "k=v", URL-encoded, appended with '&'. */
-static int renc_blob_xml_tag(struct renc_blob_xml *x)
+/* A tag as "k=v", URL-encoded, appended to *tags with '&'. */
+static int renc_blob_xml_tag(struct renc_blob_xml *x, char **tags)
 {
-    struct renc_blob_xml_result *r = x->res;
-    RENC_RETURN_IF(!x->name, -RENC_E_STORE);
+    RENC_RETURN_IF(!x->key, -RENC_E_STORE);
     char *k = NULL, *v = NULL;
-    int rc = renc_url_escape(&k, x->name, 0);
+    int rc = renc_url_escape(&k, x->key, 0);
     if (!rc)
         rc = renc_url_escape(&v, x->value ? x->value : "", 0);
-    size_t old = r->tags ? strlen(r->tags) : 0;
-    char *t = rc ? NULL : renc_realloc(r->tags, old + strlen(k) + strlen(v) + 3);
+    size_t old = *tags ? strlen(*tags) : 0;
+    char *t = rc ? NULL : renc_realloc(*tags, old + strlen(k) + strlen(v) + 3);
     if (!rc && !t)
         rc = -RENC_E_NOMEM;
     if (!rc) {
         sprintf(t + old, "%s%s=%s", old ? "&" : "", k, v);
-        r->tags = t;
+        *tags = t;
     }
     renc_free(k);
     renc_free(v);
+    renc_free(x->key);
+    renc_free(x->value);
+    x->key = x->value = NULL;
     return rc;
+}
+
+/* A listed blob's tag, within the service's limit on their number. */
+static int renc_blob_xml_list_tag(struct renc_blob_xml *x)
+{
+    RENC_RETURN_IF(++x->ntags > RENC_BLOB_TAGS_MAX, -RENC_E_STORE);
+    return renc_blob_xml_tag(x, &x->tags);
 }
 
 static void XMLCALL renc_blob_xml_start_el(void *arg, const XML_Char *el, const XML_Char **attr)
@@ -238,6 +327,12 @@ static void XMLCALL renc_blob_xml_start_el(void *arg, const XML_Char *el, const 
     for (size_t i = 0; i < sizeof renc_blob_paths / sizeof renc_blob_paths[0]; i++)
         if (renc_blob_paths[i].kind == x->kind && strcmp(renc_blob_paths[i].path, x->path) == 0)
             x->field = renc_blob_paths[i].field;
+    if (x->kind == RENC_BLOB_XML_LIST && at == sizeof RENC_BLOB_XML_META - 1 &&
+        memcmp(x->path, RENC_BLOB_XML_META, at) == 0)
+        x->field = F_META;
+    else if (x->kind == RENC_BLOB_XML_LIST && at > sizeof RENC_BLOB_XML_META &&
+             memcmp(x->path, RENC_BLOB_XML_META "/", sizeof RENC_BLOB_XML_META) == 0)
+        return renc_blob_xml_fail(x, -RENC_E_STORE); /* a metadata value is text only */
     const char *rec = renc_blob_record[x->kind];
     if (rec && strcmp(rec, x->path) == 0)
         renc_blob_xml_record_reset(x);
@@ -248,7 +343,8 @@ static void XMLCALL renc_blob_xml_text(void *arg, const XML_Char *s, int len)
     struct renc_blob_xml *x = arg;
     if (x->rc || x->field == F_NONE)
         return;
-    if ((size_t)len >= sizeof x->text - x->tlen)
+    size_t max = x->field == F_META ? RENC_BLOB_XML_META_TEXT : RENC_BLOB_XML_TEXT;
+    if ((size_t)len >= max - x->tlen)
         return renc_blob_xml_fail(x, -RENC_E_STORE);
     memcpy(x->text + x->tlen, s, (size_t)len);
     x->tlen += (size_t)len;
@@ -270,8 +366,10 @@ static void XMLCALL renc_blob_xml_end_el(void *arg, const XML_Char *el)
     if (!rc && rec && strcmp(rec, x->path) == 0) {
         rc = x->kind == RENC_BLOB_XML_LIST     ? renc_blob_xml_blob(x)
              : x->kind == RENC_BLOB_XML_BLOCKS ? renc_blob_xml_block(x)
-                                               : renc_blob_xml_tag(x);
+                                               : renc_blob_xml_tag(x, &x->res->tags);
         renc_blob_xml_record_reset(x);
+    } else if (!rc && x->kind == RENC_BLOB_XML_LIST && strcmp(x->path, RENC_BLOB_XML_LTAG) == 0) {
+        rc = renc_blob_xml_list_tag(x);
     }
     if (rc)
         return renc_blob_xml_fail(x, rc);

@@ -29,6 +29,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/file.h"
+#include "store/azblob_attrs.h"
 
 struct renc_store_azblob {
     struct renc_store base;
@@ -143,8 +144,9 @@ struct renc_azb_lister {
 
 /* One listed blob streamed out as an item: its path the URL (no SAS), rel
  * its name under the prefix, its ETag the version the run reads and
- * replaces.  Page and append blobs are not ours to rewrite as blocks:
- * counted and left alone. */
+ * replaces, its attrs the props and tags that version carries (so that
+ * rewriting it needs no HEAD).  Page and append blobs are not ours to
+ * rewrite as blocks: counted and left alone. */
 static int renc_azb_list_item(void *arg, const struct renc_blob_item *bi)
 {
     struct renc_azb_lister *al = arg;
@@ -162,6 +164,8 @@ static int renc_azb_list_item(void *arg, const struct renc_blob_item *bi)
                                 .etag = renc_strdup(bi->etag ? bi->etag : ""),
                                 .size = bi->size, .mode = S_IFREG | 0644};
     int rc = it.path && it.rel && it.etag ? 0 : -RENC_E_NOMEM;
+    if (rc == 0)
+        rc = renc_azb_attrs_make(&it.attrs, bi->props, bi->tags);
     if (rc == 0) {
         snprintf(it.path, len, "%s/%s", al->z->base_url, bi->name);
         rc = al->l->item(al->l->arg, &it);
@@ -169,6 +173,7 @@ static int renc_azb_list_item(void *arg, const struct renc_blob_item *bi)
     renc_free(it.path);
     renc_free(it.rel);
     renc_free(it.etag);
+    renc_free(it.attrs);
     return rc;
 }
 
@@ -186,6 +191,7 @@ static int renc_azb_list(struct renc_store *s, const struct renc_store_lister *l
     char marker[1024] = "", next[1024];
     do {
         rc = renc_blob_list_page(c, z->loc.container, z->prefix, marker, 5000,
+                                 RENC_BLOB_LIST_METADATA | RENC_BLOB_LIST_TAGS,
                                  renc_azb_list_item, &al, next, sizeof next);
         snprintf(marker, sizeof marker, "%s", next);
     } while (rc == 0 && marker[0]);
@@ -266,15 +272,27 @@ static void renc_azb_txn_free(struct renc_store_txn *txn)
     txn->priv = NULL;
 }
 
-/* What the new version carries over from the one read: its properties,
- * metadata and index tags (read under If-Match: a changed blob stops here). */
-static int renc_azb_carry(struct renc_store_azblob *z, struct renc_blob_conn *c,
+/* What the new version carries over from the one read: its content
+ * headers, metadata and index tags.  As the listing gave them when it did
+ * (attrs; the commit's If-Match on the listed ETag makes them exactly that
+ * version's), else read under If-Match (a changed blob stops here); the
+ * tags asked for when the listing had none to give but says there are. */
+static int renc_azb_carry(struct renc_store_azblob *z, const struct renc_scan_item *it,
                           const char *name, struct renc_azblob_txn *t)
 {
-    int rc = renc_blob_head(c, z->loc.container, name, t->etag, &t->props);
+    int listed = it->attrs && renc_azb_attrs_read(it->attrs, &t->props, &t->tags) == 0;
     t->have_props = 1;
-    if (rc == 0 && t->props.tag_count > 0)
+    if (listed && (t->tags || t->props.tag_count == 0))
+        return 0;
+    struct renc_blob_conn *c;
+    int rc = renc_azb_conn(z, &c);
+    if (rc)
+        return rc;
+    if (!listed)
+        rc = renc_blob_head(c, z->loc.container, name, t->etag, &t->props);
+    if (rc == 0 && t->props.tag_count > 0 && !t->tags)
         rc = renc_blob_get_tags(c, z->loc.container, name, t->etag, &t->tags);
+    renc_azb_release(z, c);
     return rc;
 }
 
@@ -314,11 +332,7 @@ static int renc_azb_begin(struct renc_store *s, const struct renc_scan_item *it,
     int rc = renc_azb_random_tag(t->tag, sizeof t->tag);
     if (rc == 0 && mode != RENC_COMMIT_MIRROR) {
         snprintf(t->etag, sizeof t->etag, "%s", it->etag ? it->etag : "");
-        struct renc_blob_conn *c;
-        if ((rc = renc_azb_conn(z, &c)) == 0) {
-            rc = renc_azb_carry(z, c, txn->final, t);
-            renc_azb_release(z, c);
-        }
+        rc = renc_azb_carry(z, it, txn->final, t);
     }
     if (rc)
         renc_azb_txn_free(txn);

@@ -16,7 +16,7 @@
 
 #define RENC_SCAN_MAX_DEPTH 256
 
-/* Moves it->path, rel and etag into a new item of s (it keeps NULLs). */
+/* Moves it->path, rel, etag and attrs into a new item of s (it keeps NULLs). */
 int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it)
 {
     if (s->count == s->cap) {
@@ -27,7 +27,7 @@ int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it)
         s->cap = cap;
     }
     s->items[s->count++] = *it;
-    it->path = it->rel = it->etag = NULL;
+    it->path = it->rel = it->etag = it->attrs = NULL;
     s->total_bytes += it->size;
     return 0;
 }
@@ -314,6 +314,7 @@ void renc_scan_cleanup(struct renc_scan *s)
         renc_free(s->items[i].path);
         renc_free(s->items[i].rel);
         renc_free(s->items[i].etag);
+        renc_free(s->items[i].attrs);
     }
     for (size_t i = 0; i < s->error_count; i++)
         renc_free(s->errors[i].path);

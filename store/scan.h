@@ -11,6 +11,9 @@ struct renc_scan_item {
     uint64_t size;
     uint32_t mode;
     char *etag;   /* blob storage: the version listed (quoted ETag); NULL for a file */
+    char *attrs;  /* what the listing said of that version besides (blob storage: its
+                   * props and tags, store/azblob_attrs.h), opaque to all but the store
+                   * that listed it; NULL when it said nothing */
 };
 
 struct renc_scan_error {
@@ -55,8 +58,8 @@ int renc_scan_manifest_buf(struct renc_scan *s, const char *name, const char *bu
 struct stat;
 int renc_scan_add(struct renc_scan *s, const char *path, const char *rel, const struct stat *st);
 
-/* renc_scan_take: it appended to s, its path and rel moved (it keeps
- * NULLs); renc_scan_add_error, renc_scan_add_temp: an unlisted entry, a
+/* renc_scan_take: it appended to s, its path, rel, etag and attrs moved
+ * (it keeps NULLs); renc_scan_add_error, renc_scan_add_temp: an unlisted entry, a
  * reserved temporary name met (both copied).  0 or -RENC_E_NOMEM. */
 int renc_scan_take(struct renc_scan *s, struct renc_scan_item *it);
 int renc_scan_add_error(struct renc_scan *s, const char *path, int rc);

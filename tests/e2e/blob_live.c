@@ -6,6 +6,7 @@
  *                                    (Python's hmac, not this client)
  * Each step says what it checks; the first failure ends the run (exit 1). */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ static void step_list(void)
     size_t pages = 0;
     do {
         size_t before = s.n;
-        CHECK_RC(renc_blob_list_page(c, container, "p/", marker, 2, collect, &s, marker,
+        CHECK_RC(renc_blob_list_page(c, container, "p/", marker, 2, 0, collect, &s, marker,
                                      sizeof marker), 0);
         CHECK(s.n - before <= 2);
         pages++;
@@ -95,6 +96,82 @@ static void step_list(void)
     }
     /* If-None-Match: * on a blob that is there. */
     CHECK_RC(renc_blob_put(c, container, "p/b0", "y", 1, NULL, 1, NULL, NULL, NULL), -RENC_E_CHANGED);
+}
+
+/* A version's props and tags flattened to one comparable line: the five
+ * content headers, the metadata in name order, the tag count, the tags. */
+static void flatten(const struct renc_blob_props *p, const char *tags, char *out, size_t max)
+{
+    const char *h[] = {p->content_type, p->content_encoding, p->content_language,
+                       p->content_disposition, p->cache_control};
+    size_t at = 0;
+    for (size_t i = 0; i < 5; i++)
+        at += (size_t)snprintf(out + at, max - at, "%s|", h[i] ? h[i] : "(none)");
+    char done[16] = {0};
+    CHECK(p->meta_count < sizeof done);
+    for (size_t k = 0; k < p->meta_count; k++) {
+        size_t m = SIZE_MAX;
+        for (size_t i = 0; i < p->meta_count; i++)
+            if (!done[i] && (m == SIZE_MAX || strcmp(p->meta_names[i], p->meta_names[m]) < 0))
+                m = i;
+        done[m] = 1;
+        at += (size_t)snprintf(out + at, max - at, "%s=%s|", p->meta_names[m], p->meta_values[m]);
+    }
+    snprintf(out + at, max - at, "%u|%s", p->tag_count, tags ? tags : "(not listed)");
+    CHECK(strlen(out) < max - 1);
+}
+
+struct listed {
+    char name[4][64], line[4][2048], etag[4][RENC_BLOB_ETAG_MAX];
+    int tags_listed[4];
+    size_t n;
+};
+
+static int collect_props(void *arg, const struct renc_blob_item *it)
+{
+    struct listed *l = arg;
+    CHECK(l->n < 4 && it->props);
+    snprintf(l->name[l->n], sizeof l->name[0], "%s", it->name);
+    snprintf(l->etag[l->n], sizeof l->etag[0], "%s", it->etag);
+    l->tags_listed[l->n] = it->tags != NULL;
+    flatten(it->props, it->tags, l->line[l->n++], sizeof l->line[0]);
+    return 0;
+}
+
+/* include=metadata,tags gives what HEAD and Get Blob Tags give: a blob with
+ * every content header, metadata and tags (values that need escaping), and
+ * one with none. */
+static void step_listed_props(void)
+{
+    char *mn[] = {"owner", "Note"}, *mv[] = {"team a", "x<y & z"};
+    struct renc_blob_props set = {
+        .content_type = "text/plain; charset=utf-8", .content_encoding = "gzip",
+        .content_language = "fr-CA", .content_disposition = "attachment; filename=\"a b.txt\"",
+        .cache_control = "no-cache", .meta_names = mn, .meta_values = mv, .meta_count = 2};
+    CHECK_RC(renc_blob_put(c, container, "m/full", "full", 4, NULL, 1, &set,
+                           "project=a%20b%2Fc%3Dd&k%2B1=", NULL), 0);
+    CHECK_RC(renc_blob_put(c, container, "m/none", "none", 4, NULL, 1, NULL, NULL, NULL), 0);
+    struct listed l = {0};
+    char marker[256], line[2048];
+    CHECK_RC(renc_blob_list_page(c, container, "m/", NULL, 0,
+                                 RENC_BLOB_LIST_METADATA | RENC_BLOB_LIST_TAGS, collect_props, &l,
+                                 marker, sizeof marker), 0);
+    CHECK(l.n == 2 && strcmp(l.name[0], "m/full") == 0 && strcmp(l.name[1], "m/none") == 0);
+    for (size_t i = 0; i < l.n; i++) {
+        struct renc_blob_props p;
+        char *tags = NULL;
+        CHECK_RC(renc_blob_head(c, container, l.name[i], l.etag[i], &p), 0);
+        CHECK_RC(renc_blob_get_tags(c, container, l.name[i], l.etag[i], &tags), 0);
+        flatten(&p, l.tags_listed[i] ? tags : NULL, line, sizeof line);
+        if (strcmp(line, l.line[i]) != 0)
+            fprintf(stderr, "blob_live: %s listed  %s\nblob_live: %s head    %s\n", l.name[i],
+                    l.line[i], l.name[i], line);
+        CHECK(strcmp(line, l.line[i]) == 0);
+        CHECK(l.tags_listed[i]);
+        renc_blob_props_cleanup(&p);
+        renc_free(tags);
+    }
+    CHECK(strstr(l.line[0], "|2|project=a%20b%2Fc%3Dd&k%2B1=") != NULL);
 }
 
 /* HEAD, ranged reads (past the end too), If-Match both ways. */
@@ -127,7 +204,7 @@ static void step_read(void)
     renc_blob_props_cleanup(&p);
     struct names s = {0};
     char marker[256];
-    CHECK_RC(renc_blob_list_page(c, container, "odd name/", NULL, 0, collect, &s, marker,
+    CHECK_RC(renc_blob_list_page(c, container, "odd name/", NULL, 0, 0, collect, &s, marker,
                                  sizeof marker), 0);
     CHECK(s.n == 1 && strcmp(s.name[0], odd) == 0);
     CHECK_RC(renc_blob_delete(c, container, odd, NULL), 0);
@@ -248,7 +325,7 @@ static void step_auth(const char *base, const char *conn_string)
         CHECK_RC(renc_blob_conn_new(&c, a), 0);
         struct names s = {0};
         char marker[256];
-        CHECK_RC(renc_blob_list_page(c, container, "p/", NULL, 0, collect, &s, marker,
+        CHECK_RC(renc_blob_list_page(c, container, "p/", NULL, 0, 0, collect, &s, marker,
                                      sizeof marker), 0);
         CHECK(s.n == 5 && marker[0] == '\0');
         CHECK_RC(renc_blob_put(c, container, "sas-made", "s", 1, NULL, 0, NULL, NULL, NULL), 0);
@@ -277,7 +354,7 @@ static void step_auth(const char *base, const char *conn_string)
 static void step_misc(void)
 {
     char marker[64];
-    CHECK_RC(renc_blob_list_page(c, "no-such-container", NULL, NULL, 0, NULL, NULL, marker,
+    CHECK_RC(renc_blob_list_page(c, "no-such-container", NULL, NULL, 0, 0, NULL, NULL, marker,
                                  sizeof marker), -RENC_E_STORE_NOT_FOUND);
     long status;
     CHECK(strcmp(renc_blob_last_error(c, &status), "ContainerNotFound") == 0 && status == 404);
@@ -308,6 +385,7 @@ int main(void)
     CHECK_RC(renc_blob_create_container(c, container), 0); /* already there: fine */
     step_list();
     step_read();
+    step_listed_props();
     step_blocks();
     step_large();
     step_auth(base, conn_string);

@@ -11,6 +11,7 @@
 # (rewritten whole, as [header][records] blocks), then a rewrap that moves
 # only the header block (bytes counted by the proxy), a rekey, verify,
 # plan's header-only count, --out container -> local and local -> container,
+# a rekey's requests (no HEAD, no Get Blob Tags: the listing carries them),
 # metadata / tags / content type carried over, a blob changed by another
 # writer between listing and commit (412: left as the other writer made it,
 # picked up by the next run), injected 503 / 500 / 408 / resets ridden
@@ -141,8 +142,18 @@ check "a header-only rewrap sends a few KiB per large blob, not its records" \
 
 # ---- rekey, then verify ----------------------------------------------------------
 section "rekey + verify"
+bp_clear
 expect_ok tool run --mode rekey --to local:rsa "$U" --progress none
 RSA=$(ref_of rsa)
+# The listing (include=metadata,tags) carries each blob's content headers,
+# metadata and tags: a small blob's rekey is its GET and its Put Blob.
+bp_stats | jq -c 'to_entries | map({(.key): .value.requests}) | add' >rekey-requests.json
+echo "rekey of $NBLOBS RENC blobs (+1 other, $NLARGE large): requests $(cat rekey-requests.json)"
+req() { jq -r --arg k "$1" '.[$k] // 0' rekey-requests.json; }
+check "a rekey sends no HEAD per blob ($(req 'HEAD -'))" [ "$(req 'HEAD -')" = 0 ]
+check "a rekey sends no Get Blob Tags ($(req 'GET tags'))" [ "$(req 'GET tags')" = 0 ]
+check "a rekey puts each small blob once ($(req 'PUT -') Put Blob)" \
+  [ "$(req 'PUT -')" = $((NBLOBS - NLARGE)) ]
 cloud_check "$RSA" env1
 expect_ok tool verify "$U" --progress none
 check "props after a rekey" props_ok

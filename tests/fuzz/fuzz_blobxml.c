@@ -2,12 +2,14 @@
  * service and from its operator (azure/blob_xml.c, azure/blob_url.c).
  *
  * Input: byte 0 selects (mod 6) List Blobs, Get Block List, Get Blob Tags,
- * an Error, the service properties, or a URL; byte 1 the piece size the XML
- * is fed in (1..256); the rest is the text.
+ * an Error, the service properties, or a URL, and (byte 0 / 6, mod 4) what
+ * a listing includes (RENC_BLOB_LIST_METADATA, _TAGS); byte 1 the piece
+ * size the XML is fed in (1..256); the rest is the text.
  * Checks (abort() if not):
  *   - the XML gives the same answer fed in pieces and whole;
- *   - an accepted item has a name and a quoted ETag, a block an id that
- *     fits, tags only URL-encoded text;
+ *   - an accepted item has a name and a quoted ETag, props and tags only
+ *     when asked, its props within the service's limits and matching the
+ *     item, a block an id that fits, tags only URL-encoded text;
  *   - a malformed answer is -RENC_E_STORE, nothing else;
  *   - an accepted URL names a container and describes itself, and redaction
  *     leaves no sig= value but REDACTED.
@@ -28,7 +30,34 @@ static void check(int ok)
 
 struct tally {
     uint64_t n, bytes;
+    unsigned include;
 };
+
+static void check_tags(const char *tags)
+{
+    for (const char *p = tags; p && *p; p++)
+        check(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%=&",
+                     *p) != NULL);
+}
+
+/* The sizes of an item's props and tags, so pieces and whole compare. */
+static uint64_t props_bytes(const struct renc_blob_item *it)
+{
+    const struct renc_blob_props *p = it->props;
+    uint64_t n = it->tags ? strlen(it->tags) + 1 : 0, meta = 0;
+    if (!p)
+        return n;
+    check(strcmp(p->etag, it->etag) == 0 && strcmp(p->blob_type, it->blob_type) == 0);
+    check(p->size == it->size && p->tag_count <= RENC_BLOB_TAGS_MAX);
+    const char *h[] = {p->content_type, p->content_encoding, p->content_language,
+                       p->content_disposition, p->cache_control};
+    for (size_t i = 0; i < 5; i++)
+        n += h[i] ? strlen(h[i]) + 1 : 0;
+    for (size_t i = 0; i < p->meta_count; i++)
+        meta += strlen(p->meta_names[i]) + strlen(p->meta_values[i]);
+    check(meta <= RENC_BLOB_META_MAX);
+    return n + meta + p->meta_count + p->tag_count;
+}
 
 static int on_item(void *arg, const struct renc_blob_item *it)
 {
@@ -36,8 +65,11 @@ static int on_item(void *arg, const struct renc_blob_item *it)
     check(it->name && it->etag && it->blob_type);
     check(strlen(it->etag) < RENC_BLOB_ETAG_MAX);
     check(it->etag[0] == '\0' || (it->etag[0] == '"' && it->etag[strlen(it->etag) - 1] == '"'));
+    check(!it->props || (t->include & RENC_BLOB_LIST_METADATA));
+    check(!it->tags == !(t->include & RENC_BLOB_LIST_TAGS));
+    check_tags(it->tags);
     t->n++;
-    t->bytes += strlen(it->name);
+    t->bytes += strlen(it->name) + props_bytes(it);
     return 0;
 }
 
@@ -48,6 +80,7 @@ static int parse(enum renc_blob_xml_kind kind, const char *s, size_t n, size_t s
     memset(res, 0, sizeof *res);
     res->item = on_item;
     res->arg = t;
+    res->include = t->include;
     if (renc_blob_xml_new(&x, kind, res))
         return -RENC_E_NOMEM;
     int rc = 0;
@@ -60,10 +93,11 @@ static int parse(enum renc_blob_xml_kind kind, const char *s, size_t n, size_t s
     return rc;
 }
 
-static void fuzz_xml(enum renc_blob_xml_kind kind, const char *s, size_t n, size_t step)
+static void fuzz_xml(enum renc_blob_xml_kind kind, unsigned include, const char *s, size_t n,
+                     size_t step)
 {
     struct renc_blob_xml_result a, b;
-    struct tally ta = {0}, tb = {0};
+    struct tally ta = {.include = include}, tb = {.include = include};
     int ra = parse(kind, s, n, step, &a, &ta);
     int rb = parse(kind, s, n, n ? n : 1, &b, &tb);
     check(ra == rb);
@@ -75,9 +109,7 @@ static void fuzz_xml(enum renc_blob_xml_kind kind, const char *s, size_t n, size
         for (size_t i = 0; i < a.nblocks; i++)
             check(strlen(a.blocks[i].id) < sizeof a.blocks[i].id &&
                   strcmp(a.blocks[i].id, b.blocks[i].id) == 0);
-        for (const char *p = a.tags; p && *p; p++)
-            check(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%=&",
-                         *p) != NULL);
+        check_tags(a.tags);
     }
     renc_blob_xml_result_cleanup(&a);
     renc_blob_xml_result_cleanup(&b);
@@ -119,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sel == 5)
         fuzz_url(s);
     else
-        fuzz_xml((enum renc_blob_xml_kind)(sel + 1), s, size - 2, step);
+        fuzz_xml((enum renc_blob_xml_kind)(sel + 1), (data[0] / 6u) % 4u, s, size - 2, step);
     renc_free(s);
     return 0;
 }

@@ -410,6 +410,148 @@ static void test_blob_xml_list_in_pieces(void **state)
     renc_blob_xml_result_cleanup(&res);
 }
 
+/* ---- a listing with include=metadata,tags ---- */
+
+static const char list_props[] =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults><Blobs>"
+    "<Blob><Name>a</Name><Properties><Etag>0x1</Etag><Content-Length>6</Content-Length>"
+    "<Content-Type>text/plain; charset=utf-8</Content-Type><Content-Encoding>gzip"
+    "</Content-Encoding><Content-Language>fr-CA</Content-Language><Content-Disposition>"
+    "attachment; filename=\"a &amp; b.txt\"</Content-Disposition><Cache-Control>no-cache"
+    "</Cache-Control><BlobType>BlockBlob</BlobType><TagCount>2</TagCount></Properties>"
+    "<Metadata><owner>team a</owner><Note>x&lt;y</Note></Metadata>"
+    "<Tags><TagSet><Tag><Key>project</Key><Value>a b/c=d&amp;e</Value></Tag>"
+    "<Tag><Key>k+1</Key><Value></Value></Tag></TagSet></Tags></Blob>"
+    "<Blob><Name>b</Name><Properties><Etag>0x2</Etag><Content-Length>0</Content-Length>"
+    "<Content-Type>application/octet-stream</Content-Type><Content-Encoding />"
+    "<Content-Language/><Cache-Control/><BlobType>BlockBlob</BlobType></Properties>"
+    "<Metadata/><Tags><TagSet/></Tags></Blob>"
+    "<Blob><Name>c</Name><Properties><Etag>0x3</Etag><Content-Length>1</Content-Length>"
+    "<BlobType>BlockBlob</BlobType></Properties><Metadata><x-ms-invalid-name>bad-name"
+    "</x-ms-invalid-name></Metadata></Blob>"
+    "</Blobs><NextMarker/></EnumerationResults>";
+
+struct listed {
+    char text[3][1024]; /* each item's props and tags, flattened */
+    size_t n;
+};
+
+static void put(char *out, size_t max, const char *what, const char *v)
+{
+    size_t at = strlen(out);
+    snprintf(out + at, max - at, "%s=%s;", what, v ? v : "(null)");
+}
+
+static int listed_item(void *arg, const struct renc_blob_item *it)
+{
+    struct listed *l = arg;
+    char *o = l->text[l->n++];
+    size_t max = sizeof l->text[0];
+    o[0] = '\0';
+    put(o, max, "tags", it->tags);
+    const struct renc_blob_props *p = it->props;
+    if (!p)
+        return 0;
+    assert_string_equal(p->etag, it->etag);
+    assert_string_equal(p->blob_type, it->blob_type);
+    assert_true(p->size == it->size);
+    put(o, max, "type", p->content_type);
+    put(o, max, "enc", p->content_encoding);
+    put(o, max, "lang", p->content_language);
+    put(o, max, "disp", p->content_disposition);
+    put(o, max, "cache", p->cache_control);
+    for (size_t i = 0; i < p->meta_count; i++)
+        put(o, max, p->meta_names[i], p->meta_values[i]);
+    char n[16];
+    snprintf(n, sizeof n, "%u", p->tag_count);
+    put(o, max, "count", n);
+    return 0;
+}
+
+static void test_blob_xml_list_props_tags(void **state)
+{
+    (void)state;
+    size_t len = sizeof list_props - 1;
+    for (size_t step = 1; step <= len; step++) {
+        struct listed l = {0};
+        struct renc_blob_xml_result res = {
+            .item = listed_item, .arg = &l,
+            .include = RENC_BLOB_LIST_METADATA | RENC_BLOB_LIST_TAGS};
+        assert_int_equal(feed(RENC_BLOB_XML_LIST, list_props, len, step, &res), 0);
+        assert_int_equal(l.n, 3);
+        assert_string_equal(l.text[0],
+                            "tags=project=a%20b%2Fc%3Dd%26e&k%2B1=;type=text/plain; charset=utf-8;"
+                            "enc=gzip;lang=fr-CA;disp=attachment; filename=\"a & b.txt\";"
+                            "cache=no-cache;owner=team a;Note=x<y;count=2;");
+        assert_string_equal(l.text[1], "tags=;type=application/octet-stream;enc=(null);"
+                                       "lang=(null);disp=(null);cache=(null);count=0;");
+        assert_string_equal(l.text[2], "tags=;"); /* a name it cannot send back: no props */
+        renc_blob_xml_result_cleanup(&res);
+    }
+    /* Not asked: neither props nor tags, whatever the answer holds. */
+    struct listed l = {0};
+    struct renc_blob_xml_result res = {.item = listed_item, .arg = &l};
+    assert_int_equal(feed(RENC_BLOB_XML_LIST, list_props, len, 5, &res), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.text[0], "tags=(null);");
+    renc_blob_xml_result_cleanup(&res);
+}
+
+static void test_blob_xml_list_props_limits(void **state)
+{
+    (void)state;
+    static const char head[] = "<EnumerationResults><Blobs><Blob><Name>a</Name><Properties>"
+                               "<Etag>0x1</Etag></Properties>";
+    static const char tail[] = "</Blob></Blobs></EnumerationResults>";
+    char *doc = malloc(16384);
+    assert_non_null(doc);
+    /* Metadata: 8 KiB of names and values is the most; one byte more is refused. */
+    for (int over = 0; over <= 1; over++) {
+        strcpy(doc, head);
+        strcat(doc, "<Metadata><m>");
+        size_t at = strlen(doc);
+        memset(doc + at, 'v', RENC_BLOB_META_MAX - 1 + (size_t)over);
+        strcpy(doc + at + RENC_BLOB_META_MAX - 1 + over, "</m></Metadata>");
+        strcat(doc, tail);
+        struct listed l = {0};
+        struct renc_blob_xml_result r = {.item = listed_item, .arg = &l,
+                                         .include = RENC_BLOB_LIST_METADATA};
+        assert_int_equal(feed(RENC_BLOB_XML_LIST, doc, strlen(doc), 997, &r),
+                         over ? -RENC_E_STORE : 0);
+        renc_blob_xml_result_cleanup(&r);
+    }
+    /* Tags: ten at most; a tag with no key, a nested metadata value. */
+    for (int n = 10; n <= 11; n++) {
+        strcpy(doc, head);
+        strcat(doc, "<Tags><TagSet>");
+        for (int i = 0; i < n; i++)
+            sprintf(doc + strlen(doc), "<Tag><Key>k%d</Key><Value>v</Value></Tag>", i);
+        strcat(doc, "</TagSet></Tags>");
+        strcat(doc, tail);
+        struct listed l = {0};
+        struct renc_blob_xml_result r = {.item = listed_item, .arg = &l,
+                                         .include = RENC_BLOB_LIST_TAGS};
+        assert_int_equal(feed(RENC_BLOB_XML_LIST, doc, strlen(doc), 13, &r),
+                         n > 10 ? -RENC_E_STORE : 0);
+        renc_blob_xml_result_cleanup(&r);
+    }
+    static const char *const bad[] = {
+        "<Tags><TagSet><Tag><Value>v</Value></Tag></TagSet></Tags>",
+        "<Metadata><m><n>x</n></m></Metadata>",
+        "<Properties><TagCount>11</TagCount></Properties>",
+        "<Properties><TagCount>x</TagCount></Properties>",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(doc, 16384, "%s%s%s", head, bad[i], tail);
+        struct listed l = {0};
+        struct renc_blob_xml_result r = {.item = listed_item, .arg = &l,
+                                         .include = RENC_BLOB_LIST_METADATA | RENC_BLOB_LIST_TAGS};
+        assert_int_equal(feed(RENC_BLOB_XML_LIST, doc, strlen(doc), 4, &r), -RENC_E_STORE);
+        renc_blob_xml_result_cleanup(&r);
+    }
+    free(doc);
+}
+
 static void test_blob_xml_blocks_tags_error_service(void **state)
 {
     (void)state;
@@ -520,6 +662,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_split_build_escape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_error_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_list_in_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_xml_list_props_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_xml_list_props_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_blocks_tags_error_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_xml_refuses_malformed, setup, teardown),
     };

@@ -3,7 +3,8 @@
  * streams items, errors and temporaries; a replacement is invisible until
  * its commit and refused when the blob changed; the mirror makes its
  * folders; the sweep removes only temporaries of the given tags; the
- * mirror rules find collisions and mirrors onto sources. */
+ * mirror rules find collisions and mirrors onto sources; the blob store's
+ * listed props and tags (store/azblob_attrs.h) read back as made. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "io/tmpname.h"
+#include "store/azblob_attrs.h"
 #include "store/mirror.h"
 #include "store/store.h"
 
@@ -248,6 +250,57 @@ static void test_store_mirror_rules_find_collisions_and_sources(void **state)
     listed_cleanup(&l);
 }
 
+static void test_store_azblob_attrs_round_trip(void **state)
+{
+    (void)state;
+    char *mn[] = {"owner", "empty"}, *mv[] = {"team a & b", ""};
+    struct renc_blob_props in = {.content_type = "text/plain", .content_disposition = "a; b=\"c\"",
+                                 .meta_names = mn, .meta_values = mv, .meta_count = 2,
+                                 .tag_count = 2};
+    const char *tagsets[] = {"a=1&b%20c=x%2By", "", NULL};
+    for (size_t k = 0; k < 3; k++) {
+        char *attrs = NULL, *tags = NULL;
+        struct renc_blob_props out;
+        assert_int_equal(renc_azb_attrs_make(&attrs, &in, tagsets[k]), 0);
+        assert_non_null(attrs);
+        assert_int_equal(renc_azb_attrs_read(attrs, &out, &tags), 0);
+        assert_string_equal(out.content_type, "text/plain");
+        assert_null(out.content_encoding);
+        assert_null(out.content_language);
+        assert_string_equal(out.content_disposition, "a; b=\"c\"");
+        assert_null(out.cache_control);
+        assert_int_equal(out.meta_count, 2);
+        assert_string_equal(out.meta_names[0], "owner");
+        assert_string_equal(out.meta_values[0], "team a & b");
+        assert_string_equal(out.meta_names[1], "empty");
+        assert_string_equal(out.meta_values[1], "");
+        assert_int_equal(out.tag_count, 2);
+        if (tagsets[k])
+            assert_string_equal(tags, tagsets[k]);
+        else
+            assert_null(tags);
+        renc_blob_props_cleanup(&out);
+        renc_free(tags);
+        /* Cut anywhere, the form is refused and nothing is left. */
+        for (size_t cut = 0; cut < strlen(attrs); cut++) {
+            char *part = strndup(attrs, cut);
+            assert_non_null(part);
+            assert_int_equal(renc_azb_attrs_read(part, &out, &tags), -RENC_E_INVALID);
+            assert_null(tags);
+            assert_int_equal(out.meta_count, 0);
+            free(part);
+        }
+        renc_free(attrs);
+    }
+    /* Not listed, or a value it cannot carry: no attrs (the store asks). */
+    char *attrs = (char *)"x";
+    assert_int_equal(renc_azb_attrs_make(&attrs, NULL, "a=1"), 0);
+    assert_null(attrs);
+    mv[1] = "two\nlines";
+    assert_int_equal(renc_azb_attrs_make(&attrs, &in, NULL), 0);
+    assert_null(attrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_local_mirror_makes_folders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_local_sweep_removes_only_our_tags, setup,
                                         teardown),
+        cmocka_unit_test(test_store_azblob_attrs_round_trip),
         cmocka_unit_test_setup_teardown(test_store_mirror_rules_find_collisions_and_sources,
                                         setup, teardown),
     };
