@@ -93,7 +93,7 @@ static int list_all(struct ceil *c)
     int rc = renc_blob_conn_new(&conn, c->src_acct);
     char marker[1024] = "", next[1024];
     while (rc == 0) {
-        rc = renc_blob_list_page(conn, c->src.container, c->src_prefix, marker, 5000, list_item,
+        rc = renc_blob_list_page(conn, c->src.container, c->src_prefix, marker, 5000, 0, list_item,
                                  c, next, sizeof next);
         if (rc || !next[0])
             break;
