@@ -40,7 +40,6 @@ struct renc_store_azblob {
     pthread_mutex_t lock;               /* the connection pool */
     struct renc_blob_conn **idle;
     size_t nidle, idle_cap;
-    uint64_t bytes_sent;                /* of the connections dropped so far */
 };
 
 /* A blob up to this size is written in one Put Blob (under If-Match, so
@@ -85,7 +84,6 @@ static void renc_azb_release(struct renc_store_azblob *z, struct renc_blob_conn 
         size_t cap = z->idle_cap ? 2 * z->idle_cap : 16;
         struct renc_blob_conn **g = renc_realloc(z->idle, cap * sizeof *g);
         if (!g) {
-            z->bytes_sent += renc_blob_conn_bytes_sent(c);
             pthread_mutex_unlock(&z->lock);
             renc_blob_conn_free(c);
             return;
@@ -95,17 +93,6 @@ static void renc_azb_release(struct renc_store_azblob *z, struct renc_blob_conn 
     }
     z->idle[z->nidle++] = c;
     pthread_mutex_unlock(&z->lock);
-}
-
-uint64_t renc_store_azblob_bytes_sent(struct renc_store *s)
-{
-    struct renc_store_azblob *z = renc_azb(s);
-    pthread_mutex_lock(&z->lock);
-    uint64_t n = z->bytes_sent;
-    for (size_t i = 0; i < z->nidle; i++)
-        n += renc_blob_conn_bytes_sent(z->idle[i]);
-    pthread_mutex_unlock(&z->lock);
-    return n;
 }
 
 void renc_store_azblob_make_container(struct renc_store *s)

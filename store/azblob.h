@@ -19,8 +19,4 @@ int renc_store_azblob_new(struct renc_store **out, const char *url,
  * error here: the first commit says whether the container is there). */
 void renc_store_azblob_make_container(struct renc_store *s);
 
-/* renc_store_azblob_bytes_sent: request-body bytes sent so far (what a
- * rewrap's header-only upload is measured by). */
-uint64_t renc_store_azblob_bytes_sent(struct renc_store *s);
-
 #endif

@@ -31,6 +31,9 @@
 #       --skipApiVersionCheck, ...); AZURITE_ACCOUNTS in the environment adds
 #       accounts; AZ_MEMORY_MB (default 2048) bounds the blob bytes it keeps.
 #   az_stop        stops every server and proxy this shell started; safe to repeat
+#   az_e2e_begin   the start of a test of the binary on blob storage: az_setup,
+#                  python3 cryptography (77 without), RENC_BIN absolute, cd $WORK,
+#                  section DESC (prints the time since), az_start
 #   az_sdk ARGS... runs a command of tests/azurite/sdk.js (the SDK against
 #                  AZURE_STORAGE_CONNECTION_STRING; trusts AZ_CA): stdout,
 #                  stderr and exit status as if run alone.  Loading the SDK
@@ -300,4 +303,18 @@ bp_clear() { _bp_call POST clear '{}' >/dev/null; }
 bp_stats_field() {
   bp_stats | python3 -c 'import json, sys
 print(json.load(sys.stdin).get(sys.argv[1], {}).get(sys.argv[2], 0))' "${1:?KEY}" "${2:?FIELD}"
+}
+
+# az_e2e_begin: what every blob storage test of the binary starts with:
+# the packages (77 without them), python3 cryptography for renc_check.py
+# (77 without it), RENC_BIN made absolute, $WORK as the current folder, a
+# section DESC helper that prints the time since, and one Azurite started.
+az_e2e_begin() {
+  az_setup || exit $?
+  have_pycheck || { echo "SKIP: python3 cryptography is needed for renc_check.py"; exit 77; }
+  RENC_BIN=$(realpath "$RENC_BIN")
+  cd "$WORK" || exit 2
+  T0=$SECONDS
+  section() { echo "== $* ($((SECONDS - T0)) s)"; }
+  az_start || { echo "FAIL: Azurite did not start"; cat "${AZ_LOG:-/dev/null}" >&2; exit 1; }
 }

@@ -16,14 +16,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/azlib.sh"
 
-az_setup || exit $?
-have_pycheck || { echo "SKIP: python3 cryptography is needed for renc_check.py"; exit 77; }
-RENC_BIN=$(realpath "$RENC_BIN")
-cd "$WORK" || exit 2
-T0=$SECONDS
-section() { echo "== $* ($((SECONDS - T0)) s)"; }
-
-az_start || { echo "FAIL: Azurite did not start"; cat "${AZ_LOG:-/dev/null}" >&2; exit 1; }
+az_e2e_begin
 C=envs
 ROOT=$AZ_URL_BASE/$C
 
