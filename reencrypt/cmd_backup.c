@@ -356,7 +356,7 @@ static int renc_backup_remote_run(struct renc_data_ctx *c, const struct renc_env
 
 int renc_cmd_backup(int argc, char **argv)
 {
-    struct renc_data_ctx c = {.cmd = "backup create", .remote_ok = 1};
+    struct renc_data_ctx c = {.cmd = "backup create"};
     int status = renc_data_parse(&c, renc_backup_usage, argc, argv);
     if (status >= 0)
         return status;

@@ -35,8 +35,10 @@ struct renc_copy {
     int check;
     struct renc_env from, to;
     struct renc_check_result *r;
-    struct renc_scan scan;
-    struct renc_stage stage;
+    struct renc_data_src src;  /* A's blobs: a folder or blob storage */
+    struct renc_data_dst dst;  /* B's, when its data is in blob storage (remote_to) */
+    int remote_to;
+    struct renc_stage stage;   /* B's, when local */
     struct renc_dest_sink dest;
     struct renc_blob_status seal_st; /* the sealer's; outlives it */
     uint64_t records, failed;
@@ -58,11 +60,6 @@ static int renc_copy_judge(struct renc_copy *k)
         renc_err(c->cmd, "%s", why[0] ? why : renc_strerror(rc));
         return renc_exit_for(rc);
     }
-    int status = renc_data_local(c, &k->from);
-    if (status < 0)
-        status = renc_data_local(c, &k->to);
-    if (status >= 0)
-        return status;
     renc_rule_copy(&r->verdict, &k->from, &k->to);
     if (!k->check && !r->verdict.allowed) {
         renc_err(c->cmd, "%s -> %s: refused: %s", c->a.from, c->a.to, r->verdict.reason);
@@ -75,68 +72,62 @@ static int renc_copy_judge(struct renc_copy *k)
     return -1;
 }
 
-/* The source's blobs, by name, size and time: tells a rerun.  Returns -1
- * to go on, or an exit. */
+/* The source's blobs, by name, size and time (or ETag): tells a rerun.
+ * Returns -1 to go on, or an exit. */
 static int renc_copy_request(struct renc_copy *k, struct renc_data_text *request)
 {
     renc_data_text_add(request, "from=%s\n", k->from.id);
-    for (size_t i = 0; i < k->scan.count; i++)
-        renc_data_text_file(request, k->scan.items[i].path);
+    for (size_t i = 0; i < k->src.scan.count; i++) {
+        const struct renc_scan_item *it = &k->src.scan.items[i];
+        if (it->etag)
+            renc_data_text_add(request, "\t%s\t%llu\t%s\n", it->path,
+                               (unsigned long long)it->size, it->etag);
+        else
+            renc_data_text_file(request, it->path);
+    }
     if (!request->rc)
         return -1;
     renc_err(k->c.cmd, "%s", renc_strerror(request->rc));
     return RENC_EXIT_FAILED;
 }
 
-/* Rewinds the blob at fd after reading its header and, for a copy, opens
- * its staged destination rel and a sealer writing to *out_fd under the
- * target's policy key; *dest_rc keeps a failure the destination caused. */
-static int renc_copy_dest_open(struct renc_copy *k, size_t i, int fd, char *rel, size_t max,
+/* For a copy, opens blob i's destination (staged as rel, or in blob
+ * storage) and a sealer writing to it under the target's policy key, its
+ * plaintext length and name taken from the source's header; *dest_rc
+ * keeps a failure the destination caused. */
+static int renc_copy_dest_open(struct renc_copy *k, size_t i, char *rel, size_t max,
                                int *out_fd, int *dest_rc)
 {
-    uint64_t len = RENC_PLAINTEXT_UNKNOWN;
+    const struct renc_scan_item *it = &k->src.scan.items[i];
     struct renc_header h;
     memset(&h, 0, sizeof h);
-    if (renc_blob_read_header(fd, &h, NULL) == 0)
-        len = h.plaintext_len;
+    uint64_t len = RENC_PLAINTEXT_UNKNOWN;
+    if (renc_data_src_header(&k->src, i, &h) == 0)
+        len = h.plaintext_len; /* else opening the blob says what is wrong */
     const char *name = renc_context_get(&h.ctx, "name");
-    int rc = lseek(fd, 0, SEEK_SET) != 0 ? -errno : 0;
-    if (rc == 0 && !k->check) {
-        if (snprintf(rel, max, "blobs/%s", k->scan.items[i].rel) >= (int)max)
-            rc = -ENAMETOOLONG;
-        const char *refs[] = {k->to.key_ref};
-        struct renc_seal_opts so = {
-            .env = k->to.id, .kind = "blob", .name = name ? name : k->scan.items[i].rel,
-            .key_refs = refs, .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
-            .header_room = RENC_DEFAULT_HEADER_ROOM,
-        };
-        if (rc == 0)
-            rc = *dest_rc = renc_stage_open(&k->stage, rel, out_fd);
-        if (rc == 0)
-            rc = renc_data_dest_note(&k->dest, renc_sealer_new(&k->dest.sealer, k->c.ks, &so,
-                                                               *out_fd, len, &k->seal_st));
-    }
+    const char *refs[] = {k->to.key_ref};
+    struct renc_seal_opts so = {
+        .env = k->to.id, .kind = "blob", .name = name ? name : it->rel, .key_refs = refs,
+        .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+        .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+    int rc = snprintf(rel, max, "blobs/%s", it->rel) >= (int)max ? -ENAMETOOLONG : 0;
+    if (rc == 0 && k->remote_to)
+        rc = *dest_rc = renc_data_dst_begin(&k->dst, k->c.ks, &so, it->rel, len);
+    else if (rc == 0 && (rc = *dest_rc = renc_stage_open(&k->stage, rel, out_fd)) == 0)
+        rc = renc_data_dest_note(&k->dest, renc_sealer_new(&k->dest.sealer, k->c.ks, &so,
+                                                           *out_fd, len, &k->seal_st));
     renc_header_cleanup(&h);
     return rc;
 }
 
-/* Opens every record of source blob i, and for a copy seals its plaintext
- * into the staged destination rel.  bs says what opening found. */
-static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, int *dest_rc,
-                         struct renc_blob_status *bs)
+/* The destination's end of blob i: its last record sealed, staged. */
+static int renc_copy_dest_close(struct renc_copy *k, int rc, int out_fd)
 {
-    int out_fd = -1;
-    *dest_rc = 0;
-    k->dest.write_rc = 0;
-    int fd = open(k->scan.items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int rc = fd < 0 ? -errno : 0;
-    if (rc == 0)
-        rc = renc_copy_dest_open(k, i, fd, rel, max, &out_fd, dest_rc);
-    memset(bs, 0, sizeof *bs);
-    bs->slot = -1;
-    if (rc == 0)
-        rc = renc_blob_open_to(k->c.ks, fd, k->dest.sealer ? renc_data_dest_write : NULL,
-                               &k->dest, NULL, bs);
+    if (k->remote_to) {
+        int rc2 = k->dst.ss ? renc_data_dst_end(&k->dst) : 0;
+        return rc ? rc : rc2;
+    }
     if (rc == 0 && k->dest.sealer)
         rc = renc_data_dest_note(&k->dest, renc_sealer_finish(k->dest.sealer));
     renc_sealer_free(k->dest.sealer);
@@ -145,9 +136,29 @@ static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, i
         int rc2 = renc_data_dest_note(&k->dest, renc_stage_close(&k->stage, out_fd));
         rc = rc ? rc : rc2;
     }
-    if (fd >= 0)
-        close(fd);
     return rc;
+}
+
+/* Opens every record of source blob i, and for a copy seals its plaintext
+ * into the destination rel.  bs says what opening found. */
+static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, int *dest_rc,
+                         struct renc_blob_status *bs)
+{
+    int out_fd = -1, fd = -1;
+    *dest_rc = 0;
+    k->dest.write_rc = 0;
+    memset(bs, 0, sizeof *bs);
+    bs->slot = -1;
+    int rc = k->check ? 0 : renc_copy_dest_open(k, i, rel, max, &out_fd, dest_rc);
+    if (rc == 0)
+        rc = renc_data_src_read(&k->src, i, &fd);
+    renc_sink_fn sink = k->check ? NULL : k->remote_to ? renc_data_dst_write
+                                                       : renc_data_dest_write;
+    void *arg = k->remote_to ? (void *)&k->dst : (void *)&k->dest;
+    if (rc == 0)
+        rc = renc_blob_open_to(k->c.ks, fd, sink, arg, NULL, bs);
+    rc = renc_data_src_done(&k->src, fd, rc);
+    return k->check ? rc : renc_copy_dest_close(k, rc, out_fd);
 }
 
 /* Copies (or, for the check, opens) every source blob.  A copy stops at
@@ -156,8 +167,8 @@ static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, i
 static int renc_copy_blobs(struct renc_copy *k)
 {
     struct renc_check_result *r = k->r;
-    for (size_t i = 0; i < k->scan.count; i++) {
-        const char *path = k->scan.items[i].path;
+    for (size_t i = 0; i < k->src.scan.count; i++) {
+        const char *path = k->src.scan.items[i].path;
         char rel[8192];
         int dest_rc = 0;
         struct renc_blob_status bs = {.slot = -1};
@@ -169,7 +180,10 @@ static int renc_copy_blobs(struct renc_copy *k)
                     renc_data_check_validation(r, rc, &bs, path, k->held);
                 continue;
             }
-            if (dest_rc)
+            if (k->remote_to && (dest_rc || k->dst.write_rc))
+                renc_err(k->c.cmd, "%s/%s (from %s): %s", renc_data_dst_where(&k->dst),
+                         rel + strlen("blobs/"), path, renc_strerror(rc));
+            else if (dest_rc)
                 renc_data_dest_err(&k->c, &k->stage, rel, dest_rc);
             else if (k->dest.write_rc)
                 renc_err(k->c.cmd, "writing %s (from %s): %s", k->stage.tmp, path,
@@ -200,7 +214,7 @@ static int renc_copy_check_report(struct renc_copy *k)
         renc_textf(first, sizeof first, "%s", r->detail);
         renc_textf(r->detail, sizeof r->detail, "%llu of %zu blobs of %s do not open with "
                  "the keys %s holds; the first: %s",
-                 (unsigned long long)k->failed, k->scan.count, k->from.id, k->to.id, first);
+                 (unsigned long long)k->failed, k->src.scan.count, k->from.id, k->to.id, first);
     } else {
         struct renc_blob_status all = {.records = k->records};
         snprintf(all.ref, sizeof all.ref, "%s", k->refs_seen);
@@ -221,12 +235,18 @@ static int renc_copy_commit(struct renc_copy *k)
                k->to.id);
     struct renc_stage_note notes[] = {{k->to.id, "copy-in", in},
                                       {k->from.id, "copy-out", out_detail}};
-    int rc = renc_stage_commit(&k->stage, notes, 2);
+    int rc = k->remote_to ? renc_data_dst_commit(&k->c, &k->dst)
+                          : renc_stage_commit(&k->stage, notes, 2);
+    if (rc && k->remote_to)
+        return RENC_EXIT_FAILED; /* said which blob, and how many are in */
     if (rc) {
         renc_data_commit_err(&k->c, &k->stage, rc);
         renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
         return RENC_EXIT_FAILED;
     }
+    for (size_t i = 0; k->remote_to && i < 2; i++) /* a local stage notes them itself */
+        if ((rc = renc_catalog_note(k->c.cat, notes[i].env, notes[i].action, notes[i].detail)))
+            renc_err(k->c.cmd, "catalog: %s: %s", notes[i].env, renc_strerror(rc));
     printf("copy: %s -> %s: %llu blobs (%llu bytes) copied, sealed under %s (%s)\n", k->from.id,
            k->to.id, (unsigned long long)r->entries, (unsigned long long)r->bytes, current,
            r->verdict.reason);
@@ -256,19 +276,24 @@ static int renc_copy_common(int argc, char **argv, int check)
     }
     if ((status = renc_data_open(c)) >= 0 || (status = renc_copy_judge(&k)) >= 0)
         goto out;
+    /* B in blob storage: no local lock or stage; each blob's commit is
+     * atomic, and a rerun after a crash among them completes the copy. */
+    k.remote_to = !check && k.to.data_root[0];
+    int staged = !check && !k.remote_to;
     if ((status = renc_data_hold_keys(c, k.to.id, k.held, sizeof k.held)) >= 0 ||
-        (!check && (status = renc_data_lock(c, k.to.id)) >= 0) ||
-        (status = renc_data_scan_blobs(c, k.from.id, &k.scan)) >= 0 ||
+        (staged && (status = renc_data_lock(c, k.to.id)) >= 0) ||
+        (status = renc_data_src_open(c, &k.from, &k.src)) >= 0 ||
         (status = renc_copy_request(&k, &request)) >= 0)
         goto out;
-    if (!check && (status = renc_data_settle(c, k.to.id, c->cmd, request.p, &same)) >= 0)
+    if (staged && (status = renc_data_settle(c, k.to.id, c->cmd, request.p, &same)) >= 0)
         goto out;
     if (same) {
         printf("copy: the interrupted copy was this one: nothing more to do\n");
         status = RENC_EXIT_OK;
         goto out;
     }
-    if (!check && (status = renc_data_stage_begin(c, &k.stage, k.to.id, request.p)) >= 0)
+    if ((staged && (status = renc_data_stage_begin(c, &k.stage, k.to.id, request.p)) >= 0) ||
+        (k.remote_to && (status = renc_data_dst_open(c, &k.to, &k.dst)) >= 0))
         goto out;
     if ((status = renc_copy_blobs(&k)) >= 0)
         goto out;
@@ -277,7 +302,9 @@ out:
     renc_sealer_free(k.dest.sealer);
     renc_free(request.p);
     renc_stage_cleanup(&k.stage);
-    renc_scan_cleanup(&k.scan);
+    if (k.remote_to)
+        renc_data_dst_close(&k.dst);
+    renc_data_src_close(&k.src);
     renc_free(k.r);
     renc_data_close(c);
     return status;

@@ -110,25 +110,12 @@ int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *en
     char why[1024] = "";
     int rc = renc_envctl_ready(c->cat, c->ks, id, env, current, max, why, sizeof why);
     if (rc == 0)
-        return renc_data_local(c, env);
+        return -1;
     if (why[0])
         renc_err(c->cmd, "%s", why);
     else
         renc_err(c->cmd, "%s: %s", id, renc_strerror(rc));
     return renc_exit_for(rc);
-}
-
-/* An environment whose data is in blob storage: refused by the commands
- * that still work on DATA/<id> only (rather than let them write a local
- * folder nothing else reads).  Returns -1 to continue or an exit. */
-int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env)
-{
-    if (!env->data_root[0] || c->remote_ok)
-        return -1;
-    renc_err(c->cmd, "environment %s keeps its data in blob storage (%s): %s does not work "
-                     "on such an environment yet",
-             env->id, env->data_root, c->cmd);
-    return RENC_EXIT_FAILED;
 }
 
 /* Takes the lock on DATA/<id>, which `run --env` holds too.  Returns -1 to

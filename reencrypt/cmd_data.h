@@ -36,7 +36,6 @@ struct renc_data_ctx {
     struct renc_keystore *ks;
     struct renc_catalog *cat;
     struct renc_session sess; /* the written environment's lock */
-    int remote_ok; /* the command works on a data root in blob storage too */
 };
 
 
@@ -74,7 +73,6 @@ int renc_data_open(struct renc_data_ctx *c);
 void renc_data_close(struct renc_data_ctx *c);
 int renc_data_ready(struct renc_data_ctx *c, const char *id, struct renc_env *env,
                     char *current, size_t max);
-int renc_data_local(struct renc_data_ctx *c, const struct renc_env *env);
 
 /* renc_seal_to_store (cmd_put.c): seals in_fd (len bytes; a regular
  * file's) into the version txn stages, as blocks [header][records...]
@@ -130,6 +128,62 @@ void renc_data_text_file(struct renc_data_text *t, const char *path);
  * what opening the blobs found (rc, bs) in r. */
 int renc_data_check_print(const char *cmd, const char *what, int json,
                           const struct renc_check_result *r);
+/* An environment's blobs as copy reads them (data_remote.c): DATA/<id>/blobs
+ * (scan items are paths; store NULL) or ROOT/<id>/blobs in blob storage,
+ * listed in name order.  renc_data_src_read opens item i as a descriptor
+ * read in order (a stream for blob storage); renc_data_src_done closes it
+ * and returns rc, or the reading's own failure when that is why the bytes
+ * ended.  The _open functions return -1 to go on, or an exit. */
+struct renc_store_stream;
+struct renc_store_creds;
+struct renc_data_src {
+    struct renc_store *store;
+    struct renc_store_creds *creds;
+    struct renc_scan scan;
+    struct renc_store_stream *stream;
+};
+int renc_data_src_open(struct renc_data_ctx *c, const struct renc_env *env,
+                       struct renc_data_src *src);
+int renc_data_src_read(struct renc_data_src *src, size_t i, int *fd);
+int renc_data_src_done(struct renc_data_src *src, int fd, int rc);
+/* renc_data_src_header: item i's header, read alone (h left empty on a
+ * failure, which opening the blob then explains). */
+int renc_data_src_header(struct renc_data_src *src, size_t i, struct renc_header *h);
+void renc_data_src_close(struct renc_data_src *src);
+
+/* New blobs of an environment in blob storage (ROOT/<id>/blobs): each
+ * begun, sealed through _write (a renc_sink_fn) and ended in turn, all
+ * staged before any is committed; renc_data_dst_commit makes them visible
+ * one by one (says which failed); renc_data_dst_close drops what was not
+ * committed.  st is the current blob's sealing status, write_rc the
+ * first failure sealing or staging it (the destination's, not the
+ * source's). */
+struct renc_data_dst {
+    struct renc_store *store;
+    struct renc_store_creds *creds;
+    struct renc_store_txn *txns;
+    size_t n, cap, done;
+    struct renc_store_sealer *ss;
+    struct renc_blob_status st;
+    int write_rc;
+};
+int renc_data_dst_open(struct renc_data_ctx *c, const struct renc_env *env,
+                       struct renc_data_dst *dst);
+int renc_data_dst_begin(struct renc_data_dst *dst, struct renc_keystore *ks,
+                        const struct renc_seal_opts *so, const char *name, uint64_t len);
+int renc_data_dst_write(void *arg, const uint8_t *buf, size_t len);
+int renc_data_dst_end(struct renc_data_dst *dst);
+int renc_data_dst_commit(struct renc_data_ctx *c, struct renc_data_dst *dst);
+const char *renc_data_dst_where(const struct renc_data_dst *dst);
+void renc_data_dst_close(struct renc_data_dst *dst);
+
+/* renc_data_remote_clear: every blob and backup of env, whose data is in
+ * blob storage, deleted (counted into *files, *bytes; a blob gone already
+ * is not counted).  Returns -1 when all are gone, or an exit (said which
+ * one failed; the same call again deletes the rest). */
+int renc_data_remote_clear(struct renc_data_ctx *c, const struct renc_env *env,
+                           uint64_t *files, uint64_t *bytes);
+
 void renc_data_check_validation(struct renc_check_result *r, int rc,
                                 const struct renc_blob_status *bs, const char *subject,
                                 const char *held);

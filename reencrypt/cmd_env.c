@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "keys/keyref.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
 #include "env/envdata.h"
 #include "run/session.h"
@@ -398,6 +399,30 @@ static int renc_env_set_policy(struct renc_env_args *a, struct renc_catalog *cat
     return RENC_EXIT_OK;
 }
 
+/* env reset of an environment whose data is in blob storage: its blobs and
+ * backups deleted one by one (a crash part way leaves the rest, which the
+ * same command deletes), then the catalog reverted.  No local lock holds
+ * its data: a run on it meanwhile meets blobs gone or changed, and says so. */
+static int renc_env_reset_remote(struct renc_env_args *a, struct renc_catalog *cat,
+                                 const struct renc_env *env, const char *mmk)
+{
+    struct renc_data_ctx c = {.cmd = "env reset", .a = {.g = a->g}};
+    uint64_t files = 0, bytes = 0;
+    int status = renc_data_remote_clear(&c, env, &files, &bytes);
+    if (status >= 0)
+        return status;
+    int rc = renc_stage_forget_env(cat, env->id);
+    if (rc == 0)
+        rc = renc_catalog_reset(cat, env->id, mmk);
+    if (rc) {
+        renc_err(c.cmd, "%s: %s", env->id, renc_strerror(rc));
+        return RENC_EXIT_FAILED;
+    }
+    printf("%s: deleted %llu blobs (%llu bytes) in %s; policy is now mmk %s\n", env->id,
+           (unsigned long long)files, (unsigned long long)bytes, env->data_root, mmk);
+    return RENC_EXIT_OK;
+}
+
 static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
                           struct renc_keyring *kr, const char *id)
 {
@@ -409,21 +434,17 @@ static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
         renc_err(cmd, "%s: %s", id, renc_strerror(rc));
         return renc_exit_for(rc);
     }
-    if (env.data_root[0]) {
-        renc_err(cmd, "%s: its data is in blob storage (%s): reset does not delete blobs there "
-                      "yet", id, env.data_root);
-        return RENC_EXIT_FAILED;
-    }
     if ((rc = renc_envdata_path(path, sizeof path, a->g.data_dir, id, NULL))) {
         renc_err(cmd, "%s: %s", id, renc_strerror(rc));
         return RENC_EXIT_FAILED;
     }
     if (!a->yes) {
         struct renc_census c;
-        if (renc_census_take(&c, a->g.data_dir, id, env.key_ref, NULL) == 0) {
+        if (renc_envctl_census(&a->g, &env, env.key_ref, NULL, &c) == 0) {
             renc_err(cmd, "this deletes the %llu blobs and %llu backups of %s (%s) and reverts "
                           "it to mmk; give --yes to do it",
-                     (unsigned long long)c.blobs, (unsigned long long)c.backups, id, path);
+                     (unsigned long long)c.blobs, (unsigned long long)c.backups, id,
+                     env.data_root[0] ? env.data_root : path);
             renc_census_cleanup(&c);
         } else {
             renc_err(cmd, "this deletes every blob and backup of %s and reverts it to mmk; "
@@ -436,6 +457,8 @@ static int renc_env_reset(struct renc_env_args *a, struct renc_catalog *cat,
         renc_err(cmd, "service-managed key: %s", renc_strerror(rc));
         return RENC_EXIT_FAILED;
     }
+    if (env.data_root[0])
+        return renc_env_reset_remote(a, cat, &env, mmk);
     /* No run, backup or restore may be working on it meanwhile. */
     struct renc_session sess;
     renc_session_init(&sess);

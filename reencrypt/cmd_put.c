@@ -456,7 +456,7 @@ static int renc_put_remote(struct renc_data_ctx *c, const struct renc_env *env,
 
 int renc_cmd_put(int argc, char **argv)
 {
-    struct renc_data_ctx c = {.cmd = "put", .remote_ok = 1};
+    struct renc_data_ctx c = {.cmd = "put"};
     int status = renc_data_parse(&c, renc_put_usage, argc, argv);
     if (status >= 0)
         return status;

@@ -23,15 +23,18 @@
 #include "store/scan.h"
 #include "run/session.h"
 #include "reencrypt/stage.h"
+#include "store/one.h"
+#include "store/store.h"
 
 static const char renc_restore_usage[] =
     "usage: reencrypt restore BACKUP --target ID\n"
-    "restores a backup's blobs into DATA/ID/blobs/ (same names replaced), sealed under the\n"
-    "target's policy key, when the restore rule allows it.\n";
+    "restores a backup's blobs into DATA/ID/blobs/ (or ROOT/ID/blobs/ in blob storage; same\n"
+    "names replaced), sealed under the target's policy key, when the restore rule allows it.\n"
+    "BACKUP is a file or a blob's URL.\n";
 static const char renc_restore_check_usage[] =
     "usage: reencrypt restore-check BACKUP --target ID [--json]\n"
     "says whether the backup may be restored into ID and why, and opens every record of it\n"
-    "with the keys ID holds; writes nothing.\n";
+    "with the keys ID holds; writes nothing.  BACKUP is a file or a blob's URL.\n";
 
 /* The archive reader's side of a restore: each entry becomes a staged,
  * sealed blob of the target (restore), or is only counted (check). */
@@ -39,7 +42,8 @@ struct renc_unpack {
     struct renc_data_ctx *c;
     const struct renc_env *target;
     int write;                     /* 0: count only (restore-check) */
-    struct renc_stage *stage;
+    struct renc_stage *stage;      /* a local target's staged write */
+    struct renc_data_dst *remote;  /* a target in blob storage, else NULL */
     struct renc_dest_sink dest;
     int fd;
     struct renc_blob_status sealst;
@@ -62,17 +66,22 @@ static int renc_unpack_begin(void *arg, const char *name, uint64_t size)
         u->why = "its name is reserved for the tool's temporary files (.NAME.renc-tmp.TAG)";
         return -RENC_E_BAD_ARCHIVE;
     }
-    int rc = renc_stage_open(u->stage, u->rel, &u->fd);
-    if (rc) {
-        u->dest_rc = rc;
-        return rc;
-    }
     const char *refs[] = {u->target->key_ref};
     struct renc_seal_opts so = {
         .env = u->target->id, .kind = "blob", .name = name, .key_refs = refs,
         .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
         .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
+    if (u->remote) {
+        int rc = renc_data_dst_begin(u->remote, u->c->ks, &so, name, size);
+        u->dest_rc = rc;
+        return rc;
+    }
+    int rc = renc_stage_open(u->stage, u->rel, &u->fd);
+    if (rc) {
+        u->dest_rc = rc;
+        return rc;
+    }
     return renc_data_dest_note(&u->dest,
                                renc_sealer_new(&u->dest.sealer, u->c->ks, &so, u->fd, size, &u->sealst));
 }
@@ -81,12 +90,16 @@ static int renc_unpack_data(void *arg, const uint8_t *buf, size_t len)
 {
     struct renc_unpack *u = arg;
     u->bytes += len;
+    if (u->remote && u->remote->ss)
+        return renc_data_dst_write(u->remote, buf, len);
     return u->dest.sealer ? renc_data_dest_write(&u->dest, buf, len) : 0;
 }
 
 static int renc_unpack_end(void *arg)
 {
     struct renc_unpack *u = arg;
+    if (u->remote && u->remote->ss)
+        return renc_data_dst_end(u->remote);
     if (!u->dest.sealer)
         return 0;
     int rc = renc_data_dest_note(&u->dest, renc_sealer_finish(u->dest.sealer));
@@ -122,23 +135,88 @@ static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_statu
     return rc;
 }
 
-/* The restore rule for the backup at path into target.  Returns -1 to go
- * on, or an exit; *fd is the open backup, at offset 0. */
-static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct renc_env *target,
-                              struct renc_check_result *r, int *fd)
+/* The backup a restore reads: a local file (fd, open from the rule's
+ * check to the last record, so both see one file), or a blob named by its
+ * URL (read by ranges of the version its header came from). */
+struct renc_backup_src {
+    const char *path;
+    int fd;
+    struct renc_store_creds *creds;
+    struct renc_store *store;
+    struct renc_scan_item it;
+    struct renc_store_stream *stream;
+};
+
+/* The backup's header: from its file (rewound after) or by ranges. */
+static int renc_backup_src_header(struct renc_data_ctx *c, struct renc_backup_src *b,
+                                  struct renc_header *h)
+{
+    if (!renc_store_is_url(b->path)) {
+        b->fd = open(b->path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        int rc = b->fd < 0 ? -errno : fstat(b->fd, &st) != 0 ? -errno
+                             : S_ISREG(st.st_mode) ? 0 : -EISDIR;
+        if (rc == 0)
+            rc = renc_blob_read_header(b->fd, h, NULL);
+        if (rc == 0 && lseek(b->fd, 0, SEEK_SET) != 0)
+            rc = -errno;
+        return rc;
+    }
+    char why[512] = "";
+    b->creds = renc_malloc(sizeof *b->creds);
+    int rc = b->creds ? renc_store_creds_from(&c->a.g, b->creds) : -RENC_E_NOMEM;
+    if (rc == 0)
+        rc = renc_store_open_one(&b->store, &b->it, b->path, &b->creds->blob, 0, why,
+                                 sizeof why);
+    int bad = 0;
+    if (rc == 0)
+        rc = renc_store_read_header(b->store, &b->it, h, &bad);
+    if (rc && why[0])
+        renc_err(c->cmd, "%s", why);
+    return rc;
+}
+
+/* The backup's bytes, in order, from its start. */
+static int renc_backup_src_read(struct renc_backup_src *b, int *fd)
+{
+    if (!b->store) {
+        *fd = b->fd;
+        return 0;
+    }
+    return renc_store_stream_open(&b->stream, b->store, &b->it, fd);
+}
+
+/* Reading ends: the stream's own failure is the reason when there is one. */
+static int renc_backup_src_done(struct renc_backup_src *b, int rc)
+{
+    int fill = renc_store_stream_end(b->stream);
+    b->stream = NULL;
+    return rc && fill ? fill : rc ? rc : fill;
+}
+
+static void renc_backup_src_cleanup(struct renc_backup_src *b)
+{
+    renc_store_stream_end(b->stream);
+    if (b->fd >= 0)
+        close(b->fd);
+    if (b->store)
+        renc_store_one_cleanup(&b->it);
+    renc_store_free(b->store);
+    renc_free(b->creds);
+}
+
+/* The restore rule for backup b into target.  Returns -1 to go on, or an
+ * exit. */
+static int renc_restore_judge(struct renc_data_ctx *c, struct renc_backup_src *b,
+                              struct renc_env *target, struct renc_check_result *r)
 {
     struct renc_header h;
     memset(&h, 0, sizeof h);
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    int rc = *fd < 0 ? -errno : fstat(*fd, &st) != 0 ? -errno
-                              : S_ISREG(st.st_mode) ? 0 : -EISDIR;
-    if (rc == 0)
-        rc = renc_blob_read_header(*fd, &h, NULL);
-    if (rc == 0 && lseek(*fd, 0, SEEK_SET) != 0)
-        rc = -errno;
+    int rc = renc_backup_src_header(c, b, &h);
     if (rc) {
-        renc_err(c->cmd, "%s: %s", path, renc_strerror(rc));
+        char q[4200];
+        renc_store_name_clean(b->path, q, sizeof q);
+        renc_err(c->cmd, "%s: %s", q, renc_strerror(rc));
         return renc_exit_for(rc);
     }
     char why[1024] = "";
@@ -148,11 +226,6 @@ static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct 
         renc_err(c->cmd, "%s", why[0] ? why : renc_strerror(rc));
         return renc_exit_for(rc);
     }
-    int status = renc_data_local(c, target);
-    if (status >= 0) {
-        renc_header_cleanup(&h);
-        return status;
-    }
     const char *src_id = renc_context_get(&h.ctx, "source-env");
     struct renc_env source;
     int have_source = src_id && renc_catalog_get(c->cat, src_id, &source) == 0;
@@ -161,106 +234,166 @@ static int renc_restore_judge(struct renc_data_ctx *c, const char *path, struct 
     return -1;
 }
 
+/* What a restore holds while it runs. */
+struct renc_restore {
+    struct renc_data_ctx c;
+    int check, remote; /* remote: the target's data is in blob storage */
+    struct renc_backup_src b;
+    struct renc_env target;
+    struct renc_check_result *r;
+    struct renc_stage stage;
+    struct renc_data_dst dst;
+    struct renc_data_text request;
+    char held[2048], shown[4200]; /* shown: the backup's name, without a SAS */
+};
+
+/* After the unpack failed: what stopped it, and that nothing is in. */
+static int renc_restore_failed(struct renc_restore *x, struct renc_unpack *u, int rc,
+                               const struct renc_blob_status *bs)
+{
+    const char *cmd = x->c.cmd;
+    if (x->remote && (u->dest_rc || x->dst.write_rc))
+        renc_err(cmd, "%s/%s: %s", renc_data_dst_where(&x->dst), u->rel + strlen("blobs/"),
+                 renc_strerror(rc));
+    else if (u->dest_rc)
+        renc_data_dest_err(&x->c, &x->stage, u->rel, u->dest_rc);
+    else if (u->dest.write_rc)
+        renc_err(cmd, "writing %s: %s", x->stage.tmp, renc_strerror(u->dest.write_rc));
+    else if (u->why)
+        renc_err(cmd, "%s: entry %s: %s", x->shown, u->rel + strlen("blobs/"), u->why);
+    else
+        renc_blob_err(cmd, x->shown, rc, bs);
+    renc_err(cmd, "nothing was restored into %s", x->target.id);
+    int dest = u->dest_rc || u->dest.write_rc || (x->remote && x->dst.write_rc);
+    return dest ? RENC_EXIT_FAILED : renc_exit_for(rc);
+}
+
+/* The restored blobs made visible: the local stage's commit point, or
+ * each blob's own in blob storage (then noted in the catalog). */
+static int renc_restore_commit(struct renc_restore *x, const struct renc_unpack *u,
+                               const struct renc_blob_status *bs)
+{
+    char current[RENC_MAX_REF_LEN + 1] = "", detail[1024];
+    renc_keystore_resolve(x->c.ks, current, sizeof current, x->target.key_ref);
+    renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, opened with %s", x->shown,
+               (unsigned long long)u->entries, (unsigned long long)u->bytes, bs->ref);
+    struct renc_stage_note note = {x->target.id, "restore", detail};
+    int rc = x->remote ? renc_data_dst_commit(&x->c, &x->dst)
+                       : renc_stage_commit(&x->stage, &note, 1);
+    if (rc && !x->remote) {
+        renc_data_commit_err(&x->c, &x->stage, rc);
+        renc_err(x->c.cmd, "nothing was restored into %s", x->target.id);
+    }
+    if (rc)
+        return RENC_EXIT_FAILED;
+    if (x->remote && (rc = renc_catalog_note(x->c.cat, x->target.id, "restore", detail)))
+        renc_err(x->c.cmd, "catalog: %s: %s", x->target.id, renc_strerror(rc));
+    printf("restore: %s -> %s: %llu blobs (%llu bytes) restored, opened with %s, sealed "
+           "under %s (%s)\n",
+           x->shown, x->target.id, (unsigned long long)u->entries,
+           (unsigned long long)u->bytes, bs->ref, current, x->r->verdict.reason);
+    return RENC_EXIT_OK;
+}
+
+/* Opens every record of the backup; a restore seals each entry into the
+ * target and commits, a check reports.  Returns an exit. */
+static int renc_restore_unpack(struct renc_restore *x)
+{
+    struct renc_unpack u = {.c = &x->c, .target = &x->target, .write = !x->check,
+                            .stage = &x->stage, .remote = x->remote ? &x->dst : NULL};
+    struct renc_blob_status bs;
+    memset(&bs, 0, sizeof bs);
+    int fd = -1;
+    int rc = renc_backup_src_read(&x->b, &fd);
+    if (rc == 0)
+        rc = renc_unpack_run(&u, fd, &bs);
+    rc = renc_backup_src_done(&x->b, rc);
+    x->r->entries = u.entries;
+    x->r->bytes = u.bytes;
+    if (x->check) {
+        renc_data_check_validation(x->r, rc, &bs, x->shown, x->held);
+        return renc_data_check_print(x->c.cmd, x->shown, x->c.a.json, x->r);
+    }
+    return rc ? renc_restore_failed(x, &u, rc, &bs) : renc_restore_commit(x, &u, &bs);
+}
+
+/* The target's writing side: a local one locked, settled and staged; one
+ * in blob storage opened.  Returns -1 to go on, or an exit. */
+static int renc_restore_prepare(struct renc_restore *x)
+{
+    int status, same = 0;
+    const char *id = x->target.id;
+    if (x->remote)
+        return renc_data_dst_open(&x->c, &x->target, &x->dst);
+    if ((status = renc_data_lock(&x->c, id)) >= 0 ||
+        (status = renc_data_settle(&x->c, id, x->c.cmd, x->request.p, &same)) >= 0)
+        return status;
+    if (same) {
+        printf("restore: the interrupted restore was this one: nothing more to do\n");
+        return RENC_EXIT_OK;
+    }
+    return renc_data_stage_begin(&x->c, &x->stage, id, x->request.p);
+}
+
+/* The backup's identity in a local target's stage record: its real path,
+ * size and time, or its URL and ETag: tells a rerun. */
+static void renc_restore_request(struct renc_restore *x)
+{
+    char real[PATH_MAX];
+    renc_data_text_add(&x->request, "backup");
+    if (x->b.store)
+        renc_data_text_add(&x->request, "\t%s\t%llu\t%s\n", x->shown,
+                           (unsigned long long)x->b.it.size, x->b.it.etag ? x->b.it.etag : "");
+    else
+        renc_data_text_file(&x->request, realpath(x->b.path, real) ? real : x->b.path);
+}
+
 static int renc_restore_common(int argc, char **argv, int check)
 {
-    /* A check writes nothing into the target: its data may be anywhere. */
-    struct renc_data_ctx c = {.cmd = check ? "restore-check" : "restore", .remote_ok = check};
+    struct renc_restore x = {.c = {.cmd = check ? "restore-check" : "restore"}, .check = check};
     const char *usage = check ? renc_restore_check_usage : renc_restore_usage;
-    int status = renc_data_parse(&c, usage, argc, argv);
+    int status = renc_data_parse(&x.c, usage, argc, argv);
     if (status >= 0)
         return status;
-    if (c.a.arg_count != 1 || !c.a.target || (!check && c.a.json)) {
+    if (x.c.a.arg_count != 1 || !x.c.a.target || (!check && x.c.a.json)) {
         fputs(usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    const char *path = c.a.args[0];
-    struct renc_env target;
-    struct renc_check_result *r = renc_calloc(1, sizeof *r);
-    struct renc_stage stage;
-    renc_stage_init(&stage, 1);
-    int fd = -1, same = 0;
-    char held[2048] = "", real[PATH_MAX];
-    /* The backup, by its real path, size and time: tells a rerun. */
-    struct renc_data_text request = {0};
-    renc_data_text_add(&request, "backup");
-    renc_data_text_file(&request, realpath(path, real) ? real : path);
-    if (!r || request.rc) {
-        renc_err(c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
-        renc_free(r);
-        renc_free(request.p);
+    x.b.path = x.c.a.args[0];
+    x.b.fd = -1;
+    renc_store_name_clean(x.b.path, x.shown, sizeof x.shown);
+    x.r = renc_calloc(1, sizeof *x.r);
+    renc_stage_init(&x.stage, 1);
+    if (!x.r) {
+        renc_err(x.c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
     }
-    if ((status = renc_data_open(&c)) >= 0 ||
-        (status = renc_restore_judge(&c, path, &target, r, &fd)) >= 0)
+    if ((status = renc_data_open(&x.c)) >= 0 ||
+        (status = renc_restore_judge(&x.c, &x.b, &x.target, x.r)) >= 0)
         goto out;
-    if (!check && !r->verdict.allowed) {
-        renc_err(c.cmd, "%s -> %s: refused: %s", path, c.a.target, r->verdict.reason);
+    renc_restore_request(&x);
+    x.remote = !check && x.target.data_root[0];
+    if (x.request.rc) {
+        renc_err(x.c.cmd, "%s", renc_strerror(x.request.rc));
         status = RENC_EXIT_FAILED;
-        goto out;
-    }
-    if (r->verdict.rc == -RENC_E_ENV_LOCKED) {
-        renc_textf(r->detail, sizeof r->detail, "the target is locked: nothing is read");
-        status = renc_data_check_print(c.cmd, path, c.a.json, r);
-        goto out;
-    }
-    if ((status = renc_data_hold_keys(&c, target.id, held, sizeof held)) >= 0)
-        goto out;
-    if (!check && ((status = renc_data_lock(&c, target.id)) >= 0 ||
-                   (status = renc_data_settle(&c, target.id, c.cmd, request.p, &same)) >= 0))
-        goto out;
-    if (same) {
-        printf("restore: the interrupted restore was this one: nothing more to do\n");
-        status = RENC_EXIT_OK;
-        goto out;
-    }
-    if (!check && (status = renc_data_stage_begin(&c, &stage, target.id, request.p)) >= 0)
-        goto out;
-    struct renc_unpack u = {.c = &c, .target = &target, .write = !check, .stage = &stage};
-    struct renc_blob_status bs;
-    int rc = renc_unpack_run(&u, fd, &bs);
-    r->entries = u.entries;
-    r->bytes = u.bytes;
-    if (check) {
-        renc_data_check_validation(r, rc, &bs, path, held);
-        status = renc_data_check_print(c.cmd, path, c.a.json, r);
-        goto out;
-    }
-    if (rc) {
-        if (u.dest_rc)
-            renc_data_dest_err(&c, &stage, u.rel, u.dest_rc);
-        else if (u.dest.write_rc)
-            renc_err(c.cmd, "writing %s: %s", stage.tmp, renc_strerror(u.dest.write_rc));
-        else if (u.why)
-            renc_err(c.cmd, "%s: entry %s: %s", path, u.rel + strlen("blobs/"), u.why);
-        else
-            renc_blob_err(c.cmd, path, rc, &bs);
-        renc_err(c.cmd, "nothing was restored into %s", target.id);
-        status = u.dest_rc || u.dest.write_rc ? RENC_EXIT_FAILED : renc_exit_for(rc);
-        goto out;
-    }
-    char current[RENC_MAX_REF_LEN + 1] = "", detail[1024];
-    renc_keystore_resolve(c.ks, current, sizeof current, target.key_ref);
-    renc_textf(detail, sizeof detail, "%s: %llu blobs, %llu bytes, opened with %s", path,
-             (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref);
-    struct renc_stage_note note = {target.id, "restore", detail};
-    if ((rc = renc_stage_commit(&stage, &note, 1))) {
-        renc_data_commit_err(&c, &stage, rc);
-        renc_err(c.cmd, "nothing was restored into %s", target.id);
+    } else if (!check && !x.r->verdict.allowed) {
+        renc_err(x.c.cmd, "%s -> %s: refused: %s", x.shown, x.c.a.target, x.r->verdict.reason);
         status = RENC_EXIT_FAILED;
-        goto out;
+    } else if (x.r->verdict.rc == -RENC_E_ENV_LOCKED) {
+        renc_textf(x.r->detail, sizeof x.r->detail, "the target is locked: nothing is read");
+        status = renc_data_check_print(x.c.cmd, x.shown, x.c.a.json, x.r);
+    } else if ((status = renc_data_hold_keys(&x.c, x.target.id, x.held, sizeof x.held)) < 0 &&
+               (check || (status = renc_restore_prepare(&x)) < 0)) {
+        status = renc_restore_unpack(&x);
     }
-    printf("restore: %s -> %s: %llu blobs (%llu bytes) restored, opened with %s, sealed "
-           "under %s (%s)\n",
-           path, target.id, (unsigned long long)u.entries, (unsigned long long)u.bytes, bs.ref,
-           current, r->verdict.reason);
-    status = RENC_EXIT_OK;
 out:
-    if (fd >= 0)
-        close(fd);
-    renc_stage_cleanup(&stage);
-    renc_free(r);
-    renc_free(request.p);
-    renc_data_close(&c);
+    if (x.remote)
+        renc_data_dst_close(&x.dst);
+    renc_backup_src_cleanup(&x.b);
+    renc_stage_cleanup(&x.stage);
+    renc_free(x.r);
+    renc_free(x.request.p);
+    renc_data_close(&x.c);
     return status;
 }
 

@@ -18,6 +18,9 @@
 #include "common/error.h"
 #include "reencrypt/cli.h"
 #include "env/envdata.h"
+#include "reencrypt/envctl.h"
+#include "state/catalog.h"
+#include "store/store.h"
 #include "state/journal.h"
 
 static const char renc_status_usage[] =
@@ -181,6 +184,22 @@ static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
     return -1;
 }
 
+/* Where run --env works on environment a->env: DATA/<id>, or ROOT/<id>
+ * when the catalog gives it a data root in blob storage. */
+static int renc_status_env_root(struct renc_status_args *a, char *dir, size_t max)
+{
+    struct renc_catalog *cat = NULL;
+    struct renc_env env;
+    int rc = renc_envctl_open(&a->g, 0, &cat);
+    if (rc == 0 && renc_catalog_get(cat, a->env, &env) == 0 && env.data_root[0])
+        rc = renc_envdata_root(dir, max, a->g.data_dir, &env);
+    else if (rc == 0 || rc == -ENOENT) /* no catalog: the default folder still tells */
+        rc = renc_global_resolve(&a->g, 0) ? -EINVAL
+             : renc_envdata_path(dir, max, a->g.data_dir, a->env, NULL);
+    renc_catalog_close(cat);
+    return rc;
+}
+
 /* The journal run --env keeps: the default one for its one source.
  * Returns -1 to go on, or an exit. */
 static int renc_status_env_journal(struct renc_status_args *a, char *found, size_t max)
@@ -192,10 +211,10 @@ static int renc_status_env_journal(struct renc_status_args *a, char *found, size
     }
     if (!renc_env_id_ok("status", "--env", a->env))
         return RENC_EXIT_USAGE;
-    int rc = renc_global_resolve(&a->g, 0);
-    if (rc == 0)
-        rc = renc_envdata_path(dir, sizeof dir, a->g.data_dir, a->env, NULL);
-    if (rc == 0 && !realpath(dir, real))
+    int rc = renc_status_env_root(a, dir, sizeof dir);
+    if (rc == 0 && renc_store_is_url(dir))
+        rc = renc_store_name_clean(dir, real, sizeof real);
+    else if (rc == 0 && !realpath(dir, real))
         rc = -errno;
     /* The run keys its journal by the source as its journal stores it. */
     char stored[RENC_PATH_QUOTE_MAX];

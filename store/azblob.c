@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -40,12 +41,19 @@ struct renc_store_azblob {
     pthread_mutex_t lock;               /* the connection pool */
     struct renc_blob_conn **idle;
     size_t nidle, idle_cap;
+    _Atomic uint64_t kept;              /* small versions' bytes held for their Put Blob */
 };
 
 /* A blob up to this size is written in one Put Blob (under If-Match, so
  * as atomic as a block list): one request instead of three, and a rewrap
  * of it moves no more requests than a header block would. */
 #define RENC_AZB_SINGLE_MAX ((uint64_t)256 << 10)
+
+/* What all small versions staged at once may hold in memory: a command
+ * that stages many blobs before committing any (put, restore, copy) has
+ * the ones past it staged as blocks instead, so its memory stays bounded
+ * whatever the count.  The engine's workers hold far less. */
+#define RENC_AZB_KEPT_MAX ((uint64_t)64 << 20)
 
 /* A staged version (txn->priv). */
 struct renc_azblob_txn {
@@ -56,6 +64,7 @@ struct renc_azblob_txn {
     int single;                    /* a small blob: kept in buf, committed by one Put Blob */
     uint8_t *buf;
     size_t len, buf_cap;
+    _Atomic uint64_t *kept;        /* the store's count of bytes kept, which buf_cap is in */
     size_t first_len;              /* the first append (the header), kept apart */
     struct renc_blob_props props;  /* carried over to the new version */
     char *tags;                    /* index tags carried over, or NULL */
@@ -243,6 +252,16 @@ static int renc_azb_unchanged(struct renc_store *s, const struct renc_scan_item 
 
 /* ---- staging and committing ------------------------------------------------ */
 
+/* A small version's buffer freed, and its bytes out of the store's count. */
+static void renc_azb_unkeep(struct renc_azblob_txn *t)
+{
+    if (t->kept && t->buf_cap)
+        atomic_fetch_sub(t->kept, t->buf_cap);
+    renc_free(t->buf);
+    t->buf = NULL;
+    t->len = t->buf_cap = 0;
+}
+
 static void renc_azb_txn_free(struct renc_store_txn *txn)
 {
     struct renc_azblob_txn *t = txn->priv;
@@ -251,7 +270,7 @@ static void renc_azb_txn_free(struct renc_store_txn *txn)
     for (size_t i = 0; i < t->n; i++)
         renc_free(t->ids[i]);
     renc_free(t->ids);
-    renc_free(t->buf);
+    renc_azb_unkeep(t);
     if (t->have_props)
         renc_blob_props_cleanup(&t->props);
     renc_free(t->tags);
@@ -313,6 +332,7 @@ static int renc_azb_begin(struct renc_store *s, const struct renc_scan_item *it,
     struct renc_azblob_txn *t = renc_calloc(1, sizeof *t);
     RENC_RETURN_IF(!t, -RENC_E_NOMEM);
     txn->priv = t;
+    t->kept = &z->kept;
     /* Small, or of a size not known yet (a file being sealed): kept for one
      * Put Blob until it grows past the limit (renc_azb_unsingle). */
     t->single = mode != RENC_COMMIT_HEADER_BLOCK && it->size <= RENC_AZB_SINGLE_MAX;
@@ -410,6 +430,7 @@ static int renc_azb_keep(struct renc_azblob_txn *t, const void *buf, size_t len)
             cap *= 2;
         uint8_t *g = renc_realloc(t->buf, cap);
         RENC_RETURN_IF(!g, -RENC_E_NOMEM);
+        atomic_fetch_add(t->kept, cap - t->buf_cap);
         t->buf = g;
         t->buf_cap = cap;
     }
@@ -430,6 +451,7 @@ static int renc_azb_unsingle(struct renc_store_azblob *z, struct renc_store_txn 
     if (rc == 0 && t->len > t->first_len)
         rc = renc_azb_stage(z, txn, t->buf + t->first_len, t->len - t->first_len);
     txn->appended = appended;
+    renc_azb_unkeep(t);
     return rc;
 }
 
@@ -441,7 +463,8 @@ static int renc_azb_append(struct renc_store *s, struct renc_store_txn *txn, con
     if (!len)
         return 0;
     int rc = 0;
-    if (t->single && t->len + len > RENC_AZB_SINGLE_MAX)
+    if (t->single && (t->len + len > RENC_AZB_SINGLE_MAX ||
+                      atomic_load(t->kept) + len > RENC_AZB_KEPT_MAX))
         rc = renc_azb_unsingle(renc_azb(s), txn);
     if (rc || !t->single)
         return rc ? rc : renc_azb_stage(renc_azb(s), txn, buf, len);

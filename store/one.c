@@ -2,6 +2,9 @@
 #include "store/one.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,5 +160,83 @@ int renc_store_fetch(struct renc_store *s, const struct renc_scan_item *it, int 
     if (rfd >= 0)
         close(rfd);
     renc_free(buf);
+    return rc;
+}
+
+/* ---- a blob as a stream ------------------------------------------------- */
+
+struct renc_store_stream {
+    struct renc_store *s;
+    const struct renc_scan_item *it;
+    int rfd, wfd;  /* the pipe's ends; rfd -1 for a local file handed out as is */
+    int rc;        /* what filling found */
+    int threaded;
+    pthread_t thread;
+};
+
+static void *renc_stream_fill(void *arg)
+{
+    struct renc_store_stream *st = arg;
+    /* A reader that stops early closes its end: the write then fails with
+     * EPIPE here rather than a SIGPIPE killing the process. */
+    sigset_t pipe_sig;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
+    st->rc = renc_store_fetch(st->s, st->it, st->wfd);
+    close(st->wfd);
+    st->wfd = -1;
+    return NULL;
+}
+
+int renc_store_stream_open(struct renc_store_stream **out, struct renc_store *s,
+                           const struct renc_scan_item *it, int *fd)
+{
+    *out = NULL;
+    *fd = -1;
+    struct renc_store_stream *st = renc_calloc(1, sizeof *st);
+    RENC_RETURN_IF(!st, -RENC_E_NOMEM);
+    st->s = s;
+    st->it = it;
+    st->rfd = st->wfd = -1;
+    int rc = 0;
+    if (s->ops->ring_path && s->ops->ring_path(s, it)) { /* a local file: itself */
+        struct stat id;
+        rc = s->ops->open_read(s, it, fd, &id);
+    } else {
+        int p[2];
+        rc = pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno;
+        if (rc == 0) {
+            st->rfd = *fd = p[0];
+            st->wfd = p[1];
+            (void)fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* fewer wakeups; the default works too */
+            rc = -pthread_create(&st->thread, NULL, renc_stream_fill, st);
+            st->threaded = rc == 0;
+        }
+    }
+    if (rc) {
+        if (*fd >= 0)
+            close(*fd);
+        if (st->wfd >= 0)
+            close(st->wfd);
+        renc_free(st);
+        *fd = -1;
+        return rc;
+    }
+    if (st->rfd < 0)
+        st->rfd = *fd;
+    *out = st;
+    return 0;
+}
+
+int renc_store_stream_end(struct renc_store_stream *st)
+{
+    if (!st)
+        return 0;
+    close(st->rfd); /* first: a filler blocked on a full pipe gets EPIPE */
+    if (st->threaded)
+        pthread_join(st->thread, NULL);
+    int rc = st->rc == -EPIPE ? 0 : st->rc; /* the reader stopped: its reason stands */
+    renc_free(st);
     return rc;
 }

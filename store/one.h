@@ -37,4 +37,17 @@ int renc_store_read_header(struct renc_store *s, const struct renc_scan_item *it
  * listed or found) written to fd at its offset, read a range at a time. */
 int renc_store_fetch(struct renc_store *s, const struct renc_scan_item *it, int fd);
 
+/* renc_store_stream_open: item it's bytes as a descriptor read in order
+ * (*fd), for readers that take a file (an archive, a blob opened record
+ * by record) without a copy of it on disk or in memory: a local store's
+ * own file, or a pipe that a thread of its own fills through
+ * renc_store_fetch.  renc_store_stream_end closes *fd, waits for the
+ * thread and returns what filling the pipe found: 0, or the store's error
+ * (a blob changed since it was listed, the network), which is the reason
+ * when the reader saw the bytes end early.  It frees st (NULL: 0). */
+struct renc_store_stream;
+int renc_store_stream_open(struct renc_store_stream **out, struct renc_store *s,
+                           const struct renc_scan_item *it, int *fd);
+int renc_store_stream_end(struct renc_store_stream *st);
+
 #endif

@@ -11,8 +11,11 @@
 # independent reader, renc_check.py, under that key alone), `verify --env`,
 # `put` into the container (the [header][records] block layout, --replace),
 # `inspect` / `decrypt` / `encrypt` of one blob by URL (a SAS-only decrypt
-# among them), `restore-check` with such a target, the commands not there
-# yet refused without touching DATA/, and a local environment beside it.
+# among them), `status --env`, `restore` and `restore-check` of a backup by
+# URL, `copy` and `copy-check` both ways between the container and a local
+# environment (a source that does not open leaves the other side as it
+# was), `env reset` deleting the environment's blobs and backups only, and
+# a local environment beside it.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/azlib.sh"
 
@@ -213,13 +216,112 @@ expect_ok renc backup create --env loc --name b1
 run renc restore-check "$RENC_HOME/data/loc/backups/b1" --target cloud --json
 check "restore-check with a container's environment as target runs ($RC)" [ "$RC" -le 1 ]
 check "it gives a verdict" [ "$(jq -r 'has("allowed")' "$WORK/out")" = true ]
-run renc restore "$RENC_HOME/data/loc/backups/b1" --target cloud
-check "restore into it is refused for now" grep -q "blob storage" "$WORK/err"
 
+# ---- status --env of the container's environment --------------------------------------
+section "status --env"
+run renc status --env cloud --json
+check "status --env finds the run journal of a container's environment ($RC)" [ "$RC" = 0 ]
+check "it is the run over the container's $((NB + 2)) blobs and backups" \
+  [ "$(jq -r '"\(.state),\(.blobs.total)"' "$WORK/out")" = "finished,$((NB + 2))" ]
+
+# ---- restore, copy, copy-check across the container and a local environment ----------
+section "restore / copy"
+expect_ok renc keys create cmk1 --type aes256
+CMK=$(ref_of cmk1)
+expect_ok renc env set-policy cloud --cmk local:cmk1
+expect_ok renc env create loc2
+expect_ok renc env set-policy loc2 --cmk local:cmk1
+expect_ok renc run --env cloud --progress none
+listing() { az_sdk list-json "$C" cloud/ | jq -r '"\(.name) \(.etag)"' | sort; }
+# A blob the backup holds, deleted: the restore brings it back.
+expect_ok az_sdk delete "$C" cloud/blobs/d/b02.renc
+run renc restore "$ROOT/cloud/backups/bk2" --target cloud
+check "restore of a backup by URL into its own container environment exits 0" [ "$RC" = 0 ]
+check "it says what it restored" grep -qE "restore: .*bk2 -> cloud: $((NB + 2)) blobs" "$WORK/out"
+opens_cmk() { # NAME EXPECTED-SHA: the container's blob opens under $CMK alone to it
+  az_sdk download "$C" "cloud/blobs/$1" "$WORK/one.dl" >/dev/null &&
+    [ "$(renc_check --only "$CMK" --list <(echo "$WORK/one.dl") | jq -r .sha256)" = "$2" ]
+}
+check "the deleted blob is back, under the policy key, with its plaintext" \
+  opens_cmk d/b02.renc "$(awk -F'\t' '$1 == "blobs/d/b02.renc" {print $2}' "$EXPECT")"
+# Killed among its commits (some blobs new, the rest as they were), the
+# same restore again completes it.
+expect_ok az_sdk delete "$C" cloud/blobs/d/b05.renc
+RENC_FAULT=fsync:4:KILL "$RENC_BIN" restore --state "$STATE" "$ROOT/cloud/backups/bk2" \
+  --target cloud >/dev/null 2>&1
+killed=$?
+check "a restore killed before its 4th commit dies ($killed)" [ "$killed" -ge 128 ]
+run renc restore "$ROOT/cloud/backups/bk2" --target cloud
+check "the same restore again exits 0" [ "$RC" = 0 ]
+check "the blob deleted before it is back with its plaintext" \
+  opens_cmk d/b05.renc "$(awk -F'\t' '$1 == "blobs/d/b05.renc" {print $2}' "$EXPECT")"
+nblk=$(az_sdk blocks "$C" cloud/blobs/d/big.renc | jq length)
+check "a restored big blob is laid out as [header][records...] blocks ($nblk)" [ "$nblk" -ge 3 ]
+BSAS=$(az_sdk blob-sas "$C" cloud/backups/bk2 r)
+SIG=${BSAS##*sig=}
+SIG=${SIG%%&*}
+run renc restore-check "$ROOT/cloud/backups/bk2?$BSAS" --target loc2 --json
+check "restore-check of a backup by URL (SAS) into another environment of the same key" \
+  [ "$RC" = 0 ]
+check "it opened every entry ($((NB + 2)))" [ "$(jq -r .blobs "$WORK/out")" = $((NB + 2)) ]
+sig_unseen() { [ -n "$SIG" ] && ! grep -qsF "$SIG" "$WORK/out" "$WORK/err"; }
+check "its report does not have the SAS's signature" sig_unseen
+before=$(listing)
+run renc restore "$RENC_HOME/data/loc/backups/b1" --target cloud
+check "a restore the rule refuses exits 1" [ "$RC" = 1 ]
+check "and writes nothing in the container" [ "$(listing)" = "$before" ]
+
+run renc copy --from cloud --to loc2
+check "copy from the container's environment to a local one exits 0" [ "$RC" = 0 ]
+bad=""
+for f in $(cut -f1 "$EXPECT" | grep '^blobs/'); do
+  want=$(awk -F'\t' -v n="$f" '$1 == n {print $2}' "$EXPECT")
+  got=$(renc_check --only "$CMK" --list <(echo "$RENC_HOME/data/loc2/$f") | jq -r .sha256)
+  [ "$got" = "$want" ] || bad="$bad $f"
+done
+check "every copied blob opens under $CMK to its plaintext${bad:+ (not:$bad)}" [ -z "$bad" ]
+run renc copy-check --from cloud --to loc2 --json
+check "copy-check from the container exits 0" [ "$RC" = 0 ]
+check "it opened every blob ($((NB + 2)))" [ "$(jq -r .blobs "$WORK/out")" = $((NB + 2)) ]
+head -c 300000 /dev/urandom >in/from-local.bin
+expect_ok renc put --env loc2 --name fresh/from-local.bin in/from-local.bin
+run renc copy --from loc2 --to cloud
+check "copy from a local environment into the container's exits 0" [ "$RC" = 0 ]
+check "the copied blob opens under $CMK to its plaintext" \
+  opens_cmk fresh/from-local.bin "$(sha256sum <in/from-local.bin | cut -d' ' -f1)"
+run renc env show cloud --json
+check "the history has the two restores and the copy" \
+  [ "$(jq -r '[.history[] | select(.action == "restore" or .action == "copy-in")] | length' "$J")" = 3 ]
+
+# A source that does not open: nothing is written on the other side.
+cp "$RENC_HOME/data/loc2/blobs/d/b04.renc" "$WORK/t.renc"
+printf '\x55' | dd of="$WORK/t.renc" bs=1 seek=$(($(stat -c %s "$WORK/t.renc") - 40)) conv=notrunc 2>/dev/null
+expect_ok az_sdk upload "$C" cloud/blobs/zz-tampered.renc "$WORK/t.renc"
+before=$(find "$RENC_HOME/data/loc2" -type f -exec sha256sum {} + | sort)
+run renc copy --from cloud --to loc2
+check "copy of a container with a tampered blob fails" [ "$RC" = 1 ]
+check "it names the blob" grep -q "zz-tampered.renc" "$WORK/err"
+check "and the local target is unchanged" \
+  [ "$(find "$RENC_HOME/data/loc2" -type f -exec sha256sum {} + | sort)" = "$before" ]
+cp "$WORK/t.renc" "$RENC_HOME/data/loc2/blobs/d/zz-tampered.renc"
+before=$(listing)
+run renc copy --from loc2 --to cloud
+check "copy into the container from a source with a tampered blob fails" [ "$RC" = 1 ]
+check "and commits nothing there" [ "$(listing)" = "$before" ]
+rm -f "$RENC_HOME/data/loc2/blobs/d/zz-tampered.renc"
+
+# ---- env reset of the container's environment ------------------------------------------
+section "env reset"
+run renc env reset cloud
+check "env reset without --yes says what it would delete" grep -qF "$ROOT" "$WORK/err"
 run renc env reset cloud --yes
-check "env reset of a container's environment is refused" [ "$RC" = 1 ]
-echo data >plain.txt
-run renc copy --from cloud --to loc
-check "copy from it is refused, not done locally" [ "$RC" = 1 ]
+check "env reset of a container's environment exits 0" [ "$RC" = 0 ]
+check "it says how many blobs it deleted" grep -qE "deleted [0-9]+ blobs" "$WORK/out"
+check "nothing is left under cloud/" [ -z "$(az_sdk list "$C" cloud/)" ]
+check "the blob outside the environment is still there" \
+  cmp -s <(az_sdk download "$C" other/blobs/x.renc /dev/stdout) corpus/b01.renc
+run renc env show cloud --json
+check "the environment is back on mmk with nothing" \
+  [ "$(jq -r '"\(.policy),\(.blobs.count),\(.backups.count)"' "$J")" = mmk,0,0 ]
 check "no local folder was made for it" [ ! -e "$RENC_HOME/data/cloud" ]
 finish
