@@ -4,8 +4,9 @@
 # environments under mmk and byok with data and backups, a switch to a
 # customer-managed key and the migration run, a rotation by header rewrap,
 # the restore and copy rules saying yes and no, a revoked key locking its
-# environments, a crash and resume, and a customer key in a key vault (the
-# local test double of the vault, tests/vault).
+# environments, a crash and resume, an environment whose data is in blob
+# storage (Azurite, scripts/demo-blob.sh), and a customer key in a key vault
+# (the local test double of the vault, tests/vault).
 #   scripts/demo.sh            (state and data under ./demo, made anew)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,6 +100,11 @@ step "Reverting staging to the service-managed key"
 run env set-policy staging --mmk local:service-mmk
 run run --env staging --progress=none
 run env list
+
+step "An environment in blob storage: its data in a container of Azurite (the Azure Storage emulator, on 127.0.0.1)"
+rc=0
+scripts/demo-blob.sh "$bin" local:contoso-cmk prod || rc=$?
+if [ "$rc" = 77 ]; then echo "  (skipped: Azurite could not be installed from npm)"; elif [ "$rc" != 0 ]; then exit "$rc"; fi
 
 step "A customer key in a key vault: staging moves to it (tests/vault's local test double stands in for the vault)"
 source tests/vault/vaultlib.sh
