@@ -67,6 +67,34 @@ static int renc_remote_records(struct renc_remote *r, struct renc_resealer *rs, 
                                   NULL);
 }
 
+/* buf at its full size (a chunk, or the whole blob), the bytes it holds
+ * kept.  The first read takes only what the header needs, so a rewrap
+ * that commits a new header block never takes, faults in or wipes a whole
+ * chunk (16 MiB and more) for a few KiB.  The small buffer goes back to
+ * the pool before the big one is taken: a worker never waits for memory
+ * while it holds some. */
+static int renc_remote_grow(struct renc_remote *r)
+{
+    struct renc_engine *e = r->e;
+    size_t full = r->size < e->chunk_bytes ? (size_t)r->size + 1 : e->chunk_bytes;
+    if (r->buf_len >= full)
+        return 0;
+    uint8_t *keep = r->buf_have ? renc_malloc(r->buf_have) : NULL;
+    RENC_RETURN_IF(r->buf_have && !keep, -RENC_E_NOMEM);
+    if (keep)
+        memcpy(keep, r->buf, r->buf_have);
+    renc_pool_release(e->pool, r->buf, r->buf_len);
+    r->buf = NULL;
+    int rc = renc_pool_acquire(e->pool, full, &r->buf);
+    if (rc == 0) {
+        r->buf_len = full;
+        if (keep)
+            memcpy(r->buf, keep, r->buf_have);
+    }
+    renc_free(keep); /* the blob's own bytes, as stored: ciphertext and header */
+    return rc;
+}
+
 /* The blob's bytes from `from` to its end, through buf a chunk at a
  * time: each chunk's records resealed or opened (pass), then staged with
  * the store's append when a version is being written (r->begun). */
@@ -74,7 +102,10 @@ static int renc_remote_stream(struct renc_remote *r, uint64_t from, enum renc_pa
                               struct renc_resealer *rs)
 {
     struct renc_engine *e = r->e;
-    int taken, rc = renc_spread_stream(r, from, pass, &taken);
+    int taken, rc = renc_remote_grow(r);
+    if (rc)
+        return rc;
+    rc = renc_spread_stream(r, from, pass, &taken);
     if (taken)
         return rc;
     uint64_t off = from, index = 0;
@@ -223,9 +254,10 @@ static int renc_remote_open(struct renc_remote *r)
     if (rc)
         return rc;
     r->size = (uint64_t)r->st.st_size;
-    /* One chunk, or the blob when it is smaller: a small blob takes (and
-     * the pool wipes) only its own size, not a whole chunk. */
-    r->buf_len = r->size < e->chunk_bytes ? (size_t)r->size + 1 : e->chunk_bytes;
+    /* The first read, or the blob when it is smaller: a small blob takes
+     * (and the pool wipes) only its own size; renc_remote_grow takes a
+     * whole chunk when the records are read. */
+    r->buf_len = r->size < RENC_REMOTE_FIRST_READ ? (size_t)r->size + 1 : RENC_REMOTE_FIRST_READ;
     if ((rc = renc_pool_acquire(e->pool, r->buf_len, &r->buf)))
         return rc;
     uint8_t *p;
