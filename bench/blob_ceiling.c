@@ -2,8 +2,8 @@
  * the project's own client (azure/blob.h) and no crypto: the ceiling that
  * bench/blob.sh prints beside the tool's runs.
  *
- *   blob_ceiling [--threads T] [--phases download,upload,copy] [--range BYTES]
- *                SRC_URL DST_URL
+ *   blob_ceiling [--threads T] [--phases download,upload,copy,blockcopy]
+ *                [--range BYTES] [--block BYTES] SRC_URL DST_URL
  *
  * Credentials: AZURE_STORAGE_CONNECTION_STRING.  Every blob under SRC_URL
  * (a container or prefix) is listed, then, each phase with T threads
@@ -16,6 +16,10 @@
  *             look at them)
  *   copy      each blob read whole, then put under DST_URL: the data path
  *             of a run without its crypto and its extra requests
+ *   blockcopy the copy with each blob put as the tool writes one: Put Block
+ *             of --block BYTES at a time (default 16 MiB, the tool's record
+ *             block), then Put Block List (a blob of one block or less:
+ *             one Put Blob, as the tool puts a small blob)
  * Prints one JSON object: per phase seconds, mb_per_s and blobs_per_s (of
  * the blobs' bytes, counted once, as a run's report counts them) and the
  * requests the client sent (retries included).  Each thread's buffer is
@@ -53,10 +57,22 @@ struct ceil {
     atomic_size_t next;
     atomic_uint slot;
     atomic_int failed;
-    int phase;                               /* 0 download, 1 upload, 2 copy */
+    size_t block;                            /* blockcopy's block size */
+    int phase;                               /* 0 download, 1 upload, 2 copy, 3 blockcopy */
 };
 
-static const char *const phase_names[3] = {"download", "upload", "copy"};
+#define CEIL_PHASES 4
+static const char *const phase_names[CEIL_PHASES] = {"download", "upload", "copy", "blockcopy"};
+
+/* 1 when the comma-separated list names phase exactly. */
+static int has_phase(const char *list, const char *phase)
+{
+    size_t n = strlen(phase);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, phase, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
 
 static double now_s(void)
 {
@@ -103,6 +119,32 @@ static int list_all(struct ceil *c)
     return rc;
 }
 
+/* blockcopy's put: size bytes of buf as blocks of c->block, committed. */
+static int put_blocks(struct ceil *c, struct renc_blob_conn *dst, const char *name,
+                      const uint8_t *buf, uint64_t size)
+{
+    size_t n = (size_t)((size + c->block - 1) / c->block), made = 0;
+    char **ids = calloc(n, sizeof *ids);
+    int rc = ids ? 0 : -RENC_E_NOMEM;
+    for (; rc == 0 && made < n; made++) {
+        uint64_t off = (uint64_t)made * c->block;
+        size_t len = size - off < c->block ? (size_t)(size - off) : c->block;
+        if (!(ids[made] = malloc(96)))
+            rc = -RENC_E_NOMEM;
+        if (rc == 0)
+            rc = renc_blob_block_id("ceiling", made, ids[made]);
+        if (rc == 0)
+            rc = renc_blob_put_block(dst, c->dst.container, name, ids[made], buf + off, len);
+    }
+    if (rc == 0)
+        rc = renc_blob_put_block_list(dst, c->dst.container, name, ids, n, n, NULL, 0, NULL,
+                                      NULL, NULL);
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
 /* One blob of the phase through conns (src, dst) and buf (max_size). */
 static int one_blob(struct ceil *c, struct renc_blob_conn *src, struct renc_blob_conn *dst,
                     uint8_t *buf, const struct ceil_blob *b)
@@ -118,12 +160,13 @@ static int one_blob(struct ceil *c, struct renc_blob_conn *src, struct renc_blob
             rc = -RENC_E_TRUNCATED;
         off += got;
     }
-    if (rc == 0 && c->phase != 0) {
-        char name[2048];
-        snprintf(name, sizeof name, "%s%s", c->dst_prefix, b->rel);
+    char name[2048];
+    snprintf(name, sizeof name, "%s%s", c->dst_prefix, b->rel);
+    if (rc == 0 && c->phase == 3 && b->size > c->block)
+        return put_blocks(c, dst, name, buf, b->size);
+    if (rc == 0 && c->phase != 0)
         rc = renc_blob_put(dst, c->dst.container, name, c->phase == 1 ? c->random : buf,
                            (size_t)b->size, NULL, 0, NULL, NULL, NULL);
-    }
     return rc;
 }
 
@@ -197,8 +240,8 @@ static int open_side(const char *url, const char *cs, struct renc_blob_location 
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: blob_ceiling [--threads T] [--phases download,upload,copy] "
-                    "[--range BYTES] SRC_URL DST_URL\n");
+    fprintf(stderr, "usage: blob_ceiling [--threads T] [--phases download,upload,copy,blockcopy] "
+                    "[--range BYTES] [--block BYTES] SRC_URL DST_URL\n");
     return 2;
 }
 
@@ -241,10 +284,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"threads", required_argument, NULL, 't'},
                                          {"phases", required_argument, NULL, 'p'},
                                          {"range", required_argument, NULL, 'r'},
+                                         {"block", required_argument, NULL, 'b'},
                                          {NULL, 0, NULL, 0}};
     struct ceil c;
     memset(&c, 0, sizeof c);
     c.threads = 16;
+    c.block = (size_t)16 << 20;
     const char *phases = "download,upload,copy";
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         if (o == 't')
@@ -253,18 +298,20 @@ int main(int argc, char **argv)
             phases = optarg;
         else if (o == 'r')
             c.range = (size_t)strtoull(optarg, NULL, 10);
+        else if (o == 'b')
+            c.block = (size_t)strtoull(optarg, NULL, 10);
         else
             return usage();
     }
-    if (argc - optind != 2 || c.threads < 1 || c.threads > 1024)
+    if (argc - optind != 2 || c.threads < 1 || c.threads > 1024 || c.block == 0)
         return usage();
     if (renc_secmem_init() || prepare(&c, argv[optind], argv[optind + 1]))
         return 1;
     printf("{\"threads\": %u, \"blobs\": %zu, \"bytes\": %llu", c.threads, c.n,
            (unsigned long long)c.bytes);
     int bad = 0;
-    for (int p = 0; p < 3; p++) {
-        if (!strstr(phases, phase_names[p]))
+    for (int p = 0; p < CEIL_PHASES; p++) {
+        if (!has_phase(phases, phase_names[p]))
             continue;
         char fig[512];
         bad |= run_phase(&c, p, fig, sizeof fig);

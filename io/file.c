@@ -136,6 +136,12 @@ int renc_file_tmp_open(const char *final_path, mode_t mode, char *tmp_path, size
     return -EEXIST;
 }
 
+void renc_file_drop_cache(int fd)
+{
+    if (fd >= 0)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+}
+
 int renc_file_fsync_parent(const char *path)
 {
     char buf[4096];

@@ -40,6 +40,12 @@ void renc_file_abort(int fd, const char *tmp_path);
 /* renc_file_fsync_parent: makes the entry of path in its directory durable. */
 int renc_file_fsync_parent(const char *path);
 
+/* renc_file_drop_cache: asks the kernel to drop fd's pages from the page
+ * cache (clean ones: call it after the data is durable, or on a file only
+ * read).  A bulk run reads and writes each byte once: keeping them would
+ * evict everything else the machine caches.  Advice only: no error. */
+void renc_file_drop_cache(int fd);
+
 /* Test seam (RENC_TEST_HOOKS builds): the environment variable RENC_FAULT,
  * "OP:N:ERRNO" with OP write, fsync or journal, fails the N-th write,
  * durability barrier or journal commit of the process with that errno

@@ -32,10 +32,12 @@ static const char renc_run_usage[] =
     "       reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
-    "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--journal FILE | --no-journal]\n"
+    "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--keep-cache]\n"
+    "         [--journal FILE | --no-journal]\n"
     "         [--resume] [--restart] [--copy] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
+    "         [--keep-cache]\n"
     "         [--report FILE] (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
 
 /* The most --memory may be: the machine's physical memory (and never more
@@ -140,6 +142,7 @@ static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_ar
     case 'F': a->fail_fast = 1; break;
     case 'r': a->report = optarg; break;
     case 'D': a->direct = 1; break;
+    case 'K': a->keep_cache = 1; break;
     case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
     case 'J': a->journal = optarg; break;
     case 'j': a->no_journal = 1; break;
@@ -210,6 +213,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"report", required_argument, NULL, 'r'},
         {"crypto-backend", required_argument, NULL, 'C'},
         {"direct", no_argument, NULL, 'D'},
+        {"keep-cache", no_argument, NULL, 'K'},
         {"bench-identity", no_argument, NULL, 'I'},
         {"journal", required_argument, NULL, 'J'},
         {"no-journal", no_argument, NULL, 'j'},
@@ -568,7 +572,7 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
         .op = r->op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
-        .direct = a->direct, .journal = r->sess.journal, .rows = r->rows, .store = r->store,
+        .direct = a->direct, .keep_cache = a->keep_cache, .journal = r->sess.journal, .rows = r->rows, .store = r->store,
         .out_store = r->out_store,
         .header_in_place = r->journaled && !a->copy,
         .tmp_tag = r->journaled ? renc_journal_run_id(r->sess.journal) : NULL,

@@ -55,6 +55,8 @@ struct renc_engine_opts {
                                 * (atomic: workers read it while any thread may run the
                                 * handler; a lock-free atomic is async-signal-safe) */
     int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
+    int keep_cache;            /* leave what was read and written in the page cache (else
+                                * each blob's pages are dropped once it is done) */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
     /* The journal (may be NULL): each finished blob is noted in it once its
      * outcome is durable; rows[i] is scan item i's row. */

@@ -302,6 +302,8 @@ static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, s
 void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (items[i].fd >= 0 && !e->opts.keep_cache)
+            renc_file_drop_cache(items[i].fd); /* read once: not worth the cache */
         if (items[i].fd >= 0)
             close(items[i].fd); /* read-only: closing cannot lose data */
         if (items[i].ofd >= 0)
@@ -414,6 +416,8 @@ static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items
             continue;
         if (s->rc && s->in_place)
             renc_store_fd_restore_header(s->ofd, s->old_hdr, s->len);
+        else if (!e->opts.keep_cache)
+            renc_file_drop_cache(s->ofd); /* durable by now (the batch's fsync) */
         if (close(s->ofd) != 0 && s->rc == 0)
             s->rc = -errno; /* in place: the journal's intent settles what is there */
         s->ofd = -1;

@@ -99,6 +99,8 @@ static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const s
         rc = renc_fault_check("fsync");
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
+    if (rc == 0 && !e->opts.keep_cache)
+        renc_file_drop_cache(fd); /* durable: its pages are clean, and not read again */
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc) {
@@ -332,6 +334,8 @@ out:
     if (b.direct_in_fd >= 0)
         close(b.direct_in_fd);
     renc_free(b.hdr);
+    if (!e->opts.keep_cache)
+        renc_file_drop_cache(b.in_fd);
     close(b.in_fd);
     renc_blob_plan_cleanup(&b.plan);
     pthread_mutex_destroy(&b.lock);
