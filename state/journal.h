@@ -62,6 +62,7 @@ struct renc_journal_params {
     const char *drop;     /* the --drop refs, one per line ("" for none) */
     const char *out;      /* the canonical --out directory ("" for in place) */
     const char *sources;  /* canonical sources (or "manifest:PATH"), one per line */
+    const char *shard;    /* "K/N" (run/shard.h), or "" for every blob; NULL reads as "" */
 };
 
 struct renc_journal_status {
