@@ -135,6 +135,18 @@ check "each blob is in exactly one journal, the one its hash names" \
 check "every blob is done" [ "$(cut -f3 "$WORK/journaled.tsv" | sort -u)" = "done" ]
 total=$(jq -s 'map(.blobs.done) | add' "$WORK"/r[0-3].json)
 check "the reports' done counts add up to $N (got $total)" [ "$total" -eq "$N" ]
+# The recipes' merge of the shards' reports (deploy/slurm/merge-reports.sh).
+MERGE=$RENC_TESTS_DIR/../deploy/slurm/merge-reports.sh
+expect_ok "$MERGE" "$WORK/merged.json" "$WORK"/r[0-3].json
+check "the merged report is complete: 4 shards, $N blobs done" [ "$(jq -r \
+  '"\(.complete) \(.count) \(.shards | join(",")) \(.blobs.total) \(.blobs.done) \(.blobs.failed)"' \
+  "$WORK/merged.json")" = "true 4 0,1,2,3 $N $N 0" ]
+expect_exit 1 "$MERGE" "$WORK/merged3.json" "$WORK"/r[013].json
+expect_msg "incomplete" "not 0..3 once each"
+check "a merge missing a shard says so in its JSON" \
+  [ "$(jq -r .complete "$WORK/merged3.json")" = false ]
+expect_exit 1 "$MERGE" "$WORK/merged5.json" "$WORK"/r[0-3].json "$WORK/r0.json"
+expect_msg "not 0..3 once each"
 # Every blob opens under the target alone, to its original plaintext.
 ok=1
 while IFS= read -r rel; do
