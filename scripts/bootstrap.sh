@@ -13,6 +13,7 @@ packages=(
   valgrind xxd jq fio python3 python3-cryptography python3-prometheus-client python3-yaml
   curl coreutils util-linux time strace
   iproute2
+  slurmctld slurmd slurm-client munge
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;
