@@ -18,17 +18,9 @@
 RENC_BIN=$(realpath "$RENC_BIN")
 DEPLOY=$(realpath "$RENC_TESTS_DIR/../deploy")
 
-renc keys create k >/dev/null || exit 2
-renc keys create t >/dev/null || exit 2
+. "$RENC_TESTS_DIR/e2e/shardlib.sh"
 N=120
-mkdir -p "$WORK/plain"
-for ((i = 0; i < N; i++)); do
-  mkdir -p "$WORK/plain/d$((i % 5))"
-  printf 'blob %d %0256d' "$i" "$i" >"$WORK/plain/d$((i % 5))/f$i"
-done
-renc env create corpus >/dev/null || exit 2
-renc put --env corpus "$WORK/plain" >/dev/null || exit 2
-SRC=$STATE/data/corpus/blobs/plain
+shard_corpus $N 5 256
 
 # under_target TREE: every blob of TREE has one slot, the target's.
 under_target() {

@@ -10,17 +10,9 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RENC_BIN=$(realpath "$RENC_BIN")
 
-renc keys create k >/dev/null || exit 2
-renc keys create t >/dev/null || exit 2
+. "$RENC_TESTS_DIR/e2e/shardlib.sh"
 N=400
-mkdir -p "$WORK/plain"
-for ((i = 0; i < N; i++)); do
-  mkdir -p "$WORK/plain/d$((i % 7))"
-  printf 'blob %d %0512d' "$i" "$i" >"$WORK/plain/d$((i % 7))/f$i"
-done
-renc env create corpus >/dev/null || exit 2
-renc put --env corpus "$WORK/plain" >/dev/null || exit 2
-SRC=$STATE/data/corpus/blobs/plain
+shard_corpus $N 7 512
 TREE=$WORK/tree
 cp -a "$SRC" "$TREE" || exit 2
 (cd "$TREE" && find . -type f -printf '%P\n' | LC_ALL=C sort) >"$WORK/all.lst"

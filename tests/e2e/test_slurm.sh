@@ -92,17 +92,10 @@ done
 [ $up -eq 1 ] || skip "the node does not come up idle"
 
 # ---- the corpus and the run -----------------------------------------------------
-renc keys create k >/dev/null || exit 2
-renc keys create t >/dev/null || exit 2
+. "$RENC_TESTS_DIR/e2e/shardlib.sh"
 N=200
-mkdir -p "$WORK/plain"
-for ((i = 0; i < N; i++)); do
-  mkdir -p "$WORK/plain/d$((i % 4))"
-  printf 'blob %d %0300d' "$i" "$i" >"$WORK/plain/d$((i % 4))/f$i"
-done
-renc env create corpus >/dev/null || exit 2
-renc put --env corpus "$WORK/plain" >/dev/null || exit 2
-cp -a "$STATE/data/corpus/blobs/plain" "$WORK/tree"
+shard_corpus $N 4 300
+cp -a "$SRC" "$WORK/tree"
 SH=$WORK/shared
 mkdir -p "$SH"
 cp -a "$STATE" "$SH/state"
