@@ -14,6 +14,7 @@ packages=(
   curl coreutils util-linux time strace
   iproute2
   slurmctld slurmd slurm-client munge
+  libpq-dev postgresql-15
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;

@@ -17,6 +17,8 @@
 /* The kinds of journal, tried in order; the one without a scheme takes
  * every location the others do not (postgresql://... goes here, issue 17). */
 static const struct renc_journal_ops *const renc_journal_kinds[] = {
+    &renc_journal_pg_ops,
+    &renc_journal_pg_short_ops,
     &renc_journal_sqlite_ops,
 };
 

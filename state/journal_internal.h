@@ -53,5 +53,7 @@ int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t m
 
 /* The kinds of journal. */
 extern const struct renc_journal_ops renc_journal_sqlite_ops;
+extern const struct renc_journal_ops renc_journal_pg_ops;       /* postgresql:// */
+extern const struct renc_journal_ops renc_journal_pg_short_ops; /* postgres:// */
 
 #endif
