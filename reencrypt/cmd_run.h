@@ -117,6 +117,10 @@ void renc_store_warn_retained(const char *cmd, struct renc_store *store);
  * or an exit code (said why). */
 int renc_run_journal_open(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
                           const struct renc_session_want *want);
+/* renc_journal_say_password: when rc is open's refusal of a server journal
+ * whose location holds a password, says so (without the location) and
+ * returns 1; else 0. */
+int renc_journal_say_password(const char *cmd, const char *where, int rc);
 int renc_run_work_list(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
                        const struct renc_session_want *want, const char *target,
                        const struct renc_scan *scan, struct renc_scan *work, int64_t **rows,

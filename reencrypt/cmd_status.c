@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_run.h"
 #include "env/envdata.h"
 #include "state/journal.h"
 
@@ -404,6 +405,8 @@ int renc_cmd_status(int argc, char **argv)
     struct renc_journal *j = NULL;
     char qp[RENC_PATH_QUOTE_MAX];
     int rc = renc_journal_open_readonly(&j, a.path);
+    if (renc_journal_say_password("status", a.path, rc))
+        return RENC_EXIT_USAGE;
     if (rc) {
         renc_err("status", "journal %s: %s", renc_path_quote(qp, sizeof qp, a.path),
                  renc_strerror(rc));

@@ -114,6 +114,11 @@ static const struct renc_journal_ops *renc_journal_kind(const char *where)
     return fallback;
 }
 
+int renc_journal_is_url(const char *where)
+{
+    return renc_journal_kind(where)->scheme != NULL;
+}
+
 int renc_journal_open(struct renc_journal **out, const char *path, int create, long *holder_pid)
 {
     return renc_journal_kind(path)->open(out, path, create, holder_pid);

@@ -95,6 +95,24 @@ static void renc_jpg_close(struct renc_journal *base)
     renc_free(j);
 }
 
+/* 1 when the URI carries a password (user:password@ or password=): the
+ * location is printed and recorded (messages, reports, the catalog), so a
+ * password goes in PGPASSWORD or PGPASSFILE instead, where libpq finds it. */
+static int renc_jpg_has_password(const char *uri)
+{
+    const char *auth = strstr(uri, "://");
+    auth = auth ? auth + 3 : uri;
+    size_t end = strcspn(auth, "/?");
+    const char *at = memchr(auth, '@', end);
+    if (at && memchr(auth, ':', (size_t)(at - auth)))
+        return 1;
+    const char *q = strchr(uri, '?');
+    for (const char *p = q; p; p = strchr(p + 1, '&'))
+        if (strncmp(p + 1, "password=", 9) == 0)
+            return 1;
+    return 0;
+}
+
 /* where = URI [#run=NAME]: the URI goes to libpq, the name picks the run.
  * A name is 1..127 of [A-Za-z0-9._-]. */
 static int renc_jpg_split(const char *where, char *uri, size_t max, char *run, size_t rmax)
@@ -104,6 +122,7 @@ static int renc_jpg_split(const char *where, char *uri, size_t max, char *run, s
     RENC_RETURN_IF(len >= max, -RENC_E_INVALID);
     memcpy(uri, where, len);
     uri[len] = '\0';
+    RENC_RETURN_IF(renc_jpg_has_password(uri), -RENC_E_INSECURE_PERMS);
     const char *name = "default";
     if (hash) {
         RENC_RETURN_IF(strncmp(hash, "#run=", 5) != 0, -RENC_E_INVALID);
@@ -115,6 +134,14 @@ static int renc_jpg_split(const char *where, char *uri, size_t max, char *run, s
                    -RENC_E_INVALID);
     memcpy(run, name, n + 1);
     return 0;
+}
+
+/* The server's notices ("relation already exists, skipping") are not for
+ * the operator: only reencrypt/ prints, and nothing prints them. */
+static void renc_jpg_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
 }
 
 static int renc_jpg_connect(struct renc_journal **out, const char *where, int readonly)
@@ -129,6 +156,8 @@ static int renc_jpg_connect(struct renc_journal **out, const char *where, int re
         j->conn = PQconnectdb(uri);
         /* libpq's message may name the host and user: not ours to print. */
         rc = j->conn && PQstatus(j->conn) == CONNECTION_OK ? 0 : -ECONNREFUSED;
+        if (rc == 0)
+            PQsetNoticeProcessor(j->conn, renc_jpg_quiet, NULL);
     }
     if (rc == 0 && !readonly)
         rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL);

@@ -213,6 +213,13 @@ static void test_pg_bad_locations(void **state)
     assert_int_equal(renc_journal_open(&j, bad, 1, NULL), -RENC_E_INVALID);
     assert_int_not_equal(renc_journal_open(&j, "postgresql:///nodb?host=/nonexistent", 1, NULL),
                          0);
+    /* A password in the location would be printed with it: refused. */
+    assert_int_equal(renc_journal_open(&j, "postgresql://u:secret@h/db", 1, NULL),
+                     -RENC_E_INSECURE_PERMS);
+    assert_int_equal(renc_journal_open(&j, "postgresql:///db?host=/x&password=secret", 1, NULL),
+                     -RENC_E_INSECURE_PERMS);
+    assert_int_equal(renc_journal_open(&j, "postgres://u:secret@h/db#run=x", 1, NULL),
+                     -RENC_E_INSECURE_PERMS);
 }
 
 int main(void)
