@@ -37,7 +37,7 @@ rm -f "$dist"/reencrypt_*.deb
 deb=$(ls "$dist"/reencrypt_*.deb)
 check "one package built ($deb)" [ -f "$deb" ]
 deps=$(dpkg-deb -f "$deb" Depends)
-for lib in libc6 libssl3 liburing2 libzstd1 libsqlite3-0 libcurl4 libjansson4 libexpat1; do
+for lib in libc6 libssl3 liburing2 libzstd1 libsqlite3-0 libpq5 libcurl4 libjansson4 libexpat1; do
   check "the package depends on $lib" grep -q "$lib" <<<"$deps"
 done
 # apt-get takes a local package given as a path with a slash in it.

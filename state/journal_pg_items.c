@@ -134,8 +134,8 @@ int renc_jpg_claim(struct renc_journal *base, size_t max, struct renc_journal_ba
     }
     PQclear(r);
     pthread_mutex_unlock(&j->lock);
-    if (rc)
-        renc_journal_batch_cleanup(out);
+    if (rc || out->count == 0)
+        renc_journal_batch_cleanup(out); /* an empty batch holds nothing */
     else if (out->count > 1)
         qsort(out->items, out->count, sizeof *out->items, renc_jpg_row_cmp);
     return rc;
