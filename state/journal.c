@@ -66,6 +66,28 @@ int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t m
     return renc_path_tidy(out, max, tmp, RENC_PATH_ROOTED);
 }
 
+void renc_journal_owned_free(struct renc_journal_owned *o)
+{
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        renc_free(*f[i]);
+        *f[i] = NULL;
+    }
+}
+
+int renc_journal_owned_set(struct renc_journal_owned *o, struct renc_journal_params *p,
+                           const char *const v[6], int keep_old)
+{
+    renc_journal_owned_free(o);
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (!(*f[i] = renc_strdup(v[i] ? v[i] : "")))
+            return -RENC_E_NOMEM;
+    *p = (struct renc_journal_params){o->mode, o->target, keep_old, o->drop, o->out, o->sources,
+                                      o->shard};
+    return 0;
+}
+
 /* ---- the base and the choice of kind ----------------------------------- */
 
 void renc_journal_base_init(struct renc_journal *j, const struct renc_journal_ops *ops,

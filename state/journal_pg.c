@@ -73,23 +73,12 @@ int renc_jpg_end(struct renc_journal_pg *j, int rc)
     return rc;
 }
 
-static void renc_jpg_free_params(struct renc_journal_pg *j)
-{
-    renc_free(j->p_mode);
-    renc_free(j->p_target);
-    renc_free(j->p_drop);
-    renc_free(j->p_out);
-    renc_free(j->p_sources);
-    renc_free(j->p_shard);
-    j->p_mode = j->p_target = j->p_drop = j->p_out = j->p_sources = j->p_shard = NULL;
-}
-
 static void renc_jpg_close(struct renc_journal *base)
 {
     struct renc_journal_pg *j = renc_jpg(base);
     if (j->conn)
         PQfinish(j->conn);
-    renc_jpg_free_params(j);
+    renc_journal_owned_free(&j->params);
     pthread_mutex_destroy(&j->lock);
     renc_journal_base_cleanup(&j->base);
     renc_free(j);
@@ -305,24 +294,15 @@ static int renc_jpg_load_run(struct renc_journal_pg *j, struct renc_journal_stat
     int rc = renc_jpg_query(j, &r,
                             "SELECT run_id, mode, target, keep_old, drop_refs, out_dir, sources,"
                             " shard, created, updated FROM runs WHERE name = $1", 1, run);
-    renc_jpg_free_params(j);
     if (rc == 0 && PQntuples(r) == 1) {
         s->has_run = 1;
         snprintf(s->run_id, sizeof s->run_id, "%s", PQgetvalue(r, 0, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
-        j->p_mode = renc_strdup(PQgetvalue(r, 0, 1));
-        j->p_target = renc_strdup(PQgetvalue(r, 0, 2));
-        s->params.keep_old = atoi(PQgetvalue(r, 0, 3));
-        j->p_drop = renc_strdup(PQgetvalue(r, 0, 4));
-        j->p_out = renc_strdup(PQgetvalue(r, 0, 5));
-        j->p_sources = renc_strdup(PQgetvalue(r, 0, 6));
-        j->p_shard = renc_strdup(PQgetvalue(r, 0, 7));
+        const char *v[6] = {PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
+                            PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7)};
+        rc = renc_journal_owned_set(&j->params, &s->params, v, atoi(PQgetvalue(r, 0, 3)));
         s->created = strtod(PQgetvalue(r, 0, 8), NULL);
         s->updated = strtod(PQgetvalue(r, 0, 9), NULL);
-        if (!j->p_mode || !j->p_target || !j->p_drop || !j->p_out || !j->p_sources || !j->p_shard)
-            rc = -RENC_E_NOMEM;
-        s->params = (struct renc_journal_params){j->p_mode, j->p_target, s->params.keep_old,
-                                                 j->p_drop, j->p_out, j->p_sources, j->p_shard};
     }
     PQclear(r);
     return rc;
@@ -396,37 +376,15 @@ static int renc_jpg_status(struct renc_journal *base, struct renc_journal_status
     return rc;
 }
 
-const struct renc_journal_ops renc_journal_pg_ops = {
-    .name = "postgresql",
-    .scheme = "postgresql://",
-    .open = renc_jpg_open,
-    .open_readonly = renc_jpg_open_readonly,
-    .close = renc_jpg_close,
-    .start = renc_jpg_start,
-    .enlist = renc_jpg_enlist,
-    .claim = renc_jpg_claim,
-    .write_outcomes = renc_jpg_write_outcomes,
-    .header_intents = renc_jpg_header_intents,
-    .settle_intents = renc_jpg_settle_intents,
-    .status = renc_jpg_status,
-    .end = renc_jpg_end_worker,
-    .failures = renc_jpg_failures,
-};
-
-/* libpq takes postgres:// too: the same kind under its other scheme. */
-const struct renc_journal_ops renc_journal_pg_short_ops = {
-    .name = "postgresql",
-    .scheme = "postgres://",
-    .open = renc_jpg_open,
-    .open_readonly = renc_jpg_open_readonly,
-    .close = renc_jpg_close,
-    .start = renc_jpg_start,
-    .enlist = renc_jpg_enlist,
-    .claim = renc_jpg_claim,
-    .write_outcomes = renc_jpg_write_outcomes,
-    .header_intents = renc_jpg_header_intents,
-    .settle_intents = renc_jpg_settle_intents,
-    .status = renc_jpg_status,
-    .end = renc_jpg_end_worker,
-    .failures = renc_jpg_failures,
-};
+/* One table under each scheme libpq takes. */
+#define RENC_JPG_OPS(sch)                                                                    \
+    {                                                                                        \
+        .name = "postgresql", .scheme = (sch), .open = renc_jpg_open,                        \
+        .open_readonly = renc_jpg_open_readonly, .close = renc_jpg_close,                    \
+        .start = renc_jpg_start, .enlist = renc_jpg_enlist, .claim = renc_jpg_claim,         \
+        .write_outcomes = renc_jpg_write_outcomes, .header_intents = renc_jpg_header_intents, \
+        .settle_intents = renc_jpg_settle_intents, .status = renc_jpg_status,                \
+        .end = renc_jpg_end_worker, .failures = renc_jpg_failures,                           \
+    }
+const struct renc_journal_ops renc_journal_pg_ops = RENC_JPG_OPS("postgresql://");
+const struct renc_journal_ops renc_journal_pg_short_ops = RENC_JPG_OPS("postgres://");

@@ -24,7 +24,7 @@ struct renc_journal_pg {
     char run[128];            /* the run's name: "#run=NAME" after the URI, else "default" */
     int64_t worker;           /* this worker's row (its attempt), 0 before start */
     double worker_started;    /* server time the worker started */
-    char *p_mode, *p_target, *p_drop, *p_out, *p_sources, *p_shard;
+    struct renc_journal_owned params; /* what status last read */
 };
 
 static inline struct renc_journal_pg *renc_jpg(struct renc_journal *j)

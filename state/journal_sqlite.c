@@ -83,24 +83,7 @@ int renc_jsql_end(struct renc_journal_sqlite *j, int rc)
     return rc;
 }
 
-static char *renc_col_dup(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return renc_strdup(t ? (const char *)t : "");
-}
-
 /* ---- open and close --------------------------------------------------- */
-
-static void renc_jsql_free_params(struct renc_journal_sqlite *j)
-{
-    renc_free(j->p_mode);
-    renc_free(j->p_target);
-    renc_free(j->p_drop);
-    renc_free(j->p_out);
-    renc_free(j->p_sources);
-    renc_free(j->p_shard);
-    j->p_mode = j->p_target = j->p_drop = j->p_out = j->p_sources = j->p_shard = NULL;
-}
 
 /* The queue is flushed already (renc_journal_close), or was never used
  * (a failed open). */
@@ -109,7 +92,7 @@ static void renc_jsql_close(struct renc_journal *base)
     struct renc_journal_sqlite *j = renc_jsql(base);
     if (j->db)
         sqlite3_close(j->db);
-    renc_jsql_free_params(j);
+    renc_journal_owned_free(&j->params);
     if (j->lock_fd >= 0)
         close(j->lock_fd); /* drops the flock */
     pthread_mutex_destroy(&j->lock);
@@ -344,28 +327,19 @@ static int renc_jsql_load_run(struct renc_journal_sqlite *j, struct renc_journal
     if (rc)
         return rc;
     int step = sqlite3_step(st);
-    renc_jsql_free_params(j);
     if (step == SQLITE_ROW) {
         s->has_run = 1;
         snprintf(s->run_id, sizeof s->run_id, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
-        j->p_mode = renc_col_dup(st, 1);
-        j->p_target = renc_col_dup(st, 2);
-        s->params.keep_old = sqlite3_column_int(st, 3);
-        j->p_drop = renc_col_dup(st, 4);
-        j->p_out = renc_col_dup(st, 5);
-        j->p_sources = renc_col_dup(st, 6);
-        j->p_shard = renc_col_dup(st, 9);
+        const char *v[6] = {(const char *)sqlite3_column_text(st, 1),
+                            (const char *)sqlite3_column_text(st, 2),
+                            (const char *)sqlite3_column_text(st, 4),
+                            (const char *)sqlite3_column_text(st, 5),
+                            (const char *)sqlite3_column_text(st, 6),
+                            (const char *)sqlite3_column_text(st, 9)};
+        rc = renc_journal_owned_set(&j->params, &s->params, v, sqlite3_column_int(st, 3));
         s->created = sqlite3_column_double(st, 7);
         s->updated = sqlite3_column_double(st, 8);
-        if (!j->p_mode || !j->p_target || !j->p_drop || !j->p_out || !j->p_sources || !j->p_shard)
-            rc = -RENC_E_NOMEM;
-        s->params.mode = j->p_mode;
-        s->params.target = j->p_target;
-        s->params.drop = j->p_drop;
-        s->params.out = j->p_out;
-        s->params.sources = j->p_sources;
-        s->params.shard = j->p_shard;
     } else if (step != SQLITE_DONE) {
         rc = renc_jsql_rc(step);
     }
