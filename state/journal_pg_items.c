@@ -141,21 +141,114 @@ int renc_jpg_claim(struct renc_journal *base, size_t max, struct renc_journal_ba
     return rc;
 }
 
-static int renc_jpg_write_one(struct renc_journal_pg *j, const struct renc_journal_outcome *n)
+/* A PostgreSQL array literal built up element by element ("{1,NULL,"a\"b"}"):
+ * a flush sends its notes as a few arrays, one round trip for the batch. */
+struct renc_jpg_arr {
+    char *buf;
+    size_t len, cap;
+    int rc;
+};
+
+/* Room for more bytes; a->rc says when there is none. */
+static void renc_jpg_arr_room(struct renc_jpg_arr *a, size_t more)
 {
-    char row[24], code[16];
-    snprintf(code, sizeof code, "%d", -n->rc);
-    const char *v[] = {renc_journal_state_name(n->state), n->rc ? code : NULL,
-                       n->rc ? renc_strerror(n->rc) : NULL, n->old_ref, n->new_ref,
-                       I64(row, n->row)};
-    int rc = renc_jpg_query(j, NULL,
-                            "UPDATE blobs SET state = $1, code = $2::int, error = $3,"
-                            " old_ref = coalesce($4, old_ref), new_ref = $5, tries = tries + 1,"
-                            " finished = " RENC_PG_NOW ", claimed_by = NULL, lease_until = NULL"
-                            " WHERE id = $6::bigint", 6, v);
-    if (rc == 0 && (n->state == RENC_J_DONE || n->rc == -RENC_E_CHANGED))
-        rc = renc_jpg_query(j, NULL, "DELETE FROM header_intents WHERE blob_id = $1::bigint", 1,
-                            v + 5);
+    if (a->rc || a->len + more <= a->cap)
+        return;
+    size_t cap = (a->len + more) * 2 > 256 ? (a->len + more) * 2 : 256;
+    char *b = renc_realloc(a->buf, cap);
+    if (!b) {
+        a->rc = -RENC_E_NOMEM;
+        return;
+    }
+    a->buf = b;
+    a->cap = cap;
+}
+
+static void renc_jpg_arr_put(struct renc_jpg_arr *a, const char *text, int quote)
+{
+    renc_jpg_arr_room(a, 2 * strlen(text) + 4);
+    if (a->rc)
+        return;
+    char sep = a->len ? ',' : '{';
+    a->buf[a->len++] = sep;
+    if (quote)
+        a->buf[a->len++] = '"';
+    for (const char *p = text; *p; p++) {
+        if (quote && (*p == '"' || *p == '\\'))
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = *p;
+    }
+    if (quote)
+        a->buf[a->len++] = '"';
+}
+
+/* text NULL is SQL NULL. */
+static void renc_jpg_arr_text(struct renc_jpg_arr *a, const char *text)
+{
+    renc_jpg_arr_put(a, text ? text : "NULL", text != NULL);
+}
+
+/* The literal closed: "{}" when empty. */
+static const char *renc_jpg_arr_done(struct renc_jpg_arr *a)
+{
+    renc_jpg_arr_room(a, 3);
+    if (a->rc)
+        return NULL;
+    if (a->len == 0)
+        a->buf[a->len++] = '{';
+    a->buf[a->len++] = '}';
+    a->buf[a->len] = '\0';
+    return a->buf;
+}
+
+/* The batch's notes as arrays: ids, states, codes, errors, old and new
+ * refs, and the ids whose intent is done with (done, or found changed). */
+static int renc_jpg_note_arrays(const struct renc_journal_outcome *o, size_t n,
+                                struct renc_jpg_arr a[7])
+{
+    for (size_t i = 0; i < n; i++) {
+        char id[24], code[16];
+        snprintf(id, sizeof id, "%lld", (long long)o[i].row);
+        snprintf(code, sizeof code, "%d", -o[i].rc);
+        renc_jpg_arr_put(&a[0], id, 0);
+        renc_jpg_arr_text(&a[1], renc_journal_state_name(o[i].state));
+        renc_jpg_arr_text(&a[2], o[i].rc ? code : NULL);
+        renc_jpg_arr_text(&a[3], o[i].rc ? renc_strerror(o[i].rc) : NULL);
+        renc_jpg_arr_text(&a[4], o[i].old_ref);
+        renc_jpg_arr_text(&a[5], o[i].new_ref);
+        if (o[i].state == RENC_J_DONE || o[i].rc == -RENC_E_CHANGED)
+            renc_jpg_arr_put(&a[6], id, 0);
+    }
+    for (int k = 0; k < 7; k++)
+        if (!renc_jpg_arr_done(&a[k]))
+            return -RENC_E_NOMEM;
+    return 0;
+}
+
+/* The notes in one UPDATE over unnest()ed arrays, their intents removed. */
+static int renc_jpg_write_batch(struct renc_journal_pg *j, const struct renc_journal_outcome *o,
+                                size_t n)
+{
+    struct renc_jpg_arr a[7];
+    memset(a, 0, sizeof a);
+    int rc = renc_jpg_note_arrays(o, n, a);
+    const char *v[7];
+    for (int k = 0; k < 7; k++)
+        v[k] = a[k].buf;
+    if (rc == 0)
+        rc = renc_jpg_query(j, NULL,
+                            "UPDATE blobs b SET state = v.state, code = v.code, error = v.error,"
+                            " old_ref = coalesce(v.old_ref, b.old_ref), new_ref = v.new_ref,"
+                            " tries = b.tries + 1, finished = " RENC_PG_NOW ","
+                            " claimed_by = NULL, lease_until = NULL"
+                            " FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[],"
+                            "  $5::text[], $6::text[]) AS v(id, state, code, error, old_ref,"
+                            "  new_ref) WHERE b.id = v.id", 6, v);
+    if (rc == 0)
+        rc = renc_jpg_query(j, NULL, "DELETE FROM header_intents WHERE blob_id ="
+                                     " ANY($1::bigint[])", 1, v + 6);
+    for (int k = 0; k < 7; k++)
+        renc_free(a[k].buf);
     return rc;
 }
 
@@ -168,8 +261,9 @@ int renc_jpg_write_outcomes(struct renc_journal *base, const struct renc_journal
     int rc = renc_fault_check("journal");
     if (rc == 0)
         rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = renc_jpg_write_one(j, &o[i]);
+    if (rc == 0 && n)
+        rc = renc_jpg_write_batch(j, o, n);
+    for (size_t i = 0; i < n; i++) {
         done += o[i].state != RENC_J_FAILED;
         failed += o[i].state == RENC_J_FAILED;
     }

@@ -8,30 +8,12 @@
 # a password refused without being echoed.
 # Skipped (77) when PostgreSQL's server binaries are not installed.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
-  echo "SKIP: PostgreSQL's server is not installed (Debian: postgresql-15)"
-  exit 77
-fi
 TESTBIN=$(dirname "$(realpath "$RENC_BIN")")/../tests/test_journal_pg
 [ -x "$TESTBIN" ] || { echo "no $TESTBIN" >&2; exit 2; }
-PGD=$WORK/pg
-mkdir -p "$PGD"
-# initdb refuses root: the server runs as the postgres user then.
-as=()
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || { echo "SKIP: root, and no postgres user to run the server"; exit 77; }
-  chown postgres "$PGD"
-  chmod 755 "$WORK"
-  as=(runuser -u postgres --)
-fi
-"${as[@]}" "$PGBIN/initdb" -D "$PGD/data" -A trust -U renc --no-sync >"$WORK/initdb.log" 2>&1 ||
-  { cat "$WORK/initdb.log" >&2; exit 2; }
-"${as[@]}" "$PGBIN/pg_ctl" -D "$PGD/data" -l "$PGD/log" -w -o "-k $PGD -c listen_addresses='' -F" \
-  start >/dev/null || { cat "$PGD/log" >&2; exit 2; }
-trap '"${as[@]}" "$PGBIN/pg_ctl" -D "$PGD/data" -m immediate -w stop >/dev/null 2>&1;
-  chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
-export RENC_PG_URI="postgresql:///postgres?host=$PGD&user=renc"
+. "$RENC_TESTS_DIR/e2e/pglib.sh"
+trap 'pg_stop; chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+pg_start "$WORK/pg" nosync || exit $?
+export RENC_PG_URI=$PG_URI
 run "$TESTBIN"
 check "the PostgreSQL journal's tests pass against the server" [ "$RC" -eq 0 ]
 [ "$RC" -eq 0 ] || cat "$WORK/out" "$WORK/err" >&2
