@@ -17,28 +17,166 @@
 
 #define I64(buf, v) (snprintf((buf), sizeof(buf), "%lld", (long long)(v)), (buf))
 
-/* One listed blob entered: its row and whether an earlier attempt
- * finished it. */
-static int renc_jpg_enlist_one(struct renc_journal_pg *j, const char *abs, uint64_t size,
-                               int64_t *row, uint8_t *finished)
+/* A PostgreSQL array literal built up element by element ("{1,NULL,"a\"b"}"):
+ * a flush sends its notes as a few arrays, one round trip for the batch. */
+struct renc_jpg_arr {
+    char *buf;
+    size_t len, cap;
+    int rc;
+};
+
+/* Room for more bytes; a->rc says when there is none. */
+static void renc_jpg_arr_room(struct renc_jpg_arr *a, size_t more)
 {
-    char sz[24];
-    const char *v[] = {j->run, abs, I64(sz, size)};
+    if (a->rc || a->len + more <= a->cap)
+        return;
+    size_t cap = (a->len + more) * 2 > 256 ? (a->len + more) * 2 : 256;
+    char *b = renc_realloc(a->buf, cap);
+    if (!b) {
+        a->rc = -RENC_E_NOMEM;
+        return;
+    }
+    a->buf = b;
+    a->cap = cap;
+}
+
+static void renc_jpg_arr_put(struct renc_jpg_arr *a, const char *text, int quote)
+{
+    renc_jpg_arr_room(a, 2 * strlen(text) + 4);
+    if (a->rc)
+        return;
+    char sep = a->len ? ',' : '{';
+    a->buf[a->len++] = sep;
+    if (quote)
+        a->buf[a->len++] = '"';
+    for (const char *p = text; *p; p++) {
+        if (quote && (*p == '"' || *p == '\\'))
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = *p;
+    }
+    if (quote)
+        a->buf[a->len++] = '"';
+}
+
+/* text NULL is SQL NULL. */
+static void renc_jpg_arr_text(struct renc_jpg_arr *a, const char *text)
+{
+    renc_jpg_arr_put(a, text ? text : "NULL", text != NULL);
+}
+
+/* The literal closed: "{}" when empty. */
+static const char *renc_jpg_arr_done(struct renc_jpg_arr *a)
+{
+    renc_jpg_arr_room(a, 3);
+    if (a->rc)
+        return NULL;
+    if (a->len == 0)
+        a->buf[a->len++] = '{';
+    a->buf[a->len++] = '}';
+    a->buf[a->len] = '\0';
+    return a->buf;
+}
+
+/* A chunk of the listing entered per statement: one round trip for many
+ * blobs (10 million would take hours one by one). */
+#define RENC_PG_ENLIST_CHUNK 2000
+
+struct renc_jpg_chunk {
+    char **abs;        /* absolute paths, in scan order */
+    size_t *order;     /* indices into abs, sorted by path: to find a returned row */
+    size_t n;
+};
+
+static int renc_jpg_order_cmp(const void *a, const void *b, void *abs)
+{
+    char *const *p = abs;
+    return strcmp(p[*(const size_t *)a], p[*(const size_t *)b]);
+}
+
+/* Which entry of the chunk path is (by bsearch over order), or -1. */
+static long renc_jpg_chunk_find(const struct renc_jpg_chunk *c, const char *path)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int d = strcmp(c->abs[c->order[mid]], path);
+        if (d == 0)
+            return (long)c->order[mid];
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Enters c's blobs (sizes from items) and gives each its row and whether an
+ * earlier attempt finished it. */
+static int renc_jpg_enlist_chunk(struct renc_journal_pg *j, const struct renc_jpg_chunk *c,
+                                 const struct renc_scan_item *items, int64_t *rows,
+                                 uint8_t *finished)
+{
+    struct renc_jpg_arr pa, sa;
+    memset(&pa, 0, sizeof pa);
+    memset(&sa, 0, sizeof sa);
+    for (size_t i = 0; i < c->n; i++) {
+        char sz[24];
+        renc_jpg_arr_text(&pa, c->abs[i]);
+        renc_jpg_arr_put(&sa, I64(sz, items[i].size), 0);
+    }
+    const char *v[] = {j->run, renc_jpg_arr_done(&pa), renc_jpg_arr_done(&sa)};
     PGresult *r = NULL;
-    int rc = renc_jpg_query(j, &r,
-                            "INSERT INTO blobs(run, path, size) VALUES ($1, $2, $3::bigint)"
+    int rc = v[1] && v[2] ? 0 : -RENC_E_NOMEM;
+    if (rc == 0)
+        rc = renc_jpg_query(j, &r,
+                            "INSERT INTO blobs(run, path, size) SELECT $1, p, s FROM"
+                            " unnest($2::text[], $3::bigint[]) AS t(p, s)"
                             " ON CONFLICT (run, path) DO UPDATE SET seen = 1,"
                             "  size = CASE WHEN blobs.state IN ('pending', 'failed', 'gone')"
                             "         THEN excluded.size ELSE blobs.size END,"
                             "  state = CASE WHEN blobs.state = 'gone' THEN 'pending'"
                             "          ELSE blobs.state END"
-                            " RETURNING id, state", 3, v);
-    if (rc == 0) {
-        *row = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        enum renc_jstate s = renc_journal_state_parse(PQgetvalue(r, 0, 1));
-        *finished = s == RENC_J_DONE || s == RENC_J_SKIPPED || s == RENC_J_NOT_RENC;
+                            " RETURNING id, state, path", 3, v);
+    for (int k = 0; rc == 0 && k < PQntuples(r); k++) {
+        long i = renc_jpg_chunk_find(c, PQgetvalue(r, k, 2));
+        if (i < 0) {
+            rc = -RENC_E_JOURNAL;
+            break;
+        }
+        rows[i] = strtoll(PQgetvalue(r, k, 0), NULL, 10);
+        enum renc_jstate st = renc_journal_state_parse(PQgetvalue(r, k, 1));
+        finished[i] = st == RENC_J_DONE || st == RENC_J_SKIPPED || st == RENC_J_NOT_RENC;
     }
+    if (rc == 0 && PQntuples(r) != (int)c->n)
+        rc = -RENC_E_JOURNAL; /* a path listed twice, or lost */
     PQclear(r);
+    renc_free(pa.buf);
+    renc_free(sa.buf);
+    return rc;
+}
+
+/* The listing's items [from, from + n) entered, as one chunk. */
+static int renc_jpg_enlist_span(struct renc_journal_pg *j, const char *cwd,
+                                const struct renc_scan *scan, size_t from, size_t n,
+                                int64_t *rows, uint8_t *finished)
+{
+    struct renc_jpg_chunk c = {.abs = renc_calloc(n, sizeof *c.abs),
+                               .order = renc_calloc(n, sizeof *c.order), .n = n};
+    int rc = c.abs && c.order ? 0 : -RENC_E_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char abs[4096];
+        if ((rc = renc_journal_abs_path(cwd, scan->items[from + i].path, abs, sizeof abs)) == 0)
+            rc = (c.abs[i] = renc_strdup(abs)) ? 0 : -RENC_E_NOMEM;
+        c.order[i] = i;
+    }
+    if (rc == 0) {
+        qsort_r(c.order, n, sizeof *c.order, renc_jpg_order_cmp, c.abs);
+        rc = renc_jpg_enlist_chunk(j, &c, scan->items + from, rows + from, finished + from);
+    }
+    for (size_t i = 0; c.abs && i < n; i++)
+        renc_free(c.abs[i]);
+    renc_free(c.abs);
+    renc_free(c.order);
     return rc;
 }
 
@@ -73,10 +211,10 @@ int renc_jpg_enlist(struct renc_journal *base, const struct renc_scan *scan, int
         rc = renc_jpg_query(j, NULL, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, run);
     if (rc == 0)
         rc = renc_jpg_query(j, NULL, "UPDATE blobs SET seen = 0 WHERE run = $1", 1, run);
-    for (size_t i = 0; rc == 0 && i < scan->count; i++) {
-        char abs[4096];
-        if ((rc = renc_journal_abs_path(cwd, scan->items[i].path, abs, sizeof abs)) == 0)
-            rc = renc_jpg_enlist_one(j, abs, scan->items[i].size, &rows[i], &finished[i]);
+    for (size_t i = 0; rc == 0 && i < scan->count; i += RENC_PG_ENLIST_CHUNK) {
+        size_t n = scan->count - i < RENC_PG_ENLIST_CHUNK ? scan->count - i
+                                                          : RENC_PG_ENLIST_CHUNK;
+        rc = renc_jpg_enlist_span(j, cwd, scan, i, n, rows, finished);
     }
     if (rc == 0)
         rc = renc_jpg_mark_held(j, scan, rows, finished);
@@ -139,66 +277,6 @@ int renc_jpg_claim(struct renc_journal *base, size_t max, struct renc_journal_ba
     else if (out->count > 1)
         qsort(out->items, out->count, sizeof *out->items, renc_jpg_row_cmp);
     return rc;
-}
-
-/* A PostgreSQL array literal built up element by element ("{1,NULL,"a\"b"}"):
- * a flush sends its notes as a few arrays, one round trip for the batch. */
-struct renc_jpg_arr {
-    char *buf;
-    size_t len, cap;
-    int rc;
-};
-
-/* Room for more bytes; a->rc says when there is none. */
-static void renc_jpg_arr_room(struct renc_jpg_arr *a, size_t more)
-{
-    if (a->rc || a->len + more <= a->cap)
-        return;
-    size_t cap = (a->len + more) * 2 > 256 ? (a->len + more) * 2 : 256;
-    char *b = renc_realloc(a->buf, cap);
-    if (!b) {
-        a->rc = -RENC_E_NOMEM;
-        return;
-    }
-    a->buf = b;
-    a->cap = cap;
-}
-
-static void renc_jpg_arr_put(struct renc_jpg_arr *a, const char *text, int quote)
-{
-    renc_jpg_arr_room(a, 2 * strlen(text) + 4);
-    if (a->rc)
-        return;
-    char sep = a->len ? ',' : '{';
-    a->buf[a->len++] = sep;
-    if (quote)
-        a->buf[a->len++] = '"';
-    for (const char *p = text; *p; p++) {
-        if (quote && (*p == '"' || *p == '\\'))
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *p;
-    }
-    if (quote)
-        a->buf[a->len++] = '"';
-}
-
-/* text NULL is SQL NULL. */
-static void renc_jpg_arr_text(struct renc_jpg_arr *a, const char *text)
-{
-    renc_jpg_arr_put(a, text ? text : "NULL", text != NULL);
-}
-
-/* The literal closed: "{}" when empty. */
-static const char *renc_jpg_arr_done(struct renc_jpg_arr *a)
-{
-    renc_jpg_arr_room(a, 3);
-    if (a->rc)
-        return NULL;
-    if (a->len == 0)
-        a->buf[a->len++] = '{';
-    a->buf[a->len++] = '}';
-    a->buf[a->len] = '\0';
-    return a->buf;
 }
 
 /* The batch's notes as arrays: ids, states, codes, errors, old and new
