@@ -165,6 +165,31 @@ fi
 expect_ok renc verify "$TREE"
 expect_no_temporaries "$TREE"
 
+# ---- locks: the shards of one tree go together; a whole-tree run waits ---------
+cp -a "$SRC" "$WORK/tree3"
+"$RENC_BIN" run --state "$STATE" --to local:t --shard 0/2 --threads 1 --progress=none \
+  "$WORK/tree3" >"$WORK/s0.out" 2>&1 &
+spid=$!
+# Frozen once it holds its journal's lock (exclusive; taken after the
+# tree's, which is shared for a shard).
+for _ in $(seq 1 3000); do
+  grep -Eq "FLOCK +ADVISORY +WRITE +$spid " /proc/locks && break
+  sleep 0.01
+done
+kill -STOP $spid
+if kill -0 $spid 2>/dev/null && grep -Eq "FLOCK +ADVISORY +WRITE +$spid " /proc/locks; then
+  expect_exit 1 renc run --to local:t --progress=none "$WORK/tree3"
+  expect_msg "another run is working on it"
+  expect_ok renc run --to local:t --shard 1/2 --progress=none "$WORK/tree3"
+  kill -CONT $spid
+else
+  kill -CONT $spid 2>/dev/null
+  fail "shard 0/2 did not hold its lock long enough to test"
+fi
+wait $spid
+check "the frozen shard finished (exit $?)" grep -q "0 failed" "$WORK/s0.out"
+check "the two shards together moved every blob" [ "$(slot_refs "$WORK/tree3")" = "local:t/1 $N" ]
+
 # A rerun of one shard finds its run over and starts a new one: everything
 # is under the target already.
 expect_ok renc run --to local:t --shard 3/4 --progress=none --report "$WORK/again.json" "$TREE"
