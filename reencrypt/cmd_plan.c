@@ -23,7 +23,7 @@
 
 static const char renc_plan_usage[] =
     "usage: reencrypt plan [--json] [--check-keys] [--threads N] [--storage-mbps N]\n"
-    "                      (SOURCE... | --manifest FILE)\n";
+    "                      [--shard K/N|auto] (SOURCE... | --manifest FILE)\n";
 
 /* One group: blobs whose slots name the same key versions. */
 struct renc_plan_group {
@@ -135,6 +135,7 @@ struct renc_plan_args {
     int nsrc, json, check_keys;
     unsigned threads;
     double storage_mbps; /* 0: not given */
+    struct renc_shard shard; /* --shard: that shard's blobs only */
 };
 
 /* Returns -1 to go on, or an exit. */
@@ -146,6 +147,7 @@ static int renc_plan_parse(struct renc_plan_args *a, int argc, char **argv)
         {"threads", required_argument, NULL, 'T'},
         {"storage-mbps", required_argument, NULL, 'S'},
         {"check-keys", no_argument, NULL, 'K'},
+        {"shard", required_argument, NULL, 'H'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -161,7 +163,7 @@ static int renc_plan_parse(struct renc_plan_args *a, int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
-        if (renc_opt_once("plan", opts, "MTS", opt, &given))
+        if (renc_opt_once("plan", opts, "MTSH", opt, &given))
             return RENC_EXIT_USAGE;
         switch (opt) {
         case 'j': a->json = 1; break;
@@ -181,6 +183,14 @@ static int renc_plan_parse(struct renc_plan_args *a, int argc, char **argv)
             }
             a->storage_mbps = (double)v;
             break;
+        case 'H': {
+            char why[512];
+            if (renc_shard_parse(&a->shard, optarg, why, sizeof why)) {
+                renc_err("plan", "%s", why);
+                return RENC_EXIT_USAGE;
+            }
+            break;
+        }
         case 'h': fputs(renc_plan_usage, stdout); return RENC_EXIT_OK;
         default: fputs(renc_plan_usage, stderr); return RENC_EXIT_USAGE;
         }
@@ -348,6 +358,8 @@ static void renc_plan_json(const struct renc_plan *p, const struct renc_plan_arg
         json_object_set(root, "key_versions", states);
     if (p->layout_known)
         json_object_set_new(root, "rewrap_header_only", json_integer((json_int_t)p->header_only));
+    if (root && a->shard.count)
+        json_object_set_new(root, "shard", json_string(a->shard.text));
     json_dumpf(root, stdout, JSON_INDENT(2));
     putchar('\n');
     json_decref(root);
@@ -402,8 +414,9 @@ int renc_cmd_plan(int argc, char **argv)
                                    .blob = &creds.blob, .why = why, .why_max = sizeof why};
     struct renc_store *store = NULL;
     int rc = renc_store_open(&store, &spec);
-    if (rc == 0)
-        rc = renc_store_list_scan(store, &scan);
+    uint64_t listed = 0;
+    if (rc == 0) /* a shard's plan: its blobs only, kept as they are listed */
+        rc = renc_shard_list(store, &a.shard, &scan, &listed);
     if (rc) {
         renc_err("plan", "%s%s%s%s%s", store ? store->ops->describe(store) : "",
                  store ? ": " : "", renc_strerror(rc), why[0] ? ": " : "", why);
@@ -414,6 +427,9 @@ int renc_cmd_plan(int argc, char **argv)
     status = scan.error_count ? RENC_EXIT_FAILED : RENC_EXIT_OK;
     for (size_t i = 0; i < scan.error_count; i++)
         renc_err("plan", "%s: %s", scan.errors[i].path, renc_strerror(scan.errors[i].rc));
+    if (a.shard.count && !a.json)
+        printf("shard %s: %zu of the %llu blobs listed\n", a.shard.text, scan.count,
+               (unsigned long long)listed);
 
     struct renc_plan p = {0};
     uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);

@@ -27,18 +27,21 @@
 #include "reencrypt/stage.h"
 #include "blob/transform.h"
 
+/* Long options with no letter of their own (the letters are taken). */
+#define RENC_OPT_KEEP_CACHE 0x2001
+
 static const char renc_run_usage[] =
     "usage: reencrypt run (--env ID... | --all-envs) [--mode rewrap|rekey] [options below]\n"
     "       reencrypt run --to REF [--mode rewrap|rekey] [--out DIR] [--keep-old]\n"
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
     "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--keep-cache]\n"
-    "         [--journal FILE | --no-journal]\n"
-    "         [--resume] [--restart] [--copy] (SOURCE... | --manifest FILE)\n";
+    "         [--journal FILE | --no-journal] [--resume] [--restart] [--copy]\n"
+    "         [--shard K/N|auto] [--metrics-file PATH] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
-    "         [--keep-cache]\n"
-    "         [--report FILE] (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
+    "         [--keep-cache] [--report FILE] [--shard K/N|auto] [--metrics-file PATH]\n"
+    "         (SOURCE... | --manifest FILE | --env ID... | --all-envs)\n";
 
 /* The most --memory may be: the machine's physical memory (and never more
  * than 1 TiB, the most the engine sizes its pools for). */
@@ -115,6 +118,14 @@ static int renc_bulk_opt_value(const char *cmd, struct renc_bulk_args *a, int op
             return RENC_EXIT_USAGE;
         }
         break;
+    case 'K': {
+        char why[512];
+        if (renc_shard_parse(&a->shard, optarg, why, sizeof why)) {
+            renc_err(cmd, "%s", why);
+            return RENC_EXIT_USAGE;
+        }
+        break;
+    }
     }
     return -1;
 }
@@ -124,7 +135,7 @@ static int renc_bulk_opt_value(const char *cmd, struct renc_bulk_args *a, int op
 static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_args *a, int opt)
 {
     switch (opt) {
-    case 'm': case 's': case 'T': case 'B': case 'P': case 'C':
+    case 'm': case 's': case 'T': case 'B': case 'P': case 'C': case 'K':
         return renc_bulk_opt_value(cmd, a, opt);
     case 't': a->to = optarg; break;
     case 'o': a->out = optarg; break;
@@ -141,8 +152,9 @@ static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_ar
     case 'V': a->no_verify = 1; break;
     case 'F': a->fail_fast = 1; break;
     case 'r': a->report = optarg; break;
+    case 'E': a->metrics_file = optarg; break;
     case 'D': a->direct = 1; break;
-    case 'K': a->keep_cache = 1; break;
+    case RENC_OPT_KEEP_CACHE: a->keep_cache = 1; break;
     case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
     case 'J': a->journal = optarg; break;
     case 'j': a->no_journal = 1; break;
@@ -213,7 +225,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"report", required_argument, NULL, 'r'},
         {"crypto-backend", required_argument, NULL, 'C'},
         {"direct", no_argument, NULL, 'D'},
-        {"keep-cache", no_argument, NULL, 'K'},
+        {"keep-cache", no_argument, NULL, RENC_OPT_KEEP_CACHE},
         {"bench-identity", no_argument, NULL, 'I'},
         {"journal", required_argument, NULL, 'J'},
         {"no-journal", no_argument, NULL, 'j'},
@@ -222,6 +234,8 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"copy", no_argument, NULL, 'c'},
         {"env", required_argument, NULL, 'e'},
         {"all-envs", no_argument, NULL, 'A'},
+        {"shard", required_argument, NULL, 'K'},
+        {"metrics-file", required_argument, NULL, 'E'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -243,7 +257,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
             a->run_only = opts[idx].name;
         idx = -1;
         /* --drop and --env add up; the others with a value take one. */
-        if (renc_opt_once(cmd, opts, "tmoMsTBPrCJ", opt, &seen))
+        if (renc_opt_once(cmd, opts, "tmoMsTBPrCJKE", opt, &seen))
             return RENC_EXIT_USAGE;
         int status = renc_bulk_opt(cmd, usage, a, opt);
         if (status >= 0)
@@ -266,8 +280,8 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
                                    .manifest = a->manifest, .exclude = exclude, .blob = blob,
                                    .why = why, .why_max = sizeof why};
     int rc = renc_store_open(store, &spec);
-    if (rc == 0)
-        rc = renc_store_list_scan(*store, scan);
+    if (rc == 0) /* a shard keeps its own blobs only, as they are listed */
+        rc = renc_shard_list(*store, &a->shard, scan, &a->listed);
     if (rc) {
         char name[RENC_PATH_QUOTE_MAX];
         if (*store)
@@ -292,6 +306,10 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
     if (scan->skipped_special)
         printf("%s: %llu symbolic links or special files left alone\n", cmd,
                (unsigned long long)scan->skipped_special);
+    if (a->shard.count)
+        printf("%s: shard %s%s%s%s: %zu of the %llu blobs listed\n", cmd, a->shard.text,
+               a->shard.from[0] ? " (from " : "", a->shard.from, a->shard.from[0] ? ")" : "",
+               scan->count, (unsigned long long)a->listed);
     return -1;
 }
 
@@ -572,7 +590,8 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
         .op = r->op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
-        .direct = a->direct, .keep_cache = a->keep_cache, .journal = r->sess.journal, .rows = r->rows, .store = r->store,
+        .direct = a->direct, .keep_cache = a->keep_cache, .journal = r->sess.journal,
+        .rows = r->rows, .store = r->store,
         .out_store = r->out_store,
         .header_in_place = r->journaled && !a->copy,
         .tmp_tag = r->journaled ? renc_journal_run_id(r->sess.journal) : NULL,
@@ -582,8 +601,12 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
     int rc = renc_engine_new(&r->e, &eo, r->ks, r->t, &r->work);
     if (rc == 0) {
         renc_bulk_catch_signals();
+        struct renc_metrics metrics = {.path = a->metrics_file, .cmd = cmd,
+                                       .shard = a->shard.count ? a->shard.text : "",
+                                       .failed_extra = r->work.error_count + a->held};
         struct renc_progress_ctx pc = {.mode = a->progress, .cmd = cmd,
-                                       .journal = r->sess.journal, .stop = &renc_stop_flag};
+                                       .journal = r->sess.journal, .stop = &renc_stop_flag,
+                                       .metrics = a->metrics_file ? &metrics : NULL};
         if (pc.mode == RENC_PROGRESS_AUTO)
             pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
         rc = renc_engine_run(r->e, 200, renc_run_progress_cb, &pc);
@@ -619,6 +642,7 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     if (status >= 0)
         return status;
     renc_session_init(&r.sess);
+    renc_session_set_shard(&r.sess, a->shard.count ? a->shard.text : NULL);
     r.writes = op == RENC_ENGINE_RUN && !a->dry_run;
     r.journaled = r.writes && !a->no_journal;
     r.want = (struct renc_session_want){

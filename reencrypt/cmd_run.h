@@ -18,6 +18,7 @@
 #include "state/journal.h"
 #include "store/scan.h"
 #include "run/session.h"
+#include "run/shard.h"
 #include "blob/transform.h"
 
 /* QP(buf, path): path quoted for a message (renc_path_quote) into the
@@ -46,6 +47,9 @@ struct renc_bulk_args {
     char **sources;
     int source_count;
     const char *run_only; /* the first option given that only run takes */
+    const char *metrics_file; /* --metrics-file PATH */
+    struct renc_shard shard; /* --shard K/N (count 0: every blob) */
+    uint64_t listed;         /* blobs the listing found, every shard's */
     /* Environments (--env, --all-envs): each is one run over DATA/<id>
      * to its policy key. */
     const char *envs[64];
@@ -63,6 +67,17 @@ struct renc_bulk_args {
     const char *env_id;
 };
 
+/* --metrics-file: run_metrics.c's state (renc_metrics_tick). */
+struct renc_metrics {
+    const char *path;      /* NULL: no file */
+    const char *cmd;
+    const char *shard;     /* "K/N" or "" */
+    uint64_t failed_extra; /* failures outside the engine: listing errors, held blobs */
+    double start;          /* Unix time the engine started (set at the first write) */
+    double last;           /* the engine's elapsed time at the last write */
+    int written, said;
+};
+
 struct renc_progress_ctx {
     enum renc_progress_mode mode;
     const char *cmd;
@@ -71,6 +86,7 @@ struct renc_progress_ctx {
     struct renc_journal *journal; /* flushed at every tick */
     int journal_rc;               /* a flush failed: the run is stopped */
     atomic_int *stop;             /* set when a flush fails */
+    struct renc_metrics *metrics; /* --metrics-file, or NULL */
 };
 
 /* ---- run_paths.c: where a run writes, and what crashed attempts left,
@@ -101,10 +117,20 @@ void renc_store_warn_retained(const char *cmd, struct renc_store *store);
  * or an exit code (said why). */
 int renc_run_journal_open(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
                           const struct renc_session_want *want);
+/* renc_journal_say_password: when rc is open's refusal of a server journal
+ * whose location holds a password, says so (without the location) and
+ * returns 1; else 0. */
+int renc_journal_say_password(const char *cmd, const char *where, int rc);
 int renc_run_work_list(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
                        const struct renc_session_want *want, const char *target,
                        const struct renc_scan *scan, struct renc_scan *work, int64_t **rows,
                        uint8_t **finished);
+
+/* ---- run_metrics.c: --metrics-file */
+
+/* renc_metrics_tick: writes m's file (atomically) when it has not been
+ * written for a few seconds, or at once when final (the run is over). */
+void renc_metrics_tick(struct renc_metrics *m, const struct renc_engine_progress *p, int final);
 
 /* ---- run_report.c: progress, recovery lines, the summary and --report */
 

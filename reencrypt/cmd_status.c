@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "reencrypt/cli.h"
+#include "reencrypt/cmd_run.h"
 #include "env/envdata.h"
 #include "reencrypt/envctl.h"
 #include "state/catalog.h"
@@ -313,6 +314,8 @@ static void renc_status_json(struct renc_journal *j, const struct renc_status_ar
         "mb_per_s", f->mbps, "failures", fc.arr);
     if (root && st->running)
         json_object_set_new(root, "pid", json_integer(st->holder_pid));
+    if (root && st->params.shard && st->params.shard[0])
+        json_object_set_new(root, "shard", json_string(st->params.shard));
     json_t *settled = root ? json_object() : NULL;
     for (int k = 0; settled && k < RENC_SETTLE_COUNT; k++)
         json_object_set_new(settled, renc_settle_name((enum renc_settle)k),
@@ -391,6 +394,8 @@ static void renc_status_text(struct renc_journal *j, const struct renc_status_ar
     printf("run       %s: %s to %s, %s\n", st->run_id, st->params.mode, st->params.target,
            st->params.out[0] ? renc_path_quote(q, sizeof q, st->params.out) : "in place");
     renc_status_sources(st);
+    if (st->params.shard && st->params.shard[0])
+        printf("shard     %s (this journal holds that shard's blobs only)\n", st->params.shard);
     renc_status_progress(st, f);
     if (st->header_intents)
         printf("headers   %llu in-place header writes not yet settled: the next run settles "
@@ -419,6 +424,8 @@ int renc_cmd_status(int argc, char **argv)
     struct renc_journal *j = NULL;
     char qp[RENC_PATH_QUOTE_MAX];
     int rc = renc_journal_open_readonly(&j, a.path);
+    if (renc_journal_say_password("status", a.path, rc))
+        return RENC_EXIT_USAGE;
     if (rc) {
         renc_err("status", "journal %s: %s", renc_path_quote(qp, sizeof qp, a.path),
                  renc_strerror(rc));

@@ -29,6 +29,16 @@ static void renc_bulk_say_recovered(const char *cmd, const struct renc_recover_s
         putchar('\n');
 }
 
+int renc_journal_say_password(const char *cmd, const char *where, int rc)
+{
+    if (rc != -RENC_E_INSECURE_PERMS || !renc_journal_is_url(where))
+        return 0;
+    /* Not echoed: the location holds the password. */
+    renc_err(cmd, "--journal: a password in the journal's location is refused (locations are "
+                  "printed and recorded): give it in PGPASSWORD or a PGPASSFILE");
+    return 1;
+}
+
 /* Opens (or resumes) the run's journal; its recovery settles the header
  * writes a crash left.  Returns -1 to go on, or an exit. */
 int renc_run_journal_open(const char *cmd, struct renc_bulk_args *a, struct renc_session *sess,
@@ -50,6 +60,8 @@ int renc_run_journal_open(const char *cmd, struct renc_bulk_args *a, struct renc
         renc_err(cmd, "%s", why);
         return RENC_EXIT_USAGE;
     }
+    if (renc_journal_say_password(cmd, sess->journal_path, rc))
+        return RENC_EXIT_USAGE;
     if (rc) {
         renc_err(cmd, "journal %s: %s", QP(q, sess->journal_path),
                  renc_strerror(rc));

@@ -33,6 +33,7 @@ void renc_run_progress_cb(const struct renc_engine_progress *p, void *arg)
         if (c->journal_rc)
             atomic_store(c->stop, 1);
     }
+    renc_metrics_tick(c->metrics, p, 0);
     double mbps = p->elapsed_s > 0 ? p->bytes_finished / 1e6 / p->elapsed_s : 0;
     double rate = p->elapsed_s > 0 ? p->bytes_finished / p->elapsed_s : 0;
     double eta = rate > 0 ? (p->bytes_total - p->bytes_finished) / rate : -1;
@@ -387,6 +388,10 @@ static void renc_bulk_report(const char *cmd, const struct renc_bulk_args *a,
         json_object_set_new(root, "run_id", json_string(renc_journal_run_id(sess->journal)));
         json_object_set_new(root, "attempt", json_integer(sess->attempt));
     }
+    if (root && a->shard.count) /* what a merge of the shards' reports checks */
+        json_object_set_new(root, "shard",
+                            json_pack("{s:i, s:i, s:I}", "index", (int)a->shard.index, "count",
+                                      (int)a->shard.count, "listed", (json_int_t)a->listed));
     int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
     json_decref(root);
     if (rc)
@@ -405,6 +410,10 @@ int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engi
     }
     if (pc->drew)
         fputc('\n', stderr);
+    if (pc->metrics) { /* the last figures, the report's */
+        pc->metrics->failed_extra = scan->error_count + a->held;
+        renc_metrics_tick(pc->metrics, &p, 1);
+    }
     uint64_t pending = p.items_total - p.items_finished;
     json_t *failures = renc_bulk_failures(cmd, a, e, scan, pending);
     struct renc_keystore_stats ks_stats;

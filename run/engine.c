@@ -379,6 +379,11 @@ void renc_engine_snapshot(struct renc_engine *e, struct renc_engine_progress *p)
     clock_gettime(CLOCK_MONOTONIC, &now);
     p->items_total = e->scan->count;
     p->items_finished = atomic_load(&e->finished);
+    /* next_item runs past the end by one per worker that found none left. */
+    size_t next = atomic_load(&e->next_item);
+    p->items_started = next < e->scan->count ? next : e->scan->count;
+    if (p->items_started < p->items_finished)
+        p->items_started = p->items_finished;
     p->done = atomic_load(&e->done);
     p->skipped = atomic_load(&e->skipped);
     p->not_renc = atomic_load(&e->not_renc);

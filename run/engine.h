@@ -93,6 +93,7 @@ struct renc_item_result {
 
 struct renc_engine_progress {
     uint64_t items_total, items_finished;
+    uint64_t items_started;    /* taken by a worker: started - finished are in flight */
     uint64_t done, skipped, not_renc, failed;
     uint64_t in_place;         /* of done: headers rewritten in place */
     uint64_t bytes_total, bytes_finished;

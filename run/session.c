@@ -35,6 +35,11 @@ void renc_session_cleanup(struct renc_session *s)
     s->locks_cap = 0;
 }
 
+void renc_session_set_shard(struct renc_session *s, const char *shard)
+{
+    snprintf(s->shard, sizeof s->shard, "%s", shard ? shard : "");
+}
+
 static int renc_str_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -85,8 +90,10 @@ static int renc_lockreq_cmp(const void *a, const void *b)
     return strcmp(((const struct renc_lockreq *)a)->path, ((const struct renc_lockreq *)b)->path);
 }
 
-/* Adds root (exclusive) and every folder above it (shared) to reqs. */
-static int renc_lockreq_add(struct renc_lockreq **reqs, size_t *n, size_t *cap, const char *root)
+/* Adds root (exclusive, unless shared) and every folder above it (shared)
+ * to reqs. */
+static int renc_lockreq_add(struct renc_lockreq **reqs, size_t *n, size_t *cap, const char *root,
+                            int shared)
 {
     size_t len = strlen(root);
     for (size_t end = len;; ) {
@@ -101,7 +108,7 @@ static int renc_lockreq_add(struct renc_lockreq **reqs, size_t *n, size_t *cap, 
         RENC_RETURN_IF(!p, -RENC_E_NOMEM);
         memcpy(p, end ? root : "/", end ? end : 1);
         p[end ? end : 1] = '\0';
-        (*reqs)[(*n)++] = (struct renc_lockreq){p, end == len};
+        (*reqs)[(*n)++] = (struct renc_lockreq){p, end == len && !shared};
         if (end <= 1)
             break;
         while (end > 0 && root[end - 1] != '/')
@@ -158,15 +165,16 @@ static int renc_manifest_root(const char *manifest, char *root, size_t max)
 }
 
 /* Locks the trees at roots[0..n) and the folders above them, each once,
- * parents first.  A root inside another root is covered by it. */
-static int renc_lock_trees(struct renc_session *s, char **roots, size_t n, char *busy,
-                           size_t max)
+ * parents first.  A root inside another root is covered by it.  The first
+ * nshared roots (a shard's sources) are locked shared. */
+static int renc_lock_trees(struct renc_session *s, char **roots, size_t n, size_t nshared,
+                           char *busy, size_t max)
 {
     struct renc_lockreq *reqs = NULL;
     size_t nreq = 0, cap = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = renc_lockreq_add(&reqs, &nreq, &cap, roots[i]);
+        rc = renc_lockreq_add(&reqs, &nreq, &cap, roots[i], i < nshared);
     if (rc == 0 && nreq > 1)
         qsort(reqs, nreq, sizeof *reqs, renc_lockreq_cmp);
     for (size_t i = 0; rc == 0 && i < nreq; i++) {
@@ -259,7 +267,7 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
         }
     }
     if (rc == 0)
-        rc = renc_lock_trees(s, canon, local, busy, max);
+        rc = renc_lock_trees(s, canon, local, s->shard[0] ? local : 0, busy, max);
     for (size_t i = 0; i < count + 2; i++)
         renc_free(canon[i]);
     renc_free(canon);
@@ -303,10 +311,29 @@ static const char *renc_session_conflict(const struct renc_session *s,
                  s->out[0] ? s->out : "in place");
     } else if (strcmp(p->sources, s->sources) != 0) {
         snprintf(buf, max, "it works on other sources");
+    } else if (strcmp(p->shard ? p->shard : "", s->shard) != 0) {
+        snprintf(buf, max, "it is %s%s, not %s%s", p->shard && p->shard[0] ? "shard " : "",
+                 p->shard && p->shard[0] ? p->shard : "not sharded", s->shard[0] ? "shard " : "",
+                 s->shard[0] ? s->shard : "the whole run");
     } else {
         return NULL;
     }
     return buf;
+}
+
+/* A shard's default journal is its own: ...-shard-K-of-N.db beside the
+ * whole run's, so the N shards of one tree on one machine each keep one. */
+static int renc_session_shard_path(struct renc_session *s)
+{
+    size_t len = strlen(s->journal_path);
+    unsigned k, n;
+    if (!s->shard[0])
+        return 0;
+    if (len < 3 || sscanf(s->shard, "%u/%u", &k, &n) != 2)
+        return -RENC_E_INVALID;
+    int w = snprintf(s->journal_path + len - 3, sizeof s->journal_path - (len - 3),
+                     "-shard-%u-of-%u.db", k, n);
+    return w < 0 || (size_t)w >= sizeof s->journal_path - (len - 3) ? -ENAMETOOLONG : 0;
 }
 
 int renc_session_open(struct renc_session *s, const char *state_dir, const char *path,
@@ -321,7 +348,8 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
         int n = snprintf(s->journal_path, sizeof s->journal_path, "%s", path);
         RENC_RETURN_IF(n < 0 || (size_t)n >= sizeof s->journal_path, -ENAMETOOLONG);
     } else if ((rc = renc_journal_default_path(state_dir, s->sources, s->out, s->journal_path,
-                                               sizeof s->journal_path))) {
+                                               sizeof s->journal_path)) ||
+               (rc = renc_session_shard_path(s))) {
         return rc;
     }
     if ((rc = renc_journal_open(&s->journal, s->journal_path, 1, holder)))
@@ -374,7 +402,7 @@ int renc_session_start(struct renc_session *s, const struct renc_session_want *w
     renc_join_drops(want, drops, sizeof drops);
     struct renc_journal_params p = {
         .mode = want->mode, .target = target, .keep_old = want->keep_old,
-        .drop = drops, .out = s->out, .sources = s->sources,
+        .drop = drops, .out = s->out, .sources = s->sources, .shard = s->shard,
     };
     return renc_journal_start(s->journal, &p, s->resumed);
 }

@@ -23,6 +23,7 @@ struct renc_session {
     char sources[16384];         /* canonical sources, one per line, sorted, each
                                   * escaped (renc_path_quote) */
     char out[4096];              /* canonical --out, or "" */
+    char shard[24];              /* "K/N" (run/shard.h), or "": every blob */
     struct renc_journal *journal;
     char journal_path[4096];
     int resumed;                 /* 1: the next attempt of an unfinished run */
@@ -54,12 +55,20 @@ void renc_session_cleanup(struct renc_session *s);
  * excludes runs over T, anything inside T and anything holding T, and two
  * runs over T/a and T/b go together.  The kernel drops the locks of a dead
  * run.  -RENC_E_BUSY names in *busy (max bytes) the folder or file another
- * run holds. */
+ * run holds.  A shard's run (s->shard set first, renc_session_set_shard)
+ * locks its trees' roots shared, not exclusive: the shards of one tree work
+ * on disjoint blobs and go together, while a run over the whole tree (or
+ * inside it, or holding it) is still refused beside them. */
 int renc_session_lock(struct renc_session *s, const char *const *sources, size_t n,
                       const char *manifest, const char *out, char *busy, size_t max);
 
+/* renc_session_set_shard: the session is shard ("K/N") of its run: its
+ * locks (renc_session_lock), its default journal and its run parameters.
+ * NULL or "": the whole run. */
+void renc_session_set_shard(struct renc_session *s, const char *shard);
+
 /* renc_session_open: opens the journal at path (NULL: the default under
- * state_dir), settles its header intents (report is called for each one
+ * state_dir; a shard's is its own, ...-shard-K-of-N.db), settles its header intents (report is called for each one
  * whose outcome is worth a line: renc_journal_recover), and
  * decides whether this is a new run or the next attempt of the journal's
  * unfinished one.  On a conflict returns -RENC_E_INVALID with the reason in

@@ -10,8 +10,11 @@ packages=(
   libexpat1-dev
   libjansson-dev libcmocka-dev libbenchmark-dev g++
   clang libclang-rt-14-dev llvm
-  valgrind xxd jq fio python3 python3-cryptography curl coreutils util-linux time strace
+  valgrind xxd jq fio python3 python3-cryptography python3-prometheus-client python3-yaml
+  curl coreutils util-linux time strace
   iproute2
+  slurmctld slurmd slurm-client munge
+  libpq-dev postgresql-15
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;

@@ -44,6 +44,7 @@ LIBS=(
   "curl/:net"
   "liburing:io"
   "sqlite3.h:state"
+  "libpq-fe.h:state"
   "expat.h:azure"
 )
 

@@ -54,6 +54,18 @@ if [ "${1:-}" != valgrind ]; then
   if ! scripts/dist-check.sh "$dir" build; then
     status=1
   fi
+  # Its Debian package, installed with apt-get, run and removed (CI only:
+  # it changes the machine's packages; about 15 s).
+  if [ "${CI:-}" = true ] && [ "$(id -u)" -eq 0 ]; then
+    echo "=== Debian package ==="
+    scripts/deb-check.sh "$dir"
+    rc=$?
+    if [ $rc -eq 77 ]; then
+      echo "deb check skipped (said why above)"
+    elif [ $rc -ne 0 ]; then
+      status=1
+    fi
+  fi
 fi
 if [ -z "${1:-}" ]; then
   echo "=== tsan build (pipeline tests) ==="

@@ -17,6 +17,8 @@
 /* The kinds of journal, tried in order; the one without a scheme takes
  * every location the others do not (postgresql://... goes here, issue 17). */
 static const struct renc_journal_ops *const renc_journal_kinds[] = {
+    &renc_journal_pg_ops,
+    &renc_journal_pg_short_ops,
     &renc_journal_sqlite_ops,
 };
 
@@ -62,6 +64,28 @@ int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t m
     if (n < 0 || (size_t)n >= sizeof tmp)
         return -ENAMETOOLONG;
     return renc_path_tidy(out, max, tmp, RENC_PATH_ROOTED);
+}
+
+void renc_journal_owned_free(struct renc_journal_owned *o)
+{
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        renc_free(*f[i]);
+        *f[i] = NULL;
+    }
+}
+
+int renc_journal_owned_set(struct renc_journal_owned *o, struct renc_journal_params *p,
+                           const char *const v[6], int keep_old)
+{
+    renc_journal_owned_free(o);
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (!(*f[i] = renc_strdup(v[i] ? v[i] : "")))
+            return -RENC_E_NOMEM;
+    *p = (struct renc_journal_params){o->mode, o->target, keep_old, o->drop, o->out, o->sources,
+                                      o->shard};
+    return 0;
 }
 
 /* ---- the base and the choice of kind ----------------------------------- */
@@ -110,6 +134,11 @@ static const struct renc_journal_ops *renc_journal_kind(const char *where)
             return renc_journal_kinds[i];
     }
     return fallback;
+}
+
+int renc_journal_is_url(const char *where)
+{
+    return renc_journal_kind(where)->scheme != NULL;
 }
 
 int renc_journal_open(struct renc_journal **out, const char *path, int create, long *holder_pid)

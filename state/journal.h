@@ -62,6 +62,7 @@ struct renc_journal_params {
     const char *drop;     /* the --drop refs, one per line ("" for none) */
     const char *out;      /* the canonical --out directory ("" for in place) */
     const char *sources;  /* canonical sources (or "manifest:PATH"), one per line */
+    const char *shard;    /* "K/N" (run/shard.h), or "" for every blob; NULL reads as "" */
 };
 
 struct renc_journal_status {
@@ -89,6 +90,12 @@ struct renc_journal;
  * -RENC_E_INSECURE_PERMS when group or others can read it;
  * -RENC_E_BAD_JOURNAL when it is not one of ours. */
 int renc_journal_open(struct renc_journal **out, const char *path, int create, long *holder_pid);
+
+/* renc_journal_is_url: 1 when where names a journal on a server
+ * (postgresql://, postgres://), 0 for a file.  A server's location with a
+ * password in it is refused by open (-RENC_E_INSECURE_PERMS): locations are
+ * printed and recorded, passwords go in PGPASSWORD or PGPASSFILE. */
+int renc_journal_is_url(const char *where);
 
 /* renc_journal_open_readonly: for `status` while a run may be going on. */
 int renc_journal_open_readonly(struct renc_journal **out, const char *path);

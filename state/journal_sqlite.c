@@ -36,7 +36,8 @@ static const char renc_journal_schema[] =
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  run_id TEXT NOT NULL, mode TEXT NOT NULL, target TEXT NOT NULL,"
     "  keep_old INTEGER NOT NULL, drop_refs TEXT NOT NULL, out_dir TEXT NOT NULL,"
-    "  sources TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);"
+    "  sources TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,"
+    "  shard TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS attempts("
     "  n INTEGER PRIMARY KEY, pid INTEGER NOT NULL, started REAL NOT NULL,"
     "  ended REAL, outcome TEXT);"
@@ -82,23 +83,7 @@ int renc_jsql_end(struct renc_journal_sqlite *j, int rc)
     return rc;
 }
 
-static char *renc_col_dup(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return renc_strdup(t ? (const char *)t : "");
-}
-
 /* ---- open and close --------------------------------------------------- */
-
-static void renc_jsql_free_params(struct renc_journal_sqlite *j)
-{
-    renc_free(j->p_mode);
-    renc_free(j->p_target);
-    renc_free(j->p_drop);
-    renc_free(j->p_out);
-    renc_free(j->p_sources);
-    j->p_mode = j->p_target = j->p_drop = j->p_out = j->p_sources = NULL;
-}
 
 /* The queue is flushed already (renc_journal_close), or was never used
  * (a failed open). */
@@ -107,7 +92,7 @@ static void renc_jsql_close(struct renc_journal *base)
     struct renc_journal_sqlite *j = renc_jsql(base);
     if (j->db)
         sqlite3_close(j->db);
-    renc_jsql_free_params(j);
+    renc_journal_owned_free(&j->params);
     if (j->lock_fd >= 0)
         close(j->lock_fd); /* drops the flock */
     pthread_mutex_destroy(&j->lock);
@@ -184,6 +169,13 @@ static int64_t renc_jsql_query_int(struct renc_journal_sqlite *j, const char *sq
     return v;
 }
 
+/* 1 when the run table has its shard column (older journals do not). */
+static int renc_jsql_has_shard(struct renc_journal_sqlite *j)
+{
+    return renc_jsql_query_int(j, "SELECT count(*) FROM pragma_table_info('run')"
+                                  " WHERE name = 'shard'", 0) == 1;
+}
+
 /* Makes a new (empty) file a journal. */
 static int renc_jsql_init(struct renc_journal_sqlite *j)
 {
@@ -236,7 +228,13 @@ static int renc_jsql_setup(struct renc_journal_sqlite *j)
      * each commit durable: there are a few per second, and header intents
      * must be durable before their overwrite. */
     rc = renc_jsql_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-    return rc ? rc : renc_jsql_exec(j, RENC_JOURNAL_SETTLED_TABLE);
+    if (rc == 0)
+        rc = renc_jsql_exec(j, RENC_JOURNAL_SETTLED_TABLE);
+    /* run.shard (run/shard.h) came after schema 1: a journal made before
+     * it gets the column, '' (every blob), when a run opens it. */
+    if (rc == 0 && !renc_jsql_has_shard(j))
+        rc = renc_jsql_exec(j, "ALTER TABLE run ADD COLUMN shard TEXT NOT NULL DEFAULT ''");
+    return rc;
 }
 
 static int renc_jsql_new(struct renc_journal_sqlite **out, const char *path, int readonly)
@@ -319,32 +317,29 @@ static int renc_jsql_open_readonly(struct renc_journal **out, const char *path)
 static int renc_jsql_load_run(struct renc_journal_sqlite *j, struct renc_journal_status *s)
 {
     sqlite3_stmt *st = NULL;
+    /* A journal older than the shard column, read by status, reads as ''. */
     int rc = renc_jsql_prepare(j, &st,
-                               "SELECT run_id, mode, target, keep_old, drop_refs, out_dir,"
-                               " sources, created, updated FROM run WHERE id = 1");
+                               renc_jsql_has_shard(j)
+                                   ? "SELECT run_id, mode, target, keep_old, drop_refs, out_dir,"
+                                     " sources, created, updated, shard FROM run WHERE id = 1"
+                                   : "SELECT run_id, mode, target, keep_old, drop_refs, out_dir,"
+                                     " sources, created, updated, '' FROM run WHERE id = 1");
     if (rc)
         return rc;
     int step = sqlite3_step(st);
-    renc_jsql_free_params(j);
     if (step == SQLITE_ROW) {
         s->has_run = 1;
         snprintf(s->run_id, sizeof s->run_id, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
-        j->p_mode = renc_col_dup(st, 1);
-        j->p_target = renc_col_dup(st, 2);
-        s->params.keep_old = sqlite3_column_int(st, 3);
-        j->p_drop = renc_col_dup(st, 4);
-        j->p_out = renc_col_dup(st, 5);
-        j->p_sources = renc_col_dup(st, 6);
+        const char *v[6] = {(const char *)sqlite3_column_text(st, 1),
+                            (const char *)sqlite3_column_text(st, 2),
+                            (const char *)sqlite3_column_text(st, 4),
+                            (const char *)sqlite3_column_text(st, 5),
+                            (const char *)sqlite3_column_text(st, 6),
+                            (const char *)sqlite3_column_text(st, 9)};
+        rc = renc_journal_owned_set(&j->params, &s->params, v, sqlite3_column_int(st, 3));
         s->created = sqlite3_column_double(st, 7);
         s->updated = sqlite3_column_double(st, 8);
-        if (!j->p_mode || !j->p_target || !j->p_drop || !j->p_out || !j->p_sources)
-            rc = -RENC_E_NOMEM;
-        s->params.mode = j->p_mode;
-        s->params.target = j->p_target;
-        s->params.drop = j->p_drop;
-        s->params.out = j->p_out;
-        s->params.sources = j->p_sources;
     } else if (step != SQLITE_DONE) {
         rc = renc_jsql_rc(step);
     }
@@ -472,8 +467,8 @@ static int renc_jsql_new_run(struct renc_journal_sqlite *j, const struct renc_jo
     sqlite3_stmt *st = NULL;
     if (rc == 0 &&
         (rc = renc_jsql_prepare(j, &st, "INSERT INTO run(id, run_id, mode, target, keep_old,"
-                                        " drop_refs, out_dir, sources, created, updated)"
-                                        " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == 0) {
+                                        " drop_refs, out_dir, sources, created, updated,"
+                                        " shard) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == 0) {
         sqlite3_bind_text(st, 1, j->base.run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, p->mode, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, p->target, -1, SQLITE_STATIC);
@@ -483,6 +478,7 @@ static int renc_jsql_new_run(struct renc_journal_sqlite *j, const struct renc_jo
         sqlite3_bind_text(st, 7, p->sources, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 8, now);
         sqlite3_bind_double(st, 9, now);
+        sqlite3_bind_text(st, 10, p->shard ? p->shard : "", -1, SQLITE_STATIC);
         rc = renc_jsql_rc(sqlite3_step(st));
         sqlite3_finalize(st);
     }

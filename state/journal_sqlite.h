@@ -25,7 +25,7 @@ struct renc_journal_sqlite {
      * the run (the flock), so the claims of a SQLite journal need no row
      * of their own: a crash forgets them with the process. */
     int64_t claimed_to;
-    char *p_mode, *p_target, *p_drop, *p_out, *p_sources;
+    struct renc_journal_owned params; /* what status last read */
 };
 
 static inline struct renc_journal_sqlite *renc_jsql(struct renc_journal *j)
