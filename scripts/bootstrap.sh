@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev llvm
   valgrind xxd jq fio python3 python3-cryptography curl coreutils util-linux time strace
   iproute2
+  libp11-kit-dev softhsm2 opensc
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;
