@@ -80,7 +80,7 @@ int renc_pkcs11_ref_parse(struct renc_keyref *out, const char *s)
     struct renc_keyref r;
     memset(&r, 0, sizeof r);
     r.provider = RENC_PROVIDER_PKCS11;
-    RENC_RETURN_IF(strlen(s) > RENC_VAULT_MAX || !renc_pkcs11_query_ok(s), -RENC_E_BAD_KEYREF);
+    RENC_RETURN_IF(strlen(s) > RENC_MAX_REF_LEN || !renc_pkcs11_query_ok(s), -RENC_E_BAD_KEYREF);
     P11KitUri *u = p11_kit_uri_new();
     RENC_RETURN_IF(!u, -RENC_E_NOMEM);
     int rc = p11_kit_uri_parse(s, P11_KIT_URI_FOR_ANY, u) == P11_KIT_URI_OK ? 0
