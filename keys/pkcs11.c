@@ -102,12 +102,12 @@ int renc_p11_fail(struct renc_p11 *p, const char *fn, CK_RV rv)
     if (rc == 0 || rc == -RENC_E_UNWRAP)
         return rc;
     int seen = 0;
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&p->note_lock);
     for (size_t i = 0; i < p->n_noted; i++)
         seen |= p->noted[i] == rv;
     if (!seen && p->n_noted < RENC_P11_NOTED_MAX)
         p->noted[p->n_noted++] = rv;
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->note_lock);
     if (!seen) {
         char buf[32];
         renc_p11_note(p, "pkcs11: %s: %s: %s", fn, renc_p11_rv_name(rv, buf, sizeof buf),
@@ -135,6 +135,7 @@ int renc_p11_new(struct renc_p11 **out, const struct renc_p11_options *o)
         return -RENC_E_NOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->note_lock, NULL);
     *out = p;
     return 0;
 }
@@ -154,6 +155,7 @@ void renc_p11_free(struct renc_p11 *p)
         dlclose(p->dl);
     renc_key_free(p->pin);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->note_lock);
     renc_free(p);
 }
 

@@ -47,6 +47,7 @@ struct renc_p11 {
     size_t n_tokens;
     struct renc_p11_handle handles[RENC_P11_HANDLES_MAX];
     size_t n_handles;
+    pthread_mutex_t note_lock; /* apart: errors are noted under p->lock too */
     CK_RV noted[RENC_P11_NOTED_MAX];
     size_t n_noted;
     struct renc_p11_stats st;
