@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 
@@ -40,21 +41,26 @@ static int renc_p11_mech_for(struct renc_p11_mech *x, int alg)
  * ref again: 1 when the token needs the full path (renc_p11_session). */
 static int renc_p11_take(struct renc_p11 *p, struct renc_p11_token *t, struct renc_p11_sess *s)
 {
-    int rc = 1;
+    int rc = 1, may_open = 0;
     pthread_mutex_lock(&p->lock);
-    if (t->found && t->logged_in && t->n_idle) {
-        s->t = t;
-        s->h = t->idle[--t->n_idle];
-        rc = 0;
+    if (t->found && t->logged_in && p->pid == getpid()) {
+        if (t->n_idle) {
+            s->h = t->idle[--t->n_idle];
+            rc = 0;
+        } else {
+            may_open = 1;
+        }
     }
+    CK_SLOT_ID slot = t->slot;
     pthread_mutex_unlock(&p->lock);
-    if (rc && t->found && t->logged_in && p->pid &&
-        p->f->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s->h) ==
-            CKR_OK) {
-        s->t = t; /* logged in already: logins are per token, not session */
+    /* Logged in already: logins are per token, not per session. */
+    if (may_open &&
+        p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s->h) == CKR_OK) {
         renc_p11_count(p, &p->st.sessions);
         rc = 0;
     }
+    if (rc == 0)
+        s->t = t;
     return rc;
 }
 
