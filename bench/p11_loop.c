@@ -191,9 +191,17 @@ int main(int argc, char **argv)
         threads = 2;
     printf("key %s, slot alg %d\n", g.t.versioned, g.t.alg);
     bare_setup(argv[1], &ref);
-    double bare = measure("bare", bare_loop, threads);
-    double prov = measure("provider", provider_loop, threads);
-    printf("provider/bare: %.0f%%\n", 100.0 * prov / bare);
+    /* Three rounds, alternating, the best of each kept: the machine is
+     * shared, and the first loop would otherwise pay for warming up. */
+    double bare = 0, prov = 0;
+    for (int round = 0; round < 3; round++) {
+        double b = measure("bare", bare_loop, threads);
+        double v = measure("provider", provider_loop, threads);
+        bare = b > bare ? b : bare;
+        prov = v > prov ? v : prov;
+    }
+    printf("best bare %.0f/s, best provider %.0f/s, provider/bare: %.0f%%\n", bare, prov,
+           100.0 * prov / bare);
     renc_key_free(g.dek);
     g.ops->close(g.prov);
     return 0;
