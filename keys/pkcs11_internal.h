@@ -34,6 +34,18 @@ struct renc_p11_handle {
     struct renc_p11_token *t;
 };
 
+/* What renc_p11_key_get found for a ref, kept RENC_P11_KEY_TTL_S: a run's
+ * every blob asks for the target's current version, and listing a label's
+ * objects is the token's slowest call (as the vault's key reads are cached
+ * 60 s).  The token still checks each wrap and unwrap itself. */
+#define RENC_P11_KEYS_MAX 8
+#define RENC_P11_KEY_TTL_S 60.0
+struct renc_p11_cached_key {
+    char ref[RENC_MAX_REF_LEN + 1];
+    struct renc_p11_key k;
+    double at; /* CLOCK_MONOTONIC seconds */
+};
+
 struct renc_p11 {
     pthread_mutex_t lock;
     struct renc_p11_options o;
@@ -45,6 +57,8 @@ struct renc_p11 {
     int finalize;           /* we initialised the module */
     struct renc_p11_token tokens[RENC_P11_TOKENS_MAX];
     size_t n_tokens;
+    struct renc_p11_cached_key keys[RENC_P11_KEYS_MAX];
+    size_t n_keys, next_key;
     struct renc_p11_handle handles[RENC_P11_HANDLES_MAX];
     size_t n_handles;
     pthread_mutex_t note_lock; /* apart: errors are noted under p->lock too */
@@ -98,6 +112,9 @@ int renc_p11_with_versions(struct renc_p11 *p, const struct renc_keyref *ref,
 /* renc_p11_describe: k from version o of ref's key. */
 int renc_p11_describe(struct renc_p11 *p, struct renc_p11_sess *s, const struct renc_keyref *ref,
                       const struct renc_p11_obj *o, struct renc_p11_key *k);
+/* renc_p11_key_forget: empties renc_p11_key_get's cache (after a change
+ * made in the token, or a failure that says it changed). */
+void renc_p11_key_forget(struct renc_p11 *p);
 /* renc_p11_hex: n bytes as lower-case hex (2n + 1 bytes of out). */
 void renc_p11_hex(char *out, const uint8_t *b, size_t n);
 

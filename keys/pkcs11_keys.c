@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/error.h"
 
@@ -173,9 +174,49 @@ static int renc_p11_get_one(struct renc_p11 *p, struct renc_p11_sess *s,
     return renc_p11_describe(p, s, ref, &v[pick], arg);
 }
 
+static double renc_p11_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 int renc_p11_key_get(struct renc_p11 *p, const struct renc_keyref *ref, struct renc_p11_key *out)
 {
-    return renc_p11_with_versions(p, ref, renc_p11_get_one, out);
+    char text[RENC_MAX_REF_LEN + 1];
+    int rc = renc_keyref_format(text, sizeof text, ref);
+    if (rc)
+        return rc;
+    double now = renc_p11_now();
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n_keys; i++)
+        if (strcmp(p->keys[i].ref, text) == 0 && now - p->keys[i].at < RENC_P11_KEY_TTL_S) {
+            *out = p->keys[i].k;
+            pthread_mutex_unlock(&p->lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&p->lock);
+    if ((rc = renc_p11_with_versions(p, ref, renc_p11_get_one, out)) != 0)
+        return rc;
+    pthread_mutex_lock(&p->lock);
+    size_t slot = p->n_keys;
+    for (size_t i = 0; i < p->n_keys; i++)
+        if (strcmp(p->keys[i].ref, text) == 0)
+            slot = i; /* refresh in place */
+    if (slot == p->n_keys)
+        slot = p->n_keys < RENC_P11_KEYS_MAX ? p->n_keys++ : p->next_key++ % RENC_P11_KEYS_MAX;
+    strcpy(p->keys[slot].ref, text);
+    p->keys[slot].k = *out;
+    p->keys[slot].at = now;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+void renc_p11_key_forget(struct renc_p11 *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->n_keys = 0;
+    pthread_mutex_unlock(&p->lock);
 }
 
 struct renc_p11_list_ctx {

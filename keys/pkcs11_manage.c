@@ -120,7 +120,10 @@ int renc_p11_generate(struct renc_p11 *p, const struct renc_keyref *ref, int cre
 {
     struct renc_p11_gen g = {ref, create, type, bits, versioned, max};
     RENC_RETURN_IF(ref->version[0], -RENC_E_BAD_KEYREF);
-    return renc_p11_with_versions(p, ref, renc_p11_gen_one, &g);
+    renc_p11_key_forget(p);
+    int rc = renc_p11_with_versions(p, ref, renc_p11_gen_one, &g);
+    renc_p11_key_forget(p); /* the current version changed */
+    return rc;
 }
 
 /* The attributes that let an object of cls take part in wraps. */
@@ -168,5 +171,7 @@ static int renc_p11_set_one(struct renc_p11 *p, struct renc_p11_sess *s,
 int renc_p11_set_enabled(struct renc_p11 *p, const struct renc_keyref *versioned, int enabled)
 {
     RENC_RETURN_IF(!versioned->version[0], -RENC_E_UNSUPPORTED);
-    return renc_p11_with_versions(p, versioned, renc_p11_set_one, &enabled);
+    int rc = renc_p11_with_versions(p, versioned, renc_p11_set_one, &enabled);
+    renc_p11_key_forget(p);
+    return rc;
 }

@@ -121,8 +121,11 @@ static int renc_p11_object(struct renc_p11 *p, const char *versioned, CK_OBJECT_
  * knows is dropped (the object was removed, or the token came back). */
 static void renc_p11_forget(struct renc_p11 *p, const char *versioned, int rc)
 {
+    if (rc == -RENC_E_KEY_DISABLED)
+        renc_p11_key_forget(p);
     if (rc != -RENC_E_KEY_NOT_FOUND && rc != -RENC_E_HSM_TOKEN)
         return;
+    renc_p11_key_forget(p);
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_handles;)
         if (strcmp(p->handles[i].ref, versioned) == 0)
