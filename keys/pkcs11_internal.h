@@ -115,8 +115,10 @@ int renc_p11_describe(struct renc_p11 *p, struct renc_p11_sess *s, const struct 
 /* renc_p11_key_forget: empties renc_p11_key_get's cache (after a change
  * made in the token, or a failure that says it changed). */
 void renc_p11_key_forget(struct renc_p11 *p);
-/* renc_p11_hex: n bytes as lower-case hex (2n + 1 bytes of out). */
+/* renc_p11_hex: n bytes as lower-case hex (2n + 1 bytes of out);
+ * renc_p11_unhex: the reverse, at most max bytes (pkcs11_uri.c). */
 void renc_p11_hex(char *out, const uint8_t *b, size_t n);
+int renc_p11_unhex(uint8_t *out, size_t max, size_t *out_len, const char *hex);
 
 /* renc_p11_uri: u parsed from a ref's text (free with p11_kit_uri_free). */
 int renc_p11_uri(const char *text, P11KitUri **u);

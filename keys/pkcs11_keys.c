@@ -76,13 +76,6 @@ static int renc_p11_versions(struct renc_p11 *p, struct renc_p11_sess *s, P11Kit
     return 0;
 }
 
-void renc_p11_hex(char *out, const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 /* SoftHSM 2.6 offers OAEP with SHA-1 only, and says so only when asked to
  * use SHA-256: one encryption under the public key tells (once per token). */
 static void renc_p11_probe_oaep(struct renc_p11 *p, struct renc_p11_sess *s, CK_OBJECT_HANDLE pub)

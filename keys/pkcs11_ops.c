@@ -91,14 +91,13 @@ static int renc_p11_object(struct renc_p11 *p, const char *versioned, CK_OBJECT_
     p11_kit_uri_free(u);
     if (rc)
         return rc;
-    uint8_t id[RENC_KEY_VERSION_MAX / 2];
-    size_t n = strlen(ref.version) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = 0;
-        sscanf(ref.version + 2 * i, "%2x", &v);
-        id[i] = (uint8_t)v;
-    }
+    uint8_t id[RENC_P11_ID_MAX];
+    size_t n = 0;
     CK_ULONG got = 0;
+    if (renc_p11_unhex(id, sizeof id, &n, ref.version)) {
+        renc_p11_release(p, s, 0);
+        return -RENC_E_BAD_KEYREF;
+    }
     if ((rc = renc_p11_find(p, s, ref.name, cls, id, n, h, 1, &got)) == 0 && got == 0)
         rc = -RENC_E_KEY_NOT_FOUND;
     if (rc) {
@@ -135,21 +134,34 @@ static void renc_p11_forget(struct renc_p11 *p, const char *versioned, int rc)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* The DEK as a session object the token may hand back: not on the token,
+ * not sensitive, extractable; with its value when dek is given (a wrap),
+ * without (an unwrap: PROTOCOLS.md 5.3, no CKA_VALUE_LEN either).  Returns
+ * the count of attributes written to tpl[6]. */
+static CK_ULONG renc_p11_dek_template(CK_ATTRIBUTE *tpl, const struct renc_key *dek)
+{
+    static CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    static CK_KEY_TYPE kt = CKK_AES;
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    tpl[0] = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof cls};
+    tpl[1] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &kt, sizeof kt};
+    tpl[2] = (CK_ATTRIBUTE){CKA_TOKEN, &no, sizeof no};
+    tpl[3] = (CK_ATTRIBUTE){CKA_SENSITIVE, &no, sizeof no};
+    tpl[4] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &yes, sizeof yes};
+    if (!dek)
+        return 5;
+    tpl[5] = (CK_ATTRIBUTE){CKA_VALUE, dek->bytes, dek->len};
+    return 6;
+}
+
 static int renc_p11_wrap_aes(struct renc_p11 *p, struct renc_p11_sess *s, CK_MECHANISM *m,
                              CK_OBJECT_HANDLE kek, const struct renc_key *dek, uint8_t *out,
                              size_t max, size_t *out_len)
 {
     /* The DEK becomes a session object only for the C_WrapKey call. */
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE tpl[] = {
-        {CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt},
-        {CKA_TOKEN, &no, sizeof no},   {CKA_SENSITIVE, &no, sizeof no},
-        {CKA_EXTRACTABLE, &yes, sizeof yes}, {CKA_VALUE, dek->bytes, dek->len},
-    };
+    CK_ATTRIBUTE tpl[6];
     CK_OBJECT_HANDLE obj;
-    CK_RV rv = p->f->C_CreateObject(s->h, tpl, 6, &obj);
+    CK_RV rv = p->f->C_CreateObject(s->h, tpl, renc_p11_dek_template(tpl, dek), &obj);
     if (rv != CKR_OK)
         return renc_p11_fail(p, "C_CreateObject", rv);
     CK_ULONG n = max;
@@ -160,17 +172,31 @@ static int renc_p11_wrap_aes(struct renc_p11 *p, struct renc_p11_sess *s, CK_MEC
     return renc_p11_fail(p, "C_WrapKey", rv);
 }
 
+/* The mechanism for alg, and a session with the handle of the object
+ * that does the work: the secret key, or the RSA public key (wrap) or
+ * private key (unwrap).  Counted in *counter. */
+static int renc_p11_begin(struct renc_p11 *p, const char *versioned, int alg, int unwrap,
+                          struct renc_p11_mech *x, struct renc_p11_sess *s,
+                          CK_OBJECT_HANDLE *kek, uint64_t *counter)
+{
+    CK_OBJECT_CLASS rsa_cls = unwrap ? CKO_PRIVATE_KEY : CKO_PUBLIC_KEY;
+    int rc = renc_p11_mech_for(x, alg);
+    if (rc == 0)
+        rc = renc_p11_object(p, versioned, x->rsa ? rsa_cls : CKO_SECRET_KEY, s, kek);
+    if (rc == 0)
+        renc_p11_count(p, counter);
+    return rc;
+}
+
 int renc_p11_wrap(struct renc_p11 *p, const char *versioned, int alg, const struct renc_key *dek,
                   uint8_t *out, size_t max, size_t *out_len)
 {
     struct renc_p11_mech x;
     struct renc_p11_sess s;
     CK_OBJECT_HANDLE kek;
-    int rc = renc_p11_mech_for(&x, alg);
-    if (rc || (rc = renc_p11_object(p, versioned, x.rsa ? CKO_PUBLIC_KEY : CKO_SECRET_KEY, &s,
-                                    &kek)))
+    int rc = renc_p11_begin(p, versioned, alg, 0, &x, &s, &kek, &p->st.wraps);
+    if (rc)
         return rc;
-    renc_p11_count(p, &p->st.wraps);
     if (!x.rsa) {
         rc = renc_p11_wrap_aes(p, &s, &x.m, kek, dek, out, max, out_len);
     } else {
@@ -193,18 +219,11 @@ static int renc_p11_unwrap_aes(struct renc_p11 *p, struct renc_p11_sess *s, CK_M
                                CK_OBJECT_HANDLE kek, const uint8_t *wrapped, size_t wrapped_len,
                                struct renc_key **dek)
 {
-    /* PROTOCOLS.md 5.3: no CKA_VALUE_LEN in the template; the DEK is a
-     * session object read once and destroyed at once. */
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE tpl[] = {
-        {CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt},
-        {CKA_TOKEN, &no, sizeof no},   {CKA_SENSITIVE, &no, sizeof no},
-        {CKA_EXTRACTABLE, &yes, sizeof yes},
-    };
+    /* The DEK is a session object read once and destroyed at once. */
+    CK_ATTRIBUTE tpl[6];
     CK_OBJECT_HANDLE obj;
-    CK_RV rv = p->f->C_UnwrapKey(s->h, m, kek, (CK_BYTE_PTR)wrapped, wrapped_len, tpl, 5, &obj);
+    CK_RV rv = p->f->C_UnwrapKey(s->h, m, kek, (CK_BYTE_PTR)wrapped, wrapped_len, tpl,
+                                 renc_p11_dek_template(tpl, NULL), &obj);
     if (rv != CKR_OK)
         return renc_p11_fail(p, "C_UnwrapKey", rv);
     struct renc_key *k = renc_key_new(64);
@@ -255,11 +274,9 @@ int renc_p11_unwrap(struct renc_p11 *p, const char *versioned, int alg, const ui
     struct renc_p11_mech x;
     struct renc_p11_sess s;
     CK_OBJECT_HANDLE kek;
-    int rc = renc_p11_mech_for(&x, alg);
-    if (rc || (rc = renc_p11_object(p, versioned, x.rsa ? CKO_PRIVATE_KEY : CKO_SECRET_KEY, &s,
-                                    &kek)))
+    int rc = renc_p11_begin(p, versioned, alg, 1, &x, &s, &kek, &p->st.unwraps);
+    if (rc)
         return rc;
-    renc_p11_count(p, &p->st.unwraps);
     rc = x.rsa ? renc_p11_unwrap_rsa(p, &s, &x.m, kek, wrapped, wrapped_len, dek)
                : renc_p11_unwrap_aes(p, &s, &x.m, kek, wrapped, wrapped_len, dek);
     renc_p11_release(p, &s, rc);

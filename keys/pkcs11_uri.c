@@ -1,10 +1,8 @@
 /* keys/pkcs11_uri.c — pkcs11: key references (RFC 7512) through p11-kit's
  * URI parser (pkcs11.h).  The canonical text is p11-kit's own formatting,
  * so two spellings of one object compare equal as text. */
-#include "keys/pkcs11.h"
+#include "keys/pkcs11_internal.h"
 
-#include <p11-kit/pkcs11.h>
-#include <p11-kit/uri.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +25,23 @@ static int renc_pkcs11_query_ok(const char *s)
     return 1;
 }
 
-static int renc_pkcs11_hex(char *out, size_t max, const uint8_t *b, size_t n)
+void renc_p11_hex(char *out, const uint8_t *b, size_t n)
 {
-    RENC_RETURN_IF(n == 0 || 2 * n >= max, -RENC_E_BAD_KEYREF);
     for (size_t i = 0; i < n; i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
+    out[2 * n] = '\0';
+}
+
+int renc_p11_unhex(uint8_t *out, size_t max, size_t *out_len, const char *hex)
+{
+    size_t n = strlen(hex) / 2;
+    RENC_RETURN_IF(n > max || strlen(hex) % 2, -RENC_E_INVALID);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        RENC_RETURN_IF(sscanf(hex + 2 * i, "%2x", &v) != 1, -RENC_E_INVALID);
+        out[i] = (uint8_t)v;
+    }
+    *out_len = n;
     return 0;
 }
 
@@ -55,10 +65,9 @@ static int renc_pkcs11_fields(struct renc_keyref *r, P11KitUri *u)
         RENC_RETURN_IF(c != CKO_SECRET_KEY && c != CKO_PRIVATE_KEY, -RENC_E_BAD_KEYREF);
     }
     if (id) {
-        RENC_RETURN_IF(id->ulValueLen > RENC_KEY_VERSION_MAX / 2, -RENC_E_BAD_KEYREF);
-        int rc = renc_pkcs11_hex(r->version, sizeof r->version, id->pValue, id->ulValueLen);
-        if (rc)
-            return rc;
+        RENC_RETURN_IF(id->ulValueLen == 0 || id->ulValueLen > RENC_P11_ID_MAX,
+                       -RENC_E_BAD_KEYREF);
+        renc_p11_hex(r->version, id->pValue, id->ulValueLen);
     }
     return 0;
 }
@@ -99,18 +108,15 @@ int renc_pkcs11_ref_parse(struct renc_keyref *out, const char *s)
 
 int renc_pkcs11_ref_format(char *out, size_t max_out, const struct renc_keyref *r)
 {
-    uint8_t id[RENC_KEY_VERSION_MAX / 2];
-    size_t n = strlen(r->version) / 2;
-    for (size_t i = 0; i < n && i < sizeof id; i++) {
-        unsigned v;
-        RENC_RETURN_IF(sscanf(r->version + 2 * i, "%2x", &v) != 1, -RENC_E_INVALID);
-        id[i] = (uint8_t)v;
-    }
+    uint8_t id[RENC_P11_ID_MAX];
+    size_t n = 0;
+    int rc = renc_p11_unhex(id, sizeof id, &n, r->version);
+    if (rc)
+        return rc;
     P11KitUri *u = p11_kit_uri_new();
     RENC_RETURN_IF(!u, -RENC_E_NOMEM);
-    int rc = p11_kit_uri_parse(r->vault, P11_KIT_URI_FOR_ANY, u) == P11_KIT_URI_OK
-                 ? 0
-                 : -RENC_E_INVALID;
+    rc = p11_kit_uri_parse(r->vault, P11_KIT_URI_FOR_ANY, u) == P11_KIT_URI_OK ? 0
+                                                                         : -RENC_E_INVALID;
     CK_ATTRIBUTE a = {CKA_ID, id, n};
     if (rc == 0 && n && p11_kit_uri_set_attribute(u, &a) != P11_KIT_URI_OK)
         rc = -RENC_E_NOMEM;
