@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -271,6 +272,14 @@ static int renc_p11_pin(struct renc_p11 *p, P11KitUri *u, struct renc_key **pin)
         src += 5;
     FILE *f = fopen(src, "re");
     RENC_RETURN_IF(!f, -RENC_E_HSM_LOGIN);
+    struct stat st;
+    /* As the keyring's files and the client secret's: others may not read it. */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+        fclose(f);
+        renc_p11_note(p, "pkcs11: the pin-source file %s must be a file of mode 0600 or stricter",
+                      src);
+        return -RENC_E_INSECURE_PERMS;
+    }
     struct renc_key *k = renc_key_new(256);
     int rc = k ? 0 : -RENC_E_NOMEM;
     if (rc == 0 && !fgets((char *)k->bytes, 256, f))
@@ -292,10 +301,11 @@ static int renc_p11_login(struct renc_p11 *p, struct renc_p11_token *t, P11KitUr
 {
     struct renc_key *pin = NULL;
     int rc = renc_p11_pin(p, u, &pin);
-    if (rc) {
-        renc_p11_note(p, "pkcs11: no PIN for the token: set RENC_PKCS11_PIN or pin-source=");
+    if (rc == -RENC_E_HSM_LOGIN)
+        renc_p11_note(p, "pkcs11: no PIN for the token: set RENC_PKCS11_PIN or pin-source= "
+                         "(a readable file)");
+    if (rc)
         return rc;
-    }
     CK_RV rv = p->f->C_Login(h, CKU_USER, pin->bytes, pin->len);
     renc_key_free(pin);
     p->st.logins++;

@@ -131,6 +131,15 @@ check "a wrong PIN changes nothing" [ "$(tree_hashes "$STATE/data/prod")" = "$be
 RENC_PKCS11_PIN=9999 expect_exit 1 renc decrypt "$WORK/a.renc" "$WORK/x.out"
 expect_msg "CKR_PIN_INCORRECT"
 check "no output after a wrong PIN" [ ! -e "$WORK/x.out" ]
+# The PIN from a file named in the reference; one others can read is refused.
+printf '1234\n' >"$WORK/pin" && chmod 600 "$WORK/pin"
+PINREF="pkcs11:token=$HSM_TOKEN;object=kek?pin-source=file:$WORK/pin"
+RENC_PKCS11_PIN= expect_ok renc encrypt --env lab --key "$PINREF" "$WORK/a.in" "$WORK/p.renc"
+RENC_PKCS11_PIN= expect_ok renc decrypt "$WORK/p.renc" "$WORK/p.out"
+expect_same "pin-source=file: logs in" "$WORK/a.in" "$WORK/p.out"
+chmod 644 "$WORK/pin"
+RENC_PKCS11_PIN= expect_exit 1 renc decrypt "$WORK/p.renc" "$WORK/p2.out"
+expect_msg "mode 0600"
 printf 'directories.tokendir = %s/hsm/empty\nobjectstore.backend = file\nlog.level = ERROR\n' \
   "$WORK" >"$WORK/hsm/empty.conf"
 mkdir -p "$WORK/hsm/empty"
