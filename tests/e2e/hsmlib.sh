@@ -1,10 +1,11 @@
 # tests/e2e/hsmlib.sh — a SoftHSM2 token in the test's scratch folder
 # (PROTOCOLS.md 5.2: no root, its own SOFTHSM2_CONF); sourced after lib.sh.
 #
-#   hsm_begin LABEL   a fresh token LABEL (user PIN 1234) in $WORK/hsm;
+#   hsm_begin LABEL   a fresh token LABEL (its user PIN $HSM_PIN) in $WORK/hsm;
 #                     exits 77 saying why when SoftHSM2 or pkcs11-tool is
 #                     missing.  Exports SOFTHSM2_CONF, RENC_PKCS11_MODULE,
-#                     RENC_PKCS11_PIN; sets HSM_MODULE, HSM_TOKEN.
+#                     RENC_PKCS11_PIN; sets HSM_MODULE, HSM_TOKEN, HSM_PIN
+#                     (distinctive, so a test can look for it in outputs).
 #   p11 ARGS...       pkcs11-tool on the token, logged in
 #   hsm_ref NAME [ID] the pkcs11: ref of object NAME (with id=%ID)
 
@@ -25,13 +26,14 @@ hsm_begin() {
   printf 'directories.tokendir = %s/hsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
     "$WORK" >"$WORK/hsm/softhsm2.conf"
   export SOFTHSM2_CONF=$WORK/hsm/softhsm2.conf
-  export RENC_PKCS11_MODULE=$HSM_MODULE RENC_PKCS11_PIN=1234
-  softhsm2-util --init-token --free --label "$HSM_TOKEN" --pin 1234 --so-pin 5678 \
+  HSM_PIN=pin-7Qx3v9Kd
+  export RENC_PKCS11_MODULE=$HSM_MODULE RENC_PKCS11_PIN=$HSM_PIN
+  softhsm2-util --init-token --free --label "$HSM_TOKEN" --pin "$HSM_PIN" --so-pin 5678 \
     >"$WORK/hsm/init.log" 2>&1 || { fail "softhsm2-util --init-token"; finish; }
 }
 
 p11() {
-  pkcs11-tool --module "$HSM_MODULE" --token-label "$HSM_TOKEN" --login --pin 1234 "$@" \
+  pkcs11-tool --module "$HSM_MODULE" --token-label "$HSM_TOKEN" --login --pin "$HSM_PIN" "$@" \
     >>"$WORK/hsm/p11.log" 2>&1
 }
 

@@ -19,6 +19,8 @@ p11 --write-object "$WORK/kek.bin" --type secrkey --key-type AES:32 --usage-wrap
 KEK=$(hsm_ref kek)
 KEK1=$(hsm_ref kek 01)
 mkdir -p "$WORK/ring/kek" && cp "$WORK/kek.bin" "$WORK/ring/kek/1.key" && chmod 600 "$WORK/ring/kek/1.key"
+# absent TEXT PATH...: TEXT is in no file under PATH.
+absent() { ! grep -rqaF -- "$1" "${@:2}"; }
 ind() { python3 "$RENC_TESTS_DIR/e2e/renc_check.py" --keyring "$WORK/ring" "$@"; }
 
 mkdata "$WORK/a.in" 300000
@@ -72,7 +74,7 @@ CMK=$(hsm_ref cmk)
 expect_ok renc keys create "$CMK"
 expect_exit 1 renc keys create "$CMK"
 expect_msg "already exists"
-pkcs11-tool --module "$HSM_MODULE" --token-label renc-hsm --login --pin 1234 --list-objects \
+pkcs11-tool --module "$HSM_MODULE" --token-label renc-hsm --login --pin "$HSM_PIN" --list-objects \
   --type secrkey >"$WORK/objs" 2>&1
 check "the generated key is sensitive, never extractable, wrap/unwrap only" \
   grep -A6 "label: *cmk" "$WORK/objs" | grep -q "never extractable"
@@ -127,12 +129,14 @@ before=$(tree_hashes "$STATE/data/prod")
 expect_ok renc keys rotate "$CMK"
 RENC_PKCS11_PIN=9999 expect_exit 1 renc run --env prod --progress=none
 expect_msg "CKR_PIN_INCORRECT" "wrong or missing PIN"
+check "the PINs given are in no message" absent 9999 "$WORK/out" "$WORK/err"
+check "nor the right one" absent "$HSM_PIN" "$WORK/out" "$WORK/err"
 check "a wrong PIN changes nothing" [ "$(tree_hashes "$STATE/data/prod")" = "$before" ]
 RENC_PKCS11_PIN=9999 expect_exit 1 renc decrypt "$WORK/a.renc" "$WORK/x.out"
 expect_msg "CKR_PIN_INCORRECT"
 check "no output after a wrong PIN" [ ! -e "$WORK/x.out" ]
 # The PIN from a file named in the reference; one others can read is refused.
-printf '1234\n' >"$WORK/pin" && chmod 600 "$WORK/pin"
+printf '%s\n' "$HSM_PIN" >"$WORK/pin" && chmod 600 "$WORK/pin"
 PINREF="pkcs11:token=$HSM_TOKEN;object=kek?pin-source=file:$WORK/pin"
 RENC_PKCS11_PIN= expect_ok renc encrypt --env lab --key "$PINREF" "$WORK/a.in" "$WORK/p.renc"
 RENC_PKCS11_PIN= expect_ok renc decrypt "$WORK/p.renc" "$WORK/p.out"
@@ -173,4 +177,5 @@ expect_out "prod is encrypted" "hsm"
 check "the resumed run moved every blob to $(hsm_ref cmk 04)" \
   [ "$(slot_refs "$STATE/data/prod/blobs")" = "$(hsm_ref cmk 04) 30" ]
 
+check "the PIN is nowhere in the state (journals, reports, catalog)" absent "$HSM_PIN" "$STATE"
 finish
