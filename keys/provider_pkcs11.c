@@ -96,8 +96,11 @@ static int renc_pkcs11_unwrap_op(void *p, const struct renc_provider_target *t,
         /* Say which: the alg does not fit the key, or the token lacks it. */
         struct renc_keyref ref;
         struct renc_p11_key k;
+        int why = 0;
         if (renc_keyref_parse(&ref, t->versioned) == 0 && renc_p11_key_get(p, &ref, &k) == 0)
-            rc = renc_p11_alg_check(p, &k, t->alg) ?: rc;
+            why = renc_p11_alg_check(p, &k, t->alg);
+        if (why)
+            rc = why;
     }
     return rc;
 }
