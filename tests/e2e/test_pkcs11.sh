@@ -177,5 +177,41 @@ expect_out "prod is encrypted" "hsm"
 check "the resumed run moved every blob to $(hsm_ref cmk 04)" \
   [ "$(slot_refs "$STATE/data/prod/blobs")" = "$(hsm_ref cmk 04) 30" ]
 
+# ---- the key's objects go away in the middle of a run; the resume ----------
+# The run is stopped (SIGSTOP) once it has moved a blob, the token's folder
+# taken away, the run let go on: the blobs left fail "key not found" (SoftHSM
+# reports its objects gone, not the device), stay as they were, and the run
+# resumed once the token is back finishes them.
+python3 -c 'import os, sys
+os.makedirs(sys.argv[1])
+for i in range(2500):
+    open(os.path.join(sys.argv[1], "m%d" % i), "wb").write(os.urandom(300))' "$WORK/many"
+expect_ok renc env create big
+expect_ok renc env set-policy big --cmk "$CMK"
+expect_ok renc put --env big "$WORK/many"
+expect_ok renc keys rotate "$CMK"
+"$RENC_BIN" run --state "$STATE" --env big --threads 1 --progress=json \
+  >"$WORK/big.out" 2>"$WORK/big.err" &
+pid=$!
+for _ in $(seq 1 500); do
+  grep -qs '"blobs_done":[1-9]' "$WORK/big.out" "$WORK/big.err" && break
+  sleep 0.01
+done
+if kill -STOP "$pid" 2>/dev/null; then
+  mv "$WORK/hsm/tokens" "$WORK/hsm/tokens.away"
+  kill -CONT "$pid"
+  wait "$pid"
+  check "the run without its key's objects fails" [ $? -eq 1 ]
+  check "it says which key is not found" grep -qF "key not found (key pkcs11:token=$HSM_TOKEN;id=%" "$WORK/big.err"
+  mv "$WORK/hsm/tokens.away" "$WORK/hsm/tokens"
+  expect_ok renc run --env big
+  expect_out "finished by earlier attempts" "big is encrypted"
+  expect_ok renc verify --env big --progress=none
+  expect_out "2500 blobs verified" "0 failed"
+else
+  wait "$pid"
+  fail "the run of 2500 blobs ended before its first progress line was seen"
+fi
+
 check "the PIN is nowhere in the state (journals, reports, catalog)" absent "$HSM_PIN" "$STATE"
 finish
