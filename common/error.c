@@ -84,6 +84,14 @@ static const char *const renc_messages[] = {
     [RENC_E_STORE_NETWORK - RENC_E_BASE] = "the storage account could not be reached (network, TLS or timeout)",
     [RENC_E_STORE_BUSY - RENC_E_BASE] = "the storage service stayed busy (503/500/408), retries exhausted",
     [RENC_E_STORE - RENC_E_BASE] = "the storage service answered with an unexpected error",
+    [RENC_E_HSM_MODULE - RENC_E_BASE] =
+        "the PKCS#11 module could not be loaded (give module-path= in the URI, "
+        "--pkcs11-module or RENC_PKCS11_MODULE)",
+    [RENC_E_HSM_LOGIN - RENC_E_BASE] =
+        "the token refused the login: wrong or missing PIN (pin-source= in the URI or "
+        "RENC_PKCS11_PIN)",
+    [RENC_E_HSM_TOKEN - RENC_E_BASE] = "no token matches the reference (missing or removed)",
+    [RENC_E_HSM - RENC_E_BASE] = "the token failed the operation",
 };
 
 const char *renc_strerror(int err)

@@ -81,6 +81,12 @@ enum renc_error {
     RENC_E_STORE_NETWORK,  /* the storage account could not be reached (network, TLS, timeout) */
     RENC_E_STORE_BUSY,     /* the storage service kept answering busy (503/500/408) past the retries */
     RENC_E_STORE,          /* the storage service answered with an error it does not document */
+    /* PKCS#11 tokens (keys/pkcs11.c maps CKR_ values to these and notes
+     * the CKR_ name). */
+    RENC_E_HSM_MODULE,     /* the PKCS#11 module could not be loaded or initialised */
+    RENC_E_HSM_LOGIN,      /* the token refused the PIN, or no PIN was given */
+    RENC_E_HSM_TOKEN,      /* no token matches the reference (missing or removed) */
+    RENC_E_HSM,            /* the token failed an operation (the CKR_ value is noted) */
     RENC_E_END
 };
 

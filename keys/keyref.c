@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "keys/pkcs11.h"
 
 int renc_keyref_name_valid(const char *s, size_t max)
 {
@@ -87,13 +88,10 @@ int renc_keyref_parse(struct renc_keyref *out, const char *s)
         memcpy(r.vault + 8, host, (size_t)(keys - host));
         r.vault[keys - s - 4] = '\0';
         rc = renc_keyref_split(&r, keys + 6);
-    } else if (strncmp(s, "pkcs11:", 7) == 0 && s[7] != '\0') {
-        /* RFC 7512 URIs are kept whole as the "name" until the provider
-         * exists; they carry no version. */
-        r.provider = RENC_PROVIDER_PKCS11;
-        RENC_RETURN_IF(strlen(s) > RENC_VAULT_MAX, -RENC_E_BAD_KEYREF);
-        strcpy(r.vault, s);
-        rc = 0;
+    } else if (strncmp(s, "pkcs11:", 7) == 0) {
+        /* RFC 7512 URIs: the canonical text without id= in vault, the
+         * object label as name, the id as version (pkcs11_uri.c). */
+        rc = renc_pkcs11_ref_parse(&r, s);
     }
     if (rc == 0)
         *out = r;
@@ -112,8 +110,7 @@ int renc_keyref_format(char *out, size_t max_out, const struct renc_keyref *r)
         n = snprintf(out, max_out, "akv:%s/keys/%s%s%s", r->vault, r->name, sep, r->version);
         break;
     case RENC_PROVIDER_PKCS11:
-        n = snprintf(out, max_out, "%s", r->vault);
-        break;
+        return renc_pkcs11_ref_format(out, max_out, r);
     default:
         return -RENC_E_INVALID;
     }

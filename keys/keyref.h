@@ -2,7 +2,7 @@
  *
  *   local:NAME[/VERSION]
  *   akv:https://VAULT/keys/NAME[/VERSION]
- *   pkcs11:...            (parsed as opaque for now)
+ *   pkcs11:token=T;object=NAME[;id=%HEX]...   (RFC 7512, keys/pkcs11.h)
  *
  * A slot always stores the versioned form; two refs name "the same key" when
  * they are equal with the version removed.

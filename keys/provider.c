@@ -10,6 +10,7 @@
 const struct renc_provider_ops *const renc_providers[] = {
     &renc_provider_local,
     &renc_provider_akv,
+    &renc_provider_pkcs11,
     NULL,
 };
 

@@ -1,6 +1,6 @@
 /* keys/provider.h — the key-provider table: one struct renc_provider_ops
  * per provider, chosen by the scheme of a key reference ("local:", "akv:";
- * "pkcs11:" is reserved, issue 19).  The keystore (keystore.c) dispatches
+ * "pkcs11:").  The keystore (keystore.c) dispatches
  * every key operation through it, and callers outside keys/ ask it
  * questions (is this key held remotely, who grants access to it, what is
  * the provider called) instead of testing a reference's prefix.
@@ -43,7 +43,13 @@ struct renc_provider_config {
     struct renc_keyring *keyring;
     /* akv: its options; akv.note and akv.note_arg are taken from note. */
     struct renc_akv_options akv;
-    /* pkcs11 (issue 19) adds its fields here. */
+    /* pkcs11: the module (--pkcs11-module, RENC_PKCS11_MODULE; a URI's
+     * module-path= wins) and the PIN (RENC_PKCS11_PIN; copied into secure
+     * memory; a URI's pin-source= wins).  docs/HSM.md. */
+    struct {
+        const char *module;
+        const char *pin;
+    } pkcs11;
 };
 
 /* What a provider's keys are like: the questions callers ask. */
@@ -152,13 +158,14 @@ struct renc_provider_ops {
 
 extern const struct renc_provider_ops renc_provider_local;
 extern const struct renc_provider_ops renc_provider_akv;
+extern const struct renc_provider_ops renc_provider_pkcs11;
 
 /* renc_providers: the registry, NULL-terminated, in the order reports
  * list them. */
 extern const struct renc_provider_ops *const renc_providers[];
 
 /* renc_provider_for: the provider of a parsed ref; NULL when none serves
- * its scheme (pkcs11: until issue 19). */
+ * its scheme. */
 const struct renc_provider_ops *renc_provider_for(const struct renc_keyref *ref);
 
 /* renc_provider_for_text: the provider whose scheme text starts with;

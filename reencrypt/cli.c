@@ -70,6 +70,8 @@ static const struct renc_global_def {
      RENC_CFG(akv.throttle_wait_s), RENC_GOPT_SECONDS, 86400, " seconds"},
     {0x1008, "akv-credential", RENC_G(provider_opt[4]), "RENC_AKV_CREDENTIAL",
      RENC_CFG(akv.cred.mode), RENC_GOPT_CRED, 0, NULL},
+    {0x1009, "pkcs11-module", RENC_G(provider_opt[5]), "RENC_PKCS11_MODULE",
+     RENC_CFG(pkcs11.module), RENC_GOPT_PATH, 0, NULL},
 };
 
 /* Provider settings only the environment gives (docs/KEYVAULT.md,
@@ -96,6 +98,8 @@ static const struct {
     {"IDENTITY_ENDPOINT", RENC_CFG(akv.cred.identity_endpoint)},
     {"IDENTITY_HEADER", RENC_CFG(akv.cred.identity_header)},
     {"RENC_IMDS_ENDPOINT", RENC_CFG(akv.cred.imds_endpoint)},
+    /* The token's PIN: never an option (it would show in ps). */
+    {"RENC_PKCS11_PIN", RENC_CFG(pkcs11.pin)},
 };
 
 /* The values of --akv-credential (and RENC_AKV_CREDENTIAL). */
@@ -432,7 +436,9 @@ void renc_blob_err(const char *cmd, const char *path_raw, int rc,
                     rc == -RENC_E_KEY_EXPIRED || rc == -RENC_E_KEY_OP ||
                     rc == -RENC_E_VAULT_AUTH || rc == -RENC_E_VAULT_NETWORK ||
                     rc == -RENC_E_VAULT_THROTTLED || rc == -RENC_E_VAULT ||
-                    rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_DENIED;
+                    rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_DENIED ||
+                    rc == -RENC_E_HSM_MODULE || rc == -RENC_E_HSM_LOGIN ||
+                    rc == -RENC_E_HSM_TOKEN || rc == -RENC_E_HSM;
     if (key_error && st->ref[0])
         renc_err(cmd, "%s: %s (key %s)", path, renc_strerror(rc), st->ref);
     else if (st->in_records)

@@ -52,6 +52,7 @@ struct renc_global {
     {"akv-inflight", required_argument, NULL, 0x1006}, \
     {"akv-throttle-wait", required_argument, NULL, 0x1007}, \
     {"akv-credential", required_argument, NULL, 0x1008}, \
+    {"pkcs11-module", required_argument, NULL, 0x1009}, \
     {"help", no_argument, NULL, 'h'}
 int renc_global_opt(struct renc_global *g, int opt, const char *arg);
 

@@ -26,7 +26,9 @@ static const char renc_keys_usage[] =
     "       reencrypt keys revoke|restore NAME[/VERSION]\n"
     "       reencrypt keys versions akv:https://VAULT/keys/NAME [--json]\n"
     "       reencrypt keys revoke|restore akv:https://VAULT/keys/NAME\n"
-    "options: --state DIR, --keyring DIR, --data DIR, --ca-file FILE\n";
+    "       reencrypt keys create|rotate|versions|revoke|restore 'pkcs11:token=T;object=NAME'\n"
+    "       reencrypt keys disable|enable 'pkcs11:token=T;id=%HEX;object=NAME' [--force]\n"
+    "options: --state DIR, --keyring DIR, --data DIR, --ca-file FILE, --pkcs11-module PATH\n";
 
 /* What the environments' data needs of a key: a census of every
  * environment in the catalog (none when there is no catalog yet). */

@@ -319,7 +319,14 @@ static void renc_bulk_say_provider(const char *cmd, const char *display,
     if (vs->pace_cuts)
         snprintf(pace_note, sizeof pace_note, " (lowered %llu times after 429s, %u at the end)",
                  (unsigned long long)vs->pace_cuts, vs->rate_now);
-    if (vs->requests)
+    /* A provider without a pacing window that retried nothing (a token on
+     * the machine: pkcs11) has only its counts to say. */
+    if (vs->requests && vs->rate_window_s == 0 && !vs->retries)
+        printf("%s: %s: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu logins)\n",
+               cmd, display, (unsigned long long)vs->requests, (unsigned long long)vs->unwraps,
+               (unsigned long long)vs->wraps, (unsigned long long)vs->gets,
+               (unsigned long long)vs->tokens);
+    else if (vs->requests)
         printf("%s: %s: %llu requests (%llu unwraps, %llu wraps, %llu key reads, %llu "
                "tokens), %llu retried (%llu throttled, %llu server errors, %llu network errors); "
                "paced at %u per %.0f s%s, %llu requests held %.1f s in all\n",

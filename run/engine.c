@@ -32,7 +32,8 @@ int renc_engine_key_wide(int rc)
 {
     return rc == -RENC_E_KEY_REVOKED || rc == -RENC_E_KEY_DELETED || rc == -RENC_E_VAULT_AUTH ||
            rc == -RENC_E_VAULT_DENIED || rc == -RENC_E_VAULT_NETWORK ||
-           rc == -RENC_E_VAULT_THROTTLED;
+           rc == -RENC_E_VAULT_THROTTLED || rc == -RENC_E_HSM_LOGIN ||
+           rc == -RENC_E_HSM_TOKEN || rc == -RENC_E_HSM_MODULE;
 }
 
 int renc_engine_run_wide(int rc)

@@ -15,6 +15,7 @@ packages=(
   iproute2
   slurmctld slurmd slurm-client munge
   libpq-dev postgresql-15
+  libp11-kit-dev softhsm2 opensc
 )
 case "$(uname -m)" in
   x86_64) packages+=(libipsec-mb-dev) ;;

@@ -16,7 +16,7 @@
 #   2. the allowed edges have no circle (tsort);
 #   3. a library's headers are included only where that library belongs:
 #      OpenSSL in crypto/ and the key layers, libcurl in net/, liburing in
-#      io/, SQLite in state/, expat in azure/;
+#      io/, SQLite in state/, expat in azure/, p11-kit in keys/;
 #   4. only reencrypt/ prints (printf, fprintf, puts, fputs, putchar, perror).
 # The build enforces rule 1 as well (cmake/RencHelpers.cmake,
 # renc_layer_include): an upward include does not compile.
@@ -46,6 +46,7 @@ LIBS=(
   "sqlite3.h:state"
   "libpq-fe.h:state"
   "expat.h:azure"
+  "p11-kit/:keys"
 )
 
 allowed_of() {

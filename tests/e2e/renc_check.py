@@ -17,6 +17,9 @@ no compression, the tool's default header room), and prints
 blobs in one process (starting a process is slow on small machines).
     renc_check.py --keyring DIR --copy SPEC
 copies SRC to DST for each SPEC line "SRC<TAB>DST".
+--alias REF=LOCALREF (repeatable): REF's key material is LOCALREF's in the
+keyring (an HSM key imported with known bytes: the slot names REF).
+--rsa-alg 2|3: the alg --seal wraps with under an RSA key (default 2).
 
 For each PATH one JSON line on stdout:
     {"path", "rel", "status": "ok" | "notrenc" | "error", "error",
@@ -84,13 +87,17 @@ def hkdf_expand32(prk, info):
 
 
 class Keyring:
-    def __init__(self, root):
+    def __init__(self, root, aliases=()):
         self.root = root
         self.keks = {}
         self.deks = {}
+        self.aliases = dict(a.rsplit("=", 1) for a in aliases)  # REF may hold "="
 
     def kek(self, ref):
         if ref in self.keks:
+            return self.keks[ref]
+        if ref in self.aliases:
+            self.keks[ref] = self.kek(self.aliases[ref])
             return self.keks[ref]
         if not ref.startswith("local:") or "/" not in ref[6:]:
             raise Bad("not a versioned local ref: %s" % ref)
@@ -288,15 +295,15 @@ def check_one(path, ring, only, data, all_slots=False):
     return r
 
 
-def seal_one(ring, data, out, ref, env="e2e", room=773, seg_shift=20):
+def seal_one(ring, data, out, ref, env="e2e", room=773, seg_shift=20, rsa_alg=2):
     kind, k = ring.kek(ref)
     dek = os.urandom(32)
     if kind == "aes":
         from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
         alg, wrapped = 1, aes_key_wrap_with_padding(k, dek)
     else:
-        h = hashes.SHA256()
-        alg, wrapped = 2, k.public_key().encrypt(
+        h = hashes.SHA256() if rsa_alg == 2 else hashes.SHA1()
+        alg, wrapped = rsa_alg, k.public_key().encrypt(
             dek, padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None))
     salt, prefix = os.urandom(32), os.urandom(7)
     ctx = b""
@@ -335,19 +342,21 @@ def main():
     ap.add_argument("--list")
     ap.add_argument("--seal")
     ap.add_argument("--copy")
+    ap.add_argument("--alias", action="append", default=[])
+    ap.add_argument("--rsa-alg", type=int, choices=(2, 3), default=2)
     ap.add_argument("paths", nargs="*")
     a = ap.parse_args()
     paths = list(a.paths)
     if a.list:
         with open(a.list) as f:
             paths += [line.rstrip("\n") for line in f if line.strip()]
-    ring = Keyring(a.keyring)
+    ring = Keyring(a.keyring, a.alias)
     if a.seal:
         with open(a.seal) as f:
             for line in f:
                 out, ref, size = line.rstrip("\n").split("\t")
                 data = os.urandom(int(size))
-                seal_one(ring, data, out, ref)
+                seal_one(ring, data, out, ref, rsa_alg=a.rsa_alg)
                 print("%s\t%s" % (out, hashlib.sha256(data).hexdigest()))
         return 0
     if a.copy:

@@ -55,10 +55,10 @@ static void test_provider_for_text_picks_by_scheme(void **state)
     assert_ptr_equal(renc_provider_for_text("local:ka"), &renc_provider_local);
     assert_ptr_equal(renc_provider_for_text("akv:https://v.example/keys/k"), &renc_provider_akv);
     assert_null(renc_provider_for_text("ka"));
-    assert_null(renc_provider_for_text("pkcs11:token=t;object=k"));
+    assert_ptr_equal(renc_provider_for_text("pkcs11:token=t;object=k"), &renc_provider_pkcs11);
     struct renc_keyref r;
     assert_int_equal(renc_keyref_parse(&r, "pkcs11:token=t;object=k"), 0);
-    assert_null(renc_provider_for(&r));
+    assert_ptr_equal(renc_provider_for(&r), &renc_provider_pkcs11);
     assert_int_equal(renc_keyref_parse(&r, "akv:https://v.example/keys/k/1"), 0);
     assert_ptr_equal(renc_provider_for(&r), &renc_provider_akv);
 }
@@ -189,9 +189,12 @@ static void test_null_op_is_unsupported(void **state)
                                               sizeof v),
                      -RENC_E_UNSUPPORTED);
     struct renc_keystore_provider_stats ps[4];
-    assert_int_equal(renc_keystore_provider_stats(remote, ps, 4), 2);
+    assert_int_equal(renc_keystore_provider_stats(remote, ps, 4), 3);
     assert_ptr_equal(ps[1].ops, &renc_provider_akv);
     assert_int_equal(ps[1].stats.requests, 0);
+    /* Nor does the pkcs11 provider: no module is loaded until a ref is used. */
+    assert_ptr_equal(ps[2].ops, &renc_provider_pkcs11);
+    assert_int_equal(ps[2].stats.requests, 0);
     renc_keystore_free(remote);
 }
 
