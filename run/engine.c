@@ -148,6 +148,13 @@ int renc_commit_begin(struct renc_engine *e, size_t idx, enum renc_commit_mode m
 int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
                     struct renc_store_txn *txn)
 {
+    /* (The test seam: a crash between a staged version durable and its
+     * commit.) */
+    int frc = renc_fault_check("commit");
+    if (frc) {
+        e->dst->ops->abort(e->dst, txn);
+        return frc;
+    }
     if (txn->mode == RENC_COMMIT_MIRROR) {
         int rc = e->src->ops->unchanged(e->src, &e->scan->items[idx], st);
         if (rc) {
@@ -332,6 +339,8 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
     e->scan = scan;
     e->chunk_bytes = chunk;
     e->run_mode = opts->out_dir ? RENC_COMMIT_MIRROR : RENC_COMMIT_REPLACE;
+    if (e->opts.barrier == RENC_BARRIER_DEFAULT)
+        e->opts.barrier = RENC_BARRIER_FILE; /* measured: docs/PERFORMANCE.md */
     e->tags = (struct renc_store_tags){.tag = e->tag, .stale_tag = opts->stale_tag,
                                        .clean = opts->clean_tmp};
     /* Small enough to be read whole: a quarter of the pool per worker, at

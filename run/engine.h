@@ -36,6 +36,13 @@ enum renc_engine_op {
     RENC_ENGINE_VERIFY,
 };
 
+/* How a batch of small blobs is made durable (docs/JOURNAL.md). */
+enum renc_barrier {
+    RENC_BARRIER_DEFAULT = 0, /* the faster on the measured machine (engine.c) */
+    RENC_BARRIER_FILE,        /* an fsync per new file, all in flight; each directory once */
+    RENC_BARRIER_BATCH,       /* one syncfs for the batch's new files, one for its renames */
+};
+
 struct renc_engine_opts {
     enum renc_engine_op op;
     unsigned threads;          /* >= 1 */
@@ -57,6 +64,7 @@ struct renc_engine_opts {
     int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
     int keep_cache;            /* leave what was read and written in the page cache (else
                                 * each blob's pages are dropped once it is done) */
+    enum renc_barrier barrier; /* small blobs' durability barriers */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
     /* The journal (may be NULL): each finished blob is noted in it once its
      * outcome is durable; rows[i] is scan item i's row. */

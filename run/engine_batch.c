@@ -287,15 +287,79 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
     renc_small_reseal(e, s);
 }
 
-/* Makes the batch's commits durable: the store's barrier over them (a
- * local tree syncs each directory once, for the whole batch). */
-static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, size_t n)
+/* The filesystems a batch writes to, each with a descriptor of its own on
+ * it (the new files are closed before their renames are made durable). */
+struct renc_batch_fs {
+    dev_t dev[RENC_BATCH_MAX];
+    int fd[RENC_BATCH_MAX];
+    size_t n;
+};
+
+static int renc_batch_fs_add(struct renc_batch_fs *fs, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    for (size_t i = 0; i < fs->n; i++)
+        if (fs->dev[i] == st.st_dev)
+            return 0;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return -errno;
+    fs->dev[fs->n] = st.st_dev;
+    fs->fd[fs->n++] = d;
+    return 0;
+}
+
+/* One syncfs per filesystem: everything written there is durable. */
+static int renc_batch_fs_sync(const struct renc_batch_fs *fs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < fs->n; i++) {
+        int r = renc_file_syncfs(fs->fd[i]);
+        if (r && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+static void renc_batch_fs_close(struct renc_batch_fs *fs)
+{
+    for (size_t i = 0; i < fs->n; i++)
+        close(fs->fd[i]);
+    fs->n = 0;
+}
+
+/* --barrier batch, first half: the batch's written files (temporaries, or
+ * headers written in place) made durable together, one syncfs for each
+ * filesystem they are on, where --barrier file gives each its fsync.  On a
+ * failure none of them is committed (a header is put back). */
+static void renc_batch_sync_writes(struct renc_small *items, size_t n, struct renc_batch_fs *fs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (items[i].write && !items[i].rc)
+            rc = renc_batch_fs_add(fs, items[i].ofd);
+    if (rc == 0)
+        rc = renc_batch_fs_sync(fs);
+    for (size_t i = 0; rc && i < n; i++)
+        if (items[i].write && !items[i].rc)
+            items[i].rc = rc;
+}
+
+/* Makes the batch's commits (renames) durable: under --barrier file, the
+ * store's barrier over them (a local tree syncs each directory once, for
+ * the whole batch); under --barrier batch, one syncfs per filesystem. */
+static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, size_t n,
+                              const struct renc_batch_fs *fs)
 {
     struct renc_store_txn *txns[RENC_BATCH_MAX];
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (items[i].write && !items[i].rc && !items[i].in_place)
             txns[k++] = &items[i].txn;
+    if (e->opts.barrier == RENC_BARRIER_BATCH)
+        return k ? renc_batch_fs_sync(fs) : 0;
     return e->dst->ops->barrier(e->dst, txns, k);
 }
 
@@ -474,14 +538,19 @@ void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
 
     /* Write: temporaries opened, written, made durable and closed with the
      * whole batch in flight.  Recovery: roll back (remove temporaries). */
+    struct renc_batch_fs fs = {.n = 0};
     renc_batch_open_out(e, ring, items, n);
     renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
     renc_batch_attrs(e, items, n);
-    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
+    if (e->opts.barrier == RENC_BARRIER_BATCH)
+        renc_batch_sync_writes(items, n, &fs);
+    else
+        renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
     renc_batch_close_out(e, items, n);
     renc_batch_commit(e, items, n);
-    /* One durability barrier per directory for the whole batch. */
-    int rc = renc_batch_barrier(e, items, n);
+    /* One durability barrier for the whole batch's renames. */
+    int rc = renc_batch_barrier(e, items, n, &fs);
+    renc_batch_fs_close(&fs);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;
