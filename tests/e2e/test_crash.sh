@@ -289,6 +289,39 @@ done
 
 echo "$KILLED kill points exercised ($CFG_COUNT configurations)${MISSES:+; $MISSES runs finished before their kill and were retried}"
 
+# ---- the other barrier mode ------------------------------------------------------
+# The configurations above use the default --barrier (file; RENC_CRASH_BARRIER
+# runs them all in another).  --barrier batch makes a batch's new files
+# durable with one syncfs, renames them, and makes the renames durable with
+# another: with one worker, the first batch's are the run's first and second
+# barriers, and its commits (renames) come between.  Kills there: before
+# the new files are durable, once they are and before any rename, among the
+# renames, after the renames before they are durable, and in the second
+# batch; each resumed and checked like the kill points above.
+OTHER_BARRIER=batch
+[ "${RENC_CRASH_BARRIER:-file}" = batch ] && OTHER_BARRIER=file
+for how in "rekey in" "copy out" "header in"; do
+  set_config small $how --threads 1 --memory 20M --progress=none --barrier $OTHER_BARRIER
+  CFG="$CFG --barrier $OTHER_BARRIER"
+  if [ -n "${RENC_CRASH_ONLY:-}" ] && ! [[ $CFG =~ $RENC_CRASH_ONLY ]]; then
+    continue
+  fi
+  section "$CFG"
+  points=(fsync:1 commit:1 commit:60 fsync:2 fsync:3)
+  # In place, a header rewrite renames nothing: kills among the writes and
+  # at the batches' barriers.
+  [ "$how" = "header in" ] && points=(fsync:1 write:60 fsync:2 fsync:3)
+  for p in "${points[@]}"; do
+    kill_run "${p%%:*}" "${p#*:}"
+    if [ "$RC" -ne 137 ]; then
+      fail "$CFG, $KILL_DESC: exited $RC, wanted 137 (killed)"
+      _show_last
+      continue
+    fi
+    after_kill "$CFG, $KILL_DESC" "${p%%:*}"
+  done
+done
+
 # ---- torn headers ----------------------------------------------------------------
 
 # rewritten NAME [MAX]: "REL HEADER_LEN" for up to MAX (default 2) blobs of
