@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -323,6 +324,17 @@ static int renc_engine_stores(struct renc_engine *e)
     return rc;
 }
 
+/* The default --barrier: batch, measured faster (docs/PERFORMANCE.md),
+ * where syncfs reports write-back errors (Linux 5.8 and later); else file. */
+static enum renc_barrier renc_barrier_default(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return RENC_BARRIER_FILE;
+    return major > 5 || (major == 5 && minor >= 8) ? RENC_BARRIER_BATCH : RENC_BARRIER_FILE;
+}
+
 /* --barrier batch's items per batch: as many as the descriptors allow (two
  * per item in every worker's batch, within a quarter of the process's
  * limit), at least --barrier file's. */
@@ -354,7 +366,7 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
     e->chunk_bytes = chunk;
     e->run_mode = opts->out_dir ? RENC_COMMIT_MIRROR : RENC_COMMIT_REPLACE;
     if (e->opts.barrier == RENC_BARRIER_DEFAULT)
-        e->opts.barrier = RENC_BARRIER_FILE; /* measured: docs/PERFORMANCE.md */
+        e->opts.barrier = renc_barrier_default();
     e->batch_max = e->opts.barrier == RENC_BARRIER_BATCH ? renc_batch_cap(opts->threads)
                                                          : RENC_BATCH_FILE;
     e->tags = (struct renc_store_tags){.tag = e->tag, .stale_tag = opts->stale_tag,

@@ -40,7 +40,7 @@ enum renc_engine_op {
 
 /* How a batch of small blobs is made durable (docs/JOURNAL.md). */
 enum renc_barrier {
-    RENC_BARRIER_DEFAULT = 0, /* the faster on the measured machine (engine.c) */
+    RENC_BARRIER_DEFAULT = 0, /* batch where syncfs reports errors (Linux >= 5.8), else file */
     RENC_BARRIER_FILE,        /* an fsync per new file, all in flight; each directory once */
     RENC_BARRIER_BATCH,       /* one syncfs for the batch's new files, one for its renames */
 };
