@@ -8,8 +8,9 @@
  * flight, transformed in memory, written to temporaries and made durable with
  * the whole batch in flight, renamed, and their directories made durable
  * once for the batch (one durability barrier for many files); under
- * --barrier batch, one syncfs (grouped across the workers) stands for the
- * files' fsyncs and another for the directories'.  A big blob is
+ * --barrier batch (the default where syncfs reports errors), one syncfs
+ * (grouped across the workers) stands for the files' fsyncs and another
+ * for the directories'.  A big blob is
  * cut into record-aligned chunks; its reading worker hands each chunk's
  * crypto to whichever worker is free, and writes the results at their
  * offsets through its ring.  Buffers come from a pool bounded by --memory,
