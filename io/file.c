@@ -15,8 +15,9 @@
 
 #ifdef RENC_TEST_HOOKS
 /* The operations counted, in the order of renc_fault_counts. */
-static const char *const renc_fault_ops[] = {"write", "fsync", "journal"};
-static _Atomic unsigned long renc_fault_counts[3];
+static const char *const renc_fault_ops[] = {"write", "fsync", "journal", "commit"};
+#define RENC_FAULT_OPS (sizeof renc_fault_ops / sizeof renc_fault_ops[0])
+static _Atomic unsigned long renc_fault_counts[RENC_FAULT_OPS];
 
 int renc_fault_check(const char *op)
 {
@@ -32,9 +33,9 @@ int renc_fault_check(const char *op)
         return 0;
     const char *e = end + 1;
     size_t k = 0;
-    while (k < 3 && strcmp(renc_fault_ops[k], op) != 0)
+    while (k < RENC_FAULT_OPS && strcmp(renc_fault_ops[k], op) != 0)
         k++;
-    if (k == 3)
+    if (k == RENC_FAULT_OPS)
         return 0;
     unsigned long c = atomic_fetch_add(&renc_fault_counts[k], 1) + 1;
     if (c != n)
@@ -49,7 +50,7 @@ int renc_fault_check(const char *op)
 
 void renc_fault_reset(void)
 {
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < RENC_FAULT_OPS; k++)
         atomic_store(&renc_fault_counts[k], 0);
 }
 #else
@@ -140,6 +141,14 @@ void renc_file_drop_cache(int fd)
 {
     if (fd >= 0)
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+}
+
+int renc_file_syncfs(int fd)
+{
+    int rc = renc_fault_check("fsync");
+    if (rc)
+        return rc;
+    return syncfs(fd) == 0 ? 0 : -errno;
 }
 
 int renc_file_fsync_parent(const char *path)

@@ -40,6 +40,13 @@ void renc_file_abort(int fd, const char *tmp_path);
 /* renc_file_fsync_parent: makes the entry of path in its directory durable. */
 int renc_file_fsync_parent(const char *path);
 
+/* renc_file_syncfs: makes everything written to fd's filesystem durable,
+ * by anyone (syncfs(2): data, inodes and directory entries, then the
+ * device's cache; its writeback errors are reported since Linux 5.8).
+ * One call stands for many fsyncs; it also flushes other programs' dirty
+ * data on that filesystem (docs/JOURNAL.md). */
+int renc_file_syncfs(int fd);
+
 /* renc_file_drop_cache: asks the kernel to drop fd's pages from the page
  * cache (clean ones: call it after the data is durable, or on a file only
  * read).  A bulk run reads and writes each byte once: keeping them would
@@ -47,8 +54,9 @@ int renc_file_fsync_parent(const char *path);
 void renc_file_drop_cache(int fd);
 
 /* Test seam (RENC_TEST_HOOKS builds): the environment variable RENC_FAULT,
- * "OP:N:ERRNO" with OP write, fsync or journal, fails the N-th write,
- * durability barrier or journal commit of the process with that errno
+ * "OP:N:ERRNO" with OP write, fsync, journal or commit, fails the N-th
+ * write, durability barrier, journal commit or commit of a blob's new
+ * version (its rename, for a local tree) of the process with that errno
  * (ENOSPC, EIO or a number); "OP:N:KILL" kills the process there with
  * SIGKILL instead, for crash tests. */
 int renc_fault_check(const char *op);

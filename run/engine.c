@@ -12,7 +12,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +150,13 @@ int renc_commit_begin(struct renc_engine *e, size_t idx, enum renc_commit_mode m
 int renc_commit_txn(struct renc_engine *e, size_t idx, const struct stat *st,
                     struct renc_store_txn *txn)
 {
+    /* (The test seam: a crash between a staged version durable and its
+     * commit.) */
+    int frc = renc_fault_check("commit");
+    if (frc) {
+        e->dst->ops->abort(e->dst, txn);
+        return frc;
+    }
     if (txn->mode == RENC_COMMIT_MIRROR) {
         int rc = e->src->ops->unchanged(e->src, &e->scan->items[idx], st);
         if (rc) {
@@ -215,7 +224,7 @@ static void *renc_worker_main(void *arg)
             continue;
         size_t n = 0, bytes = 0;
         ssize_t big = -1;
-        while (!renc_should_stop(e) && n < RENC_BATCH_MAX && bytes < RENC_BATCH_BYTES) {
+        while (!renc_should_stop(e) && n < e->batch_max && bytes < RENC_BATCH_BYTES) {
             size_t idx = atomic_fetch_add(&e->next_item, 1);
             if (idx >= e->scan->count)
                 break;
@@ -315,6 +324,30 @@ static int renc_engine_stores(struct renc_engine *e)
     return rc;
 }
 
+/* The default --barrier: batch, measured faster (docs/PERFORMANCE.md),
+ * where syncfs reports write-back errors (Linux 5.8 and later); else file. */
+static enum renc_barrier renc_barrier_default(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return RENC_BARRIER_FILE;
+    return major > 5 || (major == 5 && minor >= 8) ? RENC_BARRIER_BATCH : RENC_BARRIER_FILE;
+}
+
+/* --barrier batch's items per batch: as many as the descriptors allow (two
+ * per item in every worker's batch, within a quarter of the process's
+ * limit), at least --barrier file's. */
+static size_t renc_batch_cap(unsigned threads)
+{
+    struct rlimit rl;
+    size_t cap = RENC_BATCH_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 8 / threads < cap)
+        cap = (size_t)(rl.rlim_cur / 8 / threads);
+    return cap < RENC_BATCH_FILE ? RENC_BATCH_FILE : cap;
+}
+
 int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opts,
                     struct renc_keystore *ks, struct renc_transformer *t,
                     const struct renc_scan *scan)
@@ -332,6 +365,10 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
     e->scan = scan;
     e->chunk_bytes = chunk;
     e->run_mode = opts->out_dir ? RENC_COMMIT_MIRROR : RENC_COMMIT_REPLACE;
+    if (e->opts.barrier == RENC_BARRIER_DEFAULT)
+        e->opts.barrier = renc_barrier_default();
+    e->batch_max = e->opts.barrier == RENC_BARRIER_BATCH ? renc_batch_cap(opts->threads)
+                                                         : RENC_BATCH_FILE;
     e->tags = (struct renc_store_tags){.tag = e->tag, .stale_tag = opts->stale_tag,
                                        .clean = opts->clean_tmp};
     /* Small enough to be read whole: a quarter of the pool per worker, at
@@ -341,6 +378,9 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
         e->small_max = (size_t)4 << 20;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->cond, NULL);
+    pthread_mutex_init(&e->sync_lock, NULL);
+    pthread_cond_init(&e->sync_cond, NULL);
+    e->sync_fd = -1;
     e->results = renc_calloc(scan->count ? scan->count : 1, sizeof *e->results);
     int rc = e->results ? renc_pool_new(&e->pool, opts->memory_bytes) : -RENC_E_NOMEM;
     if (rc == 0 && opts->tmp_tag)
@@ -371,6 +411,10 @@ void renc_engine_free(struct renc_engine *e)
     renc_store_free(e->own_src);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->sync_lock);
+    pthread_cond_destroy(&e->sync_cond);
+    if (e->sync_fd >= 0)
+        close(e->sync_fd);
     renc_free(e);
 }
 

@@ -7,7 +7,10 @@
  * batches: opened, read and closed through the ring with the whole batch in
  * flight, transformed in memory, written to temporaries and made durable with
  * the whole batch in flight, renamed, and their directories made durable
- * once for the batch (one durability barrier for many files).  A big blob is
+ * once for the batch (one durability barrier for many files); under
+ * --barrier batch (the default where syncfs reports errors), one syncfs
+ * (grouped across the workers) stands for the files' fsyncs and another
+ * for the directories'.  A big blob is
  * cut into record-aligned chunks; its reading worker hands each chunk's
  * crypto to whichever worker is free, and writes the results at their
  * offsets through its ring.  Buffers come from a pool bounded by --memory,
@@ -36,6 +39,13 @@ enum renc_engine_op {
     RENC_ENGINE_VERIFY,
 };
 
+/* How a batch of small blobs is made durable (docs/JOURNAL.md). */
+enum renc_barrier {
+    RENC_BARRIER_DEFAULT = 0, /* batch where syncfs reports errors (Linux >= 5.8), else file */
+    RENC_BARRIER_FILE,        /* an fsync per new file, all in flight; each directory once */
+    RENC_BARRIER_BATCH,       /* one syncfs for the batch's new files, one for its renames */
+};
+
 struct renc_engine_opts {
     enum renc_engine_op op;
     unsigned threads;          /* >= 1 */
@@ -57,6 +67,7 @@ struct renc_engine_opts {
     int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
     int keep_cache;            /* leave what was read and written in the page cache (else
                                 * each blob's pages are dropped once it is done) */
+    enum renc_barrier barrier; /* small blobs' durability barriers */
     int identity;              /* benchmarks only: the same file work, no crypto (bytes rewritten as read) */
     /* The journal (may be NULL): each finished blob is noted in it once its
      * outcome is durable; rows[i] is scan item i's row. */

@@ -287,15 +287,133 @@ static void renc_small_transform(struct renc_engine *e, struct renc_small *s)
     renc_small_reseal(e, s);
 }
 
-/* Makes the batch's commits durable: the store's barrier over them (a
- * local tree syncs each directory once, for the whole batch). */
-static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, size_t n)
+/* The filesystems a batch writes to, each with a descriptor of its own on
+ * it (the new files are closed before their renames are made durable). */
+struct renc_batch_fs {
+    dev_t dev[RENC_BATCH_MAX];
+    int fd[RENC_BATCH_MAX];
+    size_t n;
+};
+
+static int renc_batch_fs_add(struct renc_batch_fs *fs, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    for (size_t i = 0; i < fs->n; i++)
+        if (fs->dev[i] == st.st_dev)
+            return 0;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return -errno;
+    fs->dev[fs->n] = st.st_dev;
+    fs->fd[fs->n++] = d;
+    return 0;
+}
+
+/* The generation of the workers' grouped syncfs that may be under way: a
+ * batch takes it before it writes (renc_group_sync). */
+static uint64_t renc_group_mark(struct renc_engine *e)
+{
+    pthread_mutex_lock(&e->sync_lock);
+    uint64_t g = e->sync_started;
+    pthread_mutex_unlock(&e->sync_lock);
+    return g;
+}
+
+/* Group commit: what this worker wrote before the call is durable once a
+ * syncfs that started after the call has finished: one worker runs it while
+ * the others wait, and whoever comes next runs the next for everyone who
+ * arrived meanwhile.  Every grouped syncfs goes through one descriptor, so
+ * a writeback error is reported by the first syncfs after it; a batch
+ * fails when any syncfs since its mark (the generation that may have been
+ * running when it began writing) failed.  Another filesystem than the
+ * grouped one is synced directly. */
+static int renc_group_sync(struct renc_engine *e, dev_t dev, int fd, uint64_t mark)
+{
+    pthread_mutex_lock(&e->sync_lock);
+    if (e->sync_fd < 0 && (e->sync_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+        e->sync_dev = dev;
+    if (e->sync_fd < 0 || e->sync_dev != dev) {
+        pthread_mutex_unlock(&e->sync_lock);
+        return renc_file_syncfs(fd);
+    }
+    uint64_t target = e->sync_started + 1;
+    while (e->sync_done < target) {
+        if (e->sync_busy) {
+            pthread_cond_wait(&e->sync_cond, &e->sync_lock);
+            continue;
+        }
+        e->sync_busy = 1;
+        uint64_t gen = ++e->sync_started;
+        pthread_mutex_unlock(&e->sync_lock);
+        int rc = renc_file_syncfs(e->sync_fd);
+        pthread_mutex_lock(&e->sync_lock);
+        e->sync_busy = 0;
+        e->sync_done = gen;
+        if (rc) {
+            e->sync_failed = gen;
+            e->sync_rc = rc;
+        }
+        pthread_cond_broadcast(&e->sync_cond);
+    }
+    int rc = e->sync_failed && e->sync_failed >= mark ? e->sync_rc : 0;
+    pthread_mutex_unlock(&e->sync_lock);
+    return rc;
+}
+
+/* Everything written to the batch's filesystems before the call made
+ * durable (mark: renc_group_mark before the writes). */
+static int renc_batch_fs_sync(struct renc_engine *e, const struct renc_batch_fs *fs,
+                              uint64_t mark)
+{
+    int rc = 0;
+    for (size_t i = 0; i < fs->n; i++) {
+        int r = renc_group_sync(e, fs->dev[i], fs->fd[i], mark);
+        if (r && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+static void renc_batch_fs_close(struct renc_batch_fs *fs)
+{
+    for (size_t i = 0; i < fs->n; i++)
+        close(fs->fd[i]);
+    fs->n = 0;
+}
+
+/* --barrier batch, first half: the batch's written files (temporaries, or
+ * headers written in place) made durable together, one syncfs for each
+ * filesystem they are on, where --barrier file gives each its fsync.  On a
+ * failure none of them is committed (a header is put back). */
+static void renc_batch_sync_writes(struct renc_engine *e, struct renc_small *items, size_t n,
+                                   struct renc_batch_fs *fs, uint64_t mark)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (items[i].write && !items[i].rc)
+            rc = renc_batch_fs_add(fs, items[i].ofd);
+    if (rc == 0)
+        rc = renc_batch_fs_sync(e, fs, mark);
+    for (size_t i = 0; rc && i < n; i++)
+        if (items[i].write && !items[i].rc)
+            items[i].rc = rc;
+}
+
+/* Makes the batch's commits (renames) durable: under --barrier file, the
+ * store's barrier over them (a local tree syncs each directory once, for
+ * the whole batch); under --barrier batch, one syncfs per filesystem. */
+static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, size_t n,
+                              const struct renc_batch_fs *fs, uint64_t mark)
 {
     struct renc_store_txn *txns[RENC_BATCH_MAX];
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (items[i].write && !items[i].rc && !items[i].in_place)
             txns[k++] = &items[i].txn;
+    if (e->opts.barrier == RENC_BARRIER_BATCH)
+        return k ? renc_batch_fs_sync(e, fs, mark) : 0;
     return e->dst->ops->barrier(e->dst, txns, k);
 }
 
@@ -474,14 +592,22 @@ void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
 
     /* Write: temporaries opened, written, made durable and closed with the
      * whole batch in flight.  Recovery: roll back (remove temporaries). */
+    struct renc_batch_fs fs = {.n = 0};
+    int batch = e->opts.barrier == RENC_BARRIER_BATCH;
+    uint64_t mark = batch ? renc_group_mark(e) : 0;
     renc_batch_open_out(e, ring, items, n);
     renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
     renc_batch_attrs(e, items, n);
-    renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
+    if (batch)
+        renc_batch_sync_writes(e, items, n, &fs, mark);
+    else
+        renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
     renc_batch_close_out(e, items, n);
+    mark = batch ? renc_group_mark(e) : 0;
     renc_batch_commit(e, items, n);
-    /* One durability barrier per directory for the whole batch. */
-    int rc = renc_batch_barrier(e, items, n);
+    /* One durability barrier for the whole batch's renames. */
+    int rc = renc_batch_barrier(e, items, n, &fs, mark);
+    renc_batch_fs_close(&fs);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].write)
             continue;

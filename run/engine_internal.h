@@ -30,7 +30,11 @@
 #include "run/engine.h"
 #include "store/store.h"
 
-#define RENC_BATCH_MAX 32
+/* Items in a batch: --barrier file's (an fsync each, all in flight), and
+ * the most --barrier batch takes (one syncfs stands for them all, so the
+ * more the better, bounded by the descriptors: two open per item). */
+#define RENC_BATCH_FILE 32
+#define RENC_BATCH_MAX 128
 #define RENC_BATCH_BYTES (16u << 20)
 #define RENC_RING_DEPTH 256
 #define RENC_CHUNK_INFLIGHT 8
@@ -55,6 +59,7 @@ struct renc_engine {
     struct renc_item_result *results;
     struct renc_pool *pool;
     size_t small_max;      /* blobs up to this size go through batches */
+    size_t batch_max;      /* items in a batch (RENC_BATCH_FILE .. RENC_BATCH_MAX) */
     size_t chunk_bytes;    /* the largest chunk: one largest record (sizes --memory) */
 
     _Atomic size_t next_item;
@@ -71,6 +76,14 @@ struct renc_engine {
     pthread_cond_t cond;
     struct renc_chunk *queue_head, *queue_tail;
     struct renc_rjob *rjobs; /* streamed blobs spread over the workers (engine_spread.c) */
+    /* --barrier batch: the workers' syncfs calls on one filesystem grouped
+     * (engine_batch.c): generations started and done, the last failed. */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_cond;
+    int sync_fd;              /* on the grouped filesystem (kept: its errors), or -1 */
+    dev_t sync_dev;
+    uint64_t sync_started, sync_done, sync_failed;
+    int sync_busy, sync_rc;
     unsigned coordinators; /* workers currently feeding big blobs */
     unsigned workers_running;
 };

@@ -5,7 +5,9 @@
 # Environment: RENC_CRASH_POINTS (default 20), RENC_CRASH_SEED (repeat a
 # run: each run prints its seed), RENC_CRASH_ONLY=ERE (configurations by
 # name, e.g. 'small header'), RENC_BIN (an existing binary: no build),
-# RENC_CRASH_NO_RESUME=1 (test_crash.sh only).
+# RENC_CRASH_NO_RESUME=1 (test_crash.sh only), RENC_CRASH_BARRIERS (the
+# --barrier modes test_crash.sh runs every configuration in, one pass each:
+# default "file batch").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
@@ -21,8 +23,10 @@ if [ "$flavour" = asan ]; then
 fi
 status=0
 start=$SECONDS
-echo "=== test_crash.sh, $RENC_CRASH_POINTS kill points per configuration ($RENC_BIN) ==="
-bash tests/e2e/test_crash.sh || status=1
+for barrier in ${RENC_CRASH_BARRIERS:-file batch}; do
+  echo "=== test_crash.sh, $RENC_CRASH_POINTS kill points per configuration, --barrier $barrier ($RENC_BIN) ==="
+  RENC_CRASH_BARRIER=$barrier bash tests/e2e/test_crash.sh || status=1
+done
 if [ -z "${RENC_CRASH_NO_RESUME:-}" ]; then
   echo "=== test_resume.sh ==="
   bash tests/e2e/test_resume.sh || status=1

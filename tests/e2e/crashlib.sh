@@ -33,6 +33,10 @@ MiB=$((1024 * 1024))
 # 2.5 MiB takes the big-blob path (chunks spread over the workers), smaller
 # ones go through batches of up to 32.
 RUNOPTS=(--threads 2 --memory 20M --progress=none)
+# RENC_CRASH_BARRIER=file|batch: set_config's runs with that --barrier (a
+# run option only: verify takes RUNOPTS too).
+BARRIEROPTS=()
+[ -n "${RENC_CRASH_BARRIER:-}" ] && BARRIEROPTS=(--barrier "$RENC_CRASH_BARRIER")
 SAMPLE_SEQ=0
 # python3 cryptography, looked up once (lib.sh's have_pycheck starts python).
 PYCHECK=0
@@ -324,7 +328,7 @@ set_config() {
     ROOT=$OUT
   fi
   shift 3
-  if [ $# -gt 0 ]; then ARGS+=("$@"); else ARGS+=("${RUNOPTS[@]}"); fi
+  if [ $# -gt 0 ]; then ARGS+=("$@"); else ARGS+=("${RUNOPTS[@]}" "${BARRIEROPTS[@]}"); fi
   ARGS+=("$SRC")
 }
 

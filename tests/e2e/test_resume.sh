@@ -7,6 +7,7 @@
 #       failed blobs named with the cause and left wholly old (a failed
 #       directory barrier: old or new), every other blob done, nothing lost;
 #       and a journal commit failing in the middle of a long run stops it,
+#       and under --barrier batch at its two syncfs and at a commit (rename),
 #       every blob whole; the same command again finishes the run;
 #   (b) SIGINT and SIGTERM in the middle of a run: exit 130, the message,
 #       every blob wholly old or wholly new, status "interrupted"; resumed;
@@ -239,6 +240,25 @@ fault_config small header in
 fault_config small copy out
 fault_config big rekey in
 fault_config big copy in
+
+# --barrier batch: one syncfs for a batch's new files (the first barrier
+# counted in a whole run with one worker), one for its renames (the
+# second); an error at the first fails the batch's blobs, left wholly old
+# with no temporary; at the second, old or new; a failed commit (rename)
+# leaves its blob wholly old.  A whole run's count is not needed: the
+# points are the first batch's.
+for how in "rekey in" "copy out"; do
+  set_config small $how --threads 1 --memory 20M --progress=none --barrier batch
+  CFG="$CFG --barrier batch"
+  section "(a) $CFG"
+  if [ "$how" = "rekey in" ]; then
+    fault_case fsync 1
+    fault_case fsync 2
+    fault_case commit 40
+  else
+    fault_case commit 1
+  fi
+done
 fault_config big header in
 
 # A journal commit that fails in the middle of a longer run (its first batch

@@ -458,6 +458,8 @@ done
 section "usage errors"
 expect_ok renc keys revoke spare
 expect_exit 2 renc run --to local:new --threads 0 "$C"
+expect_exit 2 renc run --to local:new --barrier dir "$C"
+expect_exit 2 renc verify --barrier batch "$C"
 expect_exit 2 renc run --to local:new --threads 2000 "$C"
 expect_exit 2 renc run --to local:new --memory 1M "$C"
 expect_msg "too small"
@@ -553,10 +555,13 @@ check "plan after the run: one group, local:new/1, $NB blobs" \
   test "$(jq -r '[.groups[] | "\(.keys)=\(.blobs)"] | join(" ")' "$WORK/out")" = "local:new/1=$NB"
 
 # ---- rekey in place ---------------------------------------------------------------
-section "rekey in place"
+# (With --barrier file and four workers; the other runs take the default,
+# --barrier batch on the kernels CI runs: their syncfs calls grouped.)
+section "rekey in place --barrier file"
 Bd=$WORK/b
 cp -a "$C" "$Bd"
-expect_ok renc run --mode rekey --to local:new --progress=none --report "$WORK/b.json" "$Bd"
+expect_ok renc run --mode rekey --to local:new --barrier file --threads 4 --progress=none \
+  --report "$WORK/b.json" "$Bd"
 summary_is run "$NB" 0 "$NP" 0
 expect_report "$WORK/b.json" "$NT" "$NB" 0 "$NP" 0 0
 check "rekey --share-dek 1: one wrap per blob ($NB)" test "$(jq -r .wraps "$WORK/b.json")" -eq "$NB"
