@@ -53,12 +53,8 @@ SEED=${RENC_CRASH_SEED:-$(((RANDOM << 15) | RANDOM))}
 RANDOM=$SEED
 echo "kill points per configuration: $POINTS; RENC_CRASH_SEED=$SEED"
 # The --barrier of the configurations: RENC_CRASH_BARRIER, or the engine's
-# default (batch on Linux 5.8 and later, where syncfs reports errors).
+# default (file).
 BARRIER=${RENC_CRASH_BARRIER:-file}
-if [ -z "${RENC_CRASH_BARRIER:-}" ]; then
-  IFS=. read -r kmaj kmin _ <<<"$(uname -r)"
-  [ "$kmaj" -gt 5 ] || { [ "$kmaj" -eq 5 ] && [ "${kmin%%[!0-9]*}" -ge 8 ]; } && BARRIER=batch
-fi
 echo "configurations run with --barrier $BARRIER"
 
 expect_ok renc keys create a

@@ -555,12 +555,12 @@ check "plan after the run: one group, local:new/1, $NB blobs" \
   test "$(jq -r '[.groups[] | "\(.keys)=\(.blobs)"] | join(" ")' "$WORK/out")" = "local:new/1=$NB"
 
 # ---- rekey in place ---------------------------------------------------------------
-# (With --barrier file and four workers; the other runs take the default,
-# --barrier batch on the kernels CI runs: their syncfs calls grouped.)
-section "rekey in place --barrier file"
+# (With --barrier batch and four workers: their syncfs calls grouped; the
+# other runs take the default, --barrier file.)
+section "rekey in place --barrier batch"
 Bd=$WORK/b
 cp -a "$C" "$Bd"
-expect_ok renc run --mode rekey --to local:new --barrier file --threads 4 --progress=none \
+expect_ok renc run --mode rekey --to local:new --barrier batch --threads 4 --progress=none \
   --report "$WORK/b.json" "$Bd"
 summary_is run "$NB" 0 "$NP" 0
 expect_report "$WORK/b.json" "$NT" "$NB" 0 "$NP" 0 0
