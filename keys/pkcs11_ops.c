@@ -232,6 +232,8 @@ static int renc_p11_unwrap_aes(struct renc_p11 *p, struct renc_p11_sess *s, CK_M
     if (rc == 0 && (rv = p->f->C_GetAttributeValue(s->h, obj, &a, 1)) != CKR_OK)
         rc = renc_p11_fail(p, "C_GetAttributeValue", rv);
     p->f->C_DestroyObject(s->h, obj);
+    if (rc == 0 && a.ulValueLen != 32)
+        rc = -RENC_E_UNWRAP; /* a DEK is an AES-256 key, as the RSA path checks */
     if (rc == 0) {
         k->len = a.ulValueLen;
         *dek = k;

@@ -95,14 +95,20 @@ static int renc_copy_request(struct renc_copy *k, struct renc_data_text *request
  * storage) and a sealer writing to it under the target's policy key, its
  * plaintext length and name taken from the source's header; *dest_rc
  * keeps a failure the destination caused. */
-static int renc_copy_dest_open(struct renc_copy *k, size_t i, char *rel, size_t max,
+static int renc_copy_dest_open(struct renc_copy *k, size_t i, int fd, char *rel, size_t max,
                                int *out_fd, int *dest_rc)
 {
     const struct renc_scan_item *it = &k->src.scan.items[i];
     struct renc_header h;
     memset(&h, 0, sizeof h);
     uint64_t len = RENC_PLAINTEXT_UNKNOWN;
-    if (renc_data_src_header(&k->src, i, &h) == 0)
+    int have = 0;
+    int rc = renc_data_src_header(&k->src, i, fd, &h, &have);
+    if (rc) {
+        renc_header_cleanup(&h);
+        return rc;
+    }
+    if (have)
         len = h.plaintext_len; /* else opening the blob says what is wrong */
     const char *name = renc_context_get(&h.ctx, "name");
     const char *refs[] = {k->to.key_ref};
@@ -111,7 +117,7 @@ static int renc_copy_dest_open(struct renc_copy *k, size_t i, char *rel, size_t 
         .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
         .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
-    int rc = snprintf(rel, max, "blobs/%s", it->rel) >= (int)max ? -ENAMETOOLONG : 0;
+    rc = snprintf(rel, max, "blobs/%s", it->rel) >= (int)max ? -ENAMETOOLONG : 0;
     if (rc == 0 && k->remote_to)
         rc = *dest_rc = renc_data_dst_begin(&k->dst, k->c.ks, &so, it->rel, len);
     else if (rc == 0 && (rc = *dest_rc = renc_stage_open(&k->stage, rel, out_fd)) == 0)
@@ -149,9 +155,9 @@ static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, i
     k->dest.write_rc = 0;
     memset(bs, 0, sizeof *bs);
     bs->slot = -1;
-    int rc = k->check ? 0 : renc_copy_dest_open(k, i, rel, max, &out_fd, dest_rc);
-    if (rc == 0)
-        rc = renc_data_src_read(&k->src, i, &fd);
+    int rc = renc_data_src_read(&k->src, i, &fd);
+    if (rc == 0 && !k->check)
+        rc = renc_copy_dest_open(k, i, fd, rel, max, &out_fd, dest_rc);
     renc_sink_fn sink = k->check ? NULL : k->remote_to ? renc_data_dst_write
                                                        : renc_data_dest_write;
     void *arg = k->remote_to ? (void *)&k->dst : (void *)&k->dest;

@@ -146,9 +146,12 @@ int renc_data_src_open(struct renc_data_ctx *c, const struct renc_env *env,
                        struct renc_data_src *src);
 int renc_data_src_read(struct renc_data_src *src, size_t i, int *fd);
 int renc_data_src_done(struct renc_data_src *src, int fd, int rc);
-/* renc_data_src_header: item i's header, read alone (h left empty on a
- * failure, which opening the blob then explains). */
-int renc_data_src_header(struct renc_data_src *src, size_t i, struct renc_header *h);
+/* renc_data_src_header: item i's header, *have 1 when it parsed (else h
+ * is left empty, and opening the blob explains): a local file's from fd
+ * (as renc_data_src_read opened it, then rewound), so the header and the
+ * records are one file's.  Returns 0, or the rewind's failure. */
+int renc_data_src_header(struct renc_data_src *src, size_t i, int fd, struct renc_header *h,
+                         int *have);
 void renc_data_src_close(struct renc_data_src *src);
 
 /* New blobs of an environment in blob storage (ROOT/<id>/blobs): each

@@ -103,18 +103,16 @@ int renc_data_src_done(struct renc_data_src *src, int fd, int rc)
     return rc && fill ? fill : rc ? rc : fill;
 }
 
-int renc_data_src_header(struct renc_data_src *src, size_t i, struct renc_header *h)
+int renc_data_src_header(struct renc_data_src *src, size_t i, int fd, struct renc_header *h,
+                         int *have)
 {
-    if (src->store) {
-        int bad = 0;
-        return renc_store_read_header(src->store, &src->scan.items[i], h, &bad);
+    int bad = 0;
+    if (src->store) { /* fd is a stream: the header by a ranged read of the same version */
+        *have = renc_store_read_header(src->store, &src->scan.items[i], h, &bad) == 0;
+        return 0;
     }
-    int fd = open(src->scan.items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    int rc = renc_blob_read_header(fd, h, NULL);
-    close(fd);
-    return rc;
+    *have = renc_blob_read_header(fd, h, NULL) == 0;
+    return lseek(fd, 0, SEEK_SET) != 0 ? -errno : 0;
 }
 
 void renc_data_src_close(struct renc_data_src *src)
