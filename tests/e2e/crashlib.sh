@@ -37,6 +37,18 @@ RUNOPTS=(--threads 2 --memory 20M --progress=none)
 # run option only: verify takes RUNOPTS too).
 BARRIEROPTS=()
 [ -n "${RENC_CRASH_BARRIER:-}" ] && BARRIEROPTS=(--barrier "$RENC_CRASH_BARRIER")
+# The engine's default --barrier: batch on Linux 5.8 and later (where
+# syncfs reports write-back errors), file before (run/engine.c).
+default_barrier() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$(uname -r)"
+  minor=${minor%%[!0-9]*}
+  if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "${minor:-0}" -ge 8 ]; }; then
+    echo batch
+  else
+    echo file
+  fi
+}
 SAMPLE_SEQ=0
 # python3 cryptography, looked up once (lib.sh's have_pycheck starts python).
 PYCHECK=0

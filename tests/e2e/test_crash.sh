@@ -53,8 +53,8 @@ SEED=${RENC_CRASH_SEED:-$(((RANDOM << 15) | RANDOM))}
 RANDOM=$SEED
 echo "kill points per configuration: $POINTS; RENC_CRASH_SEED=$SEED"
 # The --barrier of the configurations: RENC_CRASH_BARRIER, or the engine's
-# default (file).
-BARRIER=${RENC_CRASH_BARRIER:-file}
+# default (crashlib.sh's default_barrier).
+BARRIER=${RENC_CRASH_BARRIER:-$(default_barrier)}
 echo "configurations run with --barrier $BARRIER"
 
 expect_ok renc keys create a
