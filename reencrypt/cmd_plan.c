@@ -30,20 +30,20 @@ struct renc_plan_group {
     char *refs;             /* slot refs joined with " + " */
     uint64_t blobs, bytes;
     int closed;             /* --check-keys: no slot's key version would open now */
-    uint8_t (*deks)[32];    /* digests of distinct wrapped DEKs */
+    uint64_t *deks;         /* a set of the distinct wrapped DEKs' fingerprints
+                             * (open addressing; 0 marks a free slot) */
     size_t dek_count, dek_cap;
 };
 
-/* A cheap 32-byte fingerprint (FNV-1a over 4 lanes): only to count distinct
- * wrapped DEKs, not a security boundary. */
-static void renc_fingerprint(uint8_t out[32], const uint8_t *p, size_t n)
+/* A cheap 64-bit fingerprint (FNV-1a), never 0: only to count distinct
+ * wrapped DEKs (an estimate: two that collide count once), not a security
+ * boundary. */
+static uint64_t renc_fingerprint(const uint8_t *p, size_t n)
 {
-    for (int lane = 0; lane < 4; lane++) {
-        uint64_t h = 1469598103934665603ull ^ (uint64_t)lane;
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ p[i]) * 1099511628211ull;
-        memcpy(out + 8 * lane, &h, 8);
-    }
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h ? h : 1;
 }
 
 /* Crypto throughput of one core now, in bytes/s: seals 8 MiB in 1 MiB
@@ -240,23 +240,40 @@ static struct renc_plan_group *renc_plan_group_get(struct renc_plan *p, const ch
     return grp;
 }
 
-/* Counts the wrapped DEK fp once per group (an unwrap each).  Out of
- * memory, it is not counted: the figure is an estimate. */
-static void renc_plan_note_dek(struct renc_plan_group *grp, const uint8_t fp[32])
+/* fp put into a set of cap slots (a power of two, not full); 1 when it
+ * was not there. */
+static int renc_dek_put(uint64_t *set, size_t cap, uint64_t fp)
 {
-    for (size_t k = 0; k < grp->dek_count; k++)
-        if (memcmp(grp->deks[k], fp, 32) == 0)
-            return;
-    if (grp->dek_count == grp->dek_cap) {
-        size_t cap = grp->dek_cap ? grp->dek_cap * 2 : 64;
-        uint8_t(*grown)[32] = renc_realloc(grp->deks, cap * 32);
-        if (grown) {
-            grp->deks = grown;
-            grp->dek_cap = cap;
+    for (size_t i = (size_t)(fp * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);;
+         i = (i + 1) & (cap - 1)) {
+        if (set[i] == fp)
+            return 0;
+        if (set[i] == 0) {
+            set[i] = fp;
+            return 1;
         }
     }
-    if (grp->dek_count < grp->dek_cap)
-        memcpy(grp->deks[grp->dek_count++], fp, 32);
+}
+
+/* Counts the wrapped DEK fp once per group (an unwrap each), in a hash
+ * set kept under half full: a million blobs with a DEK each take 16 MiB
+ * and constant time a blob.  Out of memory, it is not counted: the figure
+ * is an estimate. */
+static void renc_plan_note_dek(struct renc_plan_group *grp, uint64_t fp)
+{
+    if (2 * (grp->dek_count + 1) > grp->dek_cap) {
+        size_t cap = grp->dek_cap ? grp->dek_cap * 2 : 256;
+        uint64_t *grown = renc_calloc(cap, sizeof *grown);
+        if (!grown)
+            return;
+        for (size_t i = 0; i < grp->dek_cap; i++)
+            if (grp->deks[i])
+                renc_dek_put(grown, cap, grp->deks[i]);
+        renc_free(grp->deks);
+        grp->deks = grown;
+        grp->dek_cap = cap;
+    }
+    grp->dek_count += (size_t)renc_dek_put(grp->deks, grp->dek_cap, fp);
 }
 
 /* Reads item's header into hdr and adds it to its group.  Returns 0 to go
@@ -312,9 +329,7 @@ static int renc_plan_read_one(struct renc_plan *p, struct renc_store *store,
     }
     p->renc_blobs++;
     p->renc_bytes += item->size;
-    uint8_t fp[32];
-    renc_fingerprint(fp, h.slots[0].wrapped, h.slots[0].wrapped_len);
-    renc_plan_note_dek(grp, fp);
+    renc_plan_note_dek(grp, renc_fingerprint(h.slots[0].wrapped, h.slots[0].wrapped_len));
     renc_header_cleanup(&h);
     return 0;
 }
@@ -396,14 +411,37 @@ static void renc_plan_text(const struct renc_plan *p, const struct renc_plan_arg
                "estimate it; %llu unwraps\n", (unsigned long long)p->unwraps);
 }
 
+/* The plan's listing streamed: each of the shard's blobs has its header
+ * read as it is listed (no list of the corpus is held, so a plan over
+ * millions of files stays in bounded memory); errors said as they come. */
+struct renc_plan_walk {
+    struct renc_plan *p;
+    struct renc_store *store;
+    uint8_t *hdr;
+    uint64_t errors, mine;
+};
+
+static int renc_plan_walk_item(void *arg, struct renc_scan_item *it)
+{
+    struct renc_plan_walk *w = arg;
+    w->mine++;
+    return renc_plan_read_one(w->p, w->store, it, w->hdr);
+}
+
+static int renc_plan_walk_error(void *arg, const char *path, int rc)
+{
+    struct renc_plan_walk *w = arg;
+    w->errors++;
+    renc_err("plan", "%s: %s", path, renc_strerror(rc));
+    return 0;
+}
+
 int renc_cmd_plan(int argc, char **argv)
 {
     struct renc_plan_args a = {0};
     int status = renc_plan_parse(&a, argc, argv);
     if (status >= 0)
         return status;
-    struct renc_scan scan;
-    memset(&scan, 0, sizeof scan);
     /* The sources are listed by their store, as a run lists them. */
     struct renc_store_creds creds;
     char why[512] = "";
@@ -413,30 +451,28 @@ int renc_cmd_plan(int argc, char **argv)
                                    .source_count = (size_t)a.nsrc, .manifest = a.manifest,
                                    .blob = &creds.blob, .why = why, .why_max = sizeof why};
     struct renc_store *store = NULL;
-    int rc = renc_store_open(&store, &spec);
+    struct renc_plan p = {0};
+    struct renc_plan_walk w = {.p = &p, .hdr = renc_malloc(RENC_MAX_HEADER_LEN)};
+    int rc = w.hdr ? renc_store_open(&store, &spec) : -RENC_E_NOMEM;
     uint64_t listed = 0;
-    if (rc == 0) /* a shard's plan: its blobs only, kept as they are listed */
-        rc = renc_shard_list(store, &a.shard, &scan, &listed);
+    struct renc_store_lister l = {.item = renc_plan_walk_item, .error = renc_plan_walk_error,
+                                  .arg = &w};
+    struct renc_store_list_stats stats;
+    w.store = store;
+    if (rc == 0) /* a shard's plan: its blobs only */
+        rc = renc_shard_list_each(store, &a.shard, &l, &listed, &stats);
+    renc_free(w.hdr);
     if (rc) {
         renc_err("plan", "%s%s%s%s%s", store ? store->ops->describe(store) : "",
                  store ? ": " : "", renc_strerror(rc), why[0] ? ": " : "", why);
         renc_store_free(store);
-        renc_scan_cleanup(&scan);
+        renc_plan_cleanup(&p);
         return renc_exit_for(rc);
     }
-    status = scan.error_count ? RENC_EXIT_FAILED : RENC_EXIT_OK;
-    for (size_t i = 0; i < scan.error_count; i++)
-        renc_err("plan", "%s: %s", scan.errors[i].path, renc_strerror(scan.errors[i].rc));
+    status = w.errors ? RENC_EXIT_FAILED : RENC_EXIT_OK;
     if (a.shard.count && !a.json)
-        printf("shard %s: %zu of the %llu blobs listed\n", a.shard.text, scan.count,
-               (unsigned long long)listed);
-
-    struct renc_plan p = {0};
-    uint8_t *hdr = renc_malloc(RENC_MAX_HEADER_LEN);
-    for (size_t i = 0; hdr && i < scan.count; i++)
-        if (renc_plan_read_one(&p, store, &scan.items[i], hdr))
-            break;
-    renc_free(hdr);
+        printf("shard %s: %llu of the %llu blobs listed\n", a.shard.text,
+               (unsigned long long)w.mine, (unsigned long long)listed);
     renc_store_warn_retained("plan", store);
     renc_store_free(store);
     renc_plan_estimate(&p, &a);
@@ -450,6 +486,5 @@ int renc_cmd_plan(int argc, char **argv)
         renc_plan_text(&p, &a, states);
     renc_plan_cleanup(&p);
     json_decref(states);
-    renc_scan_cleanup(&scan);
     return p.bad ? RENC_EXIT_FAILED : status;
 }

@@ -30,6 +30,7 @@
 /* Long options with no letter of their own (the letters are taken). */
 #define RENC_OPT_KEEP_CACHE 0x2001
 #define RENC_OPT_BARRIER 0x2002
+#define RENC_OPT_RUN 0x2010
 
 static const char renc_run_usage[] =
     "usage: reencrypt run (--env ID... | --all-envs) [--mode rewrap|rekey] [options below]\n"
@@ -169,6 +170,7 @@ static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_ar
     case RENC_OPT_KEEP_CACHE: a->keep_cache = 1; break;
     case 'I': a->identity = 1; break; /* undocumented: bench/ ceiling only */
     case 'J': a->journal = optarg; break;
+    case RENC_OPT_RUN: a->run_name = optarg; break;
     case 'j': a->no_journal = 1; break;
     case 'R': a->resume = 1; break;
     case 'X': a->restart = 1; break;
@@ -196,10 +198,17 @@ static int renc_bulk_parse_what(const char *cmd, const char *usage, struct renc_
             renc_err(cmd, "give --env ID (or --all-envs), or SOURCEs, or --manifest: one of them");
             return RENC_EXIT_USAGE;
         }
-        if (a->to || a->out || a->journal) {
+        /* A journal on a server is shared by the workers of each
+         * environment's run (run NAME, or env-ID). */
+        if (a->to || a->out || (a->journal && !renc_journal_is_url(a->journal))) {
             renc_err(cmd, "with --env the target is the environment's policy key and its data is "
                           "rewritten in place, each with its own journal: --%s does not apply",
-                     a->to ? "to" : a->out ? "out" : "journal");
+                     a->to ? "to" : a->out ? "out" : "journal FILE");
+            return RENC_EXIT_USAGE;
+        }
+        if (a->run_name && (a->all_envs || a->env_count > 1)) {
+            renc_err(cmd, "--run names one run: with several environments each has its own "
+                          "(env-ID)");
             return RENC_EXIT_USAGE;
         }
         for (size_t i = 0; i < a->env_count; i++)
@@ -249,6 +258,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"all-envs", no_argument, NULL, 'A'},
         {"shard", required_argument, NULL, 'K'},
         {"metrics-file", required_argument, NULL, 'E'},
+        {"run", required_argument, NULL, RENC_OPT_RUN},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -267,7 +277,8 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         if (took)
             continue;
         if (!a->run_only && idx >= 0 &&
-            (opt == RENC_OPT_BARRIER || (opt < 256 && strchr("tmokdnsVJjRXc", opt))))
+            (opt == RENC_OPT_BARRIER || opt == RENC_OPT_RUN ||
+             (opt < 256 && strchr("tmokdnsVJjRXc", opt))))
             a->run_only = opts[idx].name;
         idx = -1;
         /* --drop and --env add up; the others with a value take one. */
@@ -370,28 +381,6 @@ static int renc_bulk_transformer(const char *cmd, const struct renc_bulk_args *a
     }
     return -1;
 }
-
-/* One run (or verify) while it works: what renc_bulk_exec acquires, in
- * the order renc_bulk_exec_cleanup releases it. */
-struct renc_bulk_run {
-    const char *cmd;
-    enum renc_engine_op op;
-    struct renc_bulk_args *a;
-    int writes, journaled;
-    char out_real[PATH_MAX]; /* the canonical --out (a container: without its SAS), or "" */
-    struct renc_store_creds creds; /* blob storage's credentials */
-    struct renc_store *out_store;  /* an --out container, opened here with creds */
-    struct renc_session_want want;
-    struct renc_session sess;
-    struct renc_keyring *kr;
-    struct renc_keystore *ks;
-    struct renc_transformer *t;
-    struct renc_store *store; /* where the blobs are (store/store.h) */
-    struct renc_scan scan, work; /* work: the blobs left to do, a subset of scan */
-    int64_t *rows;
-    uint8_t *finished;
-    struct renc_engine *e;
-};
 
 /* After the engine: the summary and report, the journal's end with the
  * run's outcome (a failed flush stopped the run: it is a failure, not an
@@ -585,7 +574,7 @@ static int renc_bulk_list(struct renc_bulk_run *r)
 }
 
 /* SIGINT and SIGTERM stop the run between blobs (renc_on_signal). */
-static void renc_bulk_catch_signals(void)
+void renc_bulk_catch_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -594,13 +583,10 @@ static void renc_bulk_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Runs the engine over r->work and says what it came to.  Returns the
- * exit. */
-static int renc_bulk_engine(struct renc_bulk_run *r)
+void renc_bulk_engine_opts(const struct renc_bulk_run *r, struct renc_engine_opts *eo)
 {
-    const char *cmd = r->cmd;
-    struct renc_bulk_args *a = r->a;
-    struct renc_engine_opts eo = {
+    const struct renc_bulk_args *a = r->a;
+    *eo = (struct renc_engine_opts){
         .op = r->op, .threads = a->threads, .memory_bytes = (size_t)a->memory,
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
@@ -613,6 +599,16 @@ static int renc_bulk_engine(struct renc_bulk_run *r)
         .clean_tmp = r->sess.resumed,
         .stale_tag = r->journaled && r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL,
     };
+}
+
+/* Runs the engine over r->work and says what it came to.  Returns the
+ * exit. */
+static int renc_bulk_engine(struct renc_bulk_run *r)
+{
+    const char *cmd = r->cmd;
+    struct renc_bulk_args *a = r->a;
+    struct renc_engine_opts eo;
+    renc_bulk_engine_opts(r, &eo);
     int rc = renc_engine_new(&r->e, &eo, r->ks, r->t, &r->work);
     if (rc == 0) {
         renc_bulk_catch_signals();
@@ -648,6 +644,70 @@ static void renc_bulk_exec_cleanup(struct renc_bulk_run *r)
     renc_session_cleanup(&r->sess);
 }
 
+/* A run whose journal is on a server is one worker of a run shared by
+ * name: --run NAME, else the location's #run=NAME, else (an environment's
+ * run) env-ID, else "default".  Not with --out (the mirror's collision
+ * checks need the whole listing in one place) nor --shard (workers share
+ * the run without it).  Returns -1 to go on, or an exit. */
+static int renc_bulk_shared_args(struct renc_bulk_run *r)
+{
+    struct renc_bulk_args *a = r->a;
+    r->shared = r->journaled && a->journal && renc_journal_is_url(a->journal);
+    if (a->run_name && !r->shared) {
+        renc_err(r->cmd, "--run names a run in a journal on a server (--journal "
+                         "postgresql://...); a journal file holds one run");
+        return RENC_EXIT_USAGE;
+    }
+    if (!r->shared)
+        return -1;
+    if (a->out || a->shard.count) {
+        renc_err(r->cmd, "--%s does not go with a journal on a server: %s", a->out ? "out" : "shard",
+                 a->out ? "a run shared by many workers works in place"
+                        : "the workers of a shared run split it by claims, not shards");
+        return RENC_EXIT_USAGE;
+    }
+    size_t base = strcspn(a->journal, "#");
+    const char *named = a->journal[base] ? a->journal + base + 1 : NULL;
+    int n;
+    if (a->run_name)
+        n = snprintf(a->journal_loc, sizeof a->journal_loc, "%.*s#run=%s", (int)base, a->journal,
+                     a->run_name);
+    else if (!named && a->env_id)
+        n = snprintf(a->journal_loc, sizeof a->journal_loc, "%.*s#run=env-%s", (int)base,
+                     a->journal, a->env_id);
+    else
+        n = snprintf(a->journal_loc, sizeof a->journal_loc, "%s", a->journal);
+    if (n < 0 || (size_t)n >= sizeof a->journal_loc) {
+        renc_err(r->cmd, "--journal: the location is too long");
+        return RENC_EXIT_USAGE;
+    }
+    renc_session_set_shared(&r->sess);
+    return -1;
+}
+
+/* The store the blobs are in, opened without listing it (a shared run
+ * lists once, streamed into the journal).  Returns -1 to go on, or an
+ * exit. */
+static int renc_bulk_open_store(struct renc_bulk_run *r)
+{
+    struct renc_bulk_args *a = r->a;
+    char why[512] = "", q[RENC_PATH_QUOTE_MAX];
+    struct renc_store_spec spec = {.sources = (const char *const *)a->sources,
+                                   .source_count = (size_t)a->source_count,
+                                   .manifest = a->manifest, .blob = &r->creds.blob,
+                                   .why = why, .why_max = sizeof why};
+    int rc = renc_store_open(&r->store, &spec);
+    if (rc) {
+        if (a->manifest)
+            QP(q, a->manifest);
+        else if (a->source_count != 1 || renc_store_name_clean(a->sources[0], q, sizeof q) != 0)
+            snprintf(q, sizeof q, "the sources"); /* a URL's SAS is never printed */
+        renc_err(r->cmd, "%s: %s%s%s", q, renc_strerror(rc), why[0] ? ": " : "", why);
+        return renc_exit_for(rc);
+    }
+    return -1;
+}
+
 /* One run (or verify) over the sources of a. */
 static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_op op,
                           struct renc_bulk_args *a)
@@ -660,20 +720,33 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
     renc_session_set_shard(&r.sess, a->shard.count ? a->shard.text : NULL);
     r.writes = op == RENC_ENGINE_RUN && !a->dry_run;
     r.journaled = r.writes && !a->no_journal;
+    if ((status = renc_bulk_shared_args(&r)) >= 0)
+        return status;
     r.want = (struct renc_session_want){
         .mode = a->mode == RENC_MODE_REKEY ? "rekey" : "rewrap", .target_given = a->to,
         .keep_old = a->keep_old, .drop = a->drop, .drop_count = a->drop_count,
         .restart = a->restart,
     };
+    const char *given = a->journal; /* a shared run's: with #run=NAME */
+    if (r.shared)
+        a->journal = a->journal_loc;
     if ((r.writes && (status = renc_bulk_lock(&r)) >= 0) || (status = renc_bulk_keys(&r)) >= 0 ||
-        (r.journaled && (status = renc_run_journal_open(cmd, a, &r.sess, &r.want)) >= 0))
+        (r.journaled && (status = renc_run_journal_open(cmd, a, &r.sess, &r.want)) >= 0)) {
+        a->journal = given;
         goto out;
+    }
+    a->journal = given;
     if (r.sess.resumed && strcmp(r.sess.target, renc_transformer_target(r.t)) != 0) {
         /* A resumed run keeps the target version it started with. */
         renc_transformer_free(r.t);
         r.t = NULL;
         if ((status = renc_bulk_transformer(cmd, a, r.ks, r.sess.target, &r.t)) >= 0)
             goto out;
+    }
+    if (r.shared) {
+        if ((status = renc_bulk_open_store(&r)) < 0)
+            status = renc_run_shared(&r);
+        goto out;
     }
     if ((status = renc_bulk_list(&r)) >= 0)
         goto out;

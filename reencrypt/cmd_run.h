@@ -6,9 +6,12 @@
 #ifndef RENC_APP_CMD_RUN_H
 #define RENC_APP_CMD_RUN_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "crypto/aead.h"
 #include "keys/keystore.h"
@@ -36,6 +39,8 @@ struct renc_bulk_args {
     int keep_old, dry_run, no_verify, fail_fast, direct, identity, keep_cache;
     enum renc_barrier barrier; /* --barrier (0: the engine's default) */
     const char *journal;
+    const char *run_name;     /* --run NAME: the run in a journal on a server */
+    char journal_loc[4200];   /* the server journal's location with #run=NAME */
     int no_journal, resume, restart, copy;
     uint64_t finished_before; /* blobs finished by earlier attempts of the run */
     uint64_t held;            /* blobs held by a header write recovery could not settle */
@@ -90,6 +95,44 @@ struct renc_progress_ctx {
     struct renc_metrics *metrics; /* --metrics-file, or NULL */
 };
 
+/* One run (or verify) while it works (cmd_run.c, run_shared.c): what
+ * renc_bulk_exec acquires, in the order renc_bulk_exec_cleanup releases
+ * it. */
+struct renc_bulk_run {
+    const char *cmd;
+    enum renc_engine_op op;
+    struct renc_bulk_args *a;
+    int writes, journaled;
+    int shared;              /* one worker of a run shared through a server's journal */
+    char out_real[PATH_MAX]; /* the canonical --out (a container: without its SAS), or "" */
+    struct renc_store_creds creds; /* blob storage's credentials */
+    struct renc_store *out_store;  /* an --out container, opened here with creds */
+    struct renc_session_want want;
+    struct renc_session sess;
+    struct renc_keyring *kr;
+    struct renc_keystore *ks;
+    struct renc_transformer *t;
+    struct renc_store *store; /* where the blobs are (store/store.h) */
+    struct renc_scan scan, work; /* work: the blobs left to do, a subset of scan */
+    int64_t *rows;
+    uint8_t *finished;
+    struct renc_engine *e;
+};
+
+/* renc_bulk_engine_opts: the engine's options for r (its journal, rows,
+ * stores, stop flag). */
+void renc_bulk_engine_opts(const struct renc_bulk_run *r, struct renc_engine_opts *eo);
+/* renc_bulk_catch_signals: SIGINT and SIGTERM stop the run between blobs. */
+void renc_bulk_catch_signals(void);
+
+/* ---- run_shared.c: one worker of a run shared through a journal on a
+ * server */
+
+/* renc_run_shared: joins, lists (once per run), claims and runs rounds
+ * until the run is over; r's keys, transformer, store and journal are
+ * open.  Returns the exit. */
+int renc_run_shared(struct renc_bulk_run *r);
+
 /* ---- run_paths.c: where a run writes, and what crashed attempts left,
  * as the run says them (the rules are the store's: store/mirror.h) */
 
@@ -140,6 +183,11 @@ void renc_metrics_tick(struct renc_metrics *m, const struct renc_engine_progress
 void renc_run_progress_cb(const struct renc_engine_progress *p, void *arg);
 /* renc_run_recover_report: the journal's recovery callback; arg is cmd. */
 void renc_run_recover_report(void *arg, const char *path, enum renc_settle what, int rc);
+/* renc_run_worker_json: a shared run's worker as status and --report show
+ * it. */
+json_t *renc_run_worker_json(const struct renc_journal_worker *w);
+/* renc_run_write_report: root as JSON into path (atomically, 0600). */
+int renc_run_write_report(const char *path, json_t *root);
 /* renc_bulk_finish: the failures, the summary and the --report of one run
  * or verify over scan; returns its exit code. */
 int renc_bulk_finish(const char *cmd, struct renc_bulk_args *a, struct renc_engine *e,

@@ -25,7 +25,8 @@
 #include "state/journal.h"
 
 static const char renc_status_usage[] =
-    "usage: reencrypt status [--journal FILE | --env ID] [--json] [--failures N]\n"
+    "usage: reencrypt status [--journal FILE | --journal postgresql://... [--run NAME] |\n"
+    "                         --env ID] [--json] [--failures N]\n"
     "  --env ID: the journal of 'run --env ID' ('env show ID' tells the environment's status)\n"
     "  without either: the most recently updated journal under STATE/journals\n";
 
@@ -137,7 +138,8 @@ static void renc_status_settled(const struct renc_journal_status *st)
 /* What status was asked. */
 struct renc_status_args {
     struct renc_global g;
-    const char *path, *env;
+    const char *path, *env, *run;
+    char loc[4200];           /* a server journal's location with #run=NAME */
     int json;
     uint64_t max_failures;
 };
@@ -150,6 +152,7 @@ static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"failures", required_argument, NULL, 'f'},
         {"env", required_argument, NULL, 'e'},
+        {"run", required_argument, NULL, 'r'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -162,11 +165,12 @@ static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
-        if (renc_opt_once("status", opts, "Jfe", opt, &seen))
+        if (renc_opt_once("status", opts, "Jfer", opt, &seen))
             return RENC_EXIT_USAGE;
         switch (opt) {
         case 'J': a->path = optarg; break;
         case 'e': a->env = optarg; break;
+        case 'r': a->run = optarg; break;
         case 'j': a->json = 1; break;
         case 'f':
             if (renc_parse_size(optarg, &a->max_failures) != 0) {
@@ -181,6 +185,20 @@ static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
     if (optind != argc) {
         fputs(renc_status_usage, stderr);
         return RENC_EXIT_USAGE;
+    }
+    if (a->run && (!a->path || !renc_journal_is_url(a->path))) {
+        renc_err("status", "--run names a run in a journal on a server (--journal "
+                           "postgresql://...)");
+        return RENC_EXIT_USAGE;
+    }
+    if (a->run) {
+        int n = snprintf(a->loc, sizeof a->loc, "%.*s#run=%s", (int)strcspn(a->path, "#"),
+                         a->path, a->run);
+        if (n < 0 || (size_t)n >= sizeof a->loc) {
+            renc_err("status", "--journal: the location is too long");
+            return RENC_EXIT_USAGE;
+        }
+        a->path = a->loc;
     }
     return -1;
 }
@@ -287,6 +305,23 @@ static void renc_status_figure(struct renc_status_figures *f, const struct renc_
     renc_time_str(f->updated, sizeof f->updated, st->updated);
 }
 
+/* A shared run's workers (a journal on a server), as JSON and as lines. */
+static void renc_status_worker_json(void *arg, const struct renc_journal_worker *w)
+{
+    json_array_append_new(arg, renc_run_worker_json(w));
+}
+
+static void renc_status_worker_line(void *arg, const struct renc_journal_worker *w)
+{
+    (void)arg;
+    char hb[64];
+    renc_time_str(hb, sizeof hb, w->heartbeat);
+    printf("          %lld  %s pid %ld: %llu blobs, %llu failed; last heard %s; %s\n",
+           (long long)w->id, w->host, w->pid, (unsigned long long)w->done,
+           (unsigned long long)w->failed, hb,
+           w->ended > 0 ? w->outcome : w->live ? "working" : "silent (its claims lapse)");
+}
+
 static void renc_status_json(struct renc_journal *j, const struct renc_status_args *a,
                              const struct renc_journal_status *st,
                              const struct renc_status_figures *f)
@@ -324,6 +359,13 @@ static void renc_status_json(struct renc_journal *j, const struct renc_status_ar
         json_object_set_new(root, "header_settled", settled);
     if (root)
         json_object_set_new(root, "eta_s", f->eta >= 0 ? json_real(f->eta) : json_null());
+    if (root && renc_journal_shared(j)) {
+        json_t *workers = json_array();
+        renc_journal_workers(j, renc_status_worker_json, workers);
+        json_object_set_new(root, "workers", workers);
+        json_object_set_new(root, "live_workers", json_integer(st->live_workers));
+        json_object_set_new(root, "listed", json_boolean(st->listed));
+    }
     json_dumpf(root, stdout, JSON_INDENT(2));
     fputc('\n', stdout);
     json_decref(root);
@@ -397,6 +439,11 @@ static void renc_status_text(struct renc_journal *j, const struct renc_status_ar
     if (st->params.shard && st->params.shard[0])
         printf("shard     %s (this journal holds that shard's blobs only)\n", st->params.shard);
     renc_status_progress(st, f);
+    if (renc_journal_shared(j)) {
+        printf("workers   %u live%s\n", st->live_workers,
+               st->listed ? "" : "; the run is still being listed");
+        renc_journal_workers(j, renc_status_worker_line, NULL);
+    }
     if (st->header_intents)
         printf("headers   %llu in-place header writes not yet settled: the next run settles "
                "them first\n", (unsigned long long)st->header_intents);

@@ -70,7 +70,7 @@ void renc_run_progress_cb(const struct renc_engine_progress *p, void *arg)
     }
 }
 
-static int renc_write_report(const char *path, json_t *root)
+int renc_run_write_report(const char *path, json_t *root)
 {
     char *text = json_dumps(root, JSON_INDENT(2));
     if (!text)
@@ -96,6 +96,14 @@ static int renc_write_report(const char *path, json_t *root)
 
 /* Each header intent a crash left whose outcome is worth a line, as the
  * journal's recovery settles it: said once, by the run that settles it. */
+json_t *renc_run_worker_json(const struct renc_journal_worker *w)
+{
+    return json_pack("{s:I, s:s, s:I, s:f, s:f, s:f, s:s, s:I, s:I, s:b}", "id", (json_int_t)w->id,
+                     "host", w->host, "pid", (json_int_t)w->pid, "started", w->started,
+                     "heartbeat", w->heartbeat, "ended", w->ended, "outcome", w->outcome,
+                     "done", (json_int_t)w->done, "failed", (json_int_t)w->failed, "live", w->live);
+}
+
 void renc_run_recover_report(void *arg, const char *path, enum renc_settle what, int rc)
 {
     const char *cmd = arg;
@@ -399,7 +407,7 @@ static void renc_bulk_report(const char *cmd, const struct renc_bulk_args *a,
         json_object_set_new(root, "shard",
                             json_pack("{s:i, s:i, s:I}", "index", (int)a->shard.index, "count",
                                       (int)a->shard.count, "listed", (json_int_t)a->listed));
-    int rc = root ? renc_write_report(a->report, root) : -RENC_E_NOMEM;
+    int rc = root ? renc_run_write_report(a->report, root) : -RENC_E_NOMEM;
     json_decref(root);
     if (rc)
         renc_err(cmd, "report %s: %s", QP(q, a->report), renc_strerror(rc));

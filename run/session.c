@@ -40,6 +40,11 @@ void renc_session_set_shard(struct renc_session *s, const char *shard)
     snprintf(s->shard, sizeof s->shard, "%s", shard ? shard : "");
 }
 
+void renc_session_set_shared(struct renc_session *s)
+{
+    s->shared = 1;
+}
+
 static int renc_str_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -267,7 +272,7 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
         }
     }
     if (rc == 0)
-        rc = renc_lock_trees(s, canon, local, s->shard[0] ? local : 0, busy, max);
+        rc = renc_lock_trees(s, canon, local, s->shard[0] || s->shared ? local : 0, busy, max);
     for (size_t i = 0; i < count + 2; i++)
         renc_free(canon[i]);
     renc_free(canon);
@@ -336,6 +341,46 @@ static int renc_session_shard_path(struct renc_session *s)
     return w < 0 || (size_t)w >= sizeof s->journal_path - (len - 3) ? -ENAMETOOLONG : 0;
 }
 
+/* A shared run (a journal on a server): a worker joins the run of that name
+ * when its options are the run's, finished or not (a worker that starts
+ * late must not begin the run anew); a run with other options, or
+ * --restart, starts a new one only when no worker is at it and nothing is
+ * left to settle. */
+static int renc_session_join(struct renc_session *s, const struct renc_journal_status *st,
+                             const struct renc_session_want *want, char *why, size_t why_max)
+{
+    if (!st->has_run)
+        return 0;
+    char buf[8400], q[RENC_PATH_QUOTE_MAX];
+    const char *c = renc_session_conflict(s, &st->params, want, buf, sizeof buf);
+    if (!c && !want->restart) {
+        s->resumed = 1;
+        s->attempt = st->attempts + 1;
+        snprintf(s->target, sizeof s->target, "%s", st->params.target);
+        return 0;
+    }
+    const char *jp = renc_path_quote(q, sizeof q, s->journal_path);
+    if (st->running || st->live_workers)
+        snprintf(why, why_max, "journal %s: %u workers are at its run (%s to %s)%s%s; wait for "
+                               "them to end, or name another run",
+                 jp, st->live_workers, st->params.mode, st->params.target,
+                 c ? " and " : "", c ? c : "");
+    else if (c && renc_journal_unfinished(st) && !want->restart)
+        snprintf(why, why_max, "journal %s holds an unfinished run (%s to %s, %llu blobs left) "
+                               "and %s; finish it with its own options, or pass --restart",
+                 jp, st->params.mode, st->params.target,
+                 (unsigned long long)(st->count[RENC_J_PENDING] + st->count[RENC_J_FAILED]), c);
+    else if (st->header_intents)
+        snprintf(why, why_max, "journal %s: %llu blobs have in-place header writes that could "
+                               "not be settled (see status); --restart would forget them",
+                 jp, (unsigned long long)st->header_intents);
+    else {
+        snprintf(s->prev_run_id, sizeof s->prev_run_id, "%s", st->run_id);
+        return 0;
+    }
+    return -RENC_E_INVALID;
+}
+
 int renc_session_open(struct renc_session *s, const char *state_dir, const char *path,
                       const struct renc_session_want *want, long *holder, char *why,
                       size_t why_max,
@@ -362,6 +407,8 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
     if ((rc = renc_journal_status(s->journal, &st)))
         return rc;
     s->attempt = 1;
+    if (renc_journal_shared(s->journal))
+        return renc_session_join(s, &st, want, why, why_max);
     if (!renc_journal_unfinished(&st))
         return 0; /* none, or finished: a new run */
     if (want->restart) {

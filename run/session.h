@@ -24,6 +24,7 @@ struct renc_session {
                                   * escaped (renc_path_quote) */
     char out[4096];              /* canonical --out, or "" */
     char shard[24];              /* "K/N" (run/shard.h), or "": every blob */
+    int shared;                  /* one worker of a run shared through a server's journal */
     struct renc_journal *journal;
     char journal_path[4096];
     int resumed;                 /* 1: the next attempt of an unfinished run */
@@ -66,6 +67,11 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
  * locks (renc_session_lock), its default journal and its run parameters.
  * NULL or "": the whole run. */
 void renc_session_set_shard(struct renc_session *s, const char *shard);
+
+/* renc_session_set_shared: the session is one worker of a run many share
+ * through a journal on a server: its trees are locked shared (as a
+ * shard's), and renc_session_open joins the run of the journal's name. */
+void renc_session_set_shared(struct renc_session *s);
 
 /* renc_session_open: opens the journal at path (NULL: the default under
  * state_dir; a shard's is its own, ...-shard-K-of-N.db), settles its header intents (report is called for each one

@@ -163,7 +163,7 @@ int renc_shard_mine(const struct renc_shard *s, const char *rel)
 
 struct renc_shard_lister {
     const struct renc_shard *shard;
-    struct renc_scan *scan;
+    const struct renc_store_lister *inner;
     uint64_t listed;
 };
 
@@ -172,31 +172,45 @@ static int renc_shard_item(void *arg, struct renc_scan_item *it)
     struct renc_shard_lister *l = arg;
     l->listed++;
     int mine = renc_shard_mine(l->shard, it->rel ? it->rel : it->path);
-    return mine > 0 ? renc_scan_take(l->scan, it) : mine; /* another's: the store frees it */
+    if (mine <= 0)
+        return mine; /* another's: the store frees it */
+    return l->inner->item ? l->inner->item(l->inner->arg, it) : 0;
 }
 
 static int renc_shard_error(void *arg, const char *path, int rc)
 {
-    return renc_scan_add_error(((struct renc_shard_lister *)arg)->scan, path, rc);
+    const struct renc_store_lister *in = ((struct renc_shard_lister *)arg)->inner;
+    return in->error ? in->error(in->arg, path, rc) : 0;
 }
 
 static int renc_shard_temp(void *arg, const char *path)
 {
-    return renc_scan_add_temp(((struct renc_shard_lister *)arg)->scan, path);
+    const struct renc_store_lister *in = ((struct renc_shard_lister *)arg)->inner;
+    return in->temp ? in->temp(in->arg, path) : 0;
+}
+
+int renc_shard_list_each(struct renc_store *store, const struct renc_shard *s,
+                         const struct renc_store_lister *inner, uint64_t *listed,
+                         struct renc_store_list_stats *stats)
+{
+    struct renc_shard_lister sl = {.shard = s, .inner = inner};
+    struct renc_store_lister l = {.item = renc_shard_item, .error = renc_shard_error,
+                                  .temp = renc_shard_temp, .arg = &sl};
+    memset(stats, 0, sizeof *stats);
+    int rc = store->ops->list(store, &l, stats);
+    if (listed)
+        *listed = sl.listed;
+    return rc;
 }
 
 int renc_shard_list(struct renc_store *store, const struct renc_shard *s, struct renc_scan *scan,
                     uint64_t *listed)
 {
-    struct renc_shard_lister sl = {.shard = s, .scan = scan};
-    struct renc_store_lister l = {.item = renc_shard_item, .error = renc_shard_error,
-                                  .temp = renc_shard_temp, .arg = &sl};
+    struct renc_store_lister l;
+    renc_scan_lister(scan, &l);
     struct renc_store_list_stats stats;
-    memset(&stats, 0, sizeof stats);
-    int rc = store->ops->list(store, &l, &stats);
+    int rc = renc_shard_list_each(store, s, &l, listed, &stats);
     scan->skipped_special += stats.skipped_special;
     scan->duplicates += stats.duplicates;
-    if (listed)
-        *listed = sl.listed;
     return rc;
 }

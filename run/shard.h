@@ -46,6 +46,16 @@ int renc_shard_hash(const char *rel, uint64_t *h);
  * not sharded), 0 when another's, or a negative error. */
 int renc_shard_mine(const struct renc_shard *s, const char *rel);
 
+/* renc_shard_list_each: the store's listing streamed through inner,
+ * keeping only the shard's blobs (every blob when s is not sharded);
+ * *listed (may be NULL) counts every blob listed.  Nothing is held: a
+ * listing of any size goes through in bounded memory. */
+struct renc_store;
+struct renc_store_list_stats;
+int renc_shard_list_each(struct renc_store *store, const struct renc_shard *s,
+                         const struct renc_store_lister *inner, uint64_t *listed,
+                         struct renc_store_list_stats *stats);
+
 /* renc_shard_list: the store's listing into scan, as renc_store_list_scan
  * does, keeping only the shard's blobs; *listed (may be NULL) counts every
  * blob listed, the shard's and the others'.  Listing errors and reserved

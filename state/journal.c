@@ -58,6 +58,10 @@ enum renc_settle renc_settle_parse(const char *s)
 
 int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t max)
 {
+    if (strstr(path, "://")) { /* a blob's URL: its own key already */
+        int n = snprintf(out, max, "%s", path);
+        return n < 0 || (size_t)n >= max ? -ENAMETOOLONG : 0;
+    }
     char tmp[8192];
     int n = path[0] == '/' ? snprintf(tmp, sizeof tmp, "%s", path)
                            : snprintf(tmp, sizeof tmp, "%s/%s", cwd, path);
@@ -192,14 +196,22 @@ int renc_journal_register(struct renc_journal *j, const struct renc_scan *scan, 
 
 int renc_journal_claim(struct renc_journal *j, size_t max, struct renc_journal_batch *out)
 {
+    return renc_journal_claim_upto(j, max, 0, out);
+}
+
+int renc_journal_claim_upto(struct renc_journal *j, size_t max, uint64_t max_bytes,
+                            struct renc_journal_batch *out)
+{
     memset(out, 0, sizeof *out);
-    return max ? j->ops->claim(j, max, out) : 0;
+    return max ? j->ops->claim(j, max, max_bytes, out) : 0;
 }
 
 void renc_journal_batch_cleanup(struct renc_journal_batch *b)
 {
-    for (size_t i = 0; i < b->count; i++)
+    for (size_t i = 0; i < b->count; i++) {
         renc_free(b->items[i].path);
+        renc_free(b->items[i].etag);
+    }
     renc_free(b->items);
     memset(b, 0, sizeof *b);
 }
@@ -224,6 +236,47 @@ int renc_journal_failures(struct renc_journal *j, size_t limit,
                           void *arg)
 {
     return j->ops->failures(j, limit, fn, arg);
+}
+
+/* ---- a shared run ---------------------------------------------------------- */
+
+int renc_journal_shared(const struct renc_journal *j)
+{
+    return j->ops->list_begin != NULL;
+}
+
+int renc_journal_list_begin(struct renc_journal *j, int *must)
+{
+    *must = 0;
+    return j->ops->list_begin ? j->ops->list_begin(j, must) : -RENC_E_UNSUPPORTED;
+}
+
+int renc_journal_enlist_part(struct renc_journal *j, const struct renc_scan *part)
+{
+    if (!j->ops->enlist_part)
+        return -RENC_E_UNSUPPORTED;
+    return part->count ? j->ops->enlist_part(j, part) : 0;
+}
+
+int renc_journal_list_end(struct renc_journal *j, int ok)
+{
+    return j->ops->list_end ? j->ops->list_end(j, ok) : -RENC_E_UNSUPPORTED;
+}
+
+int renc_journal_renew(struct renc_journal *j)
+{
+    return j->ops->renew ? j->ops->renew(j) : 0;
+}
+
+double renc_journal_lease_s(const struct renc_journal *j)
+{
+    return j->ops->lease_s ? j->ops->lease_s(j) : 0;
+}
+
+int renc_journal_workers(struct renc_journal *j,
+                         void (*fn)(void *arg, const struct renc_journal_worker *w), void *arg)
+{
+    return j->ops->workers ? j->ops->workers(j, fn, arg) : 0;
 }
 
 /* ---- the queue of notes ------------------------------------------------- */

@@ -80,6 +80,9 @@ struct renc_journal_status {
     double last_started, last_ended; /* the last attempt; last_ended 0 while it runs */
     uint64_t last_blobs, last_bytes; /* finished by the last attempt */
     char last_outcome[32];
+    int listed;           /* the run's whole listing is in the journal (a shared run's
+                           * first worker lists it; a file's run: always 1) */
+    unsigned live_workers; /* workers with a live lease or a recent heartbeat (shared runs) */
 };
 
 struct renc_journal;
@@ -110,7 +113,10 @@ int renc_journal_status(struct renc_journal *j, struct renc_journal_status *st);
 int renc_journal_unfinished(const struct renc_journal_status *st);
 
 /* renc_journal_start: starts a new run with params (forgetting any earlier
- * one) or, with resume, a new attempt of the run in the journal. */
+ * one) or, with resume, a new attempt of the run in the journal.  On a
+ * server's journal a new run replaces the run renc_journal_status last
+ * showed: when another worker has made a new one since, this one joins it
+ * (workers started together make one run). */
 int renc_journal_start(struct renc_journal *j, const struct renc_journal_params *p, int resume);
 const char *renc_journal_run_id(const struct renc_journal *j);
 
@@ -184,7 +190,8 @@ int renc_journal_default_path(const char *state_dir, const char *sources, const 
 struct renc_journal_item {
     int64_t row;      /* the blob's row: what renc_journal_note takes */
     uint64_t size;    /* as the last listing saw it */
-    char *path;       /* absolute; owned by the batch */
+    char *path;       /* absolute (a blob in a container: its URL); owned by the batch */
+    char *etag;       /* the version listed (blob storage), or NULL; owned by the batch */
 };
 
 struct renc_journal_batch {
@@ -203,6 +210,62 @@ struct renc_journal_batch {
  * attempt, which redoes at most what was claimed and not noted.  Free with
  * renc_journal_batch_cleanup; on failure *out is left empty. */
 int renc_journal_claim(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
+
+/* renc_journal_claim_upto: as renc_journal_claim, and no more blobs than
+ * start within max_bytes (the first one always: a blob larger than the
+ * budget is claimed alone), so that one worker does not take a whole run
+ * of big blobs from the others. */
+int renc_journal_claim_upto(struct renc_journal *j, size_t max, uint64_t max_bytes,
+                            struct renc_journal_batch *out);
+
+/* ---- a run shared by many workers ----------------------------------------
+ *
+ * A journal on a server (PostgreSQL) holds runs by name that any number of
+ * workers, on any machines, share: the listing goes in once, streamed in
+ * parts by the first worker that takes the run's listing lock, while every
+ * worker claims batches under leases it renews; a worker that dies lets
+ * its lease lapse and another claims its batch again.  A file's journal
+ * (SQLite) is one process's: renc_journal_shared says 0 and the calls below
+ * are not used. */
+
+/* renc_journal_shared: 1 when many workers share the journal's runs. */
+int renc_journal_shared(const struct renc_journal *j);
+
+/* renc_journal_list_begin: *must 1 when this worker is to list the run
+ * (the run's listing lock taken: no other worker lists it meanwhile); 0
+ * when the run is listed already or another worker is listing it. */
+int renc_journal_list_begin(struct renc_journal *j, int *must);
+/* renc_journal_enlist_part: part of the listing entered (new blobs
+ * pending; blobs already known keep their state), in one transaction, so
+ * that workers can claim them while the rest is listed. */
+int renc_journal_enlist_part(struct renc_journal *j, const struct renc_scan *part);
+/* renc_journal_list_end: ok: the listing is whole (blobs of the run it no
+ * longer found become gone, the run is listed); else only the lock is
+ * released, and another worker lists the run again. */
+int renc_journal_list_end(struct renc_journal *j, int ok);
+
+/* renc_journal_renew: this worker's claims held for another lease, and
+ * its heartbeat. */
+int renc_journal_renew(struct renc_journal *j);
+/* renc_journal_lease_s: how long a claim lasts unless renewed (0: as long
+ * as the journal is open). */
+double renc_journal_lease_s(const struct renc_journal *j);
+
+/* One worker of a shared run, as status shows it. */
+struct renc_journal_worker {
+    int64_t id;
+    char host[256];
+    long pid;
+    double started, heartbeat, ended; /* Unix times; ended 0 while it works */
+    char outcome[32];                 /* "" while it works */
+    uint64_t done, failed;            /* blobs it noted */
+    int live;                         /* not ended, and heard from within a lease */
+};
+
+/* renc_journal_workers: fn for each worker of the run, in the order they
+ * started (none for a file's journal). */
+int renc_journal_workers(struct renc_journal *j,
+                         void (*fn)(void *arg, const struct renc_journal_worker *w), void *arg);
 
 /* renc_journal_batch_cleanup: frees what a claim gave; the batch is left
  * empty (cleaning an empty one does nothing). */
@@ -254,7 +317,10 @@ struct renc_journal_ops {
     /* enlist: the work list (renc_journal_register), in one transaction. */
     int (*enlist)(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
                   uint8_t *finished);
-    int (*claim)(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
+    /* claim: up to max blobs, those that start within max_bytes (0: no
+     * limit; the first one always). */
+    int (*claim)(struct renc_journal *j, size_t max, uint64_t max_bytes,
+                 struct renc_journal_batch *out);
     /* write_outcomes: n queued notes in one durable transaction, the header
      * intent of each blob done (or found changed) removed with it; on
      * failure nothing of them is written (the caller queues them again). */
@@ -280,6 +346,16 @@ struct renc_journal_ops {
                     void (*fn)(void *arg, const char *path, const char *error, int code,
                                const char *ref),
                     void *arg);
+    /* A shared run's (NULL for a kind whose runs are one process's): the
+     * listing lock and the listing in parts, renewing leases, the
+     * workers, the lease's length. */
+    int (*list_begin)(struct renc_journal *j, int *must);
+    int (*enlist_part)(struct renc_journal *j, const struct renc_scan *part);
+    int (*list_end)(struct renc_journal *j, int ok);
+    int (*renew)(struct renc_journal *j);
+    int (*workers)(struct renc_journal *j,
+                   void (*fn)(void *arg, const struct renc_journal_worker *w), void *arg);
+    double (*lease_s)(const struct renc_journal *j);
 };
 
 #endif

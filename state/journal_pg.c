@@ -16,14 +16,17 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
-#define RENC_PG_SCHEMA 1
+#define RENC_PG_SCHEMA 2
 
 /* The tables, made once per database under an advisory lock (two workers
- * starting together would race on CREATE otherwise). */
+ * starting together would race on CREATE otherwise), and brought from an
+ * older version (1: no etag).  Run only when the database is not at this
+ * version: its DDL locks the tables, which a worker must not do to a run
+ * under way. */
 static const char renc_jpg_schema[] =
     "SELECT pg_advisory_xact_lock(1380273731);" /* "RENC" */
     "CREATE TABLE IF NOT EXISTS renc_schema(version int PRIMARY KEY);"
-    "INSERT INTO renc_schema VALUES (1) ON CONFLICT DO NOTHING;"
+    "INSERT INTO renc_schema VALUES (2) ON CONFLICT DO NOTHING;"
     "CREATE TABLE IF NOT EXISTS runs(name text PRIMARY KEY, run_id text NOT NULL,"
     "  mode text NOT NULL, target text NOT NULL, keep_old int NOT NULL,"
     "  drop_refs text NOT NULL, out_dir text NOT NULL, sources text NOT NULL,"
@@ -38,13 +41,32 @@ static const char renc_jpg_schema[] =
     "    CHECK (state IN ('pending','done','skipped','not_renc','failed','gone')),"
     "  old_ref text, new_ref text, error text, code int, tries int NOT NULL DEFAULT 0,"
     "  finished double precision, seen int NOT NULL DEFAULT 1, claimed_by bigint,"
-    "  lease_until double precision, UNIQUE (run, path));"
+    "  lease_until double precision, etag text, UNIQUE (run, path));"
     "CREATE INDEX IF NOT EXISTS blobs_work ON blobs(run, state, id);"
     "CREATE TABLE IF NOT EXISTS header_intents(blob_id bigint PRIMARY KEY, run text NOT NULL,"
     "  path text NOT NULL, old_header bytea NOT NULL, new_header bytea NOT NULL,"
     "  created double precision NOT NULL);"
     "CREATE TABLE IF NOT EXISTS header_settled(blob_id bigint PRIMARY KEY, run text NOT NULL,"
-    "  path text NOT NULL, outcome text NOT NULL, settled double precision NOT NULL);";
+    "  path text NOT NULL, outcome text NOT NULL, settled double precision NOT NULL);"
+    /* Version 2: a blob's listed version (blob storage). */
+    "ALTER TABLE blobs ADD COLUMN IF NOT EXISTS etag text;";
+
+/* The database's schema version: 0 when it has none yet. */
+static int renc_jpg_version(struct renc_journal_pg *j, int *version)
+{
+    PGresult *r = NULL;
+    *version = 0;
+    int rc = renc_jpg_query(j, &r, "SELECT to_regclass('renc_schema') IS NOT NULL", 0, NULL);
+    int have = rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (rc == 0 && have &&
+        (rc = renc_jpg_query(j, &r, "SELECT coalesce(max(version), 0) FROM renc_schema", 0,
+                             NULL)) == 0)
+        *version = atoi(PQgetvalue(r, 0, 0));
+    if (have)
+        PQclear(r);
+    return rc;
+}
 
 int renc_jpg_query(struct renc_journal_pg *j, PGresult **res, const char *sql, int n,
                    const char *const *params)
@@ -133,11 +155,22 @@ static void renc_jpg_quiet(void *arg, const char *message)
     (void)message;
 }
 
+/* The lease: RENC_JOURNAL_LEASE seconds when set (2 to 86400: a test's
+ * short one, or a long one for blobs that take long), else the default. */
+static double renc_jpg_lease_env(void)
+{
+    const char *v = getenv("RENC_JOURNAL_LEASE");
+    char *end = NULL;
+    double s = v ? strtod(v, &end) : 0;
+    return v && end && *end == '\0' && s >= 2 && s <= 86400 ? s : RENC_PG_LEASE_S;
+}
+
 static int renc_jpg_connect(struct renc_journal **out, const char *where, int readonly)
 {
     struct renc_journal_pg *j = renc_calloc(1, sizeof *j);
     RENC_RETURN_IF(!j, -RENC_E_NOMEM);
     renc_journal_base_init(&j->base, &renc_journal_pg_ops, readonly);
+    j->lease_s = renc_jpg_lease_env();
     pthread_mutex_init(&j->lock, NULL);
     char uri[4096];
     int rc = renc_jpg_split(where, uri, sizeof uri, j->run, sizeof j->run);
@@ -148,16 +181,17 @@ static int renc_jpg_connect(struct renc_journal **out, const char *where, int re
         if (rc == 0)
             PQsetNoticeProcessor(j->conn, renc_jpg_quiet, NULL);
     }
-    if (rc == 0 && !readonly)
-        rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL);
-    if (rc == 0 && !readonly)
+    int version = 0;
+    if (rc == 0)
+        rc = renc_jpg_version(j, &version);
+    if (rc == 0 && !readonly && version < RENC_PG_SCHEMA &&
+        (rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL)) == 0) {
         rc = renc_jpg_end(j, renc_jpg_query(j, NULL, renc_jpg_schema, 0, NULL));
-    PGresult *r = NULL;
-    if (rc == 0 && (rc = renc_jpg_query(j, &r, "SELECT max(version) FROM renc_schema", 0,
-                                        NULL)) == 0 &&
-        atoi(PQgetvalue(r, 0, 0)) != RENC_PG_SCHEMA)
-        rc = -RENC_E_BAD_JOURNAL;
-    PQclear(r);
+        if (rc == 0)
+            rc = renc_jpg_version(j, &version);
+    }
+    if (rc == 0 && version != RENC_PG_SCHEMA)
+        rc = version ? -RENC_E_BAD_JOURNAL : -ENOENT; /* a reader finds no journal yet */
     if (rc) {
         renc_jpg_close(&j->base);
         return rc;
@@ -247,11 +281,13 @@ static int renc_jpg_start(struct renc_journal *base, const struct renc_journal_p
     int rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL);
     if (rc == 0)
         rc = renc_jpg_query(j, NULL, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, run);
-    if (rc == 0 && !resume)
-        rc = renc_jpg_new_run(j, p);
-    if (rc == 0 && resume &&
+    /* A new run replaces the one status showed (run_id, "" for none); when
+     * another worker made a new one since, under this lock, this worker
+     * joins it instead of wiping it: workers started together make one. */
+    if (rc == 0 &&
         (rc = renc_jpg_query(j, &r, "SELECT run_id FROM runs WHERE name = $1", 1, run)) == 0) {
-        if (PQntuples(r) == 1)
+        int have = PQntuples(r) == 1;
+        if (have && (resume || strcmp(PQgetvalue(r, 0, 0), j->base.run_id) != 0))
             snprintf(j->base.run_id, sizeof j->base.run_id, "%s", PQgetvalue(r, 0, 0));
         else
             rc = renc_jpg_new_run(j, p);
@@ -293,7 +329,7 @@ static int renc_jpg_load_run(struct renc_journal_pg *j, struct renc_journal_stat
     PGresult *r = NULL;
     int rc = renc_jpg_query(j, &r,
                             "SELECT run_id, mode, target, keep_old, drop_refs, out_dir, sources,"
-                            " shard, created, updated FROM runs WHERE name = $1", 1, run);
+                            " shard, created, updated, listed FROM runs WHERE name = $1", 1, run);
     if (rc == 0 && PQntuples(r) == 1) {
         s->has_run = 1;
         snprintf(s->run_id, sizeof s->run_id, "%s", PQgetvalue(r, 0, 0));
@@ -303,6 +339,7 @@ static int renc_jpg_load_run(struct renc_journal_pg *j, struct renc_journal_stat
         rc = renc_journal_owned_set(&j->params, &s->params, v, atoi(PQgetvalue(r, 0, 3)));
         s->created = strtod(PQgetvalue(r, 0, 8), NULL);
         s->updated = strtod(PQgetvalue(r, 0, 9), NULL);
+        s->listed = strcmp(PQgetvalue(r, 0, 10), "t") == 0;
     }
     PQclear(r);
     return rc;
@@ -311,7 +348,9 @@ static int renc_jpg_load_run(struct renc_journal_pg *j, struct renc_journal_stat
 /* Counts by state, intents open and settled, the workers. */
 static int renc_jpg_load_counts(struct renc_journal_pg *j, struct renc_journal_status *s)
 {
-    const char *run[] = {j->run};
+    char lease[32];
+    snprintf(lease, sizeof lease, "%.0f", j->lease_s);
+    const char *run[] = {j->run}, *v[] = {j->run, lease};
     PGresult *r = NULL;
     int rc = renc_jpg_query(j, &r, "SELECT state, count(*), coalesce(sum(size), 0) FROM blobs"
                                    " WHERE run = $1 GROUP BY state", 1, run);
@@ -333,10 +372,14 @@ static int renc_jpg_load_counts(struct renc_journal_pg *j, struct renc_journal_s
                                         "SELECT (SELECT count(*) FROM header_intents WHERE run"
                                         " = $1), (SELECT count(*) FROM workers WHERE run = $1),"
                                         " (SELECT max(claimed_by) FROM blobs WHERE run = $1 AND"
-                                        " lease_until > " RENC_PG_NOW ")", 1, run)) == 0) {
+                                        " lease_until > " RENC_PG_NOW "),"
+                                        " (SELECT count(*) FROM workers WHERE run = $1 AND ended"
+                                        " IS NULL AND heartbeat > " RENC_PG_NOW " - $2::float8)",
+                                        2, v)) == 0) {
         s->header_intents = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         s->attempts = (unsigned)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
         s->running = !PQgetisnull(r, 0, 2); /* a live lease */
+        s->live_workers = (unsigned)strtoul(PQgetvalue(r, 0, 3), NULL, 10);
     }
     PQclear(r);
     return rc;
@@ -385,6 +428,9 @@ static int renc_jpg_status(struct renc_journal *base, struct renc_journal_status
         .write_outcomes = renc_jpg_write_outcomes, .header_intents = renc_jpg_header_intents, \
         .settle_intents = renc_jpg_settle_intents, .status = renc_jpg_status,                \
         .end = renc_jpg_end_worker, .failures = renc_jpg_failures,                           \
+        .list_begin = renc_jpg_list_begin, .enlist_part = renc_jpg_enlist_part,              \
+        .list_end = renc_jpg_list_end, .renew = renc_jpg_renew, .workers = renc_jpg_workers, \
+        .lease_s = renc_jpg_lease_s,                                                         \
     }
 const struct renc_journal_ops renc_journal_pg_ops = RENC_JPG_OPS("postgresql://");
 const struct renc_journal_ops renc_journal_pg_short_ops = RENC_JPG_OPS("postgres://");

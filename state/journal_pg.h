@@ -14,7 +14,8 @@
 
 #include "state/journal_internal.h"
 
-/* How long a claim lasts unless its worker renews it (seconds). */
+/* How long a claim lasts unless its worker renews it (seconds);
+ * RENC_JOURNAL_LEASE (2 to 86400) sets another. */
 #define RENC_PG_LEASE_S 300.0
 
 struct renc_journal_pg {
@@ -24,6 +25,8 @@ struct renc_journal_pg {
     char run[128];            /* the run's name: "#run=NAME" after the URI, else "default" */
     int64_t worker;           /* this worker's row (its attempt), 0 before start */
     double worker_started;    /* server time the worker started */
+    double lease_s;           /* how long a claim lasts unless renewed */
+    int listing;              /* this worker holds the run's listing lock */
     struct renc_journal_owned params; /* what status last read */
 };
 
@@ -45,7 +48,15 @@ int renc_jpg_end(struct renc_journal_pg *j, int rc);
 
 int renc_jpg_enlist(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
                     uint8_t *finished);
-int renc_jpg_claim(struct renc_journal *j, size_t max, struct renc_journal_batch *out);
+int renc_jpg_claim(struct renc_journal *j, size_t max, uint64_t max_bytes,
+                   struct renc_journal_batch *out);
+int renc_jpg_enlist_part(struct renc_journal *j, const struct renc_scan *part);
+int renc_jpg_list_begin(struct renc_journal *j, int *must);
+int renc_jpg_list_end(struct renc_journal *j, int ok);
+int renc_jpg_renew(struct renc_journal *j);
+double renc_jpg_lease_s(const struct renc_journal *j);
+int renc_jpg_workers(struct renc_journal *j,
+                     void (*fn)(void *arg, const struct renc_journal_worker *w), void *arg);
 int renc_jpg_write_outcomes(struct renc_journal *j, const struct renc_journal_outcome *o,
                             size_t n);
 int renc_jpg_header_intents(struct renc_journal *j, size_t n, const int64_t *rows,

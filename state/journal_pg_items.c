@@ -236,46 +236,109 @@ static int renc_jpg_row_cmp(const void *a, const void *b)
 }
 
 /* Pending blobs, and failed ones that failed before this worker started
- * (each worker retries a failure once, as each SQLite attempt does), not
- * under another's live lease, not claimed by this worker already, not held
- * by an intent. */
-int renc_jpg_claim(struct renc_journal *base, size_t max, struct renc_journal_batch *out)
+ * (each worker retries a failure once, as each SQLite attempt retries
+ * failures once), not under another's live lease, not claimed by this
+ * worker already, not held by an intent; of those locked, the ones that
+ * start within max_bytes (a window over the locked rows: the rows left
+ * out are unlocked when the statement ends). */
+static const char renc_jpg_claim_sql[] =
+    "WITH c AS (SELECT b.id, b.size FROM blobs b WHERE b.run = $1"
+    "  AND (b.state = 'pending' OR (b.state = 'failed' AND b.finished < $4::float8))"
+    "  AND (b.lease_until IS NULL OR b.lease_until < " RENC_PG_NOW ")"
+    "  AND b.claimed_by IS DISTINCT FROM $2::bigint"
+    "  AND NOT EXISTS (SELECT 1 FROM header_intents i WHERE i.blob_id = b.id)"
+    "  ORDER BY b.id LIMIT $3::bigint FOR UPDATE SKIP LOCKED),"
+    " w AS (SELECT id, sum(size) OVER (ORDER BY id) - size AS before FROM c)"
+    " UPDATE blobs SET claimed_by = $2::bigint, lease_until = " RENC_PG_NOW " + $5::float8"
+    " FROM w WHERE blobs.id = w.id AND ($6::bigint = 0 OR w.before < $6::bigint)"
+    " RETURNING blobs.id, blobs.path, blobs.size, blobs.lease_until, blobs.etag";
+
+/* Row k of a claim's result appended to out. */
+static int renc_jpg_claim_row(PGresult *r, int k, struct renc_journal_batch *out)
+{
+    struct renc_journal_item *it = &out->items[out->count];
+    it->row = strtoll(PQgetvalue(r, k, 0), NULL, 10);
+    it->size = strtoull(PQgetvalue(r, k, 2), NULL, 10);
+    out->lease_until = strtod(PQgetvalue(r, k, 3), NULL);
+    it->path = renc_strdup(PQgetvalue(r, k, 1));
+    if (!PQgetisnull(r, k, 4) && PQgetvalue(r, k, 4)[0])
+        it->etag = renc_strdup(PQgetvalue(r, k, 4));
+    if (!it->path || (!PQgetisnull(r, k, 4) && PQgetvalue(r, k, 4)[0] && !it->etag)) {
+        renc_free(it->path);
+        renc_free(it->etag);
+        return -RENC_E_NOMEM;
+    }
+    out->count++;
+    return 0;
+}
+
+int renc_jpg_claim(struct renc_journal *base, size_t max, uint64_t max_bytes,
+                   struct renc_journal_batch *out)
 {
     struct renc_journal_pg *j = renc_jpg(base);
     out->items = renc_calloc(max ? max : 1, sizeof *out->items);
     RENC_RETURN_IF(!out->items, -RENC_E_NOMEM);
-    char w[24], m[24], started[40], lease[24];
+    char w[24], m[24], started[40], lease[24], mb[24];
     snprintf(started, sizeof started, "%.6f", j->worker_started);
-    snprintf(lease, sizeof lease, "%.0f", RENC_PG_LEASE_S);
+    snprintf(lease, sizeof lease, "%.0f", j->lease_s);
     pthread_mutex_lock(&j->lock);
-    const char *v[] = {j->run, I64(w, j->worker), I64(m, max), started, lease};
+    const char *v[] = {j->run, I64(w, j->worker), I64(m, max), started, lease,
+                       I64(mb, max_bytes)};
     PGresult *r = NULL;
-    int rc = renc_jpg_query(
-        j, &r,
-        "UPDATE blobs SET claimed_by = $2::bigint, lease_until = " RENC_PG_NOW " + $5::float8"
-        " WHERE id IN (SELECT b.id FROM blobs b WHERE b.run = $1"
-        "  AND (b.state = 'pending' OR (b.state = 'failed' AND b.finished < $4::float8))"
-        "  AND (b.lease_until IS NULL OR b.lease_until < " RENC_PG_NOW ")"
-        "  AND b.claimed_by IS DISTINCT FROM $2::bigint"
-        "  AND NOT EXISTS (SELECT 1 FROM header_intents i WHERE i.blob_id = b.id)"
-        "  ORDER BY b.id LIMIT $3::bigint FOR UPDATE SKIP LOCKED)"
-        " RETURNING id, path, size, lease_until", 5, v);
-    for (int k = 0; rc == 0 && k < PQntuples(r); k++) {
-        struct renc_journal_item *it = &out->items[out->count];
-        it->row = strtoll(PQgetvalue(r, k, 0), NULL, 10);
-        it->size = strtoull(PQgetvalue(r, k, 2), NULL, 10);
-        out->lease_until = strtod(PQgetvalue(r, k, 3), NULL);
-        if (!(it->path = renc_strdup(PQgetvalue(r, k, 1))))
-            rc = -RENC_E_NOMEM;
-        else
-            out->count++;
-    }
+    int rc = renc_jpg_query(j, &r, renc_jpg_claim_sql, 6, v);
+    for (int k = 0; rc == 0 && k < PQntuples(r); k++)
+        rc = renc_jpg_claim_row(r, k, out);
     PQclear(r);
     pthread_mutex_unlock(&j->lock);
     if (rc || out->count == 0)
         renc_journal_batch_cleanup(out); /* an empty batch holds nothing */
     else if (out->count > 1)
         qsort(out->items, out->count, sizeof *out->items, renc_jpg_row_cmp);
+    return rc;
+}
+
+/* Part of a shared run's listing, one statement: new blobs pending, known
+ * ones seen (sizes and versions of those still to do as listed now). */
+int renc_jpg_enlist_part(struct renc_journal *base, const struct renc_scan *part)
+{
+    struct renc_journal_pg *j = renc_jpg(base);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return -errno;
+    struct renc_jpg_arr pa, sa, ea;
+    memset(&pa, 0, sizeof pa);
+    memset(&sa, 0, sizeof sa);
+    memset(&ea, 0, sizeof ea);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < part->count; i++) {
+        char abs[4096], sz[24];
+        const struct renc_scan_item *it = &part->items[i];
+        if ((rc = renc_journal_abs_path(cwd, it->path, abs, sizeof abs)))
+            break;
+        renc_jpg_arr_text(&pa, abs);
+        renc_jpg_arr_put(&sa, I64(sz, it->size), 0);
+        renc_jpg_arr_text(&ea, it->etag && it->etag[0] ? it->etag : NULL);
+    }
+    const char *v[] = {j->run, renc_jpg_arr_done(&pa), renc_jpg_arr_done(&sa),
+                       renc_jpg_arr_done(&ea)};
+    if (rc == 0 && (!v[1] || !v[2] || !v[3]))
+        rc = -RENC_E_NOMEM;
+    pthread_mutex_lock(&j->lock);
+    if (rc == 0)
+        rc = renc_jpg_query(j, NULL,
+                            "INSERT INTO blobs(run, path, size, etag) SELECT $1, p, s, e FROM"
+                            " unnest($2::text[], $3::bigint[], $4::text[]) AS t(p, s, e)"
+                            " ON CONFLICT (run, path) DO UPDATE SET seen = 1,"
+                            "  size = CASE WHEN blobs.state IN ('pending', 'failed', 'gone')"
+                            "         THEN excluded.size ELSE blobs.size END,"
+                            "  etag = CASE WHEN blobs.state IN ('pending', 'failed', 'gone')"
+                            "         THEN excluded.etag ELSE blobs.etag END,"
+                            "  state = CASE WHEN blobs.state = 'gone' THEN 'pending'"
+                            "          ELSE blobs.state END", 4, v);
+    pthread_mutex_unlock(&j->lock);
+    renc_free(pa.buf);
+    renc_free(sa.buf);
+    renc_free(ea.buf);
     return rc;
 }
 

@@ -329,6 +329,7 @@ static int renc_jsql_load_run(struct renc_journal_sqlite *j, struct renc_journal
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         s->has_run = 1;
+        s->listed = 1; /* one process lists its run whole */
         snprintf(s->run_id, sizeof s->run_id, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
         const char *v[6] = {(const char *)sqlite3_column_text(st, 1),

@@ -99,7 +99,8 @@ static int renc_jsql_claim_row(sqlite3_stmt *st, struct renc_journal_batch *out)
 
 /* The claim is this process's: the run's flock keeps every other process
  * out, so a cursor over the rows is the whole of it (no lease to renew). */
-int renc_jsql_claim(struct renc_journal *base, size_t max, struct renc_journal_batch *out)
+int renc_jsql_claim(struct renc_journal *base, size_t max, uint64_t max_bytes,
+                    struct renc_journal_batch *out)
 {
     struct renc_journal_sqlite *j = renc_jsql(base);
     out->items = renc_calloc(max, sizeof *out->items);
@@ -115,9 +116,13 @@ int renc_jsql_claim(struct renc_journal *base, size_t max, struct renc_journal_b
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, j->claimed_to);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        uint64_t bytes = 0;
+        while (rc == 0 && (!max_bytes || !out->count || bytes < max_bytes) &&
+               (step = sqlite3_step(st)) == SQLITE_ROW) {
             rc = renc_jsql_claim_row(st, out);
-        if (rc == 0 && step != SQLITE_DONE)
+            bytes += rc == 0 ? out->items[out->count - 1].size : 0;
+        }
+        if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
             rc = renc_jsql_rc(step);
     }
     sqlite3_finalize(st);

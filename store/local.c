@@ -37,16 +37,26 @@ static const char *renc_local_describe(const struct renc_store *s)
     return sp->source_count ? sp->sources[0] : ".";
 }
 
-/* The walk's list is streamed out item by item; a callback may take an
- * item's strings, so the walk's copy is freed without them. */
+/* A tree's walk streams each item out as it is found (no list of the
+ * tree is held: a run over millions of files lists them in bounded
+ * memory); a manifest's list is read whole (its duplicates are found
+ * across it), then streamed out.  A callback may take an item's strings. */
 static int renc_local_list(struct renc_store *s, const struct renc_store_lister *l,
                            struct renc_store_list_stats *stats)
 {
     const struct renc_store_spec *sp = renc_local_spec(s);
+    if (!sp->manifest) {
+        uint64_t special = 0;
+        int rc = renc_scan_walk(l, sp->sources, sp->source_count, sp->exclude, &special);
+        if (stats) {
+            stats->skipped_special = special;
+            stats->duplicates = 0;
+        }
+        return rc;
+    }
     struct renc_scan scan;
     memset(&scan, 0, sizeof scan);
-    int rc = sp->manifest ? renc_scan_manifest(&scan, sp->manifest)
-                          : renc_scan_paths(&scan, sp->sources, sp->source_count, sp->exclude);
+    int rc = renc_scan_manifest(&scan, sp->manifest);
     for (size_t i = 0; rc == 0 && l->error && i < scan.error_count; i++)
         rc = l->error(l->arg, scan.errors[i].path, scan.errors[i].rc);
     for (size_t i = 0; rc == 0 && l->temp && i < scan.temp_count; i++)

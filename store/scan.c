@@ -59,7 +59,6 @@ static int renc_name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Walks dir (path, and rel relative to the root) depth-first in name order. */
 /* A temporary of this tool, not listed: kept so a run can remove the
  * stale ones a crash left (see renc_scan.temps). */
 int renc_scan_add_temp(struct renc_scan *s, const char *path)
@@ -77,14 +76,28 @@ int renc_scan_add_temp(struct renc_scan *s, const char *path)
     return 0;
 }
 
-static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
-                         const char *exclude, int depth)
+/* One item out through l (which may take its strings). */
+static int renc_walk_item(const struct renc_store_lister *l, const char *path, const char *rel,
+                          const struct stat *st)
 {
-    if (depth > RENC_SCAN_MAX_DEPTH)
-        return renc_scan_add_error(s, path, -ELOOP);
-    DIR *d = opendir(path);
-    if (!d)
-        return renc_scan_add_error(s, path, -errno);
+    if (!l->item)
+        return 0;
+    struct renc_scan_item it = {.path = renc_strdup(path), .rel = renc_strdup(rel),
+                                .size = (uint64_t)st->st_size, .mode = st->st_mode};
+    int rc = it.path && it.rel ? l->item(l->arg, &it) : -RENC_E_NOMEM;
+    renc_free(it.path);
+    renc_free(it.rel);
+    return rc;
+}
+
+static int renc_walk_error(const struct renc_store_lister *l, const char *path, int rc)
+{
+    return l->error ? l->error(l->arg, path, rc) : 0;
+}
+
+/* dir's entries, sorted by name (the caller frees them); -RENC_E_NOMEM. */
+static int renc_walk_names(DIR *d, char ***out, size_t *count)
+{
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -107,32 +120,52 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
         }
         n++;
     }
-    closedir(d);
     if (n > 1)
         qsort(names, n, sizeof *names, renc_name_cmp);
+    *out = names;
+    *count = n;
+    return rc;
+}
+
+/* Walks dir (path, and rel relative to the root) depth-first in name
+ * order, streaming what it finds through l: only one folder's names are
+ * held at each depth, never the tree's list. */
+static int renc_walk_dir(const struct renc_store_lister *l, uint64_t *special, const char *path,
+                         const char *rel, const char *exclude, int depth)
+{
+    if (depth > RENC_SCAN_MAX_DEPTH)
+        return renc_walk_error(l, path, -ELOOP);
+    DIR *d = opendir(path);
+    if (!d)
+        return renc_walk_error(l, path, -errno);
+    char **names = NULL;
+    size_t n = 0;
+    int rc = renc_walk_names(d, &names, &n);
+    closedir(d);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char child[4096], child_rel[4096];
         int a = snprintf(child, sizeof child, "%s/%s", path, names[i]);
         int b = rel[0] ? snprintf(child_rel, sizeof child_rel, "%s/%s", rel, names[i])
                        : snprintf(child_rel, sizeof child_rel, "%s", names[i]);
         if (a < 0 || b < 0 || (size_t)a >= sizeof child || (size_t)b >= sizeof child_rel) {
-            rc = renc_scan_add_error(s, path, -ENAMETOOLONG);
+            rc = renc_walk_error(l, path, -ENAMETOOLONG);
             continue;
         }
         struct stat st;
         if (lstat(child, &st) != 0) {
-            rc = renc_scan_add_error(s, child, -errno);
+            rc = renc_walk_error(l, child, -errno);
             continue;
         }
         if (exclude && strcmp(child, exclude) == 0)
             continue;
         if (S_ISDIR(st.st_mode))
-            rc = renc_scan_dir(s, child, child_rel, exclude, depth + 1);
+            rc = renc_walk_dir(l, special, child, child_rel, exclude, depth + 1);
+        else if (S_ISREG(st.st_mode) && renc_tmpname_reserved(names[i]))
+            rc = l->temp ? l->temp(l->arg, child) : 0;
         else if (S_ISREG(st.st_mode))
-            rc = renc_tmpname_reserved(names[i]) ? renc_scan_add_temp(s, child)
-                                                 : renc_scan_add(s, child, child_rel, &st);
+            rc = renc_walk_item(l, child, child_rel, &st);
         else
-            s->skipped_special++;
+            (*special)++;
     }
     for (size_t i = 0; i < n; i++)
         renc_free(names[i]);
@@ -140,19 +173,15 @@ static int renc_scan_dir(struct renc_scan *s, const char *path, const char *rel,
     return rc;
 }
 
-int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
-                    const char *exclude)
+int renc_scan_walk(const struct renc_store_lister *l, const char *const *sources, size_t n,
+                   const char *exclude, uint64_t *skipped_special)
 {
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-        if (lstat(sources[i], &st) != 0) {
-            int rc = renc_scan_add_error(s, sources[i], -errno);
-            if (rc)
-                return rc;
-            continue;
-        }
         int rc;
-        if (S_ISDIR(st.st_mode)) {
+        if (lstat(sources[i], &st) != 0) {
+            rc = renc_walk_error(l, sources[i], -errno);
+        } else if (S_ISDIR(st.st_mode)) {
             char root[4096];
             size_t len = strlen(sources[i]);
             if (len >= sizeof root)
@@ -160,17 +189,46 @@ int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
             memcpy(root, sources[i], len + 1);
             while (len > 1 && root[len - 1] == '/')
                 root[--len] = '\0';
-            rc = renc_scan_dir(s, root, "", exclude, 0);
+            rc = renc_walk_dir(l, skipped_special, root, "", exclude, 0);
         } else if (S_ISREG(st.st_mode)) {
             const char *slash = strrchr(sources[i], '/');
-            rc = renc_scan_add(s, sources[i], slash ? slash + 1 : sources[i], &st);
+            rc = renc_walk_item(l, sources[i], slash ? slash + 1 : sources[i], &st);
         } else {
-            rc = renc_scan_add_error(s, sources[i], -RENC_E_NOT_REGULAR);
+            rc = renc_walk_error(l, sources[i], -RENC_E_NOT_REGULAR);
         }
         if (rc)
             return rc;
     }
     return 0;
+}
+
+static int renc_scan_sink_item(void *arg, struct renc_scan_item *it)
+{
+    return renc_scan_take(arg, it);
+}
+
+static int renc_scan_sink_error(void *arg, const char *path, int rc)
+{
+    return renc_scan_add_error(arg, path, rc);
+}
+
+static int renc_scan_sink_temp(void *arg, const char *path)
+{
+    return renc_scan_add_temp(arg, path);
+}
+
+void renc_scan_lister(struct renc_scan *s, struct renc_store_lister *l)
+{
+    *l = (struct renc_store_lister){.item = renc_scan_sink_item, .error = renc_scan_sink_error,
+                                    .temp = renc_scan_sink_temp, .arg = s};
+}
+
+int renc_scan_paths(struct renc_scan *s, const char *const *sources, size_t n,
+                    const char *exclude)
+{
+    struct renc_store_lister l;
+    renc_scan_lister(s, &l);
+    return renc_scan_walk(&l, sources, n, exclude, &s->skipped_special);
 }
 
 /* A set of strings (open addressing), for the manifest's duplicates. */

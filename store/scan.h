@@ -34,6 +34,29 @@ struct renc_scan {
     size_t temp_count, temp_cap;
 };
 
+/* What a listing streams: each callback returns 0 to go on, or a negative
+ * error that stops the listing (and is returned by it).  item may take
+ * it->path and it->rel (leaving NULL behind): the lister frees the rest.
+ * Any callback may be NULL.  (A store's list streams through one too:
+ * store/store.h.) */
+struct renc_store_lister {
+    int (*item)(void *arg, struct renc_scan_item *it);
+    int (*error)(void *arg, const char *path, int rc); /* an entry that could not be listed */
+    int (*temp)(void *arg, const char *path);          /* a reserved temporary name met */
+    void *arg;
+};
+
+/* renc_scan_walk: renc_scan_paths's walk, each item, error and temporary
+ * streamed through l as it is found (one folder's names held at a time,
+ * never the tree's list); *skipped_special counts what is neither file nor
+ * folder. */
+int renc_scan_walk(const struct renc_store_lister *l, const char *const *sources, size_t n,
+                   const char *exclude, uint64_t *skipped_special);
+
+/* renc_scan_lister: a lister that appends what it is given to s (items,
+ * errors, temporaries). */
+void renc_scan_lister(struct renc_scan *s, struct renc_store_lister *l);
+
 /* renc_scan_paths: walks each source (a directory, recursively, without
  * following symlinks — so a symlink loop cannot trap it; or a single file)
  * and lists its regular files in a stable (sorted) order.  Paths under

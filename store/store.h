@@ -69,16 +69,7 @@ struct renc_store_tags {
     int clean;
 };
 
-/* What a listing streams: each callback returns 0 to go on, or a negative
- * error that stops the listing (and is returned by it).  item may take
- * it->path and it->rel (leaving NULL behind): the store frees the rest.
- * Any callback may be NULL. */
-struct renc_store_lister {
-    int (*item)(void *arg, struct renc_scan_item *it);
-    int (*error)(void *arg, const char *path, int rc); /* an entry that could not be listed */
-    int (*temp)(void *arg, const char *path);          /* a reserved temporary name met */
-    void *arg;
-};
+/* What a listing streams: struct renc_store_lister (store/scan.h). */
 
 struct renc_store_list_stats {
     uint64_t skipped_special; /* symlinks, devices, sockets: never followed */

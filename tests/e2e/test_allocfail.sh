@@ -141,8 +141,9 @@ sweep_run run "$WORK/tree0"
 # Crashed at $WORK/tree (the journal names its sources by path), then kept.
 rm -rf "$WORK/tree" "$STATE/journals"
 cp -a "$WORK/tree0" "$WORK/tree"
+# (--barrier file: killed at its second per-file barrier, temporaries left.)
 run env RENC_FAULT=fsync:2:KILL "$RENC_BIN" run --state "$STATE" --to local:k2 --mode rekey \
-  --threads 1 --progress=none "$WORK/tree"
+  --threads 1 --barrier file --progress=none "$WORK/tree"
 check "the run to resume was killed" test "$RC" -eq 137
 check "the killed run left temporaries" test -n "$(temporaries "$WORK/tree")"
 cp -a "$WORK/tree" "$WORK/crashed"

@@ -3,9 +3,10 @@
 # server: PostgreSQL 15 from Debian's packages, made by initdb in this
 # test's folder, listening on a private Unix socket only, stopped after;
 # runs tests/unit/test_journal_pg.c's binary against it (RENC_PG_URI), then
-# the real binary with --journal postgresql://...: a run, a run stopped by a
-# failed write and its resume, status from the server, and a location with
-# a password refused without being echoed.
+# the real binary with --journal postgresql://...: a worker stopped by a
+# failed write and a second worker that joins the run and does the rest,
+# status from the server, and a location with a password refused without
+# being echoed.  (Many workers at once, killed: test_shared_run.sh.)
 # Skipped (77) when PostgreSQL's server binaries are not installed.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TESTBIN=$(dirname "$(realpath "$RENC_BIN")")/../tests/test_journal_pg
@@ -34,8 +35,9 @@ check "status from the server: one failed, the rest done" \
   [ "$(jq -r '"\(.blobs.done) \(.blobs.failed) \(.state)"' "$WORK/out")" = "$((N - 1)) 1 failed" ]
 expect_ok renc run --to local:t --mode rekey --journal "$J" --progress=none --report "$WORK/r.json" \
   "$WORK/tree"
-expect_out "resuming run" "$((N - 1)) blobs finished earlier are not read again, 1 to go"
-check "the resume re-encrypted the one left" [ "$(jq -r .blobs.done "$WORK/r.json")" = 1 ]
+expect_out "joins run" "this worker: 1 blobs re-encrypted" "$N of $N blobs finished"
+check "the second worker re-encrypted the one left; the merged report has them all" \
+  [ "$(jq -r '"\(.this_worker.done) \(.blobs.done)"' "$WORK/r.json")" = "1 $N" ]
 check "every blob is under the target alone" [ "$(slot_refs "$WORK/tree")" = "local:t/1 $N" ]
 expect_ok renc status --journal "$J"
 expect_out "finished" "$N of $N blobs finished"

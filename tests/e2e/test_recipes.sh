@@ -104,6 +104,56 @@ PY
   check "the Job's merged report is complete, $completions shards" \
     [ "$(jq -r '"\(.complete) \(.count) \(.blobs.done)"' "$WORK/k8s/merged.json")" = "true $completions $N" ]
   check "every blob of the Kubernetes run is under the target" under_target "$WORK/k8s-tree"
+  # job-pg.yaml: its pods share one run in the journal the Secret names.
+  . "$RENC_TESTS_DIR/e2e/pglib.sh"
+  if pg_start "$WORK/pg" nosync >"$WORK/pg.out" 2>&1; then
+    trap 'pg_stop; chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK" "$WORK.vg"' EXIT
+    cp -a "$SRC" "$WORK/k8s-pg-tree"
+    mkdir -p "$WORK/k8s-pg/state" "$WORK/k8s-pg/reports" "$WORK/k8s-pg/metrics"
+    cp -a "$STATE/keyring" "$WORK/k8s-pg/state/"
+    python3 - "$DEPLOY/kubernetes/job-pg.yaml" "$DEPLOY/kubernetes/secret.yaml" "$WORK/k8s-pg" \
+      "$WORK/k8s-pg-tree" >"$WORK/k8s-pg.args" <<'PY'
+import sys, yaml
+job, secret = yaml.safe_load(open(sys.argv[1])), yaml.safe_load(open(sys.argv[2]))
+spec = job["spec"]
+assert spec["completions"] == spec["parallelism"], "completions != parallelism"
+c = spec["template"]["spec"]["containers"][0]
+refs = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
+assert refs == [secret["metadata"]["name"]], "the Secret is not the container's env"
+assert {"RENC_JOURNAL", "PGPASSWORD"} <= set(secret["stringData"]), "the Secret's keys"
+assert "--journal=$(RENC_JOURNAL)" in c["args"], "--journal from the Secret"
+assert not any(a.startswith("--shard") for a in c["args"]), "shards beside a shared journal"
+print(spec["completions"])
+for a in c["args"]:
+    if a.startswith("--to="):
+        a = "--to=local:t"
+    elif a.startswith("https://"):
+        a = sys.argv[4]
+    print(a.replace("/shared", sys.argv[3]))
+PY
+    check "job-pg.yaml takes its journal from the Secret, no shards" [ -s "$WORK/k8s-pg.args" ]
+    pods=$(head -n 1 "$WORK/k8s-pg.args")
+    mapfile -t args < <(tail -n +2 "$WORK/k8s-pg.args")
+    # The pods run at once, each with the Secret's variables (the URI of
+    # the server this test started; no password: trust on its socket).
+    pids=()
+    for ((i = 0; i < pods; i++)); do
+      a=("${args[@]//\$(JOB_COMPLETION_INDEX)/$i}")
+      env -u SLURM_ARRAY_TASK_ID JOB_COMPLETION_INDEX=$i RENC_JOURNAL="$PG_URI" \
+        "$RENC_BIN" "${a[@]//\$(RENC_JOURNAL)/"$PG_URI"}" >"$WORK/pod$i.out" 2>&1 &
+      pids+=($!)
+    done
+    ok=1
+    for p in "${pids[@]}"; do wait "$p" || ok=0; done
+    check "every pod of job-pg.yaml exits 0" [ $ok -eq 1 ] || cat "$WORK"/pod*.out >&2
+    check "each pod's report is the whole run: $N blobs done" \
+      [ "$(jq -s -r 'map(.blobs.done) | unique | join(" ")' "$WORK"/k8s-pg/reports/report-*.json)" = "$N" ]
+    check "the last pod's report lists the $pods pods as workers" \
+      [ "$(jq -s 'map(.workers | length) | max' "$WORK"/k8s-pg/reports/report-*.json)" = "$pods" ]
+    check "every blob of the shared run is under the target" under_target "$WORK/k8s-pg-tree"
+  else
+    echo "NOTE: PostgreSQL not available: job-pg.yaml not exercised ($(head -c 200 "$WORK/pg.out"))"
+  fi
 else
   echo "NOTE: no python3 yaml: deploy/kubernetes/job.yaml not exercised"
 fi

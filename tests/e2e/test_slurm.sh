@@ -122,6 +122,37 @@ check "the merged report is complete: 4 shards, $N blobs done" \
 check "each shard kept its own journal" \
   [ "$(ls "$SH"/state/journals/*-shard-*-of-4.db 2>/dev/null | wc -l)" -eq 4 ]
 check "every blob is under the target alone" [ "$(slot_refs "$WORK/tree")" = "local:t/1 $N" ]
+
+# ---- the same array sharing one run in a PostgreSQL journal ----------------------
+. "$RENC_TESTS_DIR/e2e/pglib.sh"
+if pg_start "$WORK/pg" nosync >"$WORK/pg.out" 2>&1; then
+  trap 'pg_stop; stop_slurm; chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+  cp -a "$SRC" "$WORK/tree2"
+  expect_ok env RENC_SOURCE="$WORK/tree2" RENC_TARGET=local:t RENC_SHARED="$SH" \
+    RENC_BIN="$RENC_BIN" RENC_ARGS="--threads 2" RENC_JOURNAL="$PG_URI" RENC_MODE=rekey \
+    "$DEPLOY/slurm/submit.sh" 4 4
+  array2=$(sed -n 's/^array job \([0-9]*\) .*/\1/p' "$WORK/out")
+  merge2=$(sed -n 's/.*merge job \([0-9]*\).*/\1/p' "$WORK/out")
+  done_=0
+  for _ in $(seq 1 600); do
+    if [ -z "$(squeue -h -j "$array2,$merge2" 2>/dev/null)" ]; then done_=1; break; fi
+    sleep 0.2
+  done
+  check "the PostgreSQL array and its merge ran within 2 minutes" [ $done_ -eq 1 ]
+  m2=$SH/reports/merged-$array2.json
+  check "the merged view is the journal's: finished, $N blobs done, 4 workers" \
+    [ "$(jq -r '"\(.state) \(.blobs.done) \(.workers | length)"' "$m2" 2>/dev/null)" = \
+      "finished $N 4" ]
+  workers_done=$(jq '[.workers[] | select(.done > 0)] | length' "$m2" 2>/dev/null)
+  check "the tasks shared the run (workers with blobs: ${workers_done:-?})" \
+    [ "${workers_done:-0}" -ge 1 ]
+  check "each task's report is the whole run" \
+    [ "$(jq -r '.blobs.done' "$SH/reports/report-${array2}_3.json" 2>/dev/null)" = "$N" ]
+  check "every blob of the second tree is under the target alone" \
+    [ "$(slot_refs "$WORK/tree2")" = "local:t/1 $N" ]
+else
+  echo "note: PostgreSQL not available here ($(head -c 200 "$WORK/pg.out")): its array skipped"
+fi
 if [ "$FAILED" -gt 0 ]; then
   tail -n 20 "$WORK"/reencrypt-*.out "$SL/ctld.log" "$SL/d.log" >&2
 fi

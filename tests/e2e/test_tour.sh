@@ -69,8 +69,9 @@ check "prod opens after the rekey" opens prod
 
 # ---- a run killed after in-place header writes: recovery, then the resume -----
 expect_ok renc keys rotate k
+# (--barrier file: the kill counts its per-file barriers.)
 run env RENC_FAULT=fsync:3:KILL "$RENC_BIN" run --state "$STATE" --env prod --threads 1 \
-  --progress=none
+  --barrier file --progress=none
 check "the run was killed" [ "$RC" -eq 137 ]
 expect_ok renc run --env prod --threads 1 --progress=none
 expect_out "prod is encrypted"

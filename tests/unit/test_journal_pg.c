@@ -57,6 +57,11 @@ static struct renc_journal *worker(const char *run, int resume)
     struct renc_journal *j = NULL;
     set_uri(run);
     assert_int_equal(renc_journal_open(&j, uri, 1, NULL), 0);
+    /* A new run replaces the run status showed (as a run's session does):
+     * one made by another worker since would be joined instead. */
+    struct renc_journal_status st;
+    if (!resume)
+        assert_int_equal(renc_journal_status(j, &st), 0);
     assert_int_equal(renc_journal_start(j, &params, resume), 0);
     return j;
 }

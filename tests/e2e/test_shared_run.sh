@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# tests/e2e/test_shared_run.sh — one run shared by many workers through a
+# PostgreSQL journal (docs/SCALE.md), against a real server (PostgreSQL 15
+# from Debian's packages, made by initdb in this test's folder on a private
+# socket, stopped after):
+#   - four workers start together on one run; workers are SIGKILLed at
+#     random moments (4 of them) and a new one started for each; with a
+#     3-second lease, the dead workers' claims go to the others;
+#   - at the end: the run is finished (every blob done or skipped, none
+#     pending or failed), no lease is left (asked of the server with psql),
+#     every blob opens under the target key alone to its original plaintext
+#     (the independent reader, hash-compared), every blob was committed
+#     exactly once (the kernel's count of renames onto each name, by
+#     inotify, and the journal agree), no temporaries are left, and the
+#     last worker's --report is the merged run (every worker listed);
+#   - status --run shows each worker; a rewrap with header writes in place
+#     by three workers; bad combinations refused.
+# Skipped (77) when PostgreSQL's server binaries are not installed.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+RENC_BIN=$(realpath "$RENC_BIN")
+. "$RENC_TESTS_DIR/e2e/pglib.sh"
+WATCH_PID=
+trap '[ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null; pkill -9 -P $$ 2>/dev/null;
+      pg_stop; chmod -R u+rwx "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+pg_start "$WORK/pg" nosync || exit $?
+J=$PG_URI
+sql() { psql -X -A -t -q -d "$PG_URI" -c "$1"; }
+
+. "$RENC_TESTS_DIR/e2e/shardlib.sh"
+N=${RENC_SHARED_N:-2400}
+shard_corpus "$N" 6 100
+TREE=$WORK/tree
+cp -a "$SRC" "$TREE" || exit 2
+(cd "$TREE" && find . -type f -printf '%P\n' | LC_ALL=C sort) >"$WORK/all.lst"
+check "the corpus has $N blobs" [ "$(wc -l <"$WORK/all.lst")" -eq "$N" ]
+
+# ---- refused combinations -------------------------------------------------------
+expect_exit 2 renc run --to local:t --run r "$TREE"
+expect_msg "--run names a run in a journal on a server"
+expect_exit 2 renc run --to local:t --journal "$J" --shard 0/2 "$TREE"
+expect_msg "split it by claims, not shards"
+expect_exit 2 renc run --to local:t --journal "$J" --out "$WORK/o" "$TREE"
+expect_msg "works in place"
+expect_exit 2 renc status --run r
+expect_msg "--run names a run in a journal on a server"
+
+# ---- four workers, SIGKILLed at random, replaced -----------------------------------
+python3 "$RENC_TESTS_DIR/e2e/commit_watch.py" "$TREE" "$WORK/commits.tsv" "$WORK/watch.ready" &
+WATCH_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/watch.ready" ] && break; sleep 0.05; done
+check "the commit watcher is ready" [ -s "$WORK/watch.ready" ]
+
+export RENC_JOURNAL_LEASE=3
+declare -A PIDS
+worker() {
+  "$RENC_BIN" run --state "$STATE" --to local:t --mode rekey --journal "$J" --run kill \
+    --threads 1 --progress=none --report "$WORK/rep$1.json" "$TREE" \
+    >"$WORK/w$1.out" 2>"$WORK/w$1.err" &
+  PIDS[$1]=$!
+}
+for w in 0 1 2 3; do worker $w; done
+next=4 kills=0 mid=0
+RANDOM=${RENC_SHARED_SEED:-$$}
+while [ $kills -lt 4 ]; do
+  sleep "0.$((2 + RANDOM % 6))"
+  live=()
+  for w in "${!PIDS[@]}"; do kill -0 "${PIDS[$w]}" 2>/dev/null && live+=("$w"); done
+  [ ${#live[@]} -gt 0 ] || break
+  victim=${live[$((RANDOM % ${#live[@]}))]}
+  pending=$(sql "SELECT count(*) FROM blobs WHERE run = 'kill' AND state = 'pending'")
+  kill -9 "${PIDS[$victim]}" 2>/dev/null && kills=$((kills + 1))
+  [ "${pending:-0}" -gt 0 ] && mid=$((mid + 1))
+  echo "killed worker $victim with ${pending:-?} blobs pending; started worker $next"
+  KILLED[$victim]=1
+  worker $next
+  next=$((next + 1))
+done
+check "4 workers killed (got $kills), $mid of them with blobs still to do" \
+  [ $kills -eq 4 ] && [ $mid -ge 1 ]
+ok=1
+for w in "${!PIDS[@]}"; do
+  wait "${PIDS[$w]}"
+  rc=$?
+  if [ -n "${KILLED[$w]:-}" ]; then
+    [ $rc -eq 137 ] || { ok=0; echo "killed worker $w exited $rc" >&2; }
+  else
+    [ $rc -eq 0 ] || { ok=0; echo "worker $w exited $rc:" >&2; tail -5 "$WORK/w$w.err" >&2; }
+  fi
+done
+check "the surviving workers exit 0, the killed ones were killed" [ $ok -eq 1 ]
+kill "$WATCH_PID"
+wait "$WATCH_PID"
+WATCH_PID=
+
+expect_ok renc status --journal "$J" --run kill --json
+cp "$WORK/out" "$WORK/status.json"
+check "the run is finished: none pending or failed, $N done or skipped" \
+  [ "$(jq -r '"\(.state) \(.blobs.pending) \(.blobs.failed) \(.blobs.done + .blobs.skipped)"' \
+    "$WORK/status.json")" = "finished 0 0 $N" ]
+check "status lists the $next workers" [ "$(jq '.workers | length' "$WORK/status.json")" -eq $next ]
+check "no lease is left on the server" \
+  [ "$(sql "SELECT count(*) FROM blobs WHERE run = 'kill' AND (lease_until IS NOT NULL OR claimed_by IS NOT NULL)")" = 0 ]
+check "no watch overflow" bash -c '! grep -q OVERFLOW "$1"' _ "$WORK/commits.tsv"
+check "every blob was committed exactly once (the kernel saw $(wc -l <"$WORK/commits.tsv") names renamed onto)" \
+  [ "$(awk '$1 != 1' "$WORK/commits.tsv" | wc -l)" -eq 0 ] && \
+  [ "$(cut -f2 "$WORK/commits.tsv" | LC_ALL=C sort | cmp -s - "$WORK/all.lst" && echo same)" = same ]
+check "the journal agrees: done + skipped (committed by a worker killed before its note) = $N commits" \
+  [ "$(jq -r '.blobs.done + .blobs.skipped' "$WORK/status.json")" -eq "$(wc -l <"$WORK/commits.tsv")" ]
+last=$(ls -t "$WORK"/rep*.json | head -n 1)
+check "the last worker's report is the merged run: $N blobs, every worker" \
+  [ "$(jq -r '"\(.blobs.total) \(.blobs.done + .blobs.skipped) \(.blobs.failed) \(.workers | length) \(.running)"' "$last")" = "$N $N 0 $next false" ]
+check "the killed workers never ended; the others finished" \
+  [ "$(jq -r '[.workers[] | select(.outcome == "")] | length' "$last")" -eq 4 ]
+expect_no_temporaries "run by killed workers" "$TREE"
+refs=$(slot_refs "$TREE")
+check "every blob has one slot, the target's (got: $refs)" [ "$refs" = "local:t/1 $N" ]
+if have_pycheck; then
+  sed "s|^|$TREE/|" "$WORK/all.lst" | renc_check --only local:t/1 --root "$TREE" \
+    --list /dev/stdin | jq -r '"\(.rel)\t\(.status)\t\(.sha256)"' | LC_ALL=C sort >"$WORK/opened.tsv"
+  (cd "$WORK/plain" && while IFS= read -r rel; do
+    printf '%s\tok\t%s\n' "$rel" "$(sha256sum <"$rel" | cut -d' ' -f1)"
+  done <"$WORK/all.lst") | LC_ALL=C sort >"$WORK/want.tsv"
+  check "every blob opens with the target's key alone, to its original plaintext" \
+    cmp -s "$WORK/opened.tsv" "$WORK/want.tsv"
+fi
+expect_ok renc status --journal "$J" --run kill
+expect_out "workers   0 live" "finished"
+# A worker started after the run finished joins it and finds nothing to do.
+expect_ok renc run --to local:t --mode rekey --journal "$J" --run kill --progress=none "$TREE"
+expect_out "this worker: 0 blobs re-encrypted" "$N of $N blobs finished"
+
+# ---- a rewrap by three workers, headers rewritten in place ------------------------
+renc keys create t2 >/dev/null
+for w in 0 1 2; do
+  "$RENC_BIN" run --state "$STATE" --to local:t2 --journal "$J" --run wrap --threads 2 \
+    --progress=none "$TREE" >"$WORK/x$w.out" 2>"$WORK/x$w.err" &
+  PIDS[x$w]=$!
+done
+ok=1
+for w in 0 1 2; do wait "${PIDS[x$w]}" || { ok=0; tail -5 "$WORK/x$w.err" >&2; }; done
+check "three rewrap workers exit 0" [ $ok -eq 1 ]
+check "the rewrap rewrote headers in place (header intents went through the server)" \
+  [ "$(cat "$WORK"/x[012].out | grep -c 'this worker')" -eq 3 ]
+refs=$(slot_refs "$TREE")
+check "every blob is under t2 alone (got: $refs)" [ "$refs" = "local:t2/1 $N" ]
+check "no header intent is left" [ "$(sql "SELECT count(*) FROM header_intents")" = 0 ]
+expect_ok renc verify "$TREE"
+
+# ---- an environment's run shared by two workers ------------------------------------
+mkdir -p "$WORK/eplain"
+for i in $(seq 1 300); do printf 'env blob %d' "$i" >"$WORK/eplain/e$i"; done
+renc env create shared >/dev/null
+renc put --env shared "$WORK/eplain" >/dev/null
+renc keys create cmk >/dev/null
+expect_ok renc env set-policy shared --cmk local:cmk
+for w in 0 1; do
+  "$RENC_BIN" run --state "$STATE" --env shared --journal "$J" --progress=none \
+    >"$WORK/e$w.out" 2>"$WORK/e$w.err" &
+  PIDS[e$w]=$!
+done
+ok=1
+for w in 0 1; do wait "${PIDS[e$w]}" || { ok=0; tail -5 "$WORK/e$w.err" >&2; }; done
+check "two workers of run --env --journal postgresql:// exit 0" [ $ok -eq 1 ]
+check "they shared one run named env-shared" \
+  [ "$(sql "SELECT count(*) FROM workers WHERE run = 'env-shared'")" = 2 ]
+check "its 300 blobs are done in the journal" \
+  [ "$(sql "SELECT count(*) FROM blobs WHERE run = 'env-shared' AND state = 'done'")" = 300 ]
+check "each worker says the environment is encrypted" \
+  [ "$(cat "$WORK"/e[01].out | grep -c 'environment shared is encrypted')" -eq 2 ]
+refs=$(slot_refs "$STATE/data/shared")
+check "the environment's blobs are under its CMK alone (got: $refs)" [ "$refs" = "local:cmk/1 300" ]
+finish
