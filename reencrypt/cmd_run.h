@@ -35,6 +35,7 @@ struct renc_bulk_args {
     enum renc_run_mode mode;
     int keep_old, dry_run, no_verify, fail_fast, direct, identity, keep_cache;
     enum renc_barrier barrier; /* --barrier (0: the engine's default) */
+    enum renc_write_mode write_mode; /* --write-mode (0: the engine's default) */
     const char *journal;
     int no_journal, resume, restart, copy;
     uint64_t finished_before; /* blobs finished by earlier attempts of the run */
