@@ -193,7 +193,7 @@ static int renc_big_mirror(struct renc_engine *e, struct renc_big *b)
 /* Whether a rekey writes this run's big blobs O_DIRECT: as asked
  * (--write-mode), else only with --direct.  Measured on this project's
  * machine with the source in the page cache (docs/PERFORMANCE.md), buffered
- * writes with writeback started chunk by chunk were 15-20% faster than
+ * writes with writeback started chunk by chunk were 15-37% faster than
  * O_DIRECT from the chunk buffers (the same number and size of requests
  * reached the disk; more chunks in flight did not close the gap). */
 static int renc_big_write_direct(const struct renc_engine *e)
