@@ -7,7 +7,6 @@
  *
  *   baseline_loop KEYRING TARGET_REF DIR
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "crypto/secmem.h"
 #include "io/file.h"
 #include "blob/transform.h"
+#include "bench/walk.h"
 
 static struct renc_transformer *g_t;
 static unsigned long g_done, g_failed;
@@ -66,27 +66,13 @@ static int rekey_one(const char *path)
     return rc;
 }
 
-static void walk(const char *dir)
+static void rekey_counted(const char *path, void *arg)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (e->d_type == DT_DIR) {
-            walk(path);
-        } else if (e->d_type == DT_REG) {
-            if (rekey_one(path) == 0)
-                g_done++;
-            else
-                g_failed++;
-        }
-    }
-    closedir(d);
+    (void)arg;
+    if (rekey_one(path) == 0)
+        g_done++;
+    else
+        g_failed++;
 }
 
 int main(int argc, char **argv)
@@ -106,7 +92,7 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    walk(argv[3]);
+    bench_walk(argv[3], rekey_counted, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("{\"blobs\": %lu, \"failed\": %lu, \"seconds\": %.3f, \"blobs_per_s\": %.1f}\n", g_done,

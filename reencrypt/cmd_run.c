@@ -30,6 +30,7 @@
 /* Long options with no letter of their own (the letters are taken). */
 #define RENC_OPT_KEEP_CACHE 0x2001
 #define RENC_OPT_BARRIER 0x2002
+#define RENC_OPT_WRITE_MODE 0x2003
 #define RENC_OPT_RUN 0x2010
 
 static const char renc_run_usage[] =
@@ -38,7 +39,9 @@ static const char renc_run_usage[] =
     "         [--drop REF]... [--dry-run] [--share-dek N] [--no-verify] [--fail-fast]\n"
     "         [--threads N] [--memory BYTES] [--progress=bar|json|none] [--report FILE]\n"
     "         [--crypto-backend auto|openssl|ipsec-mb] [--direct] [--keep-cache]\n"
-    "         [--barrier file|batch] [--journal FILE | --no-journal] [--resume] [--restart] [--copy]\n"
+    "         [--barrier file|batch] [--write-mode buffered|direct]\n"
+    "         [--journal FILE | --journal postgresql://... [--run NAME] | --no-journal]\n"
+    "         [--resume] [--restart] [--copy]\n"
     "         [--shard K/N|auto] [--metrics-file PATH] (SOURCE... | --manifest FILE)\n";
 static const char renc_verify_usage[] =
     "usage: reencrypt verify [--threads N] [--memory BYTES] [--progress=bar|json|none] [--direct]\n"
@@ -130,6 +133,16 @@ static int renc_bulk_opt_value(const char *cmd, struct renc_bulk_args *a, int op
             return RENC_EXIT_USAGE;
         }
         break;
+    case RENC_OPT_WRITE_MODE:
+        if (strcmp(optarg, "buffered") == 0)
+            a->write_mode = RENC_WRITE_BUFFERED;
+        else if (strcmp(optarg, "direct") == 0)
+            a->write_mode = RENC_WRITE_DIRECT;
+        else {
+            renc_err(cmd, "--write-mode must be buffered or direct");
+            return RENC_EXIT_USAGE;
+        }
+        break;
     case 'K': {
         char why[512];
         if (renc_shard_parse(&a->shard, optarg, why, sizeof why)) {
@@ -148,7 +161,7 @@ static int renc_bulk_opt(const char *cmd, const char *usage, struct renc_bulk_ar
 {
     switch (opt) {
     case 'm': case 's': case 'T': case 'B': case 'P': case 'C': case 'K':
-    case RENC_OPT_BARRIER:
+    case RENC_OPT_BARRIER: case RENC_OPT_WRITE_MODE:
         return renc_bulk_opt_value(cmd, a, opt);
     case 't': a->to = optarg; break;
     case 'o': a->out = optarg; break;
@@ -248,6 +261,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         {"direct", no_argument, NULL, 'D'},
         {"keep-cache", no_argument, NULL, RENC_OPT_KEEP_CACHE},
         {"barrier", required_argument, NULL, RENC_OPT_BARRIER},
+        {"write-mode", required_argument, NULL, RENC_OPT_WRITE_MODE},
         {"bench-identity", no_argument, NULL, 'I'},
         {"journal", required_argument, NULL, 'J'},
         {"no-journal", no_argument, NULL, 'j'},
@@ -277,7 +291,7 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
         if (took)
             continue;
         if (!a->run_only && idx >= 0 &&
-            (opt == RENC_OPT_BARRIER || opt == RENC_OPT_RUN ||
+            (opt == RENC_OPT_BARRIER || opt == RENC_OPT_WRITE_MODE || opt == RENC_OPT_RUN ||
              (opt < 256 && strchr("tmokdnsVJjRXc", opt))))
             a->run_only = opts[idx].name;
         idx = -1;
@@ -591,7 +605,7 @@ void renc_bulk_engine_opts(const struct renc_bulk_run *r, struct renc_engine_opt
         .fail_fast = a->fail_fast, .dry_run = a->dry_run, .out_dir = a->out ? r->out_real : NULL,
         .backend = a->backend, .stop = &renc_stop_flag, .identity = a->identity,
         .direct = a->direct, .keep_cache = a->keep_cache,
-        .barrier = a->barrier, .journal = r->sess.journal,
+        .barrier = a->barrier, .write_mode = a->write_mode, .journal = r->sess.journal,
         .rows = r->rows, .store = r->store,
         .out_store = r->out_store,
         .header_in_place = r->journaled && !a->copy,

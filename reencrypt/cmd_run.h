@@ -38,6 +38,7 @@ struct renc_bulk_args {
     enum renc_run_mode mode;
     int keep_old, dry_run, no_verify, fail_fast, direct, identity, keep_cache;
     enum renc_barrier barrier; /* --barrier (0: the engine's default) */
+    enum renc_write_mode write_mode; /* --write-mode (0: the engine's default) */
     const char *journal;
     const char *run_name;     /* --run NAME: the run in a journal on a server */
     char journal_loc[4200];   /* the server journal's location with #run=NAME */

@@ -46,6 +46,13 @@ enum renc_barrier {
     RENC_BARRIER_BATCH,       /* one syncfs for the batch's new files, one for its renames */
 };
 
+/* How a rekey writes big blobs' new records (docs/CLI.md, --write-mode). */
+enum renc_write_mode {
+    RENC_WRITE_DEFAULT = 0,   /* direct with --direct, else buffered (renc_big_write_direct) */
+    RENC_WRITE_BUFFERED,      /* through the page cache, writeback started chunk by chunk */
+    RENC_WRITE_DIRECT,        /* O_DIRECT from the chunk buffers, many writes in flight */
+};
+
 struct renc_engine_opts {
     enum renc_engine_op op;
     unsigned threads;          /* >= 1 */
@@ -64,7 +71,8 @@ struct renc_engine_opts {
     atomic_int *stop;          /* set by a signal handler: finish in-flight blobs and stop
                                 * (atomic: workers read it while any thread may run the
                                 * handler; a lock-free atomic is async-signal-safe) */
-    int direct;                /* big blobs: O_DIRECT reads (and writes, for rekey) */
+    int direct;                /* big blobs: O_DIRECT reads */
+    enum renc_write_mode write_mode; /* big blobs' rekeyed records */
     int keep_cache;            /* leave what was read and written in the page cache (else
                                 * each blob's pages are dropped once it is done) */
     enum renc_barrier barrier; /* small blobs' durability barriers */

@@ -45,6 +45,23 @@ struct renc_chunk {
     struct renc_ring_op wop;
 };
 
+/* With O_DIRECT a read starts at the aligned block holding off, and with
+ * O_DIRECT writes a buffered read lands as far into the buffer: either way
+ * the bytes wanted start this far in, and their block-aligned middle sits
+ * aligned in memory (renc_direct_write_chunk writes it from there; the
+ * header changes length only by whole blocks, renc_big_open_out). */
+static size_t renc_read_lead(const struct renc_big *b, uint64_t off)
+{
+    return b->direct_in_fd >= 0 || b->direct_out ? (size_t)(off % RENC_DIRECT_ALIGN) : 0;
+}
+
+/* The bytes a read must return for its chunk to be whole: a buffered read
+ * returns the bytes wanted, an O_DIRECT one the lead before them too. */
+static size_t renc_read_want(const struct renc_big *b, size_t lead, size_t len)
+{
+    return b->direct_in_fd >= 0 ? lead + len : len;
+}
+
 /* Crypto of one chunk, by any worker. */
 static void renc_chunk_work(struct renc_chunk *c)
 {
@@ -109,7 +126,7 @@ static void renc_chunk_read(struct renc_ring_op *op, int result)
 {
     struct renc_chunk *c = op->user;
     struct renc_big *b = c->big;
-    if (result >= 0 && (size_t)result < c->data_off + c->len)
+    if (result >= 0 && (size_t)result < renc_read_want(b, c->data_off, c->len))
         result = -RENC_E_TRUNCATED; /* shrank since the scan */
     if (result < 0) {
         if (b->read_rc == 0)
@@ -228,7 +245,7 @@ static int renc_direct_write_chunk(struct renc_big *b, struct renc_ring *ring,
     memset(&c->wop, 0, sizeof c->wop);
     c->wop.kind = RENC_RING_WRITE;
     c->wop.fd = b->out_fd;
-    c->wop.buf = (uint8_t *)src + (lo - out_start); /* aligned: see renc_run_big */
+    c->wop.buf = (uint8_t *)src + (lo - out_start); /* aligned: see renc_read_lead */
     c->wop.len = (size_t)(hi - lo);
     c->wop.offset = lo;
     c->wop.user = c;
@@ -281,13 +298,6 @@ static int renc_chunk_buf(struct renc_engine *e, const struct renc_big *b, size_
                        : renc_pool_acquire(e->pool, len, buf);
 }
 
-/* With O_DIRECT a read starts at the aligned block holding off: the bytes
- * wanted start this far into the buffer. */
-static size_t renc_read_lead(const struct renc_big *b, uint64_t off)
-{
-    return b->direct_in_fd >= 0 ? (size_t)(off % RENC_DIRECT_ALIGN) : 0;
-}
-
 /* Points op at bytes [off, off + len) of the old blob, read into buf; with
  * O_DIRECT the read covers the whole aligned blocks around them (lead is
  * renc_read_lead's). */
@@ -296,11 +306,12 @@ static void renc_chunk_read_op(const struct renc_big *b, struct renc_ring_op *op
 {
     op->kind = RENC_RING_READ;
     op->fd = in_fd;
-    op->buf = buf;
+    op->buf = buf + lead;
     op->len = len;
     op->offset = off;
     if (b->direct_in_fd >= 0) {
         op->fd = b->direct_in_fd;
+        op->buf = buf;
         op->offset = off - lead;
         op->len = (lead + len + RENC_DIRECT_ALIGN - 1) / RENC_DIRECT_ALIGN * RENC_DIRECT_ALIGN;
     }
@@ -323,8 +334,10 @@ static void renc_feed_plan(struct renc_engine *e, struct renc_ring *ring, struct
     if (chunk < ((size_t)1 << 20))
         chunk = (size_t)1 << 20;
     f->chunk = (chunk + RENC_POOL_ALIGN - 1) & ~(size_t)(RENC_POOL_ALIGN - 1);
-    /* With O_DIRECT a read covers whole aligned blocks around the chunk. */
-    f->buf_len = b->direct_in_fd >= 0 ? f->chunk + 2 * RENC_DIRECT_ALIGN : f->chunk;
+    /* With O_DIRECT a read covers whole aligned blocks around the chunk
+     * (and with O_DIRECT writes it starts as far into its first block). */
+    f->buf_len = b->direct_in_fd >= 0 || b->direct_out ? f->chunk + 2 * RENC_DIRECT_ALIGN
+                                                       : f->chunk;
     /* Verify keeps few chunks in flight: reads from the page cache are
      * synchronous copies, and a few buffers reused stay in cache.  A rekey
      * keeps more, so writes and their writeback overlap the next reads. */
@@ -396,7 +409,7 @@ static int renc_feed_read(struct renc_engine *e, struct renc_ring *ring, struct 
     uint64_t records = 0;
     int rc;
     /* A short read only at end of file, past what was wanted. */
-    if (got >= 0 && (size_t)got < data_off + want)
+    if (got >= 0 && (size_t)got < renc_read_want(b, data_off, want))
         got = -RENC_E_TRUNCATED; /* shrank since the scan */
     uint64_t left = b->count ? b->count - f->index : UINT64_MAX;
     if (got >= 0)

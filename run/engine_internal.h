@@ -100,7 +100,7 @@ struct renc_big {
     int write_rc;
     unsigned inflight;
     int direct_in_fd;             /* --direct: the source opened O_DIRECT, or -1 */
-    int direct_out;               /* --direct: out_fd is O_DIRECT */
+    int direct_out;               /* out_fd is O_DIRECT (renc_big_write_direct) */
     uint64_t out_size;
     uint64_t credited;            /* bytes counted in e->bytes_partial */
     struct renc_blk **blks;       /* blocks waiting for their other part */

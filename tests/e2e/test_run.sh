@@ -673,6 +673,20 @@ expect_no_temporaries "rekey --direct" "$Dd"
 facts "$Dd" "$DL" "$WORK/facts.d"
 expect_blobs "rekey --direct" "$WORK/facts.d" "$DL" 'local:new/1'
 compare_facts "rekey --direct changes salt" "$WORK/facts0" "$WORK/facts.d" 5 differ "$DL"
+# O_DIRECT writes from buffered reads (--write-mode direct: each chunk read
+# as far into its buffer as it sits into its block), then O_DIRECT reads
+# with buffered writes; an unknown mode is a usage error.
+expect_exit 2 renc run --write-mode sideways --to local:old --progress=none "$Dd"
+expect_ok renc run --write-mode direct --mode rekey --to local:old --memory 20M --progress=none "$Dd"
+summary_is run "$ND" 0 "$NDP" 0
+expect_no_temporaries "rekey --write-mode direct" "$Dd"
+facts "$Dd" "$DL" "$WORK/facts.dw"
+expect_blobs "rekey --write-mode direct" "$WORK/facts.dw" "$DL" 'local:old/1'
+compare_facts "rekey --write-mode direct changes salt" "$WORK/facts.d" "$WORK/facts.dw" 5 differ "$DL"
+expect_ok renc run --direct --write-mode buffered --mode rekey --to local:new --progress=none "$Dd"
+summary_is run "$ND" 0 "$NDP" 0
+facts "$Dd" "$DL" "$WORK/facts.d"
+expect_blobs "rekey --direct --write-mode buffered" "$WORK/facts.d" "$DL" 'local:new/1'
 # Headers that grow (to RSA, with the old slot kept): writes go through the
 # page cache where the new header length is not a whole number of blocks.
 expect_ok renc run --direct --mode rekey --to local:newrsa --keep-old --threads 1 --progress=none "$Dd"
