@@ -44,7 +44,7 @@ for f in "${flavours[@]}"; do
   # The blob storage crash test kills a run at 7 points in the release
   # build and at 4 under the sanitizers.
   if [ "$f" = asan ]; then export RENC_BLOB_CRASH_POINTS="write:4 fsync:9 journal:2 after:1.2"; else unset RENC_BLOB_CRASH_POINTS; fi
-  # The shared-run kill test: 2,400 blobs in the release build, 800 under
+  # The shared-run kill test: 1,600 blobs in the release build, 800 under
   # the sanitizers (slower there: still in flight when the kills come).
   if [ "$f" = asan ]; then export RENC_SHARED_N=800; else unset RENC_SHARED_N; fi
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

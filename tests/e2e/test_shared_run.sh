@@ -14,7 +14,12 @@
 #     inotify, and the journal agree), no temporaries are left, and the
 #     last worker's --report is the merged run (every worker listed);
 #   - status --run shows each worker; a rewrap with header writes in place
-#     by three workers; bad combinations refused.
+#     by three workers; bad combinations refused;
+#   - the same kill test with --shard K/N and journal files: four shards,
+#     three kills, each killed shard run again until it finishes; every
+#     blob committed exactly once, every journal finished;
+#   - run --env ID --journal postgresql://: two workers share the
+#     environment's run (env-ID).
 # Skipped (77) when PostgreSQL's server binaries are not installed.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RENC_BIN=$(realpath "$RENC_BIN")
@@ -27,7 +32,7 @@ J=$PG_URI
 sql() { psql -X -A -t -q -d "$PG_URI" -c "$1"; }
 
 . "$RENC_TESTS_DIR/e2e/shardlib.sh"
-N=${RENC_SHARED_N:-2400}
+N=${RENC_SHARED_N:-1600}
 shard_corpus "$N" 6 100
 TREE=$WORK/tree
 cp -a "$SRC" "$TREE" || exit 2
@@ -115,13 +120,8 @@ expect_no_temporaries "run by killed workers" "$TREE"
 refs=$(slot_refs "$TREE")
 check "every blob has one slot, the target's (got: $refs)" [ "$refs" = "local:t/1 $N" ]
 if have_pycheck; then
-  sed "s|^|$TREE/|" "$WORK/all.lst" | renc_check --only local:t/1 --root "$TREE" \
-    --list /dev/stdin | jq -r '"\(.rel)\t\(.status)\t\(.sha256)"' | LC_ALL=C sort >"$WORK/opened.tsv"
-  (cd "$WORK/plain" && while IFS= read -r rel; do
-    printf '%s\tok\t%s\n' "$rel" "$(sha256sum <"$rel" | cut -d' ' -f1)"
-  done <"$WORK/all.lst") | LC_ALL=C sort >"$WORK/want.tsv"
   check "every blob opens with the target's key alone, to its original plaintext" \
-    cmp -s "$WORK/opened.tsv" "$WORK/want.tsv"
+    shard_opens "$TREE" local:t/1
 fi
 expect_ok renc status --journal "$J" --run kill
 expect_out "workers   0 live" "finished"
@@ -145,6 +145,54 @@ refs=$(slot_refs "$TREE")
 check "every blob is under t2 alone (got: $refs)" [ "$refs" = "local:t2/1 $N" ]
 check "no header intent is left" [ "$(sql "SELECT count(*) FROM header_intents")" = 0 ]
 expect_ok renc verify "$TREE"
+
+# ---- the same with --shard K/N and journal files: shards killed and rerun -----------
+STREE=$WORK/stree
+cp -a "$SRC" "$STREE"
+python3 "$RENC_TESTS_DIR/e2e/commit_watch.py" "$STREE" "$WORK/scommits.tsv" "$WORK/swatch.ready" &
+WATCH_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/swatch.ready" ] && break; sleep 0.05; done
+shard() {
+  "$RENC_BIN" run --state "$STATE" --to local:t --mode rekey --shard "$1/4" --threads 1 \
+    --progress=none --report "$WORK/srep$1.json" "$STREE" >"$WORK/s$1.out" 2>"$WORK/s$1.err" &
+  SPIDS[$1]=$!
+}
+declare -A SPIDS
+for k in 0 1 2 3; do shard $k; done
+skills=0
+for round in 1 2 3; do
+  sleep "0.$((2 + RANDOM % 5))"
+  k=$((RANDOM % 4))
+  if kill -9 "${SPIDS[$k]}" 2>/dev/null; then
+    wait "${SPIDS[$k]}" 2>/dev/null
+    skills=$((skills + 1))
+    echo "killed shard $k/4 (round $round); started it again"
+    shard $k
+  fi
+done
+ok=1
+for k in 0 1 2 3; do wait "${SPIDS[$k]}" || { ok=0; tail -3 "$WORK/s$k.err" >&2; }; done
+check "the last run of each shard exits 0 ($skills shard runs killed on the way)" [ $ok -eq 1 ]
+kill "$WATCH_PID"
+wait "$WATCH_PID"
+WATCH_PID=
+sdone=0
+for k in 0 1 2 3; do
+  j=$(jq -r .journal "$WORK/srep$k.json")
+  expect_ok renc status --journal "$j" --json
+  check "shard $k's journal: finished, none pending or failed" \
+    [ "$(jq -r '"\(.state) \(.blobs.pending) \(.blobs.failed)"' "$WORK/out")" = "finished 0 0" ]
+  sdone=$((sdone + $(jq -r '.blobs.done + .blobs.skipped' "$WORK/out")))
+done
+check "the shards' journals hold $N blobs done or skipped (got $sdone)" [ "$sdone" -eq "$N" ]
+check "every blob of the sharded tree was committed exactly once" \
+  [ "$(awk '$1 != 1' "$WORK/scommits.tsv" | wc -l)" -eq 0 ] && \
+  [ "$(cut -f2 "$WORK/scommits.tsv" | LC_ALL=C sort | cmp -s - "$WORK/all.lst" && echo same)" = same ]
+expect_no_temporaries "shards killed and rerun" "$STREE"
+if have_pycheck; then
+  check "every blob of the sharded tree opens with the target's key alone, to its plaintext" \
+    shard_opens "$STREE" local:t/1
+fi
 
 # ---- an environment's run shared by two workers ------------------------------------
 mkdir -p "$WORK/eplain"
