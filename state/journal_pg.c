@@ -24,7 +24,6 @@
  * version: its DDL locks the tables, which a worker must not do to a run
  * under way. */
 static const char renc_jpg_schema[] =
-    "SELECT pg_advisory_xact_lock(1380273731);" /* "RENC" */
     "CREATE TABLE IF NOT EXISTS renc_schema(version int PRIMARY KEY);"
     "INSERT INTO renc_schema VALUES (2) ON CONFLICT DO NOTHING;"
     "CREATE TABLE IF NOT EXISTS runs(name text PRIMARY KEY, run_id text NOT NULL,"
@@ -56,7 +55,14 @@ static int renc_jpg_version(struct renc_journal_pg *j, int *version)
 {
     PGresult *r = NULL;
     *version = 0;
-    int rc = renc_jpg_query(j, &r, "SELECT to_regclass('renc_schema') IS NOT NULL", 0, NULL);
+    /* pg_class read with the statement's snapshot: to_regclass() answers
+     * from a cache that, inside a transaction begun before another worker
+     * made the table, may still say it is missing (a deadlock in a test). */
+    int rc = renc_jpg_query(j, &r,
+                            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN"
+                            " pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE"
+                            " c.relname = 'renc_schema' AND n.nspname = current_schema())",
+                            0, NULL);
     int have = rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     if (rc == 0 && have &&
@@ -155,6 +161,24 @@ static void renc_jpg_quiet(void *arg, const char *message)
     (void)message;
 }
 
+/* The schema made or brought up to date, by one worker at a time (an
+ * advisory lock, "RENC"); a worker that waited for it finds the version
+ * current and makes nothing: only the first worker on a new database runs
+ * DDL, while no other worker is past connecting. */
+static int renc_jpg_make_schema(struct renc_journal_pg *j, int *version)
+{
+    int rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL);
+    if (rc)
+        return rc;
+    rc = renc_jpg_query(j, NULL, "SELECT pg_advisory_xact_lock(1380273731)", 0, NULL);
+    if (rc == 0)
+        rc = renc_jpg_version(j, version);
+    if (rc == 0 && *version < RENC_PG_SCHEMA)
+        rc = renc_jpg_query(j, NULL, renc_jpg_schema, 0, NULL);
+    rc = renc_jpg_end(j, rc);
+    return rc ? rc : renc_jpg_version(j, version);
+}
+
 /* The lease: RENC_JOURNAL_LEASE seconds when set (2 to 86400: a test's
  * short one, or a long one for blobs that take long), else the default. */
 static double renc_jpg_lease_env(void)
@@ -184,12 +208,8 @@ static int renc_jpg_connect(struct renc_journal **out, const char *where, int re
     int version = 0;
     if (rc == 0)
         rc = renc_jpg_version(j, &version);
-    if (rc == 0 && !readonly && version < RENC_PG_SCHEMA &&
-        (rc = renc_jpg_query(j, NULL, "BEGIN", 0, NULL)) == 0) {
-        rc = renc_jpg_end(j, renc_jpg_query(j, NULL, renc_jpg_schema, 0, NULL));
-        if (rc == 0)
-            rc = renc_jpg_version(j, &version);
-    }
+    if (rc == 0 && !readonly && version < RENC_PG_SCHEMA)
+        rc = renc_jpg_make_schema(j, &version);
     if (rc == 0 && version != RENC_PG_SCHEMA)
         rc = version ? -RENC_E_BAD_JOURNAL : -ENOENT; /* a reader finds no journal yet */
     if (rc) {
