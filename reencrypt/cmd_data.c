@@ -28,6 +28,43 @@
 #include "run/session.h"
 #include "reencrypt/stage.h"
 
+/* --threads and --memory, as run takes them.  0, or -1 after saying why. */
+static int renc_data_parse_size(const char *cmd, struct renc_data_args *a, int opt,
+                                const char *arg)
+{
+    uint64_t v;
+    int ok = renc_parse_size(arg, &v) == 0;
+    if (opt == 'N' && (!ok || v < 1 || v > 1024)) {
+        renc_err(cmd, "--threads must be 1..1024");
+        return -1;
+    }
+    if (opt == 'M' && (!ok || v < RENC_DATA_BLOB_BYTES || v > ((uint64_t)1 << 40))) {
+        renc_err(cmd, "--memory must be a byte count (K, M, G suffixes) of at least %llu "
+                      "(one blob's buffers) and at most 1T",
+                 (unsigned long long)RENC_DATA_BLOB_BYTES);
+        return -1;
+    }
+    if (opt == 'N')
+        a->threads = (unsigned)v;
+    else
+        a->memory = v;
+    return 0;
+}
+
+unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *threads)
+{
+    uint64_t by_memory = c->a.memory / RENC_DATA_BLOB_BYTES;
+    /* A few more blobs than workers: while the calling thread stages one
+     * (or makes a batch durable), the workers have the next ones. */
+    uint64_t window = (uint64_t)c->a.threads * 4;
+    if (window > by_memory)
+        window = by_memory;
+    if (remote || window < 1)
+        window = 1;
+    *threads = c->a.threads < window ? c->a.threads : (unsigned)window;
+    return (unsigned)window;
+}
+
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -38,12 +75,17 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
         {"to", required_argument, NULL, 'T'},
         {"replace", no_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},
+        {"threads", required_argument, NULL, 'N'},
+        {"memory", required_argument, NULL, 'M'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct renc_data_args *a = &c->a;
     int opt;
     uint64_t seen = 0; /* options with one value given (renc_opt_once) */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
+    a->memory = (uint64_t)256 << 20;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&a->g, opt, optarg);
@@ -51,7 +93,9 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
-        if (renc_opt_once(c->cmd, opts, "entfT", opt, &seen))
+        if (renc_opt_once(c->cmd, opts, "entfTNM", opt, &seen))
+            return RENC_EXIT_USAGE;
+        if ((opt == 'N' || opt == 'M') && renc_data_parse_size(c->cmd, a, opt, optarg))
             return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': a->env = optarg; break;
@@ -61,6 +105,7 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
         case 'T': a->to = optarg; break;
         case 'r': a->replace = 1; break;
         case 'j': a->json = 1; break;
+        case 'N': case 'M': break; /* taken above */
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
         }

@@ -24,6 +24,8 @@ struct renc_data_args {
     struct renc_global g;
     const char *env, *name, *target, *from, *to;
     int replace, json;
+    unsigned threads;    /* --threads: workers sealing or opening blobs (default: the cores) */
+    uint64_t memory;     /* --memory: what the blobs in flight may hold */
     char **args;
     int arg_count;
 };
@@ -66,6 +68,14 @@ struct renc_check_result {
 /* renc_data_parse: the options of every data command.  Returns -1 to
  * continue or an exit (usage printed, or --help answered). */
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv);
+/* renc_data_window: how many blobs a command works on at once (each holds
+ * at most RENC_DATA_BLOB_BYTES of buffers), from --memory, and into
+ * *threads the workers for them, from --threads: the arguments of
+ * renc_workq_run (common/workq.h).  A destination or source in blob storage
+ * is written or read one blob at a time (remote 1): 1, 1. */
+#define RENC_DATA_BLOB_BYTES ((uint64_t)4 << 20)
+unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *threads);
+
 /* renc_data_open: opens the keys and the catalog.  Returns -1 or an exit.
  * renc_data_close undoes it, and copes with a context never opened past
  * renc_data_open's first step. */
