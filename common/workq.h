@@ -24,6 +24,8 @@
 
 #include <stddef.h>
 
+struct renc_workq;
+
 struct renc_workq_ops {
     /* Calling thread, index order.  Nonzero: stop; i is not worked on and
      * gets no done (prep undoes what it began). */
@@ -42,5 +44,22 @@ struct renc_workq_ops {
  * thread, as with threads 1). */
 int renc_workq_run(size_t count, unsigned threads, unsigned window,
                    const struct renc_workq_ops *ops, void *arg);
+
+/* The same, item by item, for a caller whose items arrive as it goes (a
+ * backup's entries as its archive is read).  renc_workq_new: a queue with
+ * up to threads workers and window slots (ops->prep unused); -RENC_E_NOMEM.
+ * renc_workq_slot: the slot of the next item (its index: the number
+ * submitted before it), once one is free (done is called meanwhile for the
+ * oldest items as they finish): 0, or the stop value (nothing more may be
+ * submitted).  renc_workq_submit: the next item, made ready in slot, to a
+ * worker.  renc_workq_finish: waits for every item submitted and calls its
+ * done (with stopped set when stop, or a done, stopped the queue), frees q
+ * (NULL: nothing), and returns the stop value: the first nonzero done, else
+ * stop. */
+int renc_workq_new(struct renc_workq **out, unsigned threads, unsigned window,
+                   const struct renc_workq_ops *ops, void *arg);
+int renc_workq_slot(struct renc_workq *q, unsigned *slot);
+void renc_workq_submit(struct renc_workq *q, unsigned slot);
+int renc_workq_finish(struct renc_workq *q, int stop);
 
 #endif
