@@ -3,6 +3,7 @@
  * from each opened blob straight into the archive writer.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,10 @@ static int renc_backup_lengths(struct renc_data_ctx *c, const struct renc_scan *
  * bigger than a slot's share of --memory, left to the writing thread to
  * stream into the archive. */
 struct renc_backup_slot {
-    uint8_t *buf;
+    int held;          /* 1: the plaintext is in buf */
     uint64_t len, got; /* len: the header's plaintext length, the most kept */
     struct renc_blob_status bs;
+    struct renc_data_held buf; /* kept from blob to blob */
 };
 
 /* What backup's workers share. */
@@ -130,7 +132,7 @@ static int renc_backup_buf_sink(void *arg, const uint8_t *buf, size_t len)
 {
     struct renc_backup_slot *s = arg;
     RENC_RETURN_IF(len > s->len - s->got, -RENC_E_LENGTH_MISMATCH); /* changed since */
-    memcpy(s->buf + s->got, buf, len);
+    memcpy(s->buf.p + s->got, buf, len);
     s->got += len;
     return 0;
 }
@@ -138,9 +140,10 @@ static int renc_backup_buf_sink(void *arg, const uint8_t *buf, size_t len)
 static int renc_backup_prep(void *arg, size_t i, unsigned slot)
 {
     struct renc_backup_run *b = arg;
+    struct renc_backup_slot *s = &b->slots[slot];
     (void)i;
-    memset(&b->slots[slot], 0, sizeof b->slots[slot]);
-    b->slots[slot].bs.slot = -1;
+    memset(s, 0, offsetof(struct renc_backup_slot, buf));
+    s->bs.slot = -1;
     return 0;
 }
 
@@ -153,8 +156,8 @@ static int renc_backup_work(void *arg, size_t i, unsigned slot)
     if (b->lens[i] > b->cap)
         return 0; /* streamed by the writing thread */
     int fd = open(b->scan->items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    s->buf = fd < 0 ? NULL : renc_malloc(b->lens[i] ? (size_t)b->lens[i] : 1);
-    int rc = fd < 0 ? -errno : s->buf ? 0 : -RENC_E_NOMEM;
+    int rc = fd < 0 ? -errno : renc_data_held_ready(&s->buf, b->lens[i]);
+    s->held = 1;
     s->len = b->lens[i];
     if (rc == 0)
         rc = renc_blob_open_to(b->c->ks, fd, renc_backup_buf_sink, s, NULL, &s->bs);
@@ -169,9 +172,9 @@ static int renc_backup_work(void *arg, size_t i, unsigned slot)
 static int renc_backup_entry(struct renc_backup_run *b, size_t i, struct renc_backup_slot *s)
 {
     int rc = renc_archive_entry_begin(b->w, b->scan->items[i].rel, b->lens[i]);
-    if (rc == 0 && s->buf && s->got)
-        rc = renc_archive_entry_data(b->w, s->buf, s->got);
-    if (rc == 0 && !s->buf) {
+    if (rc == 0 && s->held && s->got)
+        rc = renc_archive_entry_data(b->w, s->buf.p, s->got);
+    if (rc == 0 && !s->held) {
         int fd = open(b->scan->items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         rc = fd < 0 ? -errno
                     : renc_blob_open_to(b->c->ks, fd, renc_archive_data_sink, b->w, NULL, &s->bs);
@@ -190,8 +193,6 @@ static int renc_backup_done(void *arg, size_t i, unsigned slot, int rc, int stop
     const char *path = b->scan->items[i].path;
     if (rc == 0 && !stopped)
         rc = renc_backup_entry(b, i, s);
-    renc_free(s->buf);
-    s->buf = NULL;
     if (stopped || rc == 0)
         return 0;
     if (b->dest->write_rc)
@@ -214,7 +215,7 @@ static int renc_backup_entries(struct renc_data_ctx *c, struct renc_archive_writ
 {
     unsigned threads, window = renc_data_window(c, 0, &threads);
     struct renc_backup_run b = {.c = c, .w = w, .scan = scan, .lens = lens, .dest = dest,
-                                .stage = stage, .cap = c->a.memory / window,
+                                .stage = stage, .cap = renc_data_held_max(c, window),
                                 .slots = renc_calloc(window, sizeof *b.slots)};
     if (!b.slots) {
         renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
@@ -223,6 +224,8 @@ static int renc_backup_entries(struct renc_data_ctx *c, struct renc_archive_writ
     static const struct renc_workq_ops ops = {renc_backup_prep, renc_backup_work,
                                               renc_backup_done};
     int stop = renc_workq_run(scan->count, threads, window, &ops, &b);
+    for (unsigned k = 0; k < window; k++)
+        renc_data_held_free(&b.slots[k].buf);
     renc_free(b.slots);
     return stop ? stop : -1;
 }

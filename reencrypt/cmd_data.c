@@ -65,6 +65,33 @@ unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *t
     return (unsigned)window;
 }
 
+int renc_data_held_ready(struct renc_data_held *h, uint64_t len)
+{
+    if (len <= h->cap && h->p)
+        return 0;
+    RENC_RETURN_IF(len > SIZE_MAX, -RENC_E_NOMEM);
+    renc_data_held_free(h);
+    h->p = renc_malloc(len ? (size_t)len : 1);
+    RENC_RETURN_IF(!h->p, -RENC_E_NOMEM);
+    h->cap = (size_t)len;
+    return 0;
+}
+
+uint64_t renc_data_held_max(const struct renc_data_ctx *c, unsigned window)
+{
+    uint64_t share = c->a.memory / (window ? window : 1);
+    return share < RENC_DATA_HELD_MAX ? share : RENC_DATA_HELD_MAX;
+}
+
+void renc_data_held_free(struct renc_data_held *h)
+{
+    if (h->p)
+        explicit_bzero(h->p, h->cap);
+    renc_free(h->p);
+    h->p = NULL;
+    h->cap = 0;
+}
+
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv)
 {
     static const struct option opts[] = {

@@ -76,6 +76,27 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
 #define RENC_DATA_BLOB_BYTES ((uint64_t)4 << 20)
 unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *threads);
 
+/* renc_data_held: the buffer a slot holds a blob's whole plaintext in
+ * (restore, backup create), kept from one blob to the next of the same
+ * slot: a fresh mapping per blob would cost its page faults and, with
+ * workers running, the unmapping's cross-CPU flushes.  _ready grows it to
+ * len bytes (-RENC_E_NOMEM); _free wipes (plaintext) and frees it. */
+struct renc_data_held {
+    uint8_t *p;
+    size_t cap;
+};
+int renc_data_held_ready(struct renc_data_held *h, uint64_t len);
+/* renc_data_held_max: the most a slot holds whole: its share of --memory,
+ * and never more than RENC_DATA_HELD_MAX.  Bigger blobs stream through
+ * the one reading or writing thread, as they did before the workers: held
+ * whole, each byte costs one more pass through memory (a copy, out of the
+ * cache), which measured slower than streaming on a busy 2-core machine,
+ * while for small blobs the per-blob work (files, key wraps) the workers
+ * share dominates (docs/PERFORMANCE.md). */
+#define RENC_DATA_HELD_MAX ((uint64_t)1 << 20)
+uint64_t renc_data_held_max(const struct renc_data_ctx *c, unsigned window);
+void renc_data_held_free(struct renc_data_held *h);
+
 /* renc_data_open: opens the keys and the catalog.  Returns -1 or an exit.
  * renc_data_close undoes it, and copes with a context never opened past
  * renc_data_open's first step. */

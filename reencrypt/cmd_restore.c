@@ -44,13 +44,14 @@ static const char renc_restore_check_usage[] =
  * its result in streamed_rc). */
 struct renc_restore_slot {
     int fd;
-    uint8_t *buf;
+    int held;            /* 1: the plaintext is in buf, for a worker to seal */
     uint64_t len, got;
     int streamed_rc;
     struct renc_dest_sink dest;
     struct renc_blob_status sealst;
     char rel[8192];
     char tmp[sizeof ((struct renc_stage *)0)->tmp];
+    struct renc_data_held buf; /* kept from entry to entry */
 };
 
 /* The archive reader's side of a restore: each entry becomes a staged,
@@ -65,6 +66,7 @@ struct renc_unpack {
     struct renc_data_dst *remote;  /* a target in blob storage, else NULL */
     struct renc_workq *q;          /* a local target's workers */
     struct renc_restore_slot *slots;
+    unsigned window;
     struct renc_restore_slot *cur; /* the entry being read, NULL between entries */
     uint64_t entry_cap;            /* the most an entry held whole may be */
     int fail_rc;                   /* the first entry that failed in a worker: why */
@@ -94,7 +96,7 @@ static int renc_unpack_work(void *arg, size_t i, unsigned slot)
     struct renc_unpack *u = arg;
     struct renc_restore_slot *s = &u->slots[slot];
     (void)i;
-    if (!s->buf)
+    if (!s->held)
         return s->streamed_rc;
     const char *refs[1];
     struct renc_seal_opts so;
@@ -102,13 +104,11 @@ static int renc_unpack_work(void *arg, size_t i, unsigned slot)
     int rc = renc_data_dest_note(&s->dest, renc_sealer_new(&s->dest.sealer, u->c->ks, &so,
                                                            s->fd, s->len, &s->sealst));
     if (rc == 0)
-        rc = renc_data_dest_write(&s->dest, s->buf, s->got);
+        rc = renc_data_dest_write(&s->dest, s->buf.p, s->got);
     if (rc == 0)
         rc = renc_data_dest_note(&s->dest, renc_sealer_finish(s->dest.sealer));
     renc_sealer_free(s->dest.sealer);
     s->dest.sealer = NULL;
-    renc_free(s->buf);
-    s->buf = NULL;
     return rc;
 }
 
@@ -155,8 +155,8 @@ static int renc_unpack_begin_local(struct renc_unpack *u, const char *name, uint
     u->cur = s;
     if (size <= u->entry_cap) {
         s->len = size;
-        s->buf = renc_malloc(size ? (size_t)size : 1);
-        return s->buf ? 0 : -RENC_E_NOMEM;
+        s->held = 1;
+        return renc_data_held_ready(&s->buf, size);
     }
     const char *refs[1];
     struct renc_seal_opts so;
@@ -197,10 +197,10 @@ static int renc_unpack_data(void *arg, const uint8_t *buf, size_t len)
     struct renc_restore_slot *s = u->cur;
     if (!s)
         return 0;
-    if (!s->buf)
+    if (!s->held)
         return renc_data_dest_write(&s->dest, buf, len);
     RENC_RETURN_IF(len > s->len - s->got, -RENC_E_BAD_ARCHIVE);
-    memcpy(s->buf + s->got, buf, len);
+    memcpy(s->buf.p + s->got, buf, len);
     s->got += len;
     return 0;
 }
@@ -237,8 +237,6 @@ static void renc_unpack_drop_cur(struct renc_unpack *u)
         return;
     renc_sealer_free(s->dest.sealer);
     s->dest.sealer = NULL;
-    renc_free(s->buf);
-    s->buf = NULL;
     if (s->fd >= 0)
         close(s->fd);
     u->cur = NULL;
@@ -253,10 +251,11 @@ static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_statu
     struct renc_archive_reader *r = NULL;
     int rc = renc_archive_reader_new(&r, &cb);
     if (rc == 0 && u->write && !u->remote) {
-        unsigned threads, window = renc_data_window(u->c, 0, &threads);
-        u->entry_cap = u->c->a.memory / window;
-        u->slots = renc_calloc(window, sizeof *u->slots);
-        rc = u->slots ? renc_workq_new(&u->q, threads, window, &renc_unpack_ops, u)
+        unsigned threads;
+        u->window = renc_data_window(u->c, 0, &threads);
+        u->entry_cap = renc_data_held_max(u->c, u->window);
+        u->slots = renc_calloc(u->window, sizeof *u->slots);
+        rc = u->slots ? renc_workq_new(&u->q, threads, u->window, &renc_unpack_ops, u)
                       : -RENC_E_NOMEM;
     }
     if (rc == 0)
@@ -267,6 +266,8 @@ static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_statu
     renc_unpack_drop_cur(u);
     renc_workq_finish(u->q, rc ? 1 : 0);
     u->q = NULL;
+    for (unsigned k = 0; u->slots && k < u->window; k++)
+        renc_data_held_free(&u->slots[k].buf);
     renc_free(u->slots);
     u->slots = NULL;
     if (u->fail_rc) {

@@ -4,9 +4,8 @@
 # the same output and the same all-or-nothing as one thread; a failure in
 # the middle of many blobs in flight names the first failing blob in list
 # order and leaves the target as it was, with no temporary; --threads and
-# --memory are checked; the window bound (--memory) makes a big entry of a
-# restore stream through the reading thread while the small ones are held
-# whole.
+# --memory are checked; a restore's big entries stream through the reading
+# thread while the small ones are held whole and sealed by the workers.
 source "$(dirname "$0")/lib.sh"
 
 DATA=$STATE/data
@@ -91,8 +90,8 @@ renc decrypt "$DATA/a/backups/bk" "$WORK/bk.plain" >/dev/null &&
 expect_same "the backup's archive is the same on one thread and four" "$WORK/bk.plain" \
   "$WORK/bk4.plain"
 rm -rf "$DATA/one/blobs"/*
-# --memory 8M on two threads: two entries in flight of at most 4 MiB each,
-# so the 6 MiB entry is sealed as it is read.
+# On two threads: the entries of up to 1 MiB are held whole and sealed by
+# the workers, the 3 and 6 MiB ones sealed as they are read.
 expect_ok renc restore "$DATA/a/backups/bk4" --target one --threads 2 --memory 8M
 expect_out "65 blobs"
 check "restore on two threads: every blob opens to its file" plain_ok one
