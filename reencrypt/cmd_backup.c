@@ -208,12 +208,14 @@ static int renc_backup_done(void *arg, size_t i, unsigned slot, int rc, int stop
 }
 
 /* Opens every blob into archive writer w, one entry each, in order; the
- * opening on the workers.  Returns -1 to go on, or an exit. */
-static int renc_backup_entries(struct renc_data_ctx *c, struct renc_archive_writer *w,
+ * opening on the workers (more of them when key_ref, the environment's
+ * key, is a key vault's).  Returns -1 to go on, or an exit. */
+static int renc_backup_entries(struct renc_data_ctx *c, const char *key_ref,
+                               struct renc_archive_writer *w,
                                const struct renc_scan *scan, const uint64_t *lens,
                                const struct renc_dest_sink *dest, const struct renc_stage *stage)
 {
-    unsigned threads, window = renc_data_window(c, 0, &threads);
+    unsigned threads, window = renc_data_window(c, key_ref, 0, &threads);
     struct renc_backup_run b = {.c = c, .w = w, .scan = scan, .lens = lens, .dest = dest,
                                 .stage = stage, .cap = renc_data_held_max(c, window),
                                 .slots = renc_calloc(window, sizeof *b.slots)};
@@ -517,7 +519,7 @@ int renc_cmd_backup(int argc, char **argv)
         renc_blob_err(c.cmd, dest.write_rc ? stage.tmp : final, rc, &sealst);
         goto out;
     }
-    if ((status = renc_backup_entries(&c, w, &scan, lens, &dest, &stage)) >= 0)
+    if ((status = renc_backup_entries(&c, env.key_ref, w, &scan, lens, &dest, &stage)) >= 0)
         goto out;
     status = RENC_EXIT_FAILED;
     uint64_t entries = 0, bytes = 0;

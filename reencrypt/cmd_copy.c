@@ -257,7 +257,7 @@ static int renc_copy_done(void *arg, size_t i, unsigned slot, int rc, int stoppe
 static int renc_copy_blobs(struct renc_copy *k)
 {
     unsigned threads;
-    unsigned window = renc_data_window(&k->c, k->remote_to || k->src.store, &threads);
+    unsigned window = renc_data_window(&k->c, k->to.key_ref, k->remote_to || k->src.store, &threads);
     k->slots = renc_calloc(window, sizeof *k->slots);
     if (!k->slots) {
         renc_err(k->c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));

@@ -20,6 +20,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "blob/blobfile.h"
+#include "keys/provider.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
@@ -44,24 +45,31 @@ static int renc_data_parse_size(const char *cmd, struct renc_data_args *a, int o
                  (unsigned long long)RENC_DATA_BLOB_BYTES);
         return -1;
     }
-    if (opt == 'N')
+    if (opt == 'N') {
         a->threads = (unsigned)v;
+        a->threads_given = 1;
+    }
     else
         a->memory = v;
     return 0;
 }
 
-unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *threads)
+unsigned renc_data_window(const struct renc_data_ctx *c, const char *key_ref, int remote,
+                          unsigned *threads)
 {
     uint64_t by_memory = c->a.memory / RENC_DATA_BLOB_BYTES;
+    unsigned want = c->a.threads;
+    if (!c->a.threads_given && want < 16 && key_ref &&
+        (renc_provider_caps(key_ref) & RENC_PROVIDER_REMOTE))
+        want = 16;
     /* A few more blobs than workers: while the calling thread stages one
      * (or makes a batch durable), the workers have the next ones. */
-    uint64_t window = (uint64_t)c->a.threads * 4;
+    uint64_t window = (uint64_t)want * 4;
     if (window > by_memory)
         window = by_memory;
     if (remote || window < 1)
         window = 1;
-    *threads = c->a.threads < window ? c->a.threads : (unsigned)window;
+    *threads = want < window ? want : (unsigned)window;
     return (unsigned)window;
 }
 

@@ -25,6 +25,7 @@ struct renc_data_args {
     const char *env, *name, *target, *from, *to;
     int replace, json;
     unsigned threads;    /* --threads: workers sealing or opening blobs (default: the cores) */
+    int threads_given;
     uint64_t memory;     /* --memory: what the blobs in flight may hold */
     char **args;
     int arg_count;
@@ -71,10 +72,14 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
 /* renc_data_window: how many blobs a command works on at once (each holds
  * at most RENC_DATA_BLOB_BYTES of buffers), from --memory, and into
  * *threads the workers for them, from --threads: the arguments of
- * renc_workq_run (common/workq.h).  A destination or source in blob storage
- * is written or read one blob at a time (remote 1): 1, 1. */
+ * renc_workq_run (common/workq.h).  Blobs sealed under key_ref, a key held
+ * by a remote provider (a key vault: each wrap is a round trip), get 16
+ * workers unless --threads says otherwise, as run does.  A destination or
+ * source in blob storage is written or read one blob at a time (remote
+ * 1): 1, 1. */
 #define RENC_DATA_BLOB_BYTES ((uint64_t)4 << 20)
-unsigned renc_data_window(const struct renc_data_ctx *c, int remote, unsigned *threads);
+unsigned renc_data_window(const struct renc_data_ctx *c, const char *key_ref, int remote,
+                          unsigned *threads);
 
 /* renc_data_held: the buffer a slot holds a blob's whole plaintext in
  * (restore, backup create), kept from one blob to the next of the same

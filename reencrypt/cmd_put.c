@@ -180,7 +180,7 @@ static int renc_put_all(struct renc_data_ctx *c, const struct renc_env *env,
                         uint64_t *bytes)
 {
     unsigned threads;
-    unsigned window = renc_data_window(c, 0, &threads);
+    unsigned window = renc_data_window(c, env->key_ref, 0, &threads);
     struct renc_put_run p = {.c = c, .env = env, .plan = plan, .stage = stage,
                              .slots = renc_calloc(window, sizeof *p.slots)};
     if (!p.slots) {

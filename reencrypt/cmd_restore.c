@@ -252,7 +252,7 @@ static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_statu
     int rc = renc_archive_reader_new(&r, &cb);
     if (rc == 0 && u->write && !u->remote) {
         unsigned threads;
-        u->window = renc_data_window(u->c, 0, &threads);
+        u->window = renc_data_window(u->c, u->target->key_ref, 0, &threads);
         u->entry_cap = renc_data_held_max(u->c, u->window);
         u->slots = renc_calloc(u->window, sizeof *u->slots);
         rc = u->slots ? renc_workq_new(&u->q, threads, u->window, &renc_unpack_ops, u)
