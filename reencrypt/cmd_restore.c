@@ -235,6 +235,10 @@ static void renc_unpack_drop_cur(struct renc_unpack *u)
     struct renc_restore_slot *s = u->cur;
     if (!s)
         return;
+    if (s->dest.write_rc && !u->write_rc) { /* writing it is what failed: blame it */
+        u->write_rc = s->dest.write_rc;
+        memcpy(u->fail_tmp, s->tmp, sizeof u->fail_tmp);
+    }
     renc_sealer_free(s->dest.sealer);
     s->dest.sealer = NULL;
     if (s->fd >= 0)

@@ -103,5 +103,11 @@ check "a failed parallel restore leaves the target empty" \
 expect_no_temporaries "failed restore" "$DATA/many"
 expect_ok renc restore "$DATA/a/backups/bk" --target many --threads 4
 check "then the restore completes" plain_ok many
+# A write failing in a big entry, sealed as it is read: blamed on its file.
+renc env create solo >/dev/null && renc env set-policy solo --byok local:k >/dev/null &&
+  renc put --env solo "$P/d/big" >/dev/null && renc backup create --env solo --name s >/dev/null ||
+  fail "solo setup"
+RENC_FAULT=write:2:ENOSPC expect_exit 1 renc restore "$DATA/solo/backups/s" --target b --threads 4
+expect_msg "writing" "renc-tmp" "No space left" "nothing was restored into b"
 
 finish
