@@ -1,8 +1,9 @@
 /* common/workq.h — many independent items, each worked on by one of a few
  * threads, everything around that work kept in order on the caller's
- * thread: the environment-data commands (put, copy, copy-check) seal or
- * open blobs in parallel while their staged write, their messages and
- * their totals stay what one thread going through the list gives.
+ * thread: the environment-data commands (put, copy, copy-check, restore,
+ * backup create) seal or open blobs in parallel while their staged write,
+ * their messages and their totals stay what one thread going through the
+ * list gives.
  *
  * For item i, in index order on the calling thread: prep (make the item
  * ready: open its files, take a staged temporary); then, on a worker
