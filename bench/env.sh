@@ -10,8 +10,9 @@
 # and copy (open + seal + stage), and run --env (rekey, then rewrap in place),
 # each as MB/s of plaintext; beside them the ceilings: AES-256-GCM on one core
 # (openssl speed), reading the corpus (cat) and copying it (cp + sync).
-# These commands stream one blob at a time on one thread (the run pipeline is
-# the parallel one), so one core's AES-GCM is their crypto ceiling.
+# These commands seal or open several blobs at once on worker threads
+# (--threads, default the cores; --memory 256M), as run does; the stage's
+# durable batches and renames stay on one thread.
 # Results go to stdout and, as JSON, to $RENC_BENCH_OUT (default
 # bench-env.json in the current directory).
 set -euo pipefail

@@ -3,6 +3,7 @@
  * from each opened blob straight into the archive writer.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/workq.h"
 #include "keys/keyref.h"
 #include "env/archive.h"
 #include "blob/blobfile.h"
@@ -29,7 +31,7 @@
 #define RENC_BACKUP_COMPRESS_LEVEL 3
 
 static const char renc_backup_usage[] =
-    "usage: reencrypt backup create --env ID [--name NAME]\n"
+    "usage: reencrypt backup create --env ID [--name NAME] [--threads N] [--memory BYTES]\n"
     "writes one backup of the environment's blobs to DATA/ID/backups/NAME (default\n"
     "backup-<UTC time>.renc), sealed under its policy key.\n";
 
@@ -104,42 +106,130 @@ static int renc_backup_lengths(struct renc_data_ctx *c, const struct renc_scan *
     return -1;
 }
 
-/* Opens every blob into archive writer w, one entry each.  Returns -1 to
- * go on, or an exit. */
-static int renc_backup_entries(struct renc_data_ctx *c, struct renc_archive_writer *w,
+/* One blob in flight: its plaintext opened whole by a worker (buf), or,
+ * bigger than a slot's share of --memory, left to the writing thread to
+ * stream into the archive. */
+struct renc_backup_slot {
+    int held;          /* 1: the plaintext is in buf */
+    uint64_t len, got; /* len: the header's plaintext length, the most kept */
+    struct renc_blob_status bs;
+    struct renc_data_held buf; /* kept from blob to blob */
+};
+
+/* What backup's workers share. */
+struct renc_backup_run {
+    struct renc_data_ctx *c;
+    struct renc_archive_writer *w;
+    const struct renc_scan *scan;
+    const uint64_t *lens;
+    const struct renc_dest_sink *dest;
+    const struct renc_stage *stage;
+    struct renc_backup_slot *slots;
+    uint64_t cap;
+};
+
+static int renc_backup_buf_sink(void *arg, const uint8_t *buf, size_t len)
+{
+    struct renc_backup_slot *s = arg;
+    RENC_RETURN_IF(len > s->len - s->got, -RENC_E_LENGTH_MISMATCH); /* changed since */
+    memcpy(s->buf.p + s->got, buf, len);
+    s->got += len;
+    return 0;
+}
+
+static int renc_backup_prep(void *arg, size_t i, unsigned slot)
+{
+    struct renc_backup_run *b = arg;
+    struct renc_backup_slot *s = &b->slots[slot];
+    (void)i;
+    memset(s, 0, offsetof(struct renc_backup_slot, buf));
+    s->bs.slot = -1;
+    return 0;
+}
+
+/* A worker's part: blob i opened (every record verified) into memory,
+ * when it fits its share; its header's length bounds what is kept. */
+static int renc_backup_work(void *arg, size_t i, unsigned slot)
+{
+    struct renc_backup_run *b = arg;
+    struct renc_backup_slot *s = &b->slots[slot];
+    if (b->lens[i] > b->cap)
+        return 0; /* streamed by the writing thread */
+    int fd = open(b->scan->items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = fd < 0 ? -errno : renc_data_held_ready(&s->buf, b->lens[i]);
+    s->held = 1;
+    s->len = b->lens[i];
+    if (rc == 0)
+        rc = renc_blob_open_to(b->c->ks, fd, renc_backup_buf_sink, s, NULL, &s->bs);
+    if (rc == 0 && s->got != b->lens[i])
+        rc = -RENC_E_LENGTH_MISMATCH;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Blob i into the archive as one entry, from memory or streamed. */
+static int renc_backup_entry(struct renc_backup_run *b, size_t i, struct renc_backup_slot *s)
+{
+    int rc = renc_archive_entry_begin(b->w, b->scan->items[i].rel, b->lens[i]);
+    if (rc == 0 && s->held && s->got)
+        rc = renc_archive_entry_data(b->w, s->buf.p, s->got);
+    if (rc == 0 && !s->held) {
+        int fd = open(b->scan->items[i].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        rc = fd < 0 ? -errno
+                    : renc_blob_open_to(b->c->ks, fd, renc_archive_data_sink, b->w, NULL, &s->bs);
+        if (fd >= 0)
+            close(fd);
+    }
+    return rc ? rc : renc_archive_entry_end(b->w);
+}
+
+/* The writing thread's part, in order: blob i into the archive; a failure
+ * says which blob and stops the backup. */
+static int renc_backup_done(void *arg, size_t i, unsigned slot, int rc, int stopped)
+{
+    struct renc_backup_run *b = arg;
+    struct renc_backup_slot *s = &b->slots[slot];
+    const char *path = b->scan->items[i].path;
+    if (rc == 0 && !stopped)
+        rc = renc_backup_entry(b, i, s);
+    if (stopped || rc == 0)
+        return 0;
+    if (b->dest->write_rc)
+        renc_err(b->c->cmd, "writing %s: %s; no backup is made", b->stage->tmp,
+                 renc_strerror(b->dest->write_rc));
+    else if (rc == -RENC_E_INVALID)
+        renc_err(b->c->cmd, "%s: its name cannot go in a backup (not UTF-8, or too long)", path);
+    else if (rc == -RENC_E_LENGTH_MISMATCH)
+        renc_err(b->c->cmd, "%s: changed while the backup was taken", path);
+    else
+        renc_blob_err(b->c->cmd, path, rc, &s->bs);
+    return RENC_EXIT_FAILED;
+}
+
+/* Opens every blob into archive writer w, one entry each, in order; the
+ * opening on the workers (more of them when key_ref, the environment's
+ * key, is a key vault's).  Returns -1 to go on, or an exit. */
+static int renc_backup_entries(struct renc_data_ctx *c, const char *key_ref,
+                               struct renc_archive_writer *w,
                                const struct renc_scan *scan, const uint64_t *lens,
                                const struct renc_dest_sink *dest, const struct renc_stage *stage)
 {
-    struct renc_blob_status bs;
-    for (size_t i = 0; i < scan->count; i++) {
-        const char *path = scan->items[i].path;
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        int rc = fd < 0 ? -errno : renc_archive_entry_begin(w, scan->items[i].rel, lens[i]);
-        memset(&bs, 0, sizeof bs);
-        bs.slot = -1;
-        if (rc == 0)
-            rc = renc_blob_open_to(c->ks, fd, renc_archive_data_sink, w, NULL, &bs);
-        if (rc == 0)
-            rc = renc_archive_entry_end(w);
-        if (fd >= 0)
-            close(fd);
-        if (rc && dest->write_rc) {
-            renc_err(c->cmd, "writing %s: %s; no backup is made", stage->tmp,
-                     renc_strerror(dest->write_rc));
-            return RENC_EXIT_FAILED;
-        }
-        if (rc) {
-            if (rc == -RENC_E_INVALID)
-                renc_err(c->cmd, "%s: its name cannot go in a backup (not UTF-8, or too long)",
-                         path);
-            else if (rc == -RENC_E_LENGTH_MISMATCH)
-                renc_err(c->cmd, "%s: changed while the backup was taken", path);
-            else
-                renc_blob_err(c->cmd, path, rc, &bs);
-            return RENC_EXIT_FAILED;
-        }
+    unsigned threads, window = renc_data_window(c, key_ref, 0, &threads);
+    struct renc_backup_run b = {.c = c, .w = w, .scan = scan, .lens = lens, .dest = dest,
+                                .stage = stage, .cap = renc_data_held_max(c, window),
+                                .slots = renc_calloc(window, sizeof *b.slots)};
+    if (!b.slots) {
+        renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        return RENC_EXIT_FAILED;
     }
-    return -1;
+    static const struct renc_workq_ops ops = {renc_backup_prep, renc_backup_work,
+                                              renc_backup_done};
+    int stop = renc_workq_run(scan->count, threads, window, &ops, &b);
+    for (unsigned k = 0; k < window; k++)
+        renc_data_held_free(&b.slots[k].buf);
+    renc_free(b.slots);
+    return stop ? stop : -1;
 }
 
 /* What was made, and what was left out. */
@@ -429,7 +519,7 @@ int renc_cmd_backup(int argc, char **argv)
         renc_blob_err(c.cmd, dest.write_rc ? stage.tmp : final, rc, &sealst);
         goto out;
     }
-    if ((status = renc_backup_entries(&c, w, &scan, lens, &dest, &stage)) >= 0)
+    if ((status = renc_backup_entries(&c, env.key_ref, w, &scan, lens, &dest, &stage)) >= 0)
         goto out;
     status = RENC_EXIT_FAILED;
     uint64_t entries = 0, bytes = 0;

@@ -3,6 +3,7 @@
  * cmd_data.c.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/workq.h"
 #include "keys/keyref.h"
 #include "blob/blobfile.h"
 #include "reencrypt/cli.h"
@@ -21,13 +23,24 @@
 #include "reencrypt/stage.h"
 
 static const char renc_copy_usage[] =
-    "usage: reencrypt copy --from A --to B\n"
+    "usage: reencrypt copy --from A --to B [--threads N] [--memory BYTES]\n"
     "copies A's blobs into DATA/B/blobs/ (same names replaced), sealed under B's policy key,\n"
     "when the copy rule allows it.\n";
 static const char renc_copy_check_usage[] =
-    "usage: reencrypt copy-check --from A --to B [--json]\n"
+    "usage: reencrypt copy-check --from A --to B [--json] [--threads N] [--memory BYTES]\n"
     "says whether A may be copied into B and why, and opens every record of A's blobs with\n"
     "the keys B holds; writes nothing.\n";
+
+/* One blob in flight: its source read, its destination staged (rel, the
+ * temporary tmp) and sealed; what each side found. */
+struct renc_copy_slot {
+    int fd, out_fd, dest_rc;
+    struct renc_dest_sink dest;
+    struct renc_blob_status seal_st; /* the sealer's; outlives it */
+    struct renc_blob_status bs;      /* what opening the source found */
+    char rel[8192];
+    char tmp[sizeof ((struct renc_stage *)0)->tmp];
+};
 
 /* One copy or copy-check while it runs. */
 struct renc_copy {
@@ -39,8 +52,7 @@ struct renc_copy {
     struct renc_data_dst dst;  /* B's, when its data is in blob storage (remote_to) */
     int remote_to;
     struct renc_stage stage;   /* B's, when local */
-    struct renc_dest_sink dest;
-    struct renc_blob_status seal_st; /* the sealer's; outlives it */
+    struct renc_copy_slot *slots; /* the blobs in flight (common/workq.h) */
     uint64_t records, failed;
     char held[2048], what[256];
     char refs_seen[1024]; /* the keys that opened the blobs, for the check */
@@ -91,19 +103,18 @@ static int renc_copy_request(struct renc_copy *k, struct renc_data_text *request
     return RENC_EXIT_FAILED;
 }
 
-/* For a copy, opens blob i's destination (staged as rel, or in blob
- * storage) and a sealer writing to it under the target's policy key, its
- * plaintext length and name taken from the source's header; *dest_rc
- * keeps a failure the destination caused. */
-static int renc_copy_dest_open(struct renc_copy *k, size_t i, int fd, char *rel, size_t max,
-                               int *out_fd, int *dest_rc)
+/* For a copy, the sealer of blob i's destination (its staged temporary,
+ * or a blob in blob storage) under the target's policy key, its plaintext
+ * length and name taken from the source's header; s->dest_rc keeps a
+ * failure the destination caused. */
+static int renc_copy_dest_open(struct renc_copy *k, struct renc_copy_slot *s, size_t i)
 {
     const struct renc_scan_item *it = &k->src.scan.items[i];
     struct renc_header h;
     memset(&h, 0, sizeof h);
     uint64_t len = RENC_PLAINTEXT_UNKNOWN;
     int have = 0;
-    int rc = renc_data_src_header(&k->src, i, fd, &h, &have);
+    int rc = renc_data_src_header(&k->src, i, s->fd, &h, &have);
     if (rc) {
         renc_header_cleanup(&h);
         return rc;
@@ -117,98 +128,146 @@ static int renc_copy_dest_open(struct renc_copy *k, size_t i, int fd, char *rel,
         .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
         .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
-    rc = snprintf(rel, max, "blobs/%s", it->rel) >= (int)max ? -ENAMETOOLONG : 0;
-    if (rc == 0 && k->remote_to)
-        rc = *dest_rc = renc_data_dst_begin(&k->dst, k->c.ks, &so, it->rel, len);
-    else if (rc == 0 && (rc = *dest_rc = renc_stage_open(&k->stage, rel, out_fd)) == 0)
-        rc = renc_data_dest_note(&k->dest, renc_sealer_new(&k->dest.sealer, k->c.ks, &so,
-                                                           *out_fd, len, &k->seal_st));
+    if (k->remote_to)
+        rc = s->dest_rc = renc_data_dst_begin(&k->dst, k->c.ks, &so, it->rel, len);
+    else
+        rc = renc_data_dest_note(&s->dest, renc_sealer_new(&s->dest.sealer, k->c.ks, &so,
+                                                           s->out_fd, len, &s->seal_st));
     renc_header_cleanup(&h);
     return rc;
 }
 
-/* The destination's end of blob i: its last record sealed, staged. */
-static int renc_copy_dest_close(struct renc_copy *k, int rc, int out_fd)
+/* The destination's end of a blob: its last record sealed (the staged
+ * temporary is handed to the stage by the calling thread). */
+static int renc_copy_dest_close(struct renc_copy *k, struct renc_copy_slot *s, int rc)
 {
     if (k->remote_to) {
         int rc2 = k->dst.ss ? renc_data_dst_end(&k->dst) : 0;
         return rc ? rc : rc2;
     }
-    if (rc == 0 && k->dest.sealer)
-        rc = renc_data_dest_note(&k->dest, renc_sealer_finish(k->dest.sealer));
-    renc_sealer_free(k->dest.sealer);
-    k->dest.sealer = NULL;
-    if (out_fd >= 0) {
-        int rc2 = renc_data_dest_note(&k->dest, renc_stage_close(&k->stage, out_fd));
-        rc = rc ? rc : rc2;
-    }
+    if (rc == 0 && s->dest.sealer)
+        rc = renc_data_dest_note(&s->dest, renc_sealer_finish(s->dest.sealer));
+    renc_sealer_free(s->dest.sealer);
+    s->dest.sealer = NULL;
     return rc;
 }
 
-/* Opens every record of source blob i, and for a copy seals its plaintext
- * into the destination rel.  bs says what opening found. */
-static int renc_copy_one(struct renc_copy *k, size_t i, char *rel, size_t max, int *dest_rc,
-                         struct renc_blob_status *bs)
+/* The calling thread's part before blob i: for a local copy, its staged
+ * temporary.  Returns 0, or an exit (said why): the copy stops. */
+static int renc_copy_prep(void *arg, size_t i, unsigned slot)
 {
-    int out_fd = -1, fd = -1;
-    *dest_rc = 0;
-    k->dest.write_rc = 0;
-    memset(bs, 0, sizeof *bs);
-    bs->slot = -1;
-    int rc = renc_data_src_read(&k->src, i, &fd);
-    if (rc == 0 && !k->check)
-        rc = renc_copy_dest_open(k, i, fd, rel, max, &out_fd, dest_rc);
-    renc_sink_fn sink = k->check ? NULL : k->remote_to ? renc_data_dst_write
-                                                       : renc_data_dest_write;
-    void *arg = k->remote_to ? (void *)&k->dst : (void *)&k->dest;
-    if (rc == 0)
-        rc = renc_blob_open_to(k->c.ks, fd, sink, arg, NULL, bs);
-    rc = renc_data_src_done(&k->src, fd, rc);
-    return k->check ? rc : renc_copy_dest_close(k, rc, out_fd);
+    struct renc_copy *k = arg;
+    struct renc_copy_slot *s = &k->slots[slot];
+    memset(s, 0, offsetof(struct renc_copy_slot, rel));
+    s->fd = s->out_fd = -1;
+    s->bs.slot = -1;
+    s->rel[0] = s->tmp[0] = '\0';
+    if (snprintf(s->rel, sizeof s->rel, "blobs/%s", k->src.scan.items[i].rel) >=
+        (int)sizeof s->rel)
+        s->dest_rc = -ENAMETOOLONG;
+    else if (!k->check && !k->remote_to)
+        s->dest_rc = renc_stage_open(&k->stage, s->rel, &s->out_fd);
+    if (k->check || !s->dest_rc) {
+        memcpy(s->tmp, k->stage.tmp, sizeof s->tmp);
+        return 0;
+    }
+    renc_data_dest_err(&k->c, &k->stage, s->rel, s->dest_rc);
+    renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
+    return RENC_EXIT_FAILED;
 }
 
-/* Copies (or, for the check, opens) every source blob.  A copy stops at
- * the first failure; a check counts the failures and keeps the first.
- * Returns -1 to go on, or an exit. */
+/* A worker's part of blob i: opens every record of the source and, for a
+ * copy, seals its plaintext into the destination.  s->bs says what opening
+ * found. */
+static int renc_copy_work(void *arg, size_t i, unsigned slot)
+{
+    struct renc_copy *k = arg;
+    struct renc_copy_slot *s = &k->slots[slot];
+    int rc = renc_data_src_read(&k->src, i, &s->fd);
+    if (rc == 0 && !k->check)
+        rc = renc_copy_dest_open(k, s, i);
+    renc_sink_fn sink = k->check ? NULL : k->remote_to ? renc_data_dst_write
+                                                       : renc_data_dest_write;
+    void *sarg = k->remote_to ? (void *)&k->dst : (void *)&s->dest;
+    if (rc == 0)
+        rc = renc_blob_open_to(k->c.ks, s->fd, sink, sarg, NULL, &s->bs);
+    rc = renc_data_src_done(&k->src, s->fd, rc);
+    s->fd = -1;
+    return k->check ? rc : renc_copy_dest_close(k, s, rc);
+}
+
+/* Why blob i (path) was not copied: the destination's failure, or the
+ * source's. */
+static void renc_copy_blob_err(struct renc_copy *k, struct renc_copy_slot *s, const char *path,
+                               int rc)
+{
+    if (k->remote_to && (s->dest_rc || k->dst.write_rc))
+        renc_err(k->c.cmd, "%s/%s (from %s): %s", renc_data_dst_where(&k->dst),
+                 s->rel + strlen("blobs/"), path, renc_strerror(rc));
+    else if (s->dest_rc)
+        renc_data_dest_err(&k->c, &k->stage, s->rel, s->dest_rc);
+    else if (s->dest.write_rc)
+        renc_err(k->c.cmd, "writing %s (from %s): %s", s->tmp, path,
+                 renc_strerror(s->dest.write_rc));
+    else
+        renc_blob_err(k->c.cmd, path, rc, &s->bs);
+    renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
+}
+
+/* The calling thread's part after blob i, in order: a local copy's
+ * temporary joins the stage's batch; the totals.  A copy stops at the
+ * first failure; a check counts the failures and keeps the first. */
+static int renc_copy_done(void *arg, size_t i, unsigned slot, int rc, int stopped)
+{
+    struct renc_copy *k = arg;
+    struct renc_copy_slot *s = &k->slots[slot];
+    struct renc_check_result *r = k->r;
+    const char *path = k->src.scan.items[i].path;
+    if (s->out_fd >= 0 && stopped)
+        close(s->out_fd); /* the stage's cleanup removes it */
+    else if (s->out_fd >= 0) {
+        int rc2 = renc_data_dest_note(&s->dest, renc_stage_close(&k->stage, s->out_fd));
+        rc = rc ? rc : rc2;
+    }
+    if (stopped)
+        return 0;
+    if (rc) {
+        k->failed++;
+        if (k->check) {
+            if (k->failed == 1)
+                renc_data_check_validation(r, rc, &s->bs, path, k->held);
+            return 0;
+        }
+        renc_copy_blob_err(k, s, path, rc);
+        return RENC_EXIT_FAILED;
+    }
+    r->entries++;
+    r->bytes += s->bs.plaintext_bytes;
+    k->records += s->bs.records;
+    size_t used = strlen(k->refs_seen);
+    if (s->bs.ref[0] && !strstr(k->refs_seen, s->bs.ref) &&
+        used + strlen(s->bs.ref) + 3 < sizeof k->refs_seen)
+        renc_textf(k->refs_seen + used, sizeof k->refs_seen - used, "%s%s",
+                   k->refs_seen[0] ? ", " : "", s->bs.ref);
+    return 0;
+}
+
+/* Copies (or, for the check, opens) every source blob, several at once
+ * where both sides are local folders.  Returns -1 to go on, or an exit. */
 static int renc_copy_blobs(struct renc_copy *k)
 {
-    struct renc_check_result *r = k->r;
-    for (size_t i = 0; i < k->src.scan.count; i++) {
-        const char *path = k->src.scan.items[i].path;
-        char rel[8192];
-        int dest_rc = 0;
-        struct renc_blob_status bs = {.slot = -1};
-        int rc = renc_copy_one(k, i, rel, sizeof rel, &dest_rc, &bs);
-        if (rc) {
-            k->failed++;
-            if (k->check) {
-                if (k->failed == 1)
-                    renc_data_check_validation(r, rc, &bs, path, k->held);
-                continue;
-            }
-            if (k->remote_to && (dest_rc || k->dst.write_rc))
-                renc_err(k->c.cmd, "%s/%s (from %s): %s", renc_data_dst_where(&k->dst),
-                         rel + strlen("blobs/"), path, renc_strerror(rc));
-            else if (dest_rc)
-                renc_data_dest_err(&k->c, &k->stage, rel, dest_rc);
-            else if (k->dest.write_rc)
-                renc_err(k->c.cmd, "writing %s (from %s): %s", k->stage.tmp, path,
-                         renc_strerror(k->dest.write_rc));
-            else
-                renc_blob_err(k->c.cmd, path, rc, &bs);
-            renc_err(k->c.cmd, "nothing was copied into %s", k->to.id);
-            return RENC_EXIT_FAILED;
-        }
-        r->entries++;
-        r->bytes += bs.plaintext_bytes;
-        k->records += bs.records;
-        size_t used = strlen(k->refs_seen);
-        if (bs.ref[0] && !strstr(k->refs_seen, bs.ref) &&
-            used + strlen(bs.ref) + 3 < sizeof k->refs_seen)
-            renc_textf(k->refs_seen + used, sizeof k->refs_seen - used, "%s%s",
-                       k->refs_seen[0] ? ", " : "", bs.ref);
+    unsigned threads;
+    unsigned window = renc_data_window(&k->c, k->to.key_ref, k->remote_to || k->src.store, &threads);
+    k->slots = renc_calloc(window, sizeof *k->slots);
+    if (!k->slots) {
+        renc_err(k->c.cmd, "%s", renc_strerror(-RENC_E_NOMEM));
+        return RENC_EXIT_FAILED;
     }
-    return -1;
+    static const struct renc_workq_ops ops = {renc_copy_prep, renc_copy_work, renc_copy_done};
+    int stop = renc_workq_run(k->src.scan.count, threads, window, &ops, k);
+    renc_free(k->slots);
+    k->slots = NULL;
+    return stop ? stop : -1;
 }
 
 /* The check's report once every blob was tried. */
@@ -305,7 +364,6 @@ static int renc_copy_common(int argc, char **argv, int check)
         goto out;
     status = check ? renc_copy_check_report(&k) : renc_copy_commit(&k);
 out:
-    renc_sealer_free(k.dest.sealer);
     renc_free(request.p);
     renc_stage_cleanup(&k.stage);
     if (k.remote_to)

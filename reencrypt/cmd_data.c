@@ -20,6 +20,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "blob/blobfile.h"
+#include "keys/provider.h"
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_data.h"
 #include "reencrypt/envctl.h"
@@ -27,6 +28,77 @@
 #include "store/scan.h"
 #include "run/session.h"
 #include "reencrypt/stage.h"
+
+/* --threads and --memory, as run takes them.  0, or -1 after saying why. */
+static int renc_data_parse_size(const char *cmd, struct renc_data_args *a, int opt,
+                                const char *arg)
+{
+    uint64_t v;
+    int ok = renc_parse_size(arg, &v) == 0;
+    if (opt == 'N' && (!ok || v < 1 || v > 1024)) {
+        renc_err(cmd, "--threads must be 1..1024");
+        return -1;
+    }
+    if (opt == 'M' && (!ok || v < RENC_DATA_BLOB_BYTES || v > ((uint64_t)1 << 40))) {
+        renc_err(cmd, "--memory must be a byte count (K, M, G suffixes) of at least %llu "
+                      "(one blob's buffers) and at most 1T",
+                 (unsigned long long)RENC_DATA_BLOB_BYTES);
+        return -1;
+    }
+    if (opt == 'N') {
+        a->threads = (unsigned)v;
+        a->threads_given = 1;
+    }
+    else
+        a->memory = v;
+    return 0;
+}
+
+unsigned renc_data_window(const struct renc_data_ctx *c, const char *key_ref, int remote,
+                          unsigned *threads)
+{
+    uint64_t by_memory = c->a.memory / RENC_DATA_BLOB_BYTES;
+    unsigned want = c->a.threads;
+    if (!c->a.threads_given && want < 16 && key_ref &&
+        (renc_provider_caps(key_ref) & RENC_PROVIDER_REMOTE))
+        want = 16;
+    /* A few more blobs than workers: while the calling thread stages one
+     * (or makes a batch durable), the workers have the next ones. */
+    uint64_t window = (uint64_t)want * 4;
+    if (window > by_memory)
+        window = by_memory;
+    if (remote || window < 1)
+        window = 1;
+    *threads = want < window ? want : (unsigned)window;
+    return (unsigned)window;
+}
+
+int renc_data_held_ready(struct renc_data_held *h, uint64_t len)
+{
+    if (len <= h->cap && h->p)
+        return 0;
+    RENC_RETURN_IF(len > SIZE_MAX, -RENC_E_NOMEM);
+    renc_data_held_free(h);
+    h->p = renc_malloc(len ? (size_t)len : 1);
+    RENC_RETURN_IF(!h->p, -RENC_E_NOMEM);
+    h->cap = (size_t)len;
+    return 0;
+}
+
+uint64_t renc_data_held_max(const struct renc_data_ctx *c, unsigned window)
+{
+    uint64_t share = c->a.memory / (window ? window : 1);
+    return share < RENC_DATA_HELD_MAX ? share : RENC_DATA_HELD_MAX;
+}
+
+void renc_data_held_free(struct renc_data_held *h)
+{
+    if (h->p)
+        explicit_bzero(h->p, h->cap);
+    renc_free(h->p);
+    h->p = NULL;
+    h->cap = 0;
+}
 
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv)
 {
@@ -38,12 +110,17 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
         {"to", required_argument, NULL, 'T'},
         {"replace", no_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},
+        {"threads", required_argument, NULL, 'N'},
+        {"memory", required_argument, NULL, 'M'},
         RENC_GLOBAL_OPTS,
         {NULL, 0, NULL, 0},
     };
     struct renc_data_args *a = &c->a;
     int opt;
     uint64_t seen = 0; /* options with one value given (renc_opt_once) */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = ncpu > 0 ? (unsigned)ncpu : 1;
+    a->memory = (uint64_t)256 << 20;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int took = renc_global_opt(&a->g, opt, optarg);
@@ -51,7 +128,9 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
             return RENC_EXIT_USAGE; /* said why */
         if (took)
             continue;
-        if (renc_opt_once(c->cmd, opts, "entfT", opt, &seen))
+        if (renc_opt_once(c->cmd, opts, "entfTNM", opt, &seen))
+            return RENC_EXIT_USAGE;
+        if ((opt == 'N' || opt == 'M') && renc_data_parse_size(c->cmd, a, opt, optarg))
             return RENC_EXIT_USAGE;
         switch (opt) {
         case 'e': a->env = optarg; break;
@@ -61,6 +140,7 @@ int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char *
         case 'T': a->to = optarg; break;
         case 'r': a->replace = 1; break;
         case 'j': a->json = 1; break;
+        case 'N': case 'M': break; /* taken above */
         case 'h': fputs(usage, stdout); return RENC_EXIT_OK;
         default: fputs(usage, stderr); return RENC_EXIT_USAGE;
         }

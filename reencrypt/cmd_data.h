@@ -24,6 +24,9 @@ struct renc_data_args {
     struct renc_global g;
     const char *env, *name, *target, *from, *to;
     int replace, json;
+    unsigned threads;    /* --threads: workers sealing or opening blobs (default: the cores) */
+    int threads_given;
+    uint64_t memory;     /* --memory: what the blobs in flight may hold */
     char **args;
     int arg_count;
 };
@@ -66,6 +69,39 @@ struct renc_check_result {
 /* renc_data_parse: the options of every data command.  Returns -1 to
  * continue or an exit (usage printed, or --help answered). */
 int renc_data_parse(struct renc_data_ctx *c, const char *usage, int argc, char **argv);
+/* renc_data_window: how many blobs a command works on at once (each holds
+ * at most RENC_DATA_BLOB_BYTES of buffers), from --memory, and into
+ * *threads the workers for them, from --threads: the arguments of
+ * renc_workq_run (common/workq.h).  Blobs sealed under key_ref, a key held
+ * by a remote provider (a key vault: each wrap is a round trip), get 16
+ * workers unless --threads says otherwise, as run does.  A destination or
+ * source in blob storage is written or read one blob at a time (remote
+ * 1): 1, 1. */
+#define RENC_DATA_BLOB_BYTES ((uint64_t)4 << 20)
+unsigned renc_data_window(const struct renc_data_ctx *c, const char *key_ref, int remote,
+                          unsigned *threads);
+
+/* renc_data_held: the buffer a slot holds a blob's whole plaintext in
+ * (restore, backup create), kept from one blob to the next of the same
+ * slot: a fresh mapping per blob would cost its page faults and, with
+ * workers running, the unmapping's cross-CPU flushes.  _ready grows it to
+ * len bytes (-RENC_E_NOMEM); _free wipes (plaintext) and frees it. */
+struct renc_data_held {
+    uint8_t *p;
+    size_t cap;
+};
+int renc_data_held_ready(struct renc_data_held *h, uint64_t len);
+/* renc_data_held_max: the most a slot holds whole: its share of --memory,
+ * and never more than RENC_DATA_HELD_MAX.  Bigger blobs stream through
+ * the one reading or writing thread, as they did before the workers: held
+ * whole, each byte costs one more pass through memory (a copy, out of the
+ * cache), which measured slower than streaming on a busy 2-core machine,
+ * while for small blobs the per-blob work (files, key wraps) the workers
+ * share dominates (docs/PERFORMANCE.md). */
+#define RENC_DATA_HELD_MAX ((uint64_t)1 << 20)
+uint64_t renc_data_held_max(const struct renc_data_ctx *c, unsigned window);
+void renc_data_held_free(struct renc_data_held *h);
+
 /* renc_data_open: opens the keys and the catalog.  Returns -1 or an exit.
  * renc_data_close undoes it, and copes with a context never opened past
  * renc_data_open's first step. */

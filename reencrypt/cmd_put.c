@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/path.h"
+#include "common/workq.h"
 #include "keys/keyref.h"
 #include "env/archive.h"
 #include "blob/blobfile.h"
@@ -26,7 +27,8 @@
 #include "reencrypt/stage.h"
 
 static const char renc_put_usage[] =
-    "usage: reencrypt put --env ID [--name NAME] [--replace] (FILE | DIR)...\n"
+    "usage: reencrypt put --env ID [--name NAME] [--replace] [--threads N] [--memory BYTES]\n"
+    "         (FILE | DIR)...\n"
     "seals each FILE into DATA/ID/blobs/ (as NAME, or its own name), and every file below a\n"
     "DIR (as DIR's name, or NAME, then its path below DIR), under the environment's policy\n"
     "key; all or none of them appear.  A blob of that name is refused unless --replace.\n"
@@ -76,54 +78,120 @@ static int renc_put_plan_add(struct renc_put_plan *p, const char *path, const ch
     return p->request.rc;
 }
 
-/* Seals one file into the environment as `want` (a blob name).  Returns -1
- * to go on, or an exit. */
-static int renc_put_one(struct renc_data_ctx *c, const struct renc_env *env,
-                        struct renc_stage *stage, const char *in, const char *want,
-                        uint64_t *bytes)
+/* One file in flight: opened and staged on the calling thread, sealed on
+ * a worker, handed to the stage's batch on the calling thread again. */
+struct renc_put_slot {
+    int in_fd, out_fd;
+    uint64_t size;
+    struct renc_blob_status bs;
+    char tmp[sizeof ((struct renc_stage *)0)->tmp]; /* its temporary, for messages */
+};
+
+/* What put's workers share: the files, their slots, the stage, the total. */
+struct renc_put_run {
+    struct renc_data_ctx *c;
+    const struct renc_env *env;
+    const struct renc_put_plan *plan;
+    struct renc_stage *stage;
+    struct renc_put_slot *slots;
+    uint64_t bytes;
+};
+
+/* Opens file i and its temporary (as blobs/<want>).  Returns 0, or an
+ * exit (said why): the run stops. */
+static int renc_put_prep(void *arg, size_t i, unsigned slot)
 {
+    struct renc_put_run *p = arg;
+    struct renc_data_ctx *c = p->c;
+    struct renc_put_slot *s = &p->slots[slot];
+    const char *in = p->plan->items[i].path;
     char rel[8192];
-    if (snprintf(rel, sizeof rel, "blobs/%s", want) >= (int)sizeof rel) {
+    if (snprintf(rel, sizeof rel, "blobs/%s", p->plan->items[i].want) >= (int)sizeof rel) {
         renc_err(c->cmd, "%s: %s", in, renc_strerror(-ENAMETOOLONG));
         return RENC_EXIT_USAGE;
     }
-    int in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    s->in_fd = open(in, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (in_fd < 0 || fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = in_fd < 0 ? errno : EISDIR;
-        renc_err(c->cmd, "%s: %s", in, in_fd < 0 ? strerror(e) : "not a regular file");
-        if (in_fd >= 0)
-            close(in_fd);
+    if (s->in_fd < 0 || fstat(s->in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = s->in_fd < 0 ? errno : EISDIR;
+        renc_err(c->cmd, "%s: %s", in, s->in_fd < 0 ? strerror(e) : "not a regular file");
+        if (s->in_fd >= 0)
+            close(s->in_fd);
         return RENC_EXIT_USAGE;
     }
-    int out_fd = -1;
-    int rc = renc_stage_open(stage, rel, &out_fd);
+    s->size = (uint64_t)st.st_size;
+    s->out_fd = -1;
+    int rc = renc_stage_open(p->stage, rel, &s->out_fd);
     if (rc) {
-        renc_data_dest_err(c, stage, rel, rc);
-        close(in_fd);
+        renc_data_dest_err(c, p->stage, rel, rc);
+        close(s->in_fd);
         return rc == -EEXIST ? renc_exit_for(rc) : RENC_EXIT_FAILED;
     }
-    const char *refs[] = {env->key_ref};
+    memcpy(s->tmp, p->stage->tmp, sizeof s->tmp);
+    return 0;
+}
+
+/* Seals file i into its temporary, under the environment's policy key. */
+static int renc_put_work(void *arg, size_t i, unsigned slot)
+{
+    struct renc_put_run *p = arg;
+    struct renc_put_slot *s = &p->slots[slot];
+    const char *refs[] = {p->env->key_ref};
     struct renc_seal_opts so = {
-        .env = env->id, .kind = "blob", .name = want, .key_refs = refs, .key_ref_count = 1,
-        .seg_shift = RENC_SEG_SHIFT_DEFAULT, .header_room = RENC_DEFAULT_HEADER_ROOM,
+        .env = p->env->id, .kind = "blob", .name = p->plan->items[i].want, .key_refs = refs,
+        .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+        .header_room = RENC_DEFAULT_HEADER_ROOM,
     };
-    struct renc_blob_status bs;
-    rc = renc_blob_seal(c->ks, &so, in_fd, out_fd, (uint64_t)st.st_size, &bs);
-    close(in_fd);
-    int rc2 = renc_stage_close(stage, out_fd);
+    memset(&s->bs, 0, sizeof s->bs);
+    int rc = renc_blob_seal(p->c->ks, &so, s->in_fd, s->out_fd, s->size, &s->bs);
+    close(s->in_fd);
+    return rc;
+}
+
+/* File i sealed: its temporary joins the stage's batch to be made
+ * durable; a failure says which and stops the run. */
+static int renc_put_done(void *arg, size_t i, unsigned slot, int rc, int stopped)
+{
+    struct renc_put_run *p = arg;
+    struct renc_put_slot *s = &p->slots[slot];
+    if (stopped) { /* the stage's cleanup removes the temporary */
+        close(s->out_fd);
+        return 0;
+    }
+    int rc2 = renc_stage_close(p->stage, s->out_fd);
     if (rc == 0)
         rc = rc2;
-    if (rc) {
-        if (rc == -RENC_E_LENGTH_MISMATCH)
-            renc_blob_err(c->cmd, in, rc, &bs);
-        else
-            renc_err(c->cmd, "writing %s (from %s): %s; nothing is sealed", stage->tmp, in,
-                     renc_strerror(rc));
+    if (rc == -RENC_E_LENGTH_MISMATCH) {
+        renc_blob_err(p->c->cmd, p->plan->items[i].path, rc, &s->bs);
+    } else if (rc) {
+        renc_err(p->c->cmd, "writing %s (from %s): %s; nothing is sealed", s->tmp,
+                 p->plan->items[i].path, renc_strerror(rc));
+    }
+    if (rc)
+        return RENC_EXIT_FAILED;
+    p->bytes += s->bs.plaintext_bytes;
+    return 0;
+}
+
+/* Seals every file of the plan into the stage, on the workers.  Returns
+ * -1 to go on, or an exit. */
+static int renc_put_all(struct renc_data_ctx *c, const struct renc_env *env,
+                        struct renc_stage *stage, const struct renc_put_plan *plan,
+                        uint64_t *bytes)
+{
+    unsigned threads;
+    unsigned window = renc_data_window(c, env->key_ref, 0, &threads);
+    struct renc_put_run p = {.c = c, .env = env, .plan = plan, .stage = stage,
+                             .slots = renc_calloc(window, sizeof *p.slots)};
+    if (!p.slots) {
+        renc_err(c->cmd, "%s", renc_strerror(-RENC_E_NOMEM));
         return RENC_EXIT_FAILED;
     }
-    *bytes += bs.plaintext_bytes;
-    return -1;
+    static const struct renc_workq_ops ops = {renc_put_prep, renc_put_work, renc_put_done};
+    int stop = renc_workq_run(plan->count, threads, window, &ops, &p);
+    renc_free(p.slots);
+    *bytes = p.bytes;
+    return stop ? stop : -1;
 }
 
 /* The files of one FILE or DIR argument, added to the plan, each name
@@ -499,9 +567,7 @@ int renc_cmd_put(int argc, char **argv)
     }
     if ((status = renc_data_stage_begin(&c, &stage, env.id, plan.request.p)) >= 0)
         goto out;
-    for (size_t i = 0; i < plan.count && status < 0; i++)
-        status = renc_put_one(&c, &env, &stage, plan.items[i].path, plan.items[i].want, &bytes);
-    if (status >= 0)
+    if ((status = renc_put_all(&c, &env, &stage, &plan, &bytes)) >= 0)
         goto out;
     char detail[256];
     renc_textf(detail, sizeof detail, "%zu files, %llu bytes, under %s", plan.count,

@@ -3,6 +3,7 @@
  * cmd_data.c.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/workq.h"
 #include "keys/keyref.h"
 #include "env/archive.h"
 #include "blob/blobfile.h"
@@ -27,7 +29,7 @@
 #include "store/store.h"
 
 static const char renc_restore_usage[] =
-    "usage: reencrypt restore BACKUP --target ID\n"
+    "usage: reencrypt restore BACKUP --target ID [--threads N] [--memory BYTES]\n"
     "restores a backup's blobs into DATA/ID/blobs/ (or ROOT/ID/blobs/ in blob storage; same\n"
     "names replaced), sealed under the target's policy key, when the restore rule allows it.\n"
     "BACKUP is a file or a blob's URL.\n";
@@ -36,22 +38,132 @@ static const char renc_restore_check_usage[] =
     "says whether the backup may be restored into ID and why, and opens every record of it\n"
     "with the keys ID holds; writes nothing.  BACKUP is a file or a blob's URL.\n";
 
+/* One entry of a local restore in flight: its staged temporary, and its
+ * plaintext held whole (buf: sealed by a worker) or, bigger than a slot's
+ * share of --memory, sealed as the backup is read (on the reading thread;
+ * its result in streamed_rc). */
+struct renc_restore_slot {
+    int fd;
+    int held;            /* 1: the plaintext is in buf, for a worker to seal */
+    uint64_t len, got;
+    int streamed_rc;
+    struct renc_dest_sink dest;
+    struct renc_blob_status sealst;
+    char rel[8192];
+    char tmp[sizeof ((struct renc_stage *)0)->tmp];
+    struct renc_data_held buf; /* kept from entry to entry */
+};
+
 /* The archive reader's side of a restore: each entry becomes a staged,
- * sealed blob of the target (restore), or is only counted (check). */
+ * sealed blob of the target (restore), or is only counted (check).  A
+ * local target's entries are sealed by workers (common/workq.h); the stage
+ * is only ever touched by the reading thread. */
 struct renc_unpack {
     struct renc_data_ctx *c;
     const struct renc_env *target;
     int write;                     /* 0: count only (restore-check) */
     struct renc_stage *stage;      /* a local target's staged write */
     struct renc_data_dst *remote;  /* a target in blob storage, else NULL */
-    struct renc_dest_sink dest;
-    int fd;
-    struct renc_blob_status sealst;
+    struct renc_workq *q;          /* a local target's workers */
+    struct renc_restore_slot *slots;
+    unsigned window;
+    struct renc_restore_slot *cur; /* the entry being read, NULL between entries */
+    uint64_t entry_cap;            /* the most an entry held whole may be */
+    int fail_rc;                   /* the first entry that failed in a worker: why */
+    int write_rc;                  /* a destination's errno (the temporary in fail_tmp) */
+    char fail_tmp[sizeof ((struct renc_stage *)0)->tmp];
     char rel[8192];
     const char *why;               /* a refused entry: why */
     int dest_rc;                   /* a destination's failure (stage->bad, ->tmp) */
     uint64_t entries, bytes;
 };
+
+static void renc_unpack_seal_opts(const struct renc_unpack *u, const char *name,
+                                  const char **refs, struct renc_seal_opts *so)
+{
+    refs[0] = u->target->key_ref;
+    *so = (struct renc_seal_opts){
+        .env = u->target->id, .kind = "blob", .name = name, .key_refs = refs,
+        .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
+        .header_room = RENC_DEFAULT_HEADER_ROOM,
+    };
+}
+
+/* A worker's part of an entry: its plaintext, held whole, sealed into its
+ * temporary (an entry sealed as it was read: that result). */
+static int renc_unpack_work(void *arg, size_t i, unsigned slot)
+{
+    struct renc_unpack *u = arg;
+    struct renc_restore_slot *s = &u->slots[slot];
+    (void)i;
+    if (!s->held)
+        return s->streamed_rc;
+    const char *refs[1];
+    struct renc_seal_opts so;
+    renc_unpack_seal_opts(u, s->rel + strlen("blobs/"), refs, &so);
+    int rc = renc_data_dest_note(&s->dest, renc_sealer_new(&s->dest.sealer, u->c->ks, &so,
+                                                           s->fd, s->len, &s->sealst));
+    if (rc == 0)
+        rc = renc_data_dest_write(&s->dest, s->buf.p, s->got);
+    if (rc == 0)
+        rc = renc_data_dest_note(&s->dest, renc_sealer_finish(s->dest.sealer));
+    renc_sealer_free(s->dest.sealer);
+    s->dest.sealer = NULL;
+    return rc;
+}
+
+/* The reading thread's part after an entry, in order: its temporary joins
+ * the stage's batch; the first failure is kept, and stops the restore. */
+static int renc_unpack_done(void *arg, size_t i, unsigned slot, int rc, int stopped)
+{
+    struct renc_unpack *u = arg;
+    struct renc_restore_slot *s = &u->slots[slot];
+    (void)i;
+    if (stopped) { /* the stage's cleanup removes the temporary */
+        close(s->fd);
+        return 0;
+    }
+    int rc2 = renc_data_dest_note(&s->dest, renc_stage_close(u->stage, s->fd));
+    if (rc == 0 && rc2 == 0)
+        return 0;
+    u->fail_rc = rc ? rc : rc2;
+    u->write_rc = s->dest.write_rc;
+    memcpy(u->fail_tmp, s->tmp, sizeof u->fail_tmp);
+    memcpy(u->rel, s->rel, sizeof u->rel);
+    return 1;
+}
+
+static const struct renc_workq_ops renc_unpack_ops = {NULL, renc_unpack_work, renc_unpack_done};
+
+/* A local entry begun: a free slot (older entries' results taken
+ * meanwhile), its temporary, and where its plaintext goes. */
+static int renc_unpack_begin_local(struct renc_unpack *u, const char *name, uint64_t size)
+{
+    unsigned slot;
+    if (renc_workq_slot(u->q, &slot) != 0)
+        return u->fail_rc; /* an earlier entry failed: that is why */
+    struct renc_restore_slot *s = &u->slots[slot];
+    memset(s, 0, offsetof(struct renc_restore_slot, rel));
+    s->fd = -1;
+    int rc = renc_stage_open(u->stage, u->rel, &s->fd);
+    if (rc) {
+        u->dest_rc = rc;
+        return rc;
+    }
+    memcpy(s->rel, u->rel, sizeof s->rel);
+    memcpy(s->tmp, u->stage->tmp, sizeof s->tmp);
+    u->cur = s;
+    if (size <= u->entry_cap) {
+        s->len = size;
+        s->held = 1;
+        return renc_data_held_ready(&s->buf, size);
+    }
+    const char *refs[1];
+    struct renc_seal_opts so;
+    renc_unpack_seal_opts(u, name, refs, &so);
+    return renc_data_dest_note(&s->dest, renc_sealer_new(&s->dest.sealer, u->c->ks, &so, s->fd,
+                                                         size, &s->sealst));
+}
 
 static int renc_unpack_begin(void *arg, const char *name, uint64_t size)
 {
@@ -66,24 +178,14 @@ static int renc_unpack_begin(void *arg, const char *name, uint64_t size)
         u->why = "its name is reserved for the tool's temporary files (.NAME.renc-tmp.TAG)";
         return -RENC_E_BAD_ARCHIVE;
     }
-    const char *refs[] = {u->target->key_ref};
-    struct renc_seal_opts so = {
-        .env = u->target->id, .kind = "blob", .name = name, .key_refs = refs,
-        .key_ref_count = 1, .seg_shift = RENC_SEG_SHIFT_DEFAULT,
-        .header_room = RENC_DEFAULT_HEADER_ROOM,
-    };
-    if (u->remote) {
-        int rc = renc_data_dst_begin(u->remote, u->c->ks, &so, name, size);
-        u->dest_rc = rc;
-        return rc;
-    }
-    int rc = renc_stage_open(u->stage, u->rel, &u->fd);
-    if (rc) {
-        u->dest_rc = rc;
-        return rc;
-    }
-    return renc_data_dest_note(&u->dest,
-                               renc_sealer_new(&u->dest.sealer, u->c->ks, &so, u->fd, size, &u->sealst));
+    if (!u->remote)
+        return renc_unpack_begin_local(u, name, size);
+    const char *refs[1];
+    struct renc_seal_opts so;
+    renc_unpack_seal_opts(u, name, refs, &so);
+    int rc = renc_data_dst_begin(u->remote, u->c->ks, &so, name, size);
+    u->dest_rc = rc;
+    return rc;
 }
 
 static int renc_unpack_data(void *arg, const uint8_t *buf, size_t len)
@@ -92,7 +194,15 @@ static int renc_unpack_data(void *arg, const uint8_t *buf, size_t len)
     u->bytes += len;
     if (u->remote && u->remote->ss)
         return renc_data_dst_write(u->remote, buf, len);
-    return u->dest.sealer ? renc_data_dest_write(&u->dest, buf, len) : 0;
+    struct renc_restore_slot *s = u->cur;
+    if (!s)
+        return 0;
+    if (!s->held)
+        return renc_data_dest_write(&s->dest, buf, len);
+    RENC_RETURN_IF(len > s->len - s->got, -RENC_E_BAD_ARCHIVE);
+    memcpy(s->buf.p + s->got, buf, len);
+    s->got += len;
+    return 0;
 }
 
 static int renc_unpack_end(void *arg)
@@ -100,14 +210,17 @@ static int renc_unpack_end(void *arg)
     struct renc_unpack *u = arg;
     if (u->remote && u->remote->ss)
         return renc_data_dst_end(u->remote);
-    if (!u->dest.sealer)
+    struct renc_restore_slot *s = u->cur;
+    if (!s)
         return 0;
-    int rc = renc_data_dest_note(&u->dest, renc_sealer_finish(u->dest.sealer));
-    renc_sealer_free(u->dest.sealer);
-    u->dest.sealer = NULL;
-    int rc2 = renc_data_dest_note(&u->dest, renc_stage_close(u->stage, u->fd));
-    u->fd = -1;
-    return rc ? rc : rc2;
+    if (s->dest.sealer) { /* sealed as read: finished here */
+        s->streamed_rc = renc_data_dest_note(&s->dest, renc_sealer_finish(s->dest.sealer));
+        renc_sealer_free(s->dest.sealer);
+        s->dest.sealer = NULL;
+    }
+    u->cur = NULL;
+    renc_workq_submit(u->q, (unsigned)(s - u->slots));
+    return 0;
 }
 
 static int renc_archive_feed_sink(void *arg, const uint8_t *buf, size_t len)
@@ -115,23 +228,57 @@ static int renc_archive_feed_sink(void *arg, const uint8_t *buf, size_t len)
     return renc_archive_reader_feed(arg, buf, len);
 }
 
+/* An entry the reading stopped in: what it holds goes (its temporary
+ * with the stage). */
+static void renc_unpack_drop_cur(struct renc_unpack *u)
+{
+    struct renc_restore_slot *s = u->cur;
+    if (!s)
+        return;
+    if (s->dest.write_rc && !u->write_rc) { /* writing it is what failed: blame it */
+        u->write_rc = s->dest.write_rc;
+        memcpy(u->fail_tmp, s->tmp, sizeof u->fail_tmp);
+    }
+    renc_sealer_free(s->dest.sealer);
+    s->dest.sealer = NULL;
+    if (s->fd >= 0)
+        close(s->fd);
+    u->cur = NULL;
+}
+
 /* Opens every record of the backup at fd and feeds its plaintext to the
- * archive reader; *opened_by gets the ref of the slot that opened it. */
+ * archive reader; bs says what opening found.  A failure of an entry in a
+ * worker is the reason when there is one (it is the earlier entry). */
 static int renc_unpack_run(struct renc_unpack *u, int fd, struct renc_blob_status *bs)
 {
     struct renc_archive_cb cb = {renc_unpack_begin, renc_unpack_data, renc_unpack_end, u};
     struct renc_archive_reader *r = NULL;
-    u->fd = -1;
     int rc = renc_archive_reader_new(&r, &cb);
+    if (rc == 0 && u->write && !u->remote) {
+        unsigned threads;
+        u->window = renc_data_window(u->c, u->target->key_ref, 0, &threads);
+        u->entry_cap = renc_data_held_max(u->c, u->window);
+        u->slots = renc_calloc(u->window, sizeof *u->slots);
+        rc = u->slots ? renc_workq_new(&u->q, threads, u->window, &renc_unpack_ops, u)
+                      : -RENC_E_NOMEM;
+    }
     if (rc == 0)
         rc = renc_blob_open_to(u->c->ks, fd, renc_archive_feed_sink, r, NULL, bs);
     if (rc == 0)
         rc = renc_archive_reader_finish(r, NULL, NULL);
     renc_archive_reader_free(r);
-    renc_sealer_free(u->dest.sealer);
-    u->dest.sealer = NULL;
-    if (u->fd >= 0)
-        close(u->fd);
+    renc_unpack_drop_cur(u);
+    renc_workq_finish(u->q, rc ? 1 : 0);
+    u->q = NULL;
+    for (unsigned k = 0; u->slots && k < u->window; k++)
+        renc_data_held_free(&u->slots[k].buf);
+    renc_free(u->slots);
+    u->slots = NULL;
+    if (u->fail_rc) {
+        u->why = NULL;
+        u->dest_rc = 0;
+        rc = u->fail_rc;
+    }
     return rc;
 }
 
@@ -257,14 +404,14 @@ static int renc_restore_failed(struct renc_restore *x, struct renc_unpack *u, in
                  renc_strerror(rc));
     else if (u->dest_rc)
         renc_data_dest_err(&x->c, &x->stage, u->rel, u->dest_rc);
-    else if (u->dest.write_rc)
-        renc_err(cmd, "writing %s: %s", x->stage.tmp, renc_strerror(u->dest.write_rc));
+    else if (u->write_rc)
+        renc_err(cmd, "writing %s: %s", u->fail_tmp, renc_strerror(u->write_rc));
     else if (u->why)
         renc_err(cmd, "%s: entry %s: %s", x->shown, u->rel + strlen("blobs/"), u->why);
     else
         renc_blob_err(cmd, x->shown, rc, bs);
     renc_err(cmd, "nothing was restored into %s", x->target.id);
-    int dest = u->dest_rc || u->dest.write_rc || (x->remote && x->dst.write_rc);
+    int dest = u->dest_rc || u->write_rc || (x->remote && x->dst.write_rc);
     return dest ? RENC_EXIT_FAILED : renc_exit_for(rc);
 }
 
