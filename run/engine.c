@@ -48,6 +48,22 @@ int renc_engine_run_wide(int rc)
            rc == -RENC_E_STORE_NETWORK || rc == -RENC_E_STORE_BUSY;
 }
 
+/* A blob found already under the target on a resume, or in a shared
+ * run, may be one a killed attempt committed between its exchange and the
+ * removal of its staging file (which then holds the old version): that
+ * staging file, named by the run, is removed here, since no attempt will
+ * stage this blob again.  Local trees in place only (a mirror's are swept;
+ * blob storage has no staging files). */
+static void renc_forget_tmp(struct renc_engine *e, size_t idx)
+{
+    if (!e->opts.clean_tmp || e->run_mode == RENC_COMMIT_MIRROR || e->opts.dry_run ||
+        e->dst->ops->kind != RENC_STORE_LOCAL)
+        return;
+    struct renc_store_txn txn;
+    if (renc_commit_begin(e, idx, RENC_COMMIT_REPLACE, &txn) == 0)
+        e->dst->ops->abort(e->dst, &txn);
+}
+
 /* Records item idx's outcome (durable by now, for a written blob) and
  * notes it in the journal.  plan (may be NULL) names the keys involved. */
 void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st, int rc,
@@ -61,7 +77,11 @@ void renc_finish_plan(struct renc_engine *e, size_t idx, enum renc_item_state st
     enum renc_jstate js = RENC_J_FAILED;
     switch (st) {
     case RENC_ITEM_DONE: atomic_fetch_add(&e->done, 1); js = RENC_J_DONE; break;
-    case RENC_ITEM_SKIPPED: atomic_fetch_add(&e->skipped, 1); js = RENC_J_SKIPPED; break;
+    case RENC_ITEM_SKIPPED:
+        atomic_fetch_add(&e->skipped, 1);
+        js = RENC_J_SKIPPED;
+        renc_forget_tmp(e, idx);
+        break;
     case RENC_ITEM_NOT_RENC: atomic_fetch_add(&e->not_renc, 1); js = RENC_J_NOT_RENC; break;
     default:
         atomic_fetch_add(&e->failed, 1);

@@ -53,7 +53,9 @@ check "(a) standard error is a few lines, not one a blob (got $nerr)" test "$ner
 expect_msg "No space left on device" "stopped: no space left on device writing $SRC/d" \
   "blobs not started, resume with the same command"
 notstarted=$(sed -n 's/.*; \([0-9]*\) blobs not started.*/\1/p' "$WORK/err")
-check "(a) most blobs were not started (${notstarted:-none})" test "${notstarted:-0}" -ge 200
+# (A batch is up to 128 blobs under --barrier batch, 32 under file: the
+# write that fails is in the first batch or two.)
+check "(a) most blobs were not started (${notstarted:-none})" test "${notstarted:-0}" -ge 150
 expect_no_temporaries "(a)" "$SRC"
 expect_ok renc run "${ARGS[@]}"
 expect_out "resuming run"
