@@ -39,7 +39,7 @@ def main():
                     help="MB/s one worker moves through its pipeline and network")
     ap.add_argument("--worker-blobs-s", type=float, default=300.0,
                     help="small blobs a second one worker finishes (docs/PERFORMANCE.md, Azurite)")
-    ap.add_argument("--journal-blobs-s", type=float, default=8966.0,
+    ap.add_argument("--journal-blobs-s", type=float, default=15180.0,
                     help="claims + notes a second the PostgreSQL journal took (4 workers, "
                          "docs/PERFORMANCE.md)")
     a = ap.parse_args()
