@@ -140,6 +140,21 @@ static int renc_shared_list(struct renc_shared *sh)
 
 /* ---- rounds --------------------------------------------------------------- */
 
+/* p's counts added to sum's (elapsed aside). */
+static void renc_shared_add(struct renc_engine_progress *sum, const struct renc_engine_progress *p)
+{
+    sum->items_total += p->items_total;
+    sum->items_finished += p->items_finished;
+    sum->items_started += p->items_started;
+    sum->done += p->done;
+    sum->skipped += p->skipped;
+    sum->not_renc += p->not_renc;
+    sum->failed += p->failed;
+    sum->in_place += p->in_place;
+    sum->bytes_total += p->bytes_total;
+    sum->bytes_finished += p->bytes_finished;
+}
+
 /* The round's progress added to the rounds before it; the leases renewed
  * every quarter lease (a renewal that fails stops this worker: its claims
  * may go to another). */
@@ -147,17 +162,7 @@ static void renc_shared_progress(const struct renc_engine_progress *p, void *arg
 {
     struct renc_shared *sh = arg;
     struct renc_engine_progress all = *p;
-    const struct renc_engine_progress *s = &sh->sum;
-    all.items_total += s->items_total;
-    all.items_finished += s->items_finished;
-    all.items_started += s->items_started;
-    all.done += s->done;
-    all.skipped += s->skipped;
-    all.not_renc += s->not_renc;
-    all.failed += s->failed;
-    all.in_place += s->in_place;
-    all.bytes_total += s->bytes_total;
-    all.bytes_finished += s->bytes_finished;
+    renc_shared_add(&all, &sh->sum);
     all.elapsed_s = renc_shared_now() - ((double)sh->start.tv_sec + sh->start.tv_nsec / 1e9);
     double now = renc_shared_now();
     if (now - sh->last_renew >= sh->renew_every && sh->pc->journal_rc == 0) {
@@ -217,20 +222,6 @@ static void renc_shared_failures(struct renc_shared *sh, struct renc_engine *e,
             a->withdrawn_rc = res[i].rc;
         }
     }
-}
-
-static void renc_shared_add(struct renc_engine_progress *sum, const struct renc_engine_progress *p)
-{
-    sum->items_total += p->items_total;
-    sum->items_finished += p->items_finished;
-    sum->items_started += p->items_started;
-    sum->done += p->done;
-    sum->skipped += p->skipped;
-    sum->not_renc += p->not_renc;
-    sum->failed += p->failed;
-    sum->in_place += p->in_place;
-    sum->bytes_total += p->bytes_total;
-    sum->bytes_finished += p->bytes_finished;
 }
 
 /* One claimed batch through the engine, to its end. */

@@ -55,25 +55,10 @@ void renc_store_free(struct renc_store *s)
         s->ops->free(s);
 }
 
-static int renc_collect_item(void *arg, struct renc_scan_item *it)
-{
-    return renc_scan_take(arg, it);
-}
-
-static int renc_collect_error(void *arg, const char *path, int rc)
-{
-    return renc_scan_add_error(arg, path, rc);
-}
-
-static int renc_collect_temp(void *arg, const char *path)
-{
-    return renc_scan_add_temp(arg, path);
-}
-
 int renc_store_list_scan(struct renc_store *s, struct renc_scan *scan)
 {
-    struct renc_store_lister l = {.item = renc_collect_item, .error = renc_collect_error,
-                                  .temp = renc_collect_temp, .arg = scan};
+    struct renc_store_lister l;
+    renc_scan_lister(scan, &l);
     struct renc_store_list_stats stats;
     memset(&stats, 0, sizeof stats);
     int rc = s->ops->list(s, &l, &stats);
