@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Memory over a million files (issue 17): `plan` and a shared `run` (a
-# PostgreSQL journal, which takes the listing streamed) over COUNT tiny
-# files, each with its peak RSS (/usr/bin/time) beside --memory + 64 MiB;
-# and a run with a journal file for comparison (it holds the list).
+# Memory over a million files (issue 17): `plan`, a shared `run` (a
+# PostgreSQL journal, which takes the listing streamed), a named run in a
+# journal file (--run NAME: listed into the file, claimed in rounds) and a
+# plain run with a journal file (past RENC_LIST_HOLD blobs it goes the same
+# way) over COUNT tiny files, each with its peak RSS (/usr/bin/time) beside
+# --memory + 64 MiB.
 #
 #   bench/million.sh                    (1,000,000 files of 16 bytes)
 #   COUNT=100000 bench/million.sh       (a quick one)
@@ -55,18 +57,25 @@ measure run_pg "$R" run --to local:t --memory "$MEMORY" --threads "$THREADS" --p
   --journal "$PG_URI" --run million "$work/tree"
 grep -q "$COUNT of $COUNT blobs finished" "$work/out.run_pg" || {
   say "the shared run did not finish every file:"; tail -3 "$work/out.run_pg" >&2; exit 1; }
+measure run_named "$R" run --to local:t --memory "$MEMORY" --threads "$THREADS" \
+  --progress=none --journal "$work/named.db" --run million "$work/tree"
+grep -q "$COUNT of $COUNT blobs finished" "$work/out.run_named" || {
+  say "the named run did not finish every file:"; tail -3 "$work/out.run_named" >&2; exit 1; }
 measure run_file "$R" run --to local:t --memory "$MEMORY" --threads "$THREADS" --progress=none \
   "$work/tree"
 
 mem_kib=$(numfmt --from=iec "$MEMORY")
 limit=$(((mem_kib >> 10) + 65536))
 python3 - "$COUNT" "$MEMORY" "$limit" "${rss[plan]}" "${secs[plan]}" "${rss[run_pg]}" \
-  "${secs[run_pg]}" "${rss[run_file]}" "${secs[run_file]}" <<'PY'
+  "${secs[run_pg]}" "${rss[run_named]}" "${secs[run_named]}" "${rss[run_file]}" \
+  "${secs[run_file]}" <<'PY'
 import json, sys
 n, mem, limit = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rows = [("plan", int(sys.argv[4]), float(sys.argv[5])),
         ("run, journal on a server (listing streamed)", int(sys.argv[6]), float(sys.argv[7])),
-        ("run, journal file (list held)", int(sys.argv[8]), float(sys.argv[9]))]
+        ("run --run NAME, journal file (listing streamed)", int(sys.argv[8]), float(sys.argv[9])),
+        ("run, journal file (past RENC_LIST_HOLD: streamed)", int(sys.argv[10]),
+         float(sys.argv[11]))]
 print(f"{n:,} files, --memory {mem}: the bound is --memory + 64 MiB = {limit / 1024:.0f} MiB")
 for name, kib, s in rows:
     print(f"  {name:<46} peak RSS {kib / 1024:7.1f} MiB  {'under' if kib <= limit else 'OVER'}"
@@ -74,6 +83,7 @@ for name, kib, s in rows:
 json.dump({"files": n, "memory": mem, "bound_kib": limit,
            "plan": {"rss_kib": rows[0][1], "seconds": rows[0][2]},
            "run_pg": {"rss_kib": rows[1][1], "seconds": rows[1][2]},
-           "run_file": {"rss_kib": rows[2][1], "seconds": rows[2][2]}},
+           "run_named": {"rss_kib": rows[2][1], "seconds": rows[2][2]},
+           "run_file": {"rss_kib": rows[3][1], "seconds": rows[3][2]}},
           open("bench-million.json", "w"), indent=2)
 PY

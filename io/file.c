@@ -15,7 +15,7 @@
 
 #ifdef RENC_TEST_HOOKS
 /* The operations counted, in the order of renc_fault_counts. */
-static const char *const renc_fault_ops[] = {"write", "fsync", "journal", "commit"};
+static const char *const renc_fault_ops[] = {"write", "fsync", "journal", "commit", "enlist"};
 #define RENC_FAULT_OPS (sizeof renc_fault_ops / sizeof renc_fault_ops[0])
 static _Atomic unsigned long renc_fault_counts[RENC_FAULT_OPS];
 

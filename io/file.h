@@ -54,9 +54,10 @@ int renc_file_syncfs(int fd);
 void renc_file_drop_cache(int fd);
 
 /* Test seam (RENC_TEST_HOOKS builds): the environment variable RENC_FAULT,
- * "OP:N:ERRNO" with OP write, fsync, journal or commit, fails the N-th
- * write, durability barrier, journal commit or commit of a blob's new
- * version (its rename, for a local tree) of the process with that errno
+ * "OP:N:ERRNO" with OP write, fsync, journal, enlist or commit, fails the
+ * N-th write, durability barrier, journal commit, part of a listing
+ * entered into the journal or commit of a blob's new version (its rename,
+ * for a local tree) of the process with that errno
  * (ENOSPC, EIO or a number); "OP:N:KILL" kills the process there with
  * SIGKILL instead, for crash tests. */
 int renc_fault_check(const char *op);

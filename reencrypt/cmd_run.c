@@ -311,7 +311,8 @@ static int renc_bulk_parse(const char *cmd, const char *usage, int argc, char **
  * Returns -1 to continue or an exit. */
 static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc_store **store,
                           struct renc_scan *scan, const char *exclude,
-                          const struct renc_blob_account_opts *blob)
+                          const struct renc_blob_account_opts *blob, size_t hold_max,
+                          int *held_over)
 {
     char q[RENC_PATH_QUOTE_MAX], why[512] = "";
     struct renc_store_spec spec = {.sources = (const char *const *)a->sources,
@@ -320,7 +321,11 @@ static int renc_bulk_scan(const char *cmd, struct renc_bulk_args *a, struct renc
                                    .why = why, .why_max = sizeof why};
     int rc = renc_store_open(store, &spec);
     if (rc == 0) /* a shard keeps its own blobs only, as they are listed */
-        rc = renc_shard_list(*store, &a->shard, scan, &a->listed);
+        rc = renc_shard_list(*store, &a->shard, scan, hold_max, &a->listed);
+    if (rc == -RENC_E_TOO_BIG && hold_max) {
+        *held_over = 1; /* the caller lists it into the journal instead */
+        return -1;
+    }
     if (rc) {
         char name[RENC_PATH_QUOTE_MAX];
         if (*store)
@@ -570,8 +575,8 @@ static int renc_bulk_list(struct renc_bulk_run *r)
         return renc_exit_for(rc);
     }
     int status = renc_bulk_scan(cmd, a, &r->store, &r->scan, a->out ? r->out_real : NULL,
-                                &r->creds.blob);
-    if (status >= 0)
+                                &r->creds.blob, r->hold_max, &r->held_over);
+    if (status >= 0 || r->held_over)
         return status;
     if (r->op == RENC_ENGINE_RUN && a->out &&
         (status = renc_mirror_check_paths(cmd, a->out, &r->scan)) >= 0)
@@ -658,6 +663,28 @@ static void renc_bulk_exec_cleanup(struct renc_bulk_run *r)
     renc_session_cleanup(&r->sess);
 }
 
+/* A named run in a journal file (--run NAME without a server): listed
+ * into the journal and worked in rounds like a shared run, by this process
+ * alone.  Returns -1 to go on, or an exit. */
+static int renc_bulk_named_args(struct renc_bulk_run *r)
+{
+    struct renc_bulk_args *a = r->a;
+    if (!r->journaled || a->out || a->shard.count) {
+        renc_err(r->cmd, "--run names a run listed into its journal: %s",
+                 !r->journaled ? "not with --no-journal or --dry-run"
+                 : a->out      ? "not with --out (the mirror's collision checks need the whole "
+                                 "listing in one place)"
+                               : "not with --shard (a shard's run keeps its own journal)");
+        return RENC_EXIT_USAGE;
+    }
+    if (renc_session_set_name(&r->sess, a->run_name)) {
+        renc_err(r->cmd, "--run: a name of 1 to 127 bytes");
+        return RENC_EXIT_USAGE;
+    }
+    r->in_rounds = 1;
+    return -1;
+}
+
 /* A run whose journal is on a server is one worker of a run shared by
  * name: --run NAME, else the location's #run=NAME, else (an environment's
  * run) env-ID, else "default".  Not with --out (the mirror's collision
@@ -667,13 +694,11 @@ static int renc_bulk_shared_args(struct renc_bulk_run *r)
 {
     struct renc_bulk_args *a = r->a;
     r->shared = r->journaled && a->journal && renc_journal_is_url(a->journal);
-    if (a->run_name && !r->shared) {
-        renc_err(r->cmd, "--run names a run in a journal on a server (--journal "
-                         "postgresql://...); a journal file holds one run");
-        return RENC_EXIT_USAGE;
-    }
+    if (a->run_name && !r->shared)
+        return renc_bulk_named_args(r);
     if (!r->shared)
         return -1;
+    r->in_rounds = 1;
     if (a->out || a->shard.count) {
         renc_err(r->cmd, "--%s does not go with a journal on a server: %s", a->out ? "out" : "shard",
                  a->out ? "a run shared by many workers works in place"
@@ -722,6 +747,33 @@ static int renc_bulk_open_store(struct renc_bulk_run *r)
     return -1;
 }
 
+/* The most blobs a run lists into memory before it goes in rounds instead:
+ * RENC_LIST_HOLD, else 250,000 (about 60 MiB of list).  Only a run with a
+ * journal file, in place and whole, can (0: no limit): --out's collision
+ * checks and a shard's own listing need the whole list. */
+static size_t renc_bulk_hold_max(const struct renc_bulk_run *r)
+{
+    if (!r->journaled || r->in_rounds || r->a->out || r->a->shard.count)
+        return 0;
+    const char *env = getenv("RENC_LIST_HOLD");
+    char *end;
+    unsigned long long v = env && *env ? strtoull(env, &end, 10) : 0;
+    return env && *env && !*end && v ? (size_t)v : 250000;
+}
+
+/* A listing longer than the run holds: it goes into the journal, streamed,
+ * and the run through it in rounds, as a named run's does. */
+static int renc_bulk_held_over(struct renc_bulk_run *r)
+{
+    renc_scan_cleanup(&r->scan);
+    memset(&r->scan, 0, sizeof r->scan);
+    printf("%s: more than %zu blobs: the listing goes into the journal and the run takes them "
+           "from it in rounds\n", r->cmd, r->hold_max);
+    fflush(stdout);
+    r->in_rounds = 1;
+    return renc_run_shared(r);
+}
+
 /* One run (or verify) over the sources of a. */
 static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_op op,
                           struct renc_bulk_args *a)
@@ -757,13 +809,18 @@ static int renc_bulk_exec(const char *cmd, const char *usage, enum renc_engine_o
         if ((status = renc_bulk_transformer(cmd, a, r.ks, r.sess.target, &r.t)) >= 0)
             goto out;
     }
-    if (r.shared) {
+    if (r.in_rounds) {
         if ((status = renc_bulk_open_store(&r)) < 0)
             status = renc_run_shared(&r);
         goto out;
     }
+    r.hold_max = renc_bulk_hold_max(&r);
     if ((status = renc_bulk_list(&r)) >= 0)
         goto out;
+    if (r.held_over) {
+        status = renc_bulk_held_over(&r);
+        goto out;
+    }
     r.work = r.scan;
     if (r.journaled &&
         (status = renc_run_work_list(cmd, a, &r.sess, &r.want, renc_transformer_target(r.t),

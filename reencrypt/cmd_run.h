@@ -105,6 +105,10 @@ struct renc_bulk_run {
     struct renc_bulk_args *a;
     int writes, journaled;
     int shared;              /* one worker of a run shared through a server's journal */
+    int in_rounds;           /* listed into the journal and claimed in rounds (run_shared.c):
+                              * a shared run, or a named one in a journal file */
+    size_t hold_max;         /* the most blobs a run lists into memory (0: no limit) */
+    int held_over;           /* its listing had more: it goes in rounds instead */
     char out_real[PATH_MAX]; /* the canonical --out (a container: without its SAS), or "" */
     struct renc_store_creds creds; /* blob storage's credentials */
     struct renc_store *out_store;  /* an --out container, opened here with creds */
@@ -126,8 +130,9 @@ void renc_bulk_engine_opts(const struct renc_bulk_run *r, struct renc_engine_opt
 /* renc_bulk_catch_signals: SIGINT and SIGTERM stop the run between blobs. */
 void renc_bulk_catch_signals(void);
 
-/* ---- run_shared.c: one worker of a run shared through a journal on a
- * server */
+/* ---- run_shared.c: a run listed into its journal: one worker of a run
+ * shared through a journal on a server, or a journal file's run that is
+ * named or too long to hold */
 
 /* renc_run_shared: joins, lists (once per run), claims and runs rounds
  * until the run is over; r's keys, transformer, store and journal are

@@ -25,8 +25,9 @@
 #include "state/journal.h"
 
 static const char renc_status_usage[] =
-    "usage: reencrypt status [--journal FILE | --journal postgresql://... [--run NAME] |\n"
-    "                         --env ID] [--json] [--failures N]\n"
+    "usage: reencrypt status [--journal FILE | --journal postgresql://... | --env ID]\n"
+    "                        [--run NAME] [--json] [--failures N]\n"
+    "  --run NAME: the run of that name (a journal file holds one: it must be that one)\n"
     "  --env ID: the journal of 'run --env ID' ('env show ID' tells the environment's status)\n"
     "  without either: the most recently updated journal under STATE/journals\n";
 
@@ -186,12 +187,8 @@ static int renc_status_parse(struct renc_status_args *a, int argc, char **argv)
         fputs(renc_status_usage, stderr);
         return RENC_EXIT_USAGE;
     }
-    if (a->run && (!a->path || !renc_journal_is_url(a->path))) {
-        renc_err("status", "--run names a run in a journal on a server (--journal "
-                           "postgresql://...)");
-        return RENC_EXIT_USAGE;
-    }
-    if (a->run) {
+    /* A journal file holds one run: --run then checks that it is NAME. */
+    if (a->run && a->path && renc_journal_is_url(a->path)) {
         int n = snprintf(a->loc, sizeof a->loc, "%.*s#run=%s", (int)strcspn(a->path, "#"),
                          a->path, a->run);
         if (n < 0 || (size_t)n >= sizeof a->loc) {
@@ -351,6 +348,8 @@ static void renc_status_json(struct renc_journal *j, const struct renc_status_ar
         json_object_set_new(root, "pid", json_integer(st->holder_pid));
     if (root && st->params.shard && st->params.shard[0])
         json_object_set_new(root, "shard", json_string(st->params.shard));
+    if (root && st->params.name && st->params.name[0])
+        json_object_set_new(root, "name", json_string(st->params.name));
     json_t *settled = root ? json_object() : NULL;
     for (int k = 0; settled && k < RENC_SETTLE_COUNT; k++)
         json_object_set_new(settled, renc_settle_name((enum renc_settle)k),
@@ -433,7 +432,11 @@ static void renc_status_text(struct renc_journal *j, const struct renc_status_ar
         printf("run       none recorded\n");
         return;
     }
-    printf("run       %s: %s to %s, %s\n", st->run_id, st->params.mode, st->params.target,
+    if (st->params.name && st->params.name[0])
+        printf("run       %s (%s): ", st->params.name, st->run_id);
+    else
+        printf("run       %s: ", st->run_id);
+    printf("%s to %s, %s\n", st->params.mode, st->params.target,
            st->params.out[0] ? renc_path_quote(q, sizeof q, st->params.out) : "in place");
     renc_status_sources(st);
     if (st->params.shard && st->params.shard[0])
@@ -483,6 +486,15 @@ int renc_cmd_status(int argc, char **argv)
     if ((rc = renc_journal_status(j, &st))) {
         renc_err("status", "journal %s: %s", renc_path_quote(qp, sizeof qp, a.path),
                  renc_strerror(rc));
+        status = RENC_EXIT_FAILED;
+        goto out_close;
+    }
+    if (a.run && !renc_journal_shared(j) &&
+        (!st.has_run || strcmp(st.params.name ? st.params.name : "", a.run) != 0)) {
+        const char *had = st.has_run && st.params.name[0] ? st.params.name : "";
+        renc_err("status", "journal %s holds %s%s, not run %s",
+                 renc_path_quote(qp, sizeof qp, a.path),
+                 !st.has_run ? "no run" : had[0] ? "run " : "an unnamed run", had, a.run);
         status = RENC_EXIT_FAILED;
         goto out_close;
     }

@@ -20,7 +20,12 @@
  *
  * The run's totals are the journal's: the summary and --report say them
  * for the whole run (every worker's), beside this worker's own figures.
- * The exit code is this worker's, as for any run. */
+ * The exit code is this worker's, as for any run.
+ *
+ * A journal file's run goes the same way when it is named (--run NAME) or
+ * its listing is longer than a run holds (cmd_run.c): one process, rounds
+ * of 16,384, no lease to renew (the run's flock), no workers to show, and
+ * the temporaries its crashed attempts left swept once it is listed. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdatomic.h>
@@ -40,9 +45,13 @@
 #include "store/store.h"
 
 /* A round: enough blobs for every thread's batches, few enough that the
- * run spreads over the workers (a round's end waits for its last blob). */
+ * run spreads over the workers (a round's end waits for its last blob).  A
+ * named run in a journal file has one worker: its rounds are as large as
+ * keeps their list small (a few MiB), so that their ends cost little. */
 #define RENC_ROUND_MAX 512
 #define RENC_ROUND_BYTES ((uint64_t)256 << 20)
+#define RENC_FILE_ROUND_MAX 16384
+#define RENC_FILE_ROUND_BYTES ((uint64_t)16 << 30)
 #define RENC_LIST_PART 2000
 
 struct renc_shared {
@@ -53,8 +62,11 @@ struct renc_shared {
     double last_renew;               /* monotonic seconds */
     double renew_every;
     struct timespec start;
-    /* The listing, when this worker makes it. */
-    struct renc_scan part;
+    int many;                        /* shared by many workers (a server's journal) */
+    const char *who;                 /* "this worker", or (a file's run) "this attempt" */
+    /* The listing, when this worker makes it; temps: the temporaries it
+     * met (a file's run sweeps them). */
+    struct renc_scan part, temps;
     uint64_t listed, list_errors;
     int list_rc;
 };
@@ -97,12 +109,26 @@ static int renc_shared_list_error(void *arg, const char *path, int rc)
 
 static int renc_shared_list_temp(void *arg, const char *path)
 {
-    /* A temporary a crashed worker left is removed when its blob is
-     * claimed again (the name is the run's: clean_tmp), not here: a live
-     * worker may be writing it. */
-    (void)arg;
-    (void)path;
-    return 0;
+    /* A shared run's: a temporary a crashed worker left is removed when its
+     * blob is claimed again (the name is the run's: clean_tmp), not here: a
+     * live worker may be writing it.  A file's run is this process's alone
+     * (its trees locked): the ones its crashed attempts left are swept
+     * once listed, as any run's. */
+    struct renc_shared *sh = arg;
+    return sh->many ? 0 : renc_scan_add_temp(&sh->temps, path);
+}
+
+/* A file's run: the temporaries its crashed attempts (or the run a
+ * --restart forgot) left, removed once the listing is whole. */
+static void renc_shared_sweep(struct renc_shared *sh)
+{
+    struct renc_bulk_run *r = sh->r;
+    const char *tags[2] = {renc_journal_run_id(r->sess.journal),
+                           r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL};
+    if (sh->temps.temp_count)
+        renc_run_sweep_temps(r->cmd, r->store, &sh->temps, tags, 2);
+    renc_scan_cleanup(&sh->temps);
+    memset(&sh->temps, 0, sizeof sh->temps);
 }
 
 /* The run listed by this worker when no other has listed it or is
@@ -128,6 +154,10 @@ static int renc_shared_list(struct renc_shared *sh)
             printf("%s: listed the run: %llu blobs entered in the journal%s\n", r->cmd,
                    (unsigned long long)sh->listed, sh->list_errors ? " (some entries could not "
                                                                      "be listed: above)" : "");
+        fflush(stdout); /* a worker's log says it even if the worker dies */
+        if (rc == 0)
+            renc_shared_sweep(sh);
+        renc_scan_cleanup(&sh->temps);
     }
     if (rc) {
         char q[RENC_PATH_QUOTE_MAX];
@@ -289,16 +319,17 @@ static int renc_shared_loop(struct renc_shared *sh, size_t *peak)
 {
     struct renc_bulk_run *r = sh->r;
     int rc = 0, listed = 0;
+    size_t max = sh->many ? RENC_ROUND_MAX : RENC_FILE_ROUND_MAX;
+    uint64_t max_bytes = sh->many ? RENC_ROUND_BYTES : RENC_FILE_ROUND_BYTES;
     while (!atomic_load(sh->pc->stop) && sh->pc->journal_rc == 0) {
         struct renc_journal_batch b;
-        if ((rc = renc_journal_claim_upto(r->sess.journal, RENC_ROUND_MAX, RENC_ROUND_BYTES,
-                                          &b)))
+        if ((rc = renc_journal_claim_upto(r->sess.journal, max, max_bytes, &b)))
             break;
         if (b.count) {
             rc = renc_shared_round(sh, &b, peak);
             renc_journal_batch_cleanup(&b);
-            if (rc)
-                break;
+            if (rc || (r->a->fail_fast && sh->sum.failed))
+                break; /* --fail-fast: no next round after a failure */
             continue;
         }
         if (renc_shared_over(sh, &listed, &rc) || rc)
@@ -334,11 +365,11 @@ static void renc_shared_say(struct renc_shared *sh, const struct renc_journal_st
     struct renc_bulk_run *r = sh->r;
     const struct renc_engine_progress *p = &sh->sum;
     double secs = renc_shared_now() - ((double)sh->start.tv_sec + sh->start.tv_nsec / 1e9);
-    printf("%s: this worker: %llu blobs re-encrypted, %llu skipped, %llu not RENC, %llu failed "
-           "in %llu rounds; %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; peak buffers %.1f MiB\n",
-           r->cmd, (unsigned long long)p->done, (unsigned long long)p->skipped,
+    printf("%s: %s: %llu blobs re-encrypted, %llu skipped, %llu not RENC, %llu failed "
+           "in %llu round%s; %.1f MB in %.2f s: %.1f MB/s, %.0f blobs/s; peak buffers %.1f MiB\n",
+           r->cmd, sh->who, (unsigned long long)p->done, (unsigned long long)p->skipped,
            (unsigned long long)p->not_renc, (unsigned long long)p->failed,
-           (unsigned long long)sh->rounds, p->bytes_finished / 1e6, secs,
+           (unsigned long long)sh->rounds, sh->rounds == 1 ? "" : "s", p->bytes_finished / 1e6, secs,
            secs > 0 ? p->bytes_finished / 1e6 / secs : 0, secs > 0 ? p->items_finished / secs : 0,
            peak / 1048576.0);
     uint64_t total = 0;
@@ -355,7 +386,9 @@ static void renc_shared_say(struct renc_shared *sh, const struct renc_journal_st
            (unsigned long long)st->count[RENC_J_NOT_RENC],
            (unsigned long long)st->count[RENC_J_PENDING],
            (unsigned long long)st->count[RENC_J_FAILED], (unsigned long long)st->count[RENC_J_GONE],
-           st->running ? "other workers are still at it" : "no worker holds a lease");
+           !sh->many      ? (renc_journal_unfinished(st) ? "unfinished" : "finished")
+           : st->running ? "other workers are still at it"
+                         : "no worker holds a lease");
     renc_journal_workers(r->sess.journal, renc_shared_say_worker, (void *)r->cmd);
 }
 
@@ -399,7 +432,7 @@ static void renc_shared_report(struct renc_shared *sh, const struct renc_journal
         "failed", (json_int_t)st->count[RENC_J_FAILED], "pending",
         (json_int_t)st->count[RENC_J_PENDING], "gone", (json_int_t)st->count[RENC_J_GONE],
         "header_intents", (json_int_t)st->header_intents, "failures", failures, "workers", workers,
-        "this_worker", "rounds", (json_int_t)sh->rounds, "done", (json_int_t)p->done,
+        sh->many ? "this_worker" : "this_attempt", "rounds", (json_int_t)sh->rounds, "done", (json_int_t)p->done,
         "skipped", (json_int_t)p->skipped, "not_renc", (json_int_t)p->not_renc,
         "failed", (json_int_t)p->failed, "bytes", (json_int_t)p->bytes_finished,
         "peak_buffer_bytes", (json_int_t)peak);
@@ -429,9 +462,10 @@ static int renc_shared_finish(struct renc_shared *sh, int rc, size_t peak)
     struct renc_journal_status st;
     int src = renc_journal_status(r->sess.journal, &st);
     if (rc || erc || src) {
-        renc_err(r->cmd, "journal %s: %s; this worker's claims lapse with their lease and go to "
-                         "another", QP(q, r->sess.journal_path),
-                 renc_strerror(rc ? rc : erc ? erc : src));
+        renc_err(r->cmd, "journal %s: %s; %s", QP(q, r->sess.journal_path),
+                 renc_strerror(rc ? rc : erc ? erc : src),
+                 sh->many ? "this worker's claims lapse with their lease and go to another"
+                          : "what is not noted done is done by the next attempt");
         outcome = "failed";
     }
     if (src == 0) {
@@ -446,8 +480,9 @@ static int renc_shared_finish(struct renc_shared *sh, int rc, size_t peak)
     a->outcome = outcome;
     snprintf(a->journal_path, sizeof a->journal_path, "%s", r->sess.journal_path);
     if (interrupted) {
-        renc_err(r->cmd, "interrupted: blobs in flight were finished or left wholly old; "
-                         "this worker's other claims are given back to the run");
+        renc_err(r->cmd, "interrupted: blobs in flight were finished or left wholly old; %s",
+                 sh->many ? "this worker's other claims are given back to the run"
+                          : "run it again to go on");
         return RENC_EXIT_INTERRUPTED;
     }
     return strcmp(outcome, "finished") == 0 ? RENC_EXIT_OK : RENC_EXIT_FAILED;
@@ -469,14 +504,23 @@ int renc_run_shared(struct renc_bulk_run *r)
                                    .metrics = r->a->metrics_file ? &metrics : NULL};
     if (pc.mode == RENC_PROGRESS_AUTO)
         pc.mode = isatty(STDERR_FILENO) ? RENC_PROGRESS_BAR : RENC_PROGRESS_JSON;
-    struct renc_shared sh = {.r = r, .pc = &pc};
+    struct renc_shared sh = {.r = r, .pc = &pc, .many = renc_journal_shared(r->sess.journal)};
+    sh.who = sh.many ? "this worker" : "this attempt";
     double lease = renc_journal_lease_s(r->sess.journal);
     sh.renew_every = lease > 0 ? lease / 4 : 60;
     sh.last_renew = renc_shared_now();
     clock_gettime(CLOCK_MONOTONIC, &sh.start);
-    printf("%s: worker %ld %s run %s (journal %s)\n", r->cmd, (long)getpid(),
-           r->sess.resumed ? "joins" : "starts", renc_journal_run_id(r->sess.journal),
-           r->sess.journal_path);
+    if (sh.many)
+        printf("%s: worker %ld %s run %s (journal %s)\n", r->cmd, (long)getpid(),
+               r->sess.resumed ? "joins" : "starts", renc_journal_run_id(r->sess.journal),
+               r->sess.journal_path);
+    else if (r->sess.run_name[0])
+        printf("%s: run %s (%s) %s (journal %s)\n", r->cmd, r->sess.run_name,
+               renc_journal_run_id(r->sess.journal), r->sess.resumed ? "goes on" : "starts",
+               r->sess.journal_path);
+    else
+        printf("%s: run %s %s (journal %s)\n", r->cmd, renc_journal_run_id(r->sess.journal),
+               r->sess.resumed ? "goes on" : "starts", r->sess.journal_path);
     fflush(stdout);
     renc_bulk_catch_signals();
     int status = renc_shared_list(&sh);

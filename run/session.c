@@ -40,6 +40,14 @@ void renc_session_set_shard(struct renc_session *s, const char *shard)
     snprintf(s->shard, sizeof s->shard, "%s", shard ? shard : "");
 }
 
+int renc_session_set_name(struct renc_session *s, const char *name)
+{
+    size_t n = strlen(name);
+    RENC_RETURN_IF(n == 0 || n >= sizeof s->run_name, -RENC_E_INVALID);
+    memcpy(s->run_name, name, n + 1);
+    return 0;
+}
+
 void renc_session_set_shared(struct renc_session *s)
 {
     s->shared = 1;
@@ -316,6 +324,10 @@ static const char *renc_session_conflict(const struct renc_session *s,
                  s->out[0] ? s->out : "in place");
     } else if (strcmp(p->sources, s->sources) != 0) {
         snprintf(buf, max, "it works on other sources");
+    } else if (!s->shared && strcmp(p->name ? p->name : "", s->run_name) != 0) {
+        const char *had = p->name && p->name[0] ? p->name : NULL;
+        snprintf(buf, max, "it is %s%s, not %s%s", had ? "run " : "an unnamed run",
+                 had ? had : "", s->run_name[0] ? "run " : "an unnamed run", s->run_name);
     } else if (strcmp(p->shard ? p->shard : "", s->shard) != 0) {
         snprintf(buf, max, "it is %s%s, not %s%s", p->shard && p->shard[0] ? "shard " : "",
                  p->shard && p->shard[0] ? p->shard : "not sharded", s->shard[0] ? "shard " : "",
@@ -407,7 +419,7 @@ int renc_session_open(struct renc_session *s, const char *state_dir, const char 
     if ((rc = renc_journal_status(s->journal, &st)))
         return rc;
     s->attempt = 1;
-    if (renc_journal_shared(s->journal))
+    if (renc_journal_shared(s->journal) || s->run_name[0])
         return renc_session_join(s, &st, want, why, why_max);
     if (!renc_journal_unfinished(&st))
         return 0; /* none, or finished: a new run */
@@ -450,6 +462,7 @@ int renc_session_start(struct renc_session *s, const struct renc_session_want *w
     struct renc_journal_params p = {
         .mode = want->mode, .target = target, .keep_old = want->keep_old,
         .drop = drops, .out = s->out, .sources = s->sources, .shard = s->shard,
+        .name = s->shared ? NULL : s->run_name,
     };
     return renc_journal_start(s->journal, &p, s->resumed);
 }

@@ -25,6 +25,7 @@ struct renc_session {
     char out[4096];              /* canonical --out, or "" */
     char shard[24];              /* "K/N" (run/shard.h), or "": every blob */
     int shared;                  /* one worker of a run shared through a server's journal */
+    char run_name[128];          /* --run NAME with a journal file, or "" */
     struct renc_journal *journal;
     char journal_path[4096];
     int resumed;                 /* 1: the next attempt of an unfinished run */
@@ -67,6 +68,14 @@ int renc_session_lock(struct renc_session *s, const char *const *sources, size_t
  * locks (renc_session_lock), its default journal and its run parameters.
  * NULL or "": the whole run. */
 void renc_session_set_shard(struct renc_session *s, const char *shard);
+
+/* renc_session_set_name: the session is the run NAME in a journal file: a
+ * run listed into the journal and worked in rounds (reencrypt/run_shared.c).
+ * Like a server's run it is joined, finished or not, when its options are
+ * the same; another name is another run (a file holds one: it starts anew
+ * when the one there is finished, else it is refused).  -RENC_E_INVALID
+ * when the name is empty or longer than 127 bytes. */
+int renc_session_set_name(struct renc_session *s, const char *name);
 
 /* renc_session_set_shared: the session is one worker of a run many share
  * through a journal on a server: its trees are locked shared (as a

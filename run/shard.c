@@ -203,13 +203,43 @@ int renc_shard_list_each(struct renc_store *store, const struct renc_shard *s,
     return rc;
 }
 
-int renc_shard_list(struct renc_store *store, const struct renc_shard *s, struct renc_scan *scan,
-                    uint64_t *listed)
+/* The scan's lister, stopped at its max-th blob. */
+struct renc_capped_lister {
+    struct renc_store_lister scan;
+    const struct renc_scan *s;
+    size_t max;
+};
+
+static int renc_capped_item(void *arg, struct renc_scan_item *it)
 {
-    struct renc_store_lister l;
-    renc_scan_lister(scan, &l);
+    struct renc_capped_lister *c = arg;
+    if (c->max && c->s->count >= c->max)
+        return -RENC_E_TOO_BIG; /* the store frees it */
+    return c->scan.item(c->scan.arg, it);
+}
+
+static int renc_capped_error(void *arg, const char *path, int rc)
+{
+    struct renc_capped_lister *c = arg;
+    return c->scan.error(c->scan.arg, path, rc);
+}
+
+static int renc_capped_temp(void *arg, const char *path)
+{
+    struct renc_capped_lister *c = arg;
+    return c->scan.temp(c->scan.arg, path);
+}
+
+int renc_shard_list(struct renc_store *store, const struct renc_shard *s, struct renc_scan *scan,
+                    size_t max, uint64_t *listed)
+{
+    struct renc_capped_lister c = {.s = scan, .max = max};
+    renc_scan_lister(scan, &c.scan);
+    struct renc_store_lister l = {.item = renc_capped_item, .error = renc_capped_error,
+                                  .temp = renc_capped_temp, .arg = &c};
     struct renc_store_list_stats stats;
-    int rc = renc_shard_list_each(store, s, &l, listed, &stats);
+    memset(&stats, 0, sizeof stats);
+    int rc = renc_shard_list_each(store, s, max ? &l : &c.scan, listed, &stats);
     scan->skipped_special += stats.skipped_special;
     scan->duplicates += stats.duplicates;
     return rc;

@@ -60,9 +60,11 @@ int renc_shard_list_each(struct renc_store *store, const struct renc_shard *s,
  * does, keeping only the shard's blobs; *listed (may be NULL) counts every
  * blob listed, the shard's and the others'.  Listing errors and reserved
  * temporary names are kept whatever their shard (an unreadable folder may
- * hold blobs of every shard). */
+ * hold blobs of every shard).  At most max blobs are kept (0: no limit):
+ * one more stops the listing with -RENC_E_TOO_BIG (what was listed stays
+ * in scan), for a caller that takes a longer listing another way. */
 struct renc_store;
 int renc_shard_list(struct renc_store *store, const struct renc_shard *s, struct renc_scan *scan,
-                    uint64_t *listed);
+                    size_t max, uint64_t *listed);
 
 #endif

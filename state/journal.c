@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/path.h"
+#include "io/file.h"
 
 /* The kinds of journal, tried in order; the one without a scheme takes
  * every location the others do not (postgresql://... goes here, issue 17). */
@@ -72,7 +73,7 @@ int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t m
 
 void renc_journal_owned_free(struct renc_journal_owned *o)
 {
-    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard, &o->name};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
         renc_free(*f[i]);
         *f[i] = NULL;
@@ -80,15 +81,15 @@ void renc_journal_owned_free(struct renc_journal_owned *o)
 }
 
 int renc_journal_owned_set(struct renc_journal_owned *o, struct renc_journal_params *p,
-                           const char *const v[6], int keep_old)
+                           const char *const v[7], int keep_old)
 {
     renc_journal_owned_free(o);
-    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard};
+    char **f[] = {&o->mode, &o->target, &o->drop, &o->out, &o->sources, &o->shard, &o->name};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
         if (!(*f[i] = renc_strdup(v[i] ? v[i] : "")))
             return -RENC_E_NOMEM;
-    *p = (struct renc_journal_params){o->mode, o->target, keep_old, o->drop, o->out, o->sources,
-                                      o->shard};
+    *p = (struct renc_journal_params){o->mode,    o->target, keep_old, o->drop,
+                                      o->out,     o->sources, o->shard, o->name};
     return 0;
 }
 
@@ -179,8 +180,8 @@ int renc_journal_status(struct renc_journal *j, struct renc_journal_status *st)
 
 int renc_journal_unfinished(const struct renc_journal_status *s)
 {
-    return s->has_run &&
-           (s->count[RENC_J_PENDING] || s->count[RENC_J_FAILED] || s->header_intents);
+    return s->has_run && (!s->listed || s->count[RENC_J_PENDING] || s->count[RENC_J_FAILED] ||
+                          s->header_intents);
 }
 
 int renc_journal_start(struct renc_journal *j, const struct renc_journal_params *p, int resume)
@@ -242,7 +243,7 @@ int renc_journal_failures(struct renc_journal *j, size_t limit,
 
 int renc_journal_shared(const struct renc_journal *j)
 {
-    return j->ops->list_begin != NULL;
+    return j->ops->shared;
 }
 
 int renc_journal_list_begin(struct renc_journal *j, int *must)
@@ -255,7 +256,8 @@ int renc_journal_enlist_part(struct renc_journal *j, const struct renc_scan *par
 {
     if (!j->ops->enlist_part)
         return -RENC_E_UNSUPPORTED;
-    return part->count ? j->ops->enlist_part(j, part) : 0;
+    int rc = part->count ? renc_fault_check("enlist") : 0;
+    return rc || !part->count ? rc : j->ops->enlist_part(j, part);
 }
 
 int renc_journal_list_end(struct renc_journal *j, int ok)

@@ -1,8 +1,8 @@
 /* state/journal.h — a run's journal: one row per blob, behind an
  * interface (struct renc_journal_ops below) chosen by where the journal
- * lives.  Today every location is a path, and the journal a SQLite file in
- * WAL mode (state/journal_sqlite.c; docs/JOURNAL.md has the schema);
- * issue 17 adds postgresql://... as one more file behind the same table.
+ * lives: a path is a SQLite file in WAL mode (state/journal_sqlite.c;
+ * docs/JOURNAL.md has the schema), postgresql://... a database many
+ * workers share (state/journal_pg*.c).
  * docs/internals/state.md says what each operation promises.
  *
  * The journal is never ahead of durability: a blob is noted done only after
@@ -63,6 +63,10 @@ struct renc_journal_params {
     const char *out;      /* the canonical --out directory ("" for in place) */
     const char *sources;  /* canonical sources (or "manifest:PATH"), one per line */
     const char *shard;    /* "K/N" (run/shard.h), or "" for every blob; NULL reads as "" */
+    /* The run's name in a journal file (--run NAME: a run listed into the
+     * journal and worked in rounds), or ""; NULL reads as "".  A server's
+     * journal names its runs by location (#run=NAME) and leaves it NULL. */
+    const char *name;
 };
 
 struct renc_journal_status {
@@ -81,7 +85,8 @@ struct renc_journal_status {
     uint64_t last_blobs, last_bytes; /* finished by the last attempt */
     char last_outcome[32];
     int listed;           /* the run's whole listing is in the journal (a shared run's
-                           * first worker lists it; a file's run: always 1) */
+                           * first worker lists it; a file's run: 1 unless it is named
+                           * and its listing was cut short) */
     unsigned live_workers; /* workers with a live lease or a recent heartbeat (shared runs) */
 };
 
@@ -109,7 +114,8 @@ void renc_journal_close(struct renc_journal *j);
 int renc_journal_status(struct renc_journal *j, struct renc_journal_status *st);
 
 /* renc_journal_unfinished: 1 when the journal holds a run with blobs
- * pending or failed, or header writes to recover. */
+ * pending or failed, or header writes to recover, or whose listing is not
+ * whole. */
 int renc_journal_unfinished(const struct renc_journal_status *st);
 
 /* renc_journal_start: starts a new run with params (forgetting any earlier
@@ -218,22 +224,26 @@ int renc_journal_claim(struct renc_journal *j, size_t max, struct renc_journal_b
 int renc_journal_claim_upto(struct renc_journal *j, size_t max, uint64_t max_bytes,
                             struct renc_journal_batch *out);
 
-/* ---- a run shared by many workers ----------------------------------------
+/* ---- a run listed into the journal --------------------------------------
  *
  * A journal on a server (PostgreSQL) holds runs by name that any number of
  * workers, on any machines, share: the listing goes in once, streamed in
  * parts by the first worker that takes the run's listing lock, while every
  * worker claims batches under leases it renews; a worker that dies lets
  * its lease lapse and another claims its batch again.  A file's journal
- * (SQLite) is one process's: renc_journal_shared says 0 and the calls below
- * are not used. */
+ * (SQLite) is one process's (renc_journal_shared says 0): a named run in it
+ * (--run NAME) is listed and claimed through the same calls, so that no
+ * process holds its whole list, with no lease (the run's flock is one) and
+ * no workers to show. */
 
 /* renc_journal_shared: 1 when many workers share the journal's runs. */
 int renc_journal_shared(const struct renc_journal *j);
 
 /* renc_journal_list_begin: *must 1 when this worker is to list the run
  * (the run's listing lock taken: no other worker lists it meanwhile); 0
- * when the run is listed already or another worker is listing it. */
+ * when the run is listed already or another worker is listing it.  A
+ * listing begun again (the last one was cut short) marks every blob of the
+ * run unseen until a part enters it. */
 int renc_journal_list_begin(struct renc_journal *j, int *must);
 /* renc_journal_enlist_part: part of the listing entered (new blobs
  * pending; blobs already known keep their state), in one transaction, so
@@ -302,6 +312,7 @@ struct renc_journal_intent {
 
 struct renc_journal_ops {
     const char *name;         /* "sqlite" */
+    int shared;               /* 1: many workers share its runs (renc_journal_shared) */
     /* The location prefix this kind serves ("postgresql://"); NULL for the
      * one that takes every other location, a file path. */
     const char *scheme;
@@ -346,9 +357,9 @@ struct renc_journal_ops {
                     void (*fn)(void *arg, const char *path, const char *error, int code,
                                const char *ref),
                     void *arg);
-    /* A shared run's (NULL for a kind whose runs are one process's): the
-     * listing lock and the listing in parts, renewing leases, the
-     * workers, the lease's length. */
+    /* A run listed into the journal: the listing lock and the listing in
+     * parts; a shared run's (NULL for a kind whose runs are one process's):
+     * renewing leases, the workers, the lease's length. */
     int (*list_begin)(struct renc_journal *j, int *must);
     int (*enlist_part)(struct renc_journal *j, const struct renc_scan *part);
     int (*list_end)(struct renc_journal *j, int ok);

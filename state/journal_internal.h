@@ -54,14 +54,14 @@ int renc_journal_abs_path(const char *cwd, const char *path, char *out, size_t m
 /* The run's parameters as a kind read them for status: strings the kind
  * owns until its next read or its close. */
 struct renc_journal_owned {
-    char *mode, *target, *drop, *out, *sources, *shard;
+    char *mode, *target, *drop, *out, *sources, *shard, *name;
 };
 
 /* renc_journal_owned_set: frees what o held, then holds copies of v (mode,
- * target, drop, out, sources, shard; NULL reads as "") and points p's
+ * target, drop, out, sources, shard, name; NULL reads as "") and points p's
  * strings at them, with keep_old.  0 or -RENC_E_NOMEM. */
 int renc_journal_owned_set(struct renc_journal_owned *o, struct renc_journal_params *p,
-                           const char *const v[6], int keep_old);
+                           const char *const v[7], int keep_old);
 void renc_journal_owned_free(struct renc_journal_owned *o);
 
 /* The kinds of journal. */

@@ -354,8 +354,9 @@ static int renc_jpg_load_run(struct renc_journal_pg *j, struct renc_journal_stat
         s->has_run = 1;
         snprintf(s->run_id, sizeof s->run_id, "%s", PQgetvalue(r, 0, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
-        const char *v[6] = {PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
-                            PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7)};
+        /* The run's name is the location's (#run=NAME), not a parameter. */
+        const char *v[7] = {PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4),
+                            PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7), NULL};
         rc = renc_journal_owned_set(&j->params, &s->params, v, atoi(PQgetvalue(r, 0, 3)));
         s->created = strtod(PQgetvalue(r, 0, 8), NULL);
         s->updated = strtod(PQgetvalue(r, 0, 9), NULL);
@@ -442,7 +443,7 @@ static int renc_jpg_status(struct renc_journal *base, struct renc_journal_status
 /* One table under each scheme libpq takes. */
 #define RENC_JPG_OPS(sch)                                                                    \
     {                                                                                        \
-        .name = "postgresql", .scheme = (sch), .open = renc_jpg_open,                        \
+        .name = "postgresql", .shared = 1, .scheme = (sch), .open = renc_jpg_open,           \
         .open_readonly = renc_jpg_open_readonly, .close = renc_jpg_close,                    \
         .start = renc_jpg_start, .enlist = renc_jpg_enlist, .claim = renc_jpg_claim,         \
         .write_outcomes = renc_jpg_write_outcomes, .header_intents = renc_jpg_header_intents, \

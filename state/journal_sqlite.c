@@ -37,7 +37,8 @@ static const char renc_journal_schema[] =
     "  run_id TEXT NOT NULL, mode TEXT NOT NULL, target TEXT NOT NULL,"
     "  keep_old INTEGER NOT NULL, drop_refs TEXT NOT NULL, out_dir TEXT NOT NULL,"
     "  sources TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,"
-    "  shard TEXT NOT NULL DEFAULT '');"
+    "  shard TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '',"
+    "  listed INTEGER NOT NULL DEFAULT 1);"
     "CREATE TABLE IF NOT EXISTS attempts("
     "  n INTEGER PRIMARY KEY, pid INTEGER NOT NULL, started REAL NOT NULL,"
     "  ended REAL, outcome TEXT);"
@@ -46,7 +47,8 @@ static const char renc_journal_schema[] =
     "  state TEXT NOT NULL DEFAULT 'pending'"
     "    CHECK (state IN ('pending','done','skipped','not_renc','failed','gone')),"
     "  old_ref TEXT, new_ref TEXT, error TEXT, code INTEGER,"
-    "  tries INTEGER NOT NULL DEFAULT 0, finished REAL, seen INTEGER NOT NULL DEFAULT 1);"
+    "  tries INTEGER NOT NULL DEFAULT 0, finished REAL, seen INTEGER NOT NULL DEFAULT 1,"
+    "  etag TEXT);"
     "CREATE INDEX IF NOT EXISTS blobs_state ON blobs(state);"
     "CREATE TABLE IF NOT EXISTS header_intents("
     "  blob_id INTEGER PRIMARY KEY, path TEXT NOT NULL, old_header BLOB NOT NULL,"
@@ -169,11 +171,39 @@ static int64_t renc_jsql_query_int(struct renc_journal_sqlite *j, const char *sq
     return v;
 }
 
-/* 1 when the run table has its shard column (older journals do not). */
-static int renc_jsql_has_shard(struct renc_journal_sqlite *j)
+/* 1 when table has the column col (older journals lack the ones added
+ * after schema 1). */
+static int renc_jsql_has_column(struct renc_journal_sqlite *j, const char *table, const char *col)
 {
-    return renc_jsql_query_int(j, "SELECT count(*) FROM pragma_table_info('run')"
-                                  " WHERE name = 'shard'", 0) == 1;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
+             table, col);
+    return renc_jsql_query_int(j, sql, 0) == 1;
+}
+
+/* The columns added after schema 1, added to a journal made before them
+ * when a run opens it (older binaries ignore them): run.shard (run/shard.h,
+ * '' is every blob), run.name and run.listed (a named run, listed into the
+ * journal: an older run is unnamed and listed whole), blobs.etag (the
+ * version a container's listing saw). */
+static int renc_jsql_add_columns(struct renc_journal_sqlite *j)
+{
+    static const char *const add[][3] = {
+        {"run", "shard", "TEXT NOT NULL DEFAULT ''"},
+        {"run", "name", "TEXT NOT NULL DEFAULT ''"},
+        {"run", "listed", "INTEGER NOT NULL DEFAULT 1"},
+        {"blobs", "etag", "TEXT"},
+    };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof add / sizeof *add; i++) {
+        if (renc_jsql_has_column(j, add[i][0], add[i][1]))
+            continue;
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", add[i][0], add[i][1],
+                 add[i][2]);
+        rc = renc_jsql_exec(j, sql);
+    }
+    return rc;
 }
 
 /* Makes a new (empty) file a journal. */
@@ -230,10 +260,8 @@ static int renc_jsql_setup(struct renc_journal_sqlite *j)
     rc = renc_jsql_exec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
     if (rc == 0)
         rc = renc_jsql_exec(j, RENC_JOURNAL_SETTLED_TABLE);
-    /* run.shard (run/shard.h) came after schema 1: a journal made before
-     * it gets the column, '' (every blob), when a run opens it. */
-    if (rc == 0 && !renc_jsql_has_shard(j))
-        rc = renc_jsql_exec(j, "ALTER TABLE run ADD COLUMN shard TEXT NOT NULL DEFAULT ''");
+    if (rc == 0)
+        rc = renc_jsql_add_columns(j);
     return rc;
 }
 
@@ -317,29 +345,33 @@ static int renc_jsql_open_readonly(struct renc_journal **out, const char *path)
 static int renc_jsql_load_run(struct renc_journal_sqlite *j, struct renc_journal_status *s)
 {
     sqlite3_stmt *st = NULL;
-    /* A journal older than the shard column, read by status, reads as ''. */
-    int rc = renc_jsql_prepare(j, &st,
-                               renc_jsql_has_shard(j)
-                                   ? "SELECT run_id, mode, target, keep_old, drop_refs, out_dir,"
-                                     " sources, created, updated, shard FROM run WHERE id = 1"
-                                   : "SELECT run_id, mode, target, keep_old, drop_refs, out_dir,"
-                                     " sources, created, updated, '' FROM run WHERE id = 1");
+    /* A journal older than the added columns, read by status (which does
+     * not add them), reads as an unsharded, unnamed run listed whole. */
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT run_id, mode, target, keep_old, drop_refs, out_dir, sources, created,"
+             " updated, %s, %s, %s FROM run WHERE id = 1",
+             renc_jsql_has_column(j, "run", "shard") ? "shard" : "''",
+             renc_jsql_has_column(j, "run", "name") ? "name" : "''",
+             renc_jsql_has_column(j, "run", "listed") ? "listed" : "1");
+    int rc = renc_jsql_prepare(j, &st, sql);
     if (rc)
         return rc;
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         s->has_run = 1;
-        s->listed = 1; /* one process lists its run whole */
         snprintf(s->run_id, sizeof s->run_id, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(j->base.run_id, sizeof j->base.run_id, "%s", s->run_id);
-        const char *v[6] = {(const char *)sqlite3_column_text(st, 1),
+        const char *v[7] = {(const char *)sqlite3_column_text(st, 1),
                             (const char *)sqlite3_column_text(st, 2),
                             (const char *)sqlite3_column_text(st, 4),
                             (const char *)sqlite3_column_text(st, 5),
                             (const char *)sqlite3_column_text(st, 6),
-                            (const char *)sqlite3_column_text(st, 9)};
+                            (const char *)sqlite3_column_text(st, 9),
+                            (const char *)sqlite3_column_text(st, 10)};
         rc = renc_journal_owned_set(&j->params, &s->params, v, sqlite3_column_int(st, 3));
         s->created = sqlite3_column_double(st, 7);
+        s->listed = sqlite3_column_int(st, 11);
         s->updated = sqlite3_column_double(st, 8);
     } else if (step != SQLITE_DONE) {
         rc = renc_jsql_rc(step);
@@ -469,7 +501,8 @@ static int renc_jsql_new_run(struct renc_journal_sqlite *j, const struct renc_jo
     if (rc == 0 &&
         (rc = renc_jsql_prepare(j, &st, "INSERT INTO run(id, run_id, mode, target, keep_old,"
                                         " drop_refs, out_dir, sources, created, updated,"
-                                        " shard) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == 0) {
+                                        " shard, name, listed)"
+                                        " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == 0) {
         sqlite3_bind_text(st, 1, j->base.run_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, p->mode, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, p->target, -1, SQLITE_STATIC);
@@ -480,6 +513,11 @@ static int renc_jsql_new_run(struct renc_journal_sqlite *j, const struct renc_jo
         sqlite3_bind_double(st, 8, now);
         sqlite3_bind_double(st, 9, now);
         sqlite3_bind_text(st, 10, p->shard ? p->shard : "", -1, SQLITE_STATIC);
+        /* A named run is listed into the journal in parts: unlisted until
+         * its listing ends; an unnamed one is entered whole (enlist). */
+        const char *name = p->name ? p->name : "";
+        sqlite3_bind_text(st, 11, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 12, name[0] ? 0 : 1);
         rc = renc_jsql_rc(sqlite3_step(st));
         sqlite3_finalize(st);
     }
@@ -563,4 +601,7 @@ const struct renc_journal_ops renc_journal_sqlite_ops = {
     .status = renc_jsql_status,
     .end = renc_jsql_end_attempt,
     .failures = renc_jsql_failures,
+    .list_begin = renc_jsql_list_begin,
+    .enlist_part = renc_jsql_enlist_part,
+    .list_end = renc_jsql_list_end,
 };

@@ -45,6 +45,9 @@ double renc_jsql_now(void);
 /* The blobs (journal_sqlite_items.c); the ops of the same names. */
 int renc_jsql_enlist(struct renc_journal *j, const struct renc_scan *scan, int64_t *rows,
                      uint8_t *finished);
+int renc_jsql_list_begin(struct renc_journal *j, int *must);
+int renc_jsql_enlist_part(struct renc_journal *j, const struct renc_scan *part);
+int renc_jsql_list_end(struct renc_journal *j, int ok);
 int renc_jsql_claim(struct renc_journal *j, size_t max, uint64_t max_bytes,
                     struct renc_journal_batch *out);
 int renc_jsql_write_outcomes(struct renc_journal *j, const struct renc_journal_outcome *o,

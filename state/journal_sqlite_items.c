@@ -36,22 +36,23 @@ static int renc_jsql_mark_held(struct renc_journal_sqlite *j, const struct renc_
     return rc;
 }
 
-int renc_jsql_enlist(struct renc_journal *base, const struct renc_scan *scan, int64_t *rows,
-                     uint8_t *finished)
+/* Enters each blob of scan (pending when new; a known blob keeps its
+ * state, and is seen), inside the caller's transaction; rows[i] and
+ * finished[i] (both may be NULL) as renc_journal_register says. */
+static int renc_jsql_enter(struct renc_journal_sqlite *j, const struct renc_scan *scan,
+                           int64_t *rows, uint8_t *finished)
 {
-    struct renc_journal_sqlite *j = renc_jsql(base);
     char cwd[4096];
     if (!getcwd(cwd, sizeof cwd))
         return -errno;
-    pthread_mutex_lock(&j->lock);
     sqlite3_stmt *st = NULL;
-    int rc = renc_jsql_exec(j, "BEGIN IMMEDIATE; UPDATE blobs SET seen = 0;");
-    if (rc == 0)
-        rc = renc_jsql_prepare(j, &st,
-                               "INSERT INTO blobs(path, size) VALUES (?, ?) ON CONFLICT(path)"
-                               " DO UPDATE SET seen = 1,"
+    int rc = renc_jsql_prepare(j, &st,
+                               "INSERT INTO blobs(path, size, etag) VALUES (?, ?, ?)"
+                               " ON CONFLICT(path) DO UPDATE SET seen = 1,"
                                "  size = CASE WHEN state IN ('pending', 'failed', 'gone')"
                                "         THEN excluded.size ELSE size END,"
+                               "  etag = CASE WHEN state IN ('pending', 'failed', 'gone')"
+                               "         THEN excluded.etag ELSE etag END,"
                                "  state = CASE WHEN state = 'gone' THEN 'pending' ELSE state END"
                                " RETURNING id, state");
     for (size_t i = 0; rc == 0 && i < scan->count; i++) {
@@ -60,24 +61,96 @@ int renc_jsql_enlist(struct renc_journal *base, const struct renc_scan *scan, in
             break;
         sqlite3_bind_text(st, 1, abs, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)scan->items[i].size);
+        sqlite3_bind_text(st, 3, scan->items[i].etag, -1, SQLITE_STATIC);
         int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
+        if (step == SQLITE_ROW && rows) {
             rows[i] = sqlite3_column_int64(st, 0);
             enum renc_jstate s =
                 renc_journal_state_parse((const char *)sqlite3_column_text(st, 1));
             finished[i] = s == RENC_J_DONE || s == RENC_J_SKIPPED || s == RENC_J_NOT_RENC;
-            step = sqlite3_step(st);
         }
+        if (step == SQLITE_ROW)
+            step = sqlite3_step(st);
         if (step != SQLITE_DONE)
             rc = renc_jsql_rc(step);
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int renc_jsql_enlist(struct renc_journal *base, const struct renc_scan *scan, int64_t *rows,
+                     uint8_t *finished)
+{
+    struct renc_journal_sqlite *j = renc_jsql(base);
+    pthread_mutex_lock(&j->lock);
+    int rc = renc_jsql_exec(j, "BEGIN IMMEDIATE; UPDATE blobs SET seen = 0;");
+    if (rc == 0)
+        rc = renc_jsql_enter(j, scan, rows, finished);
     if (rc == 0)
         rc = renc_jsql_mark_held(j, scan, rows, finished);
     if (rc == 0)
         rc = renc_jsql_exec(j, "UPDATE blobs SET state = 'gone' WHERE seen = 0 AND "
                                "state IN ('pending', 'failed'); COMMIT;");
+    if (rc)
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+/* ---- a named run, listed in parts ---------------------------------------
+ *
+ * The run's flock keeps every other process out, so the listing lock is
+ * the run's own: a named run is listed by whichever attempt finds it
+ * unlisted (run.listed 0: new, or its last listing was cut short); an
+ * unnamed one by every attempt. */
+
+int renc_jsql_list_begin(struct renc_journal *base, int *must)
+{
+    struct renc_journal_sqlite *j = renc_jsql(base);
+    pthread_mutex_lock(&j->lock);
+    sqlite3_stmt *st = NULL;
+    /* An unnamed run (one too long to hold) is listed again at each
+     * attempt, as a run that holds its list is. */
+    int rc = renc_jsql_prepare(j, &st, "SELECT listed = 0 OR name = '' FROM run WHERE id = 1");
+    if (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *must = sqlite3_column_int(st, 0) != 0;
+        else
+            rc = step == SQLITE_DONE ? -RENC_E_BAD_JOURNAL : renc_jsql_rc(step);
+    }
+    sqlite3_finalize(st);
+    /* Every blob unseen until a part enters it again: what the listing
+     * does not find becomes gone at its end. */
+    if (rc == 0 && *must)
+        rc = renc_jsql_exec(j, "UPDATE blobs SET seen = 0");
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+int renc_jsql_enlist_part(struct renc_journal *base, const struct renc_scan *part)
+{
+    struct renc_journal_sqlite *j = renc_jsql(base);
+    pthread_mutex_lock(&j->lock);
+    int rc = renc_jsql_exec(j, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        rc = renc_jsql_end(j, renc_jsql_enter(j, part, NULL, NULL));
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+int renc_jsql_list_end(struct renc_journal *base, int ok)
+{
+    struct renc_journal_sqlite *j = renc_jsql(base);
+    if (!ok)
+        return 0; /* unlisted: the next attempt lists it again */
+    pthread_mutex_lock(&j->lock);
+    int rc = renc_jsql_exec(j, "BEGIN IMMEDIATE;"
+                               " UPDATE blobs SET state = 'gone' WHERE seen = 0 AND"
+                               "  state IN ('pending', 'failed');"
+                               " UPDATE run SET listed = 1, updated = (julianday('now') - 2440587.5) * 86400.0;"
+                               " COMMIT;");
     if (rc)
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&j->lock);
@@ -91,8 +164,10 @@ static int renc_jsql_claim_row(sqlite3_stmt *st, struct renc_journal_batch *out)
     struct renc_journal_item *it = &out->items[out->count];
     it->row = sqlite3_column_int64(st, 0);
     it->size = (uint64_t)sqlite3_column_int64(st, 2);
+    const unsigned char *etag = sqlite3_column_text(st, 3);
     it->path = renc_strdup(path ? (const char *)path : "");
-    RENC_RETURN_IF(!it->path, -RENC_E_NOMEM);
+    it->etag = etag ? renc_strdup((const char *)etag) : NULL;
+    RENC_RETURN_IF(!it->path || (etag && !it->etag), -RENC_E_NOMEM);
     out->count++;
     return 0;
 }
@@ -108,7 +183,7 @@ int renc_jsql_claim(struct renc_journal *base, size_t max, uint64_t max_bytes,
     pthread_mutex_lock(&j->lock);
     sqlite3_stmt *st = NULL;
     int rc = renc_jsql_prepare(j, &st,
-                               "SELECT id, path, size FROM blobs WHERE id > ?"
+                               "SELECT id, path, size, etag FROM blobs WHERE id > ?"
                                " AND state IN ('pending', 'failed')"
                                " AND id NOT IN (SELECT blob_id FROM header_intents)"
                                " ORDER BY id LIMIT ?");

@@ -153,7 +153,10 @@ static int renc_walk_dir(const struct renc_store_lister *l, uint64_t *special, c
         }
         struct stat st;
         if (lstat(child, &st) != 0) {
-            rc = renc_walk_error(l, child, -errno);
+            /* Gone since the folder was read (another run's temporary
+             * renamed onto its blob, a file deleted): not there to list. */
+            if (errno != ENOENT)
+                rc = renc_walk_error(l, child, -errno);
             continue;
         }
         if (exclude && strcmp(child, exclude) == 0)

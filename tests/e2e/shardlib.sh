@@ -11,6 +11,16 @@
 #                             opens with REF's key alone, by the independent
 #                             reader, to its plaintext under $WORK/plain
 #                             (hash-compared); needs have_pycheck
+#   watch_commits TREE TSV    counts the renames onto each name under TREE
+#                             (commit_watch.py, inotify) into TSV until
+#                             watch_end; WATCH_PID is the watcher (the
+#                             test's EXIT trap kills it)
+#   committed_once TSV LIST   every name of LIST renamed onto exactly once,
+#                             no other, and no watch overflow
+#   all_under TREE REF N WHAT no temporaries left in TREE (WHAT says by
+#                             what), its N blobs each with one slot, REF's,
+#                             each opening with REF's key alone to its
+#                             plaintext (shard_opens, with the reader)
 
 shard_corpus() {
   local n=$1 dirs=$2 pad=$3 i
@@ -34,4 +44,33 @@ shard_opens() {
     printf '%s\tok\t%s\n' "$rel" "$(sha256sum <"$rel" | cut -d' ' -f1)"
   done <"$WORK/all.lst") | LC_ALL=C sort >"$WORK/want.tsv"
   cmp -s "$WORK/opened.tsv" "$WORK/want.tsv"
+}
+
+watch_commits() {
+  python3 "$RENC_TESTS_DIR/e2e/commit_watch.py" "$1" "$2" "$2.ready" &
+  WATCH_PID=$!
+  for _ in $(seq 1 100); do [ -s "$2.ready" ] && break; sleep 0.05; done
+  check "the commit watcher is ready" [ -s "$2.ready" ]
+}
+
+watch_end() {
+  kill "$WATCH_PID"
+  wait "$WATCH_PID"
+  WATCH_PID=
+}
+
+committed_once() {
+  ! grep -q OVERFLOW "$1" && [ "$(awk '$1 != 1' "$1" | wc -l)" -eq 0 ] &&
+    cut -f2 "$1" | LC_ALL=C sort | cmp -s - "$2"
+}
+
+all_under() {
+  local tree=$1 ref=$2 n=$3 refs
+  expect_no_temporaries "$4" "$tree"
+  refs=$(slot_refs "$tree")
+  check "every blob has one slot, $ref's (got: $refs)" [ "$refs" = "$ref $n" ]
+  if have_pycheck; then
+    check "every blob opens with $ref's key alone, to its original plaintext" \
+      shard_opens "$tree" "$ref"
+  fi
 }

@@ -4,7 +4,9 @@
  * created 0600 and others' files refused, and in-place header intents
  * settled after a crash: found new, found old, half written (completed),
  * matching neither (left alone, never through a symlink) and gone, each
- * recorded as settled; claims hand out each unfinished blob once. */
+ * recorded as settled; claims hand out each unfinished blob once; a named
+ * run is listed in parts (a listing cut short leaves it unlisted and
+ * unfinished, the next one makes the unseen gone). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -411,6 +413,79 @@ static void test_journal_claims_hand_out_each_unfinished_blob_once(void **state)
     renc_free(s.items);
 }
 
+/* A part of fake_scan's blobs from..to-1 (paths borrowed). */
+static void enlist_range(struct renc_journal *j, const struct renc_scan *all, size_t from,
+                         size_t to)
+{
+    struct renc_scan part = {.items = all->items + from, .count = to - from};
+    assert_int_equal(renc_journal_enlist_part(j, &part), 0);
+}
+
+static void test_journal_a_named_run_is_listed_in_parts(void **state)
+{
+    (void)state;
+    struct renc_journal *j;
+    struct renc_journal_params named = params;
+    named.name = "mig";
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_false(renc_journal_shared(j));
+    assert_int_equal(renc_journal_start(j, &named, 0), 0);
+    char paths[6][256];
+    struct renc_scan s;
+    fake_scan(&s, paths, 6);
+    s.items[5].etag = "\"0x8D1\"";
+    int must = 0;
+    assert_int_equal(renc_journal_list_begin(j, &must), 0);
+    assert_int_equal(must, 1);
+    enlist_range(j, &s, 0, 3);
+    /* Cut short: the run is unlisted, so unfinished even with nothing
+     * pending once those are done, and the next attempt lists again. */
+    struct renc_journal_status st;
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_false(st.listed);
+    assert_string_equal(st.params.name, "mig");
+    assert_int_equal(st.count[RENC_J_PENDING], 3);
+    assert_true(renc_journal_unfinished(&st));
+    renc_journal_close(j);
+
+    assert_int_equal(renc_journal_open(&j, jpath, 1, NULL), 0);
+    assert_int_equal(renc_journal_start(j, &named, 1), 0);
+    assert_int_equal(renc_journal_list_begin(j, &must), 0);
+    assert_int_equal(must, 1);
+    enlist_range(j, &s, 1, 4); /* b0 is no longer there */
+    enlist_range(j, &s, 4, 6);
+    assert_int_equal(renc_journal_list_end(j, 1), 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_true(st.listed);
+    assert_int_equal(st.count[RENC_J_PENDING], 5);
+    assert_int_equal(st.count[RENC_J_GONE], 1);
+    struct renc_journal_batch b;
+    assert_int_equal(renc_journal_claim(j, 10, &b), 0);
+    assert_int_equal(b.count, 5);
+    assert_string_equal(b.items[0].path, paths[1]);
+    assert_null(b.items[0].etag);
+    assert_string_equal(b.items[4].etag, "\"0x8D1\"");
+    for (size_t i = 0; i < b.count; i++)
+        renc_journal_note(j, b.items[i].row, RENC_J_DONE, 0, NULL, "local:k/2");
+    renc_journal_batch_cleanup(&b);
+    assert_int_equal(renc_journal_flush(j), 0);
+    /* Listed: a later attempt of the named run does not list it again. */
+    assert_int_equal(renc_journal_start(j, &named, 1), 0);
+    assert_int_equal(renc_journal_list_begin(j, &must), 0);
+    assert_int_equal(must, 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_false(renc_journal_unfinished(&st));
+    /* An unnamed run is listed by every attempt. */
+    assert_int_equal(renc_journal_start(j, &params, 0), 0);
+    assert_int_equal(renc_journal_status(j, &st), 0);
+    assert_true(st.listed);
+    assert_string_equal(st.params.name, "");
+    assert_int_equal(renc_journal_list_begin(j, &must), 0);
+    assert_int_equal(must, 1);
+    renc_journal_close(j);
+    renc_free(s.items);
+}
+
 static void test_journal_default_path_depends_on_sources_and_out(void **state)
 {
     (void)state;
@@ -442,6 +517,7 @@ int main(void)
         T(test_journal_a_done_note_clears_its_intent),
         T(test_journal_a_failed_flush_keeps_its_notes_for_the_next),
         T(test_journal_claims_hand_out_each_unfinished_blob_once),
+        T(test_journal_a_named_run_is_listed_in_parts),
         T(test_journal_default_path_depends_on_sources_and_out),
     };
     return cmocka_run_group_tests(tests, setup_group, NULL);
