@@ -749,11 +749,11 @@ static int renc_bulk_open_store(struct renc_bulk_run *r)
 
 /* The most blobs a run lists into memory before it goes in rounds instead:
  * RENC_LIST_HOLD, else 250,000 (about 60 MiB of list).  Only a run with a
- * journal file, in place and whole, can (0: no limit): --out's collision
- * checks and a shard's own listing need the whole list. */
+ * journal file in place can (0: no limit): --out's collision checks need
+ * the whole list. */
 static size_t renc_bulk_hold_max(const struct renc_bulk_run *r)
 {
-    if (!r->journaled || r->in_rounds || r->a->out || r->a->shard.count)
+    if (!r->journaled || r->in_rounds || r->a->out)
         return 0;
     const char *env = getenv("RENC_LIST_HOLD");
     char *end;

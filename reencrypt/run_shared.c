@@ -41,6 +41,7 @@
 #include "reencrypt/cli.h"
 #include "reencrypt/cmd_run.h"
 #include "run/engine.h"
+#include "run/shard.h"
 #include "state/journal.h"
 #include "store/store.h"
 
@@ -143,7 +144,9 @@ static int renc_shared_list(struct renc_shared *sh)
                                       .temp = renc_shared_list_temp, .arg = sh};
         struct renc_store_list_stats stats;
         memset(&stats, 0, sizeof stats);
-        rc = r->store->ops->list(r->store, &l, &stats);
+        /* A shard's run (a journal file's: a server's has none) lists
+         * its own blobs only, as they stream in. */
+        rc = renc_shard_list_each(r->store, &r->a->shard, &l, NULL, &stats);
         if (rc == 0)
             rc = renc_shared_flush_part(sh);
         renc_scan_cleanup(&sh->part);
@@ -332,6 +335,7 @@ static int renc_shared_loop(struct renc_shared *sh, size_t *peak)
                 break; /* --fail-fast: no next round after a failure */
             continue;
         }
+        renc_journal_batch_cleanup(&b); /* none claimed: what the claim made for them */
         if (renc_shared_over(sh, &listed, &rc) || rc)
             break;
         /* Unlisted and no one listing: the lister died (its lock went with

@@ -20,6 +20,8 @@
 #   - an unnamed run whose listing is longer than a run holds in memory
 #     (RENC_LIST_HOLD) goes the same way: killed at a commit, resumed (the
 #     listing entered again), every blob committed exactly once;
+#     and two shards (--shard K/2) too long to hold list their own blobs
+#     into their journals, between them every blob;
 #   - bad combinations refused.
 # About 40 s in a release build.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -126,4 +128,16 @@ watch_end
 check "every blob was committed exactly once ($(wc -l <"$WORK/hcommits.tsv") names renamed onto)" \
   committed_once "$WORK/hcommits.tsv" "$WORK/all.lst"
 all_under "$TREE" local:t3/1 $N "an unnamed run in rounds, killed"
+
+# ---- shards too long to hold: each shard's own blobs, in rounds ------------------------------
+renc keys create t4 >/dev/null
+for k in 0 1; do
+  RENC_LIST_HOLD=500 expect_ok renc run --to local:t4 --shard $k/2 --progress=none "$TREE"
+  expect_out "more than 500 blobs" "listed the run:"
+  grep -o "listed the run: [0-9]* blobs" "$WORK/out" >>"$WORK/shard-listed"
+done
+check "the two shards listed $N blobs between them" \
+  [ "$(awk '{s += $4} END {print s}' "$WORK/shard-listed")" -eq "$N" ]
+refs=$(slot_refs "$TREE")
+check "every blob is under t4 alone (got: $refs)" [ "$refs" = "local:t4/1 $N" ]
 finish
