@@ -47,10 +47,14 @@
 
 /* A round: enough blobs for every thread's batches, few enough that the
  * run spreads over the workers (a round's end waits for its last blob).  A
- * named run in a journal file has one worker: its rounds are as large as
- * keeps their list small (a few MiB), so that their ends cost little. */
+ * shared worker's first round is 512 blobs; while its rounds take less than
+ * a second (tiny blobs: each round's claim, engine and flush cost about as
+ * much as its work), the next is twice as many, up to 16,384.  A named run
+ * in a journal file has one worker: its rounds are as large as keeps their
+ * list small (a few MiB) from the start, so that their ends cost little. */
 #define RENC_ROUND_MAX 512
 #define RENC_ROUND_BYTES ((uint64_t)256 << 20)
+#define RENC_ROUND_QUICK_S 1.0
 #define RENC_FILE_ROUND_MAX 16384
 #define RENC_FILE_ROUND_BYTES ((uint64_t)16 << 30)
 #define RENC_LIST_PART 2000
@@ -329,7 +333,11 @@ static int renc_shared_loop(struct renc_shared *sh, size_t *peak)
         if ((rc = renc_journal_claim_upto(r->sess.journal, max, max_bytes, &b)))
             break;
         if (b.count) {
+            double t0 = renc_shared_now();
             rc = renc_shared_round(sh, &b, peak);
+            if (b.count == max && max < RENC_FILE_ROUND_MAX &&
+                renc_shared_now() - t0 < RENC_ROUND_QUICK_S)
+                max *= 2;
             renc_journal_batch_cleanup(&b);
             if (rc || (r->a->fail_fast && sh->sum.failed))
                 break; /* --fail-fast: no next round after a failure */
