@@ -71,11 +71,16 @@ RANDOM=${RENC_SHARED_SEED:-$$}
 # replaced by a new one.
 while [ $kills -lt 2 ]; do
   sleep "0.$((1 + RANDOM % 4))"
-  live=()
+  # Only a worker that has joined (said so, once its row is in the
+  # journal): one killed before it joins is in no list to check.
+  live=() alive=0
   for w in "${!PIDS[@]}"; do
-    [ -z "${KILLED[$w]:-}" ] && kill -0 "${PIDS[$w]}" 2>/dev/null && live+=("$w")
+    [ -z "${KILLED[$w]:-}" ] && kill -0 "${PIDS[$w]}" 2>/dev/null || continue
+    alive=$((alive + 1))
+    grep -Eq "worker [0-9]+ (starts|joins) run" "$WORK/w$w.out" && live+=("$w")
   done
-  [ ${#live[@]} -gt 0 ] || break
+  [ $alive -gt 0 ] || break
+  [ ${#live[@]} -gt 0 ] || continue
   victim=${live[$((RANDOM % ${#live[@]}))]}
   pending=$(sql "SELECT count(*) FROM blobs WHERE run = 'kill' AND state = 'pending'")
   kill -9 "${PIDS[$victim]}" 2>/dev/null && kills=$((kills + 1))
