@@ -515,7 +515,6 @@ static void renc_small_close_read(struct renc_engine *e, struct renc_ring *ring,
         o->op.done = renc_close_done;
         o->busy = 1;
         renc_ring_submit(ring, &o->op);
-        (void)renc_ring_flush(ring);
         b->next_close = (b->next_close + 1) % (2 * e->batch_max);
     }
     s->fd = -1;
@@ -539,6 +538,7 @@ void renc_batch_release(struct renc_engine *e, struct renc_ring *ring, struct re
         renc_blob_plan_cleanup(&s->plan);
         renc_free(s->old_hdr);
     }
+    (void)renc_ring_flush(ring); /* the closes start now, not at the next step */
 }
 
 /* Journals the batch's in-place header intents in one durable commit; on
