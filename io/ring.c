@@ -140,6 +140,8 @@ static void prep(struct renc_ring *ring, struct renc_ring_op *op)
         break;
     }
     }
+    if (op->flags & RENC_RING_ASYNC)
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
     io_uring_sqe_set_data(sqe, op);
 }
 

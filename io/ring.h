@@ -28,6 +28,11 @@ enum renc_ring_kind {
 };
 
 #define RENC_RING_DATASYNC 1u
+/* Any kind: run by io_uring's worker threads, never inline (IOSQE_ASYNC):
+ * for ops that may block for long and are many, such as closes that free
+ * a removed file's blocks (each a synchronous discard on some
+ * filesystems), so that they wait side by side rather than in turn. */
+#define RENC_RING_ASYNC 2u
 
 struct renc_ring_op {
     enum renc_ring_kind kind;
@@ -36,7 +41,7 @@ struct renc_ring_op {
     const char *path2;   /* RENAMEAT (to) */
     int open_flags;      /* OPENAT */
     mode_t mode;         /* OPENAT */
-    unsigned flags;      /* FSYNC: RENC_RING_DATASYNC */
+    unsigned flags;      /* RENC_RING_ASYNC; FSYNC: RENC_RING_DATASYNC */
     uint8_t *buf;        /* READ / WRITE */
     size_t len;
     uint64_t offset;

@@ -230,8 +230,8 @@ static void *renc_worker_main(void *arg)
 {
     struct renc_engine *e = arg;
     struct renc_ring *ring = NULL;
-    struct renc_small *items = renc_batch_new();
-    int rc = items ? renc_ring_new(&ring, RENC_RING_DEPTH) : -RENC_E_NOMEM;
+    struct renc_batch *batch = renc_batch_new();
+    int rc = batch ? renc_ring_new(&ring, RENC_RING_DEPTH) : -RENC_E_NOMEM;
     if (rc) {
         int zero = 0;
         atomic_compare_exchange_strong(&e->engine_rc, &zero, rc);
@@ -268,13 +268,13 @@ static void *renc_worker_main(void *arg)
                 renc_finish(e, idx, RENC_ITEM_FAILED, arc, NULL);
                 continue;
             }
-            renc_batch_add(items, n, idx, buf, want);
+            renc_batch_add(batch, n, idx, buf, want);
             n++;
             bytes += want;
         }
         if (n) {
-            renc_run_batch(e, ring, items, n);
-            renc_batch_release(e, items, n);
+            renc_run_batch(e, ring, batch, n);
+            renc_batch_release(e, ring, batch, n);
         }
         if (big >= 0) {
             pthread_mutex_lock(&e->lock);
@@ -298,8 +298,8 @@ static void *renc_worker_main(void *arg)
             pthread_mutex_unlock(&e->lock);
         }
     }
+    renc_batch_free(batch, ring);
     renc_ring_free(ring);
-    renc_free(items);
     pthread_mutex_lock(&e->lock);
     e->workers_running--;
     pthread_cond_broadcast(&e->cond);
@@ -358,8 +358,9 @@ static enum renc_barrier renc_barrier_default(void)
 }
 
 /* --barrier batch's items per batch: as many as the descriptors allow (two
- * per item in every worker's batch, within a quarter of the process's
- * limit), at least --barrier file's. */
+ * per item in every worker's batch, and two batches' closes in flight
+ * behind it: within half of the process's limit), at least --barrier
+ * file's. */
 static size_t renc_batch_cap(unsigned threads)
 {
     struct rlimit rl;

@@ -26,6 +26,7 @@ struct renc_batch_op {
     struct renc_ring_op op;
     int *result; /* the item's error, set on failure */
     int *value;  /* the op's non-negative result (a descriptor, a byte count) */
+    size_t *left; /* the step's ops not yet done */
 };
 
 static void renc_batch_done(struct renc_ring_op *op, int result)
@@ -35,6 +36,7 @@ static void renc_batch_done(struct renc_ring_op *op, int result)
         *b->result = result;
     else
         *b->value = result;
+    (*b->left)--;
 }
 
 struct renc_small {
@@ -53,18 +55,58 @@ struct renc_small {
     uint8_t *old_hdr;        /* in place: the header it replaces (for the journal) */
     struct renc_blob_plan plan;
     struct renc_store_txn txn; /* its new version (renc_commit_begin) */
-    struct renc_batch_op ops[2];
+    struct renc_batch_op op;
 };
 
-/* A worker's batch: RENC_BATCH_MAX items, filled by renc_batch_add. */
-struct renc_small *renc_batch_new(void)
+/* A replaced blob's descriptor being closed through the ring: it outlives
+ * its batch (renc_small_close_read). */
+struct renc_close_op {
+    struct renc_ring_op op;
+    int busy;
+};
+
+#define RENC_CLOSES_MAX (2 * RENC_BATCH_MAX)
+
+/* A worker's batch: RENC_BATCH_MAX items, filled by renc_batch_add; the
+ * closes still in flight from earlier batches; the ops of the step under
+ * way not yet done. */
+struct renc_batch {
+    struct renc_small items[RENC_BATCH_MAX];
+    struct renc_close_op closes[RENC_CLOSES_MAX];
+    size_t next_close;
+    size_t step_left;
+};
+
+struct renc_batch *renc_batch_new(void)
 {
-    return renc_calloc(RENC_BATCH_MAX, sizeof(struct renc_small));
+    return renc_calloc(1, sizeof(struct renc_batch));
 }
 
-void renc_batch_add(struct renc_small *items, size_t n, size_t idx, uint8_t *buf,
-                    size_t buf_len)
+/* Waits for close op o to be done; 0 when it is, else the ring's -errno
+ * (then it may never be). */
+static int renc_close_wait(struct renc_ring *ring, const struct renc_close_op *o)
 {
+    while (o->busy) {
+        int rc = renc_ring_wait(ring, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void renc_batch_free(struct renc_batch *b, struct renc_ring *ring)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < RENC_CLOSES_MAX; i++)
+        if (renc_close_wait(ring, &b->closes[i]))
+            break; /* a broken ring: renc_ring_free waits for the kernel */
+    renc_free(b);
+}
+
+void renc_batch_add(struct renc_batch *b, size_t n, size_t idx, uint8_t *buf, size_t buf_len)
+{
+    struct renc_small *items = b->items;
     memset(&items[n], 0, sizeof items[n]);
     items[n].idx = idx;
     items[n].buf = buf;
@@ -85,23 +127,37 @@ static void renc_small_fail(struct renc_engine *e, struct renc_small *s, int rc,
 /* Which items of a batch a step is for. */
 enum renc_step_for { RENC_STEP_ALL, RENC_STEP_WRITES };
 
-/* Submits one op per live item and waits for all. */
-static int renc_batch_step(struct renc_ring *ring, struct renc_small *items, size_t n,
+/* Submits one op per live item and waits for all of them (not for the
+ * earlier batches' closes, which go on meanwhile). */
+static int renc_batch_step(struct renc_ring *ring, struct renc_batch *b, size_t n,
                            void (*prep)(struct renc_small *, struct renc_batch_op *, void *),
                            void *arg, enum renc_step_for which)
 {
+    b->step_left = 0;
     for (size_t i = 0; i < n; i++) {
-        struct renc_small *s = &items[i];
+        struct renc_small *s = &b->items[i];
         if (s->rc || (which != RENC_STEP_ALL && !s->write))
             continue;
-        memset(&s->ops[0], 0, sizeof s->ops[0]);
-        s->ops[0].result = &s->rc;
-        s->ops[0].value = &s->value;
-        s->ops[0].op.done = renc_batch_done;
-        prep(s, &s->ops[0], arg);
-        renc_ring_submit(ring, &s->ops[0].op);
+        memset(&s->op, 0, sizeof s->op);
+        s->op.result = &s->rc;
+        s->op.value = &s->value;
+        s->op.left = &b->step_left;
+        s->op.op.done = renc_batch_done;
+        prep(s, &s->op, arg);
+        b->step_left++;
+        renc_ring_submit(ring, &s->op.op);
     }
-    return renc_ring_drain(ring);
+    while (b->step_left) {
+        int rc = renc_ring_wait(ring, 1);
+        if (rc < 0) {
+            /* The ring itself failed: no callback runs any more. */
+            for (size_t i = 0; i < n; i++)
+                if (b->items[i].rc == 0 && (which == RENC_STEP_ALL || b->items[i].write))
+                    b->items[i].rc = rc;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* The store's local fast path: the blob opened through the ring by the
@@ -124,15 +180,19 @@ static void renc_prep_read(struct renc_small *s, struct renc_batch_op *b, void *
     b->op.offset = 0;
 }
 
-static void renc_prep_open_tmp(struct renc_small *s, struct renc_batch_op *b, void *arg)
+/* What a write goes to, opened in the worker itself, not through the ring:
+ * an open that creates a file always leaves io_uring's inline path for its
+ * worker threads, and a batch's creates all take the same directory's lock,
+ * so with the whole batch in flight those threads mostly spun on that lock
+ * and took the cores from the workers (docs/PERFORMANCE.md, "Small blobs:
+ * the per-blob overhead"). */
+static int renc_open_out(const struct renc_small *s, const struct renc_scan *scan)
 {
-    const struct renc_scan *scan = arg;
-    b->op.kind = RENC_RING_OPENAT;
-    b->op.fd = AT_FDCWD;
-    b->op.path = s->in_place ? s->txn.final : s->txn.tmp;
-    b->op.open_flags = s->in_place ? O_WRONLY | O_CLOEXEC | O_NOFOLLOW
-                                   : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-    b->op.mode = scan->items[s->idx].mode & 07777;
+    int fd = s->in_place
+                 ? open(s->txn.final, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+                 : open(s->txn.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                        scan->items[s->idx].mode & 07777);
+    return fd < 0 ? -errno : fd;
 }
 
 static void renc_prep_write(struct renc_small *s, struct renc_batch_op *b, void *arg)
@@ -417,24 +477,68 @@ static int renc_batch_barrier(struct renc_engine *e, struct renc_small *items, s
     return e->dst->ops->barrier(e->dst, txns, k);
 }
 
-void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n)
+/* Whether the blob as read is gone: replaced in place by its new version
+ * (the exchange put the old file aside and removed it), so its pages and
+ * blocks go with its last descriptor. */
+static int renc_small_replaced(const struct renc_small *s)
+{
+    return s->write && s->rc == 0 && !s->in_place && s->txn.mode == RENC_COMMIT_REPLACE;
+}
+
+static void renc_close_done(struct renc_ring_op *op, int result)
+{
+    (void)result; /* read-only: closing cannot lose data */
+    ((struct renc_close_op *)op)->busy = 0;
+}
+
+/* A replaced blob's last descriptor frees its blocks, which on a
+ * filesystem mounted with `discard` and no journal waits for the device's
+ * discard, one blob after another: these closes go through the ring's
+ * workers instead, side by side, while the worker goes on with its next
+ * batch (the blob is finished and journaled already; nothing waits for its
+ * old blocks).  Two batches' closes at most are in flight: a slot is
+ * reused once its close two batches back is done (renc_batch_cap counts
+ * their descriptors). */
+static void renc_small_close_read(struct renc_engine *e, struct renc_ring *ring,
+                                  struct renc_batch *b, struct renc_small *s)
+{
+    struct renc_close_op *o = &b->closes[b->next_close];
+    if (!renc_small_replaced(s) || renc_close_wait(ring, o)) {
+        if (!e->opts.keep_cache && !renc_small_replaced(s))
+            renc_file_drop_cache(s->fd); /* read once: not worth the cache */
+        close(s->fd);                    /* read-only: closing cannot lose data */
+    } else {
+        memset(o, 0, sizeof *o);
+        o->op.kind = RENC_RING_CLOSE;
+        o->op.fd = s->fd;
+        o->op.flags = RENC_RING_ASYNC;
+        o->op.done = renc_close_done;
+        o->busy = 1;
+        renc_ring_submit(ring, &o->op);
+        b->next_close = (b->next_close + 1) % (2 * e->batch_max);
+    }
+    s->fd = -1;
+}
+
+void renc_batch_release(struct renc_engine *e, struct renc_ring *ring, struct renc_batch *b,
+                        size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (items[i].fd >= 0 && !e->opts.keep_cache)
-            renc_file_drop_cache(items[i].fd); /* read once: not worth the cache */
-        if (items[i].fd >= 0)
-            close(items[i].fd); /* read-only: closing cannot lose data */
-        if (items[i].ofd >= 0)
-            close(items[i].ofd);
-        if (items[i].buf_len)
-            renc_pool_release(e->pool, items[i].buf, items[i].buf_len);
-        else if (items[i].buf) {
-            renc_secmem_wipe(items[i].buf, items[i].len);
-            renc_free(items[i].buf);
+        struct renc_small *s = &b->items[i];
+        if (s->fd >= 0)
+            renc_small_close_read(e, ring, b, s);
+        if (s->ofd >= 0)
+            close(s->ofd);
+        if (s->buf_len)
+            renc_pool_release(e->pool, s->buf, s->buf_len);
+        else if (s->buf) {
+            renc_secmem_wipe(s->buf, s->len);
+            renc_free(s->buf);
         }
-        renc_blob_plan_cleanup(&items[i].plan);
-        renc_free(items[i].old_hdr);
+        renc_blob_plan_cleanup(&s->plan);
+        renc_free(s->old_hdr);
     }
+    (void)renc_ring_flush(ring); /* the closes start now, not at the next step */
 }
 
 /* Journals the batch's in-place header intents in one durable commit; on
@@ -468,16 +572,17 @@ static void renc_batch_intents(struct renc_engine *e, struct renc_small *items, 
 /* Reads the batch: open, identity, read, with the whole batch in flight.
  * The descriptors stay open until the batch ends: the identity taken here is
  * what each commit checks it replaces. */
-static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring,
-                            struct renc_small *items, size_t n)
+static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring, struct renc_batch *b,
+                            size_t n)
 {
-    renc_batch_step(ring, items, n, renc_prep_open_read, e, RENC_STEP_ALL);
+    struct renc_small *items = b->items;
+    renc_batch_step(ring, b, n, renc_prep_open_read, e, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++) {
         items[i].fd = items[i].rc ? -1 : items[i].value;
         if (items[i].fd >= 0 && fstat(items[i].fd, &items[i].st) != 0)
             items[i].rc = -errno;
     }
-    renc_batch_step(ring, items, n, renc_prep_read, e, RENC_STEP_ALL);
+    renc_batch_step(ring, b, n, renc_prep_read, e, RENC_STEP_ALL);
     for (size_t i = 0; i < n; i++)
         if (items[i].rc == 0)
             items[i].len = (size_t)items[i].value;
@@ -485,14 +590,14 @@ static void renc_batch_read(struct renc_engine *e, struct renc_ring *ring,
 
 /* Opens what each write goes to: the temporary, or in place the blob itself
  * (which must still be the file that was read). */
-static void renc_batch_open_out(struct renc_engine *e, struct renc_ring *ring,
-                                struct renc_small *items, size_t n)
+static void renc_batch_open_out(struct renc_engine *e, struct renc_small *items, size_t n)
 {
-    renc_batch_step(ring, items, n, renc_prep_open_tmp, (void *)e->scan, RENC_STEP_WRITES);
     for (size_t i = 0; i < n; i++) {
         struct renc_small *s = &items[i];
         if (!s->write)
             continue;
+        if (s->rc == 0 && (s->value = renc_open_out(s, e->scan)) < 0)
+            s->rc = s->value;
         if (s->rc) {
             renc_small_fail(e, s, s->rc, NULL);
             continue;
@@ -564,10 +669,10 @@ static void renc_batch_commit(struct renc_engine *e, struct renc_small *items, s
     }
 }
 
-void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
-                    struct renc_small *items, size_t n)
+void renc_run_batch(struct renc_engine *e, struct renc_ring *ring, struct renc_batch *b, size_t n)
 {
-    renc_batch_read(e, ring, items, n);
+    struct renc_small *items = b->items;
+    renc_batch_read(e, ring, b, n);
     for (size_t i = 0; i < n; i++) {
         /* Stopping (fail-fast, a run-wide failure, a signal): the rest of
          * the batch is left as it is, untouched and not finished, for the
@@ -595,13 +700,13 @@ void renc_run_batch(struct renc_engine *e, struct renc_ring *ring,
     struct renc_batch_fs fs = {.n = 0};
     int batch = e->opts.barrier == RENC_BARRIER_BATCH;
     uint64_t mark = batch ? renc_group_mark(e) : 0;
-    renc_batch_open_out(e, ring, items, n);
-    renc_batch_step(ring, items, n, renc_prep_write, NULL, RENC_STEP_WRITES);
+    renc_batch_open_out(e, items, n);
+    renc_batch_step(ring, b, n, renc_prep_write, NULL, RENC_STEP_WRITES);
     renc_batch_attrs(e, items, n);
     if (batch)
         renc_batch_sync_writes(e, items, n, &fs, mark);
     else
-        renc_batch_step(ring, items, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
+        renc_batch_step(ring, b, n, renc_prep_fsync, NULL, RENC_STEP_WRITES);
     renc_batch_close_out(e, items, n);
     mark = batch ? renc_group_mark(e) : 0;
     renc_batch_commit(e, items, n);

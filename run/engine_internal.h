@@ -32,11 +32,13 @@
 
 /* Items in a batch: --barrier file's (an fsync each, all in flight), and
  * the most --barrier batch takes (one syncfs stands for them all, so the
- * more the better, bounded by the descriptors: two open per item). */
+ * more the better, bounded by the descriptors: two open per item, and two
+ * batches' closes in flight behind it).  The ring holds a batch's ops and
+ * those closes. */
 #define RENC_BATCH_FILE 32
 #define RENC_BATCH_MAX 128
 #define RENC_BATCH_BYTES (16u << 20)
-#define RENC_RING_DEPTH 256
+#define RENC_RING_DEPTH 512
 #define RENC_CHUNK_INFLIGHT 8
 #define RENC_DIRECT_ALIGN 4096u
 
@@ -199,16 +201,20 @@ static inline void renc_note_attrs(struct renc_engine *e, unsigned lost)
 
 /* ---- engine_batch.c ----------------------------------------------------- */
 
-/* The RENC_BATCH_MAX items of one worker's batches (renc_free frees them). */
-struct renc_small *renc_batch_new(void);
+struct renc_batch;
+/* A worker's batch: RENC_BATCH_MAX items (renc_batch_free frees it, after
+ * the closes it still has in flight through ring). */
+struct renc_batch *renc_batch_new(void);
+void renc_batch_free(struct renc_batch *b, struct renc_ring *ring);
 /* Sets item n of a batch to scan item idx, read into buf (from the pool). */
-void renc_batch_add(struct renc_small *items, size_t n, size_t idx, uint8_t *buf,
-                    size_t buf_len);
+void renc_batch_add(struct renc_batch *b, size_t n, size_t idx, uint8_t *buf, size_t buf_len);
 /* Runs a batch of n small blobs, start to finish. */
-void renc_run_batch(struct renc_engine *e, struct renc_ring *ring, struct renc_small *items,
+void renc_run_batch(struct renc_engine *e, struct renc_ring *ring, struct renc_batch *b,
                     size_t n);
-/* Closes, releases and frees what a batch's items hold. */
-void renc_batch_release(struct renc_engine *e, struct renc_small *items, size_t n);
+/* Closes, releases and frees what a batch's items hold (the descriptors of
+ * replaced blobs through ring, in the background). */
+void renc_batch_release(struct renc_engine *e, struct renc_ring *ring, struct renc_batch *b,
+                        size_t n);
 
 /* ---- engine_chunk.c ----------------------------------------------------- */
 

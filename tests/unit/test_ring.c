@@ -813,6 +813,49 @@ static void test_ring_depth_is_clamped(void **state)
     }
 }
 
+/* RENC_RING_ASYNC: ops run by io_uring's worker threads complete as inline
+ * ones do; many closes of removed files (each freeing the file's blocks)
+ * in flight at once all close their descriptors. */
+static void test_ring_async_ops_and_closes_of_removed_files(void **state)
+{
+    (void)state;
+    enum { N = 64, LEN = 16384 };
+    struct renc_ring *ring = NULL;
+    assert_int_equal(renc_ring_new(&ring, 16), 0);
+    uint8_t data[LEN], back[LEN];
+    fill_pattern(data, LEN, 7, 0);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        char path[PATH_MAX], name[32];
+        snprintf(name, sizeof name, "async%d", i);
+        path_in_tmp(path, sizeof(path), name);
+        fds[i] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(write(fds[i], data, LEN), LEN);
+        assert_int_equal(unlink(path), 0);
+    }
+    struct renc_ring_op rd = {.kind = RENC_RING_READ, .fd = fds[0], .buf = back, .len = LEN,
+                              .flags = RENC_RING_ASYNC};
+    assert_int_equal(run_op(ring, &rd), LEN);
+    assert_memory_equal(back, data, LEN);
+    struct renc_ring_op ops[N];
+    struct result res[N];
+    for (int i = 0; i < N; i++) {
+        ops[i] = (struct renc_ring_op){.kind = RENC_RING_CLOSE, .fd = fds[i],
+                                       .flags = RENC_RING_ASYNC, .done = record_result,
+                                       .user = &res[i]};
+        res[i] = (struct result){0, -1};
+        renc_ring_submit(ring, &ops[i]);
+    }
+    assert_int_equal(renc_ring_drain(ring), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(res[i].calls, 1);
+        assert_int_equal(res[i].value, 0);
+        assert_int_equal(fcntl(fds[i], F_GETFD), -1);
+    }
+    renc_ring_free(ring);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -835,6 +878,7 @@ int main(void)
         T(test_ring_rejects_bad_ops),
         T(test_ring_new_out_of_memory_leaves_out_unset),
         T(test_ring_depth_is_clamped),
+        T(test_ring_async_ops_and_closes_of_removed_files),
     };
     return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
