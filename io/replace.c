@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -26,8 +27,44 @@ int renc_unchanged_at(int dirfd, const char *path, const struct stat *read)
     return renc_same_file(read, &now) ? 0 : -RENC_E_CHANGED;
 }
 
-int renc_replace_checked(int dirfd, const char *tmp, const char *final, const struct stat *read)
+static int renc_file_id_at(int dirfd, const char *path, int flags, struct renc_file_id *id)
 {
+    struct statx sx;
+    memset(id, 0, sizeof *id);
+    if (statx(dirfd, path, flags | AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &sx) != 0)
+        return -errno;
+    id->dev = ((uint64_t)sx.stx_dev_major << 32) | sx.stx_dev_minor;
+    id->ino = sx.stx_ino;
+    id->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
+    if (id->has_btime) {
+        id->btime_sec = sx.stx_btime.tv_sec;
+        id->btime_nsec = sx.stx_btime.tv_nsec;
+    }
+    return 0;
+}
+
+int renc_file_id_fd(int fd, struct renc_file_id *id)
+{
+    return renc_file_id_at(fd, "", AT_EMPTY_PATH, id);
+}
+
+/* 1 when the file at path (relative to dirfd) is the one mine describes. */
+static int renc_is_mine(int dirfd, const char *path, const struct renc_file_id *mine)
+{
+    struct renc_file_id at;
+    return renc_file_id_at(dirfd, path, 0, &at) == 0 && at.dev == mine->dev &&
+           at.ino == mine->ino && at.has_btime == mine->has_btime &&
+           at.btime_sec == mine->btime_sec && at.btime_nsec == mine->btime_nsec;
+}
+
+int renc_replace_checked(int dirfd, const char *tmp, const char *final, const struct stat *read,
+                         const struct renc_file_id *mine)
+{
+    /* Our staging file gone from its name (another writer removed it and
+     * may be writing its own there): nothing of ours to put in place, and
+     * the other's file is left alone. */
+    if (mine && !renc_is_mine(dirfd, tmp, mine))
+        return -RENC_E_CHANGED;
     int rc = renc_unchanged_at(dirfd, final, read);
     if (rc) {
         unlinkat(dirfd, tmp, 0);
@@ -42,6 +79,14 @@ int renc_replace_checked(int dirfd, const char *tmp, const char *final, const st
         if (rc)
             unlinkat(dirfd, tmp, 0);
         return rc;
+    }
+    /* What went in must be ours: another writer's staging file may have
+     * taken the name since the check above.  Exchanged back at once, both
+     * files keep their names. */
+    if (mine && !renc_is_mine(dirfd, final, mine)) {
+        if (renameat2(dirfd, tmp, dirfd, final, RENAME_EXCHANGE) != 0)
+            return -errno;
+        return -RENC_E_CHANGED;
     }
     /* What came out is at tmp now: the blob that was read, or a stranger.
      * The exchange itself moved its ctime: the inode and its content's

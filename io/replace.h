@@ -29,7 +29,24 @@
 #ifndef RENC_IO_REPLACE_H
 #define RENC_IO_REPLACE_H
 
+#include <stdint.h>
 #include <sys/stat.h>
+
+/* A file's identity while it may be closed: its device and inode, and its
+ * birth time where the filesystem keeps one (ext4, XFS, Btrfs, tmpfs): an
+ * inode number freed by an unlink is given to the next file created, so the
+ * number alone cannot tell a file from its successor.  The birth time is
+ * taken at the clock's tick (a few ms): files born in one tick on one inode
+ * number look the same. */
+struct renc_file_id {
+    uint64_t dev, ino;
+    int64_t btime_sec;
+    uint32_t btime_nsec;
+    int has_btime;
+};
+
+/* renc_file_id_fd: fd's identity; 0 or -errno (id zeroed). */
+int renc_file_id_fd(int fd, struct renc_file_id *id);
 
 /* renc_same_file: 1 when b is the file a described, unchanged. */
 int renc_same_file(const struct stat *a, const struct stat *b);
@@ -38,8 +55,14 @@ int renc_same_file(const struct stat *a, const struct stat *b);
  * AT_FDCWD) takes final's place if final is still the file `read`
  * describes.  0 when replaced (the old file is unlinked), -RENC_E_CHANGED
  * when final is another file or gone (tmp removed, final untouched), or
- * -errno (tmp removed).  The directory is not made durable. */
-int renc_replace_checked(int dirfd, const char *tmp, const char *final, const struct stat *read);
+ * -errno (tmp removed).  mine (may be NULL: not checked) is the staging
+ * file the caller made (renc_file_id_fd): when tmp is no longer that file
+ * (another writer of the same name, as a worker whose lease lapsed meets
+ * the worker that claimed its blob since), -RENC_E_CHANGED and both are
+ * left as they are; checked again after the exchange, which is undone if
+ * another's file went in.  The directory is not made durable. */
+int renc_replace_checked(int dirfd, const char *tmp, const char *final, const struct stat *read,
+                         const struct renc_file_id *mine);
 
 /* renc_unchanged_at: 0 when path (relative to dirfd) is still the file
  * `read` describes, -RENC_E_CHANGED when it is not (or is gone), -errno. */

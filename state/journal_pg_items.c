@@ -378,28 +378,36 @@ static int renc_jpg_note_arrays(const struct renc_journal_outcome *o, size_t n,
     return 0;
 }
 
-/* The notes in one UPDATE over unnest()ed arrays, their intents removed. */
+/* The notes in one UPDATE over unnest()ed arrays, their intents removed.
+ * A note counts only while this worker still holds the blob's claim (or
+ * nobody does and the blob is not finished: a blob registered without a
+ * claim): a worker frozen past its lease, whose blobs another worker
+ * claimed and finished, cannot overwrite their notes nor remove that
+ * worker's header intents when it wakes. */
 static int renc_jpg_write_batch(struct renc_journal_pg *j, const struct renc_journal_outcome *o,
                                 size_t n)
 {
     struct renc_jpg_arr a[7];
     memset(a, 0, sizeof a);
     int rc = renc_jpg_note_arrays(o, n, a);
-    const char *v[7];
+    char w[24];
+    const char *v[8];
     for (int k = 0; k < 7; k++)
         v[k] = a[k].buf;
+    v[7] = I64(w, j->worker);
     if (rc == 0)
         rc = renc_jpg_query(j, NULL,
-                            "UPDATE blobs b SET state = v.state, code = v.code, error = v.error,"
-                            " old_ref = coalesce(v.old_ref, b.old_ref), new_ref = v.new_ref,"
-                            " tries = b.tries + 1, finished = " RENC_PG_NOW ","
-                            " claimed_by = NULL, lease_until = NULL"
+                            "WITH upd AS (UPDATE blobs b SET state = v.state, code = v.code,"
+                            " error = v.error, old_ref = coalesce(v.old_ref, b.old_ref),"
+                            " new_ref = v.new_ref, tries = b.tries + 1,"
+                            " finished = " RENC_PG_NOW ", claimed_by = NULL, lease_until = NULL"
                             " FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[],"
                             "  $5::text[], $6::text[]) AS v(id, state, code, error, old_ref,"
-                            "  new_ref) WHERE b.id = v.id", 6, v);
-    if (rc == 0)
-        rc = renc_jpg_query(j, NULL, "DELETE FROM header_intents WHERE blob_id ="
-                                     " ANY($1::bigint[])", 1, v + 6);
+                            "  new_ref) WHERE b.id = v.id AND (b.claimed_by = $8::bigint OR"
+                            "  (b.claimed_by IS NULL AND b.state IN ('pending', 'failed')))"
+                            " RETURNING b.id)"
+                            " DELETE FROM header_intents WHERE blob_id = ANY($7::bigint[])"
+                            " AND blob_id IN (SELECT id FROM upd)", 8, v);
     for (int k = 0; k < 7; k++)
         renc_free(a[k].buf);
     return rc;

@@ -149,6 +149,7 @@ static int renc_local_begin(struct renc_store *s, const struct renc_scan_item *i
     txn->fd = -1;
     txn->priv = NULL;
     txn->appended = 0;
+    memset(&txn->tmp_id, 0, sizeof txn->tmp_id);
     int n = mode == RENC_COMMIT_MIRROR
                 ? snprintf(txn->final, sizeof txn->final, "%s/%s", sp->root, it->rel)
                 : snprintf(txn->final, sizeof txn->final, "%s", it->path);
@@ -272,13 +273,16 @@ static int renc_local_commit(struct renc_store *s, struct renc_store_txn *txn,
                              const struct stat *id)
 {
     (void)s;
+    if (txn->fd >= 0) /* the streamed path's staging file, still open */
+        renc_store_txn_mine(txn, txn->fd);
     int rc = renc_local_seal(txn);
     if (rc) {
         unlink(txn->tmp);
         return rc;
     }
     if (txn->mode == RENC_COMMIT_REPLACE)
-        return renc_replace_checked(AT_FDCWD, txn->tmp, txn->final, id);
+        return renc_replace_checked(AT_FDCWD, txn->tmp, txn->final, id,
+                                    txn->tmp_id.ino ? &txn->tmp_id : NULL);
     rc = rename(txn->tmp, txn->final) == 0 ? 0 : -errno;
     if (rc)
         unlink(txn->tmp);

@@ -49,6 +49,12 @@ int renc_store_open(struct renc_store **out, const struct renc_store_spec *spec)
     return renc_store_local_new(out, spec);
 }
 
+void renc_store_txn_mine(struct renc_store_txn *txn, int fd)
+{
+    if (fd < 0 || renc_file_id_fd(fd, &txn->tmp_id) != 0)
+        memset(&txn->tmp_id, 0, sizeof txn->tmp_id);
+}
+
 void renc_store_free(struct renc_store *s)
 {
     if (s)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "io/replace.h"
 #include "store/scan.h"
 
 /* The longest name a store hands out for a blob or its staging copy: a
@@ -58,7 +59,16 @@ struct renc_store_txn {
     void *priv;  /* the store's own state of a staged version (blob storage: its
                   * blocks, the properties to carry over); freed by commit or abort */
     uint64_t appended; /* bytes staged through append */
+    /* local: the staging file this txn made (ino 0: not known).  Its
+     * commit puts only that file in the blob's place: a worker frozen past
+     * its lease finds its staging name taken by the worker that claimed
+     * the blob since, and is refused (renc_replace_checked). */
+    struct renc_file_id tmp_id;
 };
+
+/* renc_store_txn_mine: records the staging file open at fd as txn's own
+ * (tmp_id), before it is closed. */
+void renc_store_txn_mine(struct renc_store_txn *txn, int fd);
 
 /* The temporaries' tags of a run (io/tmpname.h): tag names this run's,
  * stale_tag (may be NULL) a run a --restart forgot; with clean, a

@@ -1,7 +1,8 @@
 /* tests/unit/test_store.c — the store seam's local store (store/store.h,
  * store/local.c) and the --out mirror rules (store/mirror.h): listing
  * streams items, errors and temporaries; a replacement is invisible until
- * its commit and refused when the blob changed; the mirror makes its
+ * its commit and refused when the blob changed, or when its staging name
+ * holds another writer's file; the mirror makes its
  * folders; the sweep removes only temporaries of the given tags; the
  * mirror rules find collisions and mirrors onto sources; the blob store's
  * listed props and tags (store/azblob_attrs.h) read back as made. */
@@ -174,6 +175,56 @@ static void test_store_local_replace_is_invisible_until_commit(void **state)
     listed_cleanup(&l);
 }
 
+/* Two writers of one staging name (a worker frozen past its lease, and the
+ * worker that claimed its blob since): the first one's commit finds its
+ * file gone from the name and puts nothing in place, the other's file and
+ * the blob untouched; the second one's commit goes through. */
+static void test_store_local_commit_puts_only_its_own_file(void **state)
+{
+    struct fixture *fx = *state;
+    struct listed l;
+    list_src(fx, &l);
+    struct renc_store *st = l.st;
+    const struct renc_scan_item *it = &l.scan.items[1];
+    int fd = -1;
+    struct stat id;
+    assert_int_equal(st->ops->open_read(st, it, &fd, &id), 0);
+    close(fd);
+    struct renc_store_tags tags = {.tag = "0123456789abcdef"};
+    struct renc_store_txn a, b;
+    assert_int_equal(st->ops->begin(st, it, RENC_COMMIT_REPLACE, &tags, &a), 0);
+    int afd = open(a.tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(afd >= 0);
+    assert_int_equal(write(afd, "from a", 6), 6);
+    renc_store_txn_mine(&a, afd);
+    close(afd);
+    assert_true(a.tmp_id.ino != 0);
+    /* b removes a's file (a crashed worker's, as far as b can tell) and
+     * writes its own under the same name, a lease later: here 20 ms, more
+     * than the clock tick a file's birth time is taken at (the inode
+     * number freed by the unlink is usually b's). */
+    usleep(20000);
+    assert_int_equal(st->ops->begin(st, it, RENC_COMMIT_REPLACE, &tags, &b), 0);
+    assert_string_equal(a.tmp, b.tmp);
+    assert_int_equal(unlink(b.tmp), 0);
+    int bfd = open(b.tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(bfd >= 0);
+    assert_int_equal(write(bfd, "from b, half", 12), 12);
+    renc_store_txn_mine(&b, bfd);
+    close(bfd);
+
+    assert_int_equal(st->ops->commit(st, &a, &id), -RENC_E_CHANGED);
+    char now[32];
+    slurp(it->path, now, sizeof now);
+    assert_string_equal(now, "old two"); /* the blob untouched */
+    slurp(b.tmp, now, sizeof now);
+    assert_string_equal(now, "from b, half"); /* b's file left alone */
+    assert_int_equal(st->ops->commit(st, &b, &id), 0);
+    slurp(it->path, now, sizeof now);
+    assert_string_equal(now, "from b, half");
+    listed_cleanup(&l);
+}
+
 static void test_store_local_mirror_makes_folders(void **state)
 {
     struct fixture *fx = *state;
@@ -308,6 +359,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_local_replace_is_invisible_until_commit,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_local_commit_puts_only_its_own_file, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_local_mirror_makes_folders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_local_sweep_removes_only_our_tags, setup,
                                         teardown),
