@@ -14,6 +14,9 @@
 #     exactly once (the kernel's count of renames onto each name, by
 #     inotify, and the journal agree), no temporaries are left, and the
 #     last worker's --report is the merged run (every worker listed);
+#   - a worker frozen (SIGSTOP) past its lease while another finishes its
+#     blobs, then woken: its commits and notes change nothing; every blob
+#     committed exactly once and whole;
 #   - status --run shows each worker; a rewrap with header writes in place
 #     by three workers; bad combinations refused;
 #   - the same kill test with --shard K/N and journal files: four shards,
@@ -143,6 +146,37 @@ expect_out "workers   0 live" "finished"
 # A worker started after the run finished joins it and finds nothing to do.
 expect_ok renc run --to local:t --mode rekey --journal "$J" --run kill --progress=none "$TREE"
 expect_out "this worker: 0 blobs re-encrypted" "$N of $N blobs finished"
+
+# ---- a worker frozen past its lease, woken after another finished its blobs -------
+FTREE=$WORK/ftree
+cp -a "$SRC" "$FTREE"
+watch_commits "$FTREE" "$WORK/fcommits.tsv"
+frozen() {
+  "$RENC_BIN" run --state "$STATE" --to local:t --mode rekey --journal "$J" --run frozen \
+    --threads 1 --progress=none "$FTREE" >"$WORK/f$1.out" 2>"$WORK/f$1.err" &
+}
+frozen 0
+FPID=$!
+for _ in $(seq 1 600); do
+  [ "$(sql "SELECT count(*) FROM blobs WHERE run = 'frozen' AND state = 'done'")" -ge 50 ] && break
+  sleep 0.05
+done
+kill -STOP "$FPID"
+frozen 1
+GPID=$!
+wait "$GPID"
+rc=$?
+check "a second worker, started while the first is frozen, takes its blobs when its lease lapses and exits 0 (got $rc)" \
+  [ $rc -eq 0 ]
+kill -CONT "$FPID"
+wait "$FPID"
+watch_end
+expect_ok renc status --journal "$J" --run frozen --json
+check "the frozen worker's notes, woken late, changed nothing: $N done or skipped, none failed" \
+  [ "$(jq -r '"\(.state) \(.blobs.done + .blobs.skipped) \(.blobs.failed)"' "$WORK/out")" = "finished $N 0" ]
+check "every blob of the frozen run was committed exactly once" \
+  committed_once "$WORK/fcommits.tsv" "$WORK/all.lst"
+all_under "$FTREE" local:t/1 $N "a frozen worker woken late"
 
 # ---- a rewrap by three workers, headers rewritten in place ------------------------
 renc keys create t2 >/dev/null
