@@ -132,8 +132,6 @@ static void renc_shared_sweep(struct renc_shared *sh)
                            r->sess.prev_run_id[0] ? r->sess.prev_run_id : NULL};
     if (sh->temps.temp_count)
         renc_run_sweep_temps(r->cmd, r->store, &sh->temps, tags, 2);
-    renc_scan_cleanup(&sh->temps);
-    memset(&sh->temps, 0, sizeof sh->temps);
 }
 
 /* The run listed by this worker when no other has listed it or is

@@ -392,6 +392,7 @@ int renc_engine_new(struct renc_engine **out, const struct renc_engine_opts *opt
         e->opts.barrier = renc_barrier_default();
     e->batch_max = e->opts.barrier == RENC_BARRIER_BATCH ? renc_batch_cap(opts->threads)
                                                          : RENC_BATCH_FILE;
+    e->own_tmp = opts->journal && renc_journal_shared(opts->journal);
     e->tags = (struct renc_store_tags){.tag = e->tag, .stale_tag = opts->stale_tag,
                                        .clean = opts->clean_tmp};
     /* Small enough to be read whole: a quarter of the pool per worker, at

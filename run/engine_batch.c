@@ -641,7 +641,7 @@ static void renc_batch_close_out(struct renc_engine *e, struct renc_small *items
             renc_store_fd_restore_header(s->ofd, s->old_hdr, s->len);
         else if (!e->opts.keep_cache)
             renc_file_drop_cache(s->ofd); /* durable by now (its fsync, or the batch's syncfs) */
-        if (!s->in_place)
+        if (!s->in_place && e->own_tmp)
             renc_store_txn_mine(&s->txn, s->ofd);
         if (close(s->ofd) != 0 && s->rc == 0)
             s->rc = -errno; /* in place: the journal's intent settles what is there */

@@ -101,7 +101,8 @@ static int renc_big_commit(struct renc_engine *e, size_t idx, int in_fd, const s
         rc = -errno;
     if (rc == 0 && !e->opts.keep_cache)
         renc_file_drop_cache(fd); /* durable: its pages are clean, and not read again */
-    renc_store_txn_mine(txn, fd);
+    if (e->own_tmp)
+        renc_store_txn_mine(txn, fd);
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc) {

@@ -62,6 +62,11 @@ struct renc_engine {
     struct renc_pool *pool;
     size_t small_max;      /* blobs up to this size go through batches */
     size_t batch_max;      /* items in a batch (RENC_BATCH_FILE .. RENC_BATCH_MAX) */
+    /* A run shared by many workers: another worker may come to write this
+     * run's staging names (a lease lapsed), so each commit checks that the
+     * staging file is its own (renc_store_txn_mine); a run of one process
+     * holds its trees' locks and skips the three statx calls a blob. */
+    int own_tmp;
     size_t chunk_bytes;    /* the largest chunk: one largest record (sizes --memory) */
 
     _Atomic size_t next_item;
