@@ -368,10 +368,16 @@ int renc_transform_records(struct renc_resealer *r, const struct renc_blob_plan 
             RENC_RETURN_IF(raw != want, -RENC_E_LENGTH_MISMATCH);
         }
         if (r->verify) {
+            /* A raw record is checked without writing it back (and so no
+             * plaintext is left in buf); a compressed one is opened in
+             * place, its frame wiped once decompressed. */
             const uint8_t *plain;
-            size_t plain_len;
-            rc = renc_record_open(r->from, r->z, &plain, &plain_len, buf + off, rec_len, seg,
-                                  h->nonce_prefix, (uint32_t)i, last);
+            size_t plain_len = 0;
+            rc = word & RENC_RECORD_COMPRESSED
+                     ? renc_record_open(r->from, r->z, &plain, &plain_len, buf + off, rec_len,
+                                        seg, h->nonce_prefix, (uint32_t)i, last)
+                     : renc_record_verify(r->from, &plain_len, buf + off, rec_len,
+                                          h->nonce_prefix, (uint32_t)i, last);
             uint64_t want = !last ? seg : count ? h->plaintext_len - (count - 1) * seg : plain_len;
             if (rc == 0 && plain_len != want)
                 rc = -RENC_E_LENGTH_MISMATCH;

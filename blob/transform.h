@@ -83,13 +83,15 @@ int renc_resealer_init(struct renc_resealer *r, const struct renc_blob_plan *pla
                        enum renc_aead_backend backend);
 void renc_resealer_cleanup(struct renc_resealer *r);
 
-/* renc_resealer_init_verify: a resealer that opens records (and
- * decompresses them) to verify a blob, writing nothing back. */
+/* renc_resealer_init_verify: a resealer that checks records (and
+ * decompresses compressed ones) to verify a blob, writing nothing back. */
 int renc_resealer_init_verify(struct renc_resealer *r, const struct renc_blob_plan *plan,
                               enum renc_aead_backend backend);
 
-/* renc_transform_records: rekeys (or, with a verifying resealer, opens and
- * checks), in place, whole records in buf[0, len)
+/* renc_transform_records: rekeys in place (or, with a verifying resealer,
+ * checks: raw records without writing buf, compressed ones opened in place
+ * and their frames wiped, so buf is left with no plaintext either way)
+ * whole records in buf[0, len)
  * starting at record first_index.  count is the blob's record count, or 0
  * when unknown; then final says buf ends at the end of the blob (its last
  * record is the last one).  *records_out (may be NULL) gets how many were

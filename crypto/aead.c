@@ -219,6 +219,34 @@ out_fail:
     return rc;
 }
 
+static int renc_aead_openssl_verify(struct renc_aead *aead, const uint8_t *in, size_t len,
+                                    const uint8_t tag[RENC_AEAD_TAG_LEN],
+                                    const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                                    const uint8_t *aad, size_t aad_len)
+{
+    EVP_CIPHER_CTX *ctx = aead->ctx;
+    uint8_t piece[RENC_AEAD_VERIFY_PIECE];
+    uint8_t fin[RENC_AEAD_TAG_LEN];
+    int outl = 0;
+    int rc = -RENC_E_CRYPTO;
+
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, RENC_AEAD_TAG_LEN, (void *)tag) != 1)
+        goto out;
+    if ((rc = renc_gcm_update(ctx, NULL, aad, aad_len)) != 0)
+        goto out;
+    for (size_t off = 0; off < len && rc == 0; off += sizeof(piece)) {
+        size_t n = len - off < sizeof(piece) ? len - off : sizeof(piece);
+        rc = renc_gcm_update(ctx, piece, in + off, n);
+    }
+    if (rc == 0 && (EVP_CipherFinal_ex(ctx, fin, &outl) != 1 || outl != 0))
+        rc = -RENC_E_RECORD_AUTH;
+out:
+    OPENSSL_cleanse(piece, len < sizeof(piece) ? len : sizeof(piece));
+    ERR_clear_error();
+    return rc;
+}
+
 /* Both directions check the same things, once, for both backends. */
 static int renc_aead_check(const struct renc_aead *aead, const uint8_t *out, const uint8_t *tag,
                            const uint8_t *in, size_t len, const uint8_t *nonce,
@@ -258,6 +286,20 @@ int renc_aead_open(struct renc_aead *aead, uint8_t *out, const uint8_t *in, size
     if (aead->backend == RENC_AEAD_BACKEND_IPSEC_MB)
         return renc_imb_gcm_open(aead->imb, out, in, len, tag, nonce, aad, aad_len);
     return renc_aead_openssl_open(aead, out, in, len, tag, nonce, aad, aad_len);
+}
+
+int renc_aead_verify(struct renc_aead *aead, const uint8_t *in, size_t len,
+                     const uint8_t tag[RENC_AEAD_TAG_LEN],
+                     const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                     const uint8_t *aad, size_t aad_len)
+{
+    /* in stands for out in the checks: nothing is written to either. */
+    int rc = renc_aead_check(aead, in, tag, in, len, nonce, aad, aad_len);
+    if (rc)
+        return rc;
+    if (aead->backend == RENC_AEAD_BACKEND_IPSEC_MB)
+        return renc_imb_gcm_verify(aead->imb, in, len, tag, nonce, aad, aad_len);
+    return renc_aead_openssl_verify(aead, in, len, tag, nonce, aad, aad_len);
 }
 
 const char *renc_aead_backend_name(const struct renc_aead *aead)

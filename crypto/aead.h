@@ -66,6 +66,17 @@ int renc_aead_open(struct renc_aead *aead, uint8_t *out, const uint8_t *in, size
                    const uint8_t nonce[RENC_AEAD_NONCE_LEN],
                    const uint8_t *aad, size_t aad_len);
 
+/* renc_aead_verify: checks the tag of len bytes of ciphertext `in` as
+ * renc_aead_open would, without producing the plaintext for the caller: it
+ * is decrypted piece by piece into a small scratch on the stack, wiped
+ * before return, and `in` is never written.  For a verdict alone this is
+ * cheaper than an open: no pass writes the record back, and no plaintext is
+ * left behind in the caller's buffer to wipe.  0 or -RENC_E_RECORD_AUTH. */
+int renc_aead_verify(struct renc_aead *aead, const uint8_t *in, size_t len,
+                     const uint8_t tag[RENC_AEAD_TAG_LEN],
+                     const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                     const uint8_t *aad, size_t aad_len);
+
 /* renc_aead_backend_name: the backend in use, "openssl" or "ipsec-mb" (what
  * AUTO chose), for reports; "none" for NULL. */
 const char *renc_aead_backend_name(const struct renc_aead *aead);

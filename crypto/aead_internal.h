@@ -47,4 +47,15 @@ int renc_imb_gcm_open(const struct renc_imb_gcm *g, uint8_t *out, const uint8_t 
                       const uint8_t nonce[RENC_AEAD_NONCE_LEN],
                       const uint8_t *aad, size_t aad_len);
 
+/* renc_imb_gcm_verify: as renc_aead_verify. */
+int renc_imb_gcm_verify(const struct renc_imb_gcm *g, const uint8_t *in, size_t len,
+                        const uint8_t tag[RENC_AEAD_TAG_LEN],
+                        const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                        const uint8_t *aad, size_t aad_len);
+
+/* The scratch a verify decrypts through, piece by piece: small enough to
+ * stay in the first-level cache, large enough that the per-call cost of
+ * the libraries' update functions does not show. */
+#define RENC_AEAD_VERIFY_PIECE (16u << 10)
+
 #endif

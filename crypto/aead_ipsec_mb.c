@@ -180,6 +180,31 @@ int renc_imb_gcm_open(const struct renc_imb_gcm *g, uint8_t *out, const uint8_t 
     return 0;
 }
 
+int renc_imb_gcm_verify(const struct renc_imb_gcm *g, const uint8_t *in, size_t len,
+                        const uint8_t tag[RENC_AEAD_TAG_LEN],
+                        const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                        const uint8_t *aad, size_t aad_len)
+{
+    _Alignas(RENC_IMB_ALIGN) struct gcm_context_data ctx;
+    _Alignas(RENC_IMB_ALIGN) uint8_t piece[RENC_AEAD_VERIFY_PIECE];
+    uint8_t expect[RENC_AEAD_TAG_LEN];
+
+    for (size_t i = 0; i < sizeof(expect); i++)
+        expect[i] = (uint8_t)~tag[i]; /* as in renc_imb_gcm_open */
+    IMB_AES256_GCM_INIT(renc_imb_mgr, g->kd, &ctx, nonce, aad_len ? aad : renc_imb_empty,
+                        (uint64_t)aad_len);
+    for (size_t off = 0; off < len; off += sizeof(piece)) {
+        size_t n = len - off < sizeof(piece) ? len - off : sizeof(piece);
+        IMB_AES256_GCM_DEC_UPDATE(renc_imb_mgr, g->kd, &ctx, piece, in + off, (uint64_t)n);
+    }
+    IMB_AES256_GCM_DEC_FINALIZE(renc_imb_mgr, g->kd, &ctx, expect, RENC_AEAD_TAG_LEN);
+    renc_secmem_wipe(&ctx, sizeof(ctx));
+    renc_secmem_wipe(piece, len < sizeof(piece) ? len : sizeof(piece));
+    int ok = renc_ct_equal(expect, tag, RENC_AEAD_TAG_LEN);
+    renc_secmem_wipe(expect, sizeof(expect));
+    return ok ? 0 : -RENC_E_RECORD_AUTH;
+}
+
 #else /* !RENC_HAVE_IPSEC_MB */
 
 #include "common/error.h"
@@ -220,6 +245,15 @@ int renc_imb_gcm_open(const struct renc_imb_gcm *g, uint8_t *out, const uint8_t 
 {
     (void)g, (void)in, (void)tag, (void)nonce, (void)aad, (void)aad_len;
     renc_secmem_wipe(out, len);
+    return -RENC_E_UNSUPPORTED;
+}
+
+int renc_imb_gcm_verify(const struct renc_imb_gcm *g, const uint8_t *in, size_t len,
+                        const uint8_t tag[RENC_AEAD_TAG_LEN],
+                        const uint8_t nonce[RENC_AEAD_NONCE_LEN],
+                        const uint8_t *aad, size_t aad_len)
+{
+    (void)g, (void)in, (void)len, (void)tag, (void)nonce, (void)aad, (void)aad_len;
     return -RENC_E_UNSUPPORTED;
 }
 

@@ -161,6 +161,24 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
                                  rec_len, seg_size, prefix, index, last);
 }
 
+int renc_record_verify(struct renc_aead *aead, size_t *plain_len, const uint8_t *rec,
+                       size_t rec_len, const uint8_t prefix[7], uint32_t index, int last)
+{
+    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
+    uint32_t word = renc_load_be32(rec);
+    size_t payload_len = rec_len - RENC_RECORD_OVERHEAD;
+    RENC_RETURN_IF((word & RENC_RECORD_LEN_MASK) != payload_len, -RENC_E_BAD_RECORD);
+    RENC_RETURN_IF(word & RENC_RECORD_COMPRESSED, -RENC_E_INVALID);
+    uint8_t nonce[RENC_AEAD_NONCE_LEN];
+    renc_record_nonce(nonce, prefix, index, last);
+    const uint8_t *in = rec + RENC_RECORD_WORD_LEN;
+    int rc = renc_aead_verify(aead, in, payload_len, in + payload_len, nonce, rec,
+                              RENC_RECORD_WORD_LEN);
+    if (rc == 0)
+        *plain_len = payload_len;
+    return rc;
+}
+
 int renc_record_reseal(struct renc_aead *from, struct renc_aead *to,
                        uint8_t *rec, size_t rec_len,
                        const uint8_t old_prefix[7], const uint8_t new_prefix[7],

@@ -66,6 +66,14 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
                      uint8_t *rec, size_t rec_len, uint32_t seg_size,
                      const uint8_t prefix[7], uint32_t index, int last);
 
+/* renc_record_verify: checks a raw (uncompressed) record at rec as
+ * renc_record_open would, leaving rec as it was and no plaintext anywhere
+ * (renc_aead_verify); *plain_len is the segment's length.  A compressed
+ * record is -RENC_E_INVALID here: its frame must be opened and
+ * decompressed to be checked (renc_record_open). */
+int renc_record_verify(struct renc_aead *aead, size_t *plain_len, const uint8_t *rec,
+                       size_t rec_len, const uint8_t prefix[7], uint32_t index, int last);
+
 /* renc_record_open_into: as renc_record_open, but the record stays
  * untouched (it may be read-only, e.g. mapped) and the payload is decrypted
  * into scratch (room for the record's payload, at most seg_size bytes).

@@ -44,6 +44,10 @@ int renc_fault_check(const char *op)
         RENC_MEM_SIMULATED_CRASH(); /* see common/memcheck.h */
         raise(SIGKILL);             /* crash tests: die at exactly this point */
     }
+    if (strcmp(e, "STOP") == 0) {
+        raise(SIGSTOP); /* until the test sends SIGCONT */
+        return 0;
+    }
     int err = strcmp(e, "ENOSPC") == 0 ? ENOSPC : strcmp(e, "EIO") == 0 ? EIO : atoi(e);
     return err > 0 ? -err : 0;
 }

@@ -59,7 +59,9 @@ void renc_file_drop_cache(int fd);
  * entered into the journal or commit of a blob's new version (its rename,
  * for a local tree) of the process with that errno
  * (ENOSPC, EIO or a number); "OP:N:KILL" kills the process there with
- * SIGKILL instead, for crash tests. */
+ * SIGKILL instead, for crash tests; "OP:N:STOP" stops it there (SIGSTOP)
+ * and goes on once it is continued, for a test that changes the world
+ * under a run at an exact point. */
 int renc_fault_check(const char *op);
 
 #ifdef RENC_TEST_HOOKS

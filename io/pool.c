@@ -20,7 +20,8 @@
 
 #define RENC_POOL_CLASSES 8
 
-/* A cached buffer, wiped, with the link in its first bytes. */
+/* A cached buffer, holding no secret (wiped, or only ever ciphertext),
+ * with the link in its first bytes. */
 struct renc_pool_cached {
     struct renc_pool_cached *next;
 };
@@ -67,7 +68,7 @@ static uint8_t *cache_take(struct renc_pool *pool, size_t size)
     return NULL;
 }
 
-/* cache_put: keeps buf (wiped) on the free list of its size; 0 when no list
+/* cache_put: keeps buf (holding no secret) on the free list of its size; 0 when no list
  * is free for that size (the caller frees buf). */
 static int cache_put(struct renc_pool *pool, uint8_t *buf, size_t size)
 {
@@ -212,15 +213,8 @@ int renc_pool_try_acquire(struct renc_pool *pool, size_t len, uint8_t **buf)
     return pool_acquire(pool, len, buf, 0);
 }
 
-void renc_pool_release(struct renc_pool *pool, uint8_t *buf, size_t len)
+static void pool_release(struct renc_pool *pool, uint8_t *buf, size_t size)
 {
-    if (!pool || !buf)
-        return;
-    size_t size = round_len(len);
-    /* The buffer may hold plaintext: wipe all of it before anyone else can
-     * get it, and before it goes back to the allocator. */
-    explicit_bzero(buf, size);
-
     pthread_mutex_lock(&pool->mu);
     pool->in_use -= size < pool->in_use ? size : pool->in_use;
     /* in_use + cached <= budget held with buf counted in in_use, so it still
@@ -230,6 +224,23 @@ void renc_pool_release(struct renc_pool *pool, uint8_t *buf, size_t len)
     pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     renc_free(buf);
+}
+
+void renc_pool_release(struct renc_pool *pool, uint8_t *buf, size_t len)
+{
+    if (!pool || !buf)
+        return;
+    size_t size = round_len(len);
+    /* The buffer may hold plaintext: wipe all of it before anyone else can
+     * get it, and before it goes back to the allocator. */
+    explicit_bzero(buf, size);
+    pool_release(pool, buf, size);
+}
+
+void renc_pool_release_public(struct renc_pool *pool, uint8_t *buf, size_t len)
+{
+    if (pool && buf)
+        pool_release(pool, buf, round_len(len));
 }
 
 void renc_pool_cancel(struct renc_pool *pool)

@@ -32,6 +32,11 @@ int renc_pool_try_acquire(struct renc_pool *pool, size_t len, uint8_t **buf);
  * contents are wiped (they may be plaintext) before reuse. */
 void renc_pool_release(struct renc_pool *pool, uint8_t *buf, size_t len);
 
+/* renc_pool_release_public: renc_pool_release for a buffer that never held
+ * a secret (only ciphertext, as a verify's chunks): not wiped, which saves
+ * writing all of it once more. */
+void renc_pool_release_public(struct renc_pool *pool, uint8_t *buf, size_t len);
+
 /* renc_pool_cancel: wakes every waiter with -ECANCELED (a stopping run). */
 void renc_pool_cancel(struct renc_pool *pool);
 

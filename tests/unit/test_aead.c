@@ -1,5 +1,5 @@
 /* tests/unit/test_aead.c — AES-256-GCM against the GCM specification's test
- * cases 13-16, tamper rejection, in-place use and context reuse, through the
+ * cases 13-16 (seal, open and verify), tamper rejection, in-place use and context reuse, through the
  * backend AUTO picks here (each backend on its own, and the two against each
  * other: tests/unit/test_aead_backends.c). */
 #include <setjmp.h>
@@ -127,20 +127,34 @@ static void test_aead_seal_and_open_work_in_place(void **state)
 
 /* Opens tc16 with one thing altered and checks the record is refused and
  * every byte of out is zero.  which: 0 tag, 1 ciphertext, 2 aad, 3 nonce. */
+/* tc16's inputs, copied, with one of them altered (which: 0 tag, 1
+ * ciphertext, 2 aad, 3 nonce) by xoring mask into byte. */
+struct altered {
+    uint8_t *ct, *aad;
+    uint8_t tag[RENC_AEAD_TAG_LEN], iv[RENC_AEAD_NONCE_LEN];
+};
+
+static void altered_tc16(struct altered *a, const struct gcm_case *c, int which, size_t byte,
+                         uint8_t mask)
+{
+    a->ct = buf_new(c->len, 0);
+    a->aad = buf_new(c->aad_len, 0);
+    memcpy(a->ct, c->ct, c->len);
+    memcpy(a->aad, c->aad, c->aad_len);
+    memcpy(a->tag, c->tag, sizeof(a->tag));
+    memcpy(a->iv, c->iv, sizeof(a->iv));
+    uint8_t *target[] = { a->tag, a->ct, a->aad, a->iv };
+    target[which][byte] ^= mask;
+}
+
 static void check_open_rejects_flip(int which, size_t byte, uint8_t mask)
 {
     struct gcm_case c;
     gcm_case_load(&c, "gcm-tc16");
-    uint8_t *ct = buf_new(c.len, 0), *aad = buf_new(c.aad_len, 0), *out = buf_new(c.len, 0xaa);
-    uint8_t tag[RENC_AEAD_TAG_LEN], iv[RENC_AEAD_NONCE_LEN];
-    memcpy(ct, c.ct, c.len);
-    memcpy(aad, c.aad, c.aad_len);
-    memcpy(tag, c.tag, sizeof(tag));
-    memcpy(iv, c.iv, sizeof(iv));
-    uint8_t *target[] = { tag, ct, aad, iv };
-    target[which][byte] ^= mask;
-
-    assert_int_equal(renc_aead_open(c.aead, out, ct, c.len, tag, iv, aad, c.aad_len),
+    struct altered a;
+    altered_tc16(&a, &c, which, byte, mask);
+    uint8_t *ct = a.ct, *aad = a.aad, *out = buf_new(c.len, 0xaa);
+    assert_int_equal(renc_aead_open(c.aead, out, ct, c.len, a.tag, a.iv, aad, c.aad_len),
                      -RENC_E_RECORD_AUTH);
     uint8_t *zero = calloc(1, c.len);
     assert_non_null(zero);
@@ -177,6 +191,97 @@ static void test_aead_open_rejects_other_nonce(void **state)
 {
     (void)state;
     check_open_rejects_flip(3, RENC_AEAD_NONCE_LEN - 1, 0x01);
+}
+
+static void check_verify(const char *name)
+{
+    struct gcm_case c;
+    gcm_case_load(&c, name);
+    assert_int_equal(renc_aead_verify(c.aead, c.ct, c.len, c.tag, c.iv, c.aad, c.aad_len), 0);
+    gcm_case_free(&c);
+}
+
+static void test_aead_verify_accepts_gcm_tc13(void **state) { (void)state; check_verify("gcm-tc13"); }
+static void test_aead_verify_accepts_gcm_tc14(void **state) { (void)state; check_verify("gcm-tc14"); }
+static void test_aead_verify_accepts_gcm_tc15(void **state) { (void)state; check_verify("gcm-tc15"); }
+static void test_aead_verify_accepts_gcm_tc16(void **state) { (void)state; check_verify("gcm-tc16"); }
+
+/* renc_aead_verify refuses tc16 with one thing altered (which: 0 tag, 1
+ * ciphertext, 2 aad, 3 nonce) and leaves the ciphertext as it was. */
+static void check_verify_rejects_flip(int which, size_t byte, uint8_t mask)
+{
+    struct gcm_case c;
+    gcm_case_load(&c, "gcm-tc16");
+    struct altered a;
+    altered_tc16(&a, &c, which, byte, mask);
+    uint8_t *ct = a.ct, *aad = a.aad, *was = buf_new(c.len, 0);
+    memcpy(was, ct, c.len);
+    assert_int_equal(renc_aead_verify(c.aead, ct, c.len, a.tag, a.iv, aad, c.aad_len),
+                     -RENC_E_RECORD_AUTH);
+    assert_memory_equal(ct, was, c.len);
+    free(was);
+    free(aad);
+    free(ct);
+    gcm_case_free(&c);
+}
+
+static void test_aead_verify_rejects_each_alteration(void **state)
+{
+    (void)state;
+    check_verify_rejects_flip(0, 0, 0x01);
+    check_verify_rejects_flip(0, RENC_AEAD_TAG_LEN - 1, 0x80);
+    check_verify_rejects_flip(1, 0, 0x01);
+    check_verify_rejects_flip(1, 59, 0x80);
+    check_verify_rejects_flip(2, 3, 0x10);
+    check_verify_rejects_flip(3, RENC_AEAD_NONCE_LEN - 1, 0x01);
+}
+
+/* A record longer than verify's scratch, of a length that is no multiple of
+ * it nor of the block: sealed by OpenSSL, checked by each backend there is
+ * here; a bit flipped on either side of a piece boundary, or in the last
+ * byte, is refused; the ciphertext is never written. */
+static void test_aead_verify_checks_a_large_record_by_pieces(void **state)
+{
+    (void)state;
+    const size_t len = ((size_t)1 << 20) + 3;
+    const uint8_t word[4] = { 0x00, 0x10, 0x00, 0x03 };
+    uint8_t nonce[RENC_AEAD_NONCE_LEN], tag[RENC_AEAD_TAG_LEN];
+    struct renc_key *key = NULL;
+    struct renc_aead *sealer = NULL;
+    uint8_t *pt = buf_new(len, 0), *ct = buf_new(len, 0), *was = buf_new(len, 0);
+    assert_int_equal(renc_random_bytes(pt, len), 0);
+    assert_int_equal(renc_random_bytes(nonce, sizeof(nonce)), 0);
+    assert_int_equal(renc_key_random(&key, RENC_AEAD_KEY_LEN), 0);
+    assert_int_equal(renc_aead_new(&sealer, key, RENC_AEAD_BACKEND_OPENSSL), 0);
+    assert_int_equal(renc_aead_seal(sealer, ct, tag, pt, len, nonce, word, sizeof(word)), 0);
+
+    const enum renc_aead_backend backends[] = { RENC_AEAD_BACKEND_OPENSSL,
+                                                RENC_AEAD_BACKEND_IPSEC_MB };
+    const size_t flips[] = { 0, (16u << 10) - 1, 16u << 10, len - 1 };
+    for (size_t b = 0; b < 2; b++) {
+        struct renc_aead *a = NULL;
+        int rc = renc_aead_new(&a, key, backends[b]);
+        if (rc == -RENC_E_UNSUPPORTED)
+            continue; /* ipsec-mb not built in, or no AES-NI here */
+        assert_int_equal(rc, 0);
+        memcpy(was, ct, len);
+        assert_int_equal(renc_aead_verify(a, ct, len, tag, nonce, word, sizeof(word)), 0);
+        assert_memory_equal(ct, was, len);
+        for (size_t f = 0; f < sizeof(flips) / sizeof(flips[0]); f++) {
+            ct[flips[f]] ^= 0x20;
+            assert_int_equal(renc_aead_verify(a, ct, len, tag, nonce, word, sizeof(word)),
+                             -RENC_E_RECORD_AUTH);
+            ct[flips[f]] ^= 0x20;
+        }
+        /* The context still opens the record after the refusals. */
+        assert_int_equal(renc_aead_verify(a, ct, len, tag, nonce, word, sizeof(word)), 0);
+        renc_aead_free(a);
+    }
+    renc_aead_free(sealer);
+    renc_key_free(key);
+    free(was);
+    free(ct);
+    free(pt);
 }
 
 static void test_aead_open_in_place_failure_zeroes_the_buffer(void **state)
@@ -325,6 +430,12 @@ int main(void)
         T(test_aead_open_matches_gcm_tc14),
         T(test_aead_open_matches_gcm_tc15),
         T(test_aead_open_with_aad_matches_gcm_tc16),
+        T(test_aead_verify_accepts_gcm_tc13),
+        T(test_aead_verify_accepts_gcm_tc14),
+        T(test_aead_verify_accepts_gcm_tc15),
+        T(test_aead_verify_accepts_gcm_tc16),
+        T(test_aead_verify_rejects_each_alteration),
+        T(test_aead_verify_checks_a_large_record_by_pieces),
         T(test_aead_seal_and_open_work_in_place),
         T(test_aead_open_rejects_flipped_tag),
         T(test_aead_open_rejects_flipped_ciphertext_bit),

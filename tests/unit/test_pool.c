@@ -200,6 +200,30 @@ static void test_pool_release_wipes_and_reuses(void **state)
     renc_pool_free(pool);
 }
 
+/* A public release (a buffer that held only ciphertext) gives the budget
+ * back and the buffer to the next acquire of its size, not wiped. */
+static void test_pool_public_release_reuses_without_wiping(void **state)
+{
+    (void)state;
+    struct renc_pool *pool = NULL;
+    assert_int_equal(renc_pool_new(&pool, 4 * KIB4), 0);
+    uint8_t *a = NULL, *b = NULL, *again = NULL;
+    assert_int_equal(renc_pool_acquire(pool, 2 * KIB4, &a), 0);
+    assert_int_equal(renc_pool_acquire(pool, 2 * KIB4, &b), 0);
+    assert_int_equal(renc_pool_try_acquire(pool, KIB4, &again), -EAGAIN);
+    memset(a, 0xa5, 2 * KIB4);
+    renc_pool_release_public(pool, a, 2 * KIB4);
+    assert_int_equal(renc_pool_in_use(pool), 2 * KIB4);
+    assert_int_equal(renc_pool_acquire(pool, 2 * KIB4, &again), 0);
+    assert_ptr_equal(again, a);
+    /* Past the free list's link in its first bytes, the old bytes. */
+    assert_int_equal(again[2 * KIB4 - 1], 0xa5);
+    renc_pool_release_public(pool, NULL, KIB4); /* nothing */
+    renc_pool_release(pool, again, 2 * KIB4);
+    renc_pool_release(pool, b, 2 * KIB4);
+    renc_pool_free(pool);
+}
+
 /* Cached buffers count towards the memory the pool holds: a new size first
  * frees cached buffers of other sizes. */
 static void test_pool_cache_stays_within_the_budget(void **state)
@@ -309,6 +333,7 @@ int main(void)
         T(test_pool_peak_is_the_most_ever_in_use),
         T(test_pool_cancel_wakes_a_waiter),
         T(test_pool_release_wipes_and_reuses),
+        T(test_pool_public_release_reuses_without_wiping),
         T(test_pool_cache_stays_within_the_budget),
         T(test_pool_out_of_memory_gives_the_budget_back),
         T(test_pool_threads_share_the_budget),

@@ -388,6 +388,44 @@ static void test_record_open_rejects_flipped_length_word(void **state)
     open_fails(f, f->a, f->z, f->rec, rec_len, prefix_a, 2, 0, -RENC_E_RECORD_AUTH);
 }
 
+/* renc_record_verify checks a raw record as open would (its index, last
+ * flag, word and tag are all bound), never writes it, and refuses a
+ * compressed one (that must be opened to be checked). */
+static void test_record_verify_checks_without_writing(void **state)
+{
+    struct fx *f = *state;
+    size_t len = 1000, plain_len = 0;
+    fill_random(f->plain, len, 21);
+    size_t rec_len = seal(f, NULL, len, 3, 1);
+    memcpy(f->copy, f->rec, rec_len);
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 3, 1), 0);
+    assert_int_equal(plain_len, len);
+    assert_memory_equal(f->rec, f->copy, rec_len);
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 4, 1),
+                     -RENC_E_RECORD_AUTH);
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 3, 0),
+                     -RENC_E_RECORD_AUTH);
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_b, 3, 1),
+                     -RENC_E_RECORD_AUTH);
+    f->rec[4 + 999] ^= 0x04;
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 3, 1),
+                     -RENC_E_RECORD_AUTH);
+    f->rec[4 + 999] ^= 0x04;
+    f->rec[3] ^= 0x01;
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 3, 1),
+                     -RENC_E_BAD_RECORD);
+    f->rec[3] ^= 0x01;
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, 15, prefix_a, 3, 1),
+                     -RENC_E_TRUNCATED);
+    assert_memory_equal(f->rec, f->copy, rec_len);
+
+    fill_text(f->plain, S);
+    rec_len = seal(f, f->z, S, 0, 1);
+    assert_true(f->rec[0] & 0x80);
+    assert_int_equal(renc_record_verify(f->a, &plain_len, f->rec, rec_len, prefix_a, 0, 1),
+                     -RENC_E_INVALID);
+}
+
 static void test_record_open_rejects_wrong_index(void **state)
 {
     struct fx *f = *state;
@@ -713,6 +751,7 @@ int main(void)
         T(test_record_open_rejects_flipped_ciphertext_bit),
         T(test_record_open_rejects_flipped_tag_bit),
         T(test_record_open_rejects_flipped_length_word),
+        T(test_record_verify_checks_without_writing),
         T(test_record_open_rejects_wrong_index),
         T(test_record_open_rejects_wrong_last_flag),
         T(test_record_open_rejects_wrong_prefix_and_key),
