@@ -11,8 +11,9 @@
 #     ENV_SMALL_COUNT=200 bench/e2e.sh                    (a quick one)
 #
 # The ceilings: fio writing the big blobs' bytes O_DIRECT at queue depth 16
-# (and buffered + fsync beside it); fio reading and writing them at once,
-# O_DIRECT (the copy --direct does); bench/filework doing the small blobs'
+# (and buffered + fsync beside it); fio reading the big blobs and writing as
+# many bytes at once, O_DIRECT (the copy --direct does), taking turns with
+# the tool's --direct; bench/filework doing the small blobs'
 # bare file work with each barrier strategy (the best is the ceiling); a
 # page-cache copy plus one AES pass, each on every core at once (verify); the
 # tool's own `run --env --mode rekey` for put, restore and copy on the same
@@ -49,13 +50,15 @@ declare -A fig
 say() { printf '%s\n' "$*" >&2; }
 mbps_of() { jq -r '.mb_per_s' "$1"; }
 # tool NAME ARGS...: one run of the tool under GNU time, its report in
-# $work/NAME.json, its peak RSS (MiB) as fig[NAME_rss_mib].
+# $work/NAME.json, its peak RSS (MiB) as fig[NAME_rss_mib] (the highest of
+# NAME's runs).
 tool() {
   local name=$1
   shift
   /usr/bin/time -f '%M' -o "$work/rss" "$R" "$@" --progress=none --memory "$MEMORY" \
     --report "$work/$name.json" >/dev/null
-  fig[${name}_rss_mib]=$(($(cat "$work/rss") / 1024))
+  local rss=$(($(cat "$work/rss") / 1024))
+  if ((rss > ${fig[${name}_rss_mib]:-0})); then fig[${name}_rss_mib]=$rss; fi
 }
 # fio_mbps JSON KIND: the MB/s of a fio run (its runtime includes the
 # end_fsync).  The engine: io_uring, else libaio.
@@ -131,14 +134,7 @@ fio --name=buffered --filename="$work/fio-b.bin" --rw=write --bs=1M --size=${big
   --ioengine=psync --end_fsync=1 --output-format=json --output="$work/fio-b.json" >/dev/null
 fig[fio_buffered_fsync_mbps]=$(fio_mbps "$work/fio-b.json" write)
 rm -f "$work/fio-b.bin"
-# The copy --direct does: the same bytes read and written at once, both
-# O_DIRECT at queue depth 16; the copy goes at the slower of the two.
-fio --name=rd --filename="$work/fio-d.bin" --rw=read --bs=1M --size=${big_mb}M --direct=1 \
-  --ioengine=$engine --iodepth=16 --name=wr --filename="$work/fio-c.bin" --rw=write --bs=1M \
-  --size=${big_mb}M --direct=1 --ioengine=$engine --iodepth=16 --end_fsync=1 \
-  --output-format=json --output="$work/fio-c.json" >/dev/null
-fig[fio_copy_direct_mbps]=$(jq '[.jobs[] | (.read.bw_bytes + .write.bw_bytes)] | min / 1e6 | . * 10 | round / 10' "$work/fio-c.json")
-rm -f "$work/fio-d.bin" "$work/fio-c.bin"
+rm -f "$work/fio-d.bin"
 # Plain durable copy of the big blobs (read, write, fsync each): rewrap --copy.
 start=$(date +%s.%N)
 mkdir -p "$work/copy"
@@ -146,17 +142,6 @@ for f in "$work"/big/*/*.renc; do dd if="$f" of="$work/copy/$(basename "$f")" bs
 end=$(date +%s.%N)
 fig[plain_copy_mbps]=$(python3 -c "print(round($big_bytes/($end-$start)/1e6,1))")
 rm -rf "$work/copy"
-# The small blobs' bare file work (bench/filework: read, write a
-# temporary, barrier, rename, barrier) with each barrier strategy; the
-# best is the ceiling.
-best=0
-for s in fdatasync syncfs:128 syncfs:1024 syncfs:4096; do
-  v=$("$FW" "$work/small-fw" "$s" | jq '.files_per_s | round')
-  fig[filework_${s/:/_}_files_per_s]=$v
-  say "  filework $s: $v files/s"
-  if ((v > best)); then best=$v; fi
-done
-fig[filework_best_files_per_s]=$best
 # The tool's own pipeline with no crypto (--bench-identity), for reference.
 tool ident run --to local:a --bench-identity "$work/small-ident"
 fig[identity_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/ident.json")
@@ -183,16 +168,61 @@ cat "$work"/big/*/*.renc > /dev/null
 tool rekey_big_dw run --to local:c --mode rekey --write-mode direct "$work/big"
 fig[rekey_big_dw_mbps]=$(mbps_of "$work/rekey_big_dw.json")
 
-tool rekey_big_direct run --to local:e --mode rekey --direct "$work/big"
-fig[rekey_big_direct_mbps]=$(mbps_of "$work/rekey_big_direct.json")
+# --direct against the copy it does: fio reading the same blobs' bytes and
+# writing as many, at once, both O_DIRECT at queue depth 16 (the copy goes
+# at the slower of the two).  The device's rate drifts by tens of percent
+# from minute to minute here, so the two take turns, three times each, and
+# each figure is the median of its three.
+big_files=$(find "$work/big" -type f -name '*.renc' | sort | paste -sd:)
+fio_copy() {
+  fio --name=rd --filename="$big_files" --rw=read --bs=1M --size=${big_mb}M --direct=1 \
+    --ioengine=$engine --iodepth=16 --name=wr --filename="$work/fio-c.bin" --rw=write --bs=1M \
+    --size=${big_mb}M --direct=1 --ioengine=$engine --iodepth=16 --end_fsync=1 \
+    --output-format=json --output="$work/fio-c.json" >/dev/null
+  rm -f "$work/fio-c.bin"
+  jq '[.jobs[] | (.read.bw_bytes + .write.bw_bytes)] | min / 1e6 | . * 10 | round / 10' "$work/fio-c.json"
+}
+dc=() dt=()
+for k in e c e; do
+  dc+=("$(fio_copy)")
+  tool rekey_big_direct run --to local:$k --mode rekey --direct "$work/big"
+  dt+=("$(mbps_of "$work/rekey_big_direct.json")")
+done
+fig[fio_copy_direct_mbps]=$(median "${dc[@]}")
+fig[rekey_big_direct_mbps]=$(median "${dt[@]}")
+say "  --direct: $(printf "%.0f " "${dt[@]}")MB/s; fio copy: ${dc[*]} MB/s"
 
 tool rewrap_big run --to local:d --mode rewrap --copy "$work/big"
 fig[rewrap_big_mbps]=$(mbps_of "$work/rewrap_big.json")
 
-tool rekey_small run --to local:b --mode rekey --barrier file "$work/small"
-fig[rekey_small_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/rekey_small.json")
-tool rekey_small_batch run --to local:b --mode rekey --barrier batch "$work/small-batch"
-fig[rekey_small_batch_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/rekey_small_batch.json")
+# The small blobs against their bare file work (bench/filework: read,
+# write a temporary, barrier, rename, barrier) with each barrier strategy,
+# the best being the ceiling.  As with --direct, the device drifts: the
+# strategies and the tool's two barrier modes take turns, three rounds, and
+# each figure is the median of its three.
+declare -A fw_runs
+sf=() sb=()
+for k in b c b; do
+  for s in fdatasync syncfs:128 syncfs:1024 syncfs:4096; do
+    fw_runs[$s]+=" $("$FW" "$work/small-fw" "$s" | jq '.files_per_s | round')"
+  done
+  tool rekey_small run --to local:$k --mode rekey --barrier file "$work/small"
+  sf+=("$(jq -r '.blobs_per_s|round' "$work/rekey_small.json")")
+  tool rekey_small_batch run --to local:$k --mode rekey --barrier batch "$work/small-batch"
+  sb+=("$(jq -r '.blobs_per_s|round' "$work/rekey_small_batch.json")")
+done
+best=0
+for s in fdatasync syncfs:128 syncfs:1024 syncfs:4096; do
+  # shellcheck disable=SC2086 # the runs are words
+  v=$(median ${fw_runs[$s]})
+  fig[filework_${s/:/_}_files_per_s]=$v
+  say "  filework $s:${fw_runs[$s]} files/s"
+  if ((v > best)); then best=$v; fi
+done
+fig[filework_best_files_per_s]=$best
+fig[rekey_small_blobs_per_s]=$(median "${sf[@]}")
+fig[rekey_small_batch_blobs_per_s]=$(median "${sb[@]}")
+say "  rekey small, --barrier file: ${sf[*]}; batch: ${sb[*]} blobs/s"
 
 "$LOOP" "$RENC_HOME/keyring" local:d "$work/small-loop" > "$work/loop.json"
 fig[loop_small_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/loop.json")
@@ -274,7 +304,7 @@ fd = f['fio_direct_qd16_mbps']
 row('rekey big in place (page cache)', f['rekey_big_mbps'], 'MB/s', fd, 'fio O_DIRECT write QD16', 0.8)
 row('  same, --write-mode direct', f['rekey_big_dw_mbps'], 'MB/s', fd, 'fio O_DIRECT write QD16', 0.8)
 row('rekey big in place, --direct', f['rekey_big_direct_mbps'], 'MB/s', f['fio_copy_direct_mbps'],
-    'fio O_DIRECT read + write at once', 0.8)
+    'fio: the blobs read + as much written', 0.8)
 row('rewrap big by copy', f['rewrap_big_mbps'], 'MB/s', f['plain_copy_mbps'], 'plain durable copy', 0.8)
 fw = f['filework_best_files_per_s']
 row('rekey 16 KiB blobs, --barrier file', f['rekey_small_blobs_per_s'], 'blobs/s', fw, 'bare file work, best barrier', 0.8)

@@ -345,9 +345,11 @@ static void renc_feed_plan(struct renc_engine *e, struct renc_ring *ring, struct
                                                        : f->chunk;
     /* Verify keeps few chunks in flight: reads from the page cache are
      * synchronous copies, and a few buffers reused stay in cache.  A rekey
-     * keeps more, so writes and their writeback overlap the next reads. */
-    f->max_inflight = e->opts.op == RENC_ENGINE_VERIFY && b->direct_in_fd < 0
-                          ? e->opts.threads + 1 : RENC_CHUNK_INFLIGHT;
+     * keeps more, so writes and their writeback overlap the next reads;
+     * with O_DIRECT reads (from the device, each waited for) more still. */
+    f->max_inflight = b->direct_in_fd >= 0                ? RENC_CHUNK_INFLIGHT_DIRECT
+                      : e->opts.op == RENC_ENGINE_VERIFY ? e->opts.threads + 1
+                                                         : RENC_CHUNK_INFLIGHT;
     if (b->direct_out)
         f->rc = renc_asm_add(b, ring, 0, b->plan.new_hdr, b->plan.new_hdr_len);
     /* Records of a fixed size (no compression, length known) sit at known

@@ -40,6 +40,7 @@
 #define RENC_BATCH_BYTES (16u << 20)
 #define RENC_RING_DEPTH 512
 #define RENC_CHUNK_INFLIGHT 8
+#define RENC_CHUNK_INFLIGHT_DIRECT 32 /* --direct (docs/PERFORMANCE.md) */
 #define RENC_DIRECT_ALIGN 4096u
 
 struct renc_chunk;
