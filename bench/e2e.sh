@@ -17,7 +17,9 @@
 # bare file work with each barrier strategy (the best is the ceiling); a
 # page-cache copy plus one AES pass, each on every core at once (verify); the
 # tool's own `run --env --mode rekey` for put, restore and copy on the same
-# corpus.  Results go to stdout and, as
+# corpus.  Each device- or CPU-bound figure and its ceiling take turns over
+# three rounds, and each is the median of its three (the machine drifts).
+# Results go to stdout and, as
 # JSON, to $RENC_BENCH_OUT (default bench-results.json in the work
 # directory, copied to ./bench-results.json).
 set -euo pipefail
@@ -82,32 +84,39 @@ sync
 big_bytes=$(du -sb "$work/big" | cut -f1)
 big_mb=$((BIG_COUNT * BIG_MB))
 
-say "== ceilings (fio engine $engine)"
-# Crypto: single-core AES-256-GCM of the backend in use (the Google
-# Benchmark shim); openssl speed beside it.
+say "== ceilings and the tool, in turns (fio engine $engine)"
+# This machine's device (and its CPU share) drifts by tens of percent from
+# minute to minute, so a ceiling measured minutes before its figure says
+# little.  Each figure and the ceiling that binds it take turns, three
+# rounds, and each is reported as the median of its three.
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+mbps() { python3 -c "print(round($1/($3-$2)/1e6,1))"; } # BYTES START END
+# Crypto on one core, for reference: the backend in use (the Google
+# Benchmark shim) and openssl speed.
 "$BR" --benchmark_filter='^aead_seal/auto/1048576$' \
       --benchmark_format=json --benchmark_min_time=1 > "$work/gb.json" 2>/dev/null
 core_bps=$(jq '[.benchmarks[] | select(.name|test("aead_seal")) | .bytes_per_second] | max' "$work/gb.json")
 fig[crypto_core_mbps]=$(python3 -c "print(round($core_bps/1e6,1))")
 fig[openssl_speed_mbps]=$(openssl speed -evp aes-256-gcm -bytes 1048576 -seconds 2 2>/dev/null |
   awk 'tolower($1) ~ /^aes-256-gcm/ {v=$NF; sub(/k$/,"",v); print v*1000/1e6}')
-# The same on every core at once: the sum of the per-core rates, each core
-# sealing on its own (AES runs on each core's own units).
-for ((t = 0; t < threads; t++)); do
-  "$BR" --benchmark_filter='^aead_seal/auto/1048576$' \
-        --benchmark_format=json --benchmark_min_time=1 > "$work/gb$t.json" 2>/dev/null &
-done
-wait
-fig[crypto_all_mbps]=$(cat "$work"/gb[0-9]*.json | jq -s '[.[].benchmarks[] | select(.name|test("aead_seal")) | .bytes_per_second] | add / 1e6 | round')
+# AES on every core at once: the sum of the cores' rates, each sealing on
+# its own.
+crypto_all() {
+  for ((t = 0; t < threads; t++)); do
+    "$BR" --benchmark_filter='^aead_seal/auto/1048576$' \
+          --benchmark_format=json --benchmark_min_time=0.5 > "$work/gb$t.json" 2>/dev/null &
+  done
+  wait
+  cat "$work"/gb[0-9]*.json | jq -s '[.[].benchmarks[] | select(.name|test("aead_seal")) | .bytes_per_second] | add / 1e6 | round'
+}
 # Page-cache reads of what verify reads (the big blobs and the cache
-# corpus), on one core, and on every core at once (each reading its share
-# of the files): the cores share the memory bandwidth, so the second is not
-# the first times the cores.  The median of three of each.
+# corpus) by N readers at once, each reading its share of the files: the
+# cores share the memory bandwidth, so N readers do not read N times as
+# fast as one.
 verify_dirs=("$work/big" "$work/cache")
 mapfile -t vfiles < <(find "${verify_dirs[@]}" -type f -name '*.renc' | sort)
 verify_bytes=$(cat "${vfiles[@]}" | wc -c)
-median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
-read_on() { # read_on N: the files read from the page cache by N readers at once, MB/s
+read_on() {
   local n=$1 t start end
   start=$(date +%s.%N)
   for ((t = 0; t < n; t++)); do
@@ -115,64 +124,18 @@ read_on() { # read_on N: the files read from the page cache by N readers at once
   done
   wait
   end=$(date +%s.%N)
-  python3 -c "print(round($verify_bytes/($end-$start)/1e6,1))"
+  mbps "$verify_bytes" "$start" "$end"
 }
-one=() all=()
-for r in 1 2 3; do
-  cat "${vfiles[@]}" > /dev/null
-  one+=("$(read_on 1)")
-  all+=("$(read_on "$threads")")
-done
-fig[pagecache_read_core_mbps]=$(median "${one[@]}")
-fig[pagecache_read_all_mbps]=$(median "${all[@]}")
-# Durable writes of the big blobs' bytes: O_DIRECT at queue depth 16, and
-# buffered writes + one fsync.
-fio --name=direct --filename="$work/fio-d.bin" --rw=write --bs=1M --size=${big_mb}M --direct=1 \
-  --ioengine=$engine --iodepth=16 --end_fsync=1 --output-format=json --output="$work/fio-d.json" >/dev/null
-fig[fio_direct_qd16_mbps]=$(fio_mbps "$work/fio-d.json" write)
-fio --name=buffered --filename="$work/fio-b.bin" --rw=write --bs=1M --size=${big_mb}M \
-  --ioengine=psync --end_fsync=1 --output-format=json --output="$work/fio-b.json" >/dev/null
-fig[fio_buffered_fsync_mbps]=$(fio_mbps "$work/fio-b.json" write)
-rm -f "$work/fio-b.bin"
-rm -f "$work/fio-d.bin"
-# Plain durable copy of the big blobs (read, write, fsync each): rewrap --copy.
-start=$(date +%s.%N)
-mkdir -p "$work/copy"
-for f in "$work"/big/*/*.renc; do dd if="$f" of="$work/copy/$(basename "$f")" bs=4M conv=fsync status=none; done
-end=$(date +%s.%N)
-fig[plain_copy_mbps]=$(python3 -c "print(round($big_bytes/($end-$start)/1e6,1))")
-rm -rf "$work/copy"
-# The tool's own pipeline with no crypto (--bench-identity), for reference.
-tool ident run --to local:a --bench-identity "$work/small-ident"
-fig[identity_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/ident.json")
-
-say "== the tool"
-# verify: the big blobs and the cache corpus, in the page cache as the
-# target says (verify drops their pages after it: they are read in again
-# before each of the three runs); the median of three.
-v=()
-for r in 1 2 3; do
-  cat "${vfiles[@]}" > /dev/null
-  tool verify verify "${verify_dirs[@]}"
-  v+=("$(mbps_of "$work/verify.json")")
-done
-fig[verify_big_mbps]=$(median "${v[@]}")
-fig[verify_min_mbps]=$(printf '%s\n' "${v[@]}" | sort -g | head -n 1)
-fig[verify_max_mbps]=$(printf '%s\n' "${v[@]}" | sort -g | tail -n 1)
-
-cat "$work"/big/*/*.renc > /dev/null
-tool rekey_big run --to local:b --mode rekey "$work/big"
-fig[rekey_big_mbps]=$(mbps_of "$work/rekey_big.json")
-
-cat "$work"/big/*/*.renc > /dev/null
-tool rekey_big_dw run --to local:c --mode rekey --write-mode direct "$work/big"
-fig[rekey_big_dw_mbps]=$(mbps_of "$work/rekey_big_dw.json")
-
-# --direct against the copy it does: fio reading the same blobs' bytes and
-# writing as many, at once, both O_DIRECT at queue depth 16 (the copy goes
-# at the slower of the two).  The device's rate drifts by tens of percent
-# from minute to minute here, so the two take turns, three times each, and
-# each figure is the median of its three.
+# Durable writes of the big blobs' bytes, O_DIRECT at queue depth 16.
+fio_write() {
+  fio --name=direct --filename="$work/fio-d.bin" --rw=write --bs=1M --size=${big_mb}M --direct=1 \
+    --ioengine=$engine --iodepth=16 --end_fsync=1 --output-format=json --output="$work/fio-d.json" >/dev/null
+  rm -f "$work/fio-d.bin"
+  fio_mbps "$work/fio-d.json" write
+}
+# The copy --direct does: fio reading the big blobs themselves and writing
+# as many bytes, at once, both O_DIRECT at queue depth 16 (the copy goes at
+# the slower of the two).
 big_files=$(find "$work/big" -type f -name '*.renc' | sort | paste -sd:)
 fio_copy() {
   fio --name=rd --filename="$big_files" --rw=read --bs=1M --size=${big_mb}M --direct=1 \
@@ -182,18 +145,68 @@ fio_copy() {
   rm -f "$work/fio-c.bin"
   jq '[.jobs[] | (.read.bw_bytes + .write.bw_bytes)] | min / 1e6 | . * 10 | round / 10' "$work/fio-c.json"
 }
-dc=() dt=()
-for k in e c e; do
-  dc+=("$(fio_copy)")
-  tool rekey_big_direct run --to local:$k --mode rekey --direct "$work/big"
-  dt+=("$(mbps_of "$work/rekey_big_direct.json")")
-done
-fig[fio_copy_direct_mbps]=$(median "${dc[@]}")
-fig[rekey_big_direct_mbps]=$(median "${dt[@]}")
-say "  --direct: $(printf "%.0f " "${dt[@]}")MB/s; fio copy: ${dc[*]} MB/s"
+# A plain durable copy of the big blobs (read, write, fsync each): what
+# rewrap --copy does.
+plain_copy() {
+  local start end f
+  mkdir -p "$work/copy"
+  start=$(date +%s.%N)
+  for f in "$work"/big/*/*.renc; do dd if="$f" of="$work/copy/$(basename "$f")" bs=4M conv=fsync status=none; done
+  end=$(date +%s.%N)
+  rm -rf "$work/copy"
+  mbps "$big_bytes" "$start" "$end"
+}
+# Buffered writes + one fsync, once, for reference.
+fio --name=buffered --filename="$work/fio-b.bin" --rw=write --bs=1M --size=${big_mb}M \
+  --ioengine=psync --end_fsync=1 --output-format=json --output="$work/fio-b.json" >/dev/null
+fig[fio_buffered_fsync_mbps]=$(fio_mbps "$work/fio-b.json" write)
+rm -f "$work/fio-b.bin"
+# The tool's own pipeline with no crypto (--bench-identity), for reference.
+tool ident run --to local:a --bench-identity "$work/small-ident"
+fig[identity_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/ident.json")
 
-tool rewrap_big run --to local:d --mode rewrap --copy "$work/big"
-fig[rewrap_big_mbps]=$(mbps_of "$work/rewrap_big.json")
+# runs NAME VALUE: appends VALUE to NAME's runs.
+declare -A runs
+add() { runs[$1]+=" $2"; }
+for r in 1 2 3; do
+  say "-- round $r"
+  # verify, in the page cache as the target says (verify drops the pages
+  # after it, so they are read in again first), beside its ceiling.
+  add crypto_all_mbps "$(crypto_all)"
+  cat "${vfiles[@]}" > /dev/null
+  add pagecache_read_core_mbps "$(read_on 1)"
+  add pagecache_read_all_mbps "$(read_on "$threads")"
+  cat "${vfiles[@]}" > /dev/null
+  tool verify verify "${verify_dirs[@]}"
+  add verify_big_mbps "$(mbps_of "$work/verify.json")"
+  # The big blobs: rekey in place (source in the page cache) and with
+  # --write-mode direct against fio's O_DIRECT QD16 write; --direct (cold
+  # source) against fio's copy of the blobs; rewrap by copy against the
+  # plain durable copy.  The targets change each time (b c e d) so every
+  # run does the whole work.
+  add fio_direct_qd16_mbps "$(fio_write)"
+  cat "$work"/big/*/*.renc > /dev/null
+  tool rekey_big run --to local:b --mode rekey "$work/big"
+  add rekey_big_mbps "$(mbps_of "$work/rekey_big.json")"
+  cat "$work"/big/*/*.renc > /dev/null
+  tool rekey_big_dw run --to local:c --mode rekey --write-mode direct "$work/big"
+  add rekey_big_dw_mbps "$(mbps_of "$work/rekey_big_dw.json")"
+  add fio_copy_direct_mbps "$(fio_copy)"
+  tool rekey_big_direct run --to local:e --mode rekey --direct "$work/big"
+  add rekey_big_direct_mbps "$(mbps_of "$work/rekey_big_direct.json")"
+  add plain_copy_mbps "$(plain_copy)"
+  tool rewrap_big run --to local:d --mode rewrap --copy "$work/big"
+  add rewrap_big_mbps "$(mbps_of "$work/rewrap_big.json")"
+done
+for k in "${!runs[@]}"; do
+  # shellcheck disable=SC2086 # the runs are words
+  fig[$k]=$(median ${runs[$k]})
+  say "  $k:$(printf ' %.0f' ${runs[$k]})"
+done
+# shellcheck disable=SC2086
+fig[verify_min_mbps]=$(printf '%s\n' ${runs[verify_big_mbps]} | sort -g | head -n 1)
+# shellcheck disable=SC2086
+fig[verify_max_mbps]=$(printf '%s\n' ${runs[verify_big_mbps]} | sort -g | tail -n 1)
 
 # The small blobs against their bare file work (bench/filework: read,
 # write a temporary, barrier, rename, barrier) with each barrier strategy,
@@ -292,6 +305,7 @@ print("bare file work (bench/filework): " + ", ".join(
     f"{s} {f['filework_' + s.replace(':', '_') + '_files_per_s']:.0f}"
     for s in ('fdatasync', 'syncfs:128', 'syncfs:1024', 'syncfs:4096')) +
     f" files/s; the tool with no crypto (--bench-identity) {f['identity_blobs_per_s']:.0f} blobs/s")
+print('medians of three rounds (the runs above)')
 print(f"{'figure':36} {'measured':>9} {'unit':8} {'ceiling':>9} {'which ceiling binds':38} {'ratio':>7}")
 copy_aes = 1 / (1 / f['pagecache_read_all_mbps'] + 1 / f['crypto_all_mbps'])
 print(f"verify's ceiling: page-cache reads {f['pagecache_read_all_mbps']:.0f} MB/s on {threads} cores at once "
