@@ -68,8 +68,8 @@ static uint8_t *cache_take(struct renc_pool *pool, size_t size)
     return NULL;
 }
 
-/* cache_put: keeps buf (holding no secret) on the free list of its size; 0 when no list
- * is free for that size (the caller frees buf). */
+/* cache_put: keeps buf (holding no secret) on the free list of its size;
+ * 0 when no list is free for that size (the caller frees buf). */
 static int cache_put(struct renc_pool *pool, uint8_t *buf, size_t size)
 {
     struct renc_pool_class *free_class = NULL;
@@ -184,8 +184,9 @@ static int pool_acquire(struct renc_pool *pool, size_t len, uint8_t **buf, int w
     pthread_mutex_unlock(&pool->mu);
 
     if (p) {
-        /* Wiped on release (zeros: defined, for memcheck, once accessible
-         * again); clear the free-list link too. */
+        /* Wiped on release, or only ever ciphertext (a public release):
+         * defined either way, for memcheck, once accessible again; clear
+         * the free-list link too. */
         RENC_MEM_DEFINED(p, size);
         memset(p, 0, sizeof(struct renc_pool_cached));
     } else {
