@@ -52,8 +52,15 @@ static int renc_keys_needs_take(struct renc_global *g, struct renc_keys_needs *n
         return rc;
     n->census = renc_calloc(n->count ? n->count : 1, sizeof *n->census);
     RENC_RETURN_IF(!n->census, -RENC_E_NOMEM);
-    for (size_t i = 0; rc == 0 && i < n->count; i++)
+    for (size_t i = 0; rc == 0 && i < n->count; i++) {
         rc = renc_envctl_census(g, &n->envs[i], n->envs[i].key_ref, NULL, &n->census[i]);
+        /* No answer rather than one that may call a needed version unused:
+         * say which environment's data could not be counted. */
+        if (rc)
+            renc_err("keys", "environment %s: its data%s%s could not be counted: %s",
+                     n->envs[i].id, n->envs[i].data_root[0] ? " in " : "",
+                     n->envs[i].data_root, renc_strerror(rc));
+    }
     return rc;
 }
 

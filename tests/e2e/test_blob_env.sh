@@ -324,4 +324,15 @@ run renc env show cloud --json
 check "the environment is back on mmk with nothing" \
   [ "$(jq -r '"\(.policy),\(.blobs.count),\(.backups.count)"' "$J")" = mmk,0,0 ]
 check "no local folder was made for it" [ ! -e "$RENC_HOME/data/cloud" ]
+
+# ---- a data root that cannot be reached --------------------------------------------------
+# keys versions counts every environment's data to say what needs each
+# version; with the storage gone it gives no answer rather than a short
+# one, and names the environment it could not count.
+section "storage unreachable"
+az_stop
+run renc keys versions service-mmk
+check "keys versions fails while an environment's storage is unreachable" [ "$RC" != 0 ]
+check "it names the environment and its data root" \
+  grep -qF "environment cloud: its data in $ROOT could not be counted" "$WORK/err"
 finish
