@@ -118,6 +118,12 @@ static json_t *renc_env_view_json(const struct renc_env_view *v, struct renc_cat
         json_object_set_new(j, "data_root", e->data_root[0] ? json_string(e->data_root)
                                                             : json_null());
     }
+    if (j && v->census_rc) {
+        /* Counts not taken are not zeros. */
+        json_object_set_new(j, "blobs", json_null());
+        json_object_set_new(j, "backups", json_null());
+        json_object_set_new(j, "data_error", json_string(renc_strerror(v->census_rc)));
+    }
     if (j && e->last_run[0]) {
         char at[32];
         renc_time_text(at, sizeof at, e->last_run_at);
@@ -291,16 +297,28 @@ static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,
     if (!a->json)
         printf("%-16s %-10s %-5s %-28s %-10s %8s %8s  %s\n", "ID", "REGION", "POLICY", "KEY",
                "STATUS", "BLOBS", "BACKUPS", "DATA");
+    int unread = 0;
     for (size_t i = 0; i < n; i++) {
         renc_env_view_take(v, &envs[i], ks, &a->g);
+        if (v->census_rc) {
+            /* Listed all the same, its counts as "?", and said why. */
+            renc_err("env list", "environment %s: its data%s%s cannot be read: %s", envs[i].id,
+                     envs[i].data_root[0] ? " in " : "", envs[i].data_root,
+                     renc_strerror(v->census_rc));
+            unread = 1;
+        }
         if (a->json) {
             json_array_append_new(arr, renc_env_view_json(v, NULL));
         } else {
-            printf("%-16s %-10s %-5s %-28s %-10s %8llu %8llu  %s\n", envs[i].id,
+            char blobs[24] = "?", backups[24] = "?";
+            if (!v->census_rc) {
+                snprintf(blobs, sizeof blobs, "%llu", (unsigned long long)v->census.blobs);
+                snprintf(backups, sizeof backups, "%llu", (unsigned long long)v->census.backups);
+            }
+            printf("%-16s %-10s %-5s %-28s %-10s %8s %8s  %s\n", envs[i].id,
                    envs[i].region[0] ? envs[i].region : "-", renc_policy_name(envs[i].policy),
-                   v->current[0] ? v->current : envs[i].key_ref, renc_env_view_status(v),
-                   (unsigned long long)v->census.blobs, (unsigned long long)v->census.backups,
-                   envs[i].data_root[0] ? envs[i].data_root : "-");
+                   v->current[0] ? v->current : envs[i].key_ref, renc_env_view_status(v), blobs,
+                   backups, envs[i].data_root[0] ? envs[i].data_root : "-");
         }
         renc_census_cleanup(&v->census);
     }
@@ -311,7 +329,7 @@ static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,
     }
     renc_free(v);
     renc_free(envs);
-    return RENC_EXIT_OK;
+    return unread ? RENC_EXIT_FAILED : RENC_EXIT_OK;
 }
 
 /* The key a policy names must exist here and be able to wrap now. */

@@ -335,4 +335,12 @@ run renc keys versions service-mmk
 check "keys versions fails while an environment's storage is unreachable" [ "$RC" != 0 ]
 check "it names the environment and its data root" \
   grep -qF "environment cloud: its data in $ROOT could not be counted" "$WORK/err"
+run renc env list
+check "env list still lists every environment, and exits 1" [ "$RC" = 1 ]
+check "the unreachable one with its counts as ?" grep -qE "^cloud .* \? +\? +$ROOT\$" "$WORK/out"
+check "a local one with its counts" grep -qE "^loc .* [0-9]+ +[0-9]+ +-\$" "$WORK/out"
+check "and says which could not be read" grep -qF "environment cloud: its data in $ROOT cannot be read" "$WORK/err"
+run renc env list --json
+check "env list --json: null counts and the cause for the unreachable one" \
+  [ "$(jq -r '.[] | select(.id == "cloud") | "\(.blobs),\(.backups),\(.data_error != null)"' "$WORK/out")" = null,null,true ]
 finish
