@@ -272,9 +272,15 @@ static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
     } else {
         renc_env_view_print(v, cat);
     }
+    int status = RENC_EXIT_OK;
+    if (v->census_rc) { /* shown, but not an answer: a script must see it */
+        renc_err("env show", "environment %s: its data%s%s cannot be read: %s", id,
+                 env.data_root[0] ? " in " : "", env.data_root, renc_strerror(v->census_rc));
+        status = RENC_EXIT_FAILED;
+    }
     renc_census_cleanup(&v->census);
     renc_free(v);
-    return RENC_EXIT_OK;
+    return status;
 }
 
 static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,

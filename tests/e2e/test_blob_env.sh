@@ -340,6 +340,11 @@ check "env list still lists every environment, and exits 1" [ "$RC" = 1 ]
 check "the unreachable one with its counts as ?" grep -qE "^cloud .* \? +\? +$ROOT\$" "$WORK/out"
 check "a local one with its counts" grep -qE "^loc .* [0-9]+ +[0-9]+ +-\$" "$WORK/out"
 check "and says which could not be read" grep -qF "environment cloud: its data in $ROOT cannot be read" "$WORK/err"
+run renc env show cloud
+check "env show of it exits 1" [ "$RC" = 1 ]
+check "after showing what the catalog knows, and that the data cannot be read" \
+  grep -q "data *cannot be read" "$WORK/out"
+check "naming it on stderr" grep -qF "environment cloud: its data in $ROOT cannot be read" "$WORK/err"
 run renc env list --json
 check "env list --json: null counts and the cause for the unreachable one" \
   [ "$(jq -r '.[] | select(.id == "cloud") | "\(.blobs),\(.backups),\(.data_error != null)"' "$WORK/out")" = null,null,true ]
