@@ -6,7 +6,10 @@
 # Configurations: corpus {big: three blobs of 5-6 MiB with 64 KiB segments,
 # one compressed; small: 150 blobs of 1-20 KiB} x {rekey, rewrap through a
 # copy (--copy), rewrap by an in-place header rewrite} x {in place, --out DIR}
-# (an in-place header rewrite with --out is a copy: skipped), so ten.
+# (an in-place header rewrite with --out is a copy: skipped), so ten; and
+# the big corpus's rekey in place with --direct (O_DIRECT both ways, its
+# default workers and chunks in flight), where the work directory's
+# filesystem takes O_DIRECT: eleven.
 #
 # Per configuration the fault seam's operations of a whole run are counted
 # first (writes, durability barriers, journal commits: RENC_FAULT=OP:N:KILL
@@ -257,6 +260,7 @@ declare -A TOTALS USES
 
 configuration() {
   set_config "$@"
+  case " $* " in *" --direct "*) CFG+=" --direct" ;; esac
   if [ -n "${RENC_CRASH_ONLY:-}" ] && ! [[ $CFG =~ $RENC_CRASH_ONLY ]]; then
     return
   fi
@@ -290,6 +294,16 @@ for corpus in small big; do
     [ $how = header ] || configuration $corpus $how out
   done
 done
+
+# --direct: O_DIRECT reads and writes, its default workers (two per core)
+# and 32 chunks in flight per blob; the same kill points, where the
+# filesystem under the work directory takes O_DIRECT.
+if dd if=/dev/zero of="$WORK/odirect.probe" bs=4096 count=1 oflag=direct 2>/dev/null; then
+  configuration big rekey in --memory 64M --progress=none "${BARRIEROPTS[@]}" --direct
+else
+  echo "    (no O_DIRECT under $WORK: the --direct configuration is not run)"
+fi
+rm -f "$WORK/odirect.probe"
 
 echo "$KILLED kill points exercised ($CFG_COUNT configurations)${MISSES:+; $MISSES runs finished before their kill and were retried}"
 
