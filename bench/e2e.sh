@@ -165,7 +165,7 @@ rm -f "$work/fio-b.bin"
 tool ident run --to local:a --bench-identity "$work/small-ident"
 fig[identity_blobs_per_s]=$(jq -r '.blobs_per_s|round' "$work/ident.json")
 
-# runs NAME VALUE: appends VALUE to NAME's runs.
+# add NAME VALUE: appends VALUE to the runs of figure NAME.
 declare -A runs
 add() { runs[$1]+=" $2"; }
 for r in 1 2 3; do

@@ -106,15 +106,28 @@ int renc_record_parse_word(uint32_t word, uint8_t flags, uint32_t seg_size, size
     return 0;
 }
 
+/* A record's word and payload length, checked against its length
+ * (rec_len as renc_record_parse_word gave it). */
+static int renc_record_split(const uint8_t *rec, size_t rec_len, uint32_t *word,
+                             size_t *payload_len)
+{
+    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
+    *word = renc_load_be32(rec);
+    *payload_len = rec_len - RENC_RECORD_OVERHEAD;
+    RENC_RETURN_IF((*word & RENC_RECORD_LEN_MASK) != *payload_len, -RENC_E_BAD_RECORD);
+    return 0;
+}
+
 int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
                           const uint8_t **plain, size_t *plain_len, uint8_t *scratch,
                           const uint8_t *rec, size_t rec_len, uint32_t seg_size,
                           const uint8_t prefix[7], uint32_t index, int last)
 {
-    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
-    uint32_t word = renc_load_be32(rec);
-    size_t payload_len = rec_len - RENC_RECORD_OVERHEAD;
-    RENC_RETURN_IF((word & RENC_RECORD_LEN_MASK) != payload_len, -RENC_E_BAD_RECORD);
+    uint32_t word;
+    size_t payload_len;
+    int rc = renc_record_split(rec, rec_len, &word, &payload_len);
+    if (rc)
+        return rc;
     int compressed = (word & RENC_RECORD_COMPRESSED) != 0;
     RENC_RETURN_IF(compressed && !z, -RENC_E_INVALID);
     /* Before decrypting: a failure after it would leave the verified frame
@@ -124,8 +137,8 @@ int renc_record_open_into(struct renc_aead *aead, struct renc_zstd *z,
     uint8_t nonce[RENC_AEAD_NONCE_LEN];
     renc_record_nonce(nonce, prefix, index, last);
     const uint8_t *in = rec + RENC_RECORD_WORD_LEN;
-    int rc = renc_aead_open(aead, scratch, in, payload_len, in + payload_len, nonce, rec,
-                            RENC_RECORD_WORD_LEN);
+    rc = renc_aead_open(aead, scratch, in, payload_len, in + payload_len, nonce, rec,
+                        RENC_RECORD_WORD_LEN);
     if (rc)
         return rc;
     if (!compressed) {
@@ -164,15 +177,16 @@ int renc_record_open(struct renc_aead *aead, struct renc_zstd *z,
 int renc_record_verify(struct renc_aead *aead, size_t *plain_len, const uint8_t *rec,
                        size_t rec_len, const uint8_t prefix[7], uint32_t index, int last)
 {
-    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
-    uint32_t word = renc_load_be32(rec);
-    size_t payload_len = rec_len - RENC_RECORD_OVERHEAD;
-    RENC_RETURN_IF((word & RENC_RECORD_LEN_MASK) != payload_len, -RENC_E_BAD_RECORD);
+    uint32_t word;
+    size_t payload_len;
+    int rc = renc_record_split(rec, rec_len, &word, &payload_len);
+    if (rc)
+        return rc;
     RENC_RETURN_IF(word & RENC_RECORD_COMPRESSED, -RENC_E_INVALID);
     uint8_t nonce[RENC_AEAD_NONCE_LEN];
     renc_record_nonce(nonce, prefix, index, last);
     const uint8_t *in = rec + RENC_RECORD_WORD_LEN;
-    int rc = renc_aead_verify(aead, in, payload_len, in + payload_len, nonce, rec,
+    rc = renc_aead_verify(aead, in, payload_len, in + payload_len, nonce, rec,
                               RENC_RECORD_WORD_LEN);
     if (rc == 0)
         *plain_len = payload_len;
@@ -184,16 +198,17 @@ int renc_record_reseal(struct renc_aead *from, struct renc_aead *to,
                        const uint8_t old_prefix[7], const uint8_t new_prefix[7],
                        uint32_t index, int last)
 {
-    RENC_RETURN_IF(rec_len < RENC_RECORD_OVERHEAD, -RENC_E_TRUNCATED);
-    uint32_t word = renc_load_be32(rec);
-    size_t payload_len = rec_len - RENC_RECORD_OVERHEAD;
-    RENC_RETURN_IF((word & RENC_RECORD_LEN_MASK) != payload_len, -RENC_E_BAD_RECORD);
+    uint32_t word;
+    size_t payload_len;
+    int rc = renc_record_split(rec, rec_len, &word, &payload_len);
+    if (rc)
+        return rc;
 
     uint8_t nonce[RENC_AEAD_NONCE_LEN];
     uint8_t *payload = rec + RENC_RECORD_WORD_LEN;
     renc_record_nonce(nonce, old_prefix, index, last);
-    int rc = renc_aead_open(from, payload, payload, payload_len, payload + payload_len,
-                            nonce, rec, RENC_RECORD_WORD_LEN);
+    rc = renc_aead_open(from, payload, payload, payload_len, payload + payload_len, nonce, rec,
+                        RENC_RECORD_WORD_LEN);
     if (rc)
         return rc;
     renc_record_nonce(nonce, new_prefix, index, last);

@@ -274,8 +274,7 @@ static int renc_env_show(struct renc_env_args *a, struct renc_catalog *cat,
     }
     int status = RENC_EXIT_OK;
     if (v->census_rc) { /* shown, but not an answer: a script must see it */
-        renc_err("env show", "environment %s: its data%s%s cannot be read: %s", id,
-                 env.data_root[0] ? " in " : "", env.data_root, renc_strerror(v->census_rc));
+        renc_envctl_say_unread("env show", &env, "cannot be read", v->census_rc);
         status = RENC_EXIT_FAILED;
     }
     renc_census_cleanup(&v->census);
@@ -308,9 +307,7 @@ static int renc_env_list(struct renc_env_args *a, struct renc_catalog *cat,
         renc_env_view_take(v, &envs[i], ks, &a->g);
         if (v->census_rc) {
             /* Listed all the same, its counts as "?", and said why. */
-            renc_err("env list", "environment %s: its data%s%s cannot be read: %s", envs[i].id,
-                     envs[i].data_root[0] ? " in " : "", envs[i].data_root,
-                     renc_strerror(v->census_rc));
+            renc_envctl_say_unread("env list", &envs[i], "cannot be read", v->census_rc);
             unread = 1;
         }
         if (a->json) {

@@ -57,9 +57,7 @@ static int renc_keys_needs_take(struct renc_global *g, struct renc_keys_needs *n
         /* No answer rather than one that may call a needed version unused:
          * say which environment's data could not be counted. */
         if (rc)
-            renc_err("keys", "environment %s: its data%s%s could not be counted: %s",
-                     n->envs[i].id, n->envs[i].data_root[0] ? " in " : "",
-                     n->envs[i].data_root, renc_strerror(rc));
+            renc_envctl_say_unread("keys", &n->envs[i], "could not be counted", rc);
     }
     return rc;
 }

@@ -475,6 +475,12 @@ static int renc_bulk_check_args(struct renc_bulk_run *r, const char *usage)
             return RENC_EXIT_USAGE;
         }
     }
+    /* --direct: a worker coordinates one big blob at a time and mostly
+     * waits on the device; twice the cores keep twice the blobs in flight,
+     * so one blob's durability barriers (device flushes) overlap the other
+     * blobs' reads and writes (docs/PERFORMANCE.md: +20% here). */
+    if (a->direct && !a->threads_given && a->threads <= 512)
+        a->threads *= 2;
     /* A worker waiting on a remote key (a key vault) holds no CPU: toward
      * one, more workers than cores keep its requests in flight (up to the
      * provider's bound) while the rest of the pipeline goes on. */
@@ -488,12 +494,6 @@ static int renc_bulk_check_args(struct renc_bulk_run *r, const char *usage)
         remote |= renc_store_is_url(a->sources[i]);
     if (remote && !a->threads_given && a->threads < 16)
         a->threads = 16;
-    /* --direct: a worker coordinates one big blob at a time and mostly
-     * waits on the device; twice the cores keep twice the blobs in flight,
-     * so one blob's durability barriers (device flushes) overlap the other
-     * blobs' reads and writes (docs/PERFORMANCE.md: +20% here). */
-    if (a->direct && !a->threads_given && a->threads <= 512)
-        a->threads *= 2;
     if (renc_store_creds_from(&a->g, &r->creds))
         return RENC_EXIT_USAGE;
     a->out_dir = a->out ? r->out_real : NULL;

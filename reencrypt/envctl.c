@@ -39,6 +39,13 @@ int renc_envctl_mmk(struct renc_catalog *cat, struct renc_keyring *kr, char *ref
     return rc;
 }
 
+void renc_envctl_say_unread(const char *cmd, const struct renc_env *env, const char *what,
+                            int rc)
+{
+    renc_err(cmd, "environment %s: its data%s%s %s: %s", env->id, env->data_root[0] ? " in " : "",
+             env->data_root, what, renc_strerror(rc));
+}
+
 void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max)
 {
     const struct renc_provider_ops *p = renc_provider_for_text(env->key_ref);

@@ -37,6 +37,12 @@ struct renc_census;
 int renc_envctl_census(const struct renc_global *g, const struct renc_env *env,
                        const char *policy_ref, const char *current, struct renc_census *c);
 
+/* renc_envctl_say_unread: says on stderr, for cmd, that env's data (and
+ * where it is, when in blob storage) `what` ("cannot be read", ...), and
+ * why (rc, from renc_envctl_census). */
+void renc_envctl_say_unread(const char *cmd, const struct renc_env *env, const char *what,
+                            int rc);
+
 /* renc_envctl_lock_why: the sentence saying why env is locked. */
 void renc_envctl_lock_why(const struct renc_env *env, char *why, size_t max);
 
